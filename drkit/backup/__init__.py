@@ -1,0 +1,1 @@
+"""The backup engine: one code path for the CronJobs, ``invoke backup.*`` and the drill."""

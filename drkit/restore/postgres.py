@@ -1,0 +1,104 @@
+"""Restore a PostgreSQL backup with ``pg_restore`` fed from the vault as a stream."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from drkit.backup.manifest import Manifest
+from drkit.backup.postgres import PostgresSource, postgres_binary
+from drkit.restore.stream import raw_chunks
+from drkit.storage.objectstore import ObjectStore
+
+
+class TargetNotEmpty(RuntimeError):
+    """The target database has tables; restoring over them needs ``--force``."""
+
+
+@dataclass(frozen=True)
+class PostgresRestoreResult:
+    database: str
+    tables: list[str]
+    counts: dict[str, int]
+
+
+def user_tables(connection: psycopg.Connection[tuple[object, ...]]) -> list[str]:
+    rows = connection.execute(
+        "SELECT n.nspname || '.' || c.relname FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p')"
+        " AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+        " AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1"
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def count_rows(target: PostgresSource, tables: list[str]) -> dict[str, int]:
+    counts = {}
+    with psycopg.connect(target.conninfo()) as connection:
+        for name in tables:
+            schema, _, table = name.partition(".")
+            query = sql.SQL("SELECT count(*) FROM {}.{}").format(
+                sql.Identifier(schema), sql.Identifier(table)
+            )
+            row = connection.execute(query).fetchone()
+            counts[name] = int(row[0]) if row else 0
+    return counts
+
+
+def ensure_empty(target: PostgresSource, force: bool) -> None:
+    with psycopg.connect(target.conninfo()) as connection:
+        existing = user_tables(connection)
+    if existing and not force:
+        shown = ", ".join(existing[:5]) + (" ..." if len(existing) > 5 else "")
+        raise TargetNotEmpty(
+            f"target database {target.database!r} on {target.host}:{target.port} is not empty "
+            f"({len(existing)} tables: {shown}); pass --force to restore over it"
+        )
+
+
+def restore_postgres(
+    manifest: Manifest,
+    store: ObjectStore,
+    target: PostgresSource,
+    tables: list[str] | None = None,
+    force: bool = False,
+) -> PostgresRestoreResult:
+    """Stream the dump into ``pg_restore``; ``tables`` restores only those (schema.table)."""
+    ensure_empty(target, force)
+    dump = next(item for item in manifest.objects if item.name == "database.dump")
+    command = [postgres_binary("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error"]
+    command += ["--dbname", target.database, "--single-transaction"]
+    if force:
+        command += ["--clean", "--if-exists"]
+    for name in tables or []:
+        schema, _, table = name.rpartition(".")
+        command += (["--schema", schema] if schema else []) + ["--table", table]
+    process = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=target.environment()
+    )
+    assert process.stdin is not None and process.stderr is not None
+    errors: list[bytes] = []
+    drain = threading.Thread(target=lambda: errors.append(process.stderr.read()))  # type: ignore[union-attr]
+    drain.start()
+    try:
+        for chunk in raw_chunks(store, dump):
+            process.stdin.write(chunk)
+        process.stdin.close()
+    except BaseException:
+        process.kill()
+        process.wait()
+        drain.join()
+        raise
+    returncode = process.wait()
+    drain.join()
+    if returncode != 0:
+        message = b"".join(errors).decode(errors="replace").strip()
+        raise RuntimeError(f"pg_restore into {target.database!r} exited {returncode}: {message}")
+    restored = [
+        t for t in manifest.counts if not tables or t in tables or t.split(".")[1] in tables
+    ]
+    return PostgresRestoreResult(target.database, restored, count_rows(target, restored))

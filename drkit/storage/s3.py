@@ -1,0 +1,179 @@
+"""The S3 vault: multipart uploads fed from a stream, one part in flight while the next fills."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from drkit.storage.objectstore import (
+    DEFAULT_PART_SIZE,
+    Encryption,
+    ObjectInfo,
+    ObjectStoreError,
+)
+
+
+def _put_arguments(encryption: Encryption | None) -> dict[str, Any]:
+    if encryption is None:
+        return {}
+    arguments: dict[str, Any] = {}
+    if encryption.kms_key_id:
+        arguments |= {
+            "ServerSideEncryption": "aws:kms",
+            "SSEKMSKeyId": encryption.kms_key_id,
+            "BucketKeyEnabled": True,
+        }
+    if encryption.lock_mode and encryption.lock_until:
+        arguments |= {
+            "ObjectLockMode": encryption.lock_mode.upper(),
+            "ObjectLockRetainUntilDate": encryption.lock_until,
+        }
+    return arguments
+
+
+class S3MultipartWriter:
+    """Writes one object as a multipart upload, a part at a time.
+
+    Memory is one part. A small object (under one part) is sent with a single PutObject on commit.
+    Concurrency with other destinations comes from ``ThreadedWriter``, not from here.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        key: str,
+        encryption: Encryption | None = None,
+        part_size: int = DEFAULT_PART_SIZE,
+    ) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._key = key
+        self._extra = _put_arguments(encryption)
+        self._part_size = part_size
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+        self._closed = False
+
+    def write(self, chunk: bytes) -> None:
+        self._buffer += chunk
+        while len(self._buffer) >= self._part_size:
+            part = bytes(self._buffer[: self._part_size])
+            del self._buffer[: self._part_size]
+            self._send_part(part)
+
+    def commit(self) -> None:
+        if self._closed:
+            raise ObjectStoreError(f"s3://{self._bucket}/{self._key}: writer already closed")
+        try:
+            if self._upload_id is None:
+                self._call("put_object", Body=bytes(self._buffer), **self._extra)
+            else:
+                if self._buffer:
+                    self._send_part(bytes(self._buffer))
+                self._call(
+                    "complete_multipart_upload",
+                    UploadId=self._upload_id,
+                    MultipartUpload={"Parts": self._parts},
+                )
+        except BaseException:
+            self.abort()
+            raise
+        self._buffer.clear()
+        self._closed = True
+
+    def abort(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._buffer.clear()
+        if self._upload_id is not None:
+            # On failure here, the bucket's lifecycle rule aborts the upload after a day.
+            with contextlib.suppress(BotoCoreError, ClientError):
+                self._client.abort_multipart_upload(
+                    Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
+                )
+
+    def _send_part(self, part: bytes) -> None:
+        if self._upload_id is None:
+            response = self._call("create_multipart_upload", **self._extra)
+            self._upload_id = str(response["UploadId"])
+        number = len(self._parts) + 1
+        response = self._call("upload_part", UploadId=self._upload_id, PartNumber=number, Body=part)
+        self._parts.append({"PartNumber": number, "ETag": response["ETag"]})
+
+    def _call(self, operation: str, **arguments: Any) -> Any:
+        try:
+            return getattr(self._client, operation)(Bucket=self._bucket, Key=self._key, **arguments)
+        except (BotoCoreError, ClientError) as error:
+            raise ObjectStoreError(
+                f"s3://{self._bucket}/{self._key}: {operation} failed: {error}"
+            ) from error
+
+
+class S3Store:
+    """A bucket of the vault, through a boto3 S3 client."""
+
+    def __init__(self, client: Any, bucket: str, part_size: int = DEFAULT_PART_SIZE) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.name = f"s3://{bucket}"
+        self.part_size = part_size
+
+    def writer(self, key: str, encryption: Encryption | None = None) -> S3MultipartWriter:
+        return S3MultipartWriter(self.client, self.bucket, key, encryption, self.part_size)
+
+    def put_bytes(self, key: str, data: bytes, encryption: Encryption | None = None) -> None:
+        writer = self.writer(key, encryption)
+        writer.write(data)
+        writer.commit()
+
+    def get_bytes(self, key: str) -> bytes:
+        return b"".join(self.open_stream(key))
+
+    def open_stream(self, key: str, chunk_size: int = DEFAULT_PART_SIZE) -> Iterator[bytes]:
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        except (BotoCoreError, ClientError) as error:
+            raise ObjectStoreError(f"{self.name}/{key}: cannot read: {error}") from error
+        try:
+            yield from body.iter_chunks(chunk_size)
+        finally:
+            body.close()
+
+    def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield ObjectInfo(item["Key"], int(item["Size"]), item.get("LastModified"))
+        except (BotoCoreError, ClientError) as error:
+            raise ObjectStoreError(f"{self.name}/{prefix}: cannot list: {error}") from error
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise ObjectStoreError(f"{self.name}/{key}: cannot check: {error}") from error
+        return True
+
+    def pending_uploads(self, prefix: str) -> list[str]:
+        response = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=prefix)
+        return [str(upload["Key"]) for upload in response.get("Uploads", [])]
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete what is under ``prefix`` (under Object Lock this adds delete markers only)."""
+        keys = [item.key for item in self.list_objects(prefix)]
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            try:
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch})
+            except (BotoCoreError, ClientError) as error:
+                raise ObjectStoreError(f"{self.name}/{prefix}: cannot delete: {error}") from error
+        return len(keys)

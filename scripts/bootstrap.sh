@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a fresh Debian machine, idempotently:
+# Debian's PostgreSQL and Redis servers, uv and the locked Python environment (.venv),
+# and the Apache Kafka broker's jars from Maven Central (cached under ~/.cache/drkit).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+need_debs=()
+for pkg in postgresql redis-server zstd; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_debs+=("$pkg")
+done
+command -v java >/dev/null || need_debs+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || need_debs+=(maven)
+if [ ${#need_debs[@]} -gt 0 ]; then
+  step "Debian packages: ${need_debs[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends \
+    "${need_debs[@]}" >/dev/null
+fi
+
+if ! command -v uv >/dev/null; then
+  step "uv"
+  python3 -m pip install --quiet --disable-pip-version-check uv==0.13.8
+fi
+
+step "Python environment (.venv, from uv.lock)"
+uv sync --frozen --all-extras --quiet
+
+step "Kafka broker jars (Maven Central, cached)"
+.venv/bin/python -m drkit.local.kafka fetch
+
+if [ -x scripts/install-actionlint.sh ]; then
+  step "actionlint (Go module proxy, cached)"
+  scripts/install-actionlint.sh
+fi
+echo "bootstrap: ready"

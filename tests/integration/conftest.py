@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import Iterator
 
 import pytest
 
+from drkit.backup.engine import Destinations
 from drkit.local.gcs import LocalGcs
 from drkit.local.postgres import LocalPostgres
 from drkit.local.redis import LocalRedis
 from drkit.local.s3 import LocalAws
+from drkit.storage.gcs import GcsStore
+from drkit.storage.objectstore import Encryption
+from drkit.storage.s3 import S3Store
 
 # Kafka's fixture is written separately; until it exists, the other servers still work.
 with contextlib.suppress(ImportError):
@@ -39,3 +44,22 @@ def aws_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]
 def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGcs]:
     with LocalGcs(tmp_path_factory.mktemp("gcs")) as server:
         yield server
+
+
+@pytest.fixture
+def destinations(aws_emulator: LocalAws, gcs_emulator: LocalGcs) -> Iterator[Destinations]:
+    """A fresh vault bucket (SSE-KMS with an emulated key) and a fresh mirror bucket per test.
+
+    Parts are small (5 MiB to S3, 1 MiB to GCS) so modest test data takes the multipart paths.
+    """
+    name = f"vault-{secrets.token_hex(4)}"
+    s3 = aws_emulator.s3()
+    s3.create_bucket(Bucket=name)
+    key = aws_emulator.client("kms").create_key(Description="vault key")["KeyMetadata"]["Arn"]
+    gcs = gcs_emulator.client()
+    gcs.create_bucket(name)
+    yield Destinations(
+        vault=S3Store(s3, name, part_size=5 * 1024 * 1024),
+        mirror=GcsStore(gcs, name, part_size=1024 * 1024),
+        encryption=Encryption(kms_key_id=key),
+    )

@@ -4,10 +4,8 @@ restored byte-for-byte into a fresh database; failures leave nothing that looks 
 from __future__ import annotations
 
 import json
-import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -15,14 +13,10 @@ import pytest
 from drkit.backup.engine import BackupFailed, Destinations, run_backup
 from drkit.backup.manifest import MANIFEST_NAME, Manifest
 from drkit.backup.postgres import PostgresHandler, PostgresSource
-from drkit.local.gcs import LocalGcs
 from drkit.local.postgres import LocalPostgres
 from drkit.local.s3 import LocalAws
 from drkit.restore.postgres import TargetNotEmpty, restore_postgres
 from drkit.restore.stream import IntegrityError
-from drkit.storage.gcs import GcsStore
-from drkit.storage.objectstore import Encryption
-from drkit.storage.s3 import S3Store
 
 pytestmark = pytest.mark.integration
 
@@ -62,21 +56,6 @@ def table_digest(server: LocalPostgres, database: str, table: str) -> str:
         ).fetchone()
     assert row is not None
     return str(row[0])
-
-
-@pytest.fixture
-def destinations(aws_emulator: LocalAws, gcs_emulator: LocalGcs) -> Iterator[Destinations]:
-    name = f"vault-{secrets.token_hex(4)}"
-    s3 = aws_emulator.s3()
-    s3.create_bucket(Bucket=name)
-    key = aws_emulator.client("kms").create_key(Description="vault key")["KeyMetadata"]["Arn"]
-    gcs = gcs_emulator.client()
-    gcs.create_bucket(name)
-    yield Destinations(
-        vault=S3Store(s3, name, part_size=5 * 1024 * 1024),
-        mirror=GcsStore(gcs, name, part_size=1024 * 1024),
-        encryption=Encryption(kms_key_id=key),
-    )
 
 
 def test_round_trip_restores_every_row(

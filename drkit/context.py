@@ -1,0 +1,160 @@
+"""What every operation starts from: the stack's config, its outputs, credentials and clients.
+
+Ops never reads the Pulumi program: config comes from ``Pulumi.<stack>.yaml``, outputs from
+Pulumi or a JSON file, and credentials from the environment (in Kubernetes, from Secrets) or, for
+the local embedded default, from a file the local environment writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage  # type: ignore[import-untyped]
+
+from drkit.backup.engine import Destinations
+from drkit.storage.gcs import GcsStore
+from drkit.storage.objectstore import Encryption
+from drkit.storage.s3 import S3Store
+from stackmodels import StackConfig, StackOutputs
+
+LOCAL_STACK = "local"
+LOCAL_STATE = Path(".drkit/local")
+"""Where the local environment writes its outputs and credentials (relative to the project)."""
+
+
+class UnknownStore(ValueError):
+    """A store name that the stack config does not define."""
+
+
+@dataclass(frozen=True)
+class StoreCredentials:
+    user: str
+    password: str
+
+
+def env_prefix(store: str) -> str:
+    """``trading-db`` -> ``DRKIT_TRADING_DB``: the variables a CronJob gets from its Secret."""
+    return "DRKIT_" + store.upper().replace("-", "_")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Per-store credentials. Never written to a manifest, a log or a report."""
+
+    stores: dict[str, StoreCredentials] = field(default_factory=dict)
+
+    def for_store(self, store: str) -> StoreCredentials:
+        if store in self.stores:
+            return self.stores[store]
+        prefix = env_prefix(store)
+        user, password = os.environ.get(f"{prefix}_USER"), os.environ.get(f"{prefix}_PASSWORD")
+        if user is None or password is None:
+            raise KeyError(
+                f"no credentials for store {store!r}: set {prefix}_USER and {prefix}_PASSWORD "
+                "(the backup CronJobs take them from the store's Secret)"
+            )
+        return StoreCredentials(user, password)
+
+    @classmethod
+    def from_file(cls, path: Path) -> Credentials:
+        values = json.loads(path.read_text())
+        return cls({name: StoreCredentials(**item) for name, item in values.items()})
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        body = {name: {"user": c.user, "password": c.password} for name, c in self.stores.items()}
+        path.write_text(json.dumps(body, indent=2))
+
+
+@dataclass(frozen=True)
+class OpsContext:
+    """One stack, ready to operate on."""
+
+    stack: str
+    config: StackConfig
+    outputs: StackOutputs
+    credentials: Credentials = Credentials()
+
+    @classmethod
+    def load(
+        cls,
+        stack: str,
+        outputs_file: Path | None = None,
+        project_dir: Path | None = None,
+    ) -> OpsContext:
+        """``local`` reads prod's objectives and the outputs the local environment wrote."""
+        root = project_dir or Path.cwd()
+        if stack == LOCAL_STACK:
+            state = root / LOCAL_STATE
+            config = StackConfig.for_stack("prod", root)
+            outputs = StackOutputs.from_file(outputs_file or state / "outputs.json", stack)
+            credentials_path = state / "credentials.json"
+            credentials = (
+                Credentials.from_file(credentials_path)
+                if credentials_path.exists()
+                else Credentials()
+            )
+            return cls(stack, config, outputs, credentials)
+        config = StackConfig.for_stack(stack, root)
+        outputs = (
+            StackOutputs.from_file(outputs_file, stack)
+            if outputs_file is not None
+            else StackOutputs.from_pulumi(stack, root)
+        )
+        return cls(stack, config, outputs)
+
+    def store_config(self, store: str) -> Any:
+        try:
+            return self.config.stores[store]
+        except KeyError:
+            raise UnknownStore(
+                f"unknown store {store!r}; this stack has: {', '.join(sorted(self.config.stores))}"
+            ) from None
+
+    def aws(self, service: str, region: str | None = None) -> Any:
+        """A boto3 client; against the emulator when the outputs name one."""
+        emulated = self.outputs.aws_endpoint_url is not None
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            region_name=region or self.outputs.region,
+            endpoint_url=self.outputs.aws_endpoint_url,
+            # The emulator takes any keys; fixed ones keep real credentials away from it.
+            aws_access_key_id="testing" if emulated else None,
+            aws_secret_access_key="testing" if emulated else None,
+        )
+
+    def vault(self) -> S3Store:
+        return S3Store(self.aws("s3"), self.outputs.backup_vault.name)
+
+    def mirror(self) -> GcsStore | None:
+        if not self.outputs.gcs_mirror_bucket:
+            return None
+        options = (
+            ClientOptions(api_endpoint=self.outputs.gcs_endpoint_url)
+            if self.outputs.gcs_endpoint_url
+            else None
+        )
+        credentials = (
+            AnonymousCredentials()  # type: ignore[no-untyped-call]
+            if self.outputs.gcs_endpoint_url
+            else None
+        )
+        client = storage.Client(
+            project=self.config.gcp.project, credentials=credentials, client_options=options
+        )
+        return GcsStore(client, self.outputs.gcs_mirror_bucket)
+
+    def destinations(self) -> Destinations:
+        return Destinations(
+            vault=self.vault(),
+            mirror=self.mirror(),
+            encryption=Encryption(kms_key_id=self.outputs.vault_key_arn),
+        )

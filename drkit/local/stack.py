@@ -1,0 +1,75 @@
+"""The local embedded default as a stack: provision its 'cloud' on the emulators and write the
+same stack outputs a real stack exports, so every operation runs unchanged against it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from drkit.context import Credentials, StoreCredentials
+from drkit.local.environment import LocalEnvironment
+from stackmodels import StackConfig, StackOutputs
+from stackmodels.config import StoreKind
+from stackmodels.outputs import Bucket, StoreEndpoint
+
+LOCAL_ACCOUNT_BUCKET_SUFFIX = "local"
+
+
+def _bucket(name: str, region: str) -> Bucket:
+    return Bucket(name=name, arn=f"arn:aws:s3:::{name}", region=region)
+
+
+def provision(env: LocalEnvironment, config: StackConfig) -> tuple[StackOutputs, Credentials]:
+    """Create the vault, mirror, audit bucket and key on the emulators; describe the servers."""
+    region = config.region
+    vault = f"{config.platform}-backup-vault-{region}-{LOCAL_ACCOUNT_BUCKET_SUFFIX}"
+    audit = f"{config.platform}-audit-{region}-{LOCAL_ACCOUNT_BUCKET_SUFFIX}"
+    mirror = f"{config.platform}-backup-mirror-{LOCAL_ACCOUNT_BUCKET_SUFFIX}"
+    s3 = env.aws.s3(region)
+    for bucket in (vault, audit):
+        s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    kms: Any = env.aws.client("kms", region)
+    key_arn = kms.create_key(
+        Description=f"{config.platform} backup vault key (local)", MultiRegion=True
+    )["KeyMetadata"]["Arn"]
+    env.gcs.client().create_bucket(mirror)
+
+    stores: dict[str, StoreEndpoint] = {}
+    credentials: dict[str, StoreCredentials] = {}
+    for name, store in config.stores.items():
+        if store.kind is StoreKind.POSTGRES:
+            database = store.database or name.replace("-", "_")
+            env.postgres.create_database(database)
+            stores[name] = StoreEndpoint(
+                kind="postgres", host=env.postgres.host, port=env.postgres.port, database=database
+            )
+            credentials[name] = StoreCredentials(env.postgres.user, env.postgres.password)
+        elif store.kind is StoreKind.REDIS:
+            stores[name] = StoreEndpoint(kind="redis", host=env.redis.host, port=env.redis.port)
+            credentials[name] = StoreCredentials("default", env.redis.password)
+        elif store.kind is StoreKind.KAFKA and env.kafka is not None:
+            host, _, port = env.kafka.bootstrap.rpartition(":")
+            stores[name] = StoreEndpoint(kind="kafka", host=host, port=int(port))
+    outputs = StackOutputs(
+        stack="local",
+        role=config.role,
+        region=region,
+        platform=config.platform,
+        backup_vault=_bucket(vault, region),
+        vault_key_arn=key_arn,
+        audit_bucket=_bucket(audit, region),
+        gcs_mirror_bucket=mirror,
+        k8s_namespace=config.kubernetes.namespace,
+        k8s_backup_namespace=config.kubernetes.backup_namespace,
+        stores=stores,
+        aws_endpoint_url=env.aws.endpoint_url,
+        gcs_endpoint_url=env.gcs.endpoint_url,
+    )
+    return outputs, Credentials(credentials)
+
+
+def write_state(state_dir: Path, outputs: StackOutputs, credentials: Credentials) -> None:
+    """``outputs.json`` and ``credentials.json`` (mode 600), which ``--stack local`` reads."""
+    outputs.write(state_dir / "outputs.json")
+    credentials.write(state_dir / "credentials.json")

@@ -1,0 +1,95 @@
+"""invoke tasks: parse arguments, call the ops package (drkit), print, set the exit code.
+
+invoke --list                       every task
+invoke local.roundtrip              the main job on the local embedded default (no cloud)
+invoke config.check --stack prod    validate Pulumi.<stack>.yaml against the config model
+invoke backup.store trading-db --stack prod [--dry-run]
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+
+ROOT = Path(__file__).resolve().parent
+# google-api-core announces the end of Python 3.11 support (2027) on every import; not actionable.
+warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_core")
+
+
+def fail(message: str, code: int = 2) -> Exit:
+    return Exit(f"error: {message}", code=code)
+
+
+@task(
+    help={
+        "size_mb": "approximate size of the trading database to seed (default 30)",
+        "keep_dir": "keep the servers' working directory instead of a temporary one",
+    }
+)
+def roundtrip(c: Context, size_mb: float = 30.0, keep_dir: str = "") -> None:
+    """Back up the local PostgreSQL to the S3 vault and GCS mirror, break it, restore, verify."""
+    from drkit.roundtrip import run_round_trip
+
+    workdir = Path(keep_dir) if keep_dir else Path(tempfile.mkdtemp(prefix="drkit-local-"))
+    report = run_round_trip(workdir, ROOT, size_mb, ROOT / "reports")
+    print(f"reports: {ROOT / 'reports' / 'roundtrip.md'} and roundtrip.json")
+    if not report.ok:
+        raise Exit("round trip FAILED: a restore did not match the source", code=1)
+
+
+@task(help={"stack": "prod, dr (reads Pulumi.<stack>.yaml)"})
+def check(c: Context, stack: str = "prod") -> None:
+    """Validate a stack's config: one line per problem, naming key, value and what is allowed."""
+    from stackmodels import ConfigError, StackConfig
+
+    try:
+        config = StackConfig.for_stack(stack, ROOT)
+    except ConfigError as error:
+        raise fail(str(error), code=1) from None
+    print(
+        f"Pulumi.{stack}.yaml: valid ({config.role.value} in {config.region}, "
+        f"{len(config.data_classes)} data classes, {len(config.stores)} stores)"
+    )
+    for name, store in config.stores.items():
+        data_class = config.data_classes[store.data_class]
+        print(
+            f"  {name:14} {store.kind.value:10} {store.schedule:14} -> {store.data_class} "
+            f"(RPO {data_class.rpo}, RTO {data_class.rto})"
+        )
+
+
+@task(
+    positional=["store"],
+    help={
+        "store": "a store of the stack config, e.g. trading-db",
+        "stack": "prod, dr, or local (the local embedded default)",
+        "outputs": "read stack outputs from this JSON file instead of `pulumi stack output`",
+        "dry_run": "print what would be backed up, and where, without doing it",
+    },
+)
+def store(
+    c: Context, store: str, stack: str = "local", outputs: str = "", dry_run: bool = False
+) -> None:
+    """Take one backup of a store now, with the same engine the CronJobs run."""
+    from drkit.backups import BackupRequest, take_backup
+
+    try:
+        request = BackupRequest(stack=stack, store=store, outputs=outputs or None, dry_run=dry_run)
+        code = take_backup(request, ROOT, sys.stdout)
+    except ValueError as error:
+        raise fail(str(error)) from None
+    if code:
+        raise Exit(code=code)
+
+
+namespace = Collection()
+namespace.add_collection(Collection("local", roundtrip))
+namespace.add_collection(Collection("config", check))
+namespace.add_collection(Collection("backup", store))

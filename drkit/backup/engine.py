@@ -27,6 +27,7 @@ log = logging.getLogger("drkit.backup")
 
 ZSTD_LEVEL = 3
 """Level 3 with two worker threads compresses faster than pg_dump produces on this hardware."""
+COMPRESSED_CHUNK = 1024 * 1024
 
 
 class BackupFailed(RuntimeError):
@@ -77,6 +78,15 @@ class BackupSession:
         self.objects: list[StoredObject] = []
         self._open: list[TeeWriter] = []
 
+    @property
+    def prefix(self) -> str:
+        """This backup's folder; a service that writes into the vault itself is pointed here."""
+        return self._prefix
+
+    @property
+    def vault(self) -> ObjectStore:
+        return self._destinations.vault
+
     def write_stream(
         self, name: str, chunks: Iterable[bytes], content: str, compress: bool = True
     ) -> StoredObject:
@@ -89,19 +99,28 @@ class BackupSession:
             }
         )
         self._open.append(tee)
-        compressor = (
-            zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=self._zstd_threads).compressobj()
+        # The chunker hands back compressed output as it is produced (1 MiB pieces). Unlike
+        # compressobj() with worker threads, it never lets output pile up behind the input.
+        chunker = (
+            zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=self._zstd_threads).chunker(
+                chunk_size=COMPRESSED_CHUNK
+            )
             if compress
             else None
         )
         raw_size = 0
         for chunk in chunks:
             raw_size += len(chunk)
-            tee.write(compressor.compress(chunk) if compressor else chunk)
+            if chunker is None:
+                tee.write(chunk)
+            else:
+                for piece in chunker.compress(chunk):
+                    tee.write(piece)
             if self._progress is not None:
                 self._progress(name, raw_size)
-        if compressor is not None:
-            tee.write(compressor.flush())
+        if chunker is not None:
+            for piece in chunker.finish():  # type: ignore[no-untyped-call]
+                tee.write(piece)
         tee.commit()
         self._open.remove(tee)
         stored = StoredObject(
@@ -111,6 +130,50 @@ class BackupSession:
             sha256=tee.sha256,
             raw_size=raw_size,
             compression="zstd" if compress else "none",
+            content=content,
+        )
+        self.objects.append(stored)
+        return stored
+
+    def register_external(
+        self,
+        name: str,
+        key: str,
+        content: str,
+        on_chunk: Callable[[bytes], None] | None = None,
+    ) -> StoredObject:
+        """Adopt an object that a service wrote into the vault (an ElastiCache export to S3).
+
+        It is read back once: that read gives its size and SHA-256 for the manifest, copies it
+        to the other destinations (the mirror) byte for byte, and feeds ``on_chunk`` (to count
+        what is inside). Stored as is, so ``compression`` is ``none``.
+        """
+        if not key.startswith(self._prefix):
+            raise ValueError(f"{key!r} is outside this backup's prefix {self._prefix!r}")
+        vault = self._destinations.vault
+        tee = TeeWriter(
+            {
+                store.name: store.writer(key, self._destinations.encryption)
+                for store in self._destinations.stores
+                if store is not vault
+            }
+        )
+        self._open.append(tee)
+        for chunk in vault.open_stream(key):
+            tee.write(chunk)
+            if on_chunk is not None:
+                on_chunk(chunk)
+            if self._progress is not None:
+                self._progress(name, tee.size)
+        tee.commit()
+        self._open.remove(tee)
+        stored = StoredObject(
+            name=name,
+            key=key,
+            size=tee.size,
+            sha256=tee.sha256,
+            raw_size=tee.size,
+            compression="none",
             content=content,
         )
         self.objects.append(stored)
@@ -144,6 +207,7 @@ def run_backup(
     prefix = backup_prefix(data_class, store, backup_id)
     session = BackupSession(destinations, prefix, progress)
     clock = time.monotonic()
+    _abort_uploads_of_dead_runs(destinations, f"{data_class}/{store}/")
     log.info("backup started", extra={"store": store, "backup_id": backup_id, "prefix": prefix})
     try:
         capture = handler.backup(session)
@@ -182,6 +246,23 @@ def run_backup(
         },
     )
     return manifest
+
+
+def _abort_uploads_of_dead_runs(destinations: Destinations, prefix: str) -> None:
+    """A killed run cannot abort its multipart upload; the next run of the store does.
+
+    Runs of one store never overlap (the CronJobs forbid concurrency), so an upload pending under
+    the store's prefix when a run starts belongs to a run that died.
+    """
+    for target in destinations.stores:
+        aborted = target.abort_pending_uploads(prefix)
+        if aborted:
+            log.warning(
+                "aborted %d upload(s) left by a killed run under %s/%s",
+                aborted,
+                target.name,
+                prefix,
+            )
 
 
 def _remove_partial(destinations: Destinations, prefix: str) -> None:

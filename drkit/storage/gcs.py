@@ -106,6 +106,9 @@ class GcsStore:
     def pending_uploads(self, prefix: str) -> list[str]:
         return []  # unfinished resumable sessions are invisible by design
 
+    def abort_pending_uploads(self, prefix: str) -> int:
+        return 0  # an unfinished resumable session never becomes an object; GCS expires it
+
     def delete_prefix(self, prefix: str) -> int:
         count = 0
         try:

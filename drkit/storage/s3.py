@@ -164,8 +164,28 @@ class S3Store:
         return True
 
     def pending_uploads(self, prefix: str) -> list[str]:
-        response = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=prefix)
-        return [str(upload["Key"]) for upload in response.get("Uploads", [])]
+        return [str(upload["Key"]) for upload in self._uploads(prefix)]
+
+    def abort_pending_uploads(self, prefix: str) -> int:
+        """Abort multipart uploads a killed run left under ``prefix``; returns how many."""
+        uploads = self._uploads(prefix)
+        for upload in uploads:
+            with contextlib.suppress(ClientError):  # already completed or aborted meanwhile
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
+        return len(uploads)
+
+    def _uploads(self, prefix: str) -> list[dict[str, Any]]:
+        try:
+            paginator = self.client.get_paginator("list_multipart_uploads")
+            return [
+                upload
+                for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix)
+                for upload in page.get("Uploads", [])
+            ]
+        except (BotoCoreError, ClientError) as error:
+            raise ObjectStoreError(f"{self.name}/{prefix}: cannot list uploads: {error}") from error
 
     def delete_prefix(self, prefix: str) -> int:
         """Delete what is under ``prefix`` (under Object Lock this adds delete markers only)."""

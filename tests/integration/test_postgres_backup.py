@@ -166,7 +166,13 @@ def test_killed_backup_process_leaves_no_manifest(
     postgres_server: LocalPostgres, destinations: Destinations, aws_emulator: LocalAws
 ) -> None:
     """SIGKILL mid-upload: no manifest, so nothing that looks like a backup."""
-    seed(postgres_server, "killed", orders=200_000)
+    seed(postgres_server, "killed", orders=1000)
+    with postgres_server.connect("killed") as connection:  # poorly compressible: real parts
+        connection.execute(
+            "CREATE TABLE blobs AS SELECT g AS id, md5(random()::text) || md5(random()::text)"
+            " || md5(random()::text) || md5(random()::text) AS body"
+            " FROM generate_series(1, 250000) g"
+        )
     script = f"""
 import os, signal
 from drkit.backup.engine import Destinations, run_backup
@@ -178,7 +184,7 @@ s3 = boto3.client('s3', endpoint_url={aws_emulator.endpoint_url!r}, region_name=
 source = PostgresSource({postgres_server.host!r}, {postgres_server.port}, 'killed',
                         {postgres_server.user!r}, {postgres_server.password!r})
 def die(name, raw):
-    if raw > 6 * 1024 * 1024:
+    if raw > 24 * 1024 * 1024:
         os.kill(os.getpid(), signal.SIGKILL)
 run_backup('trading-db', 'user-data', PostgresHandler(source),
            Destinations(vault=S3Store(s3, {destinations.vault.bucket!r}, 5 * 1024 * 1024)), die)
@@ -189,3 +195,15 @@ run_backup('trading-db', 'user-data', PostgresHandler(source),
     assert result.returncode == -9, result.stderr
     keys = [item.key for item in destinations.vault.list_objects("user-data/trading-db/")]
     assert not any(key.endswith(MANIFEST_NAME) for key in keys)
+    assert destinations.vault.pending_uploads("user-data/trading-db/")  # the dead run's upload
+
+    source = PostgresSource(
+        postgres_server.host,
+        postgres_server.port,
+        "killed",
+        postgres_server.user,
+        postgres_server.password,
+    )
+    manifest = run_backup("trading-db", "user-data", PostgresHandler(source), destinations)
+    assert destinations.vault.pending_uploads("user-data/trading-db/") == []
+    assert destinations.vault.exists(manifest.prefix + MANIFEST_NAME)

@@ -1,13 +1,28 @@
-"""``invoke backup.store``: one backup of one store, now, through the engine."""
+"""One backup of one store, now: what the CronJobs, ``invoke backup.store`` and the drill run.
+
+It wraps the engine with what every run owes the alerts: the outcome, success or failure, goes to
+the Pushgateway and CloudWatch.
+"""
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TextIO
 
 from pydantic import BaseModel, ConfigDict
 
-from drkit.backup.engine import BackupFailed, run_backup
+from drkit.backup.engine import BackupFailed, Progress, run_backup
+from drkit.backup.manifest import Manifest
+from drkit.backup.metrics import (
+    BackupOutcome,
+    Publisher,
+    publish,
+    push_to_gateway,
+    put_cloudwatch,
+)
 from drkit.context import OpsContext
 from drkit.handlers import backup_handler
 from drkit.progress import ByteProgress, human_bytes
@@ -20,13 +35,58 @@ class BackupRequest(BaseModel):
     store: str
     outputs: Path | None = None
     dry_run: bool = False
+    pushgateway: str | None = None
+    cloudwatch: bool = False
+
+
+def publishers_for(ctx: OpsContext, request: BackupRequest) -> list[Publisher]:
+    publishers: list[Publisher] = []
+    if request.pushgateway:
+        publishers.append(partial(push_to_gateway, gateway=request.pushgateway))
+    if request.cloudwatch:
+        publishers.append(partial(put_cloudwatch, cloudwatch=ctx.aws("cloudwatch")))
+    return publishers
+
+
+def backup_store(
+    ctx: OpsContext,
+    store: str,
+    publishers: list[Publisher],
+    progress: Progress | None = None,
+) -> Manifest:
+    """Run the engine for ``store``; publish the outcome whether it succeeded or not."""
+    config = ctx.store_config(store)
+    handler = backup_handler(ctx, store)
+    clock = time.monotonic()
+    try:
+        manifest = run_backup(store, config.data_class, handler, ctx.destinations(), progress)
+    except BackupFailed:
+        publish(
+            BackupOutcome(
+                store, config.data_class, False, datetime.now(UTC), time.monotonic() - clock
+            ),
+            publishers,
+        )
+        raise
+    publish(
+        BackupOutcome(
+            store,
+            config.data_class,
+            True,
+            manifest.finished_at,
+            manifest.duration_seconds,
+            manifest.size,
+        ),
+        publishers,
+    )
+    return manifest
 
 
 def take_backup(request: BackupRequest, project_dir: Path, out: TextIO) -> int:
-    """Returns the exit code: 0 when the manifest was committed, 1 when the backup failed."""
+    """The task: print the plan, then back up unless it is a dry run. Returns the exit code."""
     ctx = OpsContext.load(request.stack, request.outputs, project_dir)
     store = ctx.store_config(request.store)
-    handler = backup_handler(ctx, request.store)
+    backup_handler(ctx, request.store)  # fails here, before the plan, if the store can't be served
     destinations = ctx.destinations()
     targets = ", ".join(s.name for s in destinations.stores)
     out.write(
@@ -38,7 +98,7 @@ def take_backup(request: BackupRequest, project_dir: Path, out: TextIO) -> int:
         return 0
     progress = ByteProgress(request.store)
     try:
-        manifest = run_backup(request.store, store.data_class, handler, destinations, progress)
+        manifest = backup_store(ctx, request.store, publishers_for(ctx, request), progress)
     except BackupFailed as error:
         progress.done()
         out.write(f"FAILED: {error}\n")

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 step() { printf '\n== %s\n' "$*"; }
 
 need_debs=()
-for pkg in postgresql redis-server zstd; do
+for pkg in postgresql redis-server zstd prometheus-pushgateway; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_debs+=("$pkg")
 done
 command -v java >/dev/null || need_debs+=(openjdk-17-jre-headless)

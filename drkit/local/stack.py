@@ -5,10 +5,14 @@ same stack outputs a real stack exports, so every operation runs unchanged again
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from drkit.context import Credentials, StoreCredentials
-from drkit.local.environment import LocalEnvironment
+from drkit.local.gcs import LocalGcs
+from drkit.local.kafka import LocalKafka
+from drkit.local.postgres import LocalPostgres
+from drkit.local.redis import LocalRedis
+from drkit.local.s3 import LocalAws
 from stackmodels import StackConfig, StackOutputs
 from stackmodels.config import StoreKind
 from stackmodels.outputs import Bucket, StoreEndpoint
@@ -16,16 +20,36 @@ from stackmodels.outputs import Bucket, StoreEndpoint
 LOCAL_ACCOUNT_BUCKET_SUFFIX = "local"
 
 
+class LocalServers(Protocol):
+    """What provisioning needs: ``LocalEnvironment``, or the test session's fixtures."""
+
+    @property
+    def postgres(self) -> LocalPostgres: ...
+    @property
+    def redis(self) -> LocalRedis: ...
+    @property
+    def aws(self) -> LocalAws: ...
+    @property
+    def gcs(self) -> LocalGcs: ...
+    @property
+    def kafka(self) -> LocalKafka | None: ...
+
+
 def _bucket(name: str, region: str) -> Bucket:
     return Bucket(name=name, arn=f"arn:aws:s3:::{name}", region=region)
 
 
-def provision(env: LocalEnvironment, config: StackConfig) -> tuple[StackOutputs, Credentials]:
-    """Create the vault, mirror, audit bucket and key on the emulators; describe the servers."""
+def provision(
+    env: LocalServers, config: StackConfig, suffix: str = LOCAL_ACCOUNT_BUCKET_SUFFIX
+) -> tuple[StackOutputs, Credentials]:
+    """Create the vault, mirror, audit bucket and key on the emulators; describe the servers.
+
+    ``suffix`` ends every bucket name, so several local stacks can share one set of emulators.
+    """
     region = config.region
-    vault = f"{config.platform}-backup-vault-{region}-{LOCAL_ACCOUNT_BUCKET_SUFFIX}"
-    audit = f"{config.platform}-audit-{region}-{LOCAL_ACCOUNT_BUCKET_SUFFIX}"
-    mirror = f"{config.platform}-backup-mirror-{LOCAL_ACCOUNT_BUCKET_SUFFIX}"
+    vault = f"{config.platform}-backup-vault-{region}-{suffix}"
+    audit = f"{config.platform}-audit-{region}-{suffix}"
+    mirror = f"{config.platform}-backup-mirror-{suffix}"
     s3 = env.aws.s3(region)
     for bucket in (vault, audit):
         s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
@@ -40,7 +64,12 @@ def provision(env: LocalEnvironment, config: StackConfig) -> tuple[StackOutputs,
     for name, store in config.stores.items():
         if store.kind is StoreKind.POSTGRES:
             database = store.database or name.replace("-", "_")
-            env.postgres.create_database(database)
+            with env.postgres.connect(autocommit=True) as connection:
+                exists = connection.execute(
+                    "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+                ).fetchone()
+            if not exists:
+                env.postgres.create_database(database)
             stores[name] = StoreEndpoint(
                 kind="postgres", host=env.postgres.host, port=env.postgres.port, database=database
             )

@@ -11,6 +11,7 @@ import pytest
 from drkit.backup.engine import Destinations
 from drkit.local.gcs import LocalGcs
 from drkit.local.postgres import LocalPostgres
+from drkit.local.pushgateway import LocalPushgateway
 from drkit.local.redis import LocalRedis
 from drkit.local.s3 import LocalAws
 from drkit.storage.gcs import GcsStore
@@ -63,3 +64,9 @@ def destinations(aws_emulator: LocalAws, gcs_emulator: LocalGcs) -> Iterator[Des
         mirror=GcsStore(gcs, name, part_size=1024 * 1024),
         encryption=Encryption(kms_key_id=key),
     )
+
+
+@pytest.fixture(scope="session")
+def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPushgateway]:
+    with LocalPushgateway(tmp_path_factory.mktemp("pushgateway")) as server:
+        yield server

@@ -1,0 +1,63 @@
+"""The backup CronJobs' entrypoint: ``python -m drkit backup STORE``.
+
+Everything comes from flags or, in Kubernetes, from the environment the CronJob sets: the stack
+(DRKIT_STACK), the stack outputs file mounted from a ConfigMap (DRKIT_OUTPUTS), the Pushgateway
+(DRKIT_PUSHGATEWAY) and the store's credentials (DRKIT_<STORE>_USER/PASSWORD from its Secret).
+Exit codes: 0 backup committed, 1 backup failed, 2 bad input (nothing was done).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+
+warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_core")
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="python -m drkit", description=__doc__.splitlines()[0])
+    commands = main.add_subparsers(dest="command", required=True)
+    backup = commands.add_parser("backup", help="take one backup of a store now")
+    backup.add_argument("store")
+    backup.add_argument("--stack", default=os.environ.get("DRKIT_STACK", "prod"))
+    backup.add_argument("--outputs", type=Path, default=os.environ.get("DRKIT_OUTPUTS") or None)
+    backup.add_argument(
+        "--project-dir", type=Path, default=Path(os.environ.get("DRKIT_PROJECT", "."))
+    )
+    backup.add_argument("--pushgateway", default=os.environ.get("DRKIT_PUSHGATEWAY") or None)
+    backup.add_argument(
+        "--cloudwatch", action="store_true", default=os.environ.get("DRKIT_CLOUDWATCH") == "true"
+    )
+    backup.add_argument(
+        "--log-format", choices=["json", "text"], default=os.environ.get("DRKIT_LOG_FORMAT", "text")
+    )
+    backup.add_argument("--dry-run", action="store_true")
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    from drkit.backups import BackupRequest, take_backup
+    from drkit.logs import configure_logging
+
+    arguments = parser().parse_args(argv)
+    configure_logging(json_lines=arguments.log_format == "json")
+    try:
+        request = BackupRequest(
+            stack=arguments.stack,
+            store=arguments.store,
+            outputs=arguments.outputs,
+            dry_run=arguments.dry_run,
+            pushgateway=arguments.pushgateway,
+            cloudwatch=arguments.cloudwatch,
+        )
+        return take_backup(request, arguments.project_dir, sys.stdout)
+    except (ValueError, KeyError) as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

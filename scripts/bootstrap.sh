@@ -33,8 +33,6 @@ uv sync --frozen --all-extras --quiet
 step "Kafka broker jars (Maven Central, cached)"
 .venv/bin/python -m drkit.local.kafka fetch
 
-if [ -x scripts/install-actionlint.sh ]; then
-  step "actionlint (Go module proxy, cached)"
-  scripts/install-actionlint.sh
-fi
+step "actionlint (Go module proxy, cached): validates .github/workflows in the tests"
+bash scripts/install-actionlint.sh >/dev/null
 echo "bootstrap: ready"

@@ -127,6 +127,30 @@ class Kubernetes(Frozen):
 class Gcp(Frozen):
     project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
     location: str = "US"
+    key_rotation_days: int = Field(default=90, ge=1, le=36500)
+    """Rotation period of the mirror's Cloud KMS crypto key."""
+
+
+IAM_ROLE_NAME = r"^[A-Za-z0-9+=,.@_-]{1,64}$"
+IamRoleName = Annotated[str, Field(pattern=IAM_ROLE_NAME)]
+ECR_REPOSITORY = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
+EcrRepository = Annotated[str, Field(pattern=ECR_REPOSITORY, max_length=256)]
+
+
+class Access(Frozen):
+    """IAM roles (names, in the stack's account) that the key policies name.
+
+    They exist outside these stacks (SSO or account baseline); the backup writer and replication
+    roles are created by the stacks themselves. ``administrators`` manage the keys but cannot use
+    them, so the role Pulumi deploys with belongs here; ``operators`` restore and write the
+    operations journal; ``break_glass`` is the sealed emergency role.
+    """
+
+    administrators: list[IamRoleName] = Field(
+        default_factory=lambda: ["platform-admin"], min_length=1
+    )
+    operators: list[IamRoleName] = Field(default_factory=lambda: ["dr-operator"])
+    break_glass: IamRoleName = "break-glass"
 
 
 def seed_retention_classes() -> dict[str, RetentionClass]:
@@ -153,6 +177,12 @@ class StackConfig(Frozen):
     audit_data_class: Slug | None = None
     kubernetes: Kubernetes = Kubernetes()
     gcp: Gcp
+    access: Access = Access()
+    ecr_repositories: list[EcrRepository] = Field(default_factory=list)
+    """Container image repositories: created in both regions, replicated prod -> dr by ECR."""
+    replicate_vault: bool = True
+    """prod only: replicate the backup vault to the dr region's vault. Set false only for the very
+    first ``pulumi up`` of a new environment, before the dr stack has created the destination."""
 
     @property
     def primary_region(self) -> str:

@@ -29,6 +29,26 @@ class Bucket(Frozen):
     region: str
 
 
+KMS_KEY_ARN = r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/"
+
+
+class VaultReplication(Frozen):
+    """How the primary vault copies every new backup to the dr vault (S3 Replication Time Control).
+
+    prod exports it; dr re-exports what it read from prod, so a failover still knows it.
+    """
+
+    source: Bucket
+    destination: Bucket
+    role_arn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/")
+    destination_key_arn: str = Field(pattern=KMS_KEY_ARN)
+    """The dr region's replica of the vault key: replicas are re-encrypted with it."""
+    replication_time_minutes: int = Field(ge=1)
+    """The Replication Time Control threshold: 99.99% of objects replicate within it."""
+    enabled: bool = True
+    """False only while bootstrapping a new environment (``replicate_vault: false``)."""
+
+
 class StoreEndpoint(Frozen):
     """Where a protected store answers; the secret that holds its credentials, never the secret."""
 
@@ -48,9 +68,30 @@ class StackOutputs(Frozen):
     region: str
     platform: str
     backup_vault: Bucket
+    """This stack's region's vault: backups are written here (``<data class>/<store>/...``)."""
     vault_key_arn: str = Field(pattern=r"^arn:aws[a-z-]*:kms:")
+    """This region's vault key: the multi-region primary in prod, its replica in dr."""
     audit_bucket: Bucket
+    """This region's operations journal (who ran what, when, with what result), Object Locked."""
     gcs_mirror_bucket: str
+    """The one GCS mirror (created by prod; dr re-exports it)."""
+    backup_vaults: dict[str, Bucket] = Field(default_factory=dict)
+    """Every vault this stack knows, by region: prod lists its own and the dr vault it replicates
+    to; dr lists its own and prod's (read through the StackReference) for a failover."""
+    vault_key_arns: dict[str, str] = Field(default_factory=dict)
+    """The vault key of each region in ``backup_vaults``."""
+    vault_replication: VaultReplication | None = None
+    """prod vault -> dr vault; exported by both stacks."""
+    access_log_bucket: Bucket | None = None
+    """Where S3 server access logs of the vault and audit bucket go (this region)."""
+    backup_writer_role_arn: str | None = None
+    """The IAM role backup jobs write to the vault with (this region)."""
+    gcs_mirror_key: str | None = None
+    """The Cloud KMS crypto key id the mirror encrypts with by default."""
+    gcs_writer_service_account: str | None = None
+    """The service account backup jobs write to the mirror with (objectCreator + objectViewer)."""
+    ecr_repositories: dict[str, str] = Field(default_factory=dict)
+    """Container repositories of this region: name -> repository URL."""
     k8s_namespace: str
     k8s_backup_namespace: str
     stores: dict[str, StoreEndpoint] = Field(default_factory=dict)

@@ -1,0 +1,197 @@
+"""The backup vault: one S3 bucket per region, data classes as prefixes.
+
+Layout ``<data class>/<store>/<UTC date path>/<backup id>/...`` with ``manifest.json`` last. Each
+data class gets its own lifecycle rule (tiers, expiry at its retention) on its prefix. Object Lock's
+default retention is bucket-wide, so it is the strictest class's (compliance, the longest days): an
+object whose writer asks for nothing is over-protected, never under-protected. Writers of the
+other classes ask for their class's lock per object (``x-amz-object-lock-*`` headers), and the
+bucket policy denies a put under a class's prefix that asks for less than the class needs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal, Self
+
+import pulumi
+import pulumi_aws as aws
+from pydantic import Field, model_validator
+
+from components import s3
+from components._common import (
+    PACKAGE,
+    PURPOSE_VAULT,
+    ComponentArgs,
+    KmsKeyArnInput,
+    StrInput,
+    child_opts,
+    require_provider,
+    tags,
+    to_json,
+)
+
+LockMode = Literal["COMPLIANCE", "GOVERNANCE"]
+StorageClass = Literal[
+    "STANDARD_IA", "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "INTELLIGENT_TIERING"
+]
+_STRENGTH = {"GOVERNANCE": 0, "COMPLIANCE": 1}
+
+
+class Tier(ComponentArgs):
+    storage_class: StorageClass
+    days: int = Field(ge=1)
+
+
+class VaultDataClass(ComponentArgs):
+    """A data class as the vault sees it: a prefix, a lock and a lifecycle."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,40}[a-z0-9]$")
+    lock_mode: LockMode
+    retention_days: int = Field(ge=1, le=36500)
+    tiers: list[Tier] = Field(default_factory=list)
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.name}/"
+
+    @model_validator(mode="after")
+    def _expires_after_last_tier(self) -> Self:
+        days = [tier.days for tier in self.tiers]
+        if days != sorted(set(days)):
+            raise ValueError(f"tiers: days must increase from tier to tier, got {days}")
+        if days and self.retention_days <= days[-1]:
+            raise ValueError(
+                f"retention_days: {self.retention_days} must be after the last tier "
+                f"({days[-1]} days) of data class {self.name!r}"
+            )
+        return self
+
+
+class BackupVaultArgs(ComponentArgs):
+    platform: str = Field(min_length=1)
+    stack_role: Literal["primary", "dr"]
+    bucket_name: StrInput
+    """Explicit and deterministic (``components.naming.vault_bucket_name``): prod replicates to
+    the dr vault by name without reading the dr stack."""
+    kms_key_arn: KmsKeyArnInput
+    access_log_bucket: StrInput
+    data_classes: list[VaultDataClass] = Field(min_length=1)
+    noncurrent_version_expiration_days: int = Field(default=30, ge=1)
+    abort_incomplete_multipart_days: int = Field(default=1, ge=1)
+    protect: bool = True
+
+    @model_validator(mode="after")
+    def _unique_classes(self) -> Self:
+        names = [c.name for c in self.data_classes]
+        if len(names) != len(set(names)):
+            raise ValueError(f"data_classes: names must be unique, got {names}")
+        return self
+
+    @property
+    def default_lock(self) -> VaultDataClass:
+        """The strictest class: compliance before governance, then the longest retention."""
+        return max(self.data_classes, key=lambda c: (_STRENGTH[c.lock_mode], c.retention_days))
+
+
+def lifecycle_rules(
+    args: BackupVaultArgs,
+) -> list[aws.s3.BucketLifecycleConfigurationRuleArgsDict]:
+    rules: list[aws.s3.BucketLifecycleConfigurationRuleArgsDict] = []
+    for data_class in args.data_classes:
+        rules.append(
+            {
+                "id": f"class-{data_class.name}",
+                "status": "Enabled",
+                "filter": {"prefix": data_class.prefix},
+                "transitions": [
+                    {"days": tier.days, "storage_class": tier.storage_class}
+                    for tier in data_class.tiers
+                ],
+                "expiration": {"days": data_class.retention_days},
+                "noncurrent_version_expiration": {
+                    "noncurrent_days": args.noncurrent_version_expiration_days
+                },
+            }
+        )
+    rules.append(
+        {
+            "id": "housekeeping",
+            "status": "Enabled",
+            "filter": {"prefix": ""},
+            "abort_incomplete_multipart_upload": {
+                "days_after_initiation": args.abort_incomplete_multipart_days
+            },
+            "expiration": {"expired_object_delete_marker": True},
+        }
+    )
+    return rules
+
+
+def vault_policy(bucket_arn: str, key_arn: str, args: BackupVaultArgs) -> str:
+    statements = [s3.deny_insecure_transport(bucket_arn)]
+    statements += s3.deny_other_encryption(bucket_arn, key_arn)
+    for data_class in args.data_classes:
+        sid = "Class" + "".join(part.capitalize() for part in re.split(r"-", data_class.name))
+        statements += s3.deny_weaker_object_lock(
+            bucket_arn, data_class.prefix, data_class.lock_mode, data_class.retention_days, sid
+        )
+    return to_json(s3.policy_document(statements))
+
+
+class BackupVault(pulumi.ComponentResource):
+    """The region's backup vault (see the module docstring for the layout and the locks)."""
+
+    bucket_name: pulumi.Output[str]
+    arn: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: BackupVaultArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(f"{PACKAGE}:storage:BackupVault", name, None, opts)
+        provider = require_provider(opts, "BackupVault")
+        self.bucket = aws.s3.Bucket(
+            f"{name}-bucket",
+            bucket=args.bucket_name,
+            object_lock_enabled=True,
+            force_destroy=False,
+            tags=tags(args.platform, args.stack_role, PURPOSE_VAULT),
+            opts=child_opts(self, provider, protect=args.protect),
+        )
+        self.hardened = s3.harden_bucket(
+            self,
+            name,
+            self.bucket,
+            provider,
+            kms_key_arn=args.kms_key_arn,
+            access_log_bucket=args.access_log_bucket,
+        )
+        strictest = args.default_lock
+        self.object_lock = aws.s3.BucketObjectLockConfiguration(
+            f"{name}-object-lock",
+            bucket=self.bucket.id,
+            object_lock_enabled="Enabled",
+            rule={
+                "default_retention": {
+                    "mode": strictest.lock_mode,
+                    "days": strictest.retention_days,
+                }
+            },
+            opts=child_opts(self, provider, depends_on=[self.hardened.versioning]),
+        )
+        self.lifecycle = aws.s3.BucketLifecycleConfiguration(
+            f"{name}-lifecycle",
+            bucket=self.bucket.id,
+            rules=lifecycle_rules(args),
+            opts=child_opts(self, provider, depends_on=[self.hardened.versioning]),
+        )
+        self.policy = aws.s3.BucketPolicy(
+            f"{name}-policy",
+            bucket=self.bucket.id,
+            policy=pulumi.Output.all(self.bucket.arn, args.kms_key_arn).apply(
+                lambda v: vault_policy(v[0], v[1], args)
+            ),
+            opts=child_opts(self, provider, depends_on=[self.hardened.public_access_block]),
+        )
+        self.bucket_name = self.bucket.bucket
+        self.arn = self.bucket.arn
+        self.register_outputs({"bucket_name": self.bucket_name, "arn": self.arn})

@@ -1,0 +1,1 @@
+"""The Pulumi program: reads the typed stack config, composes components, exports the outputs."""

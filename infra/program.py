@@ -1,0 +1,305 @@
+"""Compose the components for one stack and export exactly the ``StackOutputs`` fields.
+
+prod (role primary): keys, vault, audit and access-log buckets, the replication to the dr vault,
+the GCS mirror and the container registry with its replication. dr: the same regional pieces with
+the replica key, reading prod through a StackReference and never writing to the primary region.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_gcp as gcp
+
+from components import naming
+from components.access_logs import AccessLogBucket, AccessLogBucketArgs
+from components.audit_bucket import AuditBucket, AuditBucketArgs
+from components.backup_vault import BackupVault, BackupVaultArgs, Tier, VaultDataClass
+from components.ecr import ContainerRegistry, ContainerRegistryArgs
+from components.gcs_mirror import GcsMirror, GcsMirrorArgs, MirrorDataClass
+from components.iam import BackupWriterRole, BackupWriterRoleArgs
+from components.keys import KeyRole, VaultKey, VaultKeyArgs
+from components.replication import (
+    ReplicationRole,
+    ReplicationRoleArgs,
+    VaultReplication,
+    VaultReplicationArgs,
+)
+from stackmodels import StackConfig, StackOutputs
+from stackmodels.config import RetentionClass, Role
+
+REPLICATION_TIME_MINUTES = 15
+
+
+def vault_data_classes(config: StackConfig) -> list[VaultDataClass]:
+    classes = []
+    for name, data_class in config.data_classes.items():
+        retention = config.retention_of(name)
+        classes.append(
+            VaultDataClass(
+                name=name,
+                lock_mode="COMPLIANCE"
+                if retention.object_lock.value == "compliance"
+                else "GOVERNANCE",
+                retention_days=retention.days,
+                tiers=[
+                    Tier(storage_class=storage_class, days=days)
+                    for storage_class, days in data_class.lifecycle.tiers()
+                ],
+            )
+        )
+    return classes
+
+
+def audit_retention(config: StackConfig) -> RetentionClass:
+    """The journal keeps the audit data class's retention (or the ``audit`` retention class)."""
+    if config.audit_data_class is not None:
+        return config.retention_of(config.audit_data_class)
+    if "audit" in config.retention_classes:
+        return config.retention_classes["audit"]
+    return max(config.retention_classes.values(), key=lambda r: r.days)
+
+
+def _bucket(name: pulumi.Input[str], arn: pulumi.Input[str], region: str) -> dict[str, Any]:
+    return {"name": name, "arn": arn, "region": region}
+
+
+def _stack_reference_name(primary_stack: str) -> str:
+    if "/" in primary_stack:
+        return primary_stack
+    return f"{pulumi.get_organization()}/{pulumi.get_project()}/{primary_stack}"
+
+
+def _check_destination(replication: Any, vault_name: str) -> Any:
+    """dr's vault must be the destination prod replicates to (both derive it from config)."""
+    if replication and replication["destination"]["name"] != vault_name:
+        raise ValueError(
+            f"prod replicates to {replication['destination']['name']!r} but this stack's vault "
+            f"is {vault_name!r}: platform, account or regions differ between the two stacks"
+        )
+    return replication
+
+
+def define_stack(config: StackConfig, stack: str) -> dict[str, Any]:
+    """Declare the stack's resources; export and return the ``StackOutputs`` values."""
+    primary = config.role is Role.PRIMARY
+    stack_role = "primary" if primary else "dr"
+    region, peer = config.region, config.peer_region
+    platform = config.platform
+
+    aws_provider = aws.Provider(f"aws-{region}", region=region)
+    opts = pulumi.ResourceOptions(provider=aws_provider)
+    invoke = pulumi.InvokeOptions(provider=aws_provider)
+    account = aws.get_caller_identity(opts=invoke).account_id
+    partition = aws.get_partition(opts=invoke).partition
+
+    def role_arn(name: str) -> str:
+        return naming.iam_role_arn(partition, account, name)
+
+    vault_name = naming.vault_bucket_name(platform, account, region)
+    vault_arn = naming.s3_arn(partition, vault_name)
+    common_tags = {"trading-dr:platform": platform, "trading-dr:stack-role": stack_role}
+
+    logs = AccessLogBucket(
+        "access-logs",
+        AccessLogBucketArgs(
+            platform=platform,
+            stack_role=stack_role,
+            bucket_name=naming.access_log_bucket_name(platform, account, region),
+            account_id=account,
+            retention_days=config.retention_classes.get("system", RetentionClass(days=365)).days,
+        ),
+        opts,
+    )
+    writer = BackupWriterRole(
+        "backup-writer",
+        BackupWriterRoleArgs(
+            role_name=naming.backup_writer_role_name(platform, region),
+            trusted_principal_arns=[f"arn:{partition}:iam::{account}:root"],
+            vault_arn=vault_arn,
+            tags=common_tags,
+        ),
+        opts,
+    )
+    key_users: list[pulumi.Input[str]] = [writer.arn]
+    key_users += [role_arn(name) for name in config.access.operators]
+    key_common: dict[str, Any] = {
+        "platform": platform,
+        "region": region,
+        "account_id": account,
+        "administrator_arns": [role_arn(name) for name in config.access.administrators],
+        "user_arns": key_users,
+        "break_glass_arn": role_arn(config.access.break_glass),
+        "tags": common_tags,
+    }
+
+    prod: pulumi.StackReference | None = None
+    replication_out: pulumi.Input[Any]
+    if primary:
+        dr_vault_name = naming.vault_bucket_name(platform, account, peer)
+        replication_role = ReplicationRole(
+            "replication-role",
+            ReplicationRoleArgs(
+                role_name=naming.replication_role_name(platform, region),
+                account_id=account,
+                source_bucket_arn=vault_arn,
+                destination_bucket_arn=naming.s3_arn(partition, dr_vault_name),
+                tags=common_tags,
+            ),
+            opts,
+        )
+        key = VaultKey(
+            "vault-key",
+            VaultKeyArgs(
+                role=KeyRole.PRIMARY,
+                replication_source_role_arn=replication_role.arn,
+                **key_common,
+            ),
+            opts,
+        )
+        dr_key_arn = key.arn.apply(lambda arn: naming.replica_key_arn(arn, peer))
+        peer_vault: pulumi.Input[Any] = _bucket(
+            dr_vault_name, naming.s3_arn(partition, dr_vault_name), peer
+        )
+        peer_key_arn: pulumi.Input[str] = dr_key_arn
+        replication_out = {
+            "source": _bucket(vault_name, vault_arn, region),
+            "destination": peer_vault,
+            "role_arn": replication_role.arn,
+            "destination_key_arn": dr_key_arn,
+            "replication_time_minutes": REPLICATION_TIME_MINUTES,
+            "enabled": config.replicate_vault,
+        }
+    else:
+        assert config.primary_stack is not None  # StackConfig requires it for a dr stack
+        prod = pulumi.StackReference(_stack_reference_name(config.primary_stack))
+        prod_replication = prod.get_output("vault_replication")
+        key = VaultKey(
+            "vault-key",
+            VaultKeyArgs(
+                role=KeyRole.REPLICA,
+                primary_key_arn=prod.require_output("vault_key_arn"),
+                replication_destination_role_arn=prod_replication.apply(
+                    lambda r: r["role_arn"] if r else None
+                ),
+                **key_common,
+            ),
+            opts,
+        )
+        peer_vault = prod.require_output("backup_vault")
+        peer_key_arn = prod.require_output("vault_key_arn")
+        replication_out = prod_replication.apply(lambda r: _check_destination(r, vault_name))
+
+    vault = BackupVault(
+        "backup-vault",
+        BackupVaultArgs(
+            platform=platform,
+            stack_role=stack_role,
+            bucket_name=vault_name,
+            kms_key_arn=key.arn,
+            access_log_bucket=logs.bucket_name,
+            data_classes=vault_data_classes(config),
+        ),
+        opts,
+    )
+    journal = audit_retention(config)
+    audit = AuditBucket(
+        "audit",
+        AuditBucketArgs(
+            platform=platform,
+            stack_role=stack_role,
+            bucket_name=naming.audit_bucket_name(platform, account, region),
+            kms_key_arn=key.arn,
+            access_log_bucket=logs.bucket_name,
+            lock_mode="COMPLIANCE" if journal.object_lock.value == "compliance" else "GOVERNANCE",
+            retention_days=journal.days,
+        ),
+        opts,
+    )
+    if primary and config.replicate_vault:
+        VaultReplication(
+            "vault-replication",
+            VaultReplicationArgs(
+                source_bucket=vault.bucket_name,
+                destination_bucket_arn=naming.s3_arn(partition, dr_vault_name),
+                destination_key_arn=dr_key_arn,
+                role_arn=replication_role.arn,
+                replication_time_minutes=REPLICATION_TIME_MINUTES,
+            ),
+            pulumi.ResourceOptions(provider=aws_provider, depends_on=[vault]),
+        )
+    registry = ContainerRegistry(
+        "ecr",
+        ContainerRegistryArgs(
+            account_id=account,
+            repositories=config.ecr_repositories,
+            replicate_to_regions=[peer] if primary else [],
+            tags=common_tags,
+        ),
+        opts,
+    )
+
+    mirror_outputs: dict[str, pulumi.Input[Any]]
+    if primary:
+        gcp_provider = gcp.Provider(f"gcp-{config.gcp.project}", project=config.gcp.project)
+        mirror = GcsMirror(
+            "gcs-mirror",
+            GcsMirrorArgs(
+                platform=platform,
+                project=config.gcp.project,
+                location=config.gcp.location,
+                bucket_name=f"{config.gcp.project}-backup-mirror",
+                writer_account_id=f"{platform}-backup-writer",
+                key_rotation_days=config.gcp.key_rotation_days,
+                data_classes=[
+                    MirrorDataClass.from_s3_tiers(
+                        name, config.retention_of(name).days, data_class.lifecycle.tiers()
+                    )
+                    for name, data_class in config.data_classes.items()
+                ],
+            ),
+            pulumi.ResourceOptions(provider=gcp_provider),
+        )
+        mirror_outputs = {
+            "gcs_mirror_bucket": mirror.bucket_name,
+            "gcs_mirror_key": mirror.crypto_key_id,
+            "gcs_writer_service_account": mirror.writer_email,
+        }
+    else:
+        assert prod is not None
+        mirror_outputs = {
+            "gcs_mirror_bucket": prod.require_output("gcs_mirror_bucket"),
+            "gcs_mirror_key": prod.get_output("gcs_mirror_key"),
+            "gcs_writer_service_account": prod.get_output("gcs_writer_service_account"),
+        }
+
+    this_vault = _bucket(vault.bucket_name, vault.arn, region)
+    outputs: dict[str, Any] = {
+        "stack": stack,
+        "role": config.role.value,
+        "region": region,
+        "platform": platform,
+        "backup_vault": this_vault,
+        "vault_key_arn": key.arn,
+        "audit_bucket": _bucket(audit.bucket_name, audit.arn, region),
+        "k8s_namespace": config.kubernetes.namespace,
+        "k8s_backup_namespace": config.kubernetes.backup_namespace,
+        "stores": {},
+        "aws_endpoint_url": None,
+        "gcs_endpoint_url": None,
+        "backup_vaults": {region: this_vault, peer: peer_vault},
+        "vault_key_arns": {region: key.arn, peer: peer_key_arn},
+        "vault_replication": replication_out,
+        "access_log_bucket": _bucket(logs.bucket_name, logs.arn, region),
+        "backup_writer_role_arn": writer.arn,
+        "ecr_repositories": registry.repository_urls,
+        **mirror_outputs,
+    }
+    missing = set(StackOutputs.output_names()) ^ set(outputs)
+    if missing:
+        raise AssertionError(f"exports and StackOutputs fields differ: {sorted(missing)}")
+    for output_name, value in outputs.items():
+        pulumi.export(output_name, value)
+    return outputs

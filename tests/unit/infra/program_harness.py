@@ -1,0 +1,254 @@
+"""Run the real Pulumi program (``infra.program.define_stack``) under recording mocks.
+
+Each run gets fresh mocks (``pulumi.runtime.set_mocks`` resets the runtime settings) and is driven
+by ``pulumi.runtime.test``, which waits for every outstanding registration, so prod and dr can run
+one after the other in one session. The dr run's StackReference serves the prod run's exports,
+which tests the contract between the two stacks, not a hand-written copy of it.
+
+Pulumi's own deprecation notices come two ways: ``DeprecationWarning`` (pyproject turns those from
+pulumi* modules into errors) and ``pulumi.log.warn`` messages, which the mock engine hands to the
+logger given here; a run fails if any of those mentions "deprecated".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+
+from stackmodels import StackConfig
+
+PROVIDER_MODULES = [
+    "pulumi_aws.s3",
+    "pulumi_aws.kms",
+    "pulumi_aws.iam",
+    "pulumi_aws.ecr",
+    "pulumi_gcp.storage",
+    "pulumi_gcp.kms",
+    "pulumi_gcp.serviceaccount",
+]
+
+
+def import_provider_modules() -> None:
+    """Import the provider modules the program uses, ignoring their import-time notices.
+
+    ``pulumi_aws.s3`` imports its deprecated ``...V2`` alias modules, each of which warns once at
+    import whether or not it is used. Importing here, once, keeps pyproject's "pulumi
+    DeprecationWarning is an error" filter for what the program *does*: an instance of a
+    deprecated resource or a deprecated argument still warns at construction (and logs a
+    "deprecated" message, which ``run_program`` fails on).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for module in PROVIDER_MODULES:
+            loaded = importlib.import_module(module)
+            hasattr(loaded, "_force_lazy_load")  # provider modules load lazily: run the import
+
+
+import_provider_modules()
+
+PROJECT = "trading-dr"
+ACCOUNT = "123456789012"
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@dataclass
+class Recorded:
+    """A resource as the engine saw it: type, name, inputs, and the region of its provider."""
+
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    state: dict[str, Any]
+    provider: str | None
+    urn_parent: str | None = None
+    region: str | None = None
+
+
+@dataclass
+class StackRun:
+    stack: str
+    config: StackConfig
+    resources: list[Recorded]
+    outputs: dict[str, Any]
+    calls: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+    def of_type(self, type_: str) -> list[Recorded]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str, name: str) -> Recorded:
+        found = [r for r in self.resources if r.type == type_ and r.name == name]
+        assert len(found) == 1, f"expected one {type_} named {name}, got {len(found)}"
+        return found[0]
+
+    def for_bucket(self, type_: str, bucket: str) -> list[Recorded]:
+        return [r for r in self.of_type(type_) if r.inputs.get("bucket") == bucket]
+
+
+def _hex(seed: str, length: int = 32) -> str:
+    return hashlib.sha256(seed.encode()).hexdigest()[:length]
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Realistic ids and ARNs per type; answers the data sources the program calls."""
+
+    def __init__(self, stack_outputs: dict[str, dict[str, Any]] | None = None) -> None:
+        self.stack_outputs = stack_outputs or {}
+        self.resources: list[Recorded] = []
+        self.provider_regions: dict[str, str | None] = {}
+        self.calls: list[str] = []
+
+    def _region(self, provider: str | None) -> str | None:
+        if not provider:
+            return None
+        return self.provider_regions.get(provider.rsplit("::", 1)[-1])
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
+        inputs = dict(args.inputs)
+        region = self._region(args.provider)
+        state = dict(inputs)
+        typ, name = args.typ, args.name
+        rid = f"{name}-id"
+        if typ.startswith("pulumi:providers:"):
+            rid = f"provider-{name}"
+            self.provider_regions[rid] = inputs.get("region") or inputs.get("project")
+        elif typ == "pulumi:pulumi:StackReference":
+            target = args.resource_id or inputs.get("name", "")
+            stack = str(target).rsplit("/", 1)[-1]
+            if stack not in self.stack_outputs:
+                raise KeyError(f"no outputs for referenced stack {target!r}")
+            rid = str(target)
+            state = {"name": target, "outputs": self.stack_outputs[stack], "secretOutputNames": []}
+        elif typ == "aws:s3/bucket:Bucket":
+            rid = inputs["bucket"]
+            state.update(
+                arn=f"arn:aws:s3:::{rid}",
+                bucket=rid,
+                region=region,
+                bucketDomainName=f"{rid}.s3.amazonaws.com",
+            )
+        elif typ == "aws:kms/key:Key":
+            prefix = "mrk-" if inputs.get("multiRegion") else ""
+            rid = prefix + _hex(f"{region}/{name}")
+            state.update(keyId=rid, arn=f"arn:aws:kms:{region}:{ACCOUNT}:key/{rid}")
+        elif typ == "aws:kms/replicaKey:ReplicaKey":
+            rid = str(inputs["primaryKeyArn"]).rsplit("/", 1)[-1]
+            state.update(keyId=rid, arn=f"arn:aws:kms:{region}:{ACCOUNT}:key/{rid}")
+        elif typ == "aws:kms/alias:Alias":
+            rid = inputs["name"]
+            state.update(arn=f"arn:aws:kms:{region}:{ACCOUNT}:{rid}")
+        elif typ == "aws:iam/role:Role":
+            rid = inputs["name"]
+            state.update(arn=f"arn:aws:iam::{ACCOUNT}:role/{rid}", uniqueId=f"AROA{_hex(rid, 16)}")
+        elif typ == "aws:ecr/repository:Repository":
+            rid = inputs["name"]
+            state.update(
+                arn=f"arn:aws:ecr:{region}:{ACCOUNT}:repository/{rid}",
+                registryId=ACCOUNT,
+                repositoryUrl=f"{ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{rid}",
+            )
+        elif typ == "gcp:kms/keyRing:KeyRing":
+            location = f"projects/{inputs['project']}/locations/{inputs['location']}"
+            rid = f"{location}/keyRings/{inputs['name']}"
+        elif typ == "gcp:kms/cryptoKey:CryptoKey":
+            rid = f"{inputs['keyRing']}/cryptoKeys/{inputs['name']}"
+        elif typ == "gcp:serviceaccount/account:Account":
+            email = f"{inputs['accountId']}@{inputs['project']}.iam.gserviceaccount.com"
+            rid = f"projects/{inputs['project']}/serviceAccounts/{email}"
+            state.update(email=email, member=f"serviceAccount:{email}")
+        elif typ == "gcp:storage/bucket:Bucket":
+            rid = inputs["name"]
+            state.update(
+                url=f"gs://{rid}", selfLink=f"https://www.googleapis.com/storage/v1/b/{rid}"
+            )
+        if typ != "pulumi:pulumi:StackReference":
+            self.resources.append(Recorded(typ, name, inputs, state, args.provider, region=region))
+        return rid, state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
+        self.calls.append(args.token)
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": ACCOUNT,
+                "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/deployer/ci",
+                "userId": "AROAEXAMPLE:ci",
+                "id": ACCOUNT,
+            }, []
+        if args.token == "aws:index/getPartition:getPartition":
+            return {
+                "partition": "aws",
+                "dnsSuffix": "amazonaws.com",
+                "reverseDnsPrefix": "com.amazonaws",
+                "id": "aws",
+            }, []
+        if args.token == "gcp:storage/getProjectServiceAccount:getProjectServiceAccount":
+            project = args.args.get("project")
+            email = "service-123456789@gs-project-accounts.iam.gserviceaccount.com"
+            return {
+                "emailAddress": email,
+                "member": f"serviceAccount:{email}",
+                "project": project,
+                "id": email,
+            }, []
+        raise NotImplementedError(f"the mocks do not answer {args.token}: add it to RecordingMocks")
+
+
+class _WarningRecorder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def run_program(
+    program: Callable[[], dict[str, Any]], stack: str, mocks: RecordingMocks
+) -> tuple[dict[str, Any], list[str]]:
+    """Run ``program`` under fresh mocks; return its resolved outputs and the engine warnings.
+
+    Fails if Pulumi logged anything "deprecated" (a deprecated resource or argument in use).
+    """
+    logger = logging.getLogger(f"pulumi-mocks-{stack}")
+    logger.propagate = False
+    recorder = _WarningRecorder()
+    logger.addHandler(recorder)
+    pulumi.runtime.set_mocks(
+        mocks,
+        project=PROJECT,
+        stack=stack,
+        preview=False,
+        logger=logger,
+        organization="organization",
+    )
+    resolved: dict[str, Any] = {}
+
+    @pulumi.runtime.test
+    def run() -> pulumi.Output[None]:
+        return pulumi.Output.from_input(program()).apply(resolved.update)
+
+    try:
+        run()
+    finally:
+        logger.removeHandler(recorder)
+    deprecated = [m for m in recorder.messages if "deprecat" in m.lower()]
+    assert not deprecated, f"Pulumi deprecation warnings: {deprecated}"
+    return resolved, recorder.messages
+
+
+def run_stack(stack: str, stack_outputs: dict[str, dict[str, Any]] | None = None) -> StackRun:
+    """Run ``define_stack`` for ``Pulumi.<stack>.yaml``; return what the engine recorded."""
+    from infra.program import define_stack
+
+    config = StackConfig.for_stack(stack, ROOT)
+    mocks = RecordingMocks(stack_outputs)
+    outputs, messages = run_program(lambda: define_stack(config, stack), stack, mocks)
+    return StackRun(stack, config, mocks.resources, outputs, mocks.calls, messages)

@@ -59,7 +59,9 @@ def backup_store(
     handler = backup_handler(ctx, store)
     clock = time.monotonic()
     try:
-        manifest = run_backup(store, config.data_class, handler, ctx.destinations(), progress)
+        manifest = run_backup(
+            store, config.data_class, handler, ctx.destinations(config.data_class), progress
+        )
     except BackupFailed:
         publish(
             BackupOutcome(
@@ -87,11 +89,13 @@ def take_backup(request: BackupRequest, project_dir: Path, out: TextIO) -> int:
     ctx = OpsContext.load(request.stack, request.outputs, project_dir)
     store = ctx.store_config(request.store)
     backup_handler(ctx, request.store)  # fails here, before the plan, if the store can't be served
-    destinations = ctx.destinations()
+    destinations = ctx.destinations(store.data_class)
     targets = ", ".join(s.name for s in destinations.stores)
     out.write(
         f"plan: back up {request.store} ({store.kind.value}, data class {store.data_class}) "
-        f"of stack {ctx.stack} to {targets}, encrypted with {destinations.encryption.kms_key_id}\n"
+        f"of stack {ctx.stack} to {targets}, encrypted with {destinations.encryption.kms_key_id}, "
+        f"locked {destinations.encryption.lock_mode} until "
+        f"{destinations.encryption.lock_until:%Y-%m-%d}\n"
     )
     if request.dry_run:
         out.write("dry run: nothing was read or written\n")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -152,9 +153,20 @@ class OpsContext:
         )
         return GcsStore(client, self.outputs.gcs_mirror_bucket)
 
-    def destinations(self) -> Destinations:
+    def destinations(self, data_class: str, now: datetime | None = None) -> Destinations:
+        """Where a backup of ``data_class`` goes, locked as its retention class requires.
+
+        The vault's default retention is the strictest class's (compliance, longest), so a writer
+        of any other class must ask for its own lock per object (components/backup_vault.py).
+        """
+        retention = self.config.retention_of(data_class)
+        started = now or datetime.now(UTC)
         return Destinations(
             vault=self.vault(),
             mirror=self.mirror(),
-            encryption=Encryption(kms_key_id=self.outputs.vault_key_arn),
+            encryption=Encryption(
+                kms_key_id=self.outputs.vault_key_arn,
+                lock_mode=retention.object_lock.value.upper(),
+                lock_until=started + timedelta(days=retention.days),
+            ),
         )

@@ -103,12 +103,9 @@ def run_round_trip(
         with say.step(f"back up {STORE} once to the vault and the mirror") as note:
             progress = ByteProgress(STORE, out)
             clock = time.monotonic()
+            data_class = config.stores[STORE].data_class
             manifest = run_backup(
-                STORE,
-                config.stores[STORE].data_class,
-                PostgresHandler(source),
-                ctx.destinations(),
-                progress,
+                STORE, data_class, PostgresHandler(source), ctx.destinations(data_class), progress
             )
             progress.done()
             seconds = time.monotonic() - clock
@@ -130,7 +127,7 @@ def run_round_trip(
             disaster_clock = time.monotonic()
             deleted = _corrupt(source.conninfo())
             note(f"{deleted:,} orders deleted, 25 orders written after the backup")
-        for name, store in (("vault", ctx.destinations().vault), ("mirror", ctx.mirror())):
+        for name, store in (("vault", ctx.vault()), ("mirror", ctx.mirror())):
             assert store is not None
             with say.step(f"restore from the {name} into a fresh database and verify") as note:
                 database = f"aipx_from_{name}"

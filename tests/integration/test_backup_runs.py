@@ -136,6 +136,10 @@ def test_a_run_commits_a_backup_and_reports_it_everywhere(
         key for key in _vault_objects(aws_emulator, outputs) if key.endswith("manifest.json")
     ]
     assert len(manifests) == 1
+    head = aws_emulator.s3().head_object(Bucket=outputs.backup_vault.name, Key=manifests[0])
+    assert head["ObjectLockMode"] == "COMPLIANCE"  # user-data is financial: 7 years, compliance
+    locked_days = (head["ObjectLockRetainUntilDate"] - head["LastModified"]).days
+    assert 2554 <= locked_days <= 2555
 
 
 def _vault_objects(aws: LocalAws, outputs: StackOutputs) -> list[str]:

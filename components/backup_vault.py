@@ -35,6 +35,8 @@ StorageClass = Literal[
     "STANDARD_IA", "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "INTELLIGENT_TIERING"
 ]
 _STRENGTH = {"GOVERNANCE": 0, "COMPLIANCE": 1}
+CATALOG_PREFIX = "catalog/"
+CATALOG_NONCURRENT_DAYS = 7
 
 
 class Tier(ComponentArgs):
@@ -113,6 +115,16 @@ def lifecycle_rules(
                 },
             }
         )
+    rules.append(
+        {
+            # The backup catalog (drkit/catalog.py) rewrites small daily segments; each rewrite
+            # leaves a noncurrent version locked for a day. They go a week later.
+            "id": "catalog",
+            "status": "Enabled",
+            "filter": {"prefix": CATALOG_PREFIX},
+            "noncurrent_version_expiration": {"noncurrent_days": CATALOG_NONCURRENT_DAYS},
+        }
+    )
     rules.append(
         {
             "id": "housekeeping",

@@ -20,6 +20,7 @@ from drkit.backup.manifest import (
     backup_prefix,
     new_backup_id,
 )
+from drkit.catalog import Catalog
 from drkit.storage.objectstore import Encryption, ObjectStore, ObjectStoreError
 from drkit.storage.tee import TeeWriter
 
@@ -229,6 +230,7 @@ def run_backup(
         body = manifest.model_dump_json(indent=2).encode()
         for target in reversed(destinations.stores):  # the vault's manifest is the commit: last
             target.put_bytes(prefix + MANIFEST_NAME, body, destinations.encryption)
+        _record_in_catalogs(destinations, manifest)
     except BaseException as error:
         session.abort()
         _remove_partial(destinations, prefix)
@@ -246,6 +248,17 @@ def run_backup(
         },
     )
     return manifest
+
+
+def _record_in_catalogs(destinations: Destinations, manifest: Manifest) -> None:
+    """The catalog is derived from the manifests: a failure here is logged, never fatal."""
+    for target in destinations.stores:
+        try:
+            Catalog(target, destinations.encryption.kms_key_id).record(manifest)
+        except (ObjectStoreError, ValueError) as error:
+            log.warning(
+                "catalog of %s not updated (rebuild it from the manifests): %s", target.name, error
+            )
 
 
 def _abort_uploads_of_dead_runs(destinations: Destinations, prefix: str) -> None:

@@ -12,6 +12,7 @@ from drkit.storage.objectstore import (
     DEFAULT_PART_SIZE,
     Encryption,
     ObjectInfo,
+    ObjectNotFound,
     ObjectStoreError,
 )
 
@@ -87,7 +88,9 @@ class GcsStore:
             with self.bucket.blob(key).open("rb", chunk_size=chunk_size) as stream:
                 while chunk := stream.read(chunk_size):
                     yield chunk
-        except (GoogleAPIError, NotFound) as error:
+        except NotFound as error:
+            raise ObjectNotFound(f"{self.name}/{key}: no such object") from error
+        except GoogleAPIError as error:
             raise ObjectStoreError(f"{self.name}/{key}: cannot read: {error}") from error
 
     def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:

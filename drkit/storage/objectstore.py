@@ -23,6 +23,10 @@ class ObjectStoreError(RuntimeError):
     """A request to the vault or the mirror failed; the message names the store and the key."""
 
 
+class ObjectNotFound(ObjectStoreError):
+    """The key does not exist."""
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     key: str

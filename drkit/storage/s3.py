@@ -12,6 +12,7 @@ from drkit.storage.objectstore import (
     DEFAULT_PART_SIZE,
     Encryption,
     ObjectInfo,
+    ObjectNotFound,
     ObjectStoreError,
 )
 
@@ -138,7 +139,11 @@ class S3Store:
     def open_stream(self, key: str, chunk_size: int = DEFAULT_PART_SIZE) -> Iterator[bytes]:
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
-        except (BotoCoreError, ClientError) as error:
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                raise ObjectNotFound(f"{self.name}/{key}: no such object") from error
+            raise ObjectStoreError(f"{self.name}/{key}: cannot read: {error}") from error
+        except BotoCoreError as error:
             raise ObjectStoreError(f"{self.name}/{key}: cannot read: {error}") from error
         try:
             yield from body.iter_chunks(chunk_size)

@@ -55,7 +55,7 @@ def destinations(aws_emulator: LocalAws, gcs_emulator: LocalGcs) -> Iterator[Des
     """
     name = f"vault-{secrets.token_hex(4)}"
     s3 = aws_emulator.s3()
-    s3.create_bucket(Bucket=name)
+    s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)  # as the real vault
     key = aws_emulator.client("kms").create_key(Description="vault key")["KeyMetadata"]["Arn"]
     gcs = gcs_emulator.client()
     gcs.create_bucket(name)

@@ -171,7 +171,7 @@ def test_killed_backup_process_leaves_no_manifest(
         connection.execute(
             "CREATE TABLE blobs AS SELECT g AS id, md5(random()::text) || md5(random()::text)"
             " || md5(random()::text) || md5(random()::text) AS body"
-            " FROM generate_series(1, 250000) g"
+            " FROM generate_series(1, 150000) g"
         )
     script = f"""
 import os, signal
@@ -183,11 +183,14 @@ s3 = boto3.client('s3', endpoint_url={aws_emulator.endpoint_url!r}, region_name=
                   aws_access_key_id='testing', aws_secret_access_key='testing')
 source = PostgresSource({postgres_server.host!r}, {postgres_server.port}, 'killed',
                         {postgres_server.user!r}, {postgres_server.password!r})
-def die(name, raw):
-    if raw > 24 * 1024 * 1024:
-        os.kill(os.getpid(), signal.SIGKILL)
+from drkit.storage.s3 import S3MultipartWriter
+send_part = S3MultipartWriter._send_part
+def send_then_die(self, part):  # SIGKILL right after the first part reaches the vault
+    send_part(self, part)
+    os.kill(os.getpid(), signal.SIGKILL)
+S3MultipartWriter._send_part = send_then_die
 run_backup('trading-db', 'user-data', PostgresHandler(source),
-           Destinations(vault=S3Store(s3, {destinations.vault.bucket!r}, 5 * 1024 * 1024)), die)
+           Destinations(vault=S3Store(s3, {destinations.vault.bucket!r}, 5 * 1024 * 1024)))
 """  # type: ignore[attr-defined]
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=False

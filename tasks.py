@@ -89,7 +89,80 @@ def store(
         raise Exit(code=code)
 
 
+@task(
+    name="postgres",
+    iterable=["table"],
+    help={
+        "store": "the postgres store to restore (default trading-db)",
+        "at": "restore the newest backup at or before this time (ISO 8601, UTC if no zone)",
+        "backup": "restore this backup id (see backups.list)",
+        "target_database": "database to restore into (default: <db>_restored_<backup time>)",
+        "table": "restore only this table (repeatable): the seed's selective recovery",
+        "force": "restore into a database that already has tables (its tables are replaced)",
+        "source": "vault (S3, default) or mirror (GCS)",
+        "stack": "prod, dr, or local",
+        "outputs": "stack outputs JSON file instead of `pulumi stack output`",
+        "dry_run": "print the plan with the real backup id and target; change nothing",
+        "yes": "do not ask for confirmation",
+        "resume": "resume the journaled run with this id",
+    },
+)
+def restore_postgres(
+    c: Context,
+    store: str = "trading-db",
+    at: str = "",
+    backup: str = "",
+    target_database: str = "",
+    table: list[str] | None = None,
+    force: bool = False,
+    source: str = "vault",
+    stack: str = "local",
+    outputs: str = "",
+    dry_run: bool = False,
+    yes: bool = False,
+    resume: str = "",
+) -> None:
+    """Restore a PostgreSQL backup (latest, --at TIME or --backup ID) into a target database."""
+    from drkit.context import OpsContext
+    from drkit.ops.restore_postgres import RestorePostgresRequest, build_plan, data_loss_figures
+    from drkit.ops.run import RunOptions, journal_parameters, run_plan
+
+    try:
+        if resume:
+            saved = journal_parameters(ROOT, resume)
+            stack = saved.pop("stack", stack)
+            for key in ("backup_id", "recovery_point", "target"):
+                saved.pop(key, None)
+            request = RestorePostgresRequest(**saved)
+        else:
+            request = RestorePostgresRequest(
+                store=store,
+                at=at or None,
+                backup=backup or None,
+                target_database=target_database or None,
+                tables=table or [],
+                force=force,
+                source=source,
+            )
+        ctx = OpsContext.load(stack, Path(outputs) if outputs else None, ROOT)
+        plan, prepared = build_plan(ctx, request)
+    except ValueError as error:
+        raise fail(str(error)) from None
+    report = run_plan(
+        ctx,
+        plan,
+        RunOptions(dry_run, yes, resume or None),
+        ROOT,
+        sys.stdout,
+        "restore-postgres",
+        data_loss_figures(prepared),
+    )
+    if report.exit_code:
+        raise Exit(code=report.exit_code)
+
+
 namespace = Collection()
 namespace.add_collection(Collection("local", roundtrip))
 namespace.add_collection(Collection("config", check))
 namespace.add_collection(Collection("backup", store))
+namespace.add_collection(Collection("restore", restore_postgres))

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from drkit.backup.engine import Handler
+from drkit.backup.kafka import KafkaHandler
+from drkit.backup.manifest import Manifest
 from drkit.backup.postgres import PostgresHandler, PostgresSource
 from drkit.context import OpsContext
+from drkit.recovery import BackupIndex, RecoveryError
 from stackmodels.config import StoreKind
 
 
@@ -12,22 +17,51 @@ class NoHandler(ValueError):
     """The store's kind has no backup handler in this build, or its endpoint is unknown."""
 
 
-def postgres_source(ctx: OpsContext, store: str, database: str | None = None) -> PostgresSource:
-    endpoint = ctx.outputs.stores.get(store)
-    if endpoint is None:
+def endpoint(ctx: OpsContext, store: str) -> tuple[str, int]:
+    found = ctx.outputs.stores.get(store)
+    if found is None:
         raise NoHandler(f"stack {ctx.stack!r} exports no endpoint for store {store!r}")
+    return found.host, found.port
+
+
+def postgres_source(ctx: OpsContext, store: str, database: str | None = None) -> PostgresSource:
+    host, port = endpoint(ctx, store)
     credentials = ctx.credentials.for_store(store)
+    exported = ctx.outputs.stores[store].database
     return PostgresSource(
-        host=endpoint.host,
-        port=endpoint.port,
-        database=database or endpoint.database or store,
+        host=host,
+        port=port,
+        database=database or exported or store,
         user=credentials.user,
         password=credentials.password,
     )
 
 
-def backup_handler(ctx: OpsContext, store: str) -> Handler:
-    kind = ctx.store_config(store).kind
-    if kind is StoreKind.POSTGRES:
+def previous_for_incremental(ctx: OpsContext, store: str, now: datetime) -> Manifest | None:
+    """The backup to continue from: today's (UTC) latest. The first backup of a day is full,
+    so a restore never replays a chain longer than a day's backups."""
+    index = BackupIndex(ctx.config, ctx.vault())
+    try:
+        latest = index.latest(store, now=now)
+    except RecoveryError:
+        return None
+    if latest.started_at.astimezone(UTC).date() != now.astimezone(UTC).date():
+        return None
+    return index.manifest(latest)
+
+
+def backup_handler(ctx: OpsContext, store: str, now: datetime | None = None) -> Handler:
+    config = ctx.store_config(store)
+    if config.kind is StoreKind.POSTGRES:
         return PostgresHandler(postgres_source(ctx, store))
-    raise NoHandler(f"store {store!r} is of kind {kind.value!r}, which has no backup handler yet")
+    if config.kind is StoreKind.KAFKA:
+        host, port = endpoint(ctx, store)
+        moment = now or datetime.now(UTC)
+        return KafkaHandler(
+            f"{host}:{port}",
+            list(config.topics),
+            previous=previous_for_incremental(ctx, store, moment),
+        )
+    raise NoHandler(
+        f"store {store!r} is of kind {config.kind.value!r}, which has no backup handler yet"
+    )

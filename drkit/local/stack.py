@@ -40,11 +40,15 @@ def _bucket(name: str, region: str) -> Bucket:
 
 
 def provision(
-    env: LocalServers, config: StackConfig, suffix: str = LOCAL_ACCOUNT_BUCKET_SUFFIX
+    env: LocalServers,
+    config: StackConfig,
+    suffix: str = LOCAL_ACCOUNT_BUCKET_SUFFIX,
+    separate_databases: bool = False,
 ) -> tuple[StackOutputs, Credentials]:
     """Create the vault, mirror, audit bucket and key on the emulators; describe the servers.
 
-    ``suffix`` ends every bucket name, so several local stacks can share one set of emulators.
+    ``suffix`` ends every bucket name (and, with ``separate_databases``, every database name), so
+    several local stacks can share one set of servers.
     """
     region = config.region
     vault = f"{config.platform}-backup-vault-{region}-{suffix}"
@@ -64,6 +68,8 @@ def provision(
     for name, store in config.stores.items():
         if store.kind is StoreKind.POSTGRES:
             database = store.database or name.replace("-", "_")
+            if separate_databases:
+                database = f"{database}_{suffix}"
             with env.postgres.connect(autocommit=True) as connection:
                 exists = connection.execute(
                     "SELECT 1 FROM pg_database WHERE datname = %s", (database,)

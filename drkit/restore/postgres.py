@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
@@ -66,6 +67,7 @@ def restore_postgres(
     target: PostgresSource,
     tables: list[str] | None = None,
     force: bool = False,
+    progress: Callable[[str, int], None] | None = None,
 ) -> PostgresRestoreResult:
     """Stream the dump into ``pg_restore``; ``tables`` restores only those (schema.table)."""
     ensure_empty(target, force)
@@ -85,8 +87,12 @@ def restore_postgres(
     drain = threading.Thread(target=lambda: errors.append(process.stderr.read()))  # type: ignore[union-attr]
     drain.start()
     try:
+        written = 0
         for chunk in raw_chunks(store, dump):
             process.stdin.write(chunk)
+            written += len(chunk)
+            if progress is not None:
+                progress(dump.name, written)
         process.stdin.close()
     except BaseException:
         process.kill()

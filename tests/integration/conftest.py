@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,9 +17,11 @@ from drkit.local.postgres import LocalPostgres
 from drkit.local.pushgateway import LocalPushgateway
 from drkit.local.redis import LocalRedis
 from drkit.local.s3 import LocalAws
+from drkit.local.stack import provision, write_state
 from drkit.storage.gcs import GcsStore
 from drkit.storage.objectstore import Encryption
 from drkit.storage.s3 import S3Store
+from stackmodels import StackConfig
 
 # Kafka's fixture is written separately; until it exists, the other servers still work.
 with contextlib.suppress(ImportError):
@@ -56,7 +61,8 @@ def destinations(aws_emulator: LocalAws, gcs_emulator: LocalGcs) -> Iterator[Des
     name = f"vault-{secrets.token_hex(4)}"
     s3 = aws_emulator.s3()
     s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)  # as the real vault
-    key = aws_emulator.client("kms").create_key(Description="vault key")["KeyMetadata"]["Arn"]
+    kms: Any = aws_emulator.client("kms")
+    key = kms.create_key(Description="vault key")["KeyMetadata"]["Arn"]
     gcs = gcs_emulator.client()
     gcs.create_bucket(name)
     yield Destinations(
@@ -70,3 +76,38 @@ def destinations(aws_emulator: LocalAws, gcs_emulator: LocalGcs) -> Iterator[Des
 def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPushgateway]:
     with LocalPushgateway(tmp_path_factory.mktemp("pushgateway")) as server:
         yield server
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class SessionServers:
+    """The session's servers in the shape ``provision`` takes (Kafka left out: not every test
+    needs the broker, and starting it costs seconds)."""
+
+    postgres: LocalPostgres
+    redis: LocalRedis
+    aws: LocalAws
+    gcs: LocalGcs
+    kafka: None = None
+
+
+@pytest.fixture
+def project(
+    tmp_path: Path,
+    postgres_server: LocalPostgres,
+    redis_server: LocalRedis,
+    aws_emulator: LocalAws,
+    gcs_emulator: LocalGcs,
+) -> Path:
+    """A project directory whose ``--stack local`` is provisioned on the session's servers:
+    prod's stack file, and the outputs and credentials the local environment writes."""
+    (tmp_path / "Pulumi.prod.yaml").write_text((ROOT / "Pulumi.prod.yaml").read_text())
+    config = StackConfig.for_stack("prod", tmp_path)
+    servers = SessionServers(postgres_server, redis_server, aws_emulator, gcs_emulator)
+    outputs, credentials = provision(
+        servers, config, suffix=secrets.token_hex(4), separate_databases=True
+    )
+    write_state(tmp_path / ".drkit" / "local", outputs, credentials)
+    return tmp_path

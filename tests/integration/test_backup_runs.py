@@ -4,10 +4,8 @@ pushed to a real Pushgateway and to CloudWatch (the emulator), structured logs, 
 from __future__ import annotations
 
 import json
-import secrets
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,45 +13,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from drkit.backup.postgres import PostgresSource
 from drkit.context import Credentials
-from drkit.local.gcs import LocalGcs
-from drkit.local.kafka import LocalKafka
-from drkit.local.postgres import LocalPostgres
 from drkit.local.pushgateway import LocalPushgateway
-from drkit.local.redis import LocalRedis
 from drkit.local.s3 import LocalAws
-from drkit.local.stack import provision, write_state
 from drkit.seed.postgres import TradingDataSize, seed_trading_database
-from stackmodels import StackConfig, StackOutputs
+from stackmodels import StackOutputs
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class Servers:
-    postgres: LocalPostgres
-    redis: LocalRedis
-    aws: LocalAws
-    gcs: LocalGcs
-    kafka: LocalKafka | None = None
-
-
-@pytest.fixture
-def project(
-    tmp_path: Path,
-    postgres_server: LocalPostgres,
-    redis_server: LocalRedis,
-    aws_emulator: LocalAws,
-    gcs_emulator: LocalGcs,
-) -> Path:
-    """A project directory whose ``--stack local`` is provisioned on the session's servers."""
-    (tmp_path / "Pulumi.prod.yaml").write_text((ROOT / "Pulumi.prod.yaml").read_text())
-    config = StackConfig.for_stack("prod", tmp_path)
-    servers = Servers(postgres_server, redis_server, aws_emulator, gcs_emulator)
-    outputs, credentials = provision(servers, config, suffix=secrets.token_hex(4))
-    write_state(tmp_path / ".drkit" / "local", outputs, credentials)
-    return tmp_path
 
 
 def run_cli(project: Path, *arguments: str) -> subprocess.CompletedProcess[str]:

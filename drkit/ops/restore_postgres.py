@@ -1,0 +1,191 @@
+"""``invoke restore.postgres``: a PostgreSQL backup into a target database, as a plan.
+
+Everything that can be refused is refused before the plan is printed: an unknown store, a store of
+another kind, a recovery point that cannot be served, a target that is not empty. The default
+target is a new database next to the source (``<db>_restored_<backup time>``): the source is never
+dropped unless it is named as the target with ``--force``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from pydantic import BaseModel, ConfigDict, Field
+
+from drkit.backup.manifest import Manifest
+from drkit.backup.postgres import PostgresSource
+from drkit.catalog import CatalogEntry
+from drkit.context import OpsContext
+from drkit.handlers import postgres_source
+from drkit.ops.plan import FunctionStep, Plan, StepContext
+from drkit.progress import ByteProgress
+from drkit.recovery import BackupIndex, RecoveryError, parse_timestamp
+from drkit.restore.postgres import count_rows, ensure_empty, restore_postgres
+from drkit.storage.objectstore import ObjectStore
+from stackmodels.config import StoreKind
+
+
+class RestorePostgresRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    store: str = "trading-db"
+    at: str | None = None
+    backup: str | None = None
+    target_database: str | None = None
+    tables: list[str] = Field(default_factory=list)
+    force: bool = False
+    source: str = Field(default="vault", pattern="^(vault|mirror)$")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    entry: CatalogEntry
+    manifest: Manifest
+    objects: ObjectStore
+    target: PostgresSource
+
+
+def prepare(ctx: OpsContext, request: RestorePostgresRequest) -> Prepared:
+    """Resolve and check everything; raises ValueError subclasses naming the bad input."""
+    if request.at and request.backup:
+        raise RecoveryError("give --at or --backup, not both")
+    store = ctx.store_config(request.store)
+    if store.kind is not StoreKind.POSTGRES:
+        raise RecoveryError(f"store {request.store!r} is {store.kind.value}, not postgres")
+    objects = ctx.vault() if request.source == "vault" else ctx.mirror()
+    if objects is None:
+        raise RecoveryError(f"stack {ctx.stack!r} has no GCS mirror to restore from")
+    index = BackupIndex(ctx.config, objects)
+    if request.backup:
+        entry = index.by_id(request.store, request.backup)
+    else:
+        entry = index.latest(request.store, parse_timestamp(request.at) if request.at else None)
+    manifest = index.manifest(entry)
+    source = postgres_source(ctx, request.store)
+    database = request.target_database or (
+        f"{source.database}_restored_{entry.recovery_point.astimezone(UTC):%Y%m%d%H%M}"
+    )
+    target = postgres_source(ctx, request.store, database)
+    if _database_exists(source, database):
+        ensure_empty(target, request.force)
+    _check_tables(request.tables, manifest)
+    return Prepared(entry, manifest, objects, target)
+
+
+def build_plan(ctx: OpsContext, request: RestorePostgresRequest) -> tuple[Plan, Prepared]:
+    prepared = prepare(ctx, request)
+    entry, target = prepared.entry, prepared.target
+    server = postgres_source(ctx, request.store)
+    selected = _selected(request.tables, prepared.manifest)
+    expected = {table: prepared.manifest.counts[table] for table in selected}
+
+    def create(context: StepContext) -> str:
+        with psycopg.connect(server.conninfo(), autocommit=True) as connection:
+            connection.execute(
+                sql.SQL("CREATE DATABASE {}").format(sql.Identifier(target.database))
+            )
+        return target.database
+
+    def restore(context: StepContext) -> dict[str, int]:
+        progress = ByteProgress(f"restore {request.store}")
+        result = restore_postgres(
+            prepared.manifest,
+            prepared.objects,
+            target,
+            tables=request.tables or None,
+            force=request.force,
+            progress=progress,
+        )
+        progress.done()
+        context.note(f"{sum(result.counts.values()):,} rows in {len(result.counts)} tables")
+        return result.counts
+
+    def restored_already(context: StepContext) -> bool:
+        if not _database_exists(server, target.database):
+            return False
+        try:
+            return count_rows(target, selected) == expected
+        except psycopg.Error:
+            return False
+
+    def verify(context: StepContext) -> None:
+        found = count_rows(target, selected)
+        wrong = {t: (found.get(t), n) for t, n in expected.items() if found.get(t) != n}
+        if wrong:
+            raise RuntimeError(f"row counts differ from the manifest (found, expected): {wrong}")
+        context.note(f"{len(expected)} tables match the manifest's row counts")
+
+    steps = [
+        FunctionStep(
+            f"create-database.{target.database}",
+            f"create database {target.database!r} on {target.host}:{target.port}",
+            create,
+            check=lambda c: _database_exists(server, target.database),
+        ),
+        FunctionStep(
+            f"restore.{request.store}",
+            f"pg_restore backup {entry.backup_id} ({prepared.objects.name}, consistent at "
+            f"{entry.recovery_point.isoformat()}) into {target.database!r}"
+            + (f", tables {', '.join(request.tables)}" if request.tables else ""),
+            restore,
+            check=restored_already,
+        ),
+        FunctionStep(
+            f"verify.{request.store}",
+            f"compare row counts of {len(selected)} tables with the manifest",
+            lambda c: None,
+            confirm=verify,
+            mutates=False,
+        ),
+    ]
+    parameters: dict[str, Any] = request.model_dump() | {
+        "stack": ctx.stack,
+        "backup_id": entry.backup_id,
+        "recovery_point": entry.recovery_point.isoformat(),
+        "target": f"{target.host}:{target.port}/{target.database}",
+    }
+    plan = Plan.from_dependencies(
+        f"restore postgres {request.store}",
+        steps,
+        {steps[1].id: [steps[0].id], steps[2].id: [steps[1].id]},
+        parameters,
+    )
+    return plan, prepared
+
+
+def data_loss_figures(prepared: Prepared, now: datetime | None = None) -> dict[str, Any]:
+    moment = now or datetime.now(UTC)
+    return {
+        "backup_id": prepared.entry.backup_id,
+        "recovery_point": prepared.entry.recovery_point.isoformat(),
+        "recovery_point_age_seconds": round(
+            (moment - prepared.entry.recovery_point).total_seconds(), 1
+        ),
+        "rows_in_backup": sum(prepared.manifest.counts.values()),
+    }
+
+
+def _selected(tables: list[str], manifest: Manifest) -> list[str]:
+    if not tables:
+        return list(manifest.counts)
+    return [t for t in manifest.counts if t in tables or t.split(".", 1)[1] in tables]
+
+
+def _check_tables(tables: list[str], manifest: Manifest) -> None:
+    known = set(manifest.counts) | {t.split(".", 1)[1] for t in manifest.counts}
+    unknown = [t for t in tables if t not in known]
+    if unknown:
+        raise RecoveryError(
+            f"--table {', '.join(unknown)}: not in backup {manifest.backup_id}; it has "
+            f"{', '.join(sorted(manifest.counts))}"
+        )
+
+
+def _database_exists(server: PostgresSource, name: str) -> bool:
+    with psycopg.connect(server.conninfo("postgres")) as connection:
+        row = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    return row is not None

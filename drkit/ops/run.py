@@ -1,0 +1,81 @@
+"""Run an operation's plan the same way every time: journal under ``.drkit/journal``, a copy in
+the audit bucket, reports under ``reports/``, and the exit code of the aggregated status."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from drkit.context import OpsContext
+from drkit.ops.executor import Confirm, Executor, RunReport, terminal_confirm, write_report
+from drkit.ops.journal import Journal, JournalError, new_run_id
+from drkit.ops.plan import Plan
+from drkit.storage.objectstore import Encryption, ObjectStoreError
+from drkit.storage.s3 import S3Store
+
+log = logging.getLogger("drkit.ops")
+
+JOURNAL_DIR = Path(".drkit/journal")
+REPORTS_DIR = Path("reports")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    dry_run: bool = False
+    yes: bool = False
+    resume: str | None = None
+
+
+def journal_parameters(project_dir: Path, run_id: str) -> dict[str, Any]:
+    """The parameters a journaled run started with, so ``--resume ID`` needs nothing else."""
+    journal = Journal(project_dir / JOURNAL_DIR, run_id)
+    for event in journal.events():
+        if event["event"] == "run_started":
+            return dict(event.get("parameters", {}))
+    raise JournalError(f"no journal {journal.path} to resume")
+
+
+def run_plan(
+    ctx: OpsContext,
+    plan: Plan,
+    options: RunOptions,
+    project_dir: Path,
+    out: TextIO,
+    report_name: str,
+    figures: dict[str, Any] | None = None,
+    confirm: Confirm = terminal_confirm,
+) -> RunReport:
+    executor = Executor(project_dir / JOURNAL_DIR, out, confirm=confirm)
+    run_id = options.resume or new_run_id(plan.name)
+    report = executor.run(
+        plan,
+        run_id=run_id,
+        dry_run=options.dry_run,
+        assume_yes=options.yes,
+        resume=options.resume is not None,
+    )
+    report.figures |= figures or {}
+    if not options.dry_run:
+        report.figures["journal_copy"] = _upload_journal(
+            ctx, Journal(project_dir / JOURNAL_DIR, run_id)
+        )
+    markdown, _ = write_report(report, project_dir / REPORTS_DIR, report_name)
+    out.write(
+        f"{report.status.value}: {report.plan} in {report.seconds:.1f}s; "
+        f"report {markdown}; journal {report.journal}\n"
+    )
+    return report
+
+
+def _upload_journal(ctx: OpsContext, journal: Journal) -> str:
+    """Best effort: the audit bucket may be in the dead region during a failover."""
+    if not journal.path.exists():
+        return "none"
+    try:
+        audit = S3Store(ctx.aws("s3"), ctx.outputs.audit_bucket.name)
+        return journal.upload(audit, Encryption(kms_key_id=ctx.outputs.vault_key_arn))
+    except (ObjectStoreError, OSError) as error:
+        log.warning("journal not copied to the audit bucket: %s", error)
+        return f"not copied: {error}"

@@ -18,7 +18,6 @@ from drkit.catalog import Catalog, CatalogEntry
 from drkit.storage.objectstore import ObjectNotFound, ObjectStore
 from stackmodels import StackConfig
 
-
 BACKUP_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
 
 

@@ -7,7 +7,7 @@ most 15 minutes of data, ``0 */6 * * *`` up to six hours, ``0 9 * * 1-5`` a whol
 from __future__ import annotations
 
 import itertools
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Annotated
 
@@ -95,6 +95,25 @@ class Cron:
     def max_interval(self) -> timedelta:
         return _max_interval(self)
 
+    @property
+    def min_interval(self) -> timedelta:
+        """The shortest gap: how long a run may take before the next one is due."""
+        return _min_interval(self)
+
+    def next_after(self, moment: datetime) -> datetime:
+        """The first run strictly after ``moment`` (whole minutes, ``moment``'s time zone)."""
+        start = moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        for offset in range(_SPAN_DAYS):
+            day = (start + timedelta(days=offset)).date()
+            if not self._day_matches(day):
+                continue
+            for hour in sorted(self.hours):
+                for minute in sorted(self.minutes):
+                    run = datetime.combine(day, time(hour, minute), start.tzinfo)
+                    if run >= start:
+                        return run
+        raise ValueError(f"{self.expression!r} has no run after {moment.isoformat()}")
+
     def __hash__(self) -> int:
         return hash(self.expression)
 
@@ -102,11 +121,16 @@ class Cron:
         return isinstance(other, Cron) and other.expression == self.expression
 
     def _longest_gap(self) -> timedelta:
+        return timedelta(minutes=max(self._gaps()))
+
+    def _shortest_gap(self) -> timedelta:
+        return timedelta(minutes=min(self._gaps()))
+
+    def _gaps(self) -> list[int]:
         runs = self._run_minutes()
         if len(runs) < 2:
-            return timedelta(days=_SPAN_DAYS)
-        gaps = [later - earlier for earlier, later in itertools.pairwise(runs)]
-        return timedelta(minutes=max(gaps))
+            return [_SPAN_DAYS * 1440]
+        return [later - earlier for earlier, later in itertools.pairwise(runs)]
 
 
 def _days(count: int) -> list[date]:
@@ -117,6 +141,11 @@ def _days(count: int) -> list[date]:
 @lru_cache(maxsize=256)
 def _max_interval(cron: Cron) -> timedelta:
     return cron._longest_gap()
+
+
+@lru_cache(maxsize=256)
+def _min_interval(cron: Cron) -> timedelta:
+    return cron._shortest_gap()
 
 
 def _check_cron(expression: str) -> str:

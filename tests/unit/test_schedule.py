@@ -44,3 +44,21 @@ def test_longest_gap(expression: str, gap: timedelta) -> None:
 def test_bad_expressions_say_what_is_wrong(expression: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Cron(expression)
+
+
+@pytest.mark.parametrize(
+    ("expression", "after", "expected"),
+    [
+        ("*/15 * * * *", "2026-11-21T04:07:30+00:00", "2026-11-21T04:15:00+00:00"),
+        ("*/15 * * * *", "2026-11-21T04:15:00+00:00", "2026-11-21T04:30:00+00:00"),
+        ("0 */6 * * *", "2026-11-21T04:07:00+00:00", "2026-11-21T06:00:00+00:00"),
+        ("0 9 * * 1-5", "2026-11-21T10:00:00+00:00", "2026-11-23T09:00:00+00:00"),  # Sat -> Mon
+        ("0 0 1 * *", "2026-12-15T00:00:00+00:00", "2027-01-01T00:00:00+00:00"),
+    ],
+)
+def test_next_run_after(expression: str, after: str, expected: str) -> None:
+    from datetime import datetime
+
+    assert Cron(expression).next_after(datetime.fromisoformat(after)) == datetime.fromisoformat(
+        expected
+    )

@@ -35,6 +35,7 @@ from confluent_kafka import (
     KafkaError,
     KafkaException,
     Message,
+    TopicCollection,
     TopicPartition,
 )
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not all names are in its stubs
@@ -108,6 +109,8 @@ class KafkaPoint(_Model):
     start_offsets: dict[str, dict[str, int]]
     incremental_from: str | None
     cluster_id: str | None
+    topic_ids: dict[str, str] = {}
+    """Kafka's id of each topic: a deleted and recreated topic gets a new one."""
     isolation_level: str = "read_committed"
     partitions: list[PartitionBackup]
     lost_to_retention: list[RetentionGap] = []
@@ -255,6 +258,12 @@ def list_offsets(
     return result
 
 
+def topic_ids(admin: AdminClient, topics: list[str]) -> dict[str, str]:
+    """Kafka's topic id (a UUID, new for each incarnation of a topic name) per topic."""
+    futures = admin.describe_topics(TopicCollection(topics), request_timeout=REQUEST_TIMEOUT_S)
+    return {name: str(future.result().topic_id) for name, future in futures.items()}
+
+
 def describe_topics(admin: AdminClient, topics: list[str]) -> dict[str, TopicConfig]:
     """Partitions, replication factor and the overrides set on each topic (not the defaults)."""
     metadata = admin.list_topics(timeout=REQUEST_TIMEOUT_S)
@@ -317,9 +326,10 @@ class KafkaHandler:
         admin = AdminClient(client_settings(self.bootstrap, self.client_config))
         cluster = cluster_id(admin)
         warnings: list[str] = []
-        previous = self._previous_end_offsets(cluster, warnings)
-        previous_end = previous[1] if previous is not None else {}
         described = describe_topics(admin, self.topics)
+        ids = topic_ids(admin, self.topics)
+        previous = self._previous_end_offsets(cluster, ids, warnings)
+        previous_end = previous[1] if previous is not None else {}
         partitions = [
             TopicPartition(topic, number)
             for topic in self.topics
@@ -355,6 +365,7 @@ class KafkaHandler:
             start_offsets=_by_topic(starts),
             incremental_from=previous[0] if previous is not None else None,
             cluster_id=cluster,
+            topic_ids=ids,
             partitions=entries,
             lost_to_retention=gaps,
             warnings=warnings,
@@ -373,9 +384,14 @@ class KafkaHandler:
         )
 
     def _previous_end_offsets(
-        self, cluster: str | None, warnings: list[str]
+        self, cluster: str | None, ids: dict[str, str], warnings: list[str]
     ) -> tuple[str, dict[str, dict[str, int]]] | None:
-        """(previous backup id, its end offsets) to continue from; None for a full backup."""
+        """(previous backup id, its end offsets) to continue from; None for a full backup.
+
+        A chain must mean one history per partition: when a topic was deleted and recreated
+        since the previous backup (its Kafka topic id changed), offsets restart and old and new
+        records would share offsets, so this backup is full instead.
+        """
         if self.previous is None:
             return None
         point = KafkaPoint.of(self.previous)
@@ -383,6 +399,15 @@ class KafkaHandler:
             warnings.append(
                 f"previous backup {self.previous.backup_id} is of cluster {point.cluster_id}, this "
                 f"is cluster {cluster}: its offsets mean nothing here, so this backup is full"
+            )
+            return None
+        recreated = sorted(
+            topic for topic, old in point.topic_ids.items() if ids.get(topic, old) != old
+        )
+        if recreated:
+            warnings.append(
+                f"topics {recreated} were recreated since backup {self.previous.backup_id} "
+                "(new topic ids): this backup is full, starting a new chain"
             )
             return None
         return self.previous.backup_id, point.end_offsets

@@ -447,3 +447,27 @@ def test_transactions_aborted_records_are_skipped_and_the_backup_ends(
     assert manifest.counts == {topic: 12}
     values = [r.value or b"" for rs in read_partitions(kafka_broker, topic).values() for r in rs]
     assert sorted(values) == sorted(f"True-{i}".encode() for i in range(6) for _ in range(2))
+
+
+def test_a_recreated_topic_starts_a_new_chain(
+    kafka_broker: LocalKafka, destinations: Destinations
+) -> None:
+    """After a topic is deleted and recreated its offsets restart; continuing the old chain would
+    mix two histories under the same offsets, so the next backup is full."""
+    seeded = seed(kafka_broker, 40)
+    first = backup(seeded.topic, kafka_broker, destinations)
+    admin = admin_for(kafka_broker)
+    for future in admin.delete_topics([seeded.topic], operation_timeout=30).values():
+        future.result()
+    deadline = time.monotonic() + 30
+    while seeded.topic in admin.list_topics(timeout=10).topics and time.monotonic() < deadline:
+        time.sleep(0.2)
+    create_topic(kafka_broker, seeded.topic)
+    produce(kafka_broker, seeded.topic, (signal_record(i) for i in range(100, 160)))
+
+    second = backup(seeded.topic, kafka_broker, destinations, previous=first)
+    point = second.consistent_point
+    assert point["incremental_from"] is None
+    assert point["topic_ids"][seeded.topic] != first.consistent_point["topic_ids"][seeded.topic]
+    assert any("recreated" in warning for warning in point["warnings"])
+    assert second.counts[seeded.topic] == 60

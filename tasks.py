@@ -161,7 +161,54 @@ def restore_postgres(
         raise Exit(code=report.exit_code)
 
 
+@task(
+    name="drill",
+    iterable=["scenario"],
+    help={
+        "scenario": "play only this scenario (repeatable): database-corruption, kafka-data-loss,"
+        " redis-loss, region-loss",
+        "size_mb": "approximate size of the seeded data (default 20)",
+        "time_factor": "how many times faster than real time the schedules run (default 360)",
+        "soak_seconds": "seconds of trading and scheduled backups before the first disaster",
+        "keep": "leave the local servers up afterwards, for inspection (Ctrl-C stops them)",
+        "stack": "local (default); real stacks: not yet (see the README)",
+    },
+)
+def drill(
+    c: Context,
+    scenario: list[str] | None = None,
+    size_mb: float = 20.0,
+    time_factor: float = 360.0,
+    soak_seconds: float = 15.0,
+    keep: bool = False,
+    stack: str = "local",
+) -> None:
+    """The DR drill: seed, trade, back up on schedule, break, restore, verify, measure RTO/RPO."""
+    from drkit.drill.run import DrillOptions, run_drill
+
+    if stack != "local":
+        raise fail(
+            f"--stack {stack}: the drill against real stacks is not built yet; "
+            "run it on the local embedded default (--stack local)"
+        )
+    try:
+        options = DrillOptions(
+            size_mb=size_mb,
+            time_factor=time_factor,
+            soak_seconds=soak_seconds,
+            keep=keep,
+            **({"scenarios": scenario} if scenario else {}),
+        )
+    except ValueError as error:
+        raise fail(str(error)) from None
+    workdir = Path(tempfile.mkdtemp(prefix="drkit-drill-"))
+    report = run_drill(options, ROOT, workdir, ROOT / "reports")
+    if not report.ok:
+        raise Exit("drill FAILED: an objective was missed or a restore did not verify", code=1)
+
+
 namespace = Collection()
+namespace.add_task(drill)
 namespace.add_collection(Collection("local", roundtrip))
 namespace.add_collection(Collection("config", check))
 namespace.add_collection(Collection("backup", store))

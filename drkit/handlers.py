@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from drkit.backup.engine import Handler
 from drkit.backup.kafka import KafkaHandler
 from drkit.backup.manifest import Manifest
 from drkit.backup.postgres import PostgresHandler, PostgresSource
+from drkit.backup.redis import RedisHandler, RedisSource
+from drkit.backup.timeseries import TimeseriesHandler
 from drkit.context import OpsContext
+from drkit.influx import InfluxEndpoint
 from drkit.recovery import BackupIndex, RecoveryError
 from stackmodels.config import StoreKind
 
@@ -61,6 +65,21 @@ def backup_handler(ctx: OpsContext, store: str, now: datetime | None = None) -> 
             f"{host}:{port}",
             list(config.topics),
             previous=previous_for_incremental(ctx, store, moment),
+        )
+    if config.kind is StoreKind.REDIS:
+        host, port = endpoint(ctx, store)
+        credentials = ctx.credentials.for_store(store)
+        data_path = ctx.outputs.stores[store].data_path
+        return RedisHandler(
+            RedisSource(host, port, credentials.password),
+            rdb_path=Path(data_path) if data_path else None,
+        )
+    if config.kind is StoreKind.TIMESERIES:
+        host, port = endpoint(ctx, store)
+        credentials = ctx.credentials.for_store(store)
+        database = ctx.outputs.stores[store].database or store
+        return TimeseriesHandler(
+            InfluxEndpoint(host, port, credentials.user, credentials.password), database
         )
     raise NoHandler(
         f"store {store!r} is of kind {config.kind.value!r}, which has no backup handler yet"

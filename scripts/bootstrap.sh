@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 step() { printf '\n== %s\n' "$*"; }
 
 need_debs=()
-for pkg in postgresql redis-server zstd prometheus-pushgateway; do
+for pkg in postgresql redis-server zstd prometheus-pushgateway etcd-server influxdb; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_debs+=("$pkg")
 done
 command -v java >/dev/null || need_debs+=(openjdk-17-jre-headless)
@@ -20,6 +20,10 @@ if [ ${#need_debs[@]} -gt 0 ]; then
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends \
     "${need_debs[@]}" >/dev/null
+  # Packages may start their own services; the harness runs its own servers on free ports.
+  for service in postgresql redis-server prometheus-pushgateway etcd influxdb; do
+    $sudo_cmd service "$service" stop >/dev/null 2>&1 || true
+  done
 fi
 
 if ! command -v uv >/dev/null; then
@@ -35,4 +39,10 @@ step "Kafka broker jars (Maven Central, cached)"
 
 step "actionlint (Go module proxy, cached): validates .github/workflows in the tests"
 bash scripts/install-actionlint.sh >/dev/null
+
+step "kube-apiserver (built from the Go module proxy, cached; minutes when cold)"
+bash scripts/build-kube-apiserver.sh
+
+step "Kubernetes OpenAPI spec (Go module proxy, cached): validates the backup CronJob manifests"
+bash scripts/fetch-k8s-schema.sh >/dev/null
 echo "bootstrap: ready"

@@ -58,6 +58,9 @@ class StoreEndpoint(Frozen):
     database: str | None = None
     credentials_secret: str | None = None
     resource_id: str | None = None
+    data_path: str | None = None
+    """Where the backup job sees the store's data file on a shared volume (a self-hosted Redis's
+    dump.rdb); None when the data comes only over the network."""
 
 
 class StackOutputs(Frozen):

@@ -87,8 +87,9 @@ class Writer(threading.Thread):
         self.join(timeout=30)
         self.close()
 
-    def writes_until(self, moment: datetime) -> list[Write]:
-        return [w for w in self.ledger if w.at <= moment]
+    def forget(self, lost: set[int]) -> None:
+        """Writes a disaster took are gone for good: later checks must not expect them."""
+        self.ledger = [w for w in self.ledger if w.n not in lost]
 
     def _write_one(self, n: int) -> None:
         raise NotImplementedError
@@ -112,6 +113,12 @@ class PostgresOrderWriter(Writer):
         with self._lock:
             self.close()
             self.conninfo = conninfo
+
+    def burst(self, count: int) -> None:
+        with self._lock:
+            for _ in range(count):
+                self._write_one(self.next_n)
+                self.next_n += 1
 
     def _write_one(self, n: int) -> None:
         if self._connection is None or self._connection.closed:
@@ -142,17 +149,14 @@ class KafkaEventWriter(Writer):
     def __init__(self, bootstrap: str, topics: list[str], rate: float) -> None:
         super().__init__(rate)
         self.topics = topics
-        self.producer = Producer(
-            {
-                "bootstrap.servers": bootstrap,
-                "acks": "all",
-                "enable.idempotence": True,
-                "linger.ms": 5,
-                "log_level": 3,
-            }
-        )
+        self.bootstrap = bootstrap
+        self.producer = self._producer()
 
     def _write_one(self, n: int) -> None:
+        self._produce(n)
+        self.producer.flush(5)
+
+    def _produce(self, n: int) -> None:
         topic = self.topics[n % len(self.topics)]
         timestamp_ms = int(time.time() * 1000)
         headers: list[tuple[str, str | bytes | None]] = [
@@ -186,7 +190,35 @@ class KafkaEventWriter(Writer):
             timestamp=timestamp_ms,
             on_delivery=delivered,
         )
-        self.producer.flush(5)
+
+    def renew(self, bootstrap: str | None = None) -> None:
+        """A new producer: after topics are recreated (or the cluster replaced) the old one's
+        idempotence sequence numbers no longer match any partition."""
+        with self._lock:
+            self.producer.flush(5)
+            if bootstrap is not None:
+                self.bootstrap = bootstrap
+            self.producer = self._producer()
+
+    def _producer(self) -> Producer:
+        return Producer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 5,
+                "log_level": 2,  # not the connection errors of a broker the drill just killed
+            }
+        )
+
+    def burst(self, count: int) -> None:
+        """Seed: ``count`` records as fast as the broker takes them, one flush at the end."""
+        with self._lock:
+            for _ in range(count):
+                self._produce(self.next_n)
+                self.next_n += 1
+                self.producer.poll(0)
+            self.producer.flush(30)
 
     def close(self) -> None:
         self.producer.flush(5)
@@ -201,6 +233,12 @@ class RedisSessionWriter(Writer):
     def __init__(self, client: redis.Redis[bytes], rate: float) -> None:
         super().__init__(rate)
         self.client = client
+
+    def burst(self, count: int) -> None:
+        with self._lock:
+            for _ in range(count):
+                self._write_one(self.next_n)
+                self.next_n += 1
 
     def _write_one(self, n: int) -> None:
         with self.client.pipeline(transaction=True) as pipe:

@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from drkit.local.gcs import LocalGcs
+from drkit.local.influxdb import LocalInfluxDB
 from drkit.local.postgres import LocalPostgres
 from drkit.local.redis import LocalRedis
 from drkit.local.s3 import LocalAws
@@ -22,20 +23,24 @@ if TYPE_CHECKING:
 
 
 class LocalEnvironment:
-    """PostgreSQL, Redis, the AWS and GCS emulators, and optionally Kafka, for one session."""
+    """PostgreSQL, Redis, the AWS and GCS emulators, and optionally Kafka and InfluxDB."""
 
-    def __init__(self, workdir: Path, *, with_kafka: bool = False) -> None:
+    def __init__(
+        self, workdir: Path, *, with_kafka: bool = False, with_influxdb: bool = False
+    ) -> None:
         self.workdir = workdir
         self.postgres = LocalPostgres(workdir / "postgres")
         self.redis = LocalRedis(workdir / "redis")
         self.aws = LocalAws(workdir / "aws")
         self.gcs = LocalGcs(workdir / "gcs")
         self.kafka = _local_kafka(workdir / "kafka") if with_kafka else None
+        self.influxdb = LocalInfluxDB(workdir / "influxdb") if with_influxdb else None
         self._stack = ExitStack()
 
     def __enter__(self) -> LocalEnvironment:
         with ExitStack() as stack:
-            for server in (self.postgres, self.redis, self.aws, self.gcs, self.kafka):
+            servers = (self.postgres, self.redis, self.aws, self.gcs, self.kafka, self.influxdb)
+            for server in servers:
                 if server is not None:
                     stack.enter_context(server)
             self._stack = stack.pop_all()

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from drkit.context import Credentials, StoreCredentials
 from drkit.local.gcs import LocalGcs
+from drkit.local.influxdb import LocalInfluxDB
 from drkit.local.kafka import LocalKafka
 from drkit.local.postgres import LocalPostgres
 from drkit.local.redis import LocalRedis
@@ -33,6 +34,8 @@ class LocalServers(Protocol):
     def gcs(self) -> LocalGcs: ...
     @property
     def kafka(self) -> LocalKafka | None: ...
+    @property
+    def influxdb(self) -> LocalInfluxDB | None: ...
 
 
 def _bucket(name: str, region: str) -> Bucket:
@@ -81,8 +84,25 @@ def provision(
             )
             credentials[name] = StoreCredentials(env.postgres.user, env.postgres.password)
         elif store.kind is StoreKind.REDIS:
-            stores[name] = StoreEndpoint(kind="redis", host=env.redis.host, port=env.redis.port)
+            stores[name] = StoreEndpoint(
+                kind="redis",
+                host=env.redis.host,
+                port=env.redis.port,
+                data_path=str(env.redis.rdb_path),
+            )
             credentials[name] = StoreCredentials("default", env.redis.password)
+        elif store.kind is StoreKind.TIMESERIES and env.influxdb is not None:
+            database = store.database or name.replace("-", "_")
+            env.influxdb.create_database(database)
+            stores[name] = StoreEndpoint(
+                kind="timeseries",
+                host=env.influxdb.host,
+                port=env.influxdb.port,
+                database=database,
+            )
+            credentials[name] = StoreCredentials(
+                env.influxdb.user or "", env.influxdb.password or ""
+            )
         elif store.kind is StoreKind.KAFKA and env.kafka is not None:
             host, _, port = env.kafka.bootstrap.rpartition(":")
             stores[name] = StoreEndpoint(kind="kafka", host=host, port=int(port))

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -23,9 +23,15 @@ from drkit.storage.objectstore import Encryption
 from drkit.storage.s3 import S3Store
 from stackmodels import StackConfig
 
+if TYPE_CHECKING:
+    from drkit.local.influxdb import LocalInfluxDB
+    from drkit.local.kafka import LocalKafka
+
 # Kafka's fixture is written separately; until it exists, the other servers still work.
 with contextlib.suppress(ImportError):
     from tests.integration.kafka_fixture import kafka_broker  # noqa: F401
+with contextlib.suppress(ImportError):
+    from tests.integration.influxdb_fixture import influxdb_server  # noqa: F401
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +96,8 @@ class SessionServers:
     redis: LocalRedis
     aws: LocalAws
     gcs: LocalGcs
-    kafka: None = None
+    kafka: LocalKafka | None = None
+    influxdb: LocalInfluxDB | None = None
 
 
 @pytest.fixture
@@ -103,11 +110,31 @@ def project(
 ) -> Path:
     """A project directory whose ``--stack local`` is provisioned on the session's servers:
     prod's stack file, and the outputs and credentials the local environment writes."""
-    (tmp_path / "Pulumi.prod.yaml").write_text((ROOT / "Pulumi.prod.yaml").read_text())
-    config = StackConfig.for_stack("prod", tmp_path)
     servers = SessionServers(postgres_server, redis_server, aws_emulator, gcs_emulator)
+    return provision_project(tmp_path, servers)
+
+
+@pytest.fixture
+def project_with_kafka(
+    tmp_path: Path,
+    postgres_server: LocalPostgres,
+    redis_server: LocalRedis,
+    aws_emulator: LocalAws,
+    gcs_emulator: LocalGcs,
+    kafka_broker: LocalKafka,
+) -> Path:
+    """``project`` with the session's Kafka broker as the ``event-stream`` store."""
+    servers = SessionServers(
+        postgres_server, redis_server, aws_emulator, gcs_emulator, kafka=kafka_broker
+    )
+    return provision_project(tmp_path, servers)
+
+
+def provision_project(directory: Path, servers: SessionServers) -> Path:
+    (directory / "Pulumi.prod.yaml").write_text((ROOT / "Pulumi.prod.yaml").read_text())
+    config = StackConfig.for_stack("prod", directory)
     outputs, credentials = provision(
         servers, config, suffix=secrets.token_hex(4), separate_databases=True
     )
-    write_state(tmp_path / ".drkit" / "local", outputs, credentials)
-    return tmp_path
+    write_state(directory / ".drkit" / "local", outputs, credentials)
+    return directory

@@ -1,0 +1,426 @@
+"""The seeds' disaster scenarios, each: strike, restore, verify every write, measure.
+
+RTO is measured from the disaster to the verified, serving store. RPO is the newest write lost
+minus the newest write restored; with the schedule compressed ``factor`` times, the same gap on
+the real schedule is ``factor`` times longer, and that is what the objective is held against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from drkit.backup.manifest import Manifest
+from drkit.backup.postgres import PostgresSource
+from drkit.drill.verify import Verification, verify_kafka, verify_postgres, verify_redis
+from drkit.drill.world import DrillWorld, delete_topics, seeded_digests
+from drkit.drill.writers import KafkaEventWriter, PostgresOrderWriter
+from drkit.handlers import postgres_source
+from drkit.local.kafka import LocalKafka
+from drkit.local.postgres import LocalPostgres
+from drkit.local.redis import LocalRedis
+from drkit.recovery import BackupIndex
+from drkit.restore.kafka import restore_kafka
+from drkit.restore.postgres import restore_postgres
+from drkit.restore.redis import local_redis_target, restore_redis
+from drkit.storage.objectstore import ObjectStore
+from stackmodels.config import StoreKind
+
+
+@dataclass
+class StoreOutcome:
+    store: str
+    data_class: str
+    backup_id: str
+    recovery_point: str
+    verification: Verification
+    rpo_seconds: float
+    rpo_schedule_seconds: float
+    rpo_objective_seconds: float
+    rto_objective_seconds: float
+    continuous_protection: str | None
+
+    @property
+    def rpo_met(self) -> bool | None:
+        """None when a replication service meets the RPO in AWS and the drill cannot run it."""
+        if self.continuous_protection:
+            return None
+        return self.rpo_schedule_seconds <= self.rpo_objective_seconds
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    description: str
+    status: str = "not run"
+    disaster_at: str = ""
+    verified_at: str = ""
+    rto_seconds: float | None = None
+    stores: list[StoreOutcome] = field(default_factory=list)
+    detail: str = ""
+    skew_seconds: float | None = None
+
+    @property
+    def rto_met(self) -> bool | None:
+        if self.rto_seconds is None or not self.stores:
+            return None
+        return all(self.rto_seconds <= s.rto_objective_seconds for s in self.stores)
+
+    @property
+    def rpo_met(self) -> bool | None:
+        verdicts = [s.rpo_met for s in self.stores if s.rpo_met is not None]
+        return all(verdicts) if verdicts else None
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.stores) and all(s.verification.ok for s in self.stores)
+
+    def as_dict(self) -> dict[str, Any]:
+        body = asdict(self)
+        body |= {"rto_met": self.rto_met, "rpo_met": self.rpo_met, "verified": self.verified}
+        for store, outcome in zip(body["stores"], self.stores, strict=True):
+            store["rpo_met"] = outcome.rpo_met
+            store["verification"]["ok"] = outcome.verification.ok
+        return body
+
+
+def outcome(world: DrillWorld, store: str, manifest: Manifest, check: Verification) -> StoreOutcome:
+    config = world.config.stores[store]
+    data_class = world.config.data_classes[config.data_class]
+    return StoreOutcome(
+        store=store,
+        data_class=config.data_class,
+        backup_id=manifest.backup_id,
+        recovery_point=manifest.recovery_point.isoformat(),
+        verification=check,
+        rpo_seconds=round(check.rpo_seconds, 3),
+        rpo_schedule_seconds=round(check.rpo_seconds * world.factor, 1),
+        rpo_objective_seconds=data_class.rpo.total_seconds(),
+        rto_objective_seconds=data_class.rto.total_seconds(),
+        continuous_protection=config.continuous_protection,
+    )
+
+
+def kafka_chain(index: BackupIndex, store: str, at: datetime) -> list[Manifest]:
+    """The newest backup at or before ``at`` and the incrementals back to its full backup."""
+    manifest = index.manifest(index.latest(store, at))
+    chain = [manifest]
+    while (parent := manifest.consistent_point.get("incremental_from")) is not None:
+        manifest = index.manifest(index.by_id(store, str(parent)))
+        chain.append(manifest)
+    return list(reversed(chain))
+
+
+# ---- single-store scenarios -----------------------------------------------------------------
+
+
+def database_corruption(world: DrillWorld) -> ScenarioResult:
+    """004's scenario 2: PostgreSQL data is corrupted. Restore beside it, verify, swap in."""
+    store = world.store(StoreKind.POSTGRES)
+    writer = world.writers[store]
+    assert isinstance(writer, PostgresOrderWriter)
+    result = ScenarioResult(
+        "database-corruption",
+        "orders deleted and accounts overwritten in "
+        f"{store}; restore the newest backup beside it, verify, swap in",
+    )
+    source = postgres_source(world.ctx, store)
+    with world.phase(store, "disaster"):
+        writer.pause()  # the application stops when the corruption is found
+        _pause_backups(world, store)
+        disaster_at = datetime.now(UTC)
+        with psycopg.connect(source.conninfo(), autocommit=True) as connection:
+            connection.execute("DELETE FROM orders WHERE id % 7 = 0")
+            connection.execute("UPDATE accounts SET tier = 'corrupted' WHERE id % 3 = 0")
+    world.say(f"disaster: {store} corrupted (orders deleted, accounts overwritten)")
+    vault = world.ctx.vault()
+    with world.phase(store, "restore"):
+        manifest = world.index(vault).manifest(world.index(vault).latest(store, disaster_at))
+        recovered = f"{source.database}_recovered"
+        world.env.postgres.create_database(recovered)
+        target = postgres_source(world.ctx, store, recovered)
+        restore_postgres(manifest, vault, target)
+    world.say(f"restored {manifest.backup_id} into {recovered}; verifying every order")
+    with world.phase(store, "verify"):
+        check = _verify_pg(world, target.conninfo(), manifest, writer, disaster_at)
+    with world.phase(store, "swap in"):
+        _swap_database(world.env.postgres, source.database, recovered, writer)
+        verified_at = datetime.now(UTC)
+    writer.forget(set(check.lost))
+    writer.resume()
+    _resume_backups(world, store)
+    return _finish(result, disaster_at, verified_at, [outcome(world, store, manifest, check)])
+
+
+def kafka_data_loss(world: DrillWorld) -> ScenarioResult:
+    """004's scenario 3: Kafka topics are lost. Recreate them from the backup chain."""
+    store = world.store(StoreKind.KAFKA)
+    writer = world.writers[store]
+    assert isinstance(writer, KafkaEventWriter) and world.env.kafka is not None
+    bootstrap = world.env.kafka.bootstrap
+    topics = world.topics()
+    result = ScenarioResult(
+        "kafka-data-loss",
+        f"topics {', '.join(topics)} deleted; restore "
+        "them from the full + incremental chain with keys, headers, "
+        "timestamps and partitions",
+    )
+    with world.phase(store, "disaster"):
+        writer.pause()
+        _pause_backups(world, store)
+        disaster_at = datetime.now(UTC)
+        delete_topics(bootstrap, topics)
+    world.say(f"disaster: topics {', '.join(topics)} deleted")
+    vault = world.ctx.vault()
+    with world.phase(store, "restore"):
+        chain = kafka_chain(world.index(vault), store, disaster_at)
+        restore_kafka(chain, vault, bootstrap)
+    world.say(f"restored a chain of {len(chain)} backups; verifying every record")
+    with world.phase(store, "verify"):
+        check, found = verify_kafka(
+            bootstrap, writer.ledger, chain[-1].consistent_point["end_offsets"], disaster_at
+        )
+        verified_at = datetime.now(UTC)
+    _reindex_kafka(writer, found)
+    writer.renew()
+    writer.resume()
+    _resume_backups(world, store)
+    return _finish(result, disaster_at, verified_at, [outcome(world, store, chain[-1], check)])
+
+
+def redis_loss(world: DrillWorld) -> ScenarioResult:
+    """The cache loses its data (node replaced, volume gone). Restore the RDB, restart."""
+    store = world.store(StoreKind.REDIS)
+    writer = world.writers[store]
+    redis_server = world.env.redis
+    result = ScenarioResult(
+        "redis-loss",
+        f"{store} restarted with an empty data volume; restore "
+        "the newest RDB into it and check every session key",
+    )
+    with world.phase(store, "disaster"):
+        writer.pause()
+        _pause_backups(world, store)
+        disaster_at = datetime.now(UTC)
+        redis_server.stop()
+        redis_server.rdb_path.unlink(missing_ok=True)
+        redis_server.start()
+    world.say(f"disaster: {store} came back empty")
+    vault = world.ctx.vault()
+    with world.phase(store, "restore"):
+        manifest = world.index(vault).manifest(world.index(vault).latest(store, disaster_at))
+        restore_redis(manifest, vault, local_redis_target(redis_server))
+    with world.phase(store, "verify"):
+        check = verify_redis(redis_server.client(), writer.ledger, disaster_at)
+        verified_at = datetime.now(UTC)
+    writer.forget(set(check.lost))
+    writer.resume()
+    _resume_backups(world, store)
+    return _finish(result, disaster_at, verified_at, [outcome(world, store, manifest, check)])
+
+
+# ---- the whole region -----------------------------------------------------------------------
+
+
+def region_loss(world: DrillWorld) -> ScenarioResult:
+    """004's scenario 4: the primary region is gone with its vault. New servers in the DR
+    region, every store restored from the GCS mirror at one common recovery point."""
+    stores = [world.store(k) for k in (StoreKind.POSTGRES, StoreKind.KAFKA, StoreKind.REDIS)]
+    result = ScenarioResult(
+        "region-loss",
+        "every server of the primary region lost, and its S3 "
+        "vault with them; restore all stores from the GCS mirror into new "
+        "servers at one common recovery point",
+    )
+    env = world.env
+    with world.phase("region", "disaster"):
+        world.stop_writers()
+        for writer in world.writers.values():
+            if isinstance(writer, KafkaEventWriter):
+                writer.producer.purge()
+        for store in stores:
+            _pause_backups(world, store)
+        disaster_at = datetime.now(UTC)
+        assert env.kafka is not None
+        for server in (env.postgres, env.redis, env.kafka):
+            server.stop()
+    world.say("disaster: PostgreSQL, Redis and Kafka of the primary region are gone")
+    mirror = world.ctx.mirror()
+    assert mirror is not None
+    index = world.index(mirror)
+    workdir = env.workdir / "dr-region"
+    dr_pg, dr_redis, dr_kafka = (
+        LocalPostgres(workdir / "postgres"),
+        LocalRedis(workdir / "redis"),
+        LocalKafka(workdir / "kafka"),
+    )
+    with world.phase("region", "start DR servers"), ThreadPoolExecutor(3) as pool:
+        for future in [pool.submit(s.start) for s in (dr_pg, dr_redis, dr_kafka)]:
+            future.result()
+    world.say(f"DR servers up; choosing one recovery point for {', '.join(stores)}")
+    try:
+        point, _chosen, skew = index.common_point(stores, at=disaster_at)
+        result.skew_seconds = round(skew.total_seconds(), 3)
+        restores: dict[str, Callable[[], tuple[Manifest, Verification]]] = {
+            stores[0]: lambda: _region_pg(
+                world, mirror, index, stores[0], point, dr_pg, disaster_at
+            ),
+            stores[1]: lambda: _region_kafka(
+                world, mirror, index, stores[1], point, dr_kafka, disaster_at
+            ),
+            stores[2]: lambda: _region_redis(
+                world, mirror, index, stores[2], point, dr_redis, disaster_at
+            ),
+        }
+        with world.phase("region", "restore + verify all"), ThreadPoolExecutor(3) as pool:
+            futures = {store: pool.submit(run) for store, run in restores.items()}
+            done = {store: future.result() for store, future in futures.items()}
+        verified_at = datetime.now(UTC)
+        outcomes = [outcome(world, store, *done[store]) for store in stores]
+        world.say(f"all stores verified in the DR region (skew {result.skew_seconds}s)")
+    finally:
+        for server in (dr_kafka, dr_redis, dr_pg):
+            server.stop()
+    return _finish(result, disaster_at, verified_at, outcomes)
+
+
+def _region_pg(
+    world: DrillWorld,
+    mirror: ObjectStore,
+    index: BackupIndex,
+    store: str,
+    point: datetime,
+    server: LocalPostgres,
+    disaster_at: datetime,
+) -> tuple[Manifest, Verification]:
+    manifest = index.manifest(index.latest(store, point))
+    database = postgres_source(world.ctx, store).database
+    server.create_database(database)
+    target = PostgresSource(server.host, server.port, database, server.user, server.password)
+    with world.phase(store, "restore (DR)"):
+        restore_postgres(manifest, mirror, target)
+    writer = world.writers[store]
+    return manifest, _verify_pg(world, target.conninfo(), manifest, writer, disaster_at)
+
+
+def _region_kafka(
+    world: DrillWorld,
+    mirror: ObjectStore,
+    index: BackupIndex,
+    store: str,
+    point: datetime,
+    broker: LocalKafka,
+    disaster_at: datetime,
+) -> tuple[Manifest, Verification]:
+    chain = kafka_chain(index, store, point)
+    with world.phase(store, "restore (DR)"):
+        restore_kafka(chain, mirror, broker.bootstrap)
+    check, _ = verify_kafka(
+        broker.bootstrap,
+        world.writers[store].ledger,
+        chain[-1].consistent_point["end_offsets"],
+        disaster_at,
+    )
+    return chain[-1], check
+
+
+def _region_redis(
+    world: DrillWorld,
+    mirror: ObjectStore,
+    index: BackupIndex,
+    store: str,
+    point: datetime,
+    server: LocalRedis,
+    disaster_at: datetime,
+) -> tuple[Manifest, Verification]:
+    manifest = index.manifest(index.latest(store, point))
+    with world.phase(store, "restore (DR)"):
+        restore_redis(manifest, mirror, local_redis_target(server))
+    return manifest, verify_redis(server.client(), world.writers[store].ledger, disaster_at)
+
+
+# ---- helpers --------------------------------------------------------------------------------
+
+
+def _verify_pg(
+    world: DrillWorld, conninfo: str, manifest: Manifest, writer: Any, disaster_at: datetime
+) -> Verification:
+    return verify_postgres(
+        conninfo,
+        writer.ledger,
+        manifest.consistent_point["txid_snapshot"],
+        disaster_at,
+        world.baseline,
+        seeded_digests(conninfo, world.seeded_order_max),
+    )
+
+
+def _reindex_kafka(writer: KafkaEventWriter, found: dict[int, dict[str, Any]]) -> None:
+    """The recreated topics gave every restored record a new offset: follow them."""
+    writer.ledger = [w for w in writer.ledger if w.n in found]
+    for write in writer.ledger:
+        record = found[write.n]
+        write.detail |= {"partition": record["partition"], "offset": record["offset"]}
+
+
+def _swap_database(
+    server: LocalPostgres, name: str, recovered: str, writer: PostgresOrderWriter
+) -> None:
+    """Put the verified copy in place of the corrupted database (the application reconnects)."""
+    writer.close()
+    with psycopg.connect(server.dsn("postgres"), autocommit=True) as connection:
+        for database in (name, recovered):
+            connection.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (database,),
+            )
+        connection.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        connection.execute(
+            sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                sql.Identifier(recovered), sql.Identifier(name)
+            )
+        )
+
+
+def _pause_backups(world: DrillWorld, store: str) -> None:
+    if world.scheduler is not None:
+        world.scheduler.pause(store)
+
+
+def _resume_backups(world: DrillWorld, store: str) -> None:
+    if world.scheduler is not None:
+        world.scheduler.resume(store)
+
+
+def _finish(
+    result: ScenarioResult,
+    disaster_at: datetime,
+    verified_at: datetime,
+    outcomes: list[StoreOutcome],
+) -> ScenarioResult:
+    result.disaster_at = disaster_at.isoformat()
+    result.verified_at = verified_at.isoformat()
+    result.rto_seconds = round((verified_at - disaster_at).total_seconds(), 3)
+    result.stores = outcomes
+    result.status = (
+        "passed"
+        if result.verified and result.rto_met is not False and (result.rpo_met is not False)
+        else "failed"
+    )
+    return result
+
+
+SCENARIOS: dict[str, Callable[[DrillWorld], ScenarioResult]] = {
+    "database-corruption": database_corruption,
+    "kafka-data-loss": kafka_data_loss,
+    "redis-loss": redis_loss,
+    "region-loss": region_loss,
+}
+"""In the order the drill plays them; the region goes last (it takes every server with it)."""

@@ -1,0 +1,144 @@
+"""Everything a drill runs against: the local servers, the stack, the writers and the schedule."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TextIO
+
+import psycopg
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from drkit.backup.manifest import Manifest
+from drkit.backups import backup_store
+from drkit.context import OpsContext
+from drkit.drill.scheduler import CompressedScheduler
+from drkit.drill.writers import KafkaEventWriter, PostgresOrderWriter, RedisSessionWriter, Writer
+from drkit.handlers import postgres_source
+from drkit.local.environment import LocalEnvironment
+from drkit.recovery import BackupIndex
+from drkit.storage.objectstore import ObjectStore
+from stackmodels import StackConfig
+from stackmodels.config import StoreKind
+
+SEEDED_TABLES = ("accounts", "strategies", "market_ticks")
+KEYS = {"accounts": "id", "strategies": "id", "market_ticks": "symbol, ts", "orders": "id"}
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One bar of the timeline chart."""
+
+    lane: str
+    name: str
+    start: datetime
+    end: datetime
+    outcome: str = "ok"
+
+
+@dataclass
+class DrillWorld:
+    config: StackConfig
+    env: LocalEnvironment
+    ctx: OpsContext
+    factor: float
+    out: TextIO
+    stores: dict[StoreKind, str] = field(default_factory=dict)
+    writers: dict[str, Writer] = field(default_factory=dict)
+    scheduler: CompressedScheduler | None = None
+    baseline: dict[str, str] = field(default_factory=dict)
+    seeded_order_max: int = 0
+    phases: list[Phase] = field(default_factory=list)
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def store(self, kind: StoreKind) -> str:
+        return self.stores[kind]
+
+    def say(self, message: str) -> None:
+        elapsed = (datetime.now(UTC) - self.started).total_seconds()
+        self.out.write(f"[{elapsed:6.1f}s] {message}\n")
+        self.out.flush()
+
+    @contextmanager
+    def phase(self, lane: str, name: str) -> Iterator[None]:
+        start = datetime.now(UTC)
+        outcome = "ok"
+        try:
+            yield
+        except BaseException:
+            outcome = "failed"
+            raise
+        finally:
+            self.phases.append(Phase(lane, name, start, datetime.now(UTC), outcome))
+
+    def backup(self, store: str) -> Manifest:
+        with self.phase(f"backup {store}", "backup"):
+            return backup_store(self.ctx, store, [])
+
+    def index(self, objects: ObjectStore) -> BackupIndex:
+        return BackupIndex(self.config, objects)
+
+    def topics(self) -> list[str]:
+        return list(self.config.stores[self.store(StoreKind.KAFKA)].topics)
+
+    def stop_writers(self) -> None:
+        for writer in self.writers.values():
+            writer.pause()
+
+
+def create_topics(bootstrap: str, topics: list[str], partitions: int = 3) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    existing = admin.list_topics(timeout=10).topics
+    wanted = [
+        NewTopic(t, num_partitions=partitions, replication_factor=1)
+        for t in topics
+        if t not in existing
+    ]
+    for future in admin.create_topics(wanted).values() if wanted else []:
+        future.result()
+
+
+def delete_topics(bootstrap: str, topics: list[str], timeout: float = 60.0) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    for future in admin.delete_topics(topics, operation_timeout=30).values():
+        future.result()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not set(topics) & set(admin.list_topics(timeout=10).topics):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"topics {topics} still listed {timeout:.0f}s after deletion")
+
+
+def seeded_digests(conninfo: str, seeded_order_max: int) -> dict[str, str]:
+    """Digests of what seeding wrote: the static tables, and the orders placed before the drill."""
+    queries = {table: f"SELECT * FROM {table}" for table in SEEDED_TABLES}
+    queries["orders (seeded)"] = f"SELECT * FROM orders WHERE id <= {int(seeded_order_max)}"
+    keys = {**KEYS, "orders (seeded)": "id"}
+    digests = {}
+    with psycopg.connect(conninfo) as connection:
+        for name, query in queries.items():
+            row = connection.execute(
+                f"SELECT coalesce(md5(string_agg(t::text, E'\\n' ORDER BY {keys[name]})), '')"
+                f" FROM ({query}) t"
+            ).fetchone()
+            digests[name] = str(row[0]) if row else ""
+    return digests
+
+
+def make_writers(world: DrillWorld, rates: dict[StoreKind, float]) -> None:
+    env = world.env
+    pg = world.store(StoreKind.POSTGRES)
+    world.writers[pg] = PostgresOrderWriter(
+        postgres_source(world.ctx, pg).conninfo(), rates[StoreKind.POSTGRES]
+    )
+    assert env.kafka is not None
+    world.writers[world.store(StoreKind.KAFKA)] = KafkaEventWriter(
+        env.kafka.bootstrap, world.topics(), rates[StoreKind.KAFKA]
+    )
+    world.writers[world.store(StoreKind.REDIS)] = RedisSessionWriter(
+        env.redis.client(), rates[StoreKind.REDIS]
+    )

@@ -1,0 +1,72 @@
+"""The drill at a small size, as CI runs it: every scenario ran, every restore verified, and the
+report's figures are present and consistent with each other."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from drkit.drill.run import DrillOptions, UnknownScenario, run_drill
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = ["database-corruption", "kafka-data-loss", "redis-loss", "region-loss"]
+
+
+def test_small_drill_plays_every_scenario_and_reports_consistent_figures(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "Pulumi.prod.yaml").write_text((ROOT / "Pulumi.prod.yaml").read_text())
+    options = DrillOptions(size_mb=2, soak_seconds=6, between_seconds=1, time_factor=360)
+    out = io.StringIO()
+    report = run_drill(options, project, tmp_path / "servers", tmp_path / "reports", out)
+    body = json.loads((tmp_path / "reports" / "drill.json").read_text())
+
+    assert body["ok"] is True, out.getvalue()[-4000:]
+    assert [s["name"] for s in body["scenarios"]] == SCENARIOS
+    for scenario in body["scenarios"]:
+        assert scenario["status"] == "passed" and scenario["verified"] is True
+        disaster = datetime.fromisoformat(scenario["disaster_at"])
+        verified = datetime.fromisoformat(scenario["verified_at"])
+        assert scenario["rto_seconds"] == pytest.approx(
+            (verified - disaster).total_seconds(), abs=0.01
+        )
+        assert scenario["rto_met"] is True
+        for store in scenario["stores"]:
+            check = store["verification"]
+            assert check["ok"] and check["expected"] > 0
+            assert check["restored"] == check["expected"]
+            assert check["missing"] == check["unexpected"] == check["mismatched"] == 0
+            assert check["lost_writes"] == len(check["lost"]) >= 0
+            assert store["rpo_schedule_seconds"] == pytest.approx(
+                store["rpo_seconds"] * 360, abs=0.2
+            )
+            if check["lost_writes"]:
+                assert store["rpo_seconds"] > 0
+            recovery_point = datetime.fromisoformat(store["recovery_point"])
+            assert recovery_point <= disaster
+    region = body["scenarios"][-1]
+    assert {s["store"] for s in region["stores"]} == {"trading-db", "event-stream", "session-cache"}
+    assert region["skew_seconds"] is not None and region["skew_seconds"] >= 0
+    assert all(figures["runs"] >= 1 for figures in body["backups"].values())
+    assert body["writes"]["trading-db"]["written"] > 0
+    assert "kubernetes-namespace-loss" in body["skipped"]
+    lanes = {phase["lane"] for phase in body["timeline"]}
+    assert {"trading-db", "event-stream", "session-cache", "region"} <= lanes
+    page = (tmp_path / "reports" / "drill-timeline.html").read_text()
+    assert page.startswith("<!doctype html>") and "<svg" in page and "<script" not in page
+    assert "| database-corruption | trading-db |" in (tmp_path / "reports" / "drill.md").read_text()
+    assert report.ok and "PASSED" in out.getvalue()
+
+
+def test_unknown_scenario_is_named() -> None:
+    with pytest.raises(
+        UnknownScenario,
+        match="unknown scenario meteor; the drill plays: database-corruption, kafka-data-loss",
+    ):
+        DrillOptions(scenarios=["meteor"])

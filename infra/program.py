@@ -1,8 +1,12 @@
 """Compose the components for one stack and export exactly the ``StackOutputs`` fields.
 
 prod (role primary): keys, vault, audit and access-log buckets, the replication to the dr vault,
-the GCS mirror and the container registry with its replication. dr: the same regional pieces with
-the replica key, reading prod through a StackReference and never writing to the primary region.
+the GCS mirror and the container registry with its replication; the data stores' primaries (Aurora
+global database, MSK, ElastiCache global datastore), AWS Backup, the DNS zone with its health
+checks and PRIMARY records, budgets. dr: the same regional pieces with the replica key, the data
+stores' secondaries, the MSK Replicator, the failover switches and SECONDARY records, reading prod
+through a StackReference and never writing to the primary region. Both: the data-store key, the
+alert topic, the CloudWatch alarms, the Prometheus rules and the Grafana dashboard.
 """
 
 from __future__ import annotations
@@ -13,10 +17,13 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_gcp as gcp
 
-from components import naming
+from components import failover_naming, naming
 from components.access_logs import AccessLogBucket, AccessLogBucketArgs
+from components.alarms import AlertTopic, AlertTopicArgs
 from components.audit_bucket import AuditBucket, AuditBucketArgs
+from components.aws_backup import AwsBackupRole, AwsBackupRoleArgs
 from components.backup_vault import BackupVault, BackupVaultArgs, Tier, VaultDataClass
+from components.data_key import DataStoreKey, DataStoreKeyArgs
 from components.ecr import ContainerRegistry, ContainerRegistryArgs
 from components.gcs_mirror import GcsMirror, GcsMirrorArgs, MirrorDataClass
 from components.iam import BackupWriterRole, BackupWriterRoleArgs
@@ -27,6 +34,10 @@ from components.replication import (
     VaultReplication,
     VaultReplicationArgs,
 )
+from infra import monitoring, standby
+from infra.kubernetes import define_backup_job_roles, define_backup_jobs
+from infra.providers import aws_provider as regional_aws_provider
+from infra.providers import kubernetes_provider
 from stackmodels import StackConfig, StackOutputs
 from stackmodels.config import RetentionClass, Role
 
@@ -82,6 +93,59 @@ def _check_destination(replication: Any, vault_name: str) -> Any:
     return replication
 
 
+def define_data_stores(
+    stack: standby.Stack,
+    *,
+    administrator_arns: list[str],
+    operator_arns: list[str],
+    break_glass_arn: str,
+) -> standby.Standbys:
+    """The data-store key and alert topic, then the data stores, their standbys and backups."""
+    config = stack.config
+    backup_role = AwsBackupRole(
+        "aws-backup-role",
+        AwsBackupRoleArgs(
+            role_name=f"{config.platform}-aws-backup-{stack.region}",
+            account_id=stack.account,
+            partition=stack.partition,
+            tags=stack.tags,
+        ),
+        stack.opts,
+    )
+    key = DataStoreKey(
+        "data-key",
+        DataStoreKeyArgs(
+            platform=config.platform,
+            region=stack.region,
+            account_id=stack.account,
+            administrator_arns=administrator_arns,
+            service_user_arns=[backup_role.arn, *operator_arns],
+            break_glass_arn=break_glass_arn,
+            tags=stack.tags,
+        ),
+        stack.opts,
+    )
+    stack.data_key_arn = key.arn
+    topic = AlertTopic(
+        "alerts",
+        AlertTopicArgs(
+            topic_name=failover_naming.alert_topic_name(config.platform),
+            account_id=stack.account,
+            kms_key_arn=key.arn,
+            emails=config.alerts.emails,
+            tags=stack.tags,
+        ),
+        stack.opts,
+    )
+    stack.topic_arn = topic.arn
+    standbys = standby.Standbys()
+    standby.define_aurora(stack, standbys)
+    standby.define_msk(stack, standbys)
+    standby.define_elasticache(stack, standbys)
+    standby.define_aws_backup(stack, standbys, backup_role.arn)
+    return standbys
+
+
 def define_stack(config: StackConfig, stack: str) -> dict[str, Any]:
     """Declare the stack's resources; export and return the ``StackOutputs`` values."""
     primary = config.role is Role.PRIMARY
@@ -89,7 +153,7 @@ def define_stack(config: StackConfig, stack: str) -> dict[str, Any]:
     region, peer = config.region, config.peer_region
     platform = config.platform
 
-    aws_provider = aws.Provider(f"aws-{region}", region=region)
+    aws_provider = regional_aws_provider(region)
     opts = pulumi.ResourceOptions(provider=aws_provider)
     invoke = pulumi.InvokeOptions(provider=aws_provider)
     account = aws.get_caller_identity(opts=invoke).account_id
@@ -123,7 +187,12 @@ def define_stack(config: StackConfig, stack: str) -> dict[str, Any]:
         ),
         opts,
     )
+    # The backup CronJobs' roles exist before the key: its policy names every user.
+    job_roles = define_backup_job_roles(
+        config, account=account, partition=partition, vault_arn=vault_arn, provider=aws_provider
+    )
     key_users: list[pulumi.Input[str]] = [writer.arn]
+    key_users += [role.arn for role in job_roles.values()]
     key_users += [role_arn(name) for name in config.access.operators]
     key_common: dict[str, Any] = {
         "platform": platform,
@@ -275,6 +344,43 @@ def define_stack(config: StackConfig, stack: str) -> dict[str, Any]:
             "gcs_writer_service_account": prod.get_output("gcs_writer_service_account"),
         }
 
+    stack_context = standby.Stack(
+        config=config,
+        provider=aws_provider,
+        account=account,
+        partition=partition,
+        tags=common_tags,
+        prod=prod,
+    )
+    data_stores = define_data_stores(
+        stack_context,
+        administrator_arns=[role_arn(name) for name in config.access.administrators],
+        operator_arns=[role_arn(name) for name in config.access.operators],
+        break_glass_arn=role_arn(config.access.break_glass),
+    )
+    switch_services = standby.define_dns(stack_context, data_stores)
+    vault_source = (
+        (vault_name, naming.vault_bucket_name(platform, account, peer))
+        if primary and config.replicate_vault
+        else None
+    )
+    alarms = monitoring.define_alarms(
+        stack_context,
+        data_stores,
+        switch_services=switch_services,
+        vault_replication=vault_source,
+    )
+    monitoring.define_budgets(stack_context)
+    # the one provider of this region's cluster: the backup CronJobs take it too
+    cluster = kubernetes_provider(config)
+    monitoring.define_kubernetes_monitoring(stack_context, cluster)
+    assert stack_context.topic_arn is not None
+    peer_topic: pulumi.Input[str | None] = (
+        failover_naming.alert_topic_arn(partition, peer, account, platform)
+        if primary
+        else stack_context.prod_value("alerts_topic_arn")
+    )
+
     this_vault = _bucket(vault.bucket_name, vault.arn, region)
     outputs: dict[str, Any] = {
         "stack": stack,
@@ -286,7 +392,7 @@ def define_stack(config: StackConfig, stack: str) -> dict[str, Any]:
         "audit_bucket": _bucket(audit.bucket_name, audit.arn, region),
         "k8s_namespace": config.kubernetes.namespace,
         "k8s_backup_namespace": config.kubernetes.backup_namespace,
-        "stores": {},
+        "stores": data_stores.stores,
         "aws_endpoint_url": None,
         "gcs_endpoint_url": None,
         "backup_vaults": {region: this_vault, peer: peer_vault},
@@ -296,10 +402,25 @@ def define_stack(config: StackConfig, stack: str) -> dict[str, Any]:
         "backup_writer_role_arn": writer.arn,
         "ecr_repositories": registry.repository_urls,
         **mirror_outputs,
+        "aurora": data_stores.outputs.get("aurora"),
+        "msk": data_stores.outputs.get("msk"),
+        "elasticache": data_stores.outputs.get("elasticache"),
+        "dns": data_stores.outputs.get("dns"),
+        "aws_backup": data_stores.outputs.get("aws_backup"),
+        "alerts_topic_arn": stack_context.topic_arn,
+        "alerts_topic_arns": {region: stack_context.topic_arn, peer: peer_topic},
+        "alarms": alarms,
     }
     missing = set(StackOutputs.output_names()) ^ set(outputs)
     if missing:
         raise AssertionError(f"exports and StackOutputs fields differ: {sorted(missing)}")
+    define_backup_jobs(
+        config,
+        stack,
+        role_arns={store: role.arn for store, role in job_roles.items()},
+        outputs=outputs,
+        provider=cluster,
+    )
     for output_name, value in outputs.items():
         pulumi.export(output_name, value)
     return outputs

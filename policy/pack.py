@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -51,6 +52,21 @@ def kms_validate(args: ResourceValidationArgs, report_violation: ReportViolation
         report_violation(message, None)
 
 
+ResourceCheck = Callable[[str, Mapping[str, Any]], list[str]]
+
+
+def resource_validator(
+    check: ResourceCheck,
+) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
+    """The pulumi_policy callback for a rule over one resource's type and properties."""
+
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        for message in check(args.resource_type, args.props):
+            report_violation(message, None)
+
+    return validate
+
+
 def policies() -> list[Policy]:
     built: list[Policy] = [
         stack_policy(name, check, description)
@@ -64,4 +80,13 @@ def policies() -> list[Policy]:
             enforcement_level=EnforcementLevel.MANDATORY,
         )
     )
+    built += [
+        ResourceValidationPolicy(
+            name=name,
+            description=description,
+            validate=resource_validator(check),
+            enforcement_level=EnforcementLevel.MANDATORY,
+        )
+        for name, (check, description) in rules.RESOURCE_RULES.items()
+    ]
     return built

@@ -299,6 +299,218 @@ def kms_key_rotates(resource_type: str, props: Mapping[str, Any]) -> list[str]:
     return []
 
 
+# ---- data stores --------------------------------------------------------------------------------
+
+TAG_STORE = "trading-dr:store"
+TAG_DATA_CLASS = "trading-dr:data-class"
+TAG_ALARM = "trading-dr:alarm"
+PURPOSE_DATA_STORE = "data-store"
+ALARM_FRESHNESS = "backup-freshness"
+RDS_CLUSTER = "aws:rds/cluster:Cluster"
+RDS_GLOBAL_CLUSTER = "aws:rds/globalCluster:GlobalCluster"
+BACKUP_SELECTION = "aws:backup/selection:Selection"
+MSK_CLUSTER = "aws:msk/cluster:Cluster"
+MSK_CLUSTER_POLICY = "aws:msk/clusterPolicy:ClusterPolicy"
+CACHE_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
+CACHE_GLOBAL = "aws:elasticache/globalReplicationGroup:GlobalReplicationGroup"
+METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+CRONJOB = "kubernetes:batch/v1:CronJob"
+DATA_STORE_TYPES = (RDS_CLUSTER, MSK_CLUSTER, CACHE_GROUP)
+MIN_AURORA_RETENTION_DAYS = 30
+BACKUP_NAMESPACE = "TradingDR/Backups"
+BACKUP_SUCCESS = "BackupSuccess"
+
+
+def aurora_cluster_protected(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """An Aurora cluster has deletion protection, 30+ days of backups, and is encrypted."""
+    if resource_type != RDS_CLUSTER:
+        return []
+    problems = []
+    if props.get("deletionProtection") is not True:
+        problems.append("Aurora cluster lacks deletion protection: set deletion_protection=True")
+    retention = props.get("backupRetentionPeriod") or 0
+    if retention < MIN_AURORA_RETENTION_DAYS:
+        problems.append(
+            f"Aurora cluster keeps backups {retention} days; at least "
+            f"{MIN_AURORA_RETENTION_DAYS} are required (point-in-time recovery window)"
+        )
+    if props.get("storageEncrypted") is not True or not KMS_KEY_ARN.match(
+        str(props.get("kmsKeyId") or "")
+    ):
+        problems.append("Aurora cluster is not encrypted with a customer-managed KMS key")
+    return problems
+
+
+def msk_cluster_encrypted(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """An MSK cluster encrypts at rest with a customer key and uses TLS everywhere in transit."""
+    if resource_type != MSK_CLUSTER:
+        return []
+    problems = []
+    encryption = props.get("encryptionInfo") or {}
+    if not KMS_KEY_ARN.match(str(encryption.get("encryptionAtRestKmsKeyArn") or "")):
+        problems.append("MSK cluster is not encrypted at rest with a customer-managed KMS key")
+    transit = encryption.get("encryptionInTransit") or {}
+    if transit.get("clientBroker") != "TLS" or transit.get("inCluster") is False:
+        problems.append(
+            "MSK cluster allows plaintext in transit: client_broker must be TLS and in_cluster true"
+        )
+    if (props.get("clientAuthentication") or {}).get("unauthenticated") is True:
+        problems.append("MSK cluster allows unauthenticated clients")
+    return problems
+
+
+def elasticache_encrypted(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """An ElastiCache replication group encrypts at rest and in transit."""
+    if resource_type != CACHE_GROUP:
+        return []
+    problems = []
+    if props.get("atRestEncryptionEnabled") is not True:
+        problems.append("ElastiCache replication group is not encrypted at rest")
+    if props.get("transitEncryptionEnabled") is not True:
+        problems.append("ElastiCache replication group is not encrypted in transit (TLS)")
+    return problems
+
+
+RESOURCE_RULES = {
+    "aurora-clusters-protected": (
+        aurora_cluster_protected,
+        "Aurora clusters have deletion protection, 30+ days of backups and a customer key.",
+    ),
+    "msk-clusters-encrypted": (
+        msk_cluster_encrypted,
+        "MSK clusters are encrypted at rest (customer key) and in transit (TLS).",
+    ),
+    "elasticache-encrypted": (
+        elasticache_encrypted,
+        "ElastiCache replication groups are encrypted at rest and in transit.",
+    ),
+}
+"""name -> (check over one resource's type and props, description): every one is mandatory."""
+
+
+def _labels(resource: Resource) -> Mapping[str, Any]:
+    metadata = resource.props.get("metadata") or {}
+    labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
+    return labels if isinstance(labels, Mapping) else {}
+
+
+def _backup_cronjob_stores(resources: Sequence[Resource]) -> set[str]:
+    """Stores with a scheduled backup CronJob (``app.kubernetes.io/instance`` = the store)."""
+    stores = set()
+    for job in _of(resources, (CRONJOB,)):
+        labels = _labels(job)
+        spec = job.props.get("spec") or {}
+        if labels.get("app.kubernetes.io/component") == "backup" and spec.get("schedule"):
+            stores.add(str(labels.get("app.kubernetes.io/instance")))
+    return stores
+
+
+def _has_standby(store: Resource, resources: Sequence[Resource]) -> bool:
+    """Evidence in the primary stack that the dr stack can hold a standby of ``store``."""
+    props = store.props
+    if store.type == RDS_CLUSTER:
+        member_of = props.get("globalClusterIdentifier")
+        return any(
+            (member_of and g.props.get("globalClusterIdentifier") == member_of)
+            or (props.get("arn") and g.props.get("sourceDbClusterIdentifier") == props["arn"])
+            for g in _of(resources, (RDS_GLOBAL_CLUSTER,))
+        )
+    if store.type == CACHE_GROUP:
+        group = props.get("replicationGroupId")
+        return any(
+            group and g.props.get("primaryReplicationGroupId") == group
+            for g in _of(resources, (CACHE_GLOBAL,))
+        )
+    if store.type == MSK_CLUSTER:
+        return any(
+            props.get("arn")
+            and p.props.get("clusterArn") == props["arn"]
+            and "kafka.amazonaws.com" in str(p.props.get("policy"))
+            for p in _of(resources, (MSK_CLUSTER_POLICY,))
+        )
+    return False
+
+
+def _has_backup_schedule(
+    store: Resource, resources: Sequence[Resource], cronjob_stores: set[str]
+) -> bool:
+    props = store.props
+    if str(_tags(store).get(TAG_STORE)) in cronjob_stores:
+        return True
+    if store.type == RDS_CLUSTER:
+        return any(
+            props.get("arn") in _list(s.props.get("resources"))
+            for s in _of(resources, (BACKUP_SELECTION,))
+        )
+    if store.type == CACHE_GROUP:
+        return (props.get("snapshotRetentionLimit") or 0) > 0 and bool(props.get("snapshotWindow"))
+    return False
+
+
+def primary_stores_protected(resources: Sequence[Resource]) -> list[Violation]:
+    """Every data store of a primary stack has a standby in dr or a backup schedule."""
+    violations = []
+    cronjob_stores = _backup_cronjob_stores(resources)
+    for store in _of(resources, DATA_STORE_TYPES):
+        tags = _tags(store)
+        if tags.get(TAG_ROLE) != "primary" or tags.get(TAG_PURPOSE) != PURPOSE_DATA_STORE:
+            continue
+        if _has_standby(store, resources) or _has_backup_schedule(store, resources, cronjob_stores):
+            continue
+        violations.append(
+            Violation(
+                f"data store {store.name!r} ({tags.get(TAG_STORE)}) has neither a standby in dr "
+                "(global cluster, global datastore, replicator source policy) nor a backup "
+                "schedule (AWS Backup selection, snapshots, backup CronJob)",
+                store.urn,
+            )
+        )
+    return violations
+
+
+def _protected_data_classes(resources: Sequence[Resource]) -> dict[str, str]:
+    """Data class -> a resource that holds or backs up data of it (data stores, CronJobs)."""
+    classes: dict[str, str] = {}
+    for resource in _of(resources, DATA_STORE_TYPES):
+        tags = _tags(resource)
+        if tags.get(TAG_PURPOSE) == PURPOSE_DATA_STORE and tags.get(TAG_DATA_CLASS):
+            classes.setdefault(str(tags[TAG_DATA_CLASS]), resource.name)
+    for job in _of(resources, (CRONJOB,)):
+        data_class = _labels(job).get("trading-dr/data-class")
+        if data_class:
+            classes.setdefault(str(data_class), job.name)
+    return classes
+
+
+def _is_freshness_alarm(alarm: Resource) -> bool:
+    props = alarm.props
+    return (
+        _tags(alarm).get(TAG_ALARM) == ALARM_FRESHNESS
+        and props.get("namespace") == BACKUP_NAMESPACE
+        and props.get("metricName") == BACKUP_SUCCESS
+        and props.get("treatMissingData") == "breaching"
+    )
+
+
+def data_classes_have_freshness_alarms(resources: Sequence[Resource]) -> list[Violation]:
+    """Every data class the stack holds or backs up has a backup-freshness alarm that treats
+    missing data as breaching."""
+    covered = {
+        str(_tags(alarm).get(TAG_DATA_CLASS))
+        for alarm in _of(resources, (METRIC_ALARM,))
+        if _is_freshness_alarm(alarm)
+    }
+    return [
+        Violation(
+            f"data class {data_class!r} (of {holder!r}) has no backup-freshness alarm: add a "
+            f"CloudWatch alarm on {BACKUP_NAMESPACE} {BACKUP_SUCCESS} tagged "
+            f"{TAG_ALARM}={ALARM_FRESHNESS}, {TAG_DATA_CLASS}={data_class}, missing data breaching"
+        )
+        for data_class, holder in sorted(_protected_data_classes(resources).items())
+        if data_class not in covered
+    ]
+
+
 STACK_RULES = {
     "buckets-versioned": (buckets_versioned, "Every S3 bucket is versioned."),
     "buckets-encrypted-with-customer-key": (
@@ -321,6 +533,14 @@ STACK_RULES = {
     "prod-vaults-replicate-to-dr": (
         primary_vaults_replicate,
         "The prod backup vault replicates to the dr vault.",
+    ),
+    "prod-data-stores-have-standby-or-backup": (
+        primary_stores_protected,
+        "Every data store in prod has a standby in dr or a backup schedule.",
+    ),
+    "data-classes-have-freshness-alarms": (
+        data_classes_have_freshness_alarms,
+        "Every data class has a backup-freshness alarm (missing data breaches).",
     ),
 }
 """name -> (check, description): every one is mandatory."""

@@ -7,12 +7,20 @@ load with one message per problem that names the key, the value and what is allo
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from stackmodels.durations import Duration, format_duration
@@ -119,9 +127,62 @@ class Store(Frozen):
     database: str | None = None
 
 
+IMAGE_REFERENCE = (
+    r"^[a-z0-9]+(?:[.-][a-z0-9]+)*(?::\d+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)+"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$"
+)
+"""``registry/repository:tag`` or ``registry/repository@sha256:...``: a registry and an explicit
+tag (not ``latest``) or digest, so a pod never runs whatever was pushed last."""
+OIDC_PROVIDER_ARN = r"^arn:aws[a-z-]*:iam::\d{12}:oidc-provider/[a-z0-9.-]+(?:/[A-Za-z0-9._-]+)*$"
+OIDC_ISSUER_URL = r"^https://[a-z0-9.-]+(?:/[A-Za-z0-9._-]+)*$"
+
+
 class Kubernetes(Frozen):
+    """The cluster side: namespaces, and what the backup CronJobs need (infra/kubernetes.py).
+
+    The backup keys default to None so a stack without CronJobs needs none of them; defining the
+    CronJobs without them fails with the key's name.
+    """
+
     namespace: Slug = "aipx"
     backup_namespace: Slug = "dr-backups"
+    context: str | None = Field(default=None, min_length=1)
+    """The kubeconfig context of this region's cluster (``infra.providers.kubernetes_provider``);
+    None: the kubeconfig's current context."""
+    monitoring_namespace: Slug = "monitoring"
+    """Where the Prometheus Operator and Grafana's sidecar look for rules and dashboards."""
+    backup_image: str | None = Field(default=None, pattern=IMAGE_REFERENCE)
+    """The image that runs ``python -m drkit`` (the repo's Dockerfile), from this region's ECR."""
+    pushgateway_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(?:/\S*)?$")
+    """Where each run pushes its metrics; None: CloudWatch only."""
+    oidc_provider_arn: str | None = Field(default=None, pattern=OIDC_PROVIDER_ARN)
+    """The cluster's IAM OIDC provider: the backup jobs' IRSA roles trust it."""
+    oidc_issuer_url: str | None = Field(default=None, pattern=OIDC_ISSUER_URL)
+    """The cluster's service-account token issuer (``aws eks describe-cluster ... identity``)."""
+
+    @field_validator("backup_image")
+    @classmethod
+    def _not_latest(cls, image: str | None) -> str | None:
+        if image is not None and image.endswith(":latest"):
+            raise ValueError(f"{image!r}: name a release tag or a digest, not 'latest'")
+        return image
+
+    @model_validator(mode="after")
+    def _oidc_pair(self) -> Self:
+        arn, url = self.oidc_provider_arn, self.oidc_issuer_url
+        if (arn is None) != (url is None):
+            raise ValueError(
+                "oidc_provider_arn and oidc_issuer_url: set both (the IRSA trust names the "
+                "provider and conditions on its issuer) or neither"
+            )
+        if arn is not None and url is not None:
+            issuer = url.removeprefix("https://")
+            if arn.split(":oidc-provider/", 1)[1] != issuer:
+                raise ValueError(
+                    f"oidc_provider_arn {arn!r} is not the provider of oidc_issuer_url {url!r}: "
+                    f"the ARN must end in ':oidc-provider/{issuer}'"
+                )
+        return self
 
 
 class Gcp(Frozen):
@@ -151,6 +212,182 @@ class Access(Frozen):
     )
     operators: list[IamRoleName] = Field(default_factory=lambda: ["dr-operator"])
     break_glass: IamRoleName = "break-glass"
+
+
+VPC_ID = r"^vpc-[0-9a-f]{8,17}$"
+SUBNET_ID = r"^subnet-[0-9a-f]{8,17}$"
+IPV4_CIDR = r"^(\d{1,3}\.){3}\d{1,3}/\d{1,2}$"
+SECRET_NAME = r"^[A-Za-z0-9/_+=.@-]{1,512}$"
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+DNS_NAME = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+DNS_LABEL = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+DNS_SWITCH_DETECTION = timedelta(minutes=2)
+"""From forcing the failover switch to Route 53 answering with the secondary: one 60-second
+alarm period (Route 53 reads standard-resolution alarms only) plus the health checkers picking up
+the alarm state. A DNS name's TTL must fit in its RTO after this."""
+
+
+class Network(Frozen):
+    """The VPC the stack's data stores live in (it exists outside these stacks, like the roles)."""
+
+    vpc_id: str = Field(pattern=VPC_ID)
+    subnet_ids: list[Annotated[str, Field(pattern=SUBNET_ID)]] = Field(min_length=2)
+    """Private subnets in distinct AZs; MSK puts one broker per subnet in turn."""
+    client_cidrs: list[Annotated[str, Field(pattern=IPV4_CIDR)]] = Field(min_length=1)
+    """Who may connect to the data stores (the Kubernetes cluster's pod and node ranges)."""
+
+
+class Aurora(Frozen):
+    """The Aurora PostgreSQL global database behind a ``postgres`` store."""
+
+    store: Slug
+    engine_version: str = Field(default="16.8", pattern=r"^\d+\.\d+$")
+    instance_class: str = Field(default="db.r7g.large", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+    instances: int = Field(default=2, ge=2, le=16)
+    """At least two per region: a writer and a reader a local failover can promote."""
+    backup_retention_days: int = Field(default=30, ge=30, le=35)
+    """Automated backups with point-in-time recovery (the seed: continuous, 30 days)."""
+    backup_window: str = Field(default="03:00-04:00", pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$")
+    maintenance_window: str = Field(
+        default="sun:04:30-sun:05:30", pattern=r"^[a-z]{3}:\d{2}:\d{2}-[a-z]{3}:\d{2}:\d{2}$"
+    )
+    master_username: str = Field(default="trading_admin", pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    master_secret: str = Field(pattern=SECRET_NAME)
+    """Secrets Manager secret (JSON with ``password``) holding the master password, created
+    outside the stacks and replicated to the peer region; read in the stack's own region and
+    passed write-only, so the password is never in the Pulumi state."""
+    master_secret_version: int = Field(default=1, ge=1)
+    """Bump to push a rotated master password."""
+    adopt_primary_cluster_identifier: str | None = Field(
+        default=None, pattern=r"^[a-z][a-z0-9-]{0,62}$"
+    )
+    """prod only: make this existing cluster the global database's primary instead of creating
+    one (it is imported; its settings must already match, encryption included)."""
+
+
+class TopicClass(Frozen):
+    """How long a class of Kafka topics keeps data, and where it is protected."""
+
+    retention: Duration
+    replicate: bool = False
+    """Replicated to the dr cluster by the MSK Replicator (critical topics)."""
+    tiered: bool = False
+    """Kept in MSK tiered storage (S3-backed) beyond ``local_retention``."""
+    local_retention: Duration | None = None
+
+    @model_validator(mode="after")
+    def _local_retention_only_when_tiered(self) -> Self:
+        if self.local_retention is not None and not self.tiered:
+            raise ValueError("local_retention: only a tiered class keeps data beyond local disk")
+        if self.local_retention is not None and self.local_retention >= self.retention:
+            raise ValueError("local_retention: must be shorter than retention")
+        return self
+
+
+def seed_topic_classes() -> dict[str, TopicClass]:
+    """000_6de71234cc3057c0.txt: critical 7 days replicated, standard 3 days, archive 30 in S3."""
+    return {
+        "critical": TopicClass(retention=timedelta(days=7), replicate=True),
+        "standard": TopicClass(retention=timedelta(days=3)),
+        "archive": TopicClass(
+            retention=timedelta(days=30), tiered=True, local_retention=timedelta(days=1)
+        ),
+    }
+
+
+class Msk(Frozen):
+    """The MSK cluster behind a ``kafka`` store, its topic classes and the replicator."""
+
+    store: Slug
+    kafka_version: str = Field(default="3.8.x", pattern=r"^\d+\.\d+\.(\d+|x)(\.[a-z]+)?$")
+    instance_type: str = Field(default="kafka.m7g.large", pattern=r"^kafka\.[a-z0-9]+\.[a-z0-9]+$")
+    broker_nodes: int = Field(default=3, ge=2)
+    volume_gib: int = Field(default=1000, ge=1, le=16384)
+    topic_classes: dict[Slug, TopicClass] = Field(default_factory=seed_topic_classes)
+    topics: dict[str, Slug] = Field(default_factory=dict)
+    """Topic name -> topic class; the critical ones are what the replicator copies to dr."""
+
+    def replicated_topics(self) -> list[str]:
+        return sorted(t for t, c in self.topics.items() if self.topic_classes[c].replicate)
+
+
+class ElastiCache(Frozen):
+    """The ElastiCache (Redis OSS) global datastore behind a ``redis`` store."""
+
+    store: Slug
+    engine_version: str = Field(default="7.1", pattern=r"^\d+\.\d+$")
+    node_type: str = Field(default="cache.r7g.large", pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
+    nodes: int = Field(default=2, ge=2, le=6)
+    """Primary plus replicas per region: automatic failover and Multi-AZ need two."""
+    snapshot_retention_days: int = Field(default=7, ge=1, le=35)
+    snapshot_window: str = Field(default="05:00-06:00", pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$")
+    maintenance_window: str = Field(
+        default="sun:06:30-sun:07:30", pattern=r"^[a-z]{3}:\d{2}:\d{2}-[a-z]{3}:\d{2}:\d{2}$"
+    )
+    auth_secret: str = Field(pattern=SECRET_NAME)
+    """Secrets Manager secret (JSON with ``password``, 16-128 characters) holding the AUTH token;
+    like the Aurora master secret, replicated outside the stacks and passed write-only."""
+    auth_secret_version: int = Field(default=1, ge=1)
+
+
+class AwsBackup(Frozen):
+    """The AWS Backup plan for the Aurora clusters (the seed's secondary backup)."""
+
+    schedule: str = Field(default="cron(0 5 1 * ? *)", pattern=r"^cron\(.+\)$")
+    """Monthly, on the 1st at 05:00 UTC."""
+    delete_after_days: int = Field(default=90, ge=1)
+    """Monthly snapshots are kept 90 days (the seed's compliance retention), in both vaults."""
+    lock_changeable_for_days: int = Field(default=3, ge=3)
+    """Vault Lock grace period; after it a compliance lock can no longer be removed by anyone."""
+
+
+class Alerts(Frozen):
+    emails: list[Annotated[str, Field(pattern=EMAIL)]] = Field(default_factory=list)
+    """Subscribed to each region's alert topic (each address confirms its subscription)."""
+
+
+class Budget(Frozen):
+    limit_usd: int = Field(ge=1)
+    cost_filters: dict[str, list[str]] = Field(default_factory=dict)
+    """Cost Explorer dimension -> values (``Service``, ``UsageTypeGroup``, ``TagKeyValue``)."""
+
+
+def seed_budgets() -> dict[str, Budget]:
+    """000_6de71234cc3057c0.txt, cost monitoring: backup $10K, data transfer $5K, storage $15K."""
+    return {
+        "backup": Budget(limit_usd=10_000, cost_filters={"Service": ["AWS Backup"]}),
+        "data-transfer": Budget(
+            limit_usd=5_000,
+            cost_filters={
+                "UsageTypeGroup": [
+                    "EC2: Data Transfer - Internet (Out)",
+                    "EC2: Data Transfer - Region to Region (Out)",
+                    "EC2: Data Transfer - Inter AZ",
+                    "S3: Data Transfer - Internet (Out)",
+                    "S3: Data Transfer - Region to Region (Out)",
+                ]
+            },
+        ),
+        "storage": Budget(
+            limit_usd=15_000, cost_filters={"Service": ["Amazon Simple Storage Service"]}
+        ),
+    }
+
+
+class DnsService(Frozen):
+    """A name clients use for a store; it answers with the primary region until it is fenced."""
+
+    store: Slug
+    ttl: int = Field(ge=5, le=300)
+
+
+class Dns(Frozen):
+    """A private hosted zone with failover records (prod: zone, checks, primary; dr: secondary)."""
+
+    zone_name: str = Field(pattern=DNS_NAME, max_length=253)
+    vpc_ids: dict[Region, Annotated[str, Field(pattern=VPC_ID)]]
+    """The VPC of each region the private zone answers in (both stacks' ``network.vpc_id``)."""
+    services: dict[Annotated[str, Field(pattern=DNS_LABEL)], DnsService] = Field(min_length=1)
 
 
 def seed_retention_classes() -> dict[str, RetentionClass]:
@@ -183,6 +420,15 @@ class StackConfig(Frozen):
     replicate_vault: bool = True
     """prod only: replicate the backup vault to the dr region's vault. Set false only for the very
     first ``pulumi up`` of a new environment, before the dr stack has created the destination."""
+    network: Network | None = None
+    aurora: Aurora | None = None
+    msk: Msk | None = None
+    elasticache: ElastiCache | None = None
+    aws_backup: AwsBackup = AwsBackup()
+    alerts: Alerts = Alerts()
+    budgets: dict[Slug, Budget] = Field(default_factory=seed_budgets)
+    """Account-wide (AWS Budgets is global): created by the primary stack only."""
+    dns: Dns | None = None
 
     @property
     def primary_region(self) -> str:
@@ -198,6 +444,7 @@ class StackConfig(Frozen):
     def _cross_field_rules(self) -> Self:
         problems = [*self._region_problems(), *self._reference_problems()]
         problems += self._schedule_problems() + self._retention_problems()
+        problems += self._data_store_problems() + self._dns_problems()
         if problems:
             raise ValidationError.from_exception_data(type(self).__name__, problems)
         return self
@@ -299,6 +546,101 @@ class StackConfig(Frozen):
                         f"keeps data {retention.days} days, not longer than the last "
                         f"lifecycle tier at {last} days; allowed: a retention class longer "
                         f"than {last} days, or drop the colder tiers from the lifecycle",
+                    )
+                )
+        return problems
+
+    def _data_store_problems(self) -> list[InitErrorDetails]:
+        problems = []
+        sections: list[tuple[str, Aurora | Msk | ElastiCache | None, StoreKind]] = [
+            ("aurora", self.aurora, StoreKind.POSTGRES),
+            ("msk", self.msk, StoreKind.KAFKA),
+            ("elasticache", self.elasticache, StoreKind.REDIS),
+        ]
+        for key, section, kind in sections:
+            if section is None:
+                continue
+            store = self.stores.get(section.store)
+            if store is None or store.kind is not kind:
+                allowed = sorted(n for n, s in self.stores.items() if s.kind is kind)
+                problems.append(
+                    _problem(
+                        (key, "store"),
+                        section.store,
+                        f"must name a store of kind {kind.value!r}; allowed: {allowed}",
+                    )
+                )
+            if self.network is None:
+                problems.append(
+                    _problem(
+                        ("network",),
+                        None,
+                        f"required when {key} is set: the VPC, subnets and client CIDRs "
+                        "of the stack's data stores",
+                    )
+                )
+        if self.msk is not None:
+            for topic, topic_class in self.msk.topics.items():
+                if topic_class not in self.msk.topic_classes:
+                    problems.append(
+                        _problem(
+                            ("msk", "topics", topic),
+                            topic_class,
+                            f"unknown topic class; allowed: {sorted(self.msk.topic_classes)}",
+                        )
+                    )
+        adopted = self.aurora.adopt_primary_cluster_identifier if self.aurora else None
+        if adopted is not None and self.role is not Role.PRIMARY:
+            problems.append(
+                _problem(
+                    ("aurora", "adopt_primary_cluster_identifier"),
+                    adopted,
+                    "only the primary stack adopts the global database's primary cluster",
+                )
+            )
+        return problems
+
+    def _dns_problems(self) -> list[InitErrorDetails]:
+        if self.dns is None:
+            return []
+        problems = []
+        allowed = {self.region, self.peer_region}
+        if len(allowed) == 2 and set(self.dns.vpc_ids) != allowed:  # else: peer_region's problem
+            problems.append(
+                _problem(
+                    ("dns", "vpc_ids"),
+                    sorted(self.dns.vpc_ids),
+                    f"must name the VPC of each of {sorted(allowed)}",
+                )
+            )
+        fronted = {
+            section.store for section in (self.aurora, self.elasticache) if section is not None
+        }
+        for name, service in self.dns.services.items():
+            if service.store not in fronted:
+                problems.append(
+                    _problem(
+                        ("dns", "services", name, "store"),
+                        service.store,
+                        "must be the store of the aurora or elasticache section (a DNS name "
+                        f"fronts one endpoint per region); allowed: {sorted(fronted)}",
+                    )
+                )
+                continue
+            store = self.stores.get(service.store)
+            data_class = self.data_classes.get(store.data_class) if store else None
+            if store is None or data_class is None:
+                continue
+            switch = DNS_SWITCH_DETECTION + timedelta(seconds=service.ttl)
+            if switch > data_class.rto:
+                problems.append(
+                    _problem(
+                        ("dns", "services", name, "ttl"),
+                        service.ttl,
+                        f"the switch takes up to {format_duration(DNS_SWITCH_DETECTION)} plus "
+                        f"the TTL, more than the RTO {format_duration(data_class.rto)} of data "
+                        f"class {store.data_class!r}; allowed: a TTL of at most "
+                        f"{max(0, int((data_class.rto - DNS_SWITCH_DETECTION).total_seconds()))}s",
                     )
                 )
         return problems

@@ -63,6 +63,147 @@ class StoreEndpoint(Frozen):
     dump.rdb); None when the data comes only over the network."""
 
 
+ARN = r"^arn:aws[a-z-]*:"
+
+
+class AuroraCluster(Frozen):
+    """One member cluster of the global database, in its region."""
+
+    id: str
+    arn: str = Field(pattern=r"^arn:aws[a-z-]*:rds:")
+    region: str
+    endpoint: str
+    """The cluster (writer) endpoint: active in the primary, live after promotion in dr."""
+    reader_endpoint: str
+    port: int = Field(default=5432, ge=1, le=65535)
+
+
+class AuroraOutputs(Frozen):
+    """The Aurora PostgreSQL global database: what ``invoke failover`` switches over."""
+
+    global_cluster_id: str
+    global_cluster_arn: str = Field(pattern=ARN)
+    global_writer_endpoint: str | None = None
+    """Follows the writer across a switchover or failover (Aurora's global writer endpoint)."""
+    primary_region: str
+    """The region the stack config says writes now (``active_region``)."""
+    clusters: dict[str, AuroraCluster] = Field(default_factory=dict)
+    """By region: prod exports its own; dr exports its own and prod's (read from prod)."""
+    database: str | None = None
+    master_secret: str | None = None
+    """The Secrets Manager secret (replicated to both regions) holding the master password."""
+
+
+class MskCluster(Frozen):
+    arn: str = Field(pattern=r"^arn:aws[a-z-]*:kafka:")
+    name: str
+    region: str
+    bootstrap_brokers_sasl_iam: str | None = None
+    """Comma-separated ``host:9098`` list (IAM auth); unknown until the cluster exists."""
+    security_group_id: str
+    subnet_ids: list[str] = Field(default_factory=list)
+
+
+class TopicClassOutputs(Frozen):
+    retention_ms: int = Field(ge=1)
+    local_retention_ms: int | None = None
+    replicated: bool = False
+    tiered: bool = False
+
+
+class MskOutputs(Frozen):
+    clusters: dict[str, MskCluster] = Field(default_factory=dict)
+    """By region (dr lists prod's too)."""
+    replicator_arn: str | None = None
+    """The MSK Replicator prod -> dr (it lives in the dr region; dr exports it)."""
+    replicated_topics: list[str] = Field(default_factory=list)
+    topic_classes: dict[str, TopicClassOutputs] = Field(default_factory=dict)
+    topics: dict[str, str] = Field(default_factory=dict)
+    """Topic -> topic class: what a topic is created with (retention, tiered storage)."""
+
+
+class ReplicationGroup(Frozen):
+    id: str
+    arn: str = Field(pattern=r"^arn:aws[a-z-]*:elasticache:")
+    region: str
+    primary_endpoint: str
+    reader_endpoint: str | None = None
+    port: int = Field(default=6379, ge=1, le=65535)
+
+
+class ElastiCacheOutputs(Frozen):
+    global_datastore_id: str
+    """The global replication group (``<prefix>-<suffix>``): failover promotes a member of it."""
+    primary_region: str
+    replication_groups: dict[str, ReplicationGroup] = Field(default_factory=dict)
+    auth_secret: str | None = None
+
+
+class FailoverSwitch(Frozen):
+    """How ``invoke failover`` fences a service's primary without touching Route 53's API.
+
+    Publish ``metric`` = 1 in ``namespace`` with ``dimensions`` in ``region`` (the dr region, up
+    while the primary is dark): the alarm goes to ALARM and stays there (missing data keeps its
+    state), the primary's health check turns unhealthy and Route 53's data plane answers with the
+    secondary record. Publishing 0 lifts the fence.
+    """
+
+    alarm_name: str
+    region: str
+    namespace: str
+    metric: str
+    dimensions: dict[str, str]
+    health_check_id: str | None = None
+    """The primary's health check that reads the alarm (created by prod)."""
+
+
+class DnsRecord(Frozen):
+    set_identifier: str
+    target: str
+    region: str
+
+
+class DnsService(Frozen):
+    name: str
+    """The fully qualified name clients use."""
+    type: str = "CNAME"
+    ttl: int = Field(ge=1)
+    store: str
+    primary: DnsRecord | None = None
+    secondary: DnsRecord | None = None
+
+
+class DnsOutputs(Frozen):
+    zone_id: str
+    zone_name: str
+    services: dict[str, DnsService] = Field(default_factory=dict)
+    switches: dict[str, FailoverSwitch] = Field(default_factory=dict)
+
+
+class BackupVaultRef(Frozen):
+    name: str
+    arn: str = Field(pattern=r"^arn:aws[a-z-]*:backup:")
+    region: str
+
+
+class AwsBackupOutputs(Frozen):
+    vaults: dict[str, BackupVaultRef] = Field(default_factory=dict)
+    """AWS Backup vaults by region (dr lists prod's too)."""
+    plan_id: str | None = None
+    plan_arn: str | None = None
+    role_arn: str | None = None
+    lock_mode: str | None = None
+    """``compliance`` or ``governance`` (Vault Lock)."""
+
+
+class Alarm(Frozen):
+    name: str
+    region: str
+    what: str
+    """``freshness``, ``replication-lag``, ``replication-failures``."""
+    store: str | None = None
+
+
 class StackOutputs(Frozen):
     """One stack's exports. Keys are the Pulumi output names, one to one."""
 
@@ -95,6 +236,17 @@ class StackOutputs(Frozen):
     """The service account backup jobs write to the mirror with (objectCreator + objectViewer)."""
     ecr_repositories: dict[str, str] = Field(default_factory=dict)
     """Container repositories of this region: name -> repository URL."""
+    aurora: AuroraOutputs | None = None
+    msk: MskOutputs | None = None
+    elasticache: ElastiCacheOutputs | None = None
+    dns: DnsOutputs | None = None
+    aws_backup: AwsBackupOutputs | None = None
+    alerts_topic_arn: str | None = None
+    """This region's SNS topic every alarm and budget notifies."""
+    alerts_topic_arns: dict[str, str] = Field(default_factory=dict)
+    """Every region's alert topic this stack knows (dr lists prod's too)."""
+    alarms: dict[str, Alarm] = Field(default_factory=dict)
+    """The CloudWatch alarms of this stack by key (``freshness-<store>``, ...)."""
     k8s_namespace: str
     k8s_backup_namespace: str
     stores: dict[str, StoreEndpoint] = Field(default_factory=dict)

@@ -20,10 +20,12 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway
 
+from stackmodels import metrics as names
+
 log = logging.getLogger("drkit.metrics")
 
-JOB = "drkit-backup"
-CLOUDWATCH_NAMESPACE = "TradingDR/Backups"
+JOB = names.PROMETHEUS_JOB
+CLOUDWATCH_NAMESPACE = names.CLOUDWATCH_NAMESPACE
 
 
 @dataclass(frozen=True)
@@ -38,25 +40,25 @@ class BackupOutcome:
 
 def prometheus_registry(outcome: BackupOutcome) -> CollectorRegistry:
     registry = CollectorRegistry()
-    labels = {"component": outcome.component, "data_class": outcome.data_class}
+    labels = {names.COMPONENT_LABEL: outcome.component, names.DATA_CLASS_LABEL: outcome.data_class}
 
     def gauge(name: str, documentation: str, value: float) -> None:
         metric = Gauge(name, documentation, list(labels), registry=registry)
         metric.labels(**labels).set(value)
 
     gauge(
-        "backup_last_result",
+        names.LAST_RESULT,
         "1 if the last backup succeeded, 0 if it failed",
         1 if outcome.success else 0,
     )
-    gauge("backup_duration_seconds", "Duration of the last backup run", outcome.duration_seconds)
+    gauge(names.DURATION_SECONDS, "Duration of the last backup run", outcome.duration_seconds)
     if outcome.success:
         gauge(
-            "backup_last_success_timestamp_seconds",
+            names.LAST_SUCCESS_TIMESTAMP,
             "Unix time of the last successful backup",
             outcome.finished_at.timestamp(),
         )
-        gauge("backup_size_bytes", "Bytes stored by the last successful backup", outcome.size_bytes)
+        gauge(names.SIZE_BYTES, "Bytes stored by the last successful backup", outcome.size_bytes)
     return registry
 
 
@@ -65,13 +67,13 @@ def push_to_gateway(outcome: BackupOutcome, gateway: str) -> None:
         gateway,
         job=JOB,
         registry=prometheus_registry(outcome),
-        grouping_key={"component": outcome.component},
+        grouping_key={names.COMPONENT_LABEL: outcome.component},
         timeout=10,
     )
 
 
 def cloudwatch_data(outcome: BackupOutcome) -> list[dict[str, Any]]:
-    dimensions = [{"Name": "Component", "Value": outcome.component}]
+    dimensions = [{"Name": names.COMPONENT_DIMENSION, "Value": outcome.component}]
     timestamp = outcome.finished_at.astimezone(UTC)
 
     def datum(name: str, value: float, unit: str) -> dict[str, Any]:
@@ -84,13 +86,13 @@ def cloudwatch_data(outcome: BackupOutcome) -> list[dict[str, Any]]:
         }
 
     data = [
-        datum("BackupSuccess", 1 if outcome.success else 0, "Count"),
-        datum("BackupDurationSeconds", outcome.duration_seconds, "Seconds"),
+        datum(names.BACKUP_SUCCESS, 1 if outcome.success else 0, "Count"),
+        datum(names.BACKUP_DURATION, outcome.duration_seconds, "Seconds"),
     ]
     if outcome.success:
         data += [
-            datum("BackupSizeBytes", outcome.size_bytes, "Bytes"),
-            datum("BackupLastSuccessTimestamp", outcome.finished_at.timestamp(), "Seconds"),
+            datum(names.BACKUP_SIZE, outcome.size_bytes, "Bytes"),
+            datum(names.BACKUP_LAST_SUCCESS, outcome.finished_at.timestamp(), "Seconds"),
         ]
     return data
 

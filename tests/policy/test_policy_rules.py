@@ -173,7 +173,7 @@ def test_dr_vault_need_not_replicate(dr_resources: list[Resource]) -> None:
 
 
 def test_kms_key_rotation(prod_resources: list[Resource]) -> None:
-    [key] = [r for r in prod_resources if r.type == rules.KMS_KEY]
+    [key] = [r for r in prod_resources if r.type == rules.KMS_KEY and r.name == "vault-key-key"]
     assert rules.kms_key_rotates(key.type, key.props) == []
     assert rules.kms_key_rotates(key.type, {**key.props, "enableKeyRotation": False}) == [
         "KMS key does not rotate: set enable_key_rotation=True"
@@ -215,7 +215,7 @@ def test_stack_wrapper_reports_each_violation_with_its_urn(
 
 
 def test_resource_wrapper_reports_an_unrotated_key(prod_resources: list[Resource]) -> None:
-    [key] = [r for r in prod_resources if r.type == rules.KMS_KEY]
+    [key] = [r for r in prod_resources if r.type == rules.KMS_KEY and r.name == "vault-key-key"]
     reported: list[str] = []
     for props, expected in ((key.props, 0), ({**key.props, "enableKeyRotation": False}, 1)):
         args = ResourceValidationArgs(key.type, props, key.urn, key.name, _options(), None)
@@ -227,5 +227,182 @@ def test_pack_holds_every_rule_as_mandatory() -> None:
     from pulumi_policy import EnforcementLevel
 
     built = pack.policies()
-    assert {p.name for p in built} == {*rules.STACK_RULES, "kms-keys-rotate"}
+    assert {p.name for p in built} == {
+        *rules.STACK_RULES,
+        *rules.RESOURCE_RULES,
+        "kms-keys-rotate",
+    }
     assert {p.enforcement_level for p in built} == {EnforcementLevel.MANDATORY}
+
+
+# ---- data stores ------------------------------------------------------------------------------
+
+AURORA_PRIMARY = "aurora-primary-cluster"
+AURORA_SECONDARY = "aurora-secondary-cluster"
+
+
+def _resource(resources: list[Resource], name: str) -> Resource:
+    [found] = [r for r in resources if r.name == name]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("name", "check"),
+    [(n, c) for n, (c, _) in rules.RESOURCE_RULES.items()],
+    ids=list(rules.RESOURCE_RULES),
+)
+def test_every_resource_rule_accepts_what_the_components_produce(
+    name: str,
+    check: Callable[[str, Any], list[str]],
+    prod_resources: list[Resource],
+    dr_resources: list[Resource],
+) -> None:
+    checked = 0
+    for resource in [*prod_resources, *dr_resources]:
+        assert check(resource.type, resource.props) == [], (name, resource.name)
+        checked += bool(check(resource.type, {}))
+    assert checked >= 2, f"{name} saw no resource of its type in prod and dr"
+
+
+def test_aurora_without_deletion_protection_or_30_days_is_rejected(
+    prod_resources: list[Resource], dr_resources: list[Resource]
+) -> None:
+    for cluster in (
+        _resource(prod_resources, AURORA_PRIMARY),
+        _resource(dr_resources, AURORA_SECONDARY),
+    ):
+        unprotected = {**cluster.props, "deletionProtection": False}
+        [problem] = rules.aurora_cluster_protected(cluster.type, unprotected)
+        assert "deletion protection" in problem
+        short = {**cluster.props, "backupRetentionPeriod": 7}
+        [problem] = rules.aurora_cluster_protected(cluster.type, short)
+        assert "7 days" in problem and "30" in problem
+        plain = {**cluster.props, "kmsKeyId": None}
+        [problem] = rules.aurora_cluster_protected(cluster.type, plain)
+        assert "customer-managed" in problem
+
+
+def test_msk_without_encryption_is_rejected(prod_resources: list[Resource]) -> None:
+    [cluster] = [r for r in prod_resources if r.type == rules.MSK_CLUSTER]
+    props = copy.deepcopy(dict(cluster.props))
+    props["encryptionInfo"]["encryptionInTransit"]["clientBroker"] = "TLS_PLAINTEXT"
+    [problem] = rules.msk_cluster_encrypted(cluster.type, props)
+    assert "plaintext in transit" in problem
+    props = copy.deepcopy(dict(cluster.props))
+    del props["encryptionInfo"]["encryptionAtRestKmsKeyArn"]
+    [problem] = rules.msk_cluster_encrypted(cluster.type, props)
+    assert "at rest" in problem
+    open_door = {**cluster.props, "clientAuthentication": {"unauthenticated": True}}
+    assert "unauthenticated" in rules.msk_cluster_encrypted(cluster.type, open_door)[0]
+
+
+def test_elasticache_without_encryption_is_rejected(dr_resources: list[Resource]) -> None:
+    [group] = [r for r in dr_resources if r.type == rules.CACHE_GROUP]
+    assert rules.elasticache_encrypted(group.type, group.props) == []
+    problems = rules.elasticache_encrypted(
+        group.type,
+        {**group.props, "atRestEncryptionEnabled": False, "transitEncryptionEnabled": False},
+    )
+    assert [p.split(" is ")[1] for p in problems] == [
+        "not encrypted at rest",
+        "not encrypted in transit (TLS)",
+    ]
+
+
+def test_prod_store_without_standby_or_backup_is_rejected(prod_resources: list[Resource]) -> None:
+    assert rules.primary_stores_protected(prod_resources) == []
+    # The program's backup CronJobs are a backup schedule for every store; take them away to
+    # see each standby judged on its own (test_a_backup_cronjob_is_a_backup_schedule puts one back).
+    prod_resources = [r for r in prod_resources if r.type != rules.CRONJOB]
+    assert rules.primary_stores_protected(prod_resources) == []
+    # Aurora: out of the global cluster and without an AWS Backup selection
+    orphan = without(
+        edit(prod_resources, AURORA_PRIMARY, lambda p: p.update(globalClusterIdentifier=None)),
+        "aws-backup-selection",
+    )
+    [violation] = rules.primary_stores_protected(orphan)
+    assert AURORA_PRIMARY in violation.message and "trading-db" in violation.message
+    # either protection alone is enough
+    assert rules.primary_stores_protected(without(prod_resources, "aws-backup-selection")) == []
+    # ElastiCache: no global datastore and no snapshots
+    lonely_cache = edit(
+        without(prod_resources, "cache-primary-global"),
+        "cache-primary-group",
+        lambda p: p.update(snapshotRetentionLimit=0),
+    )
+    [violation] = rules.primary_stores_protected(lonely_cache)
+    assert "session-cache" in violation.message
+    # MSK: no policy letting the replicator read it
+    [violation] = rules.primary_stores_protected(without(prod_resources, "msk-replication-source"))
+    assert "event-stream" in violation.message
+
+
+def test_a_backup_cronjob_is_a_backup_schedule(prod_resources: list[Resource]) -> None:
+    no_jobs = [r for r in prod_resources if r.type != rules.CRONJOB]
+    unprotected = without(no_jobs, "msk-replication-source")
+    assert rules.primary_stores_protected(unprotected) != []
+    cronjob = Resource(
+        rules.CRONJOB,
+        "event-stream-backup",
+        "urn:pulumi:prod::trading-dr::kubernetes:batch/v1:CronJob::event-stream-backup",
+        {
+            "metadata": {
+                "labels": {
+                    "app.kubernetes.io/component": "backup",
+                    "app.kubernetes.io/instance": "event-stream",
+                    "trading-dr/data-class": "trading-signals",
+                }
+            },
+            "spec": {"schedule": "0 * * * *"},
+        },
+    )
+    assert rules.primary_stores_protected([*unprotected, cronjob]) == []
+
+
+def test_dr_stores_need_no_standby_of_their_own(dr_resources: list[Resource]) -> None:
+    bare = [r for r in dr_resources if r.type not in (rules.BACKUP_SELECTION,)]
+    assert rules.primary_stores_protected(bare) == []
+
+
+def test_data_class_without_freshness_alarm_is_rejected(
+    prod_resources: list[Resource], dr_resources: list[Resource]
+) -> None:
+    for resources in (prod_resources, dr_resources):
+        assert rules.data_classes_have_freshness_alarms(resources) == []
+    [violation] = rules.data_classes_have_freshness_alarms(
+        without(prod_resources, "alarms-freshness-trading-db")
+    )
+    assert "'user-data'" in violation.message
+    lenient = edit(
+        dr_resources,
+        "alarms-freshness-session-cache",
+        lambda p: p.update(treatMissingData="notBreaching"),
+    )
+    [violation] = rules.data_classes_have_freshness_alarms(lenient)
+    assert "'market-data'" in violation.message
+
+
+def test_a_cronjob_data_class_needs_its_freshness_alarm(prod_resources: list[Resource]) -> None:
+    cronjob = Resource(
+        rules.CRONJOB,
+        "logs-backup",
+        "urn:pulumi:prod::trading-dr::kubernetes:batch/v1:CronJob::logs-backup",
+        {"metadata": {"labels": {"trading-dr/data-class": "monitoring-logs"}}, "spec": {}},
+    )
+    [violation] = rules.data_classes_have_freshness_alarms([*prod_resources, cronjob])
+    assert "'monitoring-logs'" in violation.message and "logs-backup" in violation.message
+
+
+def test_resource_wrappers_report_data_store_problems(prod_resources: list[Resource]) -> None:
+    cluster = _resource(prod_resources, AURORA_PRIMARY)
+    reported: list[str] = []
+    validate = pack.resource_validator(rules.aurora_cluster_protected)
+    for props, expected in (
+        (cluster.props, 0),
+        ({**cluster.props, "deletionProtection": False}, 1),
+    ):
+        args = ResourceValidationArgs(
+            cluster.type, props, cluster.urn, cluster.name, _options(), None
+        )
+        validate(args, lambda message, urn=None: reported.append(message))
+        assert len(reported) == expected

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import logging
 import warnings
 from collections.abc import Callable
@@ -30,6 +31,7 @@ PROVIDER_MODULES = [
     "pulumi_aws.kms",
     "pulumi_aws.iam",
     "pulumi_aws.ecr",
+    "pulumi_aws.ec2",
     "pulumi_gcp.storage",
     "pulumi_gcp.kms",
     "pulumi_gcp.serviceaccount",
@@ -70,6 +72,17 @@ class Recorded:
     provider: str | None
     urn_parent: str | None = None
     region: str | None = None
+    options: Options | None = None
+
+
+@dataclass(frozen=True)
+class Options:
+    """The resource options the engine received (the mocks' own args omit them)."""
+
+    protect: bool
+    ignore_changes: tuple[str, ...]
+    import_id: str | None
+    depends_on: tuple[str, ...]
 
 
 @dataclass
@@ -105,6 +118,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.resources: list[Recorded] = []
         self.provider_regions: dict[str, str | None] = {}
         self.calls: list[str] = []
+        self.request_options: Options | None = None
+        """Set by ``capture_options`` just before the engine calls ``new_resource``."""
 
     def _region(self, provider: str | None) -> str | None:
         if not provider:
@@ -119,7 +134,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
         rid = f"{name}-id"
         if typ.startswith("pulumi:providers:"):
             rid = f"provider-{name}"
-            self.provider_regions[rid] = inputs.get("region") or inputs.get("project")
+            self.provider_regions[rid] = (
+                inputs.get("region") or inputs.get("project") or inputs.get("context")
+            )
         elif typ == "pulumi:pulumi:StackReference":
             target = args.resource_id or inputs.get("name", "")
             stack = str(target).rsplit("/", 1)[-1]
@@ -169,8 +186,21 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state.update(
                 url=f"gs://{rid}", selfLink=f"https://www.googleapis.com/storage/v1/b/{rid}"
             )
+        else:
+            rid, extra = _state_of(typ, name, inputs, region, rid)
+            state.update(extra)
         if typ != "pulumi:pulumi:StackReference":
-            self.resources.append(Recorded(typ, name, inputs, state, args.provider, region=region))
+            self.resources.append(
+                Recorded(
+                    typ,
+                    name,
+                    inputs,
+                    state,
+                    args.provider,
+                    region=region,
+                    options=self.request_options,
+                )
+            )
         return rid, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
@@ -198,7 +228,132 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "project": project,
                 "id": email,
             }, []
+        if args.token == "aws:secretsmanager/getSecretVersion:getSecretVersion":
+            secret = args.args["secretId"]
+            return {
+                "arn": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:{secret}-AbCdEf",
+                "id": f"{secret}|AWSCURRENT",
+                "name": secret,
+                "secretId": secret,
+                "secretString": json.dumps({"password": f"pw-{_hex(secret, 24)}"}),
+                "versionId": _hex(secret + "/version", 32),
+                "versionStage": "AWSCURRENT",
+                "versionStages": ["AWSCURRENT"],
+            }, []
         raise NotImplementedError(f"the mocks do not answer {args.token}: add it to RecordingMocks")
+
+
+def _state_of(
+    typ: str, name: str, inputs: dict[str, Any], region: str | None, rid: str
+) -> tuple[str, dict[str, Any]]:
+    """Ids and computed attributes of the standby resources, shaped like AWS's."""
+    arn = f"arn:aws:{{service}}:{region}:{ACCOUNT}:{{resource}}"
+    if typ == "aws:rds/globalCluster:GlobalCluster":
+        rid = inputs["globalClusterIdentifier"]
+        return rid, {
+            "arn": f"arn:aws:rds::{ACCOUNT}:global-cluster:{rid}",
+            "endpoint": f"{rid}.global-{_hex(rid, 12)}.global.rds.amazonaws.com",
+            "engine": inputs.get("engine", "aurora-postgresql"),
+            "globalClusterResourceId": f"cluster-{_hex(rid, 16)}",
+        }
+    if typ == "aws:rds/cluster:Cluster":
+        rid = inputs["clusterIdentifier"]
+        suffix = f"{_hex(str(region), 12)}.{region}.rds.amazonaws.com"
+        return rid, {
+            "arn": arn.format(service="rds", resource=f"cluster:{rid}"),
+            "endpoint": f"{rid}.cluster-{suffix}",
+            "readerEndpoint": f"{rid}.cluster-ro-{suffix}",
+            "port": 5432,
+        }
+    if typ == "aws:rds/clusterInstance:ClusterInstance":
+        rid = inputs["identifier"]
+        return rid, {"arn": arn.format(service="rds", resource=f"db:{rid}")}
+    if typ in ("aws:rds/subnetGroup:SubnetGroup", "aws:elasticache/subnetGroup:SubnetGroup"):
+        return inputs["name"], {}
+    if typ == "aws:ec2/securityGroup:SecurityGroup":
+        rid = f"sg-{_hex(f'{region}/{name}', 17)}"
+        return rid, {"arn": arn.format(service="ec2", resource=f"security-group/{rid}")}
+    if typ == "aws:msk/configuration:Configuration":
+        resource = f"configuration/{inputs['name']}/{_hex(name, 8)}"
+        return arn.format(service="kafka", resource=resource), {
+            "arn": arn.format(service="kafka", resource=resource),
+            "latestRevision": 1,
+        }
+    if typ == "aws:msk/cluster:Cluster":
+        cluster = inputs["clusterName"]
+        cluster_arn = arn.format(service="kafka", resource=f"cluster/{cluster}/{_hex(cluster, 8)}")
+        brokers = ",".join(
+            f"b-{n}.{cluster}.{_hex(cluster, 6)}.c2.kafka.{region}.amazonaws.com:9098"
+            for n in range(1, int(inputs.get("numberOfBrokerNodes", 3)) + 1)
+        )
+        return cluster_arn, {"arn": cluster_arn, "bootstrapBrokersSaslIam": brokers}
+    if typ == "aws:msk/replicator:Replicator":
+        replicator = inputs["replicatorName"]
+        resource = f"replicator/{replicator}/{_hex(replicator, 8)}"
+        return arn.format(service="kafka", resource=resource), {
+            "arn": arn.format(service="kafka", resource=resource)
+        }
+    if typ == "aws:elasticache/replicationGroup:ReplicationGroup":
+        rid = inputs["replicationGroupId"]
+        code = "".join(part[0] for part in str(region).split("-")[:-1]) + str(region)[-1]
+        host = f"{rid}.{_hex(rid, 6)}.{code}.cache.amazonaws.com"
+        return rid, {
+            "arn": arn.format(service="elasticache", resource=f"replicationgroup:{rid}"),
+            "primaryEndpointAddress": f"master.{host}",
+            "readerEndpointAddress": f"replica.{host}",
+            "memberClusters": [
+                f"{rid}-{n:03d}" for n in range(1, int(inputs["numCacheClusters"]) + 1)
+            ],
+        }
+    if typ == "aws:elasticache/globalReplicationGroup:GlobalReplicationGroup":
+        rid = f"ldgnf-{inputs['globalReplicationGroupIdSuffix']}"
+        return rid, {
+            "globalReplicationGroupId": rid,
+            "arn": f"arn:aws:elasticache::{ACCOUNT}:globalreplicationgroup:{rid}",
+        }
+    if typ == "aws:backup/vault:Vault":
+        rid = inputs["name"]
+        return rid, {"arn": arn.format(service="backup", resource=f"backup-vault:{rid}")}
+    if typ == "aws:backup/plan:Plan":
+        rid = _hex(f"{region}/{name}", 32)
+        return rid, {"arn": arn.format(service="backup", resource=f"backup-plan:{rid}")}
+    if typ == "aws:sns/topic:Topic":
+        topic_arn = arn.format(service="sns", resource=inputs["name"])
+        return topic_arn, {"arn": topic_arn}
+    if typ == "aws:cloudwatch/metricAlarm:MetricAlarm":
+        return inputs["name"], {
+            "arn": arn.format(service="cloudwatch", resource=f"alarm:{inputs['name']}")
+        }
+    if typ == "aws:route53/zone:Zone":
+        rid = "Z" + _hex(inputs["name"], 20).upper()
+        return rid, {"zoneId": rid, "arn": f"arn:aws:route53:::hostedzone/{rid}"}
+    if typ == "aws:route53/healthCheck:HealthCheck":
+        rid = (
+            f"{_hex(name, 8)}-{_hex(name + '/1', 4)}-{_hex(name + '/2', 4)}-{_hex(name + '/3', 12)}"
+        )
+        return rid, {"arn": f"arn:aws:route53:::healthcheck/{rid}"}
+    return rid, {}
+
+
+def capture_options(mocks: RecordingMocks) -> None:
+    """Let ``mocks`` see each registration's resource options (protect, ignore_changes, import).
+
+    ``MockResourceArgs`` carries none of them, but the mock monitor receives the engine's request;
+    wrapping its ``RegisterResource`` hands them to the mocks just before ``new_resource``.
+    """
+    monitor = pulumi.runtime.settings.get_monitor()
+    register = monitor.RegisterResource
+
+    def register_with_options(request: Any) -> Any:
+        mocks.request_options = Options(
+            protect=bool(request.protect),
+            ignore_changes=tuple(request.ignoreChanges),
+            import_id=request.importId or None,
+            depends_on=tuple(request.dependencies),
+        )
+        return register(request)
+
+    monitor.RegisterResource = register_with_options
 
 
 class _WarningRecorder(logging.Handler):
@@ -229,6 +384,7 @@ def run_program(
         logger=logger,
         organization="organization",
     )
+    capture_options(mocks)
     resolved: dict[str, Any] = {}
 
     @pulumi.runtime.test
@@ -244,11 +400,30 @@ def run_program(
     return resolved, recorder.messages
 
 
-def run_stack(stack: str, stack_outputs: dict[str, dict[str, Any]] | None = None) -> StackRun:
-    """Run ``define_stack`` for ``Pulumi.<stack>.yaml``; return what the engine recorded."""
+def run_stack(
+    stack: str,
+    stack_outputs: dict[str, dict[str, Any]] | None = None,
+    config: StackConfig | None = None,
+) -> StackRun:
+    """Run ``define_stack`` for ``Pulumi.<stack>.yaml`` (or ``config``, a variant of it); return
+    what the engine recorded."""
     from infra.program import define_stack
 
-    config = StackConfig.for_stack(stack, ROOT)
+    config = config or StackConfig.for_stack(stack, ROOT)
+    key = json.dumps([stack, stack_outputs, config.model_dump(mode="json")], sort_keys=True)
+    if key in _RUNS:  # the unit and policy suites read the same runs: declare each stack once
+        return _RUNS[key]
     mocks = RecordingMocks(stack_outputs)
     outputs, messages = run_program(lambda: define_stack(config, stack), stack, mocks)
-    return StackRun(stack, config, mocks.resources, outputs, mocks.calls, messages)
+    _RUNS[key] = StackRun(stack, config, mocks.resources, outputs, mocks.calls, messages)
+    return _RUNS[key]
+
+
+_RUNS: dict[str, StackRun] = {}
+
+
+def config_variant(stack: str, **changes: Any) -> StackConfig:
+    """``Pulumi.<stack>.yaml`` with top-level keys replaced (validated like the file)."""
+    values = StackConfig.for_stack(stack, ROOT).model_dump(mode="json")
+    values.update(changes)
+    return StackConfig.model_validate(values)

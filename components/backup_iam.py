@@ -1,0 +1,212 @@
+"""The IAM role of one store's backup CronJob (IRSA): it writes its store's prefix, nothing else.
+
+The pod's service account token (audience ``sts.amazonaws.com``) is exchanged for this role, and
+the trust policy accepts exactly one ``system:serviceaccount:<namespace>:<name>`` of one cluster's
+OIDC provider. What the role may do is what one backup run does, no more:
+
+- write objects under ``<data class>/<store>/`` of the vault, with their Object Lock
+  (``PutObjectRetention``), abort and inspect its own multipart uploads;
+- list that prefix only (``s3:prefix``), and list in-flight multipart uploads, which the engine
+  does at start to abort the uploads of a killed run (IAM has no prefix condition for that action;
+  it shows upload key names, never data);
+- use the vault key only through S3 in the region, only for this vault
+  (``kms:EncryptionContext:aws:s3:arn``): ``GenerateDataKey`` for each object and ``Decrypt``,
+  which S3 needs for every multipart upload under SSE-KMS. With no ``s3:GetObject`` the role
+  still cannot read a backup back;
+- put metrics in the ``TradingDR/Backups`` CloudWatch namespace only.
+
+It can neither read nor delete a backup (the engine's best-effort clean-up of a failed run's
+objects is denied and logged; the vault's lifecycle handles what is left), nor touch the bucket's
+configuration: an explicit deny keeps it so even if a broader policy is attached later. Restores
+use the operators' roles, never this one.
+
+The policy names no KMS key ARN: the vault key's policy names these roles (it has no account-root
+delegation), and the roles must exist before that policy does. So the IAM side bounds KMS use by
+region, service and encryption context, and the key policy is what grants it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+import pulumi
+import pulumi_aws as aws
+from pydantic import Field, model_validator
+
+from components._common import (
+    PACKAGE,
+    ComponentArgs,
+    S3BucketArnInput,
+    child_opts,
+    require_provider,
+    to_json,
+)
+
+METRICS_NAMESPACE = "TradingDR/Backups"
+"""drkit.backup.metrics.CLOUDWATCH_NAMESPACE (components never import the ops package)."""
+STS_AUDIENCE = "sts.amazonaws.com"
+
+WRITE_ACTIONS = [
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+    "s3:PutObject",
+    "s3:PutObjectRetention",
+]
+KMS_ACTIONS = ["kms:Decrypt", "kms:GenerateDataKey"]
+DENIED_ACTIONS = [
+    "s3:BypassGovernanceRetention",
+    "s3:Delete*",
+    "s3:PutBucket*",
+    "s3:PutEncryptionConfiguration",
+    "s3:PutLifecycleConfiguration",
+    "s3:PutReplicationConfiguration",
+]
+
+_K8S_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+_SLUG = r"^[a-z][a-z0-9-]{1,40}[a-z0-9]$"
+
+
+class BackupJobRoleArgs(ComponentArgs):
+    role_name: str = Field(pattern=r"^[A-Za-z0-9+=,.@_-]{1,64}$")
+    oidc_provider_arn: str = Field(
+        pattern=r"^arn:aws[a-z-]*:iam::\d{12}:oidc-provider/[a-z0-9.-]+(?:/[A-Za-z0-9._-]+)*$"
+    )
+    oidc_issuer_url: str = Field(pattern=r"^https://[a-z0-9.-]+(?:/[A-Za-z0-9._-]+)*$")
+    namespace: str = Field(pattern=_K8S_NAME)
+    service_account: str = Field(pattern=_K8S_NAME)
+    vault_arn: S3BucketArnInput
+    data_class: str = Field(pattern=_SLUG)
+    store: str = Field(pattern=_SLUG)
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+    account_id: str = Field(pattern=r"^\d{12}$")
+    partition: str = Field(default="aws", pattern=r"^aws[a-z-]*$")
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def issuer(self) -> str:
+        """The issuer as IAM condition keys spell it: host and path, no scheme."""
+        return self.oidc_issuer_url.removeprefix("https://")
+
+    @property
+    def subject(self) -> str:
+        return f"system:serviceaccount:{self.namespace}:{self.service_account}"
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.data_class}/{self.store}/"
+
+    @model_validator(mode="after")
+    def _provider_matches_issuer(self) -> Self:
+        if not self.oidc_provider_arn.endswith(f":oidc-provider/{self.issuer}"):
+            raise ValueError(
+                f"oidc_provider_arn {self.oidc_provider_arn!r} is not the provider of "
+                f"oidc_issuer_url {self.oidc_issuer_url!r}"
+            )
+        return self
+
+
+def trust_policy(args: BackupJobRoleArgs) -> dict[str, Any]:
+    """Only this service account of this cluster, only with an STS-audience token."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "BackupServiceAccount",
+                "Effect": "Allow",
+                "Principal": {"Federated": args.oidc_provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        f"{args.issuer}:sub": args.subject,
+                        f"{args.issuer}:aud": STS_AUDIENCE,
+                    }
+                },
+            }
+        ],
+    }
+
+
+def job_policy(vault_arn: str, args: BackupJobRoleArgs) -> dict[str, Any]:
+    own = f"{vault_arn}/{args.prefix}*"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "WriteOwnPrefix",
+                "Effect": "Allow",
+                "Action": WRITE_ACTIONS,
+                "Resource": own,
+            },
+            {
+                "Sid": "ListOwnPrefix",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": vault_arn,
+                "Condition": {"StringLike": {"s3:prefix": [f"{args.prefix}*"]}},
+            },
+            {
+                "Sid": "FindUploadsOfKilledRuns",
+                "Effect": "Allow",
+                "Action": "s3:ListBucketMultipartUploads",
+                "Resource": vault_arn,
+            },
+            {
+                "Sid": "VaultKeyThroughS3",
+                "Effect": "Allow",
+                "Action": KMS_ACTIONS,
+                "Resource": f"arn:{args.partition}:kms:{args.region}:{args.account_id}:key/*",
+                "Condition": {
+                    "StringEquals": {"kms:ViaService": f"s3.{args.region}.amazonaws.com"},
+                    # S3 Bucket Keys (the vault's setting) use the bucket ARN as the context;
+                    # without them it is the object ARN, which must be under the own prefix.
+                    "StringLike": {"kms:EncryptionContext:aws:s3:arn": [vault_arn, own]},
+                },
+            },
+            {
+                "Sid": "BackupMetrics",
+                "Effect": "Allow",
+                "Action": "cloudwatch:PutMetricData",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+            },
+            {
+                "Sid": "NeverDeleteOrReconfigure",
+                "Effect": "Deny",
+                "Action": DENIED_ACTIONS,
+                "Resource": [vault_arn, f"{vault_arn}/*"],
+            },
+        ],
+    }
+
+
+class BackupJobRole(pulumi.ComponentResource):
+    """The role and its inline policy (see the module docstring for what it may do)."""
+
+    arn: pulumi.Output[str]
+    name: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: BackupJobRoleArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(f"{PACKAGE}:security:BackupJobRole", name, None, opts)
+        provider = require_provider(opts, "BackupJobRole")
+        self.role = aws.iam.Role(
+            f"{name}-role",
+            name=args.role_name,
+            description=f"Backup CronJob of {args.store}: writes {args.prefix} of the vault only",
+            assume_role_policy=to_json(trust_policy(args)),
+            max_session_duration=3600,
+            tags=args.tags,
+            opts=child_opts(self, provider),
+        )
+        self.policy = aws.iam.RolePolicy(
+            f"{name}-policy",
+            role=self.role.id,
+            policy=pulumi.Output.from_input(args.vault_arn).apply(
+                lambda arn: to_json(job_policy(arn, args))
+            ),
+            opts=child_opts(self, provider),
+        )
+        self.arn = self.role.arn
+        self.name = self.role.name
+        self.register_outputs({"arn": self.arn, "name": self.name})

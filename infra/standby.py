@@ -1,0 +1,661 @@
+"""The data stores and their standbys: Aurora global database, MSK with its replicator,
+ElastiCache global datastore, AWS Backup, and DNS failover.
+
+prod creates the primaries (and the global cluster, the global datastore, the DNS zone with its
+health checks and PRIMARY records); dr creates the secondaries, joining what prod exported, the
+replicator, the failover switches and the SECONDARY records. Each function returns the values the
+program exports, and dr's outputs carry prod's side too (read through the StackReference), so a
+failover finds everything in dr's outputs alone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components import failover_naming as names
+from components.aurora import (
+    AuroraCluster,
+    AuroraClusterArgs,
+    AuroraGlobalCluster,
+    AuroraGlobalClusterArgs,
+    ClusterRole,
+)
+from components.aws_backup import AwsBackup, AwsBackupArgs
+from components.dns_failover import (
+    FailoverZone,
+    FailoverZoneArgs,
+    SecondaryRecords,
+    SecondaryRecordsArgs,
+    ServiceRecord,
+)
+from components.elasticache import CacheReplicationGroup, CacheReplicationGroupArgs, GroupRole
+from components.msk import (
+    MskCluster,
+    MskClusterArgs,
+    MskReplicator,
+    MskReplicatorArgs,
+    ReplicatedCluster,
+)
+from stackmodels import StackConfig
+from stackmodels import metrics as metric_names
+from stackmodels.config import Network, ObjectLockMode
+
+TAG_STORE = "trading-dr:store"
+TAG_DATA_CLASS = "trading-dr:data-class"
+TAG_PURPOSE = "trading-dr:purpose"
+PURPOSE_DATA_STORE = "data-store"
+
+
+@dataclass
+class Stack:
+    """What every part of the program shares about the stack being declared."""
+
+    config: StackConfig
+    provider: aws.Provider
+    account: str
+    partition: str
+    tags: dict[str, str]
+    prod: pulumi.StackReference | None
+    data_key_arn: pulumi.Output[str] | None = None
+    topic_arn: pulumi.Output[str] | None = None
+
+    @property
+    def region(self) -> str:
+        return self.config.region
+
+    @property
+    def peer(self) -> str:
+        return self.config.peer_region
+
+    @property
+    def is_prod(self) -> bool:
+        return self.prod is None
+
+    @property
+    def active(self) -> bool:
+        """Whether this stack's region writes now (``active_region``, after a failover)."""
+        return self.config.primary_region == self.region
+
+    @property
+    def prod_region(self) -> str:
+        return self.region if self.is_prod else self.peer
+
+    @property
+    def opts(self) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(provider=self.provider)
+
+    @property
+    def invoke(self) -> pulumi.InvokeOptions:
+        return pulumi.InvokeOptions(provider=self.provider)
+
+    @property
+    def network(self) -> Network:
+        assert self.config.network is not None  # StackConfig requires it with any data store
+        return self.config.network
+
+    def key(self) -> pulumi.Output[str]:
+        assert self.data_key_arn is not None
+        return self.data_key_arn
+
+    def store_tags(self, store: str) -> dict[str, str]:
+        data_class = self.config.stores[store].data_class
+        return {
+            **self.tags,
+            TAG_STORE: store,
+            TAG_DATA_CLASS: data_class,
+            TAG_PURPOSE: PURPOSE_DATA_STORE,
+        }
+
+    def from_prod(self, output: str, *path: str) -> pulumi.Output[Any]:
+        """A value of prod's outputs (dr only), failing the deployment if prod lacks it."""
+        assert self.prod is not None
+
+        def dig(value: Any) -> Any:
+            for part in path:
+                if not isinstance(value, dict) or part not in value:
+                    raise ValueError(
+                        f"prod's output {output!r} has no {'.'.join(path)!r}: deploy prod first "
+                        "with the same data stores configured"
+                    )
+                value = value[part]
+            return value
+
+        return self.prod.require_output(output).apply(dig)
+
+    def prod_value(self, output: str, *path: str) -> pulumi.Output[Any]:
+        """Like ``from_prod`` but None where prod has no such value (optional outputs)."""
+        assert self.prod is not None
+
+        def dig(value: Any) -> Any:
+            for part in path:
+                value = value.get(part) if isinstance(value, dict) else None
+            return value
+
+        return self.prod.get_output(output).apply(dig)
+
+
+@dataclass
+class Standbys:
+    """What the program exports and the alarms need."""
+
+    outputs: dict[str, Any] = field(default_factory=dict)
+    stores: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dns_targets: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+    aurora_cluster_id: str | None = None
+    aurora_cluster_arn: pulumi.Output[str] | None = None
+    cache_group_id: str | None = None
+    cache_nodes: int = 0
+    replicator_name: str | None = None
+
+
+def secret_password(stack: Stack, secret_name: str) -> pulumi.Output[str]:
+    """The ``password`` of a Secrets Manager secret in this stack's region, kept secret.
+
+    The secret exists outside the stacks and is replicated to both regions by Secrets Manager, so
+    the dr stack reads its own region's replica; the value goes to write-only arguments and never
+    into the Pulumi state.
+    """
+    version = aws.secretsmanager.get_secret_version_output(secret_id=secret_name, opts=stack.invoke)
+
+    def password(secret_string: str) -> str:
+        try:
+            value = json.loads(secret_string)["password"]
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"secret {secret_name!r} must be JSON with a 'password' key") from None
+        return str(value)
+
+    return pulumi.Output.secret(version.secret_string.apply(password))
+
+
+def merged(
+    peers: pulumi.Input[dict[str, Any]], region: str, this: dict[str, Any]
+) -> pulumi.Output[dict[str, Any]]:
+    """``{region: this}`` plus the peer regions' entries read from prod (dr)."""
+    return pulumi.Output.all(peers=peers, this=this).apply(
+        lambda v: {**(v["peers"] or {}), region: v["this"]}
+    )
+
+
+# ---- Aurora ------------------------------------------------------------------------------------
+
+
+def define_aurora(stack: Stack, standbys: Standbys) -> None:
+    config = stack.config
+    aurora = config.aurora
+    if aurora is None:
+        return
+    store = config.stores[aurora.store]
+    platform, region, network = config.platform, stack.region, stack.network
+    cluster_id = names.aurora_cluster_id(platform, aurora.store, region)
+    tags = stack.store_tags(aurora.store)
+    common: dict[str, Any] = {
+        "cluster_identifier": cluster_id,
+        "engine_version": aurora.engine_version,
+        "instance_class": aurora.instance_class,
+        "instances": aurora.instances,
+        "kms_key_arn": stack.key(),
+        "vpc_id": network.vpc_id,
+        "subnet_ids": network.subnet_ids,
+        "client_cidrs": network.client_cidrs,
+        "backup_retention_days": aurora.backup_retention_days,
+        "backup_window": aurora.backup_window,
+        "maintenance_window": aurora.maintenance_window,
+        "tags": tags,
+    }
+    global_id: pulumi.Input[str]
+    if stack.is_prod:
+        global_name = names.aurora_global_cluster_id(platform, aurora.store)
+        adopted = aurora.adopt_primary_cluster_identifier
+        if adopted is None:
+            global_cluster = AuroraGlobalCluster(
+                "aurora-global",
+                AuroraGlobalClusterArgs(
+                    global_cluster_identifier=global_name,
+                    engine_version=aurora.engine_version,
+                    tags=tags,
+                ),
+                stack.opts,
+            )
+            cluster = AuroraCluster(
+                "aurora-primary",
+                AuroraClusterArgs(
+                    role=ClusterRole.PRIMARY,
+                    global_cluster_identifier=global_cluster.id,
+                    database_name=store.database,
+                    master_username=aurora.master_username,
+                    master_password=secret_password(stack, aurora.master_secret),
+                    master_password_version=aurora.master_secret_version,
+                    **common,
+                ),
+                stack.opts,
+            )
+        else:
+            cluster_id = adopted
+            cluster = AuroraCluster(
+                "aurora-primary",
+                AuroraClusterArgs(
+                    role=ClusterRole.PRIMARY,
+                    adopt_cluster=True,
+                    **{**common, "cluster_identifier": adopted},
+                ),
+                stack.opts,
+            )
+            global_cluster = AuroraGlobalCluster(
+                "aurora-global",
+                AuroraGlobalClusterArgs(
+                    global_cluster_identifier=global_name,
+                    engine_version=aurora.engine_version,
+                    source_cluster_arn=cluster.arn,
+                    tags=tags,
+                ),
+                stack.opts,
+            )
+        global_id, global_arn = global_cluster.id, global_cluster.arn
+        global_endpoint: pulumi.Input[str | None] = global_cluster.endpoint
+        peer_clusters: pulumi.Input[dict[str, Any]] = {}
+    else:
+        global_id = stack.from_prod("aurora", "global_cluster_id")
+        global_arn = stack.from_prod("aurora", "global_cluster_arn")
+        global_endpoint = stack.prod_value("aurora", "global_writer_endpoint")
+        cluster = AuroraCluster(
+            "aurora-secondary",
+            AuroraClusterArgs(
+                role=ClusterRole.SECONDARY, global_cluster_identifier=global_id, **common
+            ),
+            stack.opts,
+        )
+        peer_clusters = stack.from_prod("aurora", "clusters").apply(
+            lambda clusters: {r: c for r, c in clusters.items() if r != region}
+        )
+    this = {
+        "id": cluster_id,
+        "arn": cluster.arn,
+        "region": region,
+        "endpoint": cluster.endpoint,
+        "reader_endpoint": cluster.reader_endpoint,
+        "port": 5432,
+    }
+    standbys.aurora_cluster_id = cluster_id
+    standbys.aurora_cluster_arn = cluster.arn
+    standbys.outputs["aurora"] = {
+        "global_cluster_id": global_id,
+        "global_cluster_arn": global_arn,
+        "global_writer_endpoint": global_endpoint,
+        "primary_region": config.primary_region,
+        "clusters": merged(peer_clusters, region, this),
+        "database": store.database,
+        "master_secret": aurora.master_secret,
+    }
+    standbys.stores[aurora.store] = {
+        "kind": store.kind.value,
+        "host": cluster.endpoint,
+        "port": 5432,
+        "database": store.database,
+        "credentials_secret": aurora.master_secret,
+        "resource_id": cluster_id,
+    }
+    standbys.dns_targets[aurora.store] = cluster.endpoint
+
+
+# ---- MSK ---------------------------------------------------------------------------------------
+
+
+def _retention_ms(value: Any) -> int:
+    return int(value.total_seconds() * 1000)
+
+
+def _subnet(index: int) -> Any:
+    """The source cluster's ``index``-th subnet: the replicator's ENIs on the source side."""
+    return lambda cluster: cluster["subnet_ids"][index]
+
+
+def define_msk(stack: Stack, standbys: Standbys) -> None:
+    config = stack.config
+    msk = config.msk
+    if msk is None:
+        return
+    platform, region, network = config.platform, stack.region, stack.network
+    store = config.stores[msk.store]
+    default_class = msk.topic_classes.get("standard") or min(
+        msk.topic_classes.values(), key=lambda c: c.retention
+    )
+    cluster = MskCluster(
+        "msk",
+        MskClusterArgs(
+            cluster_name=names.msk_cluster_name(platform, msk.store, region),
+            kafka_version=msk.kafka_version,
+            instance_type=msk.instance_type,
+            broker_nodes=msk.broker_nodes,
+            volume_gib=msk.volume_gib,
+            kms_key_arn=stack.key(),
+            vpc_id=network.vpc_id,
+            subnet_ids=network.subnet_ids,
+            client_cidrs=network.client_cidrs,
+            default_retention_ms=_retention_ms(default_class.retention),
+            tiered_storage=any(c.tiered for c in msk.topic_classes.values()),
+            allow_replication_source=stack.is_prod,
+            tags=stack.store_tags(msk.store),
+        ),
+        stack.opts,
+    )
+    this = {
+        "arn": cluster.arn,
+        "name": cluster.name,
+        "region": region,
+        "bootstrap_brokers_sasl_iam": cluster.bootstrap_brokers_sasl_iam,
+        "security_group_id": cluster.security_group_id,
+        "subnet_ids": network.subnet_ids,
+    }
+    replicated = msk.replicated_topics()
+    replicator_arn: pulumi.Input[str | None] = None
+    peers: pulumi.Input[dict[str, Any]] = {}
+    if not stack.is_prod:
+        source = stack.from_prod("msk", "clusters", stack.prod_region)
+        peers = stack.from_prod("msk", "clusters").apply(
+            lambda clusters: {r: c for r, c in clusters.items() if r != region}
+        )
+        if replicated:
+            name = names.msk_replicator_name(platform, msk.store, stack.prod_region, region)
+            replicator = MskReplicator(
+                "msk-replicator",
+                MskReplicatorArgs(
+                    replicator_name=name,
+                    role_name=f"{name}-replicator"[:64],
+                    account_id=stack.account,
+                    source=ReplicatedCluster(
+                        arn=source.apply(lambda c: c["arn"]),
+                        subnet_ids=[
+                            source.apply(_subnet(index)) for index in range(len(network.subnet_ids))
+                        ],
+                        security_group_id=source.apply(lambda c: c["security_group_id"]),
+                    ),
+                    target=ReplicatedCluster(
+                        arn=cluster.arn,
+                        subnet_ids=list(network.subnet_ids),
+                        security_group_id=cluster.security_group_id,
+                    ),
+                    topics=replicated,
+                    tags=stack.store_tags(msk.store),
+                ),
+                stack.opts,
+            )
+            replicator_arn = replicator.arn
+            standbys.replicator_name = name
+    standbys.outputs["msk"] = {
+        "clusters": merged(peers, region, this),
+        "replicator_arn": replicator_arn,
+        "replicated_topics": replicated,
+        "topic_classes": {
+            name: {
+                "retention_ms": _retention_ms(c.retention),
+                "local_retention_ms": (
+                    _retention_ms(c.local_retention) if c.local_retention is not None else None
+                ),
+                "replicated": c.replicate,
+                "tiered": c.tiered,
+            }
+            for name, c in msk.topic_classes.items()
+        },
+        "topics": dict(msk.topics),
+    }
+    broker = cluster.bootstrap_brokers_sasl_iam.apply(first_broker)
+    standbys.stores[msk.store] = {
+        "kind": store.kind.value,
+        "host": broker.apply(lambda b: b[0]),
+        "port": broker.apply(lambda b: b[1]),
+        "database": None,
+        "credentials_secret": None,
+        "resource_id": cluster.arn,
+    }
+
+
+def first_broker(bootstrap: str | None) -> tuple[str, int]:
+    """(host, port) of the first ``host:port`` of a bootstrap list: enough to bootstrap from,
+    a Kafka client discovers the other brokers itself."""
+    first = (bootstrap or "").split(",")[0].strip()
+    host, _, port = first.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"bootstrap brokers {bootstrap!r} are not 'host:port,...'")
+    return host, int(port)
+
+
+# ---- ElastiCache -------------------------------------------------------------------------------
+
+
+def define_elasticache(stack: Stack, standbys: Standbys) -> None:
+    config = stack.config
+    cache = config.elasticache
+    if cache is None:
+        return
+    platform, region, network = config.platform, stack.region, stack.network
+    store = config.stores[cache.store]
+    group_id = names.elasticache_group_id(platform, cache.store, region)
+    common: dict[str, Any] = {
+        "replication_group_id": group_id,
+        "description": f"{platform} {cache.store} ({region})",
+        "engine_version": cache.engine_version,
+        "node_type": cache.node_type,
+        "nodes": cache.nodes,
+        "kms_key_arn": stack.key(),
+        "auth_token": secret_password(stack, cache.auth_secret),
+        "auth_token_version": cache.auth_secret_version,
+        "vpc_id": network.vpc_id,
+        "subnet_ids": network.subnet_ids,
+        "client_cidrs": network.client_cidrs,
+        "snapshot_retention_days": cache.snapshot_retention_days,
+        "snapshot_window": cache.snapshot_window,
+        "maintenance_window": cache.maintenance_window,
+        "tags": stack.store_tags(cache.store),
+    }
+    peers: pulumi.Input[dict[str, Any]] = {}
+    if stack.is_prod:
+        group = CacheReplicationGroup(
+            "cache-primary",
+            CacheReplicationGroupArgs(
+                role=GroupRole.PRIMARY,
+                global_datastore_suffix=names.elasticache_global_suffix(platform, cache.store),
+                **common,
+            ),
+            stack.opts,
+        )
+        assert group.global_datastore_id is not None
+        datastore_id: pulumi.Input[str] = group.global_datastore_id
+    else:
+        datastore_id = stack.from_prod("elasticache", "global_datastore_id")
+        group = CacheReplicationGroup(
+            "cache-secondary",
+            CacheReplicationGroupArgs(
+                role=GroupRole.SECONDARY, global_datastore_id=datastore_id, **common
+            ),
+            stack.opts,
+        )
+        peers = stack.from_prod("elasticache", "replication_groups").apply(
+            lambda groups: {r: g for r, g in groups.items() if r != region}
+        )
+    this = {
+        "id": group_id,
+        "arn": group.arn,
+        "region": region,
+        "primary_endpoint": group.primary_endpoint,
+        "reader_endpoint": group.reader_endpoint,
+        "port": 6379,
+    }
+    standbys.cache_group_id = group_id
+    standbys.cache_nodes = cache.nodes
+    standbys.outputs["elasticache"] = {
+        "global_datastore_id": datastore_id,
+        "primary_region": config.primary_region,
+        "replication_groups": merged(peers, region, this),
+        "auth_secret": cache.auth_secret,
+    }
+    standbys.stores[cache.store] = {
+        "kind": store.kind.value,
+        "host": group.primary_endpoint,
+        "port": 6379,
+        "database": None,
+        "credentials_secret": cache.auth_secret,
+        "resource_id": group_id,
+    }
+    standbys.dns_targets[cache.store] = group.primary_endpoint
+
+
+# ---- AWS Backup --------------------------------------------------------------------------------
+
+
+def define_aws_backup(stack: Stack, standbys: Standbys, role_arn: pulumi.Output[str]) -> None:
+    """The region's AWS Backup vault and the plan for the Aurora cluster (when there is one)."""
+    config = stack.config
+    if config.aurora is None:
+        return
+    plan = config.aws_backup
+    retention = config.retention_of(config.stores[config.aurora.store].data_class)
+    lock_mode = "compliance" if retention.object_lock is ObjectLockMode.COMPLIANCE else "governance"
+    vault_name = names.backup_vault_name(config.platform, stack.region)
+    peer_vault = names.backup_vault_name(config.platform, stack.peer)
+    peer_arn = names.backup_vault_arn(stack.partition, stack.peer, stack.account, peer_vault)
+    selected = [standbys.aurora_cluster_arn] if stack.active and standbys.aurora_cluster_arn else []
+    backup = AwsBackup(
+        "aws-backup",
+        AwsBackupArgs(
+            vault_name=vault_name,
+            kms_key_arn=stack.key(),
+            lock_mode=lock_mode,
+            min_retention_days=plan.delete_after_days,
+            max_retention_days=retention.days,
+            changeable_for_days=plan.lock_changeable_for_days,
+            plan_name=f"{config.platform}-aurora-{stack.region}",
+            schedule=plan.schedule,
+            delete_after_days=plan.delete_after_days,
+            copy_to_vault_arn=peer_arn,
+            role_arn=role_arn,
+            selected_resource_arns=selected,
+            tags=stack.store_tags(config.aurora.store),
+        ),
+        stack.opts,
+    )
+    vaults: dict[str, Any] = {
+        stack.region: {"name": backup.vault_name, "arn": backup.vault_arn, "region": stack.region},
+        stack.peer: {"name": peer_vault, "arn": peer_arn, "region": stack.peer},
+    }
+    standbys.outputs["aws_backup"] = {
+        "vaults": vaults,
+        "plan_id": backup.plan_id,
+        "plan_arn": backup.plan_arn,
+        "role_arn": role_arn,
+        "lock_mode": lock_mode,
+    }
+
+
+# ---- DNS ---------------------------------------------------------------------------------------
+
+
+def _records(stack: Stack, standbys: Standbys) -> list[ServiceRecord]:
+    dns = stack.config.dns
+    assert dns is not None
+    return [
+        ServiceRecord(
+            service=service,
+            fqdn=f"{service}.{dns.zone_name}",
+            target=standbys.dns_targets[spec.store],
+            ttl=spec.ttl,
+        )
+        for service, spec in dns.services.items()
+    ]
+
+
+def define_dns(stack: Stack, standbys: Standbys) -> list[str]:
+    """prod: zone, checks, PRIMARY records; dr: SECONDARY records. Returns the dr switches'
+    services (the alarms are created with the stack's other alarms)."""
+    config = stack.config
+    dns = config.dns
+    if dns is None:
+        return []
+    platform = config.platform
+    dr_region = stack.peer if stack.is_prod else stack.region
+    records = _records(stack, standbys)
+    switches: dict[str, dict[str, Any]] = {
+        service: {
+            "alarm_name": names.failover_switch_alarm_name(platform, service),
+            "region": dr_region,
+            "namespace": metric_names.FAILOVER_NAMESPACE,
+            "metric": metric_names.PRIMARY_FENCED,
+            "dimensions": {metric_names.SERVICE_DIMENSION: service},
+        }
+        for service in dns.services
+    }
+    this_side = "primary" if stack.is_prod else "secondary"
+    services: dict[str, Any] = {
+        service: {
+            "name": record.fqdn,
+            "type": "CNAME",
+            "ttl": record.ttl,
+            "store": dns.services[service].store,
+            this_side: {
+                "set_identifier": f"{this_side}-{stack.region}",
+                "target": record.target,
+                "region": stack.region,
+            },
+        }
+        for service, record in ((r.service, r) for r in records)
+    }
+    if stack.is_prod:
+        zone = FailoverZone(
+            "dns",
+            FailoverZoneArgs(
+                zone_name=dns.zone_name,
+                vpcs=dict(dns.vpc_ids),
+                region=stack.region,
+                switch_region=dr_region,
+                switch_alarm_names={s: v["alarm_name"] for s, v in switches.items()},
+                records=records,
+                tags=stack.tags,
+            ),
+            stack.opts,
+        )
+        zone_id: pulumi.Input[str] = zone.zone_id
+        for service, check in zone.health_check_ids.items():
+            switches[service]["health_check_id"] = check
+        standbys.outputs["dns"] = {
+            "zone_id": zone_id,
+            "zone_name": dns.zone_name,
+            "services": services,
+            "switches": switches,
+        }
+        return []
+    zone_id = stack.from_prod("dns", "zone_id")
+    SecondaryRecords(
+        "dns",
+        SecondaryRecordsArgs(zone_id=zone_id, region=stack.region, records=records),
+        stack.opts,
+    )
+    prod_dns = stack.prod.get_output("dns") if stack.prod is not None else None
+
+    def combine(values: dict[str, Any]) -> dict[str, Any]:
+        prod_side = values["prod"] or {}
+        prod_services = prod_side.get("services", {})
+        prod_switches = prod_side.get("switches", {})
+        services, switches = values["services"], values["switches"]
+        return {
+            "services": {
+                service: {**prod_services.get(service, {}), **entry}
+                for service, entry in services.items()
+            },
+            "switches": {
+                service: {**switch, **prod_switches.get(service, {})}
+                for service, switch in switches.items()
+            },
+        }
+
+    combined = pulumi.Output.all(prod=prod_dns, services=services, switches=switches).apply(combine)
+    standbys.outputs["dns"] = {
+        "zone_id": zone_id,
+        "zone_name": dns.zone_name,
+        "services": combined.apply(lambda c: c["services"]),
+        "switches": combined.apply(lambda c: c["switches"]),
+    }
+    return list(dns.services)

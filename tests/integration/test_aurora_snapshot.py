@@ -70,3 +70,87 @@ def test_unknown_cluster_is_named(aws_emulator: LocalAws) -> None:
             io.StringIO(),
             FAST,
         )
+
+
+def dr_context(aws: LocalAws, clusters: dict[str, str]) -> Any:
+    from drkit.context import OpsContext
+    from stackmodels import StackConfig, StackOutputs
+
+    def bucket(name: str, region: str) -> dict[str, str]:
+        return {"name": name, "arn": f"arn:aws:s3:::{name}", "region": region}
+
+    outputs = StackOutputs.parse(
+        {
+            "stack": "dr",
+            "role": "dr",
+            "region": "us-west-2",
+            "platform": "aipx",
+            "backup_vault": bucket("aipx-vault-west", "us-west-2"),
+            "vault_key_arn": "arn:aws:kms:us-west-2:123456789012:key/mrk-1",
+            "audit_bucket": bucket("aipx-audit-west", "us-west-2"),
+            "gcs_mirror_bucket": "aipx-mirror",
+            "k8s_namespace": "aipx",
+            "k8s_backup_namespace": "dr-backups",
+            "aws_endpoint_url": aws.endpoint_url,
+            "aurora": {
+                "global_cluster_id": "aipx-global",
+                "global_cluster_arn": "arn:aws:rds::123456789012:global-cluster:aipx-global",
+                "primary_region": "us-east-1",
+                "clusters": {
+                    region: {
+                        "id": name,
+                        "arn": f"arn:aws:rds:{region}:123456789012:cluster:{name}",
+                        "region": region,
+                        "endpoint": f"{name}.example",
+                        "reader_endpoint": f"{name}-ro.example",
+                    }
+                    for region, name in clusters.items()
+                },
+            },
+        },
+        "dr",
+    )
+    return OpsContext("dr", StackConfig.for_stack("dr", ROOT), outputs)
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+def test_task_snapshots_the_writer_and_copies_with_the_dr_clusters_key(
+    aws_emulator: LocalAws,
+) -> None:
+    from drkit.ops.aurora_snapshot import AuroraSnapshotRequest, SnapshotPlanError, take_snapshot
+
+    cluster(aws_emulator, "aipx-east-task")
+    west: Any = aws_emulator.client("rds", "us-west-2")
+    key = dr_key(aws_emulator)
+    west.create_db_cluster(
+        DBClusterIdentifier="aipx-west-task",
+        Engine="aurora-postgresql",
+        MasterUsername="dr",
+        MasterUserPassword="not-a-real-password",
+        StorageEncrypted=True,
+        KmsKeyId=key,
+    )
+    ctx = dr_context(aws_emulator, {"us-east-1": "aipx-east-task", "us-west-2": "aipx-west-task"})
+    out = io.StringIO()
+    assert take_snapshot(ctx, AuroraSnapshotRequest(reason="monthly", dry_run=True), out) is None
+    assert "copy it to us-west-2" in out.getvalue() and key in out.getvalue()
+    east: Any = aws_emulator.client("rds", "us-east-1")
+    assert not [
+        s
+        for s in east.describe_db_cluster_snapshots()["DBClusterSnapshots"]
+        if s["DBClusterIdentifier"] == "aipx-east-task" and s.get("SnapshotType") == "manual"
+    ]  # dry run created nothing
+    result = take_snapshot(ctx, AuroraSnapshotRequest(reason="monthly"), io.StringIO())
+    assert result is not None and ":us-west-2:" in result.dr_snapshot_arn
+    copies = west.describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"]
+    copy = next(c for c in copies if c["DBClusterSnapshotArn"] == result.dr_snapshot_arn)
+    assert copy["KmsKeyId"] == key  # readable by the dr cluster
+
+    with pytest.raises(SnapshotPlanError, match="pass --kms-key ARN"):
+        take_snapshot(
+            dr_context(aws_emulator, {"us-east-1": "aipx-east-task"}),
+            AuroraSnapshotRequest(),
+            io.StringIO(),
+        )

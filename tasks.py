@@ -4,6 +4,9 @@ invoke --list                       every task
 invoke local.roundtrip              the main job on the local embedded default (no cloud)
 invoke config.check --stack prod    validate Pulumi.<stack>.yaml against the config model
 invoke backup.store trading-db --stack prod [--dry-run]
+invoke restore.redis|restore.kafka|restore.all --dry-run   the plan with the real backup ids
+invoke verify --stores trading-db,event-stream            freshness, checksums, test restores
+invoke backups.list / backups.info ID                     what exists, from the catalog
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 import sys
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from invoke.collection import Collection
 from invoke.context import Context
@@ -161,6 +166,332 @@ def restore_postgres(
         raise Exit(code=report.exit_code)
 
 
+# --- restore.redis, restore.kafka, restore.all, verify, backups.list, backups.info -------------
+
+COMMON_HELP = {
+    "stack": "prod, dr, or local",
+    "outputs": "stack outputs JSON file instead of `pulumi stack output`",
+    "dry_run": "print the plan with the real backup ids and targets; change nothing",
+    "yes": "do not ask for confirmation",
+    "resume": "resume the journaled run with this id (same backups as that run)",
+}
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _resumed(resume: str, stack: str) -> tuple[dict[str, Any], str]:
+    """The request a journaled run started with, pinned to the backup(s) it chose."""
+    from drkit.ops.run import journal_parameters
+
+    saved = journal_parameters(ROOT, resume)
+    stack = str(saved.pop("stack", stack))
+    backup_id = saved.pop("backup_id", None)
+    for key in ("recovery_point", "target", "chain", "skew_seconds", "order", "not_restored"):
+        saved.pop(key, None)
+    if backup_id:
+        saved |= {"backup": backup_id, "at": None}
+    if saved.get("backups"):
+        saved["at"] = None
+    return saved, stack
+
+
+def _run_restore(
+    request: Callable[[], Any],
+    plan_for: Callable[[Any, Any], tuple[Any, dict[str, Any]]],
+    stack: str,
+    outputs: str,
+    options: tuple[bool, bool, str],
+    name: str,
+) -> None:
+    """Parse the request, load the stack, build the plan: any refusal exits 2 having changed
+    nothing. Then run the plan and exit with its status."""
+    from drkit.context import OpsContext
+    from drkit.ops.run import RunOptions, run_plan
+
+    dry_run, yes, resume = options
+    try:
+        if resume:
+            saved, stack = _resumed(resume, stack)
+            parsed = request(**saved)
+        else:
+            parsed = request()
+        ctx = OpsContext.load(stack, Path(outputs) if outputs else None, ROOT)
+        plan, figures = plan_for(ctx, parsed)
+    except ValueError as error:
+        raise fail(str(error)) from None
+    options_ = RunOptions(dry_run, yes, resume or None)
+    report = run_plan(ctx, plan, options_, ROOT, sys.stdout, name, figures)
+    if report.exit_code:
+        raise Exit(code=report.exit_code)
+
+
+@task(
+    name="redis",
+    help={
+        "store": "the redis store to restore (default session-cache)",
+        "at": "restore the newest backup at or before this time (ISO 8601, UTC if no zone)",
+        "backup": "restore this backup id (see backups.list)",
+        "force": "restore into a server that holds keys (all of them are replaced)",
+        "source": "vault (S3, default) or mirror (GCS)",
+        "replication_group": "restore into this NEW ElastiCache replication group instead",
+        "node_type": "ElastiCache node type (default: the stack config's)",
+        "replicas": "ElastiCache replicas per shard (default 1)",
+        **COMMON_HELP,
+    },
+)
+def restore_redis(
+    c: Context,
+    store: str = "session-cache",
+    at: str = "",
+    backup: str = "",
+    force: bool = False,
+    source: str = "vault",
+    replication_group: str = "",
+    node_type: str = "",
+    replicas: int = 1,
+    stack: str = "local",
+    outputs: str = "",
+    dry_run: bool = False,
+    yes: bool = False,
+    resume: str = "",
+) -> None:
+    """Restore a Redis RDB into the store's server (stop, swap, start, count) or new ElastiCache."""
+    from drkit.ops import restore_redis as ops
+
+    def request(**saved: Any) -> Any:
+        return (
+            ops.RestoreRedisRequest(**saved)
+            if saved
+            else ops.RestoreRedisRequest(
+                store=store,
+                at=at or None,
+                backup=backup or None,
+                force=force,
+                source=source,
+                replication_group=replication_group or None,
+                node_type=node_type or None,
+                replicas=replicas,
+            )
+        )
+
+    def plan_for(ctx: Any, parsed: Any) -> tuple[Any, dict[str, Any]]:
+        plan, prepared = ops.build_plan(ctx, parsed, ROOT)
+        return plan, ops.data_loss_figures(prepared)
+
+    _run_restore(request, plan_for, stack, outputs, (dry_run, yes, resume), "restore-redis")
+
+
+@task(
+    name="kafka",
+    iterable=["topic", "rename"],
+    help={
+        "store": "the kafka store to restore (default event-stream)",
+        "at": "restore the chain up to the newest backup at or before this time",
+        "backup": "restore the chain up to this backup id (see backups.list)",
+        "topic": "restore only this topic (repeatable; default: every topic of the backup)",
+        "rename": "SOURCE=TARGET: restore a topic into another topic (repeatable)",
+        "since": "only records timestamped at or after this time (ISO 8601)",
+        "until": "only records timestamped before this time (ISO 8601)",
+        "force": "append to a target topic that holds records of other origin",
+        "source": "vault (S3, default) or mirror (GCS)",
+        **COMMON_HELP,
+    },
+)
+def restore_kafka(
+    c: Context,
+    store: str = "event-stream",
+    at: str = "",
+    backup: str = "",
+    topic: list[str] | None = None,
+    rename: list[str] | None = None,
+    since: str = "",
+    until: str = "",
+    force: bool = False,
+    source: str = "vault",
+    stack: str = "local",
+    outputs: str = "",
+    dry_run: bool = False,
+    yes: bool = False,
+    resume: str = "",
+) -> None:
+    """Restore Kafka topics (one, some or all; same or renamed) from a full+incremental chain."""
+    from drkit.ops import restore_kafka as ops
+
+    def request(**saved: Any) -> Any:
+        return (
+            ops.RestoreKafkaRequest(**saved)
+            if saved
+            else ops.RestoreKafkaRequest(
+                store=store,
+                at=at or None,
+                backup=backup or None,
+                topics=topic or [],
+                rename=ops.parse_renames(rename or []),
+                since=since or None,
+                until=until or None,
+                force=force,
+                source=source,
+            )
+        )
+
+    def plan_for(ctx: Any, parsed: Any) -> tuple[Any, dict[str, Any]]:
+        plan, prepared = ops.build_plan(ctx, parsed)
+        return plan, ops.data_loss_figures(prepared)
+
+    _run_restore(request, plan_for, stack, outputs, (dry_run, yes, resume), "restore-kafka")
+
+
+@task(
+    name="all",
+    help={
+        "at": "one recovery point for every store: the newest at or before this time",
+        "stores": "comma-separated stores (default: every store this build can restore)",
+        "force": "restore into targets that hold data (passed to each store's restore)",
+        "source": "vault (S3, default) or mirror (GCS)",
+        **COMMON_HELP,
+    },
+)
+def restore_all(
+    c: Context,
+    at: str = "",
+    stores: str = "",
+    force: bool = False,
+    source: str = "vault",
+    stack: str = "local",
+    outputs: str = "",
+    dry_run: bool = False,
+    yes: bool = False,
+    resume: str = "",
+) -> None:
+    """Restore several stores to one recovery point, databases before streams before caches."""
+    from drkit.ops import restore_all as ops
+
+    def request(**saved: Any) -> Any:
+        return (
+            ops.RestoreAllRequest(**saved)
+            if saved
+            else ops.RestoreAllRequest(
+                at=at or None, stores=_split(stores), force=force, source=source
+            )
+        )
+
+    def plan_for(ctx: Any, parsed: Any) -> tuple[Any, dict[str, Any]]:
+        plan, prepared = ops.build_plan(ctx, parsed, ROOT)
+        return plan, ops.figures(prepared)
+
+    _run_restore(request, plan_for, stack, outputs, (dry_run, yes, resume), "restore-all")
+
+
+@task(
+    help={
+        "stores": "comma-separated stores to verify (default: every store of the stack)",
+        "skip_test_restore": "only freshness, checksums and replication (changes nothing)",
+        "source": "vault (S3, default) or mirror (GCS) as the copy to test-restore from",
+        "stack": COMMON_HELP["stack"],
+        "outputs": COMMON_HELP["outputs"],
+        "dry_run": "print the checks with the real backup ids; run none",
+        "yes": "do not ask before the test restores (they create and remove scratch targets)",
+    }
+)
+def verify(
+    c: Context,
+    stores: str = "",
+    skip_test_restore: bool = False,
+    source: str = "vault",
+    stack: str = "local",
+    outputs: str = "",
+    dry_run: bool = False,
+    yes: bool = False,
+) -> None:
+    """Freshness against RPO, checksums, replication, a test restore per store; exit 1 on a miss."""
+    from drkit.context import OpsContext
+    from drkit.ops.run import RunOptions
+    from drkit.ops.verify import VerifyRequest, exit_code, run_verify
+
+    try:
+        request = VerifyRequest(
+            stores=_split(stores), test_restore=not skip_test_restore, source=source
+        )
+        ctx = OpsContext.load(stack, Path(outputs) if outputs else None, ROOT)
+        run, report = run_verify(ctx, request, RunOptions(dry_run, yes), ROOT, sys.stdout)
+    except ValueError as error:
+        raise fail(str(error)) from None
+    code = exit_code(run, report)
+    if code:
+        raise Exit(code=code)
+
+
+@task(
+    name="list",
+    help={
+        "stores": "comma-separated stores (default: all)",
+        "days": "how many days back (default 7)",
+        "source": "vault (S3, default) or mirror (GCS)",
+        "detail": "one line per backup as well",
+        "format": "text (default) or json",
+        "stack": COMMON_HELP["stack"],
+        "outputs": COMMON_HELP["outputs"],
+    },
+)
+def backups_list(
+    c: Context,
+    stores: str = "",
+    days: int = 7,
+    source: str = "vault",
+    detail: bool = False,
+    format: str = "text",
+    stack: str = "local",
+    outputs: str = "",
+) -> None:
+    """What backups exist per store: count, size, newest, age, consistent point, verified."""
+    from drkit.context import OpsContext
+    from drkit.ops.backups_info import ListRequest, list_backups
+
+    try:
+        request = ListRequest(stores=_split(stores), days=days, source=source, detail=detail)
+        ctx = OpsContext.load(stack, Path(outputs) if outputs else None, ROOT)
+        listing = list_backups(ctx, request)
+    except ValueError as error:
+        raise fail(str(error)) from None
+    print(listing.to_json() if format == "json" else listing.to_text(), end="")
+
+
+@task(
+    name="info",
+    positional=["backup_id"],
+    help={
+        "backup_id": "the backup id, e.g. 20261121T041500Z-3f9a1c",
+        "store": "the store it belongs to (default: look in every store's catalog)",
+        "source": "vault (S3, default) or mirror (GCS)",
+        "format": "text (default) or json",
+        "stack": COMMON_HELP["stack"],
+        "outputs": COMMON_HELP["outputs"],
+    },
+)
+def backups_info(
+    c: Context,
+    backup_id: str,
+    store: str = "",
+    source: str = "vault",
+    format: str = "text",
+    stack: str = "local",
+    outputs: str = "",
+) -> None:
+    """One backup in full: manifest, consistent point, counts, objects with SHA-256, verified."""
+    from drkit.context import OpsContext
+    from drkit.ops.backups_info import InfoRequest, backup_info
+
+    try:
+        request = InfoRequest(backup_id=backup_id, store=store or None, source=source)
+        ctx = OpsContext.load(stack, Path(outputs) if outputs else None, ROOT)
+        info = backup_info(ctx, request)
+    except ValueError as error:
+        raise fail(str(error)) from None
+    print(info.to_json() if format == "json" else info.to_text(), end="")
+
+
 @task(
     name="drill",
     iterable=["scenario"],
@@ -207,9 +538,45 @@ def drill(
         raise Exit("drill FAILED: an objective was missed or a restore did not verify", code=1)
 
 
+@task(
+    name="aurora-snapshot",
+    help={
+        "reason": "why (recorded as a tag and in the snapshot id): pre-deploy, monthly, ...",
+        "kms_key": "KMS key ARN in the other region for the copy (default: its cluster's key)",
+        "stack": "dr (its outputs list both regions' clusters) or prod",
+        "outputs": "stack outputs JSON file instead of `pulumi stack output`",
+        "dry_run": "print what would be created, and where, without doing it",
+    },
+)
+def aurora_snapshot(
+    c: Context,
+    reason: str = "manual",
+    kms_key: str = "",
+    stack: str = "dr",
+    outputs: str = "",
+    dry_run: bool = False,
+) -> None:
+    """Take a manual Aurora cluster snapshot of the writer and copy it to the other region."""
+    from drkit.aurora import AuroraError
+    from drkit.context import OpsContext
+    from drkit.ops.aurora_snapshot import AuroraSnapshotRequest, take_snapshot
+
+    try:
+        ctx = OpsContext.load(stack, Path(outputs) if outputs else None, ROOT)
+        take_snapshot(ctx, AuroraSnapshotRequest(reason, kms_key or None, dry_run), sys.stdout)
+    except AuroraError as error:
+        raise Exit(f"FAILED: {error}", code=1) from None
+    except ValueError as error:
+        raise fail(str(error)) from None
+
+
 namespace = Collection()
 namespace.add_task(drill)
 namespace.add_collection(Collection("local", roundtrip))
 namespace.add_collection(Collection("config", check))
-namespace.add_collection(Collection("backup", store))
-namespace.add_collection(Collection("restore", restore_postgres))
+namespace.add_collection(Collection("backup", store, aurora_snapshot))
+namespace.add_collection(
+    Collection("restore", restore_postgres, restore_redis, restore_kafka, restore_all)
+)
+namespace.add_task(verify)
+namespace.add_collection(Collection("backups", backups_list, backups_info))

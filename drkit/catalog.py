@@ -85,6 +85,20 @@ class Catalog:
             return []
         return [CatalogEntry.model_validate_json(line) for line in body.splitlines() if line]
 
+    def segment_days(self, store: str, first: date, last: date) -> list[date]:
+        """The days in [first, last] that have a segment, oldest first: one LIST (a page per
+        1,000 days), so finding the newest backup of a quiet store is not a GET per day."""
+        prefix = f"{CATALOG_PREFIX}{store}/"
+        days = []
+        for item in self.objects.list_objects(prefix):
+            try:
+                day = datetime.strptime(item.key[len(prefix) :], "%Y/%m/%d.jsonl").date()
+            except ValueError:
+                continue
+            if first <= day <= last:
+                days.append(day)
+        return sorted(days)
+
     def write_segment(self, store: str, day: date, entries: Iterable[CatalogEntry]) -> None:
         ordered = sorted({e.backup_id: e for e in entries}.values(), key=lambda e: e.backup_id)
         body = "".join(entry.model_dump_json() + "\n" for entry in ordered).encode()

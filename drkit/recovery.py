@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from drkit.backup.manifest import MANIFEST_NAME, Manifest, backup_prefix
 from drkit.catalog import Catalog, CatalogEntry
@@ -63,16 +63,27 @@ class BackupIndex:
             self._check_time(store, at, now)
         limit = at or now
         oldest_allowed = now - self.retention(store)
-        day = limit.date()
-        while day >= oldest_allowed.date():
-            candidates = [
-                e for e in self.catalog.read_segment(store, day) if e.recovery_point <= limit
-            ]
-            if candidates:
-                return max(candidates, key=lambda e: e.recovery_point)
+        # The usual case, a backup on the day of the limit or the day before, costs one or two
+        # GETs; past those, one LIST finds the days that have backups (never a GET per day).
+        first, day = oldest_allowed.date(), limit.date()
+        for _ in range(2):
+            if day < first:
+                break
+            found = self._newest_in(store, day, limit)
+            if found is not None:
+                return found
             day -= timedelta(days=1)
+        if day >= first:
+            for older in reversed(self.catalog.segment_days(store, first, day)):
+                found = self._newest_in(store, older, limit)
+                if found is not None:
+                    return found
         where = f"at or before {limit.isoformat()}" if at else "within its retention"
         raise RecoveryError(f"no backup of {store!r} {where} in {self.vault.name}")
+
+    def _newest_in(self, store: str, day: date, limit: datetime) -> CatalogEntry | None:
+        candidates = [e for e in self.catalog.read_segment(store, day) if e.recovery_point <= limit]
+        return max(candidates, key=lambda e: e.recovery_point) if candidates else None
 
     def by_id(self, store: str, backup_id: str) -> CatalogEntry:
         if not BACKUP_ID.match(backup_id):
@@ -106,11 +117,25 @@ class BackupIndex:
         """One recovery point for several stores: the newest time at which every store has a
         backup at or before it. Returns it, each store's backup, and the skew between them."""
         names = list(stores)
+        now = now or datetime.now(UTC)
         newest = {store: self.latest(store, at, now) for store in names}
         point = min(entry.recovery_point for entry in newest.values())
-        chosen = [Selection(store, self.latest(store, point, now)) for store in names]
+        chosen = [
+            Selection(store, self._at_or_after(store, point, newest[store], now)) for store in names
+        ]
         points = [s.entry.recovery_point for s in chosen]
         return point, chosen, max(points) - min(points)
+
+    def _at_or_after(
+        self, store: str, point: datetime, newest: CatalogEntry, now: datetime
+    ) -> CatalogEntry:
+        """The newest backup at or before ``point``; for a store whose backups all came later,
+        the first one after it (the skew says how far apart the stores are then)."""
+        try:
+            return self.latest(store, point, now)
+        except RecoveryError:
+            later = self.catalog.entries([store], point, newest.recovery_point)
+            return min(later, key=lambda e: e.recovery_point) if later else newest
 
     def _check_time(self, store: str, at: datetime, now: datetime) -> None:
         if at > now:

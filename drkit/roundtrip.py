@@ -28,10 +28,12 @@ from drkit.context import OpsContext
 from drkit.handlers import postgres_source
 from drkit.local.environment import LocalEnvironment
 from drkit.local.stack import provision, write_state
+from drkit.ops.redis_target import write_local_control
 from drkit.progress import ByteProgress, human_bytes
 from drkit.restore.postgres import restore_postgres
 from drkit.seed.postgres import TradingDataSize, seed_trading_database, table_digests
 from stackmodels import StackConfig
+from stackmodels.config import StoreKind
 
 STORE = "trading-db"
 
@@ -91,6 +93,7 @@ def run_round_trip(
         with say.step("provision the local stack (vault, mirror, audit bucket, KMS key)") as note:
             outputs, credentials = provision(env, config)
             write_state(project_dir / ".drkit" / "local", outputs, credentials)
+            write_local_control(project_dir, config.stores_of(StoreKind.REDIS)[0], env.redis)
             ctx = OpsContext("local", config, outputs, credentials)
             note(f"vault s3://{outputs.backup_vault.name}, mirror gs://{outputs.gcs_mirror_bucket}")
         source = postgres_source(ctx, STORE)

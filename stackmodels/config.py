@@ -437,6 +437,10 @@ class StackConfig(Frozen):
             return self.active_region
         return self.region if self.role is Role.PRIMARY else self.peer_region
 
+    def stores_of(self, kind: StoreKind) -> list[str]:
+        """Names of the stores of ``kind``, in config order."""
+        return [name for name, store in self.stores.items() if store.kind is kind]
+
     def retention_of(self, data_class: str) -> RetentionClass:
         return self.retention_classes[self.data_classes[data_class].retention]
 

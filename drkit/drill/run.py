@@ -20,6 +20,7 @@ from drkit.drill.world import DrillWorld, create_topics, make_writers, seeded_di
 from drkit.handlers import postgres_source
 from drkit.local.environment import LocalEnvironment
 from drkit.local.stack import provision, write_state
+from drkit.ops.redis_target import write_local_control
 from drkit.seed.postgres import TradingDataSize, seed_trading_database
 from stackmodels import StackConfig
 from stackmodels.config import StoreKind
@@ -87,6 +88,7 @@ def run_drill(
     with env:
         outputs, credentials = provision(env, config)
         write_state(project_dir / ".drkit" / "local", outputs, credentials)
+        write_local_control(project_dir, config.stores_of(StoreKind.REDIS)[0], env.redis)
         ctx = OpsContext("local", config, outputs, credentials)
         world = DrillWorld(config, env, ctx, options.time_factor, out)
         world.stores = {store.kind: name for name, store in config.stores.items()}

@@ -93,14 +93,18 @@ class ScenarioResult:
 def outcome(world: DrillWorld, store: str, manifest: Manifest, check: Verification) -> StoreOutcome:
     config = world.config.stores[store]
     data_class = world.config.data_classes[config.data_class]
+    rpo = check.rpo_seconds
+    if check.newest_restored is None and check.newest_lost is not None:
+        # no drill write made it into the backup: the loss window starts at its consistent point
+        rpo = max(0.0, (check.newest_lost - manifest.recovery_point).total_seconds())
     return StoreOutcome(
         store=store,
         data_class=config.data_class,
         backup_id=manifest.backup_id,
         recovery_point=manifest.recovery_point.isoformat(),
         verification=check,
-        rpo_seconds=round(check.rpo_seconds, 3),
-        rpo_schedule_seconds=round(check.rpo_seconds * world.factor, 1),
+        rpo_seconds=round(rpo, 3),
+        rpo_schedule_seconds=round(rpo * world.factor, 1),
         rpo_objective_seconds=data_class.rpo.total_seconds(),
         rto_objective_seconds=data_class.rto.total_seconds(),
         continuous_protection=config.continuous_protection,

@@ -39,7 +39,8 @@ def test_small_drill_plays_every_scenario_and_reports_consistent_figures(tmp_pat
         assert scenario["rto_met"] is True
         for store in scenario["stores"]:
             check = store["verification"]
-            assert check["ok"] and check["expected"] > 0
+            # a disaster may strike before any scheduled backup covered a write (expected 0)
+            assert check["ok"] and check["expected"] >= 0
             assert check["restored"] == check["expected"]
             assert check["missing"] == check["unexpected"] == check["mismatched"] == 0
             assert check["lost_writes"] == len(check["lost"]) >= 0
@@ -50,6 +51,8 @@ def test_small_drill_plays_every_scenario_and_reports_consistent_figures(tmp_pat
                 assert store["rpo_seconds"] > 0
             recovery_point = datetime.fromisoformat(store["recovery_point"])
             assert recovery_point <= disaster
+    verified = [s["verification"]["expected"] for c in body["scenarios"] for s in c["stores"]]
+    assert sum(verified) > 0
     region = body["scenarios"][-1]
     assert {s["store"] for s in region["stores"]} == {"trading-db", "event-stream", "session-cache"}
     assert region["skew_seconds"] is not None and region["skew_seconds"] >= 0

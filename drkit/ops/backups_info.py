@@ -1,0 +1,245 @@
+"""``invoke backups.list`` and ``invoke backups.info ID``: what exists, from the catalog.
+
+``list`` reads the catalog's daily segments (one small GET per store and day, in parallel), never
+the manifests: per store the number of backups, their size, the newest and its age, the consistent
+point of each, and whether ``invoke verify`` has test-restored it. It ends with the point a
+``restore.all`` would pick now, and the skew between the stores there.
+
+``info`` finds one backup by id (the id carries its day, so that is one segment per store) and
+reads its manifest: everything a restore or an auditor needs, object by object.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from drkit.backup.manifest import Manifest
+from drkit.catalog import CatalogEntry
+from drkit.context import OpsContext
+from drkit.ops.selection import object_store, readable
+from drkit.progress import human_bytes
+from drkit.recovery import BACKUP_ID, BackupIndex, RecoveryError
+
+
+class ListRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stores: list[str] = Field(default_factory=list)
+    days: int = Field(default=7, ge=1, le=3660)
+    source: str = Field(default="vault", pattern="^(vault|mirror)$")
+    detail: bool = False
+
+
+@dataclass
+class StoreSummary:
+    store: str
+    kind: str
+    data_class: str
+    backups: int = 0
+    size: int = 0
+    raw_size: int = 0
+    newest: dict[str, Any] | None = None
+    oldest: dict[str, Any] | None = None
+    verified: int = 0
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Listing:
+    source: str
+    since: str
+    until: str
+    stores: list[StoreSummary]
+    common_point: str | None
+    skew_seconds: float | None
+    catalog_reads: int
+
+    def to_json(self) -> str:
+        return json.dumps(self, default=lambda o: o.__dict__, indent=2) + "\n"
+
+    def to_text(self) -> str:
+        lines = [f"backups in {self.source} from {self.since[:16]} to {self.until[:16]} UTC"]
+        lines.append(
+            f"{'store':15} {'kind':10} {'n':>5} {'stored':>10} {'newest':26} {'age':>8} "
+            f"{'consistent at':25} verified"
+        )
+        for s in self.stores:
+            if s.newest is None:
+                lines.append(f"{s.store:15} {s.kind:10} {0:>5} {'-':>10} none")
+                continue
+            n = s.newest
+            lines.append(
+                f"{s.store:15} {s.kind:10} {s.backups:>5} {human_bytes(s.size):>10} "
+                f"{n['backup_id']:26} {_age(n['age_seconds']):>8} {n['recovery_point'][:25]:25} "
+                f"{s.verified}/{s.backups}" + (" (newest verified)" if n["verified_at"] else "")
+            )
+            for e in s.entries:
+                lines.append(
+                    f"    {e['backup_id']:26} {human_bytes(e['size']):>10} "
+                    f"consistent at {e['recovery_point'][:25]}  "
+                    f"{'verified ' + e['verified_at'][:19] if e['verified_at'] else 'not verified'}"
+                )
+        if self.common_point:
+            lines.append(
+                f"restore.all now would pick {self.common_point} (skew {self.skew_seconds:.0f}s "
+                "between the stores)"
+            )
+        lines.append(f"({self.catalog_reads} catalog reads, no manifest read)")
+        return "\n".join(lines) + "\n"
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def _point(summary: StoreSummary) -> datetime:
+    assert summary.newest is not None
+    return datetime.fromisoformat(summary.newest["recovery_point"])
+
+
+def _describe(entry: CatalogEntry, now: datetime) -> dict[str, Any]:
+    return {
+        "backup_id": entry.backup_id,
+        "recovery_point": entry.recovery_point.isoformat(),
+        "age_seconds": round((now - entry.recovery_point).total_seconds(), 1),
+        "size": entry.size,
+        "raw_size": entry.raw_size,
+        "objects": entry.objects,
+        "verified_at": entry.verified_at.isoformat() if entry.verified_at else None,
+    }
+
+
+def list_backups(ctx: OpsContext, request: ListRequest, now: datetime | None = None) -> Listing:
+    moment = now or datetime.now(UTC)
+    names = list(request.stores) or list(ctx.config.stores)
+    for name in names:
+        ctx.store_config(name)
+    objects = object_store(ctx, request.source)
+    index = BackupIndex(ctx.config, objects)
+    since = moment - timedelta(days=request.days)
+    with readable(objects):
+        found = index.catalog.entries(names, since, moment)
+    reads = len(names) * ((moment.date() - since.date()).days + 2)
+    summaries = []
+    for name in names:
+        config = ctx.config.stores[name]
+        entries = [e for e in found if e.store == name]
+        summary = StoreSummary(name, config.kind.value, config.data_class)
+        if entries:
+            summary.backups = len(entries)
+            summary.size = sum(e.size for e in entries)
+            summary.raw_size = sum(e.raw_size for e in entries)
+            summary.newest = _describe(entries[-1], moment)
+            summary.oldest = _describe(entries[0], moment)
+            summary.verified = sum(1 for e in entries if e.verified_at)
+            if request.detail:
+                summary.entries = [_describe(e, moment) for e in reversed(entries)]
+        summaries.append(summary)
+    with_backups = [s for s in summaries if s.newest is not None]
+    common, skew = None, None
+    if len(with_backups) > 1 and len(with_backups) == len(summaries):
+        # The same rule as BackupIndex.common_point, on the entries already read.
+        point = min(_point(s) for s in with_backups)
+        chosen = []
+        for s in with_backups:
+            own = [e.recovery_point for e in found if e.store == s.store]
+            before = [p for p in own if p <= point]
+            chosen.append(max(before) if before else min(own))
+        common, skew = point.isoformat(), round((max(chosen) - min(chosen)).total_seconds(), 1)
+    return Listing(
+        objects.name,
+        since.isoformat(),
+        moment.isoformat(),
+        summaries,
+        common,
+        skew,
+        reads,
+    )
+
+
+class InfoRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    backup_id: str
+    store: str | None = None
+    source: str = Field(default="vault", pattern="^(vault|mirror)$")
+
+
+@dataclass
+class BackupInfo:
+    entry: CatalogEntry
+    manifest: Manifest
+    source: str
+
+    def to_json(self) -> str:
+        body = {
+            "source": self.source,
+            "verified_at": self.entry.verified_at.isoformat() if self.entry.verified_at else None,
+            "recovery_point": self.manifest.recovery_point.isoformat(),
+            "manifest": self.manifest.model_dump(mode="json"),
+        }
+        return json.dumps(body, indent=2) + "\n"
+
+    def to_text(self) -> str:
+        m = self.manifest
+        verified = self.entry.verified_at
+        lines = [
+            f"backup {m.backup_id} of {m.store} ({m.kind}, data class {m.data_class})",
+            f"  in            {self.source}/{m.prefix}",
+            f"  taken         {m.started_at.isoformat()} .. {m.finished_at.isoformat()} "
+            f"({m.duration_seconds:.1f}s)",
+            f"  consistent at {m.recovery_point.isoformat()}",
+            f"  size          {human_bytes(m.raw_size)} read, {human_bytes(m.size)} stored",
+            f"  verified      {verified.isoformat() if verified else 'not yet (invoke verify)'}",
+            f"  encryption    {m.encryption}",
+            f"  copies        {', '.join(m.destinations)}",
+            f"  tools         {', '.join(f'{k} {v}' for k, v in m.tool_versions.items())}",
+            "  consistent point:",
+        ]
+        for key, value in m.consistent_point.items():
+            text = json.dumps(value, default=str)
+            lines.append(f"    {key}: {text if len(text) < 200 else text[:197] + '...'}")
+        if m.counts:
+            lines.append("  counts:")
+            lines += [f"    {key}: {value:,}" for key, value in m.counts.items()]
+        lines.append("  objects:")
+        for item in m.objects:
+            lines.append(
+                f"    {item.name:32} {human_bytes(item.size):>10} stored "
+                f"{human_bytes(item.raw_size):>10} raw {item.compression:5} sha256 {item.sha256}"
+            )
+        return "\n".join(lines) + "\n"
+
+
+def backup_info(ctx: OpsContext, request: InfoRequest) -> BackupInfo:
+    if not BACKUP_ID.match(request.backup_id):
+        raise RecoveryError(
+            f"backup id {request.backup_id!r} is malformed; ids look like 20261121T041500Z-3f9a1c"
+        )
+    stores = [request.store] if request.store else list(ctx.config.stores)
+    for name in stores:
+        ctx.store_config(name)
+    objects = object_store(ctx, request.source)
+    index = BackupIndex(ctx.config, objects)
+    with readable(objects):
+        entry = index.catalog.find(request.backup_id, stores)
+        if entry is None and request.store:
+            entry = index.by_id(request.store, request.backup_id)
+        if entry is None:
+            raise RecoveryError(
+                f"backup {request.backup_id!r} is in no catalog of {', '.join(stores)} in "
+                f"{objects.name} (see `invoke backups.list`)"
+            )
+        manifest = index.manifest(entry)
+    return BackupInfo(entry, manifest, objects.name)

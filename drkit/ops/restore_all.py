@@ -1,0 +1,208 @@
+"""``invoke restore.all``: several stores restored together to one recovery point, as one plan.
+
+The point: the newest time at which every store has a backup at or before it
+(``BackupIndex.common_point``); each store restores its newest backup at or before that time, and
+the report gives the skew between the stores' recovery points (the seconds of history one store
+has and another lacks).
+
+The order is an explicit priority list with a reason per entry, as Velero orders a restore; a
+store waits for every store of the kinds before it, stores of one kind restore in parallel. Each
+store's steps are exactly those of its own task (``restore.postgres``, ``restore.kafka``,
+``restore.redis``), built by a builder per store kind; a kind without a builder (Kubernetes state
+and time series, being written) is left out of the default selection and named in the plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from drkit.context import OpsContext
+from drkit.ops import restore_kafka, restore_postgres, restore_redis
+from drkit.ops.plan import Plan, Step
+from drkit.ops.selection import object_store, readable
+from drkit.recovery import BackupIndex, RecoveryError, Selection, parse_timestamp
+from stackmodels.config import StoreKind
+
+
+@dataclass(frozen=True)
+class Priority:
+    kind: StoreKind
+    reason: str
+
+
+PRIORITIES = [
+    Priority(
+        StoreKind.POSTGRES,
+        "the system of record (accounts, orders, strategies): every other store refers to it",
+    ),
+    Priority(
+        StoreKind.TIMESERIES,
+        "historical market data: read by strategies and risk at start, depends on no stream",
+    ),
+    Priority(
+        StoreKind.KAFKA,
+        "event streams: consumers resume against the restored records, so those come first",
+    ),
+    Priority(
+        StoreKind.REDIS,
+        "caches: derived data, restored after their sources so no entry is newer than them",
+    ),
+    Priority(
+        StoreKind.KUBERNETES,
+        "application state and workloads last: they start only once their data is in place",
+    ),
+]
+
+
+class RestoreAllRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    at: str | None = None
+    stores: list[str] = Field(default_factory=list)
+    backups: dict[str, str] = Field(default_factory=dict)
+    """Store -> backup id, fixed: a resumed run restores what the first run chose."""
+    force: bool = False
+    source: str = Field(default="vault", pattern="^(vault|mirror)$")
+
+
+Builder = Callable[[OpsContext, str, str, RestoreAllRequest, Path], Plan]
+
+
+def _postgres(ctx: OpsContext, store: str, backup: str, r: RestoreAllRequest, _: Path) -> Plan:
+    request = restore_postgres.RestorePostgresRequest(
+        store=store, backup=backup, force=r.force, source=r.source
+    )
+    return restore_postgres.build_plan(ctx, request)[0]
+
+
+def _kafka(ctx: OpsContext, store: str, backup: str, r: RestoreAllRequest, _: Path) -> Plan:
+    request = restore_kafka.RestoreKafkaRequest(
+        store=store, backup=backup, force=r.force, source=r.source
+    )
+    return restore_kafka.build_plan(ctx, request)[0]
+
+
+def _redis(ctx: OpsContext, store: str, backup: str, r: RestoreAllRequest, root: Path) -> Plan:
+    request = restore_redis.RestoreRedisRequest(
+        store=store, backup=backup, force=r.force, source=r.source
+    )
+    return restore_redis.build_plan(ctx, request, root)[0]
+
+
+BUILDERS: dict[StoreKind, Builder] = {
+    StoreKind.POSTGRES: _postgres,
+    StoreKind.KAFKA: _kafka,
+    StoreKind.REDIS: _redis,
+}
+"""Kubernetes state and time series register here when their restores land."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    point: datetime
+    selections: list[Selection]
+    skew_seconds: float
+    left_out: dict[str, str]
+
+
+def prepare(ctx: OpsContext, request: RestoreAllRequest) -> Prepared:
+    if request.at and request.backups:
+        raise RecoveryError("give --at or fixed backups, not both")
+    names = list(request.stores)
+    left_out: dict[str, str] = {}
+    for name in names:
+        kind = ctx.store_config(name).kind
+        if kind not in BUILDERS:
+            raise RecoveryError(
+                f"store {name!r} is {kind.value}, which has no restore in this build yet; "
+                f"restorable stores: {', '.join(_restorable(ctx))}"
+            )
+    if not names:
+        names = _restorable(ctx)
+        left_out = {
+            name: f"{store.kind.value}: no restore in this build yet"
+            for name, store in ctx.config.stores.items()
+            if name not in names
+        }
+    if not names:
+        raise RecoveryError(f"stack {ctx.stack!r} has no store this build can restore")
+    objects = object_store(ctx, request.source)
+    index = BackupIndex(ctx.config, objects)
+    with readable(objects):
+        if request.backups:
+            missing = [n for n in names if n not in request.backups]
+            if missing:
+                raise RecoveryError(f"no backup id given for {', '.join(missing)}")
+            chosen = [Selection(n, index.by_id(n, request.backups[n])) for n in names]
+            points = [s.entry.recovery_point for s in chosen]
+            point, skew = min(points), max(points) - min(points)
+        else:
+            at = parse_timestamp(request.at) if request.at else None
+            point, chosen, skew = index.common_point(names, at)
+    return Prepared(point, chosen, round(skew.total_seconds(), 3), left_out)
+
+
+def _restorable(ctx: OpsContext) -> list[str]:
+    return [name for name, store in ctx.config.stores.items() if store.kind in BUILDERS]
+
+
+def build_plan(
+    ctx: OpsContext, request: RestoreAllRequest, project_dir: Path
+) -> tuple[Plan, Prepared]:
+    prepared = prepare(ctx, request)
+    kinds = {s.store: ctx.store_config(s.store).kind for s in prepared.selections}
+    steps: list[Step] = []
+    depends: dict[str, list[str]] = {}
+    barrier: list[str] = []
+    order: list[str] = []
+    for priority in PRIORITIES:
+        group = [s for s in prepared.selections if kinds[s.store] is priority.kind]
+        if not group:
+            continue
+        ends: list[str] = []
+        for selection in group:
+            build = BUILDERS[priority.kind]
+            plan = build(ctx, selection.store, selection.entry.backup_id, request, project_dir)
+            previous = barrier
+            for layer in plan.layers:
+                for step in layer:
+                    steps.append(step)
+                    depends[step.id] = list(previous)
+                previous = [step.id for step in layer]
+            ends += previous
+            order.append(
+                f"{selection.store} ({priority.kind.value}, backup {selection.entry.backup_id}): "
+                f"{priority.reason}"
+            )
+        barrier = ends
+    parameters: dict[str, Any] = request.model_dump() | {
+        "stack": ctx.stack,
+        "recovery_point": prepared.point.isoformat(),
+        "skew_seconds": prepared.skew_seconds,
+        "backups": {s.store: s.entry.backup_id for s in prepared.selections},
+        "order": order,
+    }
+    if prepared.left_out:
+        parameters["not_restored"] = prepared.left_out
+    return Plan.from_dependencies("restore all", steps, depends, parameters), prepared
+
+
+def figures(prepared: Prepared, now: datetime | None = None) -> dict[str, Any]:
+    moment = now or datetime.now(UTC)
+    values: dict[str, Any] = {
+        "recovery_point": prepared.point.isoformat(),
+        "recovery_point_age_seconds": round((moment - prepared.point).total_seconds(), 1),
+        "skew_seconds": prepared.skew_seconds,
+    }
+    for selection in prepared.selections:
+        values[f"{selection.store}.backup_id"] = selection.entry.backup_id
+        values[f"{selection.store}.recovery_point"] = selection.entry.recovery_point.isoformat()
+    for name, why in prepared.left_out.items():
+        values[f"{name}.not_restored"] = why
+    return values

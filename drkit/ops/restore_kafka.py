@@ -1,0 +1,367 @@
+"""``invoke restore.kafka``: topics from a chain of Kafka backups, as a plan.
+
+The chain: the Kafka handler takes the first backup of each UTC day in full and later ones as
+incrementals on the backup before (``consistent_point.incremental_from``). Restoring the backup
+chosen (latest, ``--at`` or ``--backup``) means restoring the newest full at or before it and every
+incremental up to it, in order. The chain is followed back through ``incremental_from`` using the
+catalog segment of the chosen backup's day (one GET) and one manifest per link, which the restore
+reads anyway.
+
+Per topic, one step: records go back to the same partition with key, value, headers and original
+timestamp, with a lineage header (``drkit.source``) that makes a re-run or a resumed run produce
+only what is missing (``drkit.restore.kafka``). Before anything is created, a read-only step reads
+every object the restore will use and checks it against the manifest, so a damaged backup fails
+with no topic created. A target topic that holds records not restored from this source topic is
+refused unless ``--force``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
+from pydantic import BaseModel, ConfigDict, Field
+
+from drkit.backup.kafka import KafkaPoint, client_settings, read_range, reader
+from drkit.backup.manifest import Manifest, StoredObject
+from drkit.catalog import CatalogEntry
+from drkit.context import OpsContext
+from drkit.handlers import endpoint
+from drkit.ops.plan import FunctionStep, Plan, StepContext
+from drkit.ops.selection import (
+    Chosen,
+    TargetNotEmptyError,
+    check_present,
+    choose,
+    readable,
+    verify_checksums,
+)
+from drkit.progress import ByteProgress, human_bytes
+from drkit.recovery import RecoveryError, parse_timestamp
+from drkit.restore.kafka import (
+    KafkaRestoreError,
+    KafkaRestoreFailed,
+    check_chain,
+    parse_source,
+    restore_kafka,
+)
+from stackmodels.config import StoreKind
+
+TOPIC = r"^[A-Za-z0-9._-]{1,249}$"
+
+
+class RestoreKafkaRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    store: str = "event-stream"
+    at: str | None = None
+    backup: str | None = None
+    topics: list[str] = Field(default_factory=list)
+    rename: dict[str, str] = Field(default_factory=dict)
+    since: str | None = None
+    until: str | None = None
+    force: bool = False
+    source: str = Field(default="vault", pattern="^(vault|mirror)$")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    chosen: Chosen
+    chain: list[Manifest]
+    topics: list[str]
+    targets: dict[str, str]
+    bootstrap: str
+    since: datetime | None
+    until: datetime | None
+
+    @property
+    def expected(self) -> dict[str, int]:
+        """Records per topic in the chain (the whole chain; a time range restores fewer)."""
+        return {t: sum(m.counts.get(t, 0) for m in self.chain) for t in self.topics}
+
+
+def parse_renames(pairs: Iterable[str]) -> dict[str, str]:
+    """``OLD=NEW`` pairs from the command line."""
+    renames = {}
+    for pair in pairs:
+        old, sep, new = pair.partition("=")
+        if not sep or not old or not new:
+            raise RecoveryError(f"--rename {pair!r}: write it as SOURCE_TOPIC=TARGET_TOPIC")
+        renames[old] = new
+    return renames
+
+
+def chain_for(chosen: Chosen) -> list[Manifest]:
+    """The full backup at or before the chosen one, then each incremental up to it."""
+    store, index = chosen.store, chosen.index
+    segments: dict[str, dict[str, CatalogEntry]] = {}
+
+    def entry_of(backup_id: str) -> CatalogEntry:
+        day = backup_id[:8]
+        if day not in segments:
+            moment = datetime.strptime(day, "%Y%m%d").date()
+            with readable(chosen.objects):
+                found = index.catalog.read_segment(store, moment)
+            segments[day] = {e.backup_id: e for e in found}
+        entry = segments[day].get(backup_id)
+        return entry if entry is not None else index.by_id(store, backup_id)
+
+    chain = [chosen.manifest]
+    seen = {chosen.manifest.backup_id}
+    while (parent := KafkaPoint.of(chain[-1]).incremental_from) is not None:
+        if parent in seen:
+            raise RecoveryError(f"backup chain of {store!r} loops at {parent}")
+        try:
+            entry = entry_of(parent)
+        except RecoveryError:
+            raise RecoveryError(
+                f"backup {chain[-1].backup_id} is incremental on {parent}, which is not in "
+                f"{chosen.objects.name}: the chain is broken; restore an earlier full backup "
+                "(--at before it) instead. Nothing was changed."
+            ) from None
+        with readable(chosen.objects):
+            chain.append(index.manifest(entry))
+        seen.add(parent)
+    chain.reverse()
+    try:
+        check_chain(chain)
+    except KafkaRestoreError as error:
+        raise RecoveryError(str(error)) from None
+    return chain
+
+
+def objects_to_read(
+    chain: list[Manifest], topics: list[str]
+) -> list[tuple[Manifest, StoredObject]]:
+    """The objects the restore of ``topics`` reads: their partitions' frames and topics.json."""
+    wanted = []
+    for manifest in chain:
+        point = KafkaPoint.of(manifest)
+        names = {point.topic_configs} | {
+            p.object for p in point.partitions if p.object is not None and p.topic in topics
+        }
+        wanted += [(manifest, item) for item in manifest.objects if item.name in names]
+    return wanted
+
+
+def prepare(ctx: OpsContext, request: RestoreKafkaRequest) -> Prepared:
+    config = ctx.store_config(request.store)
+    if config.kind is not StoreKind.KAFKA:
+        raise RecoveryError(f"store {request.store!r} is {config.kind.value}, not kafka")
+    since = parse_timestamp(request.since) if request.since else None
+    until = parse_timestamp(request.until) if request.until else None
+    if since and until and since >= until:
+        raise RecoveryError(
+            f"--since {since.isoformat()} is not before --until {until.isoformat()}"
+        )
+    chosen = choose(ctx, request.store, request.at, request.backup, request.source)
+    chain = chain_for(chosen)
+    backed_up = sorted({t for m in chain for t in m.counts})
+    topics = list(request.topics) or backed_up
+    unknown = [t for t in [*topics, *request.rename] if t not in backed_up]
+    if unknown:
+        raise RecoveryError(
+            f"topic(s) {', '.join(unknown)} not in backup {chosen.entry.backup_id} of "
+            f"{request.store!r}; it holds {', '.join(backed_up)}"
+        )
+    bad = [t for t in request.rename.values() if not _valid_topic(t)]
+    if bad:
+        raise RecoveryError(f"--rename target(s) {bad}: not valid Kafka topic names")
+    targets = {t: request.rename.get(t, t) for t in topics}
+    for manifest in chain:
+        check_present(chosen.objects, manifest, [i for m, i in objects_to_read([manifest], topics)])
+    host, port = endpoint(ctx, request.store)
+    bootstrap = f"{host}:{port}"
+    if not request.force:
+        refuse_foreign_records(bootstrap, targets)
+    return Prepared(chosen, chain, topics, targets, bootstrap, since, until)
+
+
+def _valid_topic(name: str) -> bool:
+    return bool(re.match(TOPIC, name)) and name not in (".", "..")
+
+
+def refuse_foreign_records(bootstrap: str, targets: dict[str, str]) -> None:
+    """A target topic whose newest record in some partition was not restored from its source
+    topic holds other data: restoring into it would mix the two."""
+    admin = AdminClient(client_settings(bootstrap))
+    try:
+        existing = admin.list_topics(timeout=30).topics
+    except KafkaException as error:
+        raise RecoveryError(f"cannot reach Kafka at {bootstrap}: {error}") from None
+    consumer = reader(bootstrap)
+    try:
+        for source, target in targets.items():
+            topic = existing.get(target)
+            if topic is None or topic.error is not None:
+                continue
+            for partition in sorted(topic.partitions):
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(target, partition), timeout=30
+                )
+                if high <= low:
+                    continue
+                last = list(read_range(consumer, target, partition, high - 1, high, 30))
+                lineage = parse_source(last[-1].headers()) if last else None
+                if lineage is None or lineage[0] != source:
+                    raise TargetNotEmptyError(
+                        f"target topic {target!r} partition {partition} holds {high - low} "
+                        f"records not restored from {source!r}; restoring would mix them. "
+                        "Restore into another topic (--rename) or pass --force to append. "
+                        "Nothing was changed."
+                    )
+    finally:
+        consumer.close()
+
+
+class RecordProgress:
+    """Records produced per partition, a line every few seconds (or in place on a terminal)."""
+
+    def __init__(self, label: str, stream: TextIO | None = None) -> None:
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.interactive = self.stream.isatty()
+        self.interval = 0.25 if self.interactive else 5.0
+        self._last = time.monotonic()
+        self._shown = False
+
+    def __call__(self, topic: str, partition: int, produced: int) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            return
+        self._last = now
+        line = f"{self.label}: {topic}/{partition} {produced:,} records produced"
+        self.stream.write(("\r" + line.ljust(78)) if self.interactive else line + "\n")
+        self.stream.flush()
+        self._shown = True
+
+    def done(self) -> None:
+        if self._shown and self.interactive:
+            self.stream.write("\r" + " " * 78 + "\r")
+            self.stream.flush()
+
+
+def build_plan(ctx: OpsContext, request: RestoreKafkaRequest) -> tuple[Plan, Prepared]:
+    prepared = prepare(ctx, request)
+    chosen, chain = prepared.chosen, prepared.chain
+    to_read = objects_to_read(chain, prepared.topics)
+
+    def check(context: StepContext) -> dict[str, int]:
+        progress = ByteProgress(f"check {request.store}")
+        try:
+            count, size = verify_checksums(chosen.objects, [i for _m, i in to_read], progress)
+        finally:
+            progress.done()
+        context.note(f"{count} objects, {human_bytes(size)}: sizes and SHA-256 match")
+        return {"objects": count, "bytes": size}
+
+    def restore_topic(topic: str) -> FunctionStep:
+        target = prepared.targets[topic]
+
+        def restore(context: StepContext) -> dict[str, Any]:
+            progress = RecordProgress(f"restore {topic}")
+            try:
+                result = restore_kafka(
+                    chain,
+                    chosen.objects,
+                    prepared.bootstrap,
+                    topics=[topic],
+                    rename={topic: target} if target != topic else None,
+                    since=prepared.since,
+                    until=prepared.until,
+                    progress=progress,
+                )
+            except KafkaRestoreFailed as error:
+                raise RecoveryError(str(error)) from None
+            finally:
+                progress.done()
+            produced = result.produced
+            present = sum(p.already_present for p in result.partitions)
+            context.note(
+                f"{produced:,} produced, {present:,} already there"
+                + (f", created {', '.join(result.created_topics)}" if result.created_topics else "")
+            )
+            return {
+                "expected": sum(p.expected for p in result.partitions),
+                "verified": sum(p.verified or 0 for p in result.partitions),
+                "produced": produced,
+                "already_present": present,
+            }
+
+        def verify(context: StepContext) -> None:
+            result = context.results.get(f"restore.{request.store}.{topic}") or {}
+            expected, verified = result.get("expected"), result.get("verified")
+            if expected != verified:
+                raise RecoveryError(f"{target}: {verified} records verified, {expected} expected")
+            whole = prepared.expected[topic]
+            if prepared.since is None and prepared.until is None and expected != whole:
+                raise RecoveryError(
+                    f"{target}: {expected} records restored, the manifests count {whole}"
+                )
+            context.note(f"{verified:,} records verified in {target}")
+
+        return FunctionStep(
+            f"restore.{request.store}.{topic}",
+            f"restore {topic} -> {target} from {len(chain)} backup(s) "
+            f"{_chain_text(chain)} on {prepared.bootstrap}"
+            + _range_text(prepared.since, prepared.until)
+            + f" ({prepared.expected[topic]:,} records in the chain)",
+            restore,
+            confirm=verify,
+        )
+
+    checks = FunctionStep(
+        f"check.{request.store}",
+        f"read {len(to_read)} objects of the chain from {chosen.objects.name} and check sizes "
+        "and SHA-256 against the manifests",
+        check,
+        mutates=False,
+    )
+    restores = [restore_topic(topic) for topic in prepared.topics]
+    parameters: dict[str, Any] = request.model_dump() | {
+        "stack": ctx.stack,
+        "backup_id": chosen.entry.backup_id,
+        "recovery_point": chosen.entry.recovery_point.isoformat(),
+        "chain": [m.backup_id for m in chain],
+        "target": prepared.bootstrap,
+    }
+    plan = Plan.from_dependencies(
+        f"restore kafka {request.store}",
+        [checks, *restores],
+        {step.id: [checks.id] for step in restores},
+        parameters,
+    )
+    return plan, prepared
+
+
+def _chain_text(chain: list[Manifest]) -> str:
+    if len(chain) == 1:
+        return f"{chain[0].backup_id} (full)"
+    return f"{chain[0].backup_id} (full) .. {chain[-1].backup_id}"
+
+
+def _range_text(since: datetime | None, until: datetime | None) -> str:
+    if since is None and until is None:
+        return ""
+    low = since.isoformat() if since else "the start"
+    high = until.isoformat() if until else "the end"
+    return f", records timestamped from {low} to before {high}"
+
+
+def data_loss_figures(prepared: Prepared, now: datetime | None = None) -> dict[str, Any]:
+    moment = now or datetime.now(UTC)
+    entry = prepared.chosen.entry
+    return {
+        "backup_id": entry.backup_id,
+        "chain": " ".join(m.backup_id for m in prepared.chain),
+        "recovery_point": entry.recovery_point.isoformat(),
+        "recovery_point_age_seconds": round((moment - entry.recovery_point).total_seconds(), 1),
+        "records_in_chain": sum(prepared.expected.values()),
+    }

@@ -1,0 +1,293 @@
+"""``invoke restore.redis``: a Redis backup into the store's self-hosted server, or into a new
+ElastiCache replication group seeded from the S3 export, as a plan.
+
+Self-hosted (``--stack local``; see ``drkit.ops.redis_target`` for how the server is found): the
+RDB is streamed into a staging file beside the data file and verified against the manifest while
+the server still runs; only then is the server stopped, the file swapped in and the server started,
+and its keys counted against the manifest. A server that holds keys is refused unless ``--force``.
+
+ElastiCache (``--replication-group NAME``): a new group created with ``SnapshotArns`` pointing at
+the backup's ``.rdb`` objects, after they were read through and verified. An existing group of that
+name is refused: the restore never writes into a live cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field
+
+from drkit.backup.manifest import StoredObject
+from drkit.context import OpsContext
+from drkit.ops.plan import FunctionStep, Plan, StepContext
+from drkit.ops.redis_target import live_target, server_run_id
+from drkit.ops.selection import Chosen, TargetNotEmptyError, check_present, choose
+from drkit.recovery import RecoveryError
+from drkit.restore.redis import (
+    ElastiCacheRestoreRequest,
+    RedisRestoreError,
+    TargetNotEmpty,
+    VolumeTarget,
+    _preflight,
+    rdb_object,
+    restore_elasticache,
+    restore_redis,
+    verify_restored,
+)
+from stackmodels.config import StoreKind
+
+MARKER_SUFFIX = ".drkit-restored.json"
+"""Beside the data file after a restore: which backup the running server (by run_id) loaded."""
+
+
+class RestoreRedisRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    store: str = "session-cache"
+    at: str | None = None
+    backup: str | None = None
+    force: bool = False
+    source: str = Field(default="vault", pattern="^(vault|mirror)$")
+    replication_group: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]{0,39}$")
+    node_type: str | None = Field(default=None, pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
+    replicas: int = Field(default=1, ge=0, le=5)
+    wait_delay: int = Field(default=30, ge=0)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    chosen: Chosen
+    rdbs: list[StoredObject]
+    target: VolumeTarget | None
+    elasticache: ElastiCacheRestoreRequest | None
+
+
+def prepare(ctx: OpsContext, request: RestoreRedisRequest, project_dir: Path) -> Prepared:
+    """Resolve and check everything; raises ValueError subclasses naming the bad input."""
+    config = ctx.store_config(request.store)
+    if config.kind is not StoreKind.REDIS:
+        raise RecoveryError(f"store {request.store!r} is {config.kind.value}, not redis")
+    chosen = choose(ctx, request.store, request.at, request.backup, request.source)
+    manifest = chosen.manifest
+    if request.replication_group is None:
+        try:
+            rdbs = [rdb_object(manifest)]
+        except RedisRestoreError as error:
+            raise RecoveryError(str(error)) from None
+        check_present(chosen.objects, manifest, rdbs)
+        target = live_target(ctx, request.store, project_dir)
+        # A resumed run finds the keys its own restore loaded: not a reason to refuse.
+        force = request.force or loaded_by_restore(target, manifest.backup_id)
+        try:
+            _preflight(manifest, rdbs[0], target, force)
+        except TargetNotEmpty as error:
+            raise TargetNotEmptyError(str(error).replace("Pass force", "Pass --force")) from None
+        except RedisRestoreError as error:
+            raise RecoveryError(str(error)) from None
+        return Prepared(chosen, rdbs, target, None)
+    if request.source != "vault":
+        raise RecoveryError("ElastiCache seeds from S3: restore into it from the vault only")
+    rdbs = sorted((i for i in manifest.objects if i.name.endswith(".rdb")), key=lambda i: i.name)
+    if not rdbs:
+        raise RecoveryError(f"backup {manifest.backup_id} holds no RDB object")
+    check_present(chosen.objects, manifest, rdbs)
+    _refuse_existing_group(ctx, request.replication_group)
+    node_type = request.node_type or (ctx.config.elasticache and ctx.config.elasticache.node_type)
+    if not node_type:
+        raise RecoveryError("give --node-type (the stack config has no elasticache section)")
+    cache = ctx.config.elasticache
+    elasticache = ElastiCacheRestoreRequest(
+        replication_group_id=request.replication_group,
+        cache_node_type=node_type,
+        description=f"restored by drkit from {request.store} backup {manifest.backup_id}",
+        engine_version=cache.engine_version if cache is not None else None,
+        replicas=request.replicas,
+    )
+    return Prepared(chosen, rdbs, None, elasticache)
+
+
+def marker_path(target: VolumeTarget) -> Path:
+    return target.rdb_path.with_name(target.rdb_path.name + MARKER_SUFFIX)
+
+
+def loaded_by_restore(target: VolumeTarget, backup_id: str) -> bool:
+    """The server runs on the data of ``backup_id``: a restore of it wrote the marker, and the
+    server has not restarted since (Redis's run_id is new at every start)."""
+    try:
+        recorded = json.loads(marker_path(target).read_text())
+        return bool(
+            recorded.get("backup_id") == backup_id
+            and recorded.get("run_id") == server_run_id(target)
+        )
+    except Exception:  # no marker, an unreadable one, a server that does not answer
+        return False
+
+
+def _refuse_existing_group(ctx: OpsContext, group: str) -> None:
+    client = ctx.aws("elasticache")
+    try:
+        found = client.describe_replication_groups(ReplicationGroupId=group)["ReplicationGroups"]
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ReplicationGroupNotFoundFault":
+            return
+        raise RecoveryError(f"cannot check ElastiCache for {group!r}: {error}") from None
+    status = found[0].get("Status", "?") if found else "?"
+    raise TargetNotEmptyError(
+        f"ElastiCache replication group {group!r} already exists ({status}); a restore creates a "
+        "new group and never writes into a live one. Pick another --replication-group name. "
+        "Nothing was changed."
+    )
+
+
+def build_plan(
+    ctx: OpsContext, request: RestoreRedisRequest, project_dir: Path
+) -> tuple[Plan, Prepared]:
+    prepared = prepare(ctx, request, project_dir)
+    steps = (
+        _elasticache_steps(ctx, request, prepared)
+        if prepared.elasticache is not None
+        else _self_hosted_steps(request, prepared)
+    )
+    entry = prepared.chosen.entry
+    target = (
+        f"new ElastiCache group {request.replication_group}"
+        if prepared.target is None
+        else prepared.target.name
+    )
+    parameters: dict[str, Any] = request.model_dump() | {
+        "stack": ctx.stack,
+        "backup_id": entry.backup_id,
+        "recovery_point": entry.recovery_point.isoformat(),
+        "target": target,
+    }
+    plan = Plan.from_dependencies(
+        f"restore redis {request.store}",
+        steps,
+        {steps[1].id: [steps[0].id]},
+        parameters,
+    )
+    return plan, prepared
+
+
+def _self_hosted_steps(request: RestoreRedisRequest, prepared: Prepared) -> list[FunctionStep]:
+    target = prepared.target
+    assert target is not None
+    manifest, objects = prepared.chosen.manifest, prepared.chosen.objects
+    rdb = prepared.rdbs[0]
+    marker = marker_path(target)
+
+    def restore(context: StepContext) -> dict[str, Any]:
+        result = restore_redis(manifest, objects, target, force=True)
+        marker.write_text(
+            json.dumps({"backup_id": manifest.backup_id, "run_id": server_run_id(target)})
+        )
+        context.note(
+            f"{sum(result.keys_per_db.values()):,} keys in {len(result.keys_per_db)} databases; "
+            f"server down {result.downtime_seconds:.2f}s"
+        )
+        return {
+            "keys_per_db": {str(db): n for db, n in result.keys_per_db.items()},
+            "downtime_seconds": result.downtime_seconds,
+        }
+
+    def restored_already(context: StepContext) -> bool:
+        return loaded_by_restore(target, manifest.backup_id)
+
+    def verify(context: StepContext) -> None:
+        keyspace, loaded, expired = verify_restored(manifest, target)
+        if "keys" not in manifest.counts:
+            context.note("the backup has no key counts: the restored keys were not compared")
+            return
+        context.note(
+            f"{sum(keyspace.values()):,} keys; the load saw {loaded} plus {expired} expired, "
+            f"the backup holds {manifest.counts['keys']}"
+        )
+
+    return [
+        FunctionStep(
+            f"restore.{request.store}",
+            f"stream {rdb.key} of backup {manifest.backup_id} ({objects.name}, saved at "
+            f"{prepared.chosen.entry.recovery_point.isoformat()}) beside {target.rdb_path} and "
+            f"verify its SHA-256; then stop {target.name}, swap the file in, start it",
+            restore,
+            check=restored_already,
+        ),
+        FunctionStep(
+            f"verify.{request.store}",
+            f"compare the keys of {target.name} with the manifest's "
+            f"({manifest.counts.get('keys', 'no count')} keys)",
+            lambda c: None,
+            confirm=verify,
+            mutates=False,
+        ),
+    ]
+
+
+def _elasticache_steps(
+    ctx: OpsContext, request: RestoreRedisRequest, prepared: Prepared
+) -> list[FunctionStep]:
+    group = prepared.elasticache
+    assert group is not None
+    manifest, objects = prepared.chosen.manifest, prepared.chosen.objects
+    client = ctx.aws("elasticache")
+
+    def create(context: StepContext) -> dict[str, Any]:
+        result = restore_elasticache(manifest, objects, client, group, delay=request.wait_delay)
+        context.note(f"{result.replication_group_id} {result.status}, endpoint {result.endpoint}")
+        return {"status": result.status, "endpoint": result.endpoint, "seeds": result.snapshot_arns}
+
+    def exists(context: StepContext) -> bool:
+        with contextlib.suppress(ClientError):
+            found = client.describe_replication_groups(
+                ReplicationGroupId=group.replication_group_id
+            )["ReplicationGroups"]
+            return bool(found) and found[0].get("Status") == "available"
+        return False
+
+    def verify(context: StepContext) -> None:
+        found = client.describe_replication_groups(ReplicationGroupId=group.replication_group_id)[
+            "ReplicationGroups"
+        ]
+        status = found[0].get("Status") if found else "missing"
+        if status != "available":
+            raise RecoveryError(f"replication group {group.replication_group_id} is {status}")
+        context.note(
+            f"{group.replication_group_id} available; key count not checked from here "
+            "(ElastiCache answers inside its VPC only: run `invoke verify` there)"
+        )
+
+    names = ", ".join(item.key for item in prepared.rdbs)
+    return [
+        FunctionStep(
+            f"create-replication-group.{group.replication_group_id}",
+            f"verify {names} ({objects.name}) and create ElastiCache replication group "
+            f"{group.replication_group_id!r} ({group.cache_node_type}, {group.replicas} replicas) "
+            f"seeded from backup {manifest.backup_id}",
+            create,
+            check=exists,
+        ),
+        FunctionStep(
+            f"verify.{request.store}",
+            f"check that {group.replication_group_id} is available",
+            lambda c: None,
+            confirm=verify,
+            mutates=False,
+        ),
+    ]
+
+
+def data_loss_figures(prepared: Prepared, now: datetime | None = None) -> dict[str, Any]:
+    moment = now or datetime.now(UTC)
+    entry = prepared.chosen.entry
+    return {
+        "backup_id": entry.backup_id,
+        "recovery_point": entry.recovery_point.isoformat(),
+        "recovery_point_age_seconds": round((moment - entry.recovery_point).total_seconds(), 1),
+        "keys_in_backup": prepared.chosen.manifest.counts.get("keys", "not counted"),
+    }

@@ -11,19 +11,18 @@ from __future__ import annotations
 import sys
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage  # type: ignore[import-untyped]
 
-from drkit.local.process import LOOPBACK, ManagedProcess, free_port
+from drkit.local.process import LOOPBACK, LocalServer, ManagedProcess, free_port
 
 START_TIMEOUT = 30.0
 PROJECT = "local"
 
 
-class LocalGcs:
+class LocalGcs(LocalServer):
     """``python -m gcp_storage_emulator start`` in the foreground on a free loopback port."""
 
     def __init__(self, workdir: Path, *, in_memory: bool = True) -> None:
@@ -68,22 +67,6 @@ class LocalGcs:
         if self._process is not None:
             self._process.stop()
             self._process = None
-
-    def __enter__(self) -> LocalGcs:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _command(self) -> list[str]:
         command = [sys.executable, "-m", "gcp_storage_emulator"]

@@ -16,17 +16,16 @@ import os
 import secrets
 import signal
 from pathlib import Path
-from types import TracebackType
 
 from drkit.influx import InfluxEndpoint, quote_ident
-from drkit.local.process import LOOPBACK, ManagedProcess, free_port
+from drkit.local.process import LOOPBACK, LocalServer, ManagedProcess, free_port
 
 INFLUXD = "influxd"
 START_TIMEOUT = 30.0
 ADMIN_USER = "admin"
 
 
-class LocalInfluxDB:
+class LocalInfluxDB(LocalServer):
     """One ``influxd`` in the foreground on free loopback ports, with its files in ``workdir``."""
 
     def __init__(self, workdir: Path, *, auth: bool = True, executable: str = INFLUXD) -> None:
@@ -96,22 +95,6 @@ class LocalInfluxDB:
 
     def running(self) -> bool:
         return self._process is not None and self._process.running()
-
-    def __enter__(self) -> LocalInfluxDB:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _config(self) -> str:
         root = self.data_root

@@ -28,11 +28,17 @@ import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import TracebackType
 
 from confluent_kafka.admin import AdminClient
 
-from drkit.local.process import LOOPBACK, ManagedProcess, ServerStartError, free_port, port_open
+from drkit.local.process import (
+    LOOPBACK,
+    LocalServer,
+    ManagedProcess,
+    ServerStartError,
+    free_port,
+    port_open,
+)
 
 # Kafka 4.3.1: the newest release whose artifacts are all on Maven Central (4.4.0's kafka_2.13
 # POM names a kafka-tools-api 4.4.0 that Central does not have). Kafka 4 brokers need Java 17+.
@@ -239,7 +245,7 @@ def broker_answers(bootstrap: str, timeout: float = 2.0) -> bool:
     return bool(metadata.brokers)
 
 
-class LocalKafka:
+class LocalKafka(LocalServer):
     """A single-node KRaft broker on free loopback ports, or the one in ``DRKIT_KAFKA_BOOTSTRAP``.
 
     Stopping and starting again reuses the work directory and the ports, so data written before a
@@ -297,22 +303,6 @@ class LocalKafka:
         """Stop and start on the same ports and data directory: the data must survive it."""
         self.stop()
         self.start()
-
-    def __enter__(self) -> LocalKafka:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _check_external(self) -> None:
         """Fail at start, naming the variable, rather than in the middle of a test."""

@@ -39,7 +39,6 @@ import tempfile
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
 import kubernetes.client  # type: ignore[import-untyped]
 import yaml
@@ -48,7 +47,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from drkit.local.process import LOOPBACK, ManagedProcess, ServerStartError, free_port
+from drkit.local.process import LOOPBACK, LocalServer, ManagedProcess, ServerStartError, free_port
 
 BINARY_ENV = "DRKIT_KUBE_APISERVER"
 ETCD_ENV = "DRKIT_ETCD"
@@ -242,7 +241,7 @@ def apiserver_ready(server: str, token: str, ca_path: Path) -> bool:
 # --- the servers -------------------------------------------------------------------------------
 
 
-class LocalKubernetes:
+class LocalKubernetes(LocalServer):
     """``kube-apiserver`` + etcd on free loopback ports, as an admin with a bearer token.
 
     Stopping and starting again reuses the work directory, the ports, the keys and the token, so
@@ -333,22 +332,6 @@ class LocalKubernetes:
         """Stop and start on the same ports and etcd data: every object must survive it."""
         self.stop()
         self.start()
-
-    def __enter__(self) -> LocalKubernetes:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _port_set(self) -> tuple[int, int, int]:
         if self._ports is None:

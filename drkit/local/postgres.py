@@ -22,14 +22,13 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import TupleRow
 
-from drkit.local.process import LOOPBACK, ManagedProcess, free_port
+from drkit.local.process import LOOPBACK, LocalServer, ManagedProcess, free_port
 
 POSTGRES_ROOT = Path("/usr/lib/postgresql")
 SUPERUSER = "postgres"
@@ -61,7 +60,7 @@ def default_os_user() -> str | None:
     return SUPERUSER if os.geteuid() == 0 else None
 
 
-class LocalPostgres:
+class LocalPostgres(LocalServer):
     """One PostgreSQL cluster: ``initdb`` on first start, then ``postgres -D`` in the foreground."""
 
     def __init__(
@@ -156,6 +155,9 @@ class LocalPostgres:
         process.stop()
         self._process = None
 
+    def close(self) -> None:
+        self.cleanup()
+
     def cleanup(self) -> None:
         """Stop, and remove the server's directory when it lives outside ``workdir``."""
         self.stop()
@@ -163,22 +165,6 @@ class LocalPostgres:
         if base is not None and not base.is_relative_to(self.workdir):
             shutil.rmtree(base, ignore_errors=True)
         self._base_dir = None
-
-    def __enter__(self) -> LocalPostgres:
-        try:
-            self.start()
-        except BaseException:
-            self.cleanup()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.cleanup()
 
     # -- internals -----------------------------------------------------------------------------
 

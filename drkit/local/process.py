@@ -14,6 +14,8 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 LOOPBACK = "127.0.0.1"
 
@@ -122,3 +124,34 @@ class ManagedProcess:
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=timeout)
         self._process = None
+
+
+class LocalServer:
+    """A server of the harness as a context manager: started on enter, closed on exit, and
+    closed too when starting fails half way (so a failed start leaves nothing running)."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """What exit does: stop (servers with throwaway state also remove it)."""
+        self.stop()
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

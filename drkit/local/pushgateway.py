@@ -9,15 +9,14 @@ from __future__ import annotations
 import shutil
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 
-from drkit.local.process import LOOPBACK, ManagedProcess, free_port
+from drkit.local.process import LOOPBACK, LocalServer, ManagedProcess, free_port
 
 EXECUTABLE = "prometheus-pushgateway"
 START_TIMEOUT = 20.0
 
 
-class LocalPushgateway:
+class LocalPushgateway(LocalServer):
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.host = LOOPBACK
@@ -52,15 +51,3 @@ class LocalPushgateway:
     def _ready(self) -> bool:
         with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
             return int(response.status) == 200
-
-    def __enter__(self) -> LocalPushgateway:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from types import TracebackType
 
 import redis
 
-from drkit.local.process import LOOPBACK, ManagedProcess, free_port
+from drkit.local.process import LOOPBACK, LocalServer, ManagedProcess, free_port
 
 REDIS_SERVER = "redis-server"
 START_TIMEOUT = 30.0
@@ -23,7 +22,7 @@ RDB_FILENAME = "dump.rdb"
 DEFAULT_SAVE_POINTS = "3600 1 300 100 60 10000"
 
 
-class LocalRedis:
+class LocalRedis(LocalServer):
     """One ``redis-server`` in the foreground with a password, on a free loopback port."""
 
     def __init__(
@@ -80,22 +79,6 @@ class LocalRedis:
         """Stop and start on the same port and directory, so a replaced dump.rdb is loaded."""
         self.stop()
         self.start()
-
-    def __enter__(self) -> LocalRedis:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _command(self) -> list[str]:
         save = DEFAULT_SAVE_POINTS if self.persistence else ""

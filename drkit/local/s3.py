@@ -11,14 +11,13 @@ from __future__ import annotations
 import sys
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 import boto3
 from botocore.client import BaseClient
 from botocore.config import Config
 
-from drkit.local.process import LOOPBACK, ManagedProcess, free_port
+from drkit.local.process import LOOPBACK, LocalServer, ManagedProcess, free_port
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -30,7 +29,7 @@ DUMMY_ACCESS_KEY = "testing"
 DUMMY_SECRET_KEY = "testing"
 
 
-class LocalAws:
+class LocalAws(LocalServer):
     """``python -m moto.server`` in the foreground on a free loopback port."""
 
     def __init__(self, workdir: Path) -> None:
@@ -88,22 +87,6 @@ class LocalAws:
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
         with urllib.request.urlopen(request, timeout=10):
             pass
-
-    def __enter__(self) -> LocalAws:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _answers(self) -> bool:
         with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=2) as response:

@@ -18,6 +18,7 @@ from psycopg import sql
 
 from drkit.backup.manifest import Manifest
 from drkit.backup.postgres import PostgresSource
+from drkit.catalog import CatalogEntry
 from drkit.drill.verify import Verification, verify_kafka, verify_postgres, verify_redis
 from drkit.drill.world import DrillWorld, delete_topics, seeded_digests
 from drkit.drill.writers import KafkaEventWriter, PostgresOrderWriter
@@ -113,10 +114,15 @@ def outcome(world: DrillWorld, store: str, manifest: Manifest, check: Verificati
 
 def kafka_chain(index: BackupIndex, store: str, at: datetime) -> list[Manifest]:
     """The newest backup at or before ``at`` and the incrementals back to its full backup."""
-    manifest = index.manifest(index.latest(store, at))
+    return chain_ending_at(index, index.latest(store, at))
+
+
+def chain_ending_at(index: BackupIndex, entry: CatalogEntry) -> list[Manifest]:
+    """``entry`` and the backups it is incremental on, back to a full one, oldest first."""
+    manifest = index.manifest(entry)
     chain = [manifest]
     while (parent := manifest.consistent_point.get("incremental_from")) is not None:
-        manifest = index.manifest(index.by_id(store, str(parent)))
+        manifest = index.manifest(index.by_id(entry.store, str(parent)))
         chain.append(manifest)
     return list(reversed(chain))
 
@@ -269,17 +275,18 @@ def region_loss(world: DrillWorld) -> ScenarioResult:
             future.result()
     world.say(f"DR servers up; choosing one recovery point for {', '.join(stores)}")
     try:
-        point, _chosen, skew = index.common_point(stores, at=disaster_at)
+        _point, chosen, skew = index.common_point(stores, at=disaster_at)
         result.skew_seconds = round(skew.total_seconds(), 3)
+        entries = {selection.store: selection.entry for selection in chosen}
         restores: dict[str, Callable[[], tuple[Manifest, Verification]]] = {
             stores[0]: lambda: _region_pg(
-                world, mirror, index, stores[0], point, dr_pg, disaster_at
+                world, mirror, index, entries[stores[0]], dr_pg, disaster_at
             ),
             stores[1]: lambda: _region_kafka(
-                world, mirror, index, stores[1], point, dr_kafka, disaster_at
+                world, mirror, index, entries[stores[1]], dr_kafka, disaster_at
             ),
             stores[2]: lambda: _region_redis(
-                world, mirror, index, stores[2], point, dr_redis, disaster_at
+                world, mirror, index, entries[stores[2]], dr_redis, disaster_at
             ),
         }
         with world.phase("region", "restore + verify all"), ThreadPoolExecutor(3) as pool:
@@ -298,12 +305,12 @@ def _region_pg(
     world: DrillWorld,
     mirror: ObjectStore,
     index: BackupIndex,
-    store: str,
-    point: datetime,
+    entry: CatalogEntry,
     server: LocalPostgres,
     disaster_at: datetime,
 ) -> tuple[Manifest, Verification]:
-    manifest = index.manifest(index.latest(store, point))
+    store = entry.store
+    manifest = index.manifest(entry)
     database = postgres_source(world.ctx, store).database
     server.create_database(database)
     target = PostgresSource(server.host, server.port, database, server.user, server.password)
@@ -317,12 +324,12 @@ def _region_kafka(
     world: DrillWorld,
     mirror: ObjectStore,
     index: BackupIndex,
-    store: str,
-    point: datetime,
+    entry: CatalogEntry,
     broker: LocalKafka,
     disaster_at: datetime,
 ) -> tuple[Manifest, Verification]:
-    chain = kafka_chain(index, store, point)
+    store = entry.store
+    chain = chain_ending_at(index, entry)
     with world.phase(store, "restore (DR)"):
         restore_kafka(chain, mirror, broker.bootstrap)
     check, _ = verify_kafka(
@@ -338,12 +345,12 @@ def _region_redis(
     world: DrillWorld,
     mirror: ObjectStore,
     index: BackupIndex,
-    store: str,
-    point: datetime,
+    entry: CatalogEntry,
     server: LocalRedis,
     disaster_at: datetime,
 ) -> tuple[Manifest, Verification]:
-    manifest = index.manifest(index.latest(store, point))
+    store = entry.store
+    manifest = index.manifest(entry)
     with world.phase(store, "restore (DR)"):
         restore_redis(manifest, mirror, local_redis_target(server))
     return manifest, verify_redis(server.client(), world.writers[store].ledger, disaster_at)

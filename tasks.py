@@ -536,6 +536,7 @@ def drill(
         _monthly_drill(stack, stores, outputs, pushgateway, cloudwatch, dry_run, yes)
         return
     from drkit.drill.run import DrillOptions, run_drill
+    from drkit.drill.scenarios import SCENARIOS
 
     try:
         options = DrillOptions(
@@ -543,7 +544,7 @@ def drill(
             time_factor=time_factor,
             soak_seconds=soak_seconds,
             keep=keep,
-            **({"scenarios": scenario} if scenario else {}),
+            scenarios=scenario or list(SCENARIOS),
         )
     except ValueError as error:
         raise fail(str(error)) from None
@@ -616,6 +617,156 @@ def aurora_snapshot(
         raise fail(str(error)) from None
 
 
+# --- failover, failback, status (issue 7) -------------------------------------------------------
+
+REGION_SWITCH_HELP = {
+    "dry_run": "run the preflight and print the plan with the real ids; change nothing",
+    "yes": "do not ask for confirmation",
+    "resume": "continue the journaled run with this id (same arguments; done steps not repeated)",
+    "update_stack_config": "write trading-dr:active_region into Pulumi.prod.yaml and "
+    "Pulumi.dr.yaml",
+    "dns_control_plane": "fallback: UPSERT the PRIMARY records (Route 53 API, us-east-1) instead "
+    "of forcing the health checks through the switch metric",
+    "kubeconfig": "kubeconfig file with both clusters' contexts (default: $KUBECONFIG)",
+    "kube_context": "the new primary's cluster context (default: its stack's kubernetes.context)",
+    "source_kube_context": "the old primary's cluster context (the fence)",
+    "wait_seconds": "how long a promotion may take before its step fails (default 900)",
+    "dns_wait_seconds": "how long to wait for a switch alarm's state (default 300)",
+    "stack": "the dr stack (its outputs carry both regions)",
+    "outputs": "dr stack outputs JSON file instead of `pulumi stack output`",
+}
+
+
+def _switch_regions(
+    arguments: dict[str, Any], options: tuple[bool, bool, str], where: tuple[str, str, str]
+) -> None:
+    from drkit.failover.command import switch_regions
+    from drkit.failover.operation import PreflightBlocked
+    from drkit.ops.run import RunOptions
+
+    dry_run, yes, resume = options
+    stack, outputs, kubeconfig = where
+    try:
+        outcome = switch_regions(
+            arguments,
+            stack=stack,
+            outputs=outputs or None,
+            kubeconfig=kubeconfig or None,
+            options=RunOptions(dry_run, yes, resume or None),
+            project_dir=ROOT,
+            out=sys.stdout,
+        )
+    except (ValueError, PreflightBlocked) as error:
+        raise fail(str(error)) from None
+    if outcome.exit_code:
+        raise Exit(code=outcome.exit_code)
+
+
+@task(
+    help={
+        "to": "the side that becomes primary: dr",
+        "planned": "switchover with no data loss (drills): the primary region must be up",
+        "cache_promotion": "auto (planned: failover; unplanned: disassociate), failover, "
+        "disassociate",
+        **REGION_SWITCH_HELP,
+    }
+)
+def failover(
+    c: Context,
+    to: str = "dr",
+    planned: bool = False,
+    cache_promotion: str = "auto",
+    dry_run: bool = False,
+    yes: bool = False,
+    resume: str = "",
+    update_stack_config: bool = False,
+    dns_control_plane: bool = False,
+    kubeconfig: str = "",
+    kube_context: str = "",
+    source_kube_context: str = "",
+    wait_seconds: float = 900.0,
+    dns_wait_seconds: float = 300.0,
+    stack: str = "dr",
+    outputs: str = "",
+) -> None:
+    """Fail over to the DR region: preflight, fence, promote, switch clients and DNS, verify."""
+    if to != "dr":
+        raise fail(f"--to {to!r}: failover goes to dr; to return, run `invoke failback --to prod`")
+    arguments = {
+        "to": to,
+        "planned": planned,
+        "cache_promotion": cache_promotion,
+        "dns_control_plane": dns_control_plane,
+        "kube_context": kube_context or None,
+        "source_kube_context": source_kube_context or None,
+        "wait_seconds": wait_seconds,
+        "dns_wait_seconds": dns_wait_seconds,
+        "update_stack_config": update_stack_config,
+    }
+    _switch_regions(arguments, (dry_run, yes, resume), (stack, outputs, kubeconfig))
+
+
+@task(
+    help={"to": "the side that becomes primary again: prod", **REGION_SWITCH_HELP},
+)
+def failback(
+    c: Context,
+    to: str = "prod",
+    dry_run: bool = False,
+    yes: bool = False,
+    resume: str = "",
+    update_stack_config: bool = False,
+    dns_control_plane: bool = False,
+    kubeconfig: str = "",
+    kube_context: str = "",
+    source_kube_context: str = "",
+    wait_seconds: float = 900.0,
+    dns_wait_seconds: float = 300.0,
+    stack: str = "dr",
+    outputs: str = "",
+) -> None:
+    """Return to prod once it is back: wait for replication toward it, then switch over."""
+    if to != "prod":
+        raise fail(f"--to {to!r}: failback returns to prod; to leave prod, run `invoke failover`")
+    arguments = {
+        "to": to,
+        "planned": True,
+        "dns_control_plane": dns_control_plane,
+        "kube_context": kube_context or None,
+        "source_kube_context": source_kube_context or None,
+        "wait_seconds": wait_seconds,
+        "dns_wait_seconds": dns_wait_seconds,
+        "update_stack_config": update_stack_config,
+    }
+    _switch_regions(arguments, (dry_run, yes, resume), (stack, outputs, kubeconfig))
+
+
+@task(
+    name="status",
+    help={
+        "format": "text (default) or json",
+        "kubeconfig": REGION_SWITCH_HELP["kubeconfig"],
+        "stack": REGION_SWITCH_HELP["stack"],
+        "outputs": REGION_SWITCH_HELP["outputs"],
+    },
+)
+def dr_status(
+    c: Context, format: str = "text", kubeconfig: str = "", stack: str = "dr", outputs: str = ""
+) -> None:
+    """DR readiness: which region writes, lag and newest backup per store vs RPO, standbys."""
+    from drkit.failover.command import status
+
+    try:
+        report = status(
+            stack=stack, outputs=outputs or None, kubeconfig=kubeconfig or None, project_dir=ROOT
+        )
+    except ValueError as error:
+        raise fail(str(error)) from None
+    print(report.to_json() if format == "json" else report.to_text(), end="")
+    if report.exit_code:
+        raise Exit(code=report.exit_code)
+
+
 namespace = Collection()
 namespace.add_task(drill)
 namespace.add_collection(Collection("local", roundtrip))
@@ -626,3 +777,6 @@ namespace.add_collection(
 )
 namespace.add_task(verify)
 namespace.add_collection(Collection("backups", backups_list, backups_info))
+namespace.add_task(failover)
+namespace.add_task(failback)
+namespace.add_task(dr_status)

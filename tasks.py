@@ -384,6 +384,69 @@ def restore_all(
     _run_restore(request, plan_for, stack, outputs, (dry_run, yes, resume), "restore-all")
 
 
+# --- restore.k8s ------------------------------------------------------------------------------
+
+
+@task(
+    name="k8s",
+    help={
+        "store": "the Kubernetes-state store to restore (default app-state)",
+        "at": "restore the newest backup at or before this time (ISO 8601, UTC if no zone)",
+        "backup": "restore this backup id (see backups.list)",
+        "namespace_to": "restore into this namespace (created if missing), not the one backed up",
+        "kinds": "comma-separated kinds, e.g. configmaps,secrets,deployments (default: all)",
+        "replace": "apply the backup over objects that exist (server-side apply); default: skip",
+        "source": "vault (S3, default) or mirror (GCS)",
+        **COMMON_HELP,
+    },
+)
+def restore_k8s(
+    c: Context,
+    store: str = "app-state",
+    at: str = "",
+    backup: str = "",
+    namespace_to: str = "",
+    kinds: str = "",
+    replace: bool = False,
+    source: str = "vault",
+    stack: str = "local",
+    outputs: str = "",
+    dry_run: bool = False,
+    yes: bool = False,
+    resume: str = "",
+) -> None:
+    """Restore a namespace's Kubernetes state in priority order; Secrets decrypted with KMS."""
+    from drkit.context import OpsContext
+    from drkit.ops import restore_k8s as ops
+    from drkit.ops.run import RunOptions, run_plan
+
+    try:
+        if resume:
+            saved, stack = _resumed(resume, stack)
+            request = ops.RestoreK8sRequest(**saved)
+        else:
+            request = ops.RestoreK8sRequest(
+                store=store,
+                at=at or None,
+                backup=backup or None,
+                namespace_to=namespace_to or None,
+                kinds=_split(kinds),
+                replace=replace,
+                source=source,
+            )
+        ctx = OpsContext.load(stack, Path(outputs) if outputs else None, ROOT)
+        plan, prepared = ops.build_plan(ctx, request, ROOT, sys.stdout)
+    except ValueError as error:
+        raise fail(str(error)) from None
+    try:
+        options = RunOptions(dry_run, yes, resume or None)
+        report = run_plan(ctx, plan, options, ROOT, sys.stdout, "restore-k8s", prepared.figures)
+    finally:
+        prepared.close()  # the data key is wiped as soon as the run is over
+    if report.exit_code:
+        raise Exit(code=report.exit_code)
+
+
 @task(
     help={
         "stores": "comma-separated stores to verify (default: every store of the stack)",
@@ -773,7 +836,7 @@ namespace.add_collection(Collection("local", roundtrip))
 namespace.add_collection(Collection("config", check))
 namespace.add_collection(Collection("backup", store, aurora_snapshot))
 namespace.add_collection(
-    Collection("restore", restore_postgres, restore_redis, restore_kafka, restore_all)
+    Collection("restore", restore_postgres, restore_redis, restore_kafka, restore_all, restore_k8s)
 )
 namespace.add_task(verify)
 namespace.add_collection(Collection("backups", backups_list, backups_info))

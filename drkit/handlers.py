@@ -7,12 +7,19 @@ from pathlib import Path
 
 from drkit.backup.engine import Handler
 from drkit.backup.kafka import KafkaHandler
+from drkit.backup.kubernetes import KubernetesHandler
 from drkit.backup.manifest import Manifest
 from drkit.backup.postgres import PostgresHandler, PostgresSource
 from drkit.backup.redis import RedisHandler, RedisSource
 from drkit.backup.timeseries import TimeseriesHandler
 from drkit.context import OpsContext
 from drkit.influx import InfluxEndpoint
+from drkit.kubestate.api import (
+    ApiClientFactory,
+    in_cluster_client_factory,
+    kubeconfig_client_factory,
+    running_in_cluster,
+)
 from drkit.recovery import BackupIndex, RecoveryError
 from stackmodels.config import StoreKind
 
@@ -39,6 +46,24 @@ def postgres_source(ctx: OpsContext, store: str, database: str | None = None) ->
         user=credentials.user,
         password=credentials.password,
     )
+
+
+def kubernetes_client_factory(ctx: OpsContext, store: str) -> ApiClientFactory:
+    """How a store of kind kubernetes reaches its API server, first match wins:
+
+    - the store's exported ``data_path``: a kubeconfig file (the local stack exports the one its
+      kube-apiserver harness writes, admin token and pinned CA, mode 600);
+    - inside a pod (``KUBERNETES_SERVICE_HOST``): the pod's service account, as the backup
+      CronJob runs;
+    - otherwise ``$KUBECONFIG`` or ``~/.kube/config`` at the stack config's
+      ``kubernetes.context`` (an operator's machine).
+    """
+    exported = ctx.outputs.stores.get(store)
+    if exported is not None and exported.data_path:
+        return kubeconfig_client_factory(Path(exported.data_path))
+    if running_in_cluster():
+        return in_cluster_client_factory()
+    return kubeconfig_client_factory(None, ctx.config.kubernetes.context)
 
 
 def previous_for_incremental(ctx: OpsContext, store: str, now: datetime) -> Manifest | None:
@@ -80,6 +105,13 @@ def backup_handler(ctx: OpsContext, store: str, now: datetime | None = None) -> 
         database = ctx.outputs.stores[store].database or store
         return TimeseriesHandler(
             InfluxEndpoint(host, port, credentials.user, credentials.password), database
+        )
+    if config.kind is StoreKind.KUBERNETES:
+        return KubernetesHandler(
+            kubernetes_client_factory(ctx, store),
+            namespace=ctx.outputs.k8s_namespace,
+            kms_key_id=ctx.outputs.vault_key_arn,
+            kms_client=ctx.aws("kms"),
         )
     raise NoHandler(
         f"store {store!r} is of kind {config.kind.value!r}, which has no backup handler yet"

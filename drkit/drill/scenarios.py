@@ -23,13 +23,19 @@ from drkit.drill.verify import Verification, verify_kafka, verify_postgres, veri
 from drkit.drill.world import DrillWorld, delete_topics, seeded_digests
 from drkit.drill.writers import KafkaEventWriter, PostgresOrderWriter
 from drkit.handlers import postgres_source
+from drkit.kubestate.api import KubeApi
+from drkit.kubestate.compare import compare_states, namespace_state
+from drkit.kubestate.sealing import decrypt_data_key
 from drkit.local.kafka import LocalKafka
 from drkit.local.postgres import LocalPostgres
 from drkit.local.redis import LocalRedis
 from drkit.recovery import BackupIndex
 from drkit.restore.kafka import restore_kafka
+from drkit.restore.kubernetes import Target as KubernetesTarget
+from drkit.restore.kubernetes import restore_namespace
 from drkit.restore.postgres import restore_postgres
 from drkit.restore.redis import local_redis_target, restore_redis
+from drkit.seed.kubernetes import seed_namespace, wipe_namespace
 from drkit.storage.objectstore import ObjectStore
 from stackmodels.config import StoreKind
 
@@ -235,6 +241,60 @@ def redis_loss(world: DrillWorld) -> ScenarioResult:
     return _finish(result, disaster_at, verified_at, [outcome(world, store, manifest, check)])
 
 
+def kubernetes_namespace_loss(world: DrillWorld) -> ScenarioResult:
+    """004's scenario 1 for the application's state: the namespace's objects are lost. Restore
+    them from the newest backup in priority order and compare every object with the original."""
+    store = world.store(StoreKind.KUBERNETES)
+    cluster = world.env.kubernetes
+    assert cluster is not None, "the drill starts a kube-apiserver for this scenario"
+    namespace = world.ctx.outputs.k8s_namespace
+    result = ScenarioResult(
+        "kubernetes-namespace-loss",
+        f"every object of namespace {namespace} deleted, its CRD with them; restore the newest "
+        "backup in priority order (CRDs, access, config, storage, services, workloads, routes, "
+        "custom resources), Secrets decrypted with KMS, and compare every object",
+    )
+    with cluster.api_client() as client:
+        api = KubeApi(client)
+        with world.phase(store, "seed"):
+            seeded = seed_namespace(api, namespace)
+            before = namespace_state(api, namespace)
+        backup = world.backup(store)
+        world.say(
+            f"{namespace}: {len(before)} objects; backup {backup.backup_id} holds "
+            f"{sum(backup.counts.values())}, {backup.counts.get('secrets', 0)} Secrets sealed"
+        )
+        with world.phase(store, "disaster"):
+            disaster_at = datetime.now(UTC)
+            deleted = wipe_namespace(api, namespace, [seeded.crd])
+        world.say(f"disaster: {deleted} objects of {namespace} deleted, CRD {seeded.crd} with them")
+        vault = world.ctx.vault()
+        with world.phase(store, "restore"):
+            manifest = world.index(vault).manifest(world.index(vault).latest(store, disaster_at))
+            envelope = manifest.consistent_point["secrets"]
+            kms = world.ctx.aws("kms")
+            with decrypt_data_key(kms, envelope, world.ctx.outputs.vault_key_arn) as key:
+                target = KubernetesTarget(api, namespace, namespace)
+                ledger = restore_namespace(manifest, vault, target, key)
+        world.say(f"restored {manifest.backup_id}: {ledger.counts()}; comparing every object")
+        with world.phase(store, "verify"):
+            diff = compare_states(before, namespace_state(api, namespace), namespace, namespace)
+            verified_at = datetime.now(UTC)
+    failures = ledger.failures()
+    check = Verification(
+        expected=diff.expected,
+        restored=diff.equal,
+        missing=len(diff.missing),
+        unexpected=len(diff.unexpected),
+        mismatched=len(diff.mismatched) + len(failures),
+    )
+    for failure in failures:
+        check.example(f"{failure.label} failed: {failure.detail}")
+    if not diff.ok:
+        check.example(diff.summary())
+    return _finish(result, disaster_at, verified_at, [outcome(world, store, manifest, check)])
+
+
 # ---- the whole region -----------------------------------------------------------------------
 
 
@@ -432,6 +492,7 @@ SCENARIOS: dict[str, Callable[[DrillWorld], ScenarioResult]] = {
     "database-corruption": database_corruption,
     "kafka-data-loss": kafka_data_loss,
     "redis-loss": redis_loss,
+    "kubernetes-namespace-loss": kubernetes_namespace_loss,
     "region-loss": region_loss,
 }
 """In the order the drill plays them; the region goes last (it takes every server with it)."""

@@ -20,13 +20,20 @@ from drkit.local.s3 import LocalAws
 
 if TYPE_CHECKING:
     from drkit.local.kafka import LocalKafka
+    from drkit.local.kubernetes import LocalKubernetes
 
 
 class LocalEnvironment:
-    """PostgreSQL, Redis, the AWS and GCS emulators, and optionally Kafka and InfluxDB."""
+    """PostgreSQL, Redis, the AWS and GCS emulators, and optionally Kafka, InfluxDB and a
+    Kubernetes API server (kube-apiserver + etcd, for the Kubernetes-state store)."""
 
     def __init__(
-        self, workdir: Path, *, with_kafka: bool = False, with_influxdb: bool = False
+        self,
+        workdir: Path,
+        *,
+        with_kafka: bool = False,
+        with_influxdb: bool = False,
+        with_kubernetes: bool = False,
     ) -> None:
         self.workdir = workdir
         self.postgres = LocalPostgres(workdir / "postgres")
@@ -35,11 +42,20 @@ class LocalEnvironment:
         self.gcs = LocalGcs(workdir / "gcs")
         self.kafka = _local_kafka(workdir / "kafka") if with_kafka else None
         self.influxdb = LocalInfluxDB(workdir / "influxdb") if with_influxdb else None
+        self.kubernetes = _local_kubernetes(workdir / "kubernetes") if with_kubernetes else None
         self._stack = ExitStack()
 
     def __enter__(self) -> LocalEnvironment:
         with ExitStack() as stack:
-            servers = (self.postgres, self.redis, self.aws, self.gcs, self.kafka, self.influxdb)
+            servers = (
+                self.postgres,
+                self.redis,
+                self.aws,
+                self.gcs,
+                self.kafka,
+                self.influxdb,
+                self.kubernetes,
+            )
             for server in servers:
                 if server is not None:
                     stack.enter_context(server)
@@ -60,3 +76,11 @@ def _local_kafka(workdir: Path) -> LocalKafka:
     from drkit.local.kafka import LocalKafka
 
     return LocalKafka(workdir)
+
+
+def _local_kubernetes(workdir: Path) -> LocalKubernetes:
+    """``LocalKubernetes(workdir)``: its start fails naming scripts/build-kube-apiserver.sh when
+    the kube-apiserver binary is not built."""
+    from drkit.local.kubernetes import LocalKubernetes
+
+    return LocalKubernetes(workdir)

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from drkit.context import Credentials, StoreCredentials
+from drkit.kubestate.api import NAMESPACES, KubeApi
 from drkit.local.gcs import LocalGcs
 from drkit.local.influxdb import LocalInfluxDB
 from drkit.local.kafka import LocalKafka
+from drkit.local.kubernetes import LocalKubernetes
 from drkit.local.postgres import LocalPostgres
 from drkit.local.redis import LocalRedis
 from drkit.local.s3 import LocalAws
@@ -61,8 +64,11 @@ def provision(
     for bucket in (vault, audit):
         s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
     kms: Any = env.aws.client("kms", region)
+    # Single-Region, unlike the real vault key: moto 5.2.5 writes a 36-character key id into its
+    # ciphertexts, which cuts a multi-Region key's 40-character "mrk-..." id short, so nothing
+    # encrypted under one (the Kubernetes Secrets' data keys) would ever decrypt again.
     key_arn = kms.create_key(
-        Description=f"{config.platform} backup vault key (local)", MultiRegion=True
+        Description=f"{config.platform} backup vault key (local)", MultiRegion=False
     )["KeyMetadata"]["Arn"]
     env.gcs.client().create_bucket(mirror)
 
@@ -106,6 +112,8 @@ def provision(
         elif store.kind is StoreKind.KAFKA and env.kafka is not None:
             host, _, port = env.kafka.bootstrap.rpartition(":")
             stores[name] = StoreEndpoint(kind="kafka", host=host, port=int(port))
+        elif store.kind is StoreKind.KUBERNETES and (cluster := _kubernetes(env)) is not None:
+            stores[name] = kubernetes_endpoint(cluster, config.kubernetes.namespace)
     outputs = StackOutputs(
         stack="local",
         role=config.role,
@@ -122,6 +130,34 @@ def provision(
         gcs_endpoint_url=env.gcs.endpoint_url,
     )
     return outputs, Credentials(credentials)
+
+
+def _kubernetes(env: LocalServers) -> LocalKubernetes | None:
+    """The environment's API server, if it runs one (the test session's servers may not)."""
+    cluster = getattr(env, "kubernetes", None)
+    return cluster if isinstance(cluster, LocalKubernetes) else None
+
+
+def kubernetes_endpoint(cluster: LocalKubernetes, namespace: str) -> StoreEndpoint:
+    """The API server's address, and as ``data_path`` the kubeconfig the harness wrote (its
+    admin token and pinned CA, mode 600): ops reaches the cluster with it, as a backup CronJob
+    does with its service account (``drkit.handlers.kubernetes_client_factory``). The token stays
+    in that file: credentials.json holds passwords only. The app namespace is created if missing.
+    """
+    url = urlsplit(cluster.server)
+    with cluster.api_client() as client:
+        api = KubeApi(client)
+        if not api.exists(NAMESPACES.object_path(namespace)):
+            api.create(
+                NAMESPACES.collection_path(),
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+            )
+    return StoreEndpoint(
+        kind="kubernetes",
+        host=url.hostname or "127.0.0.1",
+        port=url.port or 443,
+        data_path=str(cluster.kubeconfig_path),
+    )
 
 
 def write_state(state_dir: Path, outputs: StackOutputs, credentials: Credentials) -> None:

@@ -11,14 +11,22 @@ from pathlib import Path
 import pytest
 
 from drkit.drill.run import DrillOptions, UnknownScenario, run_drill
+from tests.integration.kubernetes_fixture import require_kube_apiserver
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ["database-corruption", "kafka-data-loss", "redis-loss", "region-loss"]
+SCENARIOS = [
+    "database-corruption",
+    "kafka-data-loss",
+    "redis-loss",
+    "kubernetes-namespace-loss",
+    "region-loss",
+]
 
 
 def test_small_drill_plays_every_scenario_and_reports_consistent_figures(tmp_path: Path) -> None:
+    require_kube_apiserver()  # the namespace-loss scenario runs a real one
     project = tmp_path / "project"
     project.mkdir()
     (project / "Pulumi.prod.yaml").write_text((ROOT / "Pulumi.prod.yaml").read_text())
@@ -58,9 +66,12 @@ def test_small_drill_plays_every_scenario_and_reports_consistent_figures(tmp_pat
     assert region["skew_seconds"] is not None and region["skew_seconds"] >= 0
     assert all(figures["runs"] >= 1 for figures in body["backups"].values())
     assert body["writes"]["trading-db"]["written"] > 0
-    assert "kubernetes-namespace-loss" in body["skipped"]
+    assert "kubernetes-namespace-loss" not in body["skipped"]
+    namespace_loss = body["scenarios"][SCENARIOS.index("kubernetes-namespace-loss")]
+    (app_state,) = namespace_loss["stores"]
+    assert app_state["store"] == "app-state" and app_state["verification"]["expected"] == 23
     lanes = {phase["lane"] for phase in body["timeline"]}
-    assert {"trading-db", "event-stream", "session-cache", "region"} <= lanes
+    assert {"trading-db", "event-stream", "session-cache", "app-state", "region"} <= lanes
     page = (tmp_path / "reports" / "drill-timeline.html").read_text()
     assert page.startswith("<!doctype html>") and "<svg" in page and "<script" not in page
     assert "| database-corruption | trading-db |" in (tmp_path / "reports" / "drill.md").read_text()

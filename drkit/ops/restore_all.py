@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from drkit.context import OpsContext
-from drkit.ops import restore_kafka, restore_postgres, restore_redis
+from drkit.ops import restore_k8s, restore_kafka, restore_postgres, restore_redis
 from drkit.ops.plan import Plan, Step
 from drkit.ops.selection import object_store, readable
 from drkit.recovery import BackupIndex, RecoveryError, Selection, parse_timestamp
@@ -95,12 +95,25 @@ def _redis(ctx: OpsContext, store: str, backup: str, r: RestoreAllRequest, root:
     return restore_redis.build_plan(ctx, request, root)[0]
 
 
+def _kubernetes(ctx: OpsContext, store: str, backup: str, r: RestoreAllRequest, root: Path) -> Plan:
+    """The namespace's objects back in priority order; --force replaces existing objects. The
+    data key is decrypted now and lives until the process ends (restore.k8s wipes it earlier)."""
+    request = restore_k8s.RestoreK8sRequest(
+        store=store, backup=backup, replace=r.force, source=r.source
+    )
+    return restore_k8s.build_plan(ctx, request, root)[0]
+
+
 BUILDERS: dict[StoreKind, Builder] = {
     StoreKind.POSTGRES: _postgres,
     StoreKind.KAFKA: _kafka,
     StoreKind.REDIS: _redis,
+    StoreKind.KUBERNETES: _kubernetes,
 }
-"""Kubernetes state and time series register here when their restores land."""
+"""Time series registers here when its restore task lands."""
+NAMED_ONLY = frozenset({StoreKind.KUBERNETES})
+"""Kinds a restore of "everything" leaves out unless named: restoring the application's
+Kubernetes objects over a running cluster is a decision of its own."""
 
 
 @dataclass(frozen=True)
@@ -124,9 +137,14 @@ def prepare(ctx: OpsContext, request: RestoreAllRequest) -> Prepared:
                 f"restorable stores: {', '.join(_restorable(ctx))}"
             )
     if not names:
-        names = _restorable(ctx)
+        names = [n for n in _restorable(ctx) if ctx.store_config(n).kind not in NAMED_ONLY]
         left_out = {
-            name: f"{store.kind.value}: no restore in this build yet"
+            name: (
+                f"{store.kind.value}: restored only when named with --stores (it replaces the "
+                "application's objects)"
+                if store.kind in NAMED_ONLY
+                else f"{store.kind.value}: no restore in this build yet"
+            )
             for name, store in ctx.config.stores.items()
             if name not in names
         }

@@ -113,8 +113,8 @@ def test_a_store_without_a_restore_and_a_store_without_backups_are_refused(
     project: Path,
 ) -> None:
     ctx = context(project)
-    with pytest.raises(RecoveryError, match="'app-state' is kubernetes, which has no restore"):
-        build_plan(ctx, RestoreAllRequest(stores=["app-state"]), project)
+    with pytest.raises(RecoveryError, match="'market-ticks' is timeseries, which has no restore"):
+        build_plan(ctx, RestoreAllRequest(stores=["market-ticks"]), project)
     with pytest.raises(RecoveryError, match="no backup of 'trading-db' within its retention"):
         build_plan(ctx, RestoreAllRequest(stores=["trading-db"]), project)
     with pytest.raises(ValueError, match="unknown store 'orders-db'"):

@@ -207,8 +207,8 @@ def backup_section(bench: Bench) -> Section:
             *stages.notes,
         ],
         headlines=[
-            f"PostgreSQL backup ({db.size / MB:,.0f} MB database, to S3 + GCS):"
-            f" {ratio(ours_rate, seed_rate, higher_is_better=True)} throughput"
+            f"PostgreSQL backup ({db.size / MB:,.0f} MB database, to S3 + GCS): throughput"
+            f" {ratio(ours_rate, seed_rate, higher_is_better=True)}"
             f" ({spread(ours_rate, 'MB/s')} vs {spread(seed_rate, 'MB/s')}),"
             f" stored size {size_ratio},"
             f" peak RSS {mebibytes(ours_both.runs.rss)} vs {mebibytes(seed_both.rss)},"
@@ -447,7 +447,8 @@ def restore_section(bench: Bench) -> Section:
             " would not fail its restore; the row-count check is what tells.",
         ],
         headlines=[
-            f"PostgreSQL restore: {ratio(ours_rate, seed_rate, higher_is_better=True)} throughput"
+            "PostgreSQL restore: throughput"
+            f" {ratio(ours_rate, seed_rate, higher_is_better=True)}"
             f" ({spread(ours_rate, 'MB/s')} vs {spread(seed_rate, 'MB/s')}), peak RSS"
             f" {mebibytes(ours.runs.rss)} vs {mebibytes(seed.runs.rss)}; every row verified:"
             f" ours {_yes(verified['ours'])}, seed {_yes(verified['seed'])}.",

@@ -142,8 +142,9 @@ def redis_section(bench: Bench) -> Section:
             " path in the pod; here the copy reads the local server's `dir` (its `kubectl cp`).",
         ],
         headlines=[
-            f"Redis snapshot: {ratio(ours.seconds, seed.seconds, higher_is_better=False)} wall"
-            f" time ({spread(ours.seconds, 's')} vs {spread(seed.seconds, 's')}, the seed's"
+            "Redis snapshot: wall time"
+            f" {ratio(ours.seconds, seed.seconds, higher_is_better=False)}"
+            f" ({spread(ours.seconds, 's')} vs {spread(seed.seconds, 's')}, the seed's"
             f" {sleep:g} s sleep included), stored size"
             f" {ratio(ours.extra('stored'), seed.extra('stored'), higher_is_better=False)}.",
         ],

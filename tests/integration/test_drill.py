@@ -52,9 +52,8 @@ def test_small_drill_plays_every_scenario_and_reports_consistent_figures(tmp_pat
             assert check["restored"] == check["expected"]
             assert check["missing"] == check["unexpected"] == check["mismatched"] == 0
             assert check["lost_writes"] == len(check["lost"]) >= 0
-            # rpo_seconds is stored to 3 decimals (x360: up to 0.18) and the product to 1
             assert store["rpo_schedule_seconds"] == pytest.approx(
-                store["rpo_seconds"] * 360, abs=0.5
+                store["rpo_seconds"] * 360, abs=0.2
             )
             if check["lost_writes"]:
                 assert store["rpo_seconds"] > 0

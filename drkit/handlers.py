@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from drkit.backup.engine import Handler
 from drkit.backup.kafka import KafkaHandler
@@ -14,6 +15,7 @@ from drkit.backup.redis import RedisHandler, RedisSource
 from drkit.backup.timeseries import TimeseriesHandler
 from drkit.context import OpsContext
 from drkit.influx import InfluxEndpoint
+from drkit.kafka_auth import client_auth, region_of_cluster
 from drkit.kubestate.api import (
     ApiClientFactory,
     in_cluster_client_factory,
@@ -33,6 +35,15 @@ def endpoint(ctx: OpsContext, store: str) -> tuple[str, int]:
     if found is None:
         raise NoHandler(f"stack {ctx.stack!r} exports no endpoint for store {store!r}")
     return found.host, found.port
+
+
+def kafka_settings(ctx: OpsContext, store: str) -> dict[str, Any]:
+    """The authentication settings of every Kafka client made for ``store``: IAM tokens for the
+    region of the exported MSK cluster, nothing for a plain listener."""
+    exported = ctx.outputs.stores.get(store)
+    if exported is None:
+        raise NoHandler(f"stack {ctx.stack!r} exports no endpoint for store {store!r}")
+    return client_auth(exported.auth, region_of_cluster(exported.resource_id, ctx.config.region))
 
 
 def postgres_source(ctx: OpsContext, store: str, database: str | None = None) -> PostgresSource:
@@ -90,6 +101,7 @@ def backup_handler(ctx: OpsContext, store: str, now: datetime | None = None) -> 
             f"{host}:{port}",
             list(config.topics),
             previous=previous_for_incremental(ctx, store, moment),
+            client_config=kafka_settings(ctx, store),
         )
     if config.kind is StoreKind.REDIS:
         host, port = endpoint(ctx, store)

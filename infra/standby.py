@@ -408,6 +408,7 @@ def define_msk(stack: Stack, standbys: Standbys) -> None:
         "kind": store.kind.value,
         "host": broker.apply(lambda b: b[0]),
         "port": broker.apply(lambda b: b[1]),
+        "auth": "msk-iam",
         "database": None,
         "credentials_secret": None,
         "resource_id": cluster.arn,

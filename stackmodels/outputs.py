@@ -11,7 +11,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -49,12 +49,18 @@ class VaultReplication(Frozen):
     """False only while bootstrapping a new environment (``replicate_vault: false``)."""
 
 
+StoreAuth = Literal["none", "msk-iam"]
+"""How a client proves who it is beyond the credentials secret: ``msk-iam`` is MSK's IAM
+authentication (TLS + SASL/OAUTHBEARER with a SigV4 token); ``none`` adds nothing."""
+
+
 class StoreEndpoint(Frozen):
     """Where a protected store answers; the secret that holds its credentials, never the secret."""
 
     kind: str
     host: str
     port: int = Field(ge=1, le=65535)
+    auth: StoreAuth = "none"
     database: str | None = None
     credentials_secret: str | None = None
     resource_id: str | None = None

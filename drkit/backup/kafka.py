@@ -135,12 +135,13 @@ class TopicConfig(_Model):
 # --- talking to the cluster --------------------------------------------------------------------
 
 
-def client_settings(bootstrap: str, extra: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """librdkafka settings shared by every client: the bootstrap plus TLS/SASL settings."""
+def client_settings(bootstrap: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """librdkafka settings shared by every client: the bootstrap plus TLS/SASL settings
+    (:func:`drkit.kafka_auth.client_auth`)."""
     return {"bootstrap.servers": bootstrap, "log_level": 3, **(extra or {})}
 
 
-def reader(bootstrap: str, extra: Mapping[str, str] | None = None) -> Consumer:
+def reader(bootstrap: str, extra: Mapping[str, Any] | None = None) -> Consumer:
     """A consumer that only reads assigned partitions: it never joins a group or commits."""
     return Consumer(
         {
@@ -316,7 +317,8 @@ class KafkaHandler:
     bootstrap: str
     topics: list[str]
     previous: Manifest | None = None
-    client_config: dict[str, str] = field(default_factory=dict)
+    client_config: dict[str, Any] = field(default_factory=dict)
+    """Authentication settings (:func:`drkit.kafka_auth.client_auth`)."""
     idle_timeout: float = IDLE_TIMEOUT_S
     kind: str = KIND
 

@@ -221,17 +221,37 @@ def _distinct_free_ports(count: int) -> list[int]:
     return ports
 
 
-def server_properties(data_dir: Path, broker_port: int, controller_port: int) -> str:
-    """A combined broker + controller with a static one-voter quorum, all on loopback."""
+def server_properties(
+    data_dir: Path, broker_port: int, controller_port: int, sasl_port: int
+) -> str:
+    """A combined broker + controller with a static one-voter quorum, all on loopback.
+
+    Besides the open PLAINTEXT listener, a ``SASL`` listener takes only SASL/OAUTHBEARER clients:
+    the mechanism MSK's IAM authentication uses. The broker validates tokens with Kafka's
+    unsecured validator (a JWT with ``alg: none``, ``sub`` and ``exp``), because only AWS can
+    check an MSK IAM token; what it proves is that every client drkit makes sends the token its
+    callback produces, and that one without it is refused.
+    """
     settings = {
         "process.roles": "broker,controller",
         "node.id": str(NODE_ID),
         "controller.quorum.voters": f"{NODE_ID}@{LOOPBACK}:{controller_port}",
-        "listeners": f"PLAINTEXT://{LOOPBACK}:{broker_port},CONTROLLER://{LOOPBACK}:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{LOOPBACK}:{broker_port}",
+        "listeners": (
+            f"PLAINTEXT://{LOOPBACK}:{broker_port},CONTROLLER://{LOOPBACK}:{controller_port},"
+            f"SASL://{LOOPBACK}:{sasl_port}"
+        ),
+        "advertised.listeners": (
+            f"PLAINTEXT://{LOOPBACK}:{broker_port},SASL://{LOOPBACK}:{sasl_port}"
+        ),
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map": (
+            "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL:SASL_PLAINTEXT"
+        ),
+        "listener.name.sasl.sasl.enabled.mechanisms": "OAUTHBEARER",
+        "listener.name.sasl.oauthbearer.sasl.jaas.config": (
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"
+        ),
         "log.dirs": str(data_dir),
         **TEST_SETTINGS,
     }
@@ -256,7 +276,7 @@ class LocalKafka(LocalServer):
         self.workdir = workdir
         self._external = os.environ.get(BOOTSTRAP_ENV) or None
         self._cluster_id = new_cluster_id()
-        self._ports: tuple[int, int] | None = None
+        self._ports: tuple[int, int, int] | None = None
         self._process: ManagedProcess | None = None
 
     @property
@@ -274,6 +294,15 @@ class LocalKafka(LocalServer):
         return f"{LOOPBACK}:{self._ports[0]}"
 
     @property
+    def sasl_bootstrap(self) -> str:
+        """``host:port`` of the listener that takes only SASL/OAUTHBEARER (``SASL_PLAINTEXT``)."""
+        if self._external is not None:
+            raise RuntimeError(f"{BOOTSTRAP_ENV} names a broker of its own: no SASL listener known")
+        if self._ports is None:
+            raise RuntimeError("LocalKafka.sasl_bootstrap read before start()")
+        return f"{LOOPBACK}:{self._ports[2]}"
+
+    @property
     def log_path(self) -> Path:
         return self.workdir / "kafka.log"
 
@@ -287,8 +316,8 @@ class LocalKafka(LocalServer):
         lib = ensure_kafka_jars()
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self._ports is None:
-            broker_port, controller_port = _distinct_free_ports(2)
-            self._ports = (broker_port, controller_port)
+            broker_port, controller_port, sasl_port = _distinct_free_ports(3)
+            self._ports = (broker_port, controller_port, sasl_port)
         config = self._write_config()
         self._format_storage(lib, config)
         self._launch(lib, config)

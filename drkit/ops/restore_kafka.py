@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -33,7 +33,7 @@ from drkit.backup.kafka import KafkaPoint, client_settings, read_range, reader
 from drkit.backup.manifest import Manifest, StoredObject
 from drkit.catalog import CatalogEntry
 from drkit.context import OpsContext
-from drkit.handlers import endpoint
+from drkit.handlers import endpoint, kafka_settings
 from drkit.ops.plan import FunctionStep, Plan, StepContext
 from drkit.ops.selection import (
     Chosen,
@@ -78,6 +78,8 @@ class Prepared:
     topics: list[str]
     targets: dict[str, str]
     bootstrap: str
+    client_config: dict[str, Any]
+    """Authentication settings for the target cluster (:func:`drkit.handlers.kafka_settings`)."""
     since: datetime | None
     until: datetime | None
 
@@ -179,24 +181,27 @@ def prepare(ctx: OpsContext, request: RestoreKafkaRequest) -> Prepared:
         check_present(chosen.objects, manifest, [i for m, i in objects_to_read([manifest], topics)])
     host, port = endpoint(ctx, request.store)
     bootstrap = f"{host}:{port}"
+    settings = kafka_settings(ctx, request.store)
     if not request.force:
-        refuse_foreign_records(bootstrap, targets)
-    return Prepared(chosen, chain, topics, targets, bootstrap, since, until)
+        refuse_foreign_records(bootstrap, targets, settings)
+    return Prepared(chosen, chain, topics, targets, bootstrap, settings, since, until)
 
 
 def _valid_topic(name: str) -> bool:
     return bool(re.match(TOPIC, name)) and name not in (".", "..")
 
 
-def refuse_foreign_records(bootstrap: str, targets: dict[str, str]) -> None:
+def refuse_foreign_records(
+    bootstrap: str, targets: dict[str, str], client_config: Mapping[str, Any] | None = None
+) -> None:
     """A target topic whose newest record in some partition was not restored from its source
     topic holds other data: restoring into it would mix the two."""
-    admin = AdminClient(client_settings(bootstrap))
+    admin = AdminClient(client_settings(bootstrap, client_config))
     try:
         existing = admin.list_topics(timeout=30).topics
     except KafkaException as error:
         raise RecoveryError(f"cannot reach Kafka at {bootstrap}: {error}") from None
-    consumer = reader(bootstrap)
+    consumer = reader(bootstrap, client_config)
     try:
         for source, target in targets.items():
             topic = existing.get(target)
@@ -276,6 +281,7 @@ def build_plan(ctx: OpsContext, request: RestoreKafkaRequest) -> tuple[Plan, Pre
                     rename={topic: target} if target != topic else None,
                     since=prepared.since,
                     until=prepared.until,
+                    client_config=prepared.client_config,
                     progress=progress,
                 )
             except KafkaRestoreFailed as error:

@@ -28,6 +28,7 @@ from drkit.context import OpsContext
 from drkit.ops.plan import FunctionStep, Plan, StepContext
 from drkit.ops.redis_target import live_target, server_run_id
 from drkit.ops.selection import Chosen, TargetNotEmptyError, check_present, choose
+from drkit.progress import ByteProgress
 from drkit.recovery import RecoveryError
 from drkit.restore.redis import (
     ElastiCacheRestoreRequest,
@@ -183,7 +184,11 @@ def _self_hosted_steps(request: RestoreRedisRequest, prepared: Prepared) -> list
     marker = marker_path(target)
 
     def restore(context: StepContext) -> dict[str, Any]:
-        result = restore_redis(manifest, objects, target, force=True)
+        progress = ByteProgress(f"stage {rdb.name} for {target.name}")
+        try:
+            result = restore_redis(manifest, objects, target, force=True, progress=progress)
+        finally:
+            progress.done()
         marker.write_text(
             json.dumps({"backup_id": manifest.backup_id, "run_id": server_run_id(target)})
         )

@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from drkit.backup.kafka import client_settings
 from drkit.catalog import Catalog, CatalogEntry
 from drkit.context import OpsContext
-from drkit.handlers import endpoint, postgres_source
+from drkit.handlers import endpoint, kafka_settings, postgres_source
 from drkit.ops.executor import Confirm, RunReport, Status, terminal_confirm
 from drkit.ops.plan import FunctionStep, Plan, Step, StepContext
 from drkit.ops.redis_target import scratch_redis
@@ -399,13 +399,16 @@ class Verification:
         chain = chain_for(chosen)
         host, port = endpoint(self.ctx, chosen.store)
         bootstrap = f"{host}:{port}"
+        settings = kafka_settings(self.ctx, chosen.store)
         suffix = secrets.token_hex(3)
         topics = sorted({t for m in chain for t in m.counts})
         rename = {t: f"{t}.verify-{suffix}" for t in topics}
         try:
-            result = restore_kafka(chain, chosen.objects, bootstrap, topics, rename)
+            result = restore_kafka(
+                chain, chosen.objects, bootstrap, topics, rename, client_config=settings
+            )
         finally:
-            admin = AdminClient(client_settings(bootstrap))
+            admin = AdminClient(client_settings(bootstrap, settings))
             futures = admin.delete_topics(list(rename.values()), operation_timeout=30)
             for future in futures.values():
                 try:

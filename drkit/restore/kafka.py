@@ -236,7 +236,7 @@ def restore_kafka(
     since: datetime | None = None,
     until: datetime | None = None,
     *,
-    client_config: Mapping[str, str] | None = None,
+    client_config: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> KafkaRestoreResult:
     """Restore the chain's topics (or ``topics``) into the cluster at ``bootstrap``.

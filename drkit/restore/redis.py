@@ -241,13 +241,26 @@ def _preflight(manifest: Manifest, item: StoredObject, target: RestoreTarget, fo
         )
 
 
-def stage_rdb(store: ObjectStore, item: StoredObject, directory: Path, label: str) -> Path:
-    """Stream the object into ``directory``, verified; removed again if anything fails."""
+def stage_rdb(
+    store: ObjectStore,
+    item: StoredObject,
+    directory: Path,
+    label: str,
+    progress: Callable[[str, int], None] | None = None,
+) -> Path:
+    """Stream the object into ``directory``, verified; removed again if anything fails.
+
+    ``progress(object name, bytes written)`` is called after every chunk (the server is still
+    up and serving while this runs: a large RDB takes minutes to fetch, seconds to swap)."""
     staged = directory / f".drkit-restore-{label}.rdb.partial"
+    written = 0
     try:
         with staged.open("wb") as out:
             for chunk in raw_chunks(store, item):
                 out.write(chunk)
+                written += len(chunk)
+                if progress is not None:
+                    progress(item.name, written)
             out.flush()
             os.fsync(out.fileno())
     except BaseException:
@@ -267,12 +280,13 @@ def restore_redis(
     store: ObjectStore,
     target: RestoreTarget,
     force: bool = False,
+    progress: Callable[[str, int], None] | None = None,
 ) -> RedisRestoreResult:
     """Replace the target's dataset with the backup's RDB, then check it against the manifest."""
     started = time.monotonic()
     item = rdb_object(manifest)
     _preflight(manifest, item, target, force)
-    staged = stage_rdb(store, item, target.staging_dir, manifest.backup_id)
+    staged = stage_rdb(store, item, target.staging_dir, manifest.backup_id, progress)
     down_at = time.monotonic()
     try:
         target.stop()

@@ -158,7 +158,15 @@ def test_round_trip_restores_every_key_value_and_ttl(
 
     for index, store in enumerate(destinations.stores):  # from the vault, then from the mirror
         with LocalRedis(tmp_path / f"target{index}", persistence=True) as target:
-            result = restore_redis(manifest, store, local_redis_target(target))
+            staged: list[tuple[str, int]] = []
+            result = restore_redis(
+                manifest,
+                store,
+                local_redis_target(target),
+                progress=lambda name, written: staged.append((name, written)),
+            )
+            assert staged and staged[-1] == ("dump.rdb", dump.raw_size)  # progress while staging
+            assert [n for _, n in staged] == sorted(n for _, n in staged)
             assert result.keys_per_db == {0: KEYS_PER_DB, 3: KEYS_PER_DB}
             assert (result.loaded, result.expired_on_load) == (2 * KEYS_PER_DB, 0)
             for db in (0, 3):

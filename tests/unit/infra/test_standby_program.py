@@ -469,7 +469,8 @@ def test_store_endpoints_point_at_this_region(run: StackRun) -> None:
     assert db.host == only(run, CLUSTER).state["endpoint"] and region in db.host
     assert db.credentials_secret == "aipx/trading-db/master"
     assert db.resource_id == f"aipx-trading-db-{region}"
-    assert (stream.kind, stream.port) == ("kafka", 9098)
+    assert (stream.kind, stream.port, stream.auth) == ("kafka", 9098, "msk-iam")
+    assert (db.auth, cache.auth) == ("none", "none")
     assert stream.host.startswith("b-1.") and region in stream.host
     assert stream.resource_id == only(run, MSK).state["arn"]
     assert (cache.kind, cache.port) == ("redis", 6379)

@@ -4,7 +4,9 @@ It starts the local servers (PostgreSQL, Redis, Kafka, the S3 and GCS emulators)
 generates the data, runs the seed's pipeline and ours in turn ``--runs`` times for each figure,
 and writes RESULTS.md (with results.json beside it). ``--quick`` makes the data tiny and the
 seed's waits short: a smoke run of the harness (the integration test uses it), not a measurement.
-A section that fails is reported as failed and the others still run; the exit code is then 1.
+``--only SECTION`` runs the sections named and keeps the others' figures from the results already
+there, each marked with the run that measured it. A section that fails is reported as failed and
+the others still run; the exit code is then 1.
 """
 
 from __future__ import annotations
@@ -24,14 +26,15 @@ from pathlib import Path
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 
-from benchmarks import catalog, kafka, memory, postgres, redis  # noqa: E402
+from benchmarks import catalog, failover, kafka, memory, postgres, redis  # noqa: E402
 from benchmarks.environment import AWS_CLI, ROOT, Bench, Options, Servers  # noqa: E402
 from benchmarks.report import (  # noqa: E402
     Report,
     Section,
-    failover_placeholder,
     load_average,
     machine,
+    merged,
+    previous_sections,
     versions,
     write,
 )
@@ -49,6 +52,7 @@ SECTIONS: dict[str, Callable[[Bench], Section]] = {
     "redis": redis.redis_section,
     "memory": memory.memory_section,
     "catalog": catalog.catalog_section,
+    "failover": failover.failover_section,
 }
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "RESULTS.md"
 QUICK_OUTPUT = ROOT / ".drkit" / "benchmarks" / "RESULTS-quick.md"
@@ -108,7 +112,11 @@ def run(options: Options, servers: Servers, output: Path, command: str, workdir:
         for line in section.headlines:
             print(f"   {line}", flush=True)
         print(f"   ({section.seconds:.0f} s)", flush=True)
-    report.sections.append(failover_placeholder())
+    if options.sections:  # --only: keep what earlier runs measured of the other sections
+        kept = previous_sections(output, options.quick)
+        report.sections = merged(report.sections, kept, list(SECTIONS))
+        if kept:
+            print(f"   kept the other sections of {output} from their runs", flush=True)
     report.load_after = load_average()
     report.finished_at = datetime.now(UTC)
     data = write(report, output)

@@ -24,9 +24,6 @@ from benchmarks.measure import Figure, Sample
 MB = 1_000_000
 MiB = 1024 * 1024
 
-PENDING_FAILOVER = "failover"
-"""The failover section's key: its plan is being written elsewhere, so it is a placeholder."""
-
 
 @dataclass
 class Runs:
@@ -79,6 +76,46 @@ class Table:
     title: str = ""
 
 
+@dataclass(frozen=True)
+class RunInfo:
+    """The invocation that measured a section: an ``--only`` run replaces its own sections in
+    RESULTS.md and keeps the others, each with the run that measured it."""
+
+    command: str
+    runs: int
+    quick: bool
+    started_at: str
+    finished_at: str | None
+    load_before: str
+    load_after: str
+    machine: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def minutes(self) -> float:
+        if not self.finished_at:
+            return float("nan")
+        started = datetime.fromisoformat(self.started_at)
+        return (datetime.fromisoformat(self.finished_at) - started).total_seconds() / 60
+
+    @property
+    def when(self) -> str:
+        return f"{datetime.fromisoformat(self.started_at):%Y-%m-%d %H:%M} UTC"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "runs": self.runs,
+            "quick": self.quick,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "load_before": self.load_before,
+            "load_after": self.load_after,
+            "machine": self.machine,
+            "versions": self.versions,
+        }
+
+
 @dataclass
 class Section:
     key: str
@@ -91,6 +128,8 @@ class Section:
     data: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     """How long the whole section took, set-up included."""
+    measured_by: RunInfo | None = None
+    """Set on a section kept from an earlier run; None: measured by this report's run."""
 
 
 # -- formatting ------------------------------------------------------------------------------
@@ -272,6 +311,46 @@ class Report:
     def headlines(self) -> list[str]:
         return [line for section in self.sections for line in section.headlines]
 
+    def own_run(self) -> RunInfo:
+        return RunInfo(
+            command=self.command,
+            runs=self.runs,
+            quick=self.quick,
+            started_at=self.started_at.isoformat(),
+            finished_at=(self.finished_at or datetime.now(UTC)).isoformat(),
+            load_before=self.load_before,
+            load_after=self.load_after,
+            machine=self.machine,
+            versions=self.versions,
+        )
+
+    def run_of(self, section: Section) -> RunInfo:
+        return section.measured_by or self.own_run()
+
+    def distinct_runs(self) -> list[tuple[RunInfo, list[int]]]:
+        """Each run that measured a section here, oldest first, with its sections' numbers."""
+        found: dict[str, tuple[RunInfo, list[int]]] = {}
+        for number_, section in enumerate(self.sections, start=1):
+            run = self.run_of(section)
+            found.setdefault(run.started_at, (run, []))[1].append(number_)
+        return [found[key] for key in sorted(found)]
+
+
+METHOD = (
+    " Seed and ours ran in turn on the same machine, the same servers and the"
+    " same data. Peak RSS is the largest sum of the resident sets of the command's whole"
+    " process tree, sampled every 50 ms; CPU seconds are user + system of that tree (from"
+    " `wait4`). Server-side work (PostgreSQL backends, Redis's save, the emulators) is not in"
+    " the client figures; where it differs between the two, a row says so. MB = 10^6 bytes,"
+    " MiB = 2^20."
+)
+
+
+def _numbers(numbers: list[int]) -> str:
+    if len(numbers) > 1 and numbers == list(range(numbers[0], numbers[-1] + 1)):
+        return f"sections {numbers[0]}-{numbers[-1]}"
+    return ("sections " if len(numbers) > 1 else "section ") + ", ".join(map(str, numbers))
+
 
 def render(report: Report) -> str:
     lines = ["# Benchmarks: our engine against the seeds' pipelines", ""]
@@ -281,40 +360,80 @@ def render(report: Report) -> str:
             "> harness works end to end; they measure nothing. Run without `--quick` for results.",
             "",
         ]
-    finished = report.finished_at or datetime.now(UTC)
-    minutes = (finished - report.started_at).total_seconds() / 60
-    lines += [
-        f"Measured on {report.started_at:%Y-%m-%d %H:%M} UTC in one run of {minutes:.1f} min:",
-        "",
-        "```",
-        report.command,
-        "```",
-        "",
-        f"Each figure is the **median of N = {report.runs} runs** with the (min-max) spread; ratios"
-        " are of medians. Seed and ours ran in turn on the same machine, the same servers and the"
-        " same data. Peak RSS is the largest sum of the resident sets of the command's whole"
-        " process tree, sampled every 50 ms; CPU seconds are user + system of that tree (from"
-        " `wait4`). Server-side work (PostgreSQL backends, Redis's save, the emulators) is not in"
-        " the client figures; where it differs between the two, a row says so. MB = 10^6 bytes,"
-        " MiB = 2^20.",
-        "",
-        "## Headline ratios",
-        "",
-    ]
+    runs = report.distinct_runs()
+    if len(runs) <= 1:
+        finished = report.finished_at or datetime.now(UTC)
+        minutes = (finished - report.started_at).total_seconds() / 60
+        lines += [
+            f"Measured on {report.started_at:%Y-%m-%d %H:%M} UTC in one run of {minutes:.1f} min:",
+            "",
+            "```",
+            report.command,
+            "```",
+            "",
+            f"Each figure is the **median of N = {report.runs} runs** with the (min-max) spread;"
+            " ratios are of medians." + METHOD,
+        ]
+    else:
+        lines += [
+            f"Measured in {len(runs)} runs on this machine: a run with `--only` replaces its own"
+            " sections and keeps the others, each under the run that measured it.",
+            "",
+        ]
+        for run, numbers in runs:
+            lines += [
+                f"- {run.when}, {run.minutes:.1f} min, N = {run.runs} ({_numbers(numbers)}):",
+                "  ```",
+                f"  {run.command}",
+                "  ```",
+            ]
+        lines += [
+            "",
+            "Each figure is the **median of N runs** (N as above) with the (min-max) spread;"
+            " ratios are of medians." + METHOD,
+        ]
+    lines += ["", "## Headline ratios", ""]
     lines += [f"- {line}" for line in report.headlines()] or ["- (no section ran)"]
     lines += ["", "## Machine and versions", ""]
     lines += [f"- **{name}**: {value}" for name, value in report.machine.items()]
-    lines += [
-        f"- **load average** at the start: {report.load_before}; at the end: {report.load_after}."
-        " The machine was shared with other developers' test runs, so absolute figures are"
-        " noisier than the ratios (seed and ours were interleaved run by run).",
-        "",
-        "| tool | version |",
-        "| --- | --- |",
+    loads = [
+        f"{run.when}: {run.load_before} at the start, {run.load_after} at the end"
+        for run, _ in runs
     ]
+    lines += [
+        "- **load average** "
+        + (
+            f"at the start: {report.load_before}; at the end: {report.load_after}."
+            if len(runs) <= 1
+            else "of each run: " + "; ".join(loads) + "."
+        )
+        + " The machine was shared with other developers' test runs, so absolute figures are"
+        " noisier than the ratios (seed and ours were interleaved run by run).",
+    ]
+    for run, numbers in runs:
+        if run.machine and run.machine != report.machine:
+            differs = ", ".join(
+                f"{k} {v}" for k, v in run.machine.items() if report.machine.get(k) != v
+            )
+            lines.append(f"- the run of {run.when} ({_numbers(numbers)}) had: {differs}")
+    lines += ["", "| tool | version |", "| --- | --- |"]
     lines += [f"| {name} | {value} |" for name, value in report.versions.items()]
+    for run, numbers in runs:
+        changed = {
+            k: v for k, v in run.versions.items() if run.versions and report.versions.get(k) != v
+        }
+        if changed:
+            text = ", ".join(f"{k} {v}" for k, v in changed.items())
+            lines += [
+                "",
+                f"The run of {run.when} ({_numbers(numbers)}) had other versions: {text}.",
+            ]
     for number_, section in enumerate(report.sections, start=1):
-        lines += ["", f"## {number_}. {section.title}", "", section.summary, ""]
+        lines += ["", f"## {number_}. {section.title}", ""]
+        if len(runs) > 1:
+            run = report.run_of(section)
+            lines += [f"_Measured {run.when}, N = {run.runs}, by `{run.command}`._", ""]
+        lines += [section.summary, ""]
         if section.commands:
             lines += [
                 "Commands, exactly as run (`$B` is the benchmark's bucket, `$W` the run's scratch"
@@ -355,6 +474,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "sections": {
             section.key: {
                 "title": section.title,
+                "summary": section.summary,
                 "commands": section.commands,
                 "tables": [
                     {"title": t.title, "headers": t.headers, "rows": t.rows} for t in section.tables
@@ -363,6 +483,7 @@ def to_json(report: Report) -> dict[str, Any]:
                 "headlines": section.headlines,
                 "data": section.data,
                 "seconds": section.seconds,
+                "measured_by": report.run_of(section).as_dict(),
             }
             for section in report.sections
         },
@@ -373,22 +494,76 @@ def write(report: Report, markdown: Path) -> Path:
     """``RESULTS.md`` at ``markdown`` and ``results.json`` beside it; returns the JSON's path."""
     markdown.parent.mkdir(parents=True, exist_ok=True)
     markdown.write_text(render(report))
-    data = markdown.with_name(markdown.stem.lower() + ".json")
+    data = json_path(markdown)
     data.write_text(json.dumps(to_json(report), indent=2, default=str) + "\n")
     return data
 
 
-def failover_placeholder() -> Section:
-    """Pending, on purpose: no invented figure stands in for a plan that does not exist yet."""
-    return Section(
-        key=PENDING_FAILOVER,
-        title="Failover critical path (pending)",
-        summary=(
-            "**Pending, not measured.** This section will compare the critical path of our"
-            " failover plan, with each step's duration taken from AWS's published figures (Aurora"
-            " global database managed failover, ElastiCache global datastore promotion, MSK"
-            " Replicator cut-over, Route 53 health-check failover and TTL), against the same steps"
-            " run one after another. The failover plan is being written in parallel; until it"
-            " lands there is no plan to compute a critical path from, so no figure is given here."
-        ),
+def json_path(markdown: Path) -> Path:
+    return markdown.with_name(markdown.stem.lower() + ".json")
+
+
+# -- keeping the sections an --only run did not measure ---------------------------------------
+
+
+def previous_sections(markdown: Path, quick: bool) -> list[Section]:
+    """The sections of the results written at ``markdown`` before, each with the run that
+    measured it; none when there are none, or when they are of the other kind (a smoke run's
+    figures never sit beside a measurement's)."""
+    data_file = json_path(markdown)
+    if not data_file.exists():
+        return []
+    data = json.loads(data_file.read_text())
+    if bool(data.get("quick")) != quick:
+        return []
+    top = RunInfo(
+        command=data["command"],
+        runs=int(data["runs"]),
+        quick=bool(data["quick"]),
+        started_at=data["started_at"],
+        finished_at=data.get("finished_at"),
+        load_before=data.get("load_before", ""),
+        load_after=data.get("load_after", ""),
+        machine=data.get("machine", {}),
+        versions=data.get("versions", {}),
     )
+    text = markdown.read_text() if markdown.exists() else ""
+    sections = []
+    for key, item in data["sections"].items():
+        measured = item.get("measured_by")
+        sections.append(
+            Section(
+                key=key,
+                title=item["title"],
+                summary=item.get("summary") or _summary_in(text, item["title"]),
+                commands=item.get("commands", {}),
+                tables=[Table(t["headers"], t["rows"], t.get("title", "")) for t in item["tables"]],
+                notes=item.get("notes", []),
+                headlines=item.get("headlines", []),
+                data=item.get("data", {}),
+                seconds=float(item.get("seconds", 0.0)),
+                measured_by=RunInfo(**measured) if measured else top,
+            )
+        )
+    return sections
+
+
+def _summary_in(markdown: str, title: str) -> str:
+    """A section's summary paragraph from RESULTS.md: results.json did not keep it before."""
+    lines = markdown.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("## ") and line.split(". ", 1)[-1] == title:
+            paragraph: list[str] = []
+            for following in lines[index + 2 :]:
+                if not following.strip():
+                    break
+                paragraph.append(following)
+            return "\n".join(paragraph)
+    return ""
+
+
+def merged(fresh: list[Section], kept: list[Section], order: list[str]) -> list[Section]:
+    """``fresh`` replaces the kept sections of the same key; the result is in ``order``."""
+    by_key = {section.key: section for section in kept if section.key in order}
+    by_key |= {section.key: section for section in fresh}
+    return [by_key[key] for key in order if key in by_key]

@@ -81,6 +81,8 @@ class Plan:
     name: str
     layers: list[list[Step]]
     parameters: dict[str, Any] = field(default_factory=dict)
+    depends_on: dict[str, list[str]] = field(default_factory=dict)
+    """The dependency edges the layers were resolved from (step id -> the ids it waits for)."""
 
     @property
     def steps(self) -> list[Step]:
@@ -121,7 +123,8 @@ class Plan:
                 raise PlanError(f"plan {name!r}: dependency cycle among {stuck}")
             layers.append(layer)
             placed |= {s.id for s in layer}
-        return cls(name, layers, parameters or {})
+        edges = {step.id: sorted(needs[step.id]) for step in ordered if needs[step.id]}
+        return cls(name, layers, parameters or {}, edges)
 
     def describe(self) -> str:
         lines = [f"plan: {self.name}"]

@@ -16,7 +16,6 @@ import pytest
 
 from benchmarks.__main__ import SECTIONS, run
 from benchmarks.environment import Options
-from benchmarks.report import PENDING_FAILOVER
 from drkit.local.gcs import LocalGcs
 from drkit.local.kafka import LocalKafka
 from drkit.local.postgres import LocalPostgres
@@ -80,10 +79,10 @@ def test_quick_run_writes_well_formed_results(
     for heading in ("## Headline ratios", "## Machine and versions"):
         assert heading in markdown
     titles = [line for line in markdown.splitlines() if line.startswith("## ") and ". " in line]
-    assert len(titles) == len(SECTIONS) + 1
-    assert "Failover critical path (pending)" in titles[-1]
+    assert len(titles) == len(SECTIONS)
+    assert titles[-1].endswith("Failover critical path")
 
-    assert set(data["sections"]) == {*SECTIONS, PENDING_FAILOVER}
+    assert set(data["sections"]) == set(SECTIONS)
     assert data["runs"] == 1 and data["quick"] is True
     for key in SECTIONS:
         section = data["sections"][key]
@@ -91,7 +90,6 @@ def test_quick_run_writes_well_formed_results(
         assert section["tables"], key
         for table in section["tables"]:
             assert all(len(row) == len(table["headers"]) for row in table["rows"]), key
-    assert data["sections"][PENDING_FAILOVER]["tables"] == []
     assert len(data["headlines"]) == len(SECTIONS)
 
     for block in table_blocks(markdown):
@@ -105,3 +103,28 @@ def test_quick_run_writes_well_formed_results(
     assert data["sections"]["postgres_restore"]["data"]["verified"] == {"seed": True, "ours": True}
     trip = data["sections"]["kafka"]["data"]["round_trip"]
     assert trip["ours"]["records back"] == trip["ours"]["records"] > 0
+
+    failover = data["sections"]["failover"]
+    assert len(failover["tables"]) == 5
+    assert failover["data"]["layers"] and failover["data"]["depends"]
+    for level in ("low", "typical", "high"):
+        figures = failover["data"]["levels"][level]
+        assert set(figures["seconds"]) == {s for layer in failover["data"]["layers"] for s in layer}
+        assert len(figures["measured_ours"]["values"]) == 1
+        assert len(figures["measured_one_after_another"]["values"]) == 1
+        assert figures["critical_path"]
+    assert failover["data"]["stores"]
+
+    # --only: the chosen section is measured again, the others keep their first run's figures
+    again = Options.for_quick(runs=1)
+    again.sections = ["failover"]
+    only = ".venv/bin/python -m benchmarks --quick --runs 1 --only failover"
+    assert run(again, servers, output, only, tmp_path / "work-again") == 0
+    merged = json.loads((tmp_path / "results.json").read_text())
+    assert list(merged["sections"]) == list(SECTIONS)
+    assert merged["sections"]["failover"]["measured_by"]["command"] == only
+    for key in set(SECTIONS) - {"failover"}:
+        assert merged["sections"][key]["measured_by"]["command"] == command, key
+        assert merged["sections"][key]["tables"] == data["sections"][key]["tables"], key
+    rerun = output.read_text()
+    assert "Measured in 2 runs" in rerun and only in rerun and command in rerun

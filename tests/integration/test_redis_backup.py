@@ -163,7 +163,7 @@ def test_round_trip_restores_every_key_value_and_ttl(
                 manifest,
                 store,
                 local_redis_target(target),
-                progress=lambda name, written: staged.append((name, written)),
+                progress=lambda name, written, seen=staged: seen.append((name, written)),
             )
             assert staged and staged[-1] == ("dump.rdb", dump.raw_size)  # progress while staging
             assert [n for _, n in staged] == sorted(n for _, n in staged)

@@ -49,6 +49,7 @@ def test_dependencies_resolve_into_layers_in_order() -> None:
         {"db": ["fence"], "cache": ["fence"], "dns": ["db", "cache"]},
     )
     assert [[s.id for s in layer] for layer in plan.layers] == [["fence"], ["db", "cache"], ["dns"]]
+    assert plan.depends_on == {"db": ["fence"], "cache": ["fence"], "dns": ["cache", "db"]}
     text = plan.describe()
     assert "layer 2 (in parallel):" in text and "* [db] do db" in text
 

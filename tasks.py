@@ -5,6 +5,7 @@ invoke local.roundtrip              the main job on the local embedded default (
 invoke config.check --stack prod    validate Pulumi.<stack>.yaml against the config model
 invoke backup.store trading-db --stack prod [--dry-run]
 invoke restore.redis|restore.kafka|restore.all --dry-run   the plan with the real backup ids
+invoke restore.aurora --at TIME|--latest|--snapshot ID --dry-run   into a NEW Aurora cluster
 invoke verify --stores trading-db,event-stream            freshness, checksums, test restores
 invoke backups.list / backups.info ID                     what exists, from the catalog
 """
@@ -447,6 +448,69 @@ def restore_k8s(
         raise Exit(code=report.exit_code)
 
 
+# --- restore.aurora ---------------------------------------------------------------------------
+
+
+@task(
+    name="aurora",
+    help={
+        "at": "restore the cluster as it was at this time (ISO 8601, UTC if no zone)",
+        "latest": "restore the cluster to its latest restorable time",
+        "snapshot": "restore this cluster snapshot (id or ARN) instead",
+        "target_cluster": "the NEW cluster's id (default: <cluster>-restored-<time>); never an "
+        "existing one",
+        "cluster": "the cluster to restore, or to copy settings from for --snapshot (default: "
+        "the stack's cluster in --region)",
+        "region": "where to restore (default: the writer region in the stack outputs)",
+        "instance_class": "the new writer's class (default: the source writer's)",
+        "reason": "why (recorded as the trading-dr:reason tag): drill, corruption, ...",
+        **COMMON_HELP,
+        "stack": "dr (its outputs list both regions' clusters) or prod",
+        "resume": "finish the journaled run with this id (its cluster; waits and writer go on)",
+    },
+)
+def restore_aurora(
+    c: Context,
+    at: str = "",
+    latest: bool = False,
+    snapshot: str = "",
+    target_cluster: str = "",
+    cluster: str = "",
+    region: str = "",
+    instance_class: str = "",
+    reason: str = "manual",
+    stack: str = "dr",
+    outputs: str = "",
+    dry_run: bool = False,
+    yes: bool = False,
+    resume: str = "",
+) -> None:
+    """Restore Aurora into a NEW cluster: to a point in time (--at, --latest) or a --snapshot."""
+    from drkit.ops import restore_aurora as ops
+
+    def request(**saved: Any) -> Any:
+        return (
+            ops.RestoreAuroraRequest.resumed(saved)
+            if saved
+            else ops.RestoreAuroraRequest(
+                at=at or None,
+                latest=latest,
+                snapshot=snapshot or None,
+                target_cluster=target_cluster or None,
+                cluster=cluster or None,
+                region=region or None,
+                instance_class=instance_class or None,
+                reason=reason,
+            )
+        )
+
+    def plan_for(ctx: Any, parsed: Any) -> tuple[Any, dict[str, Any]]:
+        plan, prepared = ops.build_plan(ctx, parsed, resume or None, sys.stdout)
+        return plan, prepared.figures
+
+    _run_restore(request, plan_for, stack, outputs, (dry_run, yes, resume), "restore-aurora")
+
+
 @task(
     help={
         "stores": "comma-separated stores to verify (default: every store of the stack)",
@@ -836,7 +900,15 @@ namespace.add_collection(Collection("local", roundtrip))
 namespace.add_collection(Collection("config", check))
 namespace.add_collection(Collection("backup", store, aurora_snapshot))
 namespace.add_collection(
-    Collection("restore", restore_postgres, restore_redis, restore_kafka, restore_all, restore_k8s)
+    Collection(
+        "restore",
+        restore_postgres,
+        restore_redis,
+        restore_kafka,
+        restore_all,
+        restore_k8s,
+        restore_aurora,
+    )
 )
 namespace.add_task(verify)
 namespace.add_collection(Collection("backups", backups_list, backups_info))

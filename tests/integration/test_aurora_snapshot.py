@@ -10,6 +10,7 @@ import pytest
 
 from drkit.aurora import AuroraError, SnapshotRequest, plan, snapshot_to_dr
 from drkit.local.s3 import LocalAws
+from tests.integration.aurora_world import dr_context
 
 pytestmark = pytest.mark.integration
 
@@ -70,50 +71,6 @@ def test_unknown_cluster_is_named(aws_emulator: LocalAws) -> None:
             io.StringIO(),
             FAST,
         )
-
-
-def dr_context(aws: LocalAws, clusters: dict[str, str]) -> Any:
-    from drkit.context import OpsContext
-    from stackmodels import StackConfig, StackOutputs
-
-    def bucket(name: str, region: str) -> dict[str, str]:
-        return {"name": name, "arn": f"arn:aws:s3:::{name}", "region": region}
-
-    outputs = StackOutputs.parse(
-        {
-            "stack": "dr",
-            "role": "dr",
-            "region": "us-west-2",
-            "platform": "aipx",
-            "backup_vault": bucket("aipx-vault-west", "us-west-2"),
-            "vault_key_arn": "arn:aws:kms:us-west-2:123456789012:key/mrk-1",
-            "audit_bucket": bucket("aipx-audit-west", "us-west-2"),
-            "gcs_mirror_bucket": "aipx-mirror",
-            "k8s_namespace": "aipx",
-            "k8s_backup_namespace": "dr-backups",
-            "aws_endpoint_url": aws.endpoint_url,
-            "aurora": {
-                "global_cluster_id": "aipx-global",
-                "global_cluster_arn": "arn:aws:rds::123456789012:global-cluster:aipx-global",
-                "primary_region": "us-east-1",
-                "clusters": {
-                    region: {
-                        "id": name,
-                        "arn": f"arn:aws:rds:{region}:123456789012:cluster:{name}",
-                        "region": region,
-                        "endpoint": f"{name}.example",
-                        "reader_endpoint": f"{name}-ro.example",
-                    }
-                    for region, name in clusters.items()
-                },
-            },
-        },
-        "dr",
-    )
-    return OpsContext("dr", StackConfig.for_stack("dr", ROOT), outputs)
-
-
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
 def test_task_snapshots_the_writer_and_copies_with_the_dr_clusters_key(

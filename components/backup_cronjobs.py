@@ -24,6 +24,21 @@ next is due, so a stuck pg_dump costs one run, not every run after it. One retry
 Job at once, and an evicted or preempted pod does not count as a failure (``podFailurePolicy``).
 
 Memory is bounded by the engine's design, not by the data size (see ``ENGINE_MEMORY_MIB``).
+
+Only the store of kind ``kubernetes`` talks to the Kubernetes API, with its pod's own service
+account, so only its ServiceAccount gets RBAC (``state_namespace``; the others get none):
+
+- a Role in the application namespace with ``list`` on every resource of every API group. The
+  backup discovers the namespaced kinds at run time (custom resources included; see
+  ``drkit.kubestate.reader``), so the kinds cannot be enumerated at deploy time, and it reads each
+  with paginated lists only. ``get`` is left out on purpose: on ``*`` it would also cover the
+  ``get`` subresources (``pods/log``, ``pods/proxy``, ``services/proxy``), that is, reaching the
+  application's pods through the API server. No write verb, no ``watch``;
+- a ClusterRole with ``get``/``list`` on ``customresourcedefinitions`` (the backup stores the
+  definitions of the custom resources it finds) and on the application's own namespace object
+  only (``resourceNames``: the backup reads it with a ``metadata.name`` field selector);
+- a RoleBinding and a ClusterRoleBinding of those to the ServiceAccount. The CronJob waits for
+  them, so its first run is not refused.
 """
 
 from __future__ import annotations
@@ -44,7 +59,7 @@ from components._common import (
     child_opts,
     require_provider,
 )
-from stackmodels.config import IMAGE_REFERENCE
+from stackmodels.config import IMAGE_REFERENCE, StoreKind
 from stackmodels.schedule import Cron, CronExpression
 
 RUN_AS = 10001
@@ -57,6 +72,10 @@ CONFIG_MAP = "drkit-stack"
 GCP_CREDENTIALS_DIR = "/var/run/secrets/drkit/gcp"
 GCP_CREDENTIALS_FILE = "credentials.json"
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
+RBAC_API_GROUP = "rbac.authorization.k8s.io"
+READ_STATE_VERBS = ["list"]
+"""In the application namespace: the backup reads every kind with paginated lists only."""
+READ_CLUSTER_VERBS = ["get", "list"]
 
 MAX_STARTING_DEADLINE_SECONDS = 300
 END_MARGIN_SECONDS = 60
@@ -100,6 +119,34 @@ def cronjob_name(store: str) -> str:
 def service_account_name(store: str) -> str:
     """The IRSA subject is ``system:serviceaccount:<namespace>:<this>`` (components/backup_iam)."""
     return f"backup-{store}"
+
+
+def rbac_name(namespace: str, store: str) -> str:
+    """``dr-backups:backup-app-state``: the Roles and bindings of the service account
+    ``<namespace>/backup-<store>``, named for it (cluster-wide names must not collide)."""
+    return f"{namespace}:{service_account_name(store)}"
+
+
+def state_reader_rules() -> list[k8s.rbac.v1.PolicyRuleArgsDict]:
+    """The Role in the application namespace (module docstring: why ``*``, why no ``get``)."""
+    return [{"api_groups": ["*"], "resources": ["*"], "verbs": READ_STATE_VERBS}]
+
+
+def cluster_reader_rules(state_namespace: str) -> list[k8s.rbac.v1.PolicyRuleArgsDict]:
+    """The ClusterRole: the CRDs, and the application's namespace object (by name only)."""
+    return [
+        {
+            "api_groups": ["apiextensions.k8s.io"],
+            "resources": ["customresourcedefinitions"],
+            "verbs": READ_CLUSTER_VERBS,
+        },
+        {
+            "api_groups": [""],
+            "resources": ["namespaces"],
+            "resource_names": [state_namespace],
+            "verbs": READ_CLUSTER_VERBS,
+        },
+    ]
 
 
 def env_prefix(store: str) -> str:
@@ -195,6 +242,9 @@ class StoreJob(ComponentArgs):
     role_arn: IamRoleArnInput
     credentials_secret: str | None = Field(default=None, pattern=_K8S_NAME)
     """The Secret with ``username`` and ``password``; None for a store that needs none."""
+    state_namespace: str | None = Field(default=None, pattern=_K8S_NAME)
+    """For a store of kind ``kubernetes`` (required there, refused elsewhere): the application
+    namespace its backup reads. Its ServiceAccount gets the RBAC in the module docstring."""
     resources: JobResources = JobResources()
 
     @property
@@ -207,6 +257,21 @@ class StoreJob(ComponentArgs):
             job_timing(self.schedule)
         except ValueError as error:
             raise ValueError(f"schedule of store {self.store!r}: {error}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _state_namespace_for_kubernetes_only(self) -> Self:
+        reads_cluster = self.kind == StoreKind.KUBERNETES.value
+        if reads_cluster and self.state_namespace is None:
+            raise ValueError(
+                f"state_namespace: store {self.store!r} of kind {self.kind!r} backs up a "
+                "namespace; name it, or its service account can read nothing"
+            )
+        if not reads_cluster and self.state_namespace is not None:
+            raise ValueError(
+                f"state_namespace: store {self.store!r} of kind {self.kind!r} does not read the "
+                "Kubernetes API; only a store of kind 'kubernetes' gets read access to a namespace"
+            )
         return self
 
 
@@ -417,11 +482,28 @@ def _name(metadata: k8s.meta.v1.outputs.ObjectMeta) -> str:
     return metadata.name
 
 
+@dataclass(frozen=True)
+class StateReaderRbac:
+    """What lets one store's ServiceAccount read a namespace's state (module docstring)."""
+
+    role: k8s.rbac.v1.Role
+    role_binding: k8s.rbac.v1.RoleBinding
+    cluster_role: k8s.rbac.v1.ClusterRole
+    cluster_role_binding: k8s.rbac.v1.ClusterRoleBinding
+
+    @property
+    def resources(self) -> list[pulumi.Resource]:
+        return [self.role, self.role_binding, self.cluster_role, self.cluster_role_binding]
+
+
 class BackupCronJobs(pulumi.ComponentResource):
-    """The namespace, its shared ConfigMap, and per store a ServiceAccount and a CronJob."""
+    """The namespace, its shared ConfigMap, per store a ServiceAccount and a CronJob, and for a
+    store of kind ``kubernetes`` the RBAC that lets it read the application namespace."""
 
     namespace_name: pulumi.Output[str]
     cronjob_names: dict[str, pulumi.Output[str]]
+    state_readers: dict[str, StateReaderRbac]
+    """By store: only the stores that read Kubernetes state."""
 
     def __init__(
         self, name: str, args: BackupCronJobsArgs, opts: pulumi.ResourceOptions | None = None
@@ -463,6 +545,7 @@ class BackupCronJobs(pulumi.ComponentResource):
         )
         self.service_accounts: dict[str, k8s.core.v1.ServiceAccount] = {}
         self.cronjobs: dict[str, k8s.batch.v1.CronJob] = {}
+        self.state_readers = {}
         for job in args.jobs:
             job_labels = labels(args, job)
             self.service_accounts[job.store] = k8s.core.v1.ServiceAccount(
@@ -480,6 +563,9 @@ class BackupCronJobs(pulumi.ComponentResource):
                 automount_service_account_token=True,
                 opts=child_opts(self, provider),
             )
+            reader = self._state_reader(name, args, job, namespace, provider)
+            if reader is not None:
+                self.state_readers[job.store] = reader
             self.cronjobs[job.store] = k8s.batch.v1.CronJob(
                 f"{name}-{job.store}",
                 metadata={
@@ -494,6 +580,7 @@ class BackupCronJobs(pulumi.ComponentResource):
                     depends_on=[
                         self.service_accounts[job.store],
                         self.stack_config,
+                        *(reader.resources if reader is not None else []),
                     ],
                 ),
             )
@@ -502,3 +589,61 @@ class BackupCronJobs(pulumi.ComponentResource):
             store: cronjob.metadata.apply(_name) for store, cronjob in self.cronjobs.items()
         }
         self.register_outputs({"namespace": self.namespace_name, "cronjobs": self.cronjob_names})
+
+    def _state_reader(
+        self,
+        name: str,
+        args: BackupCronJobsArgs,
+        job: StoreJob,
+        namespace: pulumi.Output[str],
+        provider: pulumi.ProviderResource,
+    ) -> StateReaderRbac | None:
+        """The Role and ClusterRole of the module docstring, bound to the store's account;
+        None for a store that does not read Kubernetes state. ``namespace``: the backup
+        namespace's name as an output of the created Namespace."""
+        if job.state_namespace is None:
+            return None
+        prefix = f"{name}-{job.store}"
+        rbac = rbac_name(args.namespace, job.store)
+        job_labels = labels(args, job)
+        account = self.service_accounts[job.store]
+        subject: k8s.rbac.v1.SubjectArgsDict = {
+            "kind": "ServiceAccount",
+            "name": account.metadata.apply(_name),
+            "namespace": namespace,
+        }
+        role = k8s.rbac.v1.Role(
+            f"{prefix}-state-reader",
+            metadata={"name": rbac, "namespace": job.state_namespace, "labels": job_labels},
+            rules=state_reader_rules(),
+            opts=child_opts(self, provider),
+        )
+        role_binding = k8s.rbac.v1.RoleBinding(
+            f"{prefix}-state-reader-binding",
+            metadata={"name": rbac, "namespace": job.state_namespace, "labels": job_labels},
+            role_ref={
+                "api_group": RBAC_API_GROUP,
+                "kind": "Role",
+                "name": role.metadata.apply(_name),
+            },
+            subjects=[subject],
+            opts=child_opts(self, provider),
+        )
+        cluster_role = k8s.rbac.v1.ClusterRole(
+            f"{prefix}-cluster-reader",
+            metadata={"name": rbac, "labels": job_labels},
+            rules=cluster_reader_rules(job.state_namespace),
+            opts=child_opts(self, provider),
+        )
+        cluster_role_binding = k8s.rbac.v1.ClusterRoleBinding(
+            f"{prefix}-cluster-reader-binding",
+            metadata={"name": rbac, "labels": job_labels},
+            role_ref={
+                "api_group": RBAC_API_GROUP,
+                "kind": "ClusterRole",
+                "name": cluster_role.metadata.apply(_name),
+            },
+            subjects=[subject],
+            opts=child_opts(self, provider),
+        )
+        return StateReaderRbac(role, role_binding, cluster_role, cluster_role_binding)

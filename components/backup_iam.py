@@ -13,6 +13,11 @@ OIDC provider. What the role may do is what one backup run does, no more:
   (``kms:EncryptionContext:aws:s3:arn``): ``GenerateDataKey`` for each object and ``Decrypt``,
   which S3 needs for every multipart upload under SSE-KMS. With no ``s3:GetObject`` the role
   still cannot read a backup back;
+- for a store that seals Secrets (kind ``kubernetes``, ``seals_secrets``): call KMS
+  ``GenerateDataKey`` directly, once per backup, only with the encryption context
+  ``drkit:purpose`` = ``kubernetes-secrets`` and ``drkit:backup`` under its own prefix
+  (``stackmodels.sealing``). Never ``Decrypt``: the backup keeps only the encrypted data key and
+  does not open it again (``drkit.backup.kubernetes``); the restore runs as an operator;
 - put metrics in the ``TradingDR/Backups`` CloudWatch namespace only.
 
 It can neither read nor delete a backup (the engine's best-effort clean-up of a failed run's
@@ -41,6 +46,12 @@ from components._common import (
     require_provider,
     to_json,
 )
+from stackmodels.sealing import (
+    BACKUP_CONTEXT_KEY,
+    KUBERNETES_SECRETS_PURPOSE,
+    PURPOSE_CONTEXT_KEY,
+    condition_key,
+)
 
 METRICS_NAMESPACE = "TradingDR/Backups"
 """drkit.backup.metrics.CLOUDWATCH_NAMESPACE (components never import the ops package)."""
@@ -53,6 +64,7 @@ WRITE_ACTIONS = [
     "s3:PutObjectRetention",
 ]
 KMS_ACTIONS = ["kms:Decrypt", "kms:GenerateDataKey"]
+SEAL_SECRETS_ACTIONS = ["kms:GenerateDataKey"]
 DENIED_ACTIONS = [
     "s3:BypassGovernanceRetention",
     "s3:Delete*",
@@ -80,6 +92,9 @@ class BackupJobRoleArgs(ComponentArgs):
     region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
     account_id: str = Field(pattern=r"^\d{12}$")
     partition: str = Field(default="aws", pattern=r"^aws[a-z-]*$")
+    seals_secrets: bool = False
+    """The store's backup seals Kubernetes Secrets (kind ``kubernetes``): it gets a KMS data key
+    directly, not through S3 (module docstring)."""
     tags: dict[str, str] = Field(default_factory=dict)
 
     @property
@@ -128,6 +143,25 @@ def trust_policy(args: BackupJobRoleArgs) -> dict[str, Any]:
 
 def job_policy(vault_arn: str, args: BackupJobRoleArgs) -> dict[str, Any]:
     own = f"{vault_arn}/{args.prefix}*"
+    keys = f"arn:{args.partition}:kms:{args.region}:{args.account_id}:key/*"
+    sealing: list[dict[str, Any]] = []
+    if args.seals_secrets:
+        sealing.append(
+            {
+                "Sid": "SealKubernetesSecrets",
+                "Effect": "Allow",
+                "Action": SEAL_SECRETS_ACTIONS,
+                "Resource": keys,
+                "Condition": {
+                    "StringEquals": {
+                        condition_key(PURPOSE_CONTEXT_KEY): KUBERNETES_SECRETS_PURPOSE
+                    },
+                    # The backup's prefix (drkit.backup.manifest.backup_prefix) starts with the
+                    # store's own: a data key for another store's backups is refused.
+                    "StringLike": {condition_key(BACKUP_CONTEXT_KEY): f"{args.prefix}*"},
+                },
+            }
+        )
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -154,7 +188,7 @@ def job_policy(vault_arn: str, args: BackupJobRoleArgs) -> dict[str, Any]:
                 "Sid": "VaultKeyThroughS3",
                 "Effect": "Allow",
                 "Action": KMS_ACTIONS,
-                "Resource": f"arn:{args.partition}:kms:{args.region}:{args.account_id}:key/*",
+                "Resource": keys,
                 "Condition": {
                     "StringEquals": {"kms:ViaService": f"s3.{args.region}.amazonaws.com"},
                     # S3 Bucket Keys (the vault's setting) use the bucket ARN as the context;
@@ -162,6 +196,7 @@ def job_policy(vault_arn: str, args: BackupJobRoleArgs) -> dict[str, Any]:
                     "StringLike": {"kms:EncryptionContext:aws:s3:arn": [vault_arn, own]},
                 },
             },
+            *sealing,
             {
                 "Sid": "BackupMetrics",
                 "Effect": "Allow",
@@ -184,6 +219,8 @@ class BackupJobRole(pulumi.ComponentResource):
 
     arn: pulumi.Output[str]
     name: pulumi.Output[str]
+    seals_secrets: bool
+    """The vault key's policy must name this role in ``VaultKeyArgs.secret_sealer_arns``."""
 
     def __init__(
         self, name: str, args: BackupJobRoleArgs, opts: pulumi.ResourceOptions | None = None
@@ -209,4 +246,5 @@ class BackupJobRole(pulumi.ComponentResource):
         )
         self.arn = self.role.arn
         self.name = self.role.name
+        self.seals_secrets = args.seals_secrets
         self.register_outputs({"arn": self.arn, "name": self.name})

@@ -4,6 +4,13 @@ The key policy names every principal explicitly and grants each only what it doe
 ``kms:*`` delegation): administrators manage but cannot use the key, the backup writer and the
 operators use it only through S3 in the key's region, the replication role decrypts at the source
 or encrypts at the destination, and the break-glass role can recover a locked-out key.
+
+One use is direct, not through S3: the backup of Kubernetes state seals Secrets with a data key of
+its own (``drkit.kubestate.sealing``). The roles that seal (``secret_sealer_arns``: the IRSA role
+of each store of kind ``kubernetes``) may call ``GenerateDataKey``, and the roles that restore
+(``secret_opener_arns``: the operators) ``Decrypt``, each only with the encryption context
+``drkit:purpose`` = ``kubernetes-secrets`` (``stackmodels.sealing``). The sealers never get
+``Decrypt``: a backup never opens what it sealed.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from components._common import (
     require_provider,
     to_json,
 )
+from stackmodels.sealing import KUBERNETES_SECRETS_PURPOSE, PURPOSE_CONTEXT_KEY, condition_key
 
 ADMIN_ACTIONS = [
     "kms:CancelKeyDeletion",
@@ -53,6 +61,8 @@ ADMIN_ACTIONS = [
 """Manage, never use: no Encrypt/Decrypt/GenerateDataKey, no CreateGrant, no DisableKeyRotation."""
 
 USE_VIA_S3_ACTIONS = ["kms:Decrypt", "kms:GenerateDataKey"]
+SEAL_SECRETS_ACTIONS = ["kms:GenerateDataKey"]
+OPEN_SECRETS_ACTIONS = ["kms:Decrypt"]
 REPLICATION_SOURCE_ACTIONS = ["kms:Decrypt"]
 REPLICATION_DESTINATION_ACTIONS = ["kms:Encrypt", "kms:GenerateDataKey"]
 BREAK_GLASS_ACTIONS = [
@@ -81,14 +91,18 @@ def key_policy(
     break_glass: str,
     replication_source: str | None = None,
     replication_destination: str | None = None,
+    secret_sealers: list[str] | None = None,
+    secret_openers: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The key policy document; ``users`` are the backup writer and the operators (ARNs)."""
+    """The key policy document; ``users`` are the backup writer and the operators (ARNs);
+    ``secret_sealers`` / ``secret_openers`` seal and open Kubernetes Secrets (module docstring)."""
     via_s3 = {
         "StringEquals": {
             "kms:ViaService": f"s3.{region}.amazonaws.com",
             "kms:CallerAccount": account_id,
         }
     }
+    sealing = {"StringEquals": {condition_key(PURPOSE_CONTEXT_KEY): KUBERNETES_SECRETS_PURPOSE}}
     statements: list[dict[str, Any]] = [
         {
             "Sid": "KeyAdministration",
@@ -113,6 +127,28 @@ def key_policy(
             "Resource": "*",
         },
     ]
+    if secret_sealers:
+        statements.append(
+            {
+                "Sid": "SealKubernetesSecrets",
+                "Effect": "Allow",
+                "Principal": {"AWS": sorted(secret_sealers)},
+                "Action": SEAL_SECRETS_ACTIONS,
+                "Resource": "*",
+                "Condition": sealing,
+            }
+        )
+    if secret_openers:
+        statements.append(
+            {
+                "Sid": "OpenKubernetesSecrets",
+                "Effect": "Allow",
+                "Principal": {"AWS": sorted(secret_openers)},
+                "Action": OPEN_SECRETS_ACTIONS,
+                "Resource": "*",
+                "Condition": sealing,
+            }
+        )
     if replication_source is not None:
         statements.append(
             {
@@ -153,6 +189,12 @@ class VaultKeyArgs(ComponentArgs):
     """The replication role when this key encrypts the replication source (prod)."""
     replication_destination_role_arn: IamRoleArnInput | None = None
     """The replication role when this key encrypts the replication destination (dr)."""
+    secret_sealer_arns: list[IamRoleArnInput] = Field(default_factory=list)
+    """Roles that seal Kubernetes Secrets in backups: ``GenerateDataKey`` directly, only with the
+    sealing encryption context (the IRSA roles of the stores of kind ``kubernetes``)."""
+    secret_opener_arns: list[IamRoleArnInput] = Field(default_factory=list)
+    """Roles that open sealed Secrets to restore or drill them: ``Decrypt`` directly, only with
+    the sealing encryption context (the operators)."""
     deletion_window_days: int = Field(default=30, ge=7, le=30)
     rotation_period_days: int = Field(default=365, ge=90, le=2560)
     protect: bool = True
@@ -164,6 +206,11 @@ class VaultKeyArgs(ComponentArgs):
             raise ValueError("primary_key_arn: a replica key needs its multi-region primary")
         if self.role is KeyRole.PRIMARY and self.primary_key_arn is not None:
             raise ValueError("primary_key_arn: only a replica key names a primary")
+        if self.secret_sealer_arns and not self.secret_opener_arns:
+            raise ValueError(
+                "secret_opener_arns: roles seal Kubernetes Secrets with this key "
+                "(secret_sealer_arns) but no role may open them, so no restore could read them"
+            )
         return self
 
 
@@ -183,6 +230,8 @@ class VaultKey(pulumi.ComponentResource):
             break_glass=args.break_glass_arn,
             source=args.replication_source_role_arn,
             destination=args.replication_destination_role_arn,
+            sealers=pulumi.Output.all(*args.secret_sealer_arns),
+            openers=pulumi.Output.all(*args.secret_opener_arns),
         ).apply(
             lambda v: to_json(
                 key_policy(
@@ -193,6 +242,8 @@ class VaultKey(pulumi.ComponentResource):
                     break_glass=v["break_glass"],
                     replication_source=v["source"],
                     replication_destination=v["destination"],
+                    secret_sealers=list(v["sealers"]),
+                    secret_openers=list(v["openers"]),
                 )
             )
         )

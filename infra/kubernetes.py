@@ -7,7 +7,8 @@ account-root delegation) and KMS rejects a policy naming a role that does not ex
    ``user_arns``;
 2. ``define_backup_jobs`` runs once the stack outputs are known (the pods read them from a
    ConfigMap) and creates the namespace, the ConfigMap, and per store a ServiceAccount bound to
-   its role and a CronJob.
+   its role and a CronJob; a store of kind ``kubernetes`` also gets read access (RBAC) to the
+   application namespace ``kubernetes.namespace``, its namespace object and the CRDs.
 
 The CronJobs exist in both stacks but run only where the stores are primary: in the other stack
 they are suspended (``StackConfig.primary_region``), so writing a failover back to config
@@ -41,6 +42,12 @@ GCS_CREDENTIALS_SECRET = "drkit-gcs-writer"
 Identity Federation config or a key of ``<platform>-backup-writer``; made outside Pulumi."""
 STORES_WITHOUT_CREDENTIALS = frozenset({StoreKind.KUBERNETES})
 """Kubernetes state is read with the pod's own service account, not a password."""
+STORES_READING_THE_CLUSTER = frozenset({StoreKind.KUBERNETES})
+"""Their service account may read the application namespace (``kubernetes.namespace``), its
+namespace object and the CRDs (RBAC in components/backup_cronjobs.py)."""
+STORES_SEALING_SECRETS = frozenset({StoreKind.KUBERNETES})
+"""Their role gets a KMS data key directly to seal Secrets, and the vault key names it as a
+sealer (``BackupJobRole.seals_secrets``, ``VaultKeyArgs.secret_sealer_arns``)."""
 _ECR_REGION = re.compile(r"^\d{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/")
 _EKS_ISSUER_REGION = re.compile(r"^https://oidc\.eks\.([a-z0-9-]+)\.amazonaws\.com/")
 
@@ -113,6 +120,7 @@ def define_backup_job_roles(
                 region=config.region,
                 account_id=account,
                 partition=partition,
+                seals_secrets=settings.kind in STORES_SEALING_SECRETS,
                 tags={
                     "trading-dr:platform": config.platform,
                     "trading-dr:stack-role": config.role.value,
@@ -163,6 +171,7 @@ def define_backup_jobs(
             credentials_secret=None
             if settings.kind in STORES_WITHOUT_CREDENTIALS
             else credentials_secret_name(store),
+            state_namespace=kube.namespace if settings.kind in STORES_READING_THE_CLUSTER else None,
         )
         for store, settings in config.stores.items()
     ]

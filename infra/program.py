@@ -191,15 +191,20 @@ def define_stack(config: StackConfig, stack: str) -> dict[str, Any]:
     job_roles = define_backup_job_roles(
         config, account=account, partition=partition, vault_arn=vault_arn, provider=aws_provider
     )
+    operators = [role_arn(name) for name in config.access.operators]
     key_users: list[pulumi.Input[str]] = [writer.arn]
     key_users += [role.arn for role in job_roles.values()]
-    key_users += [role_arn(name) for name in config.access.operators]
+    key_users += operators
     key_common: dict[str, Any] = {
         "platform": platform,
         "region": region,
         "account_id": account,
         "administrator_arns": [role_arn(name) for name in config.access.administrators],
         "user_arns": key_users,
+        # The Kubernetes-state backup seals Secrets with a data key of its own; restores (the
+        # operators) open them. Both stacks: a failed-over dr seals with the replica key.
+        "secret_sealer_arns": [role.arn for role in job_roles.values() if role.seals_secrets],
+        "secret_opener_arns": operators,
         "break_glass_arn": role_arn(config.access.break_glass),
         "tags": common_tags,
     }

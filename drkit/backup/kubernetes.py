@@ -28,9 +28,11 @@ from drkit.kubestate.api import NAMESPACES, ApiClientFactory, KubeApi
 from drkit.kubestate.archive import ARCHIVE_NAME, CONTENT, Header, Record
 from drkit.kubestate.reader import PAGE_SIZE, NamespaceReader, Survey
 from drkit.kubestate.sealing import DataKey, generate_data_key, seal_secret
+from stackmodels.sealing import KUBERNETES_SECRETS_PURPOSE, secrets_context
 
-PURPOSE = "kubernetes-secrets"
-"""In the KMS encryption context of every data key, with the backup's prefix."""
+PURPOSE = KUBERNETES_SECRETS_PURPOSE
+"""In the KMS encryption context of every data key, with the backup's prefix; the vault key's and
+the job role's policies allow the direct KMS calls only for it (``stackmodels.sealing``)."""
 
 
 class NamespaceNotFound(RuntimeError):
@@ -59,7 +61,7 @@ class KubernetesHandler:
             reader = NamespaceReader(api, self.namespace, self.page_size)
             survey = reader.survey(resource_version)
             counts: Counter[str] = Counter()
-            context = {"drkit:purpose": PURPOSE, "drkit:backup": session.prefix}
+            context = secrets_context(session.prefix)
             with generate_data_key(self.kms_client, self.kms_key_id, context) as key:
                 header = Header(self.namespace, resource_version, snapshot_time.isoformat())
                 session.write_stream(

@@ -46,10 +46,11 @@ def sample_outputs(config: StackConfig, stack: str) -> dict[str, Any]:
     return dumped
 
 
-def run_backup_jobs(stack: str) -> StackRun:
+def run_backup_jobs(stack: str, config: StackConfig | None = None) -> StackRun:
+    """For ``Pulumi.<stack>.yaml``, or ``config`` (a variant of it)."""
     from infra.kubernetes import define_backup_job_roles, define_backup_jobs
 
-    config = StackConfig.for_stack(stack, ROOT)
+    config = config or StackConfig.for_stack(stack, ROOT)
     outputs = sample_outputs(config, stack)
     mocks = RecordingMocks()
 

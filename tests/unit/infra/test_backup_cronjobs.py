@@ -9,10 +9,12 @@ consumers: the env against ``python -m drkit``'s parser, the ConfigMap against `
 from __future__ import annotations
 
 import copy
+import fnmatch
 import inspect
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +36,17 @@ from components.backup_cronjobs import env_prefix as component_env_prefix
 from components.backup_iam import METRICS_NAMESPACE
 from drkit.__main__ import parser
 from drkit.backup.engine import COMPRESSED_CHUNK
+from drkit.backup.kubernetes import PURPOSE
+from drkit.backup.manifest import backup_prefix, new_backup_id
 from drkit.backup.metrics import CLOUDWATCH_NAMESPACE
 from drkit.context import OpsContext, env_prefix
+from drkit.kubestate.api import CRDS, NAMESPACES
 from drkit.storage.objectstore import DEFAULT_PART_SIZE, MiB
 from drkit.storage.tee import ThreadedWriter
 from stackmodels import StackConfig, StackOutputs
 from stackmodels.config import StoreKind
 from stackmodels.schedule import Cron
+from stackmodels.sealing import secrets_context
 
 pytestmark = pytest.mark.unit
 
@@ -48,6 +54,11 @@ CRONJOB = "kubernetes:batch/v1:CronJob"
 SERVICE_ACCOUNT = "kubernetes:core/v1:ServiceAccount"
 NAMESPACE = "kubernetes:core/v1:Namespace"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+K8S_ROLE = "kubernetes:rbac.authorization.k8s.io/v1:Role"
+K8S_ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"
+K8S_CLUSTER_ROLE = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole"
+K8S_CLUSTER_ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding"
+RBAC_TYPES = (K8S_ROLE, K8S_ROLE_BINDING, K8S_CLUSTER_ROLE, K8S_CLUSTER_ROLE_BINDING)
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 SECRET_NAME = re.compile(r"(?i)(password|passwd|secret|token|credential|private|api_?key)")
@@ -437,6 +448,79 @@ def test_role_uses_the_vault_key_through_s3_only_and_its_metric_namespace(jobs: 
         }
 
 
+def sealing_stores(run: StackRun) -> set[str]:
+    return {s for s, c in run.config.stores.items() if c.kind is StoreKind.KUBERNETES}
+
+
+def test_only_the_kubernetes_store_may_get_a_data_key_directly(jobs: StackRun) -> None:
+    region = jobs.config.region
+    assert sealing_stores(jobs) == {"app-state"}
+    for store, settings in jobs.config.stores.items():
+        _, policy = role_of(jobs, store)
+        found = statements(policy, "policy")
+        kms = [s for s in found.values() if any(a.startswith("kms:") for a in _actions(s))]
+        if store not in sealing_stores(jobs):
+            assert "SealKubernetesSecrets" not in found
+            assert [s["Sid"] for s in kms] == ["VaultKeyThroughS3"]
+            continue
+        assert found["SealKubernetesSecrets"] == {
+            "Sid": "SealKubernetesSecrets",
+            "Effect": "Allow",
+            "Action": ["kms:GenerateDataKey"],
+            "Resource": f"arn:aws:kms:{region}:{ACCOUNT}:key/*",
+            "Condition": {
+                "StringEquals": {"kms:EncryptionContext:drkit:purpose": "kubernetes-secrets"},
+                "StringLike": {
+                    "kms:EncryptionContext:drkit:backup": f"{settings.data_class}/{store}/*"
+                },
+            },
+        }
+        # never Decrypt outside S3: the backup keeps the encrypted data key and never opens it
+        for statement in kms:
+            if "kms:Decrypt" in _actions(statement):
+                assert statement["Sid"] == "VaultKeyThroughS3"
+                assert "kms:ViaService" in statement["Condition"]["StringEquals"]
+        assert sorted(s["Sid"] for s in kms) == ["SealKubernetesSecrets", "VaultKeyThroughS3"]
+
+
+def _condition_holds(condition: dict[str, dict[str, Any]], context: dict[str, str]) -> bool:
+    """IAM's StringEquals / StringLike on ``kms:EncryptionContext:<key>``, for this context."""
+    prefix = "kms:EncryptionContext:"
+    for operator, entries in condition.items():
+        for key, expected in entries.items():
+            value = context.get(key.removeprefix(prefix))
+            patterns = expected if isinstance(expected, list) else [expected]
+            if value is None:
+                return False
+            if operator == "StringEquals" and value not in patterns:
+                return False
+            if operator == "StringLike" and not any(
+                fnmatch.fnmatchcase(value, p) for p in patterns
+            ):
+                return False
+    return True
+
+
+def test_the_sealing_condition_admits_the_context_the_backup_sends(jobs: StackRun) -> None:
+    """The context ``drkit.backup.kubernetes`` builds for a real backup prefix passes the job
+    role's condition; another store's backup, or another purpose, does not."""
+    assert PURPOSE == "kubernetes-secrets"
+    [store] = sealing_stores(jobs)
+    data_class = jobs.config.stores[store].data_class
+    _, policy = role_of(jobs, store)
+    condition = statements(policy, "policy")["SealKubernetesSecrets"]["Condition"]
+    backup_id = new_backup_id(datetime(2026, 11, 21, 4, 15, tzinfo=UTC))
+    context = secrets_context(backup_prefix(data_class, store, backup_id))
+    assert context == {
+        "drkit:purpose": PURPOSE,
+        "drkit:backup": f"{data_class}/{store}/2026/11/21/{backup_id}/",
+    }
+    assert _condition_holds(condition, context)
+    other = secrets_context(backup_prefix("user-data", "trading-db", backup_id))
+    assert not _condition_holds(condition, other)
+    assert not _condition_holds(condition, context | {"drkit:purpose": "something-else"})
+
+
 def _actions(statement: dict[str, Any]) -> list[str]:
     action = statement["Action"]
     return [action] if isinstance(action, str) else list(action)
@@ -445,6 +529,90 @@ def _actions(statement: dict[str, Any]) -> list[str]:
 def _resources(statement: dict[str, Any]) -> list[str]:
     resource = statement["Resource"]
     return [resource] if isinstance(resource, str) else list(resource)
+
+
+# ---- RBAC of the Kubernetes-state backup ------------------------------------------------------
+
+
+def rbac_objects(run: StackRun) -> dict[str, dict[str, Any]]:
+    """The one Role, RoleBinding, ClusterRole and ClusterRoleBinding, by kind."""
+    found: dict[str, dict[str, Any]] = {}
+    for type_ in RBAC_TYPES:
+        [resource] = run.of_type(type_)
+        body = manifest(resource)
+        found[body["kind"]] = body
+    return found
+
+
+def test_only_the_kubernetes_stores_service_account_gets_rbac(jobs: StackRun) -> None:
+    for type_ in RBAC_TYPES:
+        resources = jobs.of_type(type_)
+        assert len(resources) == len(sealing_stores(jobs)) == 1, type_
+        labels = resources[0].inputs["metadata"]["labels"]
+        assert labels["app.kubernetes.io/instance"] == "app-state"
+        assert labels["trading-dr/store-kind"] == "kubernetes"
+    for body in rbac_objects(jobs).values():
+        assert body["metadata"]["name"] == "dr-backups:backup-app-state"
+        if body["kind"] in ("RoleBinding", "ClusterRoleBinding"):
+            # the app-state account only: no other store's account, no group
+            assert body["subjects"] == [
+                {"kind": "ServiceAccount", "name": "backup-app-state", "namespace": "dr-backups"}
+            ]
+
+
+def test_the_role_lets_the_backup_list_the_application_namespace_only(jobs: StackRun) -> None:
+    found = rbac_objects(jobs)
+    role, binding = found["Role"], found["RoleBinding"]
+    # the namespace the backup reads: the one ops exports and the handler backs up
+    assert role["metadata"]["namespace"] == jobs.config.kubernetes.namespace == "aipx"
+    assert binding["metadata"]["namespace"] == role["metadata"]["namespace"]
+    # every kind (they are discovered at run time), list only: no get (proxy, logs), no writes
+    assert role["rules"] == [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["list"]}]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+
+
+def test_the_cluster_role_reads_the_crds_and_the_namespace_object_only(jobs: StackRun) -> None:
+    found = rbac_objects(jobs)
+    cluster_role, binding = found["ClusterRole"], found["ClusterRoleBinding"]
+    assert "namespace" not in cluster_role["metadata"]
+    assert cluster_role["rules"] == [
+        {
+            "apiGroups": ["apiextensions.k8s.io"],
+            "resources": ["customresourcedefinitions"],
+            "verbs": ["get", "list"],
+        },
+        {
+            "apiGroups": [""],
+            "resources": ["namespaces"],
+            "resourceNames": [jobs.config.kubernetes.namespace],
+            "verbs": ["get", "list"],
+        },
+    ]
+    # the cluster-scoped kinds the reader touches (drkit.kubestate.api) are exactly these
+    covered = {(r["apiGroups"][0], r["resources"][0]) for r in cluster_role["rules"]}
+    assert covered == {(CRDS.group, CRDS.resource), (NAMESPACES.group, NAMESPACES.resource)}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": cluster_role["metadata"]["name"],
+    }
+
+
+def test_the_kubernetes_cronjob_waits_for_its_rbac(jobs: StackRun) -> None:
+    [cronjob] = [
+        r
+        for r in jobs.of_type(CRONJOB)
+        if r.inputs["metadata"]["labels"]["app.kubernetes.io/instance"] == "app-state"
+    ]
+    assert cronjob.options is not None
+    for type_ in RBAC_TYPES:
+        [resource] = jobs.of_type(type_)
+        assert any(urn.endswith(f"::{resource.name}") for urn in cronjob.options.depends_on), type_
+    assert pod(manifest(cronjob))["serviceAccountName"] == "backup-app-state"
 
 
 # ---- providers --------------------------------------------------------------------------------
@@ -475,6 +643,10 @@ def test_every_manifest_is_valid_for_the_kubernetes_release(
         "ConfigMap",
         "ServiceAccount",
         "CronJob",
+        "Role",
+        "RoleBinding",
+        "ClusterRole",
+        "ClusterRoleBinding",
     }
     for body in found:
         assert schema.errors(body) == [], f"{body['kind']} {body['metadata']['name']}"
@@ -505,6 +677,40 @@ def test_a_broken_manifest_is_rejected(
         pod(cronjob)["securityContext"]["runAsUser"] = 2**63
         errors = schema.errors(cronjob)
     assert errors, f"a CronJob with a bad {field} was accepted"
+    assert any(field in error for error in errors) or field == "apiVersion", errors
+
+
+def rbac_manifest(run: StackRun, kind: str) -> dict[str, Any]:
+    [body] = [m for m in manifests(run) if m["kind"] == kind]
+    return copy.deepcopy(body)
+
+
+BROKEN_RBAC = [
+    ("Role", "verbs", lambda r: r["rules"][0].pop("verbs")),  # required by the spec
+    ("Role", "resourceName", lambda r: r["rules"][0].update(resourceName=["x"])),  # a typo
+    ("ClusterRole", "verbs", lambda r: r["rules"][0].update(verbs="list")),  # a list, not a string
+    ("RoleBinding", "roleRef", lambda r: r.pop("roleRef")),
+    ("RoleBinding", "name", lambda r: r["subjects"][0].pop("name")),
+    ("ClusterRoleBinding", "apiGroups", lambda r: r["roleRef"].update(apiGroups=["x"])),
+    (
+        "ClusterRoleBinding",
+        "apiVersion",
+        lambda r: r.update(apiVersion="rbac.authorization.k8s.io/v2"),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "edit"), BROKEN_RBAC, ids=[f"{k}-{f}" for k, f, _ in BROKEN_RBAC]
+)
+def test_a_broken_rbac_manifest_is_rejected(
+    prod_jobs: StackRun, schema: KubernetesSchema, kind: str, field: str, edit: Any
+) -> None:
+    body = rbac_manifest(prod_jobs, kind)
+    assert schema.errors(body) == []
+    edit(body)
+    errors = schema.errors(body)
+    assert errors, f"a {kind} with a bad {field} was accepted"
     assert any(field in error for error in errors) or field == "apiVersion", errors
 
 

@@ -119,6 +119,25 @@ def test_role_args_name_the_bad_field(field: str, value: str) -> None:
         role_args(**{field: value})
 
 
+def test_only_a_sealing_role_may_get_a_data_key_directly_and_never_decrypt() -> None:
+    plain = {s["Sid"] for s in job_policy(VAULT, role_args())["Statement"]}
+    assert "SealKubernetesSecrets" not in plain
+    sealing = role_args(
+        store="app-state",
+        service_account="backup-app-state",
+        data_class="app-config",
+        seals_secrets=True,
+    )
+    [seal] = [
+        s for s in job_policy(VAULT, sealing)["Statement"] if s["Sid"] == "SealKubernetesSecrets"
+    ]
+    assert seal["Action"] == ["kms:GenerateDataKey"]
+    assert seal["Condition"] == {
+        "StringEquals": {"kms:EncryptionContext:drkit:purpose": "kubernetes-secrets"},
+        "StringLike": {"kms:EncryptionContext:drkit:backup": "app-config/app-state/*"},
+    }
+
+
 # ---- the CronJob args -------------------------------------------------------------------------
 
 
@@ -170,6 +189,23 @@ def test_store_names_fit_a_cronjob_name() -> None:
     with pytest.raises(ValidationError, match="store"):
         store_job(store="s" * 43)  # backup-<store> must stay within 52 characters
     store_job(store="s" * 42)
+
+
+def test_only_a_kubernetes_store_names_the_namespace_it_reads() -> None:
+    kubernetes = {
+        "store": "app-state",
+        "kind": "kubernetes",
+        "data_class": "app-config",
+        "schedule": "0 * * * *",
+        "credentials_secret": None,
+    }
+    assert store_job(**kubernetes, state_namespace="aipx").state_namespace == "aipx"
+    with pytest.raises(ValidationError, match=r"state_namespace: store 'app-state'.*backs up"):
+        store_job(**kubernetes)
+    with pytest.raises(ValidationError, match=r"state_namespace: store 'trading-db'.*postgres"):
+        store_job(state_namespace="aipx")
+    with pytest.raises(ValidationError, match="state_namespace"):
+        store_job(**kubernetes, state_namespace="Not_A_Namespace")
 
 
 # ---- config keys ------------------------------------------------------------------------------

@@ -117,6 +117,56 @@ def test_key_policy_grants_replication_only_where_asked() -> None:
     ]
 
 
+def test_key_policy_names_secret_sealers_and_openers_only_when_given() -> None:
+    sealer, operator = f"{ROLE}-sealer", f"{ROLE}-operator"
+    policy = key_policy(
+        account_id="123456789012",
+        region="us-east-1",
+        administrators=[ROLE],
+        users=[ROLE],
+        break_glass=ROLE,
+        secret_sealers=[sealer],
+        secret_openers=[operator],
+    )
+    found = {s["Sid"]: s for s in policy["Statement"]}
+    condition = {"StringEquals": {"kms:EncryptionContext:drkit:purpose": "kubernetes-secrets"}}
+    assert found["SealKubernetesSecrets"]["Principal"] == {"AWS": [sealer]}
+    assert found["SealKubernetesSecrets"]["Action"] == ["kms:GenerateDataKey"]
+    assert found["SealKubernetesSecrets"]["Condition"] == condition
+    assert found["OpenKubernetesSecrets"]["Principal"] == {"AWS": [operator]}
+    assert found["OpenKubernetesSecrets"]["Action"] == ["kms:Decrypt"]
+    assert found["OpenKubernetesSecrets"]["Condition"] == condition
+    # no statement without a principal (KMS refuses an empty principal list)
+    bare = key_policy(
+        account_id="123456789012",
+        region="us-east-1",
+        administrators=[ROLE],
+        users=[ROLE],
+        break_glass=ROLE,
+        secret_sealers=[],
+        secret_openers=[],
+    )
+    assert "SealKubernetesSecrets" not in {s["Sid"] for s in bare["Statement"]}
+
+
+def test_secrets_sealed_with_nobody_to_open_them_are_refused() -> None:
+    common: dict[str, Any] = {
+        "platform": "aipx",
+        "region": "us-east-1",
+        "account_id": "123456789012",
+        "administrator_arns": [ROLE],
+        "user_arns": [ROLE],
+        "break_glass_arn": ROLE,
+        "role": KeyRole.PRIMARY,
+    }
+    with pytest.raises(ValidationError, match="secret_opener_arns: roles seal Kubernetes"):
+        VaultKeyArgs(secret_sealer_arns=[ROLE], **common)
+    args = VaultKeyArgs(secret_sealer_arns=[ROLE], secret_opener_arns=[ROLE], **common)
+    assert args.secret_opener_arns == [ROLE]
+    with pytest.raises(ValidationError, match="secret_sealer_arns"):
+        VaultKeyArgs(secret_sealer_arns=["not-an-arn"], secret_opener_arns=[ROLE], **common)
+
+
 def test_replication_time_is_fixed_at_15_minutes() -> None:
     with pytest.raises(ValidationError, match="replication_time_minutes"):
         VaultReplicationArgs(

@@ -9,6 +9,7 @@ import pytest
 from program_harness import ACCOUNT, StackRun
 
 from stackmodels import StackOutputs
+from stackmodels.config import StoreKind
 
 pytestmark = pytest.mark.unit
 
@@ -308,6 +309,70 @@ def test_key_policies_are_least_privilege(prod: StackRun, dr: StackRun) -> None:
     assert destination["Condition"]["StringEquals"]["kms:ViaService"] == (
         "s3.us-west-2.amazonaws.com"
     )
+
+
+def test_key_policies_let_the_kubernetes_backup_seal_and_the_operators_open(
+    prod: StackRun, dr: StackRun
+) -> None:
+    """The Kubernetes-state backup gets a data key directly (not through S3), only for the
+    sealing purpose; the operators (restore, drill) decrypt it; nobody else, in both regions."""
+    key = prod.one("aws:kms/key:Key", "vault-key-key")
+    [replica] = dr.of_type("aws:kms/replicaKey:ReplicaKey")
+    role = f"arn:aws:iam::{ACCOUNT}:role"
+    condition = {"StringEquals": {"kms:EncryptionContext:drkit:purpose": "kubernetes-secrets"}}
+    for run, policy, region in (
+        (prod, key.inputs["policy"], "us-east-1"),
+        (dr, replica.inputs["policy"], "us-west-2"),
+    ):
+        statements = key_statements(policy)
+        sealers = [
+            f"{role}/{run.config.platform}-backup-{store}-{region}"
+            for store, settings in run.config.stores.items()
+            if settings.kind is StoreKind.KUBERNETES
+        ]
+        assert sealers == [f"{role}/aipx-backup-app-state-{region}"]
+        assert statements["SealKubernetesSecrets"] == {
+            "Sid": "SealKubernetesSecrets",
+            "Effect": "Allow",
+            "Principal": {"AWS": sealers},
+            "Action": ["kms:GenerateDataKey"],
+            "Resource": "*",
+            "Condition": condition,
+        }
+        assert statements["OpenKubernetesSecrets"] == {
+            "Sid": "OpenKubernetesSecrets",
+            "Effect": "Allow",
+            "Principal": {"AWS": [f"{role}/dr-operator"]},
+            "Action": ["kms:Decrypt"],
+            "Resource": "*",
+            "Condition": condition,
+        }
+        # every other job role stays a through-S3 user only
+        others = {
+            f"{role}/{run.config.platform}-backup-{store}-{region}" for store in run.config.stores
+        } - set(sealers)
+        assert others and others <= set(statements["BackupUseThroughS3"]["Principal"]["AWS"])
+        for statement in statements.values():
+            if others & principals(statement):
+                assert statement["Sid"] == "BackupUseThroughS3"
+                assert statement["Condition"]["StringEquals"]["kms:ViaService"] == (
+                    f"s3.{region}.amazonaws.com"
+                )
+        # Decrypt outside S3 is the operators' and break-glass's only: never the sealer's
+        direct_decrypt = set().union(
+            *(
+                principals(s)
+                for s in statements.values()
+                if "kms:Decrypt" in s["Action"]
+                and "kms:ViaService" not in s.get("Condition", {}).get("StringEquals", {})
+            )
+        )
+        assert direct_decrypt == {f"{role}/dr-operator", f"{role}/break-glass"}
+
+
+def principals(statement: dict[str, Any]) -> set[str]:
+    found = statement["Principal"]["AWS"]
+    return {found} if isinstance(found, str) else set(found)
 
 
 # ---- replication ------------------------------------------------------------------------------

@@ -18,6 +18,10 @@ OIDC provider. What the role may do is what one backup run does, no more:
   ``drkit:purpose`` = ``kubernetes-secrets`` and ``drkit:backup`` under its own prefix
   (``stackmodels.sealing``). Never ``Decrypt``: the backup keeps only the encrypted data key and
   does not open it again (``drkit.backup.kubernetes``); the restore runs as an operator;
+- for a store backed by MSK with IAM authentication (``kafka``): connect to and describe its
+  cluster, describe, read and read the dynamic configuration of the store's own topics only, and
+  describe the backup's throwaway consumer groups (``stackmodels.kafka_access``); no write, no
+  group of the applications, no other topic;
 - put metrics in the ``TradingDR/Backups`` CloudWatch namespace only.
 
 It can neither read nor delete a backup (the engine's best-effort clean-up of a failed run's
@@ -46,6 +50,7 @@ from components._common import (
     require_provider,
     to_json,
 )
+from stackmodels.kafka_access import READER_GROUP_PREFIX
 from stackmodels.sealing import (
     BACKUP_CONTEXT_KEY,
     KUBERNETES_SECRETS_PURPOSE,
@@ -78,6 +83,13 @@ _K8S_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 _SLUG = r"^[a-z][a-z0-9-]{1,40}[a-z0-9]$"
 
 
+class KafkaReadAccess(ComponentArgs):
+    """An MSK cluster (by name: its ARN ends in a UUID only AWS knows) and the topics to read."""
+
+    cluster_name: str = Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9-]{0,63}$")
+    topics: list[str] = Field(min_length=1)
+
+
 class BackupJobRoleArgs(ComponentArgs):
     role_name: str = Field(pattern=r"^[A-Za-z0-9+=,.@_-]{1,64}$")
     oidc_provider_arn: str = Field(
@@ -95,6 +107,8 @@ class BackupJobRoleArgs(ComponentArgs):
     seals_secrets: bool = False
     """The store's backup seals Kubernetes Secrets (kind ``kubernetes``): it gets a KMS data key
     directly, not through S3 (module docstring)."""
+    kafka: KafkaReadAccess | None = None
+    """The MSK cluster and topics the store's backup reads with IAM authentication."""
     tags: dict[str, str] = Field(default_factory=dict)
 
     @property
@@ -141,6 +155,40 @@ def trust_policy(args: BackupJobRoleArgs) -> dict[str, Any]:
     }
 
 
+def kafka_statements(args: BackupJobRoleArgs) -> list[dict[str, Any]]:
+    """MSK IAM access control: what ``drkit.backup.kafka`` does, on this store's topics only."""
+    if args.kafka is None:
+        return []
+    base = f"arn:{args.partition}:kafka:{args.region}:{args.account_id}"
+    cluster = args.kafka.cluster_name
+    return [
+        {
+            "Sid": "KafkaConnect",
+            "Effect": "Allow",
+            "Action": ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"],
+            "Resource": f"{base}:cluster/{cluster}/*",
+        },
+        {
+            "Sid": "KafkaReadOwnTopics",
+            "Effect": "Allow",
+            "Action": [
+                "kafka-cluster:DescribeTopic",
+                "kafka-cluster:DescribeTopicDynamicConfiguration",
+                "kafka-cluster:ReadData",
+            ],
+            "Resource": [
+                f"{base}:topic/{cluster}/*/{topic}" for topic in sorted(args.kafka.topics)
+            ],
+        },
+        {
+            "Sid": "KafkaBackupReaderGroups",
+            "Effect": "Allow",
+            "Action": ["kafka-cluster:DescribeGroup"],
+            "Resource": f"{base}:group/{cluster}/*/{READER_GROUP_PREFIX}*",
+        },
+    ]
+
+
 def job_policy(vault_arn: str, args: BackupJobRoleArgs) -> dict[str, Any]:
     own = f"{vault_arn}/{args.prefix}*"
     keys = f"arn:{args.partition}:kms:{args.region}:{args.account_id}:key/*"
@@ -165,6 +213,7 @@ def job_policy(vault_arn: str, args: BackupJobRoleArgs) -> dict[str, Any]:
     return {
         "Version": "2012-10-17",
         "Statement": [
+            *kafka_statements(args),
             {
                 "Sid": "WriteOwnPrefix",
                 "Effect": "Allow",

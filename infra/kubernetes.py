@@ -33,7 +33,8 @@ from components.backup_cronjobs import (
     cronjob_name,
     service_account_name,
 )
-from components.backup_iam import BackupJobRole, BackupJobRoleArgs
+from components.backup_iam import BackupJobRole, BackupJobRoleArgs, KafkaReadAccess
+from components.failover_naming import msk_cluster_name
 from stackmodels import StackConfig
 from stackmodels.config import PROJECT, StoreKind
 
@@ -90,6 +91,16 @@ def _check_region(value: str, pattern: re.Pattern[str], field: str, region: str)
         )
 
 
+def kafka_read_access(config: StackConfig, store: str) -> KafkaReadAccess | None:
+    """The MSK cluster (IAM authentication) behind a kafka store, and the topics it backs up."""
+    if config.msk is None or config.msk.store != store:
+        return None
+    return KafkaReadAccess(
+        cluster_name=msk_cluster_name(config.platform, store, config.region),
+        topics=list(config.stores[store].topics),
+    )
+
+
 def define_backup_job_roles(
     config: StackConfig,
     *,
@@ -121,6 +132,7 @@ def define_backup_job_roles(
                 account_id=account,
                 partition=partition,
                 seals_secrets=settings.kind in STORES_SEALING_SECRETS,
+                kafka=kafka_read_access(config, store),
                 tags={
                     "trading-dr:platform": config.platform,
                     "trading-dr:stack-role": config.role.value,

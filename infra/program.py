@@ -203,7 +203,11 @@ def define_stack(config: StackConfig, stack: str) -> dict[str, Any]:
         "user_arns": key_users,
         # The Kubernetes-state backup seals Secrets with a data key of its own; restores (the
         # operators) open them. Both stacks: a failed-over dr seals with the replica key.
-        "secret_sealer_arns": [role.arn for role in job_roles.values() if role.seals_secrets],
+        # Operators seal too: ``invoke backup.store app-state`` on demand runs as an operator.
+        "secret_sealer_arns": [
+            *(role.arn for role in job_roles.values() if role.seals_secrets),
+            *operators,
+        ],
         "secret_opener_arns": operators,
         "break_glass_arn": role_arn(config.access.break_glass),
         "tags": common_tags,

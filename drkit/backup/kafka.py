@@ -51,6 +51,7 @@ from drkit.backup.engine import BackupSession, Capture
 from drkit.backup.manifest import Manifest
 from drkit.kafka_frames import VERSION as FRAME_VERSION
 from drkit.kafka_frames import FrameWriter, ObjectHeader, Record, encode
+from stackmodels.kafka_access import READER_GROUP_PREFIX
 
 log = logging.getLogger("drkit.backup.kafka")
 
@@ -146,7 +147,7 @@ def reader(bootstrap: str, extra: Mapping[str, Any] | None = None) -> Consumer:
     return Consumer(
         {
             **client_settings(bootstrap, extra),
-            "group.id": f"drkit-reader-{uuid.uuid4().hex}",
+            "group.id": f"{READER_GROUP_PREFIX}{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "enable.partition.eof": True,

@@ -45,6 +45,7 @@ from drkit.storage.objectstore import DEFAULT_PART_SIZE, MiB
 from drkit.storage.tee import ThreadedWriter
 from stackmodels import StackConfig, StackOutputs
 from stackmodels.config import StoreKind
+from stackmodels.kafka_access import READER_GROUP_PREFIX
 from stackmodels.schedule import Cron
 from stackmodels.sealing import secrets_context
 
@@ -446,6 +447,55 @@ def test_role_uses_the_vault_key_through_s3_only_and_its_metric_namespace(jobs: 
         assert metrics["Condition"] == {
             "StringEquals": {"cloudwatch:namespace": CLOUDWATCH_NAMESPACE}
         }
+
+
+def test_only_the_msk_store_may_read_kafka_and_only_its_own_topics(jobs: StackRun) -> None:
+    """MSK takes IAM authentication only: the event-stream backup may connect to its cluster, read
+    its store's topics (no write), and describe only its own throwaway consumer groups."""
+    region = jobs.config.region
+    msk = jobs.config.msk
+    assert msk is not None and msk.store == "event-stream"
+    cluster = f"aipx-event-stream-{region}"
+    base = f"arn:aws:kafka:{region}:{ACCOUNT}"
+    for store in jobs.config.stores:
+        _, policy = role_of(jobs, store)
+        found = statements(policy, "policy")
+        kafka = {sid: s for sid, s in found.items() if _actions(s)[0].startswith("kafka-cluster:")}
+        if store != msk.store:
+            assert kafka == {}, store
+            continue
+        assert kafka == {
+            "KafkaConnect": {
+                "Sid": "KafkaConnect",
+                "Effect": "Allow",
+                "Action": ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"],
+                "Resource": f"{base}:cluster/{cluster}/*",
+            },
+            "KafkaReadOwnTopics": {
+                "Sid": "KafkaReadOwnTopics",
+                "Effect": "Allow",
+                "Action": [
+                    "kafka-cluster:DescribeTopic",
+                    "kafka-cluster:DescribeTopicDynamicConfiguration",
+                    "kafka-cluster:ReadData",
+                ],
+                "Resource": [
+                    f"{base}:topic/{cluster}/*/{topic}"
+                    for topic in sorted(jobs.config.stores[store].topics)
+                ],
+            },
+            "KafkaBackupReaderGroups": {
+                "Sid": "KafkaBackupReaderGroups",
+                "Effect": "Allow",
+                "Action": ["kafka-cluster:DescribeGroup"],
+                "Resource": f"{base}:group/{cluster}/*/{READER_GROUP_PREFIX}*",
+            },
+        }
+        assert sorted(jobs.config.stores[store].topics) == [
+            "market-data",
+            "order-events",
+            "strategy-signals",
+        ]
 
 
 def sealing_stores(run: StackRun) -> set[str]:

@@ -486,3 +486,19 @@ def test_dr_touches_route53_only_through_its_secondary_records(dr: StackRun) -> 
     assert all(r.inputs["failoverRoutingPolicies"] == [{"type": "SECONDARY"}] for r in route53)
     assert not dr.of_type("aws:budgets/budget:Budget")
     assert {r.region for r in dr.resources if r.type.startswith("aws:")} == {"us-west-2"}
+
+
+def test_the_stream_backup_may_read_the_msk_cluster_this_stack_creates(run: StackRun) -> None:
+    """The backup job's IAM names the MSK cluster by name (its ARN ends in a UUID only AWS
+    knows): the name must be the one the cluster is created with, or every backup is denied."""
+    cluster = only(run, MSK).inputs["clusterName"]
+    role = f"aipx-backup-event-stream-{run.config.region}"
+    [policy] = [
+        r for r in run.of_type("aws:iam/rolePolicy:RolePolicy") if r.inputs.get("role") == role
+    ]
+    found = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
+    assert found["KafkaConnect"]["Resource"].split(":cluster/")[1] == f"{cluster}/*"
+    assert all(
+        r.split(":topic/")[1].startswith(f"{cluster}/*/")
+        for r in found["KafkaReadOwnTopics"]["Resource"]
+    )

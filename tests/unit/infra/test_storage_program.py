@@ -331,10 +331,11 @@ def test_key_policies_let_the_kubernetes_backup_seal_and_the_operators_open(
             if settings.kind is StoreKind.KUBERNETES
         ]
         assert sealers == [f"{role}/aipx-backup-app-state-{region}"]
+        # and the operators, whose on-demand ``invoke backup.store app-state`` seals as well
         assert statements["SealKubernetesSecrets"] == {
             "Sid": "SealKubernetesSecrets",
             "Effect": "Allow",
-            "Principal": {"AWS": sealers},
+            "Principal": {"AWS": sorted([*sealers, f"{role}/dr-operator"])},
             "Action": ["kms:GenerateDataKey"],
             "Resource": "*",
             "Condition": condition,

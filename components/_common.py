@@ -90,3 +90,27 @@ def tags(platform: str, stack_role: str, purpose: str) -> dict[str, str]:
 def to_json(value: Any) -> str:
     """Stable JSON for policy documents (sorted keys keep diffs quiet)."""
     return json.dumps(value, sort_keys=True)
+
+
+def policy_document(
+    statements: list[dict[str, Any]], *, policy_id: str | None = None
+) -> dict[str, Any]:
+    """An IAM, key or resource policy: the 2012-10-17 language, ``statements``, an optional Id."""
+    document: dict[str, Any] = {"Version": "2012-10-17"}
+    if policy_id is not None:
+        document["Id"] = policy_id
+    document["Statement"] = statements
+    return document
+
+
+def unique_names(field: str) -> AfterValidator:
+    """A validator for a list of named args (each has ``.name``): fails, naming ``field``, when
+    names repeat (``Annotated[list[X], unique_names("data_classes")]``)."""
+
+    def check(items: list[Any]) -> list[Any]:
+        names = [item.name for item in items]
+        if len(names) != len(set(names)):
+            raise ValueError(f"{field}: names must be unique, got {names}")
+        return items
+
+    return AfterValidator(check)

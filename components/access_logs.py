@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import pulumi
-import pulumi_aws as aws
 from pydantic import Field
 
 from components import s3
@@ -20,9 +19,8 @@ from components._common import (
     PURPOSE_ACCESS_LOGS,
     ComponentArgs,
     StrInput,
-    child_opts,
+    policy_document,
     require_provider,
-    tags,
     to_json,
 )
 
@@ -38,7 +36,7 @@ class AccessLogBucketArgs(ComponentArgs):
 
 
 def access_log_policy(bucket_arn: str, account_id: str) -> dict[str, Any]:
-    return s3.policy_document(
+    return policy_document(
         [
             s3.deny_insecure_transport(bucket_arn),
             {
@@ -62,41 +60,23 @@ class AccessLogBucket(pulumi.ComponentResource):
     ) -> None:
         super().__init__(f"{PACKAGE}:storage:AccessLogBucket", name, None, opts)
         provider = require_provider(opts, "AccessLogBucket")
-        self.bucket = aws.s3.Bucket(
-            f"{name}-bucket",
-            bucket=args.bucket_name,
-            force_destroy=False,
-            tags=tags(args.platform, args.stack_role, PURPOSE_ACCESS_LOGS),
-            opts=child_opts(self, provider, protect=args.protect),
+        self.hardened = s3.hardened_bucket(
+            self,
+            name,
+            provider,
+            args,
+            purpose=PURPOSE_ACCESS_LOGS,
+            object_lock=False,
+            kms_key_arn=None,
+            access_log_bucket=None,
         )
-        self.hardened = s3.harden_bucket(
-            self, name, self.bucket, provider, kms_key_arn=None, access_log_bucket=None
+        self.bucket = self.hardened.bucket
+        expiry = s3.expire_all_rule(
+            "expire-access-logs", args.retention_days, args.noncurrent_version_expiration_days
         )
-        self.lifecycle = aws.s3.BucketLifecycleConfiguration(
-            f"{name}-lifecycle",
-            bucket=self.bucket.id,
-            rules=[
-                {
-                    "id": "expire-access-logs",
-                    "status": "Enabled",
-                    "filter": {"prefix": ""},
-                    "expiration": {"days": args.retention_days},
-                    "noncurrent_version_expiration": {
-                        "noncurrent_days": args.noncurrent_version_expiration_days
-                    },
-                    "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
-                }
-            ],
-            opts=child_opts(self, provider, depends_on=[self.hardened.versioning]),
-        )
-        self.policy = aws.s3.BucketPolicy(
-            f"{name}-policy",
-            bucket=self.bucket.id,
-            policy=self.bucket.arn.apply(
-                lambda arn: to_json(access_log_policy(arn, args.account_id))
-            ),
-            opts=child_opts(self, provider, depends_on=[self.hardened.public_access_block]),
-        )
+        self.lifecycle = s3.lifecycle(self, name, self.hardened, provider, [expiry])
+        policy = self.bucket.arn.apply(lambda arn: to_json(access_log_policy(arn, args.account_id)))
+        self.policy = s3.bucket_policy(self, name, self.hardened, provider, policy)
         self.bucket_name = self.bucket.bucket
         self.arn = self.bucket.arn
         self.register_outputs({"bucket_name": self.bucket_name, "arn": self.arn})

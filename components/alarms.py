@@ -22,7 +22,7 @@ same condition: no success anywhere in the window.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 import pulumi
 import pulumi_aws as aws
@@ -34,6 +34,7 @@ from components._common import (
     KmsKeyArnInput,
     StrInput,
     child_opts,
+    policy_document,
     require_provider,
     to_json,
 )
@@ -198,6 +199,30 @@ class AlertTopicArgs(ComponentArgs):
     tags: dict[str, str] = Field(default_factory=dict)
 
 
+def alert_topic_policy(topic_arn: str, account_id: str) -> dict[str, Any]:
+    """CloudWatch alarms and AWS Budgets of this account may publish, over TLS only."""
+    return policy_document(
+        [
+            {
+                "Sid": "AlarmsAndBudgetsOfThisAccount",
+                "Effect": "Allow",
+                "Principal": {"Service": ["budgets.amazonaws.com", "cloudwatch.amazonaws.com"]},
+                "Action": "sns:Publish",
+                "Resource": topic_arn,
+                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+            },
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "sns:Publish",
+                "Resource": topic_arn,
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            },
+        ]
+    )
+
+
 class AlertTopic(pulumi.ComponentResource):
     """The region's SNS topic: encrypted with the data key, published to by CloudWatch alarms
     and AWS Budgets of this account only, with an email subscription per address."""
@@ -221,36 +246,7 @@ class AlertTopic(pulumi.ComponentResource):
             f"{name}-policy",
             arn=self.topic.arn,
             policy=self.topic.arn.apply(
-                lambda arn: to_json(
-                    {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Sid": "AlarmsAndBudgetsOfThisAccount",
-                                "Effect": "Allow",
-                                "Principal": {
-                                    "Service": [
-                                        "budgets.amazonaws.com",
-                                        "cloudwatch.amazonaws.com",
-                                    ]
-                                },
-                                "Action": "sns:Publish",
-                                "Resource": arn,
-                                "Condition": {
-                                    "StringEquals": {"aws:SourceAccount": args.account_id}
-                                },
-                            },
-                            {
-                                "Sid": "DenyInsecureTransport",
-                                "Effect": "Deny",
-                                "Principal": "*",
-                                "Action": "sns:Publish",
-                                "Resource": arn,
-                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                            },
-                        ],
-                    }
-                )
+                lambda arn: to_json(alert_topic_policy(arn, args.account_id))
             ),
             opts=child_opts(self, provider),
         )

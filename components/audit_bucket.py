@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Literal
 
 import pulumi
-import pulumi_aws as aws
 from pydantic import Field
 
 from components import s3
@@ -20,9 +19,8 @@ from components._common import (
     ComponentArgs,
     KmsKeyArnInput,
     StrInput,
-    child_opts,
+    policy_document,
     require_provider,
-    tags,
     to_json,
 )
 
@@ -42,7 +40,7 @@ class AuditBucketArgs(ComponentArgs):
 def audit_policy(bucket_arn: str, key_arn: str) -> str:
     statements = [s3.deny_insecure_transport(bucket_arn)]
     statements += s3.deny_other_encryption(bucket_arn, key_arn)
-    return to_json(s3.policy_document(statements))
+    return to_json(policy_document(statements))
 
 
 class AuditBucket(pulumi.ComponentResource):
@@ -54,54 +52,28 @@ class AuditBucket(pulumi.ComponentResource):
     ) -> None:
         super().__init__(f"{PACKAGE}:storage:AuditBucket", name, None, opts)
         provider = require_provider(opts, "AuditBucket")
-        self.bucket = aws.s3.Bucket(
-            f"{name}-bucket",
-            bucket=args.bucket_name,
-            object_lock_enabled=True,
-            force_destroy=False,
-            tags=tags(args.platform, args.stack_role, PURPOSE_AUDIT),
-            opts=child_opts(self, provider, protect=args.protect),
-        )
-        self.hardened = s3.harden_bucket(
+        self.hardened = s3.hardened_bucket(
             self,
             name,
-            self.bucket,
             provider,
+            args,
+            purpose=PURPOSE_AUDIT,
+            object_lock=True,
             kms_key_arn=args.kms_key_arn,
             access_log_bucket=args.access_log_bucket,
         )
-        self.object_lock = aws.s3.BucketObjectLockConfiguration(
-            f"{name}-object-lock",
-            bucket=self.bucket.id,
-            object_lock_enabled="Enabled",
-            rule={"default_retention": {"mode": args.lock_mode, "days": args.retention_days}},
-            opts=child_opts(self, provider, depends_on=[self.hardened.versioning]),
+        self.bucket = self.hardened.bucket
+        self.object_lock = s3.default_retention(
+            self, name, self.hardened, provider, mode=args.lock_mode, days=args.retention_days
         )
-        self.lifecycle = aws.s3.BucketLifecycleConfiguration(
-            f"{name}-lifecycle",
-            bucket=self.bucket.id,
-            rules=[
-                {
-                    "id": "journal-retention",
-                    "status": "Enabled",
-                    "filter": {"prefix": ""},
-                    "expiration": {"days": args.retention_days},
-                    "noncurrent_version_expiration": {
-                        "noncurrent_days": args.noncurrent_version_expiration_days
-                    },
-                    "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
-                }
-            ],
-            opts=child_opts(self, provider, depends_on=[self.hardened.versioning]),
+        expiry = s3.expire_all_rule(
+            "journal-retention", args.retention_days, args.noncurrent_version_expiration_days
         )
-        self.policy = aws.s3.BucketPolicy(
-            f"{name}-policy",
-            bucket=self.bucket.id,
-            policy=pulumi.Output.all(self.bucket.arn, args.kms_key_arn).apply(
-                lambda v: audit_policy(v[0], v[1])
-            ),
-            opts=child_opts(self, provider, depends_on=[self.hardened.public_access_block]),
+        self.lifecycle = s3.lifecycle(self, name, self.hardened, provider, [expiry])
+        policy = pulumi.Output.all(self.bucket.arn, args.kms_key_arn).apply(
+            lambda v: audit_policy(v[0], v[1])
         )
+        self.policy = s3.bucket_policy(self, name, self.hardened, provider, policy)
         self.bucket_name = self.bucket.bucket
         self.arn = self.bucket.arn
         self.register_outputs({"bucket_name": self.bucket_name, "arn": self.arn})

@@ -46,7 +46,7 @@ from components._common import (
     child_opts,
     require_provider,
 )
-from components.network import StoreSecurityGroup, store_security_group
+from components.network import StoreSecurityGroup, store_security_group, store_subnet_group
 
 ENGINE = "aurora-postgresql"
 PORT = 5432
@@ -204,19 +204,18 @@ class AuroraCluster(pulumi.ComponentResource):
             self,
             name,
             provider,
-            vpc_id=args.vpc_id,
+            args,
             port=PORT,
-            client_cidrs=args.client_cidrs,
             description=f"Aurora {args.cluster_identifier}: PostgreSQL from clients",
-            tags=args.tags,
         )
-        self.subnet_group = aws.rds.SubnetGroup(
-            f"{name}-subnets",
-            name=args.cluster_identifier,
+        self.subnet_group = store_subnet_group(
+            aws.rds.SubnetGroup,
+            self,
+            name,
+            provider,
+            args,
+            group_name=args.cluster_identifier,
             description=f"Aurora {args.cluster_identifier}",
-            subnet_ids=args.subnet_ids,
-            tags=args.tags,
-            opts=child_opts(self, provider),
         )
         ignored = MEMBER_IGNORES + (ADOPTED_PLACEMENT if args.adopt_cluster else [])
         self.cluster = aws.rds.Cluster(

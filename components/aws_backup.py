@@ -36,7 +36,7 @@ from components._common import (
     require_provider,
     to_json,
 )
-from components.iam import trust_policy
+from components.iam import iam_role, service_trust_policy
 
 BACKUP_VAULT_ARN = r"^arn:aws[a-z-]*:backup:[a-z0-9-]+:\d{12}:backup-vault:"
 BACKUP_POLICY = "arn:{partition}:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup"
@@ -62,18 +62,15 @@ class AwsBackupRole(pulumi.ComponentResource):
     ) -> None:
         super().__init__(f"{PACKAGE}:backup:AwsBackupRole", name, None, opts)
         provider = require_provider(opts, "AwsBackupRole")
-        self.role = aws.iam.Role(
-            f"{name}-role",
-            name=args.role_name,
+        self.role = iam_role(
+            self,
+            name,
+            provider,
+            args,
             description="AWS Backup takes, copies and restores the data stores' recovery points",
             assume_role_policy=to_json(
-                trust_policy(
-                    {"Service": "backup.amazonaws.com"},
-                    {"StringEquals": {"aws:SourceAccount": args.account_id}},
-                )
+                service_trust_policy("backup.amazonaws.com", args.account_id)
             ),
-            tags=args.tags,
-            opts=child_opts(self, provider),
         )
         self.attachments = [
             aws.iam.RolePolicyAttachment(

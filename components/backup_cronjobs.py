@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -482,6 +482,13 @@ def _name(metadata: k8s.meta.v1.outputs.ObjectMeta) -> str:
     return metadata.name
 
 
+def _role_ref(
+    kind: Literal["Role", "ClusterRole"], role: k8s.rbac.v1.Role | k8s.rbac.v1.ClusterRole
+) -> k8s.rbac.v1.RoleRefArgsDict:
+    """What a binding grants: ``role`` (a ``kind``), by the name Kubernetes gave it."""
+    return {"api_group": RBAC_API_GROUP, "kind": kind, "name": role.metadata.apply(_name)}
+
+
 @dataclass(frozen=True)
 class StateReaderRbac:
     """What lets one store's ServiceAccount read a namespace's state (module docstring)."""
@@ -621,11 +628,7 @@ class BackupCronJobs(pulumi.ComponentResource):
         role_binding = k8s.rbac.v1.RoleBinding(
             f"{prefix}-state-reader-binding",
             metadata={"name": rbac, "namespace": job.state_namespace, "labels": job_labels},
-            role_ref={
-                "api_group": RBAC_API_GROUP,
-                "kind": "Role",
-                "name": role.metadata.apply(_name),
-            },
+            role_ref=_role_ref("Role", role),
             subjects=[subject],
             opts=child_opts(self, provider),
         )
@@ -638,11 +641,7 @@ class BackupCronJobs(pulumi.ComponentResource):
         cluster_role_binding = k8s.rbac.v1.ClusterRoleBinding(
             f"{prefix}-cluster-reader-binding",
             metadata={"name": rbac, "labels": job_labels},
-            role_ref={
-                "api_group": RBAC_API_GROUP,
-                "kind": "ClusterRole",
-                "name": cluster_role.metadata.apply(_name),
-            },
+            role_ref=_role_ref("ClusterRole", cluster_role),
             subjects=[subject],
             opts=child_opts(self, provider),
         )

@@ -39,17 +39,17 @@ from __future__ import annotations
 from typing import Any, Self
 
 import pulumi
-import pulumi_aws as aws
 from pydantic import Field, model_validator
 
 from components._common import (
     PACKAGE,
     ComponentArgs,
     S3BucketArnInput,
-    child_opts,
+    policy_document,
     require_provider,
     to_json,
 )
+from components.iam import iam_role, inline_policy
 from stackmodels.kafka_access import READER_GROUP_PREFIX
 from stackmodels.sealing import (
     BACKUP_CONTEXT_KEY,
@@ -136,9 +136,8 @@ class BackupJobRoleArgs(ComponentArgs):
 
 def trust_policy(args: BackupJobRoleArgs) -> dict[str, Any]:
     """Only this service account of this cluster, only with an STS-audience token."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
+    return policy_document(
+        [
             {
                 "Sid": "BackupServiceAccount",
                 "Effect": "Allow",
@@ -151,8 +150,8 @@ def trust_policy(args: BackupJobRoleArgs) -> dict[str, Any]:
                     }
                 },
             }
-        ],
-    }
+        ]
+    )
 
 
 def kafka_statements(args: BackupJobRoleArgs) -> list[dict[str, Any]]:
@@ -210,9 +209,8 @@ def job_policy(vault_arn: str, args: BackupJobRoleArgs) -> dict[str, Any]:
                 },
             }
         )
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
+    return policy_document(
+        [
             *kafka_statements(args),
             {
                 "Sid": "WriteOwnPrefix",
@@ -259,8 +257,8 @@ def job_policy(vault_arn: str, args: BackupJobRoleArgs) -> dict[str, Any]:
                 "Action": DENIED_ACTIONS,
                 "Resource": [vault_arn, f"{vault_arn}/*"],
             },
-        ],
-    }
+        ]
+    )
 
 
 class BackupJobRole(pulumi.ComponentResource):
@@ -276,23 +274,19 @@ class BackupJobRole(pulumi.ComponentResource):
     ) -> None:
         super().__init__(f"{PACKAGE}:security:BackupJobRole", name, None, opts)
         provider = require_provider(opts, "BackupJobRole")
-        self.role = aws.iam.Role(
-            f"{name}-role",
-            name=args.role_name,
+        self.role = iam_role(
+            self,
+            name,
+            provider,
+            args,
             description=f"Backup CronJob of {args.store}: writes {args.prefix} of the vault only",
             assume_role_policy=to_json(trust_policy(args)),
             max_session_duration=3600,
-            tags=args.tags,
-            opts=child_opts(self, provider),
         )
-        self.policy = aws.iam.RolePolicy(
-            f"{name}-policy",
-            role=self.role.id,
-            policy=pulumi.Output.from_input(args.vault_arn).apply(
-                lambda arn: to_json(job_policy(arn, args))
-            ),
-            opts=child_opts(self, provider),
+        policy = pulumi.Output.from_input(args.vault_arn).apply(
+            lambda arn: to_json(job_policy(arn, args))
         )
+        self.policy = inline_policy(self, name, provider, self.role, policy)
         self.arn = self.role.arn
         self.name = self.role.name
         self.seals_secrets = args.seals_secrets

@@ -11,7 +11,7 @@ bucket policy denies a put under a class's prefix that asks for less than the cl
 from __future__ import annotations
 
 import re
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 import pulumi
 import pulumi_aws as aws
@@ -24,10 +24,10 @@ from components._common import (
     ComponentArgs,
     KmsKeyArnInput,
     StrInput,
-    child_opts,
+    policy_document,
     require_provider,
-    tags,
     to_json,
+    unique_names,
 )
 
 LockMode = Literal["COMPLIANCE", "GOVERNANCE"]
@@ -77,17 +77,12 @@ class BackupVaultArgs(ComponentArgs):
     the dr vault by name without reading the dr stack."""
     kms_key_arn: KmsKeyArnInput
     access_log_bucket: StrInput
-    data_classes: list[VaultDataClass] = Field(min_length=1)
+    data_classes: Annotated[list[VaultDataClass], unique_names("data_classes")] = Field(
+        min_length=1
+    )
     noncurrent_version_expiration_days: int = Field(default=30, ge=1)
     abort_incomplete_multipart_days: int = Field(default=1, ge=1)
     protect: bool = True
-
-    @model_validator(mode="after")
-    def _unique_classes(self) -> Self:
-        names = [c.name for c in self.data_classes]
-        if len(names) != len(set(names)):
-            raise ValueError(f"data_classes: names must be unique, got {names}")
-        return self
 
     @property
     def default_lock(self) -> VaultDataClass:
@@ -147,7 +142,7 @@ def vault_policy(bucket_arn: str, key_arn: str, args: BackupVaultArgs) -> str:
         statements += s3.deny_weaker_object_lock(
             bucket_arn, data_class.prefix, data_class.lock_mode, data_class.retention_days, sid
         )
-    return to_json(s3.policy_document(statements))
+    return to_json(policy_document(statements))
 
 
 class BackupVault(pulumi.ComponentResource):
@@ -161,49 +156,31 @@ class BackupVault(pulumi.ComponentResource):
     ) -> None:
         super().__init__(f"{PACKAGE}:storage:BackupVault", name, None, opts)
         provider = require_provider(opts, "BackupVault")
-        self.bucket = aws.s3.Bucket(
-            f"{name}-bucket",
-            bucket=args.bucket_name,
-            object_lock_enabled=True,
-            force_destroy=False,
-            tags=tags(args.platform, args.stack_role, PURPOSE_VAULT),
-            opts=child_opts(self, provider, protect=args.protect),
-        )
-        self.hardened = s3.harden_bucket(
+        self.hardened = s3.hardened_bucket(
             self,
             name,
-            self.bucket,
             provider,
+            args,
+            purpose=PURPOSE_VAULT,
+            object_lock=True,
             kms_key_arn=args.kms_key_arn,
             access_log_bucket=args.access_log_bucket,
         )
+        self.bucket = self.hardened.bucket
         strictest = args.default_lock
-        self.object_lock = aws.s3.BucketObjectLockConfiguration(
-            f"{name}-object-lock",
-            bucket=self.bucket.id,
-            object_lock_enabled="Enabled",
-            rule={
-                "default_retention": {
-                    "mode": strictest.lock_mode,
-                    "days": strictest.retention_days,
-                }
-            },
-            opts=child_opts(self, provider, depends_on=[self.hardened.versioning]),
+        self.object_lock = s3.default_retention(
+            self,
+            name,
+            self.hardened,
+            provider,
+            mode=strictest.lock_mode,
+            days=strictest.retention_days,
         )
-        self.lifecycle = aws.s3.BucketLifecycleConfiguration(
-            f"{name}-lifecycle",
-            bucket=self.bucket.id,
-            rules=lifecycle_rules(args),
-            opts=child_opts(self, provider, depends_on=[self.hardened.versioning]),
+        self.lifecycle = s3.lifecycle(self, name, self.hardened, provider, lifecycle_rules(args))
+        policy = pulumi.Output.all(self.bucket.arn, args.kms_key_arn).apply(
+            lambda v: vault_policy(v[0], v[1], args)
         )
-        self.policy = aws.s3.BucketPolicy(
-            f"{name}-policy",
-            bucket=self.bucket.id,
-            policy=pulumi.Output.all(self.bucket.arn, args.kms_key_arn).apply(
-                lambda v: vault_policy(v[0], v[1], args)
-            ),
-            opts=child_opts(self, provider, depends_on=[self.hardened.public_access_block]),
-        )
+        self.policy = s3.bucket_policy(self, name, self.hardened, provider, policy)
         self.bucket_name = self.bucket.bucket
         self.arn = self.bucket.arn
         self.register_outputs({"bucket_name": self.bucket_name, "arn": self.arn})

@@ -17,18 +17,23 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 from pydantic import Field
 
 from components._common import (
     PACKAGE,
     ComponentArgs,
     IamRoleArnInput,
-    child_opts,
+    policy_document,
     require_provider,
     to_json,
 )
-from components.keys import ADMIN_ACTIONS, BREAK_GLASS_ACTIONS
+from components.keys import (
+    administration_statement,
+    break_glass_statement,
+    customer_key,
+    key_alias,
+    key_statement,
+)
 
 DATA_SERVICES = ("rds", "kafka", "elasticache", "backup", "secretsmanager", "sns")
 """The services that use this key on a principal's behalf, each in the key's region."""
@@ -54,49 +59,31 @@ def data_key_policy(
     break_glass: str,
 ) -> dict[str, Any]:
     """The key policy document (see the module docstring for who gets what)."""
-    return {
-        "Version": "2012-10-17",
-        "Id": "trading-dr-data-key",
-        "Statement": [
-            {
-                "Sid": "KeyAdministration",
-                "Effect": "Allow",
-                "Principal": {"AWS": sorted(administrators)},
-                "Action": ADMIN_ACTIONS,
-                "Resource": "*",
-            },
-            {
-                "Sid": "UseThroughDataServices",
-                "Effect": "Allow",
-                "Principal": {"AWS": sorted(set(service_users))},
-                "Action": SERVICE_USE_ACTIONS,
-                "Resource": "*",
-                "Condition": {
-                    "StringEquals": {
-                        "kms:ViaService": [
-                            f"{service}.{region}.amazonaws.com" for service in DATA_SERVICES
-                        ],
-                        "kms:CallerAccount": account_id,
-                    }
-                },
-            },
-            {
-                "Sid": "NotificationsToTheAlertTopic",
-                "Effect": "Allow",
-                "Principal": {"Service": list(NOTIFIERS)},
-                "Action": NOTIFIER_ACTIONS,
-                "Resource": "*",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-            },
-            {
-                "Sid": "BreakGlass",
-                "Effect": "Allow",
-                "Principal": {"AWS": break_glass},
-                "Action": BREAK_GLASS_ACTIONS,
-                "Resource": "*",
-            },
-        ],
+    via_data_services = {
+        "StringEquals": {
+            "kms:ViaService": [f"{service}.{region}.amazonaws.com" for service in DATA_SERVICES],
+            "kms:CallerAccount": account_id,
+        }
     }
+    return policy_document(
+        [
+            administration_statement(administrators),
+            key_statement(
+                "UseThroughDataServices",
+                {"AWS": sorted(set(service_users))},
+                SERVICE_USE_ACTIONS,
+                via_data_services,
+            ),
+            key_statement(
+                "NotificationsToTheAlertTopic",
+                {"Service": list(NOTIFIERS)},
+                NOTIFIER_ACTIONS,
+                {"StringEquals": {"aws:SourceAccount": account_id}},
+            ),
+            break_glass_statement(break_glass),
+        ],
+        policy_id="trading-dr-data-key",
+    )
 
 
 class DataStoreKeyArgs(ComponentArgs):
@@ -137,23 +124,10 @@ class DataStoreKey(pulumi.ComponentResource):
                 )
             )
         )
-        self.key = aws.kms.Key(
-            f"{name}-key",
-            description=f"{args.platform} data stores ({args.region})",
-            enable_key_rotation=True,
-            rotation_period_in_days=args.rotation_period_days,
-            key_usage="ENCRYPT_DECRYPT",
-            customer_master_key_spec="SYMMETRIC_DEFAULT",
-            deletion_window_in_days=args.deletion_window_days,
-            policy=policy,
-            tags=args.tags,
-            opts=child_opts(self, provider, protect=args.protect),
-        )
-        self.alias = aws.kms.Alias(
-            f"{name}-alias",
-            name=f"alias/{args.platform}-data-stores",
-            target_key_id=self.key.key_id,
-            opts=child_opts(self, provider),
+        description = f"{args.platform} data stores ({args.region})"
+        self.key = customer_key(self, name, provider, args, description=description, policy=policy)
+        self.alias = key_alias(
+            self, name, provider, alias=f"{args.platform}-data-stores", key=self.key
         )
         self.arn = self.key.arn
         self.key_id = self.key.key_id

@@ -27,6 +27,8 @@ writes to a read-only replica. The failover task promotes first, then fences.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pulumi
 import pulumi_aws as aws
 from pydantic import Field
@@ -70,6 +72,33 @@ class ServiceRecord(ComponentArgs):
     fqdn: str = Field(min_length=3)
     target: StrInput
     ttl: int = Field(ge=5, le=300)
+
+
+def failover_record(
+    owner: pulumi.Resource,
+    name: str,
+    provider: pulumi.ProviderResource,
+    record: ServiceRecord,
+    *,
+    zone_id: pulumi.Input[str],
+    side: Literal["primary", "secondary"],
+    region: str,
+    health_check_id: pulumi.Input[str] | None = None,
+) -> aws.route53.Record:
+    """This side's CNAME of the service's failover pair, ``<name>-<service>-<side>``, set
+    ``<side>-<region>``; the PRIMARY one answers while ``health_check_id`` is healthy."""
+    return aws.route53.Record(
+        f"{name}-{record.service}-{side}",
+        zone_id=zone_id,
+        name=record.fqdn,
+        type="CNAME",
+        ttl=record.ttl,
+        records=[record.target],
+        set_identifier=f"{side}-{region}",
+        failover_routing_policies=[{"type": side.upper()}],
+        health_check_id=health_check_id,
+        opts=child_opts(owner, provider),
+    )
 
 
 class FailoverZoneArgs(ComponentArgs):
@@ -125,17 +154,15 @@ class FailoverZone(pulumi.ComponentResource):
                 opts=child_opts(self, provider),
             )
             self.health_checks[record.service] = check
-            self.records[record.service] = aws.route53.Record(
-                f"{name}-{record.service}-primary",
+            self.records[record.service] = failover_record(
+                self,
+                name,
+                provider,
+                record,
                 zone_id=self.zone.zone_id,
-                name=record.fqdn,
-                type="CNAME",
-                ttl=record.ttl,
-                records=[record.target],
-                set_identifier=f"primary-{args.region}",
-                failover_routing_policies=[{"type": "PRIMARY"}],
+                side="primary",
+                region=args.region,
                 health_check_id=check.id,
-                opts=child_opts(self, provider),
             )
         self.zone_id = self.zone.zone_id
         self.health_check_ids = {s: c.id for s, c in self.health_checks.items()}
@@ -157,16 +184,14 @@ class SecondaryRecords(pulumi.ComponentResource):
         super().__init__(f"{PACKAGE}:dns:SecondaryRecords", name, None, opts)
         provider = require_provider(opts, "SecondaryRecords")
         self.records = {
-            record.service: aws.route53.Record(
-                f"{name}-{record.service}-secondary",
+            record.service: failover_record(
+                self,
+                name,
+                provider,
+                record,
                 zone_id=args.zone_id,
-                name=record.fqdn,
-                type="CNAME",
-                ttl=record.ttl,
-                records=[record.target],
-                set_identifier=f"secondary-{args.region}",
-                failover_routing_policies=[{"type": "SECONDARY"}],
-                opts=child_opts(self, provider),
+                side="secondary",
+                region=args.region,
             )
             for record in args.records
         }

@@ -35,7 +35,7 @@ from components._common import (
     child_opts,
     require_provider,
 )
-from components.network import StoreSecurityGroup, store_security_group
+from components.network import StoreSecurityGroup, store_security_group, store_subnet_group
 
 PORT = 6379
 MEMBER_FLIPS = ["globalReplicationGroupId"]
@@ -104,19 +104,18 @@ class CacheReplicationGroup(pulumi.ComponentResource):
             self,
             name,
             provider,
-            vpc_id=args.vpc_id,
+            args,
             port=PORT,
-            client_cidrs=args.client_cidrs,
             description=f"ElastiCache {args.replication_group_id}: Redis (TLS, AUTH) from clients",
-            tags=args.tags,
         )
-        self.subnet_group = aws.elasticache.SubnetGroup(
-            f"{name}-subnets",
-            name=args.replication_group_id,
+        self.subnet_group = store_subnet_group(
+            aws.elasticache.SubnetGroup,
+            self,
+            name,
+            provider,
+            args,
+            group_name=args.replication_group_id,
             description=f"ElastiCache {args.replication_group_id}",
-            subnet_ids=args.subnet_ids,
-            tags=args.tags,
-            opts=child_opts(self, provider),
         )
         primary = args.role is GroupRole.PRIMARY
         self.group = aws.elasticache.ReplicationGroup(

@@ -13,17 +13,18 @@ compliance-mode Object Lock in two regions; the mirror guarantees the floor.
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Annotated, Literal
 
 import pulumi
 import pulumi_gcp as gcp
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from components._common import (
     PACKAGE,
     ComponentArgs,
     child_opts,
     require_provider,
+    unique_names,
 )
 
 GCS_TIER = {"STANDARD_IA": "NEARLINE", "GLACIER": "COLDLINE", "DEEP_ARCHIVE": "ARCHIVE"}
@@ -59,20 +60,15 @@ class GcsMirrorArgs(ComponentArgs):
     location: str = "US"
     bucket_name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
     writer_account_id: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-    data_classes: list[MirrorDataClass] = Field(min_length=1)
+    data_classes: Annotated[list[MirrorDataClass], unique_names("data_classes")] = Field(
+        min_length=1
+    )
     key_rotation_days: int = Field(default=90, ge=1)
     lock_retention_policy: bool = True
     """Locking is irreversible: the retention can then only grow, and the bucket cannot be
     deleted before its youngest object's retention ends."""
     soft_delete_days: int = Field(default=7, ge=0, le=90)
     protect: bool = True
-
-    @model_validator(mode="after")
-    def _unique_classes(self) -> Self:
-        names = [c.name for c in self.data_classes]
-        if len(names) != len(set(names)):
-            raise ValueError(f"data_classes: names must be unique, got {names}")
-        return self
 
     @property
     def retention_floor_days(self) -> int:

@@ -11,7 +11,7 @@ that alone suffices), which lets the role exist before the key whose policy name
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import pulumi
 import pulumi_aws as aws
@@ -22,6 +22,7 @@ from components._common import (
     ComponentArgs,
     S3BucketArnInput,
     child_opts,
+    policy_document,
     require_provider,
     to_json,
 )
@@ -39,9 +40,8 @@ WRITER_BUCKET_ACTIONS = ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucket
 
 
 def writer_policy(vault_arn: str) -> dict[str, Any]:
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
+    return policy_document(
+        [
             {
                 "Sid": "ListVault",
                 "Effect": "Allow",
@@ -54,8 +54,8 @@ def writer_policy(vault_arn: str) -> dict[str, Any]:
                 "Action": WRITER_OBJECT_ACTIONS,
                 "Resource": f"{vault_arn}/*",
             },
-        ],
-    }
+        ]
+    )
 
 
 def trust_policy(
@@ -68,7 +68,62 @@ def trust_policy(
     }
     if condition:
         statement["Condition"] = condition
-    return {"Version": "2012-10-17", "Statement": [statement]}
+    return policy_document([statement])
+
+
+def service_trust_policy(
+    service: str, account_id: str, conditions: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """An AWS service (``backup.amazonaws.com``) may assume the role on behalf of this account
+    only (``aws:SourceAccount``), and under ``conditions`` besides."""
+    return trust_policy(
+        {"Service": service},
+        {"StringEquals": {"aws:SourceAccount": account_id}, **(conditions or {})},
+    )
+
+
+class RoleArgs(Protocol):
+    """The args fields every component with a role has."""
+
+    @property
+    def role_name(self) -> str: ...
+    @property
+    def tags(self) -> dict[str, str]: ...
+
+
+def iam_role(
+    owner: pulumi.Resource,
+    name: str,
+    provider: pulumi.ProviderResource,
+    args: RoleArgs,
+    *,
+    description: str,
+    assume_role_policy: pulumi.Input[str],
+    max_session_duration: int | None = None,
+) -> aws.iam.Role:
+    """A component's role ``<name>-role``, named ``args.role_name`` in IAM."""
+    return aws.iam.Role(
+        f"{name}-role",
+        name=args.role_name,
+        description=description,
+        assume_role_policy=assume_role_policy,
+        max_session_duration=max_session_duration,
+        tags=args.tags,
+        opts=child_opts(owner, provider),
+    )
+
+
+def inline_policy(
+    owner: pulumi.Resource,
+    name: str,
+    provider: pulumi.ProviderResource,
+    role: aws.iam.Role,
+    policy: pulumi.Input[str],
+) -> aws.iam.RolePolicy:
+    """The role's inline policy ``<name>-policy``."""
+    return aws.iam.RolePolicy(
+        f"{name}-policy", role=role.id, policy=policy, opts=child_opts(owner, provider)
+    )
 
 
 class BackupWriterRoleArgs(ComponentArgs):
@@ -90,23 +145,19 @@ class BackupWriterRole(pulumi.ComponentResource):
     ) -> None:
         super().__init__(f"{PACKAGE}:security:BackupWriterRole", name, None, opts)
         provider = require_provider(opts, "BackupWriterRole")
-        self.role = aws.iam.Role(
-            f"{name}-role",
-            name=args.role_name,
+        self.role = iam_role(
+            self,
+            name,
+            provider,
+            args,
             description="Backup jobs write to the vault with this role",
             assume_role_policy=to_json(trust_policy({"AWS": args.trusted_principal_arns})),
             max_session_duration=3600,
-            tags=args.tags,
-            opts=child_opts(self, provider),
         )
-        self.policy = aws.iam.RolePolicy(
-            f"{name}-policy",
-            role=self.role.id,
-            policy=pulumi.Output.from_input(args.vault_arn).apply(
-                lambda arn: to_json(writer_policy(arn))
-            ),
-            opts=child_opts(self, provider),
+        policy = pulumi.Output.from_input(args.vault_arn).apply(
+            lambda arn: to_json(writer_policy(arn))
         )
+        self.policy = inline_policy(self, name, provider, self.role, policy)
         self.arn = self.role.arn
         self.name = self.role.name
         self.register_outputs({"arn": self.arn, "name": self.name})

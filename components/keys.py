@@ -16,7 +16,7 @@ of each store of kind ``kubernetes``) may call ``GenerateDataKey``, and the role
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import pulumi
 import pulumi_aws as aws
@@ -28,6 +28,7 @@ from components._common import (
     IamRoleArnInput,
     KmsKeyArnInput,
     child_opts,
+    policy_document,
     require_provider,
     to_json,
 )
@@ -82,6 +83,36 @@ class KeyRole(StrEnum):
     """A replica of the primary in another region (dr)."""
 
 
+def key_statement(
+    sid: str,
+    principal: dict[str, Any],
+    actions: list[str],
+    condition: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Allow ``principal`` the ``actions`` on this key (``*`` in a key policy), under
+    ``condition`` when given."""
+    statement: dict[str, Any] = {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": principal,
+        "Action": actions,
+        "Resource": "*",
+    }
+    if condition is not None:
+        statement["Condition"] = condition
+    return statement
+
+
+def administration_statement(administrators: list[str]) -> dict[str, Any]:
+    """The administrators manage the key and never use it (``ADMIN_ACTIONS``)."""
+    return key_statement("KeyAdministration", {"AWS": sorted(administrators)}, ADMIN_ACTIONS)
+
+
+def break_glass_statement(break_glass: str) -> dict[str, Any]:
+    """The break-glass role can recover a locked-out key."""
+    return key_statement("BreakGlass", {"AWS": break_glass}, BREAK_GLASS_ACTIONS)
+
+
 def key_policy(
     *,
     account_id: str,
@@ -104,74 +135,104 @@ def key_policy(
     }
     sealing = {"StringEquals": {condition_key(PURPOSE_CONTEXT_KEY): KUBERNETES_SECRETS_PURPOSE}}
     statements: list[dict[str, Any]] = [
-        {
-            "Sid": "KeyAdministration",
-            "Effect": "Allow",
-            "Principal": {"AWS": sorted(administrators)},
-            "Action": ADMIN_ACTIONS,
-            "Resource": "*",
-        },
-        {
-            "Sid": "BackupUseThroughS3",
-            "Effect": "Allow",
-            "Principal": {"AWS": sorted(users)},
-            "Action": USE_VIA_S3_ACTIONS,
-            "Resource": "*",
-            "Condition": via_s3,
-        },
-        {
-            "Sid": "BreakGlass",
-            "Effect": "Allow",
-            "Principal": {"AWS": break_glass},
-            "Action": BREAK_GLASS_ACTIONS,
-            "Resource": "*",
-        },
+        administration_statement(administrators),
+        key_statement("BackupUseThroughS3", {"AWS": sorted(users)}, USE_VIA_S3_ACTIONS, via_s3),
+        break_glass_statement(break_glass),
     ]
     if secret_sealers:
         statements.append(
-            {
-                "Sid": "SealKubernetesSecrets",
-                "Effect": "Allow",
-                "Principal": {"AWS": sorted(secret_sealers)},
-                "Action": SEAL_SECRETS_ACTIONS,
-                "Resource": "*",
-                "Condition": sealing,
-            }
+            key_statement(
+                "SealKubernetesSecrets",
+                {"AWS": sorted(secret_sealers)},
+                SEAL_SECRETS_ACTIONS,
+                sealing,
+            )
         )
     if secret_openers:
         statements.append(
-            {
-                "Sid": "OpenKubernetesSecrets",
-                "Effect": "Allow",
-                "Principal": {"AWS": sorted(secret_openers)},
-                "Action": OPEN_SECRETS_ACTIONS,
-                "Resource": "*",
-                "Condition": sealing,
-            }
+            key_statement(
+                "OpenKubernetesSecrets",
+                {"AWS": sorted(secret_openers)},
+                OPEN_SECRETS_ACTIONS,
+                sealing,
+            )
         )
     if replication_source is not None:
         statements.append(
-            {
-                "Sid": "ReplicationReadsSource",
-                "Effect": "Allow",
-                "Principal": {"AWS": replication_source},
-                "Action": REPLICATION_SOURCE_ACTIONS,
-                "Resource": "*",
-                "Condition": via_s3,
-            }
+            key_statement(
+                "ReplicationReadsSource",
+                {"AWS": replication_source},
+                REPLICATION_SOURCE_ACTIONS,
+                via_s3,
+            )
         )
     if replication_destination is not None:
         statements.append(
-            {
-                "Sid": "ReplicationWritesDestination",
-                "Effect": "Allow",
-                "Principal": {"AWS": replication_destination},
-                "Action": REPLICATION_DESTINATION_ACTIONS,
-                "Resource": "*",
-                "Condition": via_s3,
-            }
+            key_statement(
+                "ReplicationWritesDestination",
+                {"AWS": replication_destination},
+                REPLICATION_DESTINATION_ACTIONS,
+                via_s3,
+            )
         )
-    return {"Version": "2012-10-17", "Id": "trading-dr-vault-key", "Statement": statements}
+    return policy_document(statements, policy_id="trading-dr-vault-key")
+
+
+class KeyArgs(Protocol):
+    """The args fields every component with a customer key has."""
+
+    @property
+    def rotation_period_days(self) -> int: ...
+    @property
+    def deletion_window_days(self) -> int: ...
+    @property
+    def tags(self) -> dict[str, str]: ...
+    @property
+    def protect(self) -> bool: ...
+
+
+def customer_key(
+    owner: pulumi.Resource,
+    name: str,
+    provider: pulumi.ProviderResource,
+    args: KeyArgs,
+    *,
+    description: str,
+    policy: pulumi.Input[str],
+    multi_region: bool | None = None,
+) -> aws.kms.Key:
+    """A symmetric customer-managed key ``<name>-key`` with automatic rotation
+    (``multi_region``: a multi-region primary; unset: a single-region key)."""
+    return aws.kms.Key(
+        f"{name}-key",
+        description=description,
+        multi_region=multi_region,
+        enable_key_rotation=True,
+        rotation_period_in_days=args.rotation_period_days,
+        key_usage="ENCRYPT_DECRYPT",
+        customer_master_key_spec="SYMMETRIC_DEFAULT",
+        deletion_window_in_days=args.deletion_window_days,
+        policy=policy,
+        tags=args.tags,
+        opts=child_opts(owner, provider, protect=args.protect),
+    )
+
+
+def key_alias(
+    owner: pulumi.Resource,
+    name: str,
+    provider: pulumi.ProviderResource,
+    *,
+    alias: str,
+    key: aws.kms.Key | aws.kms.ReplicaKey,
+) -> aws.kms.Alias:
+    """The alias ``<name>-alias``: ``alias/<alias>`` names ``key``."""
+    return aws.kms.Alias(
+        f"{name}-alias",
+        name=f"alias/{alias}",
+        target_key_id=key.key_id,
+        opts=child_opts(owner, provider),
+    )
 
 
 class VaultKeyArgs(ComponentArgs):
@@ -250,18 +311,14 @@ class VaultKey(pulumi.ComponentResource):
         description = f"{args.platform} backup vault key ({args.role.value}, {args.region})"
         key: aws.kms.Key | aws.kms.ReplicaKey
         if args.role is KeyRole.PRIMARY:
-            key = aws.kms.Key(
-                f"{name}-key",
+            key = customer_key(
+                self,
+                name,
+                provider,
+                args,
                 description=description,
-                multi_region=True,
-                enable_key_rotation=True,
-                rotation_period_in_days=args.rotation_period_days,
-                key_usage="ENCRYPT_DECRYPT",
-                customer_master_key_spec="SYMMETRIC_DEFAULT",
-                deletion_window_in_days=args.deletion_window_days,
                 policy=policy,
-                tags=args.tags,
-                opts=child_opts(self, provider, protect=args.protect),
+                multi_region=True,
             )
         else:
             assert args.primary_key_arn is not None
@@ -277,10 +334,5 @@ class VaultKey(pulumi.ComponentResource):
         self.key = key
         self.arn = key.arn
         self.key_id = key.key_id
-        self.alias = aws.kms.Alias(
-            f"{name}-alias",
-            name=f"alias/{args.platform}-backup-vault",
-            target_key_id=key.key_id,
-            opts=child_opts(self, provider),
-        )
+        self.alias = key_alias(self, name, provider, alias=f"{args.platform}-backup-vault", key=key)
         self.register_outputs({"arn": self.arn, "key_id": self.key_id})

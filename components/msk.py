@@ -31,10 +31,11 @@ from components._common import (
     KmsKeyArnInput,
     StrInput,
     child_opts,
+    policy_document,
     require_provider,
     to_json,
 )
-from components.iam import trust_policy
+from components.iam import iam_role, inline_policy, service_trust_policy
 from components.network import StoreSecurityGroup, store_security_group
 
 IAM_PORT = 9098
@@ -95,6 +96,21 @@ def topic_pattern(topic: str) -> str:
     return "^" + topic.replace(".", "\\.") + "$"
 
 
+def replication_source_policy(cluster_arn: str) -> dict[str, Any]:
+    """The source cluster's policy: the MSK service may open the replicator's connection."""
+    return policy_document(
+        [
+            {
+                "Sid": "MskReplicatorReadsThisCluster",
+                "Effect": "Allow",
+                "Principal": {"Service": "kafka.amazonaws.com"},
+                "Action": SOURCE_POLICY_ACTIONS,
+                "Resource": cluster_arn,
+            }
+        ]
+    )
+
+
 class MskClusterArgs(ComponentArgs):
     cluster_name: str = Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9-]{0,63}$")
     kafka_version: str = Field(pattern=r"^\d+\.\d+\.(\d+|x)(\.[a-z]+)?$")
@@ -141,11 +157,9 @@ class MskCluster(pulumi.ComponentResource):
             self,
             name,
             provider,
-            vpc_id=args.vpc_id,
+            args,
             port=IAM_PORT,
-            client_cidrs=args.client_cidrs,
             description=f"MSK {args.cluster_name}: Kafka (IAM, TLS) from clients and replicator",
-            tags=args.tags,
             members_talk=True,
         )
         self.configuration = aws.msk.Configuration(
@@ -189,22 +203,7 @@ class MskCluster(pulumi.ComponentResource):
             self.policy = aws.msk.ClusterPolicy(
                 f"{name}-replication-source",
                 cluster_arn=self.cluster.arn,
-                policy=self.cluster.arn.apply(
-                    lambda arn: to_json(
-                        {
-                            "Version": "2012-10-17",
-                            "Statement": [
-                                {
-                                    "Sid": "MskReplicatorReadsThisCluster",
-                                    "Effect": "Allow",
-                                    "Principal": {"Service": "kafka.amazonaws.com"},
-                                    "Action": SOURCE_POLICY_ACTIONS,
-                                    "Resource": arn,
-                                }
-                            ],
-                        }
-                    )
-                ),
+                policy=self.cluster.arn.apply(lambda arn: to_json(replication_source_policy(arn))),
                 opts=child_opts(self, provider),
             )
         self.arn = self.cluster.arn
@@ -248,17 +247,16 @@ class MskReplicatorArgs(ComponentArgs):
 
 
 def replicator_policy(source_arn: str, target_arn: str) -> dict[str, Any]:
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
+    return policy_document(
+        [
             {
                 "Sid": "ReplicateBetweenTheClusters",
                 "Effect": "Allow",
                 "Action": REPLICATOR_ACTIONS,
                 "Resource": [*kafka_resource_arns(source_arn), *kafka_resource_arns(target_arn)],
             }
-        ],
-    }
+        ]
+    )
 
 
 class MskReplicator(pulumi.ComponentResource):
@@ -271,27 +269,20 @@ class MskReplicator(pulumi.ComponentResource):
     ) -> None:
         super().__init__(f"{PACKAGE}:streaming:MskReplicator", name, None, opts)
         provider = require_provider(opts, "MskReplicator")
-        self.role = aws.iam.Role(
-            f"{name}-role",
-            name=args.role_name,
+        self.role = iam_role(
+            self,
+            name,
+            provider,
+            args,
             description="The MSK Replicator reads the source cluster and writes the target",
             assume_role_policy=to_json(
-                trust_policy(
-                    {"Service": "kafka.amazonaws.com"},
-                    {"StringEquals": {"aws:SourceAccount": args.account_id}},
-                )
+                service_trust_policy("kafka.amazonaws.com", args.account_id)
             ),
-            tags=args.tags,
-            opts=child_opts(self, provider),
         )
-        self.role_policy = aws.iam.RolePolicy(
-            f"{name}-policy",
-            role=self.role.id,
-            policy=pulumi.Output.all(args.source.arn, args.target.arn).apply(
-                lambda arns: to_json(replicator_policy(arns[0], arns[1]))
-            ),
-            opts=child_opts(self, provider),
+        policy = pulumi.Output.all(args.source.arn, args.target.arn).apply(
+            lambda arns: to_json(replicator_policy(arns[0], arns[1]))
         )
+        self.role_policy = inline_policy(self, name, provider, self.role, policy)
 
         def cluster(side: ReplicatedCluster) -> aws.msk.ReplicatorKafkaClusterArgsDict:
             return {

@@ -1,4 +1,4 @@
-"""The security group in front of one data store: clients in, nothing else.
+"""Where one data store lives: its security group (clients in, nothing else) and subnet group.
 
 Each store gets its own group, so a rule for Redis never opens PostgreSQL. Ingress only from the
 client CIDRs (the cluster's pod and node ranges) on the store's port, plus the group itself when
@@ -10,11 +10,27 @@ dial out (MSK's self rule covers its replicator).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 import pulumi
 import pulumi_aws as aws
 
 from components._common import child_opts
+
+SubnetGroup = TypeVar("SubnetGroup", aws.rds.SubnetGroup, aws.elasticache.SubnetGroup)
+
+
+class StorePlacement(Protocol):
+    """Where a data store lives: the args fields every data-store component has."""
+
+    @property
+    def vpc_id(self) -> str: ...
+    @property
+    def subnet_ids(self) -> list[str]: ...
+    @property
+    def client_cidrs(self) -> list[str]: ...
+    @property
+    def tags(self) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -32,63 +48,77 @@ def store_security_group(
     owner: pulumi.Resource,
     name: str,
     provider: pulumi.ProviderResource,
+    placement: StorePlacement,
     *,
-    vpc_id: str,
     port: int,
-    client_cidrs: list[str],
     description: str,
-    tags: dict[str, str],
     members_talk: bool = False,
 ) -> StoreSecurityGroup:
-    """A group ``<name>-sg`` with one ingress rule per client CIDR on ``port``.
+    """A group ``<name>-sg`` in the store's VPC with one ingress rule per client CIDR on ``port``.
 
     ``members_talk`` adds ingress and egress on ``port`` from and to the group itself.
     """
     group = aws.ec2.SecurityGroup(
         f"{name}-sg",
         description=description,
-        vpc_id=vpc_id,
+        vpc_id=placement.vpc_id,
         revoke_rules_on_delete=True,
-        tags=tags,
+        tags=placement.tags,
         opts=child_opts(owner, provider),
     )
+    on_port: dict[str, Any] = {
+        "security_group_id": group.id,
+        "ip_protocol": "tcp",
+        "from_port": port,
+        "to_port": port,
+    }
     ingress = [
         aws.vpc.SecurityGroupIngressRule(
             f"{name}-sg-in-{index}",
-            security_group_id=group.id,
-            ip_protocol="tcp",
-            from_port=port,
-            to_port=port,
+            **on_port,
             cidr_ipv4=cidr,
             description=f"clients in {cidr}",
             opts=child_opts(owner, provider),
         )
-        for index, cidr in enumerate(client_cidrs)
+        for index, cidr in enumerate(placement.client_cidrs)
     ]
     egress: list[aws.vpc.SecurityGroupEgressRule] = []
     if members_talk:
+        itself: dict[str, Any] = {
+            **on_port,
+            "referenced_security_group_id": group.id,
+            "description": "members and the replicator",
+        }
         ingress.append(
             aws.vpc.SecurityGroupIngressRule(
-                f"{name}-sg-in-self",
-                security_group_id=group.id,
-                ip_protocol="tcp",
-                from_port=port,
-                to_port=port,
-                referenced_security_group_id=group.id,
-                description="members and the replicator",
-                opts=child_opts(owner, provider),
+                f"{name}-sg-in-self", **itself, opts=child_opts(owner, provider)
             )
         )
         egress.append(
             aws.vpc.SecurityGroupEgressRule(
-                f"{name}-sg-out-self",
-                security_group_id=group.id,
-                ip_protocol="tcp",
-                from_port=port,
-                to_port=port,
-                referenced_security_group_id=group.id,
-                description="members and the replicator",
-                opts=child_opts(owner, provider),
+                f"{name}-sg-out-self", **itself, opts=child_opts(owner, provider)
             )
         )
     return StoreSecurityGroup(group, ingress, egress)
+
+
+def store_subnet_group(
+    kind: type[SubnetGroup],
+    owner: pulumi.Resource,
+    name: str,
+    provider: pulumi.ProviderResource,
+    placement: StorePlacement,
+    *,
+    group_name: str,
+    description: str,
+) -> SubnetGroup:
+    """The store's subnet group ``<name>-subnets`` (an RDS or ElastiCache ``kind``) over the
+    placement's subnets."""
+    return kind(
+        f"{name}-subnets",
+        name=group_name,
+        description=description,
+        subnet_ids=placement.subnet_ids,
+        tags=placement.tags,
+        opts=child_opts(owner, provider),
+    )

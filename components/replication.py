@@ -29,10 +29,11 @@ from components._common import (
     S3BucketArnInput,
     StrInput,
     child_opts,
+    policy_document,
     require_provider,
     to_json,
 )
-from components.iam import trust_policy
+from components.iam import iam_role, inline_policy, service_trust_policy
 
 SOURCE_BUCKET_ACTIONS = ["s3:GetReplicationConfiguration", "s3:ListBucket"]
 SOURCE_OBJECT_ACTIONS = [
@@ -49,9 +50,8 @@ DESTINATION_OBJECT_ACTIONS = ["s3:ReplicateObject", "s3:ReplicateTags"]
 def replication_role_policy(source_arn: str, destination_arn: str) -> dict[str, Any]:
     """Only what replication needs. The KMS side is granted by the two key policies, which
     name this role (the keys' ARNs are not all known when the role is created)."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
+    return policy_document(
+        [
             {
                 "Sid": "ReadSourceConfiguration",
                 "Effect": "Allow",
@@ -70,8 +70,8 @@ def replication_role_policy(source_arn: str, destination_arn: str) -> dict[str, 
                 "Action": DESTINATION_OBJECT_ACTIONS,
                 "Resource": f"{destination_arn}/*",
             },
-        ],
-    }
+        ]
+    )
 
 
 class ReplicationRoleArgs(ComponentArgs):
@@ -94,31 +94,23 @@ class ReplicationRole(pulumi.ComponentResource):
         provider = require_provider(opts, "ReplicationRole")
         assume = pulumi.Output.from_input(args.source_bucket_arn).apply(
             lambda source: to_json(
-                trust_policy(
-                    {"Service": "s3.amazonaws.com"},
-                    {
-                        "StringEquals": {"aws:SourceAccount": args.account_id},
-                        "ArnLike": {"aws:SourceArn": source},
-                    },
+                service_trust_policy(
+                    "s3.amazonaws.com", args.account_id, {"ArnLike": {"aws:SourceArn": source}}
                 )
             )
         )
-        self.role = aws.iam.Role(
-            f"{name}-role",
-            name=args.role_name,
+        self.role = iam_role(
+            self,
+            name,
+            provider,
+            args,
             description="S3 replicates the backup vault to the dr region with this role",
             assume_role_policy=assume,
-            tags=args.tags,
-            opts=child_opts(self, provider),
         )
-        self.policy = aws.iam.RolePolicy(
-            f"{name}-policy",
-            role=self.role.id,
-            policy=pulumi.Output.all(args.source_bucket_arn, args.destination_bucket_arn).apply(
-                lambda v: to_json(replication_role_policy(v[0], v[1]))
-            ),
-            opts=child_opts(self, provider),
+        policy = pulumi.Output.all(args.source_bucket_arn, args.destination_bucket_arn).apply(
+            lambda v: to_json(replication_role_policy(v[0], v[1]))
         )
+        self.policy = inline_policy(self, name, provider, self.role, policy)
         self.arn = self.role.arn
         self.register_outputs({"arn": self.arn})
 

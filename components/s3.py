@@ -1,25 +1,41 @@
 """Shared S3 building blocks: the hardening every bucket gets, and bucket-policy statements.
 
-pulumi-aws v7 splits a bucket's settings into separate resources; ``harden_bucket`` creates the
-ones every bucket here needs, as children of the calling component, with its provider.
+pulumi-aws v7 splits a bucket's settings into separate resources; ``hardened_bucket`` creates the
+bucket with the ones every bucket here needs, and ``default_retention``, ``lifecycle`` and
+``bucket_policy`` the ones that differ, each as a child of the calling component, with its
+provider and after what it must follow.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pulumi
 import pulumi_aws as aws
 
-from components._common import child_opts
+from components._common import child_opts, tags
 
 SSE_KMS = "aws:kms"
 SSE_S3 = "AES256"
 
 
+class BucketArgs(Protocol):
+    """The args fields every bucket component has."""
+
+    @property
+    def platform(self) -> str: ...
+    @property
+    def stack_role(self) -> str: ...
+    @property
+    def bucket_name(self) -> pulumi.Input[str]: ...
+    @property
+    def protect(self) -> bool: ...
+
+
 @dataclass(frozen=True)
 class HardenedBucket:
+    bucket: aws.s3.Bucket
     ownership: aws.s3.BucketOwnershipControls
     public_access_block: aws.s3.BucketPublicAccessBlock
     versioning: aws.s3.BucketVersioning
@@ -27,17 +43,29 @@ class HardenedBucket:
     logging: aws.s3.BucketLogging | None
 
 
-def harden_bucket(
+def hardened_bucket(
     owner: pulumi.Resource,
     name: str,
-    bucket: aws.s3.Bucket,
     provider: pulumi.ProviderResource,
+    args: BucketArgs,
     *,
+    purpose: str,
+    object_lock: bool,
     kms_key_arn: pulumi.Input[str] | None,
     access_log_bucket: pulumi.Input[str] | None,
 ) -> HardenedBucket:
-    """Owner-enforced, private, versioned, encrypted (SSE-KMS with bucket keys unless no key is
-    given, which only the access-log bucket may do), and logging to ``access_log_bucket``."""
+    """The bucket ``<name>-bucket``, tagged with its ``purpose`` (the policy pack reads it), never
+    force-destroyed, Object Lock enabled if ``object_lock``; owner-enforced, private, versioned,
+    encrypted (SSE-KMS with bucket keys unless no key is given, which only the access-log bucket
+    may do), and logging to ``access_log_bucket``."""
+    bucket = aws.s3.Bucket(
+        f"{name}-bucket",
+        bucket=args.bucket_name,
+        object_lock_enabled=True if object_lock else None,
+        force_destroy=False,
+        tags=tags(args.platform, args.stack_role, purpose),
+        opts=child_opts(owner, provider, protect=args.protect),
+    )
     ownership = aws.s3.BucketOwnershipControls(
         f"{name}-ownership",
         bucket=bucket.id,
@@ -85,21 +113,105 @@ def harden_bucket(
             target_object_key_format={"partitioned_prefix": {"partition_date_source": "EventTime"}},
             opts=child_opts(owner, provider),
         )
-    return HardenedBucket(ownership, public_access_block, versioning, encryption, logging)
+    return HardenedBucket(bucket, ownership, public_access_block, versioning, encryption, logging)
+
+
+def default_retention(
+    owner: pulumi.Resource,
+    name: str,
+    hardened: HardenedBucket,
+    provider: pulumi.ProviderResource,
+    *,
+    mode: str,
+    days: int,
+) -> aws.s3.BucketObjectLockConfiguration:
+    """The bucket's default Object Lock retention (set once versioning is on)."""
+    return aws.s3.BucketObjectLockConfiguration(
+        f"{name}-object-lock",
+        bucket=hardened.bucket.id,
+        object_lock_enabled="Enabled",
+        rule={"default_retention": {"mode": mode, "days": days}},
+        opts=child_opts(owner, provider, depends_on=[hardened.versioning]),
+    )
+
+
+def lifecycle(
+    owner: pulumi.Resource,
+    name: str,
+    hardened: HardenedBucket,
+    provider: pulumi.ProviderResource,
+    rules: list[aws.s3.BucketLifecycleConfigurationRuleArgsDict],
+) -> aws.s3.BucketLifecycleConfiguration:
+    """The bucket's lifecycle ``rules`` (set once versioning is on)."""
+    return aws.s3.BucketLifecycleConfiguration(
+        f"{name}-lifecycle",
+        bucket=hardened.bucket.id,
+        rules=rules,
+        opts=child_opts(owner, provider, depends_on=[hardened.versioning]),
+    )
+
+
+def expire_all_rule(
+    rule_id: str, days: int, noncurrent_days: int
+) -> aws.s3.BucketLifecycleConfigurationRuleArgsDict:
+    """One rule for the whole bucket: objects expire after ``days``, noncurrent versions after
+    ``noncurrent_days``, incomplete multipart uploads after a day."""
+    return {
+        "id": rule_id,
+        "status": "Enabled",
+        "filter": {"prefix": ""},
+        "expiration": {"days": days},
+        "noncurrent_version_expiration": {"noncurrent_days": noncurrent_days},
+        "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
+    }
+
+
+def bucket_policy(
+    owner: pulumi.Resource,
+    name: str,
+    hardened: HardenedBucket,
+    provider: pulumi.ProviderResource,
+    policy: pulumi.Input[str],
+) -> aws.s3.BucketPolicy:
+    """The bucket's policy (set once the public access block is, which it must not trip)."""
+    return aws.s3.BucketPolicy(
+        f"{name}-policy",
+        bucket=hardened.bucket.id,
+        policy=policy,
+        opts=child_opts(owner, provider, depends_on=[hardened.public_access_block]),
+    )
 
 
 # ---- bucket policy statements (pure: tested without Pulumi) ----------------------------------
 
 
-def deny_insecure_transport(bucket_arn: str) -> dict[str, Any]:
+def deny(
+    sid: str, action: str | list[str], resource: str | list[str], condition: dict[str, Any]
+) -> dict[str, Any]:
+    """A statement denying ``action`` on ``resource`` to everyone when ``condition`` holds."""
     return {
-        "Sid": "DenyInsecureTransport",
+        "Sid": sid,
         "Effect": "Deny",
         "Principal": "*",
-        "Action": "s3:*",
-        "Resource": [bucket_arn, f"{bucket_arn}/*"],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        "Action": action,
+        "Resource": resource,
+        "Condition": condition,
     }
+
+
+def asks_for_other(key: str, value: str) -> dict[str, Any]:
+    """A condition true when the request sets ``key`` to something other than ``value``; a request
+    that does not set it is not matched (it gets the bucket's default)."""
+    return {"Null": {key: "false"}, "StringNotEquals": {key: value}}
+
+
+def deny_insecure_transport(bucket_arn: str) -> dict[str, Any]:
+    return deny(
+        "DenyInsecureTransport",
+        "s3:*",
+        [bucket_arn, f"{bucket_arn}/*"],
+        {"Bool": {"aws:SecureTransport": "false"}},
+    )
 
 
 def deny_other_encryption(bucket_arn: str, key_arn: str) -> list[dict[str, Any]]:
@@ -110,36 +222,24 @@ def deny_other_encryption(bucket_arn: str, key_arn: str) -> list[dict[str, Any]]
     """
     objects = f"{bucket_arn}/*"
     return [
-        {
-            "Sid": "DenyEncryptionOtherThanSseKms",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:PutObject",
-            "Resource": objects,
-            "Condition": {
-                "Null": {"s3:x-amz-server-side-encryption": "false"},
-                "StringNotEquals": {"s3:x-amz-server-side-encryption": SSE_KMS},
-            },
-        },
-        {
-            "Sid": "DenyKmsKeyOtherThanVaultKey",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:PutObject",
-            "Resource": objects,
-            "Condition": {
-                "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"},
-                "StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn},
-            },
-        },
-        {
-            "Sid": "DenyCustomerProvidedKeys",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:PutObject",
-            "Resource": objects,
-            "Condition": {"Null": {"s3:x-amz-server-side-encryption-customer-algorithm": "false"}},
-        },
+        deny(
+            "DenyEncryptionOtherThanSseKms",
+            "s3:PutObject",
+            objects,
+            asks_for_other("s3:x-amz-server-side-encryption", SSE_KMS),
+        ),
+        deny(
+            "DenyKmsKeyOtherThanVaultKey",
+            "s3:PutObject",
+            objects,
+            asks_for_other("s3:x-amz-server-side-encryption-aws-kms-key-id", key_arn),
+        ),
+        deny(
+            "DenyCustomerProvidedKeys",
+            "s3:PutObject",
+            objects,
+            {"Null": {"s3:x-amz-server-side-encryption-customer-algorithm": "false"}},
+        ),
     ]
 
 
@@ -154,32 +254,19 @@ def deny_weaker_object_lock(
     statements: list[dict[str, Any]] = []
     if mode == "COMPLIANCE":  # governance is the weakest mode: any mode satisfies it
         statements.append(
-            {
-                "Sid": f"{sid}LockMode",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:PutObject",
-                "Resource": objects,
-                "Condition": {
-                    "Null": {"s3:object-lock-mode": "false"},
-                    "StringNotEquals": {"s3:object-lock-mode": mode},
-                },
-            }
+            deny(
+                f"{sid}LockMode",
+                "s3:PutObject",
+                objects,
+                asks_for_other("s3:object-lock-mode", mode),
+            )
         )
     statements.append(
-        {
-            "Sid": f"{sid}LockDays",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": ["s3:PutObject", "s3:PutObjectRetention"],
-            "Resource": objects,
-            "Condition": {
-                "NumericLessThan": {"s3:object-lock-remaining-retention-days": str(days)}
-            },
-        }
+        deny(
+            f"{sid}LockDays",
+            ["s3:PutObject", "s3:PutObjectRetention"],
+            objects,
+            {"NumericLessThan": {"s3:object-lock-remaining-retention-days": str(days)}},
+        )
     )
     return statements
-
-
-def policy_document(statements: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"Version": "2012-10-17", "Statement": statements}

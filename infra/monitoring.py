@@ -85,49 +85,74 @@ def _rpo_seconds(stack: Stack, store: str) -> float:
     return config.data_classes[config.stores[store].data_class].rpo.total_seconds()
 
 
+def _lag_alarm(
+    stack: Stack,
+    store: str,
+    *,
+    description: str,
+    threshold: float,
+    namespace: str | None = None,
+    metric: str | None = None,
+    dimensions: dict[str, str] | None = None,
+    queries: list[MetricQuery] | None = None,
+) -> AlarmSpec:
+    """``store``'s replication lag above ``threshold`` (its RPO, in the metric's unit), from the
+    worst sample of a minute (one metric, or the ``queries``' expression); missing data breaches;
+    actions only where replication is received (the region that is not active)."""
+    config = stack.config
+    return AlarmSpec(
+        key=f"lag-{store}",
+        name=f"{config.platform}-replication-lag-{store}-{stack.region}",
+        description=description,
+        kind=REPLICATION_LAG,
+        namespace=namespace,
+        metric=metric,
+        dimensions=dimensions or {},
+        statistic="Maximum" if metric is not None else None,
+        queries=queries or [],
+        period=LAG_PERIOD,
+        threshold=threshold,
+        comparison="GreaterThanThreshold",
+        treat_missing_data="breaching",
+        actions_enabled=not stack.active,
+        store=store,
+        data_class=config.stores[store].data_class,
+    )
+
+
 def replication_alarms(stack: Stack, standbys: Standbys) -> list[AlarmSpec]:
     """Lag over the RPO of each continuously protected store whose receiving side is here."""
     config = stack.config
-    platform, standby = config.platform, not stack.active
     specs: list[AlarmSpec] = []
     if config.aurora is not None and standbys.aurora_cluster_id is not None:
         store = config.aurora.store
         specs.append(
-            AlarmSpec(
-                key=f"lag-{store}",
-                name=f"{platform}-replication-lag-{store}-{stack.region}",
+            _lag_alarm(
+                stack,
+                store,
                 description=(
                     f"Aurora global replication to {standbys.aurora_cluster_id} lags more than "
                     f"the RPO of {store} ({int(_rpo_seconds(stack, store))}s). Missing data "
                     "breaches: a secondary that stops reporting is not replicating."
                 ),
-                kind=REPLICATION_LAG,
                 namespace="AWS/RDS",
                 metric="AuroraGlobalDBReplicationLag",
                 dimensions={"DBClusterIdentifier": standbys.aurora_cluster_id},
-                statistic="Maximum",
-                period=LAG_PERIOD,
                 threshold=_rpo_seconds(stack, store) * 1000,
-                comparison="GreaterThanThreshold",
-                treat_missing_data="breaching",
-                actions_enabled=standby,
-                store=store,
-                data_class=config.stores[store].data_class,
             )
         )
     if config.elasticache is not None and standbys.cache_group_id is not None:
         store = config.elasticache.store
         members = [f"{standbys.cache_group_id}-{n:03d}" for n in range(1, standbys.cache_nodes + 1)]
         specs.append(
-            AlarmSpec(
-                key=f"lag-{store}",
-                name=f"{platform}-replication-lag-{store}-{stack.region}",
+            _lag_alarm(
+                stack,
+                store,
                 description=(
                     f"The global datastore's replication to {standbys.cache_group_id} lags more "
                     f"than the RPO of {store} ({int(_rpo_seconds(stack, store))}s); the lag is "
                     "reported by whichever member is the region's primary node."
                 ),
-                kind=REPLICATION_LAG,
                 queries=[
                     *(
                         MetricQuery(
@@ -141,37 +166,23 @@ def replication_alarms(stack: Stack, standbys: Standbys) -> list[AlarmSpec]:
                     ),
                     MetricQuery(id="lag", expression="MAX(METRICS())", return_data=True),
                 ],
-                period=LAG_PERIOD,
                 threshold=_rpo_seconds(stack, store),
-                comparison="GreaterThanThreshold",
-                treat_missing_data="breaching",
-                actions_enabled=standby,
-                store=store,
-                data_class=config.stores[store].data_class,
             )
         )
     if config.msk is not None and standbys.replicator_name is not None:
         store = config.msk.store
         specs.append(
-            AlarmSpec(
-                key=f"lag-{store}",
-                name=f"{platform}-replication-lag-{store}-{stack.region}",
+            _lag_alarm(
+                stack,
+                store,
                 description=(
                     f"MSK Replicator {standbys.replicator_name} takes longer than the RPO of "
                     f"{store} ({int(_rpo_seconds(stack, store))}s) to copy critical records."
                 ),
-                kind=REPLICATION_LAG,
                 namespace="AWS/Kafka",
                 metric="ReplicationLatency",
                 dimensions={"ReplicatorName": standbys.replicator_name},
-                statistic="Maximum",
-                period=LAG_PERIOD,
                 threshold=_rpo_seconds(stack, store) * 1000,
-                comparison="GreaterThanThreshold",
-                treat_missing_data="breaching",
-                actions_enabled=standby,
-                store=store,
-                data_class=config.stores[store].data_class,
             )
         )
     return specs

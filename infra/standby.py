@@ -127,6 +127,17 @@ class Stack:
 
         return self.prod.require_output(output).apply(dig)
 
+    def members(self, output: str, key: str, this: dict[str, Any]) -> pulumi.Output[dict[str, Any]]:
+        """Region -> member of a data store: ``this`` for this region and, in dr, the other
+        regions' entries of prod's ``output.key``."""
+        peers: pulumi.Input[dict[str, Any]] = {}
+        if not self.is_prod:
+            region = self.region
+            peers = self.from_prod(output, key).apply(
+                lambda entries: {r: e for r, e in entries.items() if r != region}
+            )
+        return merged(peers, self.region, this)
+
     def prod_value(self, output: str, *path: str) -> pulumi.Output[Any]:
         """Like ``from_prod`` but None where prod has no such value (optional outputs)."""
         assert self.prod is not None
@@ -257,7 +268,6 @@ def define_aurora(stack: Stack, standbys: Standbys) -> None:
             )
         global_id, global_arn = global_cluster.id, global_cluster.arn
         global_endpoint: pulumi.Input[str | None] = global_cluster.endpoint
-        peer_clusters: pulumi.Input[dict[str, Any]] = {}
     else:
         global_id = stack.from_prod("aurora", "global_cluster_id")
         global_arn = stack.from_prod("aurora", "global_cluster_arn")
@@ -268,9 +278,6 @@ def define_aurora(stack: Stack, standbys: Standbys) -> None:
                 role=ClusterRole.SECONDARY, global_cluster_identifier=global_id, **common
             ),
             stack.opts,
-        )
-        peer_clusters = stack.from_prod("aurora", "clusters").apply(
-            lambda clusters: {r: c for r, c in clusters.items() if r != region}
         )
     this = {
         "id": cluster_id,
@@ -287,7 +294,7 @@ def define_aurora(stack: Stack, standbys: Standbys) -> None:
         "global_cluster_arn": global_arn,
         "global_writer_endpoint": global_endpoint,
         "primary_region": config.primary_region,
-        "clusters": merged(peer_clusters, region, this),
+        "clusters": stack.members("aurora", "clusters", this),
         "database": store.database,
         "master_secret": aurora.master_secret,
     }
@@ -353,12 +360,8 @@ def define_msk(stack: Stack, standbys: Standbys) -> None:
     }
     replicated = msk.replicated_topics()
     replicator_arn: pulumi.Input[str | None] = None
-    peers: pulumi.Input[dict[str, Any]] = {}
     if not stack.is_prod:
         source = stack.from_prod("msk", "clusters", stack.prod_region)
-        peers = stack.from_prod("msk", "clusters").apply(
-            lambda clusters: {r: c for r, c in clusters.items() if r != region}
-        )
         if replicated:
             name = names.msk_replicator_name(platform, msk.store, stack.prod_region, region)
             replicator = MskReplicator(
@@ -387,7 +390,7 @@ def define_msk(stack: Stack, standbys: Standbys) -> None:
             replicator_arn = replicator.arn
             standbys.replicator_name = name
     standbys.outputs["msk"] = {
-        "clusters": merged(peers, region, this),
+        "clusters": stack.members("msk", "clusters", this),
         "replicator_arn": replicator_arn,
         "replicated_topics": replicated,
         "topic_classes": {
@@ -453,7 +456,6 @@ def define_elasticache(stack: Stack, standbys: Standbys) -> None:
         "maintenance_window": cache.maintenance_window,
         "tags": stack.store_tags(cache.store),
     }
-    peers: pulumi.Input[dict[str, Any]] = {}
     if stack.is_prod:
         group = CacheReplicationGroup(
             "cache-primary",
@@ -475,9 +477,6 @@ def define_elasticache(stack: Stack, standbys: Standbys) -> None:
             ),
             stack.opts,
         )
-        peers = stack.from_prod("elasticache", "replication_groups").apply(
-            lambda groups: {r: g for r, g in groups.items() if r != region}
-        )
     this = {
         "id": group_id,
         "arn": group.arn,
@@ -491,7 +490,7 @@ def define_elasticache(stack: Stack, standbys: Standbys) -> None:
     standbys.outputs["elasticache"] = {
         "global_datastore_id": datastore_id,
         "primary_region": config.primary_region,
-        "replication_groups": merged(peers, region, this),
+        "replication_groups": stack.members("elasticache", "replication_groups", this),
         "auth_secret": cache.auth_secret,
     }
     standbys.stores[cache.store] = {

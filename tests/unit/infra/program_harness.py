@@ -118,8 +118,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.resources: list[Recorded] = []
         self.provider_regions: dict[str, str | None] = {}
         self.calls: list[str] = []
-        self.request_options: Options | None = None
-        """Set by ``capture_options`` just before the engine calls ``new_resource``."""
+        self.request_options: dict[tuple[str, str], Options] = {}
+        """By (type, name), set by ``capture_options`` before the engine calls ``new_resource``.
+        Keyed, not one field: registrations run concurrently, and a single "last request" field
+        would hand one resource's options to another."""
 
     def _region(self, provider: str | None) -> str | None:
         if not provider:
@@ -198,7 +200,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                     state,
                     args.provider,
                     region=region,
-                    options=self.request_options,
+                    options=self.request_options.get((typ, name)),
                 )
             )
         return rid, state
@@ -345,12 +347,16 @@ def capture_options(mocks: RecordingMocks) -> None:
     register = monitor.RegisterResource
 
     def register_with_options(request: Any) -> Any:
-        mocks.request_options = Options(
+        options = Options(
             protect=bool(request.protect),
             ignore_changes=tuple(request.ignoreChanges),
             import_id=request.importId or None,
             depends_on=tuple(request.dependencies),
         )
+        key = (request.type, request.name)
+        known = mocks.request_options.setdefault(key, options)
+        if known != options:
+            raise AssertionError(f"two registrations of {key} with different options")
         return register(request)
 
     monitor.RegisterResource = register_with_options

@@ -9,10 +9,12 @@ Exit codes: 0 backup committed, 1 backup failed, 2 bad input (nothing was done).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import warnings
 from pathlib import Path
+from typing import TextIO
 
 warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_core")
 
@@ -40,10 +42,18 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from drkit.backups import BackupRequest, take_backup
-    from drkit.logs import configure_logging
+    from drkit.logs import JsonLines, configure_logging
 
     arguments = parser().parse_args(argv)
-    configure_logging(json_lines=arguments.log_format == "json")
+    json_lines = arguments.log_format == "json"
+    configure_logging(json_lines=json_lines)
+    # In JSON mode what the run prints is JSON too: the pod's log is one object per line.
+    out: TextIO = (
+        JsonLines(sys.stdout, "drkit", store=arguments.store) if json_lines else sys.stdout
+    )
+    err: TextIO = (
+        JsonLines(sys.stderr, "drkit", store=arguments.store) if json_lines else sys.stderr
+    )
     try:
         request = BackupRequest(
             stack=arguments.stack,
@@ -53,10 +63,17 @@ def main(argv: list[str] | None = None) -> int:
             pushgateway=arguments.pushgateway,
             cloudwatch=arguments.cloudwatch,
         )
-        return take_backup(request, arguments.project_dir, sys.stdout)
+        return take_backup(request, arguments.project_dir, out, err)
     except (ValueError, KeyError) as error:
-        sys.stderr.write(f"error: {error}\n")
+        if json_lines:
+            logging.getLogger("drkit").error("error: %s", error, extra={"store": arguments.store})
+        else:
+            sys.stderr.write(f"error: {error}\n")
         return 2
+    finally:
+        if json_lines:
+            out.close()
+            err.close()
 
 
 if __name__ == "__main__":

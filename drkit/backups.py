@@ -84,8 +84,12 @@ def backup_store(
     return manifest
 
 
-def take_backup(request: BackupRequest, project_dir: Path, out: TextIO) -> int:
-    """The task: print the plan, then back up unless it is a dry run. Returns the exit code."""
+def take_backup(
+    request: BackupRequest, project_dir: Path, out: TextIO, progress_to: TextIO | None = None
+) -> int:
+    """The task: print the plan, then back up unless it is a dry run. Returns the exit code.
+
+    Progress goes to ``progress_to`` (stderr by default)."""
     ctx = OpsContext.load(request.stack, request.outputs, project_dir)
     store = ctx.store_config(request.store)
     backup_handler(ctx, request.store)  # fails here, before the plan, if the store can't be served
@@ -100,7 +104,7 @@ def take_backup(request: BackupRequest, project_dir: Path, out: TextIO) -> int:
     if request.dry_run:
         out.write("dry run: nothing was read or written\n")
         return 0
-    progress = ByteProgress(request.store)
+    progress = ByteProgress(request.store, progress_to)
     try:
         manifest = backup_store(ctx, request.store, publishers_for(ctx, request), progress)
     except BackupFailed as error:

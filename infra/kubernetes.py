@@ -41,8 +41,10 @@ from stackmodels.config import PROJECT, StoreKind
 GCS_CREDENTIALS_SECRET = "drkit-gcs-writer"
 """Secret (key ``credentials.json``) with the mirror writer's Google credentials: a Workload
 Identity Federation config or a key of ``<platform>-backup-writer``; made outside Pulumi."""
-STORES_WITHOUT_CREDENTIALS = frozenset({StoreKind.KUBERNETES})
-"""Kubernetes state is read with the pod's own service account, not a password."""
+STORES_WITHOUT_CREDENTIALS = frozenset({StoreKind.KUBERNETES, StoreKind.KAFKA})
+"""No password, so no Secret to reference (a missing one keeps the pod from starting): Kubernetes
+state is read with the pod's own service account, MSK with the job's IAM role
+(``drkit.kafka_auth``; the Kafka handler reads no credentials)."""
 STORES_READING_THE_CLUSTER = frozenset({StoreKind.KUBERNETES})
 """Their service account may read the application namespace (``kubernetes.namespace``), its
 namespace object and the CRDs (RBAC in components/backup_cronjobs.py)."""

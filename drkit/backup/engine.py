@@ -234,7 +234,10 @@ def run_backup(
     except BaseException as error:
         session.abort()
         _remove_partial(destinations, prefix)
-        log.error("backup failed", extra={"store": store, "backup_id": backup_id})
+        log.error(
+            "backup failed",
+            extra={"store": store, "backup_id": backup_id, "error": _describe(error)},
+        )
         if isinstance(error, (KeyboardInterrupt, SystemExit)):
             raise
         raise BackupFailed(f"backup of {store} ({backup_id}) failed: {error}") from error
@@ -285,3 +288,8 @@ def _remove_partial(destinations: Destinations, prefix: str) -> None:
             target.delete_prefix(prefix)
         except ObjectStoreError as error:
             log.warning("could not remove a partial backup: %s", error)
+
+
+def _describe(error: BaseException) -> str:
+    """What went wrong, for the log record: the exception's type and message."""
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__

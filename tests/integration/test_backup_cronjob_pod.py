@@ -649,6 +649,7 @@ def test_a_pod_with_a_wrong_password_fails_and_reports_the_failure(
     assert all(line["store"] == store for line in logs), logs
     [failed] = [line for line in logs if line["message"] == "backup failed"]
     assert failed["level"] == "error"
+    assert "password authentication failed" in failed["error"]  # the reason, in the error record
     [summary] = [line for line in logs if line["message"].startswith("FAILED: ")]
     assert "password authentication failed" in summary["message"]
     assert wrong not in run.log

@@ -4,6 +4,7 @@ and failures (a corrupted object, a server that dies mid-export) leave nothing h
 
 from __future__ import annotations
 
+import http.client
 import io
 import re
 import socket
@@ -347,10 +348,21 @@ def test_a_corrupted_parquet_object_fails_the_restore_and_writes_nothing(
 
 
 def test_the_server_stopping_mid_export_fails_the_backup_and_leaves_no_manifest(
-    destinations: Destinations, tmp_path: Path
+    destinations: Destinations, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # On loopback the kernel buffers up to tcp_rmem's max (32 MiB here) plus the server's send
+    # buffer (tcp_wmem's max, 4 MiB): a whole answer can be in flight before the kill, and then
+    # nothing is cut. A receive buffer the size of a busy link's, and an answer (~12 MB of ticks)
+    # three times the send buffer, leave most of it unsent when the server dies.
+    connect = http.client.HTTPConnection.connect
+
+    def connect_with_small_buffer(self: http.client.HTTPConnection) -> None:
+        connect(self)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+
+    monkeypatch.setattr(http.client.HTTPConnection, "connect", connect_with_small_buffer)
     with LocalInfluxDB(tmp_path / "dying") as server:  # its own server: this test kills it
-        seed_market_data(server.endpoint(), "dying", WINDOW, points_per_second=4)
+        seed_market_data(server.endpoint(), "dying", WINDOW, points_per_second=12)
         killed: list[str] = []
 
         def kill_on_first_row_group(name: str, raw: int) -> None:

@@ -78,16 +78,26 @@ def check(c: Context, stack: str = "prod") -> None:
         "stack": "prod, dr, or local (the local embedded default)",
         "outputs": "read stack outputs from this JSON file instead of `pulumi stack output`",
         "dry_run": "print what would be backed up, and where, without doing it",
+        "wait": "seconds to wait for another run of the store to finish (default: refuse)",
     },
 )
 def store(
-    c: Context, store: str, stack: str = "local", outputs: str = "", dry_run: bool = False
+    c: Context,
+    store: str,
+    stack: str = "local",
+    outputs: str = "",
+    dry_run: bool = False,
+    wait: int = 0,
 ) -> None:
-    """Take one backup of a store now, with the same engine the CronJobs run."""
+    """Take one backup of a store now, with the same engine the CronJobs run.
+
+    Another run of the store holding its lease: refused (exit 2, naming it), or ``--wait S``."""
     from drkit.backups import BackupRequest, take_backup
 
     try:
-        request = BackupRequest(stack=stack, store=store, outputs=outputs or None, dry_run=dry_run)
+        request = BackupRequest(
+            stack=stack, store=store, outputs=outputs or None, dry_run=dry_run, wait_seconds=wait
+        )
         code = take_backup(request, ROOT, sys.stdout)
     except ValueError as error:
         raise fail(str(error)) from None

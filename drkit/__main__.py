@@ -3,7 +3,8 @@
 Everything comes from flags or, in Kubernetes, from the environment the CronJob sets: the stack
 (DRKIT_STACK), the stack outputs file mounted from a ConfigMap (DRKIT_OUTPUTS), the Pushgateway
 (DRKIT_PUSHGATEWAY) and the store's credentials (DRKIT_<STORE>_USER/PASSWORD from its Secret).
-Exit codes: 0 backup committed, 1 backup failed, 2 bad input (nothing was done).
+Exit codes: 0 backup committed, 1 backup failed, 2 bad input or another run of the store holds
+its lease (nothing was done; the message says who holds it and until when).
 """
 
 from __future__ import annotations
@@ -37,6 +38,14 @@ def parser() -> argparse.ArgumentParser:
         "--log-format", choices=["json", "text"], default=os.environ.get("DRKIT_LOG_FORMAT", "text")
     )
     backup.add_argument("--dry-run", action="store_true")
+    backup.add_argument(
+        "--wait",
+        type=int,
+        default=int(os.environ.get("DRKIT_WAIT_SECONDS", "0") or 0),
+        metavar="SECONDS",
+        help="when another run of the store holds its lease, wait up to this long (default: "
+        "refuse at once, exit 2)",
+    )
     return main
 
 
@@ -62,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             dry_run=arguments.dry_run,
             pushgateway=arguments.pushgateway,
             cloudwatch=arguments.cloudwatch,
+            wait_seconds=arguments.wait,
         )
         return take_backup(request, arguments.project_dir, out, err)
     except (ValueError, KeyError) as error:

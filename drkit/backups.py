@@ -7,12 +7,12 @@ the Pushgateway and CloudWatch.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import TextIO
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from drkit.backup.engine import BackupFailed, Progress, run_backup
 from drkit.backup.manifest import Manifest
@@ -25,6 +25,7 @@ from drkit.backup.metrics import (
 )
 from drkit.context import OpsContext
 from drkit.handlers import backup_handler
+from drkit.lease import LeaseHeld
 from drkit.progress import ByteProgress, human_bytes
 
 
@@ -37,6 +38,8 @@ class BackupRequest(BaseModel):
     dry_run: bool = False
     pushgateway: str | None = None
     cloudwatch: bool = False
+    wait_seconds: int = Field(default=0, ge=0, le=86400)
+    """Wait this long for another run of the store to release its lease (0: refuse at once)."""
 
 
 def publishers_for(ctx: OpsContext, request: BackupRequest) -> list[Publisher]:
@@ -53,14 +56,23 @@ def backup_store(
     store: str,
     publishers: list[Publisher],
     progress: Progress | None = None,
+    wait: timedelta = timedelta(0),
 ) -> Manifest:
-    """Run the engine for ``store``; publish the outcome whether it succeeded or not."""
+    """Run the engine for ``store``; publish the outcome whether it succeeded or not.
+
+    ``LeaseHeld`` (another run of the store is on) is a refusal: nothing ran, nothing is
+    published."""
     config = ctx.store_config(store)
     handler = backup_handler(ctx, store)
     clock = time.monotonic()
     try:
         manifest = run_backup(
-            store, config.data_class, handler, ctx.destinations(config.data_class), progress
+            store,
+            config.data_class,
+            handler,
+            ctx.destinations(config.data_class),
+            progress,
+            wait=wait,
         )
     except BackupFailed:
         publish(
@@ -106,7 +118,16 @@ def take_backup(
         return 0
     progress = ByteProgress(request.store, progress_to)
     try:
-        manifest = backup_store(ctx, request.store, publishers_for(ctx, request), progress)
+        manifest = backup_store(
+            ctx,
+            request.store,
+            publishers_for(ctx, request),
+            progress,
+            timedelta(seconds=request.wait_seconds),
+        )
+    except LeaseHeld:
+        progress.done()
+        raise
     except BackupFailed as error:
         progress.done()
         out.write(f"FAILED: {error}\n")

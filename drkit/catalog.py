@@ -1,31 +1,48 @@
-"""The backup catalog: what exists per store, without one request per manifest.
+"""The backup catalog: what exists per store, without one request per manifest, append-only.
 
 A store backed up every 15 minutes has ~2,900 backups in 30 days; listing, picking a recovery point
-and checking freshness must not read 2,900 manifests. The engine appends a one-line summary of each
-committed backup to a daily segment, ``catalog/<store>/<YYYY>/<MM>/<DD>.jsonl`` in the vault, so
-30 days of a store are 30 small GETs, fetched in parallel.
+and checking freshness must not read 2,900 manifests. And under the vault's Object Lock and the
+mirror's locked retention policy nothing may be rewritten, so nothing in the catalog ever is.
+Every object below is written once (create-only) and never replaced or deleted:
 
-Segments are rewritten (read, append, write): only one run of a store runs at a time (the CronJobs
-forbid concurrency). The catalog is derived data: the manifests stay the truth, ``rebuild`` rewrites
-the segments from them, and its objects are locked for a day only (GOVERNANCE), so old versions
-of a segment expire with the vault's lifecycle instead of living for seven years.
+- ``catalog/<store>/<YYYY>/<MM>/<DD>/<backup id>.json``: one **entry** per committed backup,
+  written by the engine right after the manifest (one line of JSON: sizes, counts, recovery point).
+- ``catalog/<store>/<YYYY>/<MM>/<DD>.jsonl``: the **day segment**, every entry of a closed day in
+  one object, written once by the first run of the store after the day ended (``seal``). That run
+  holds the store's lease (``drkit.lease``), so no run of the store is still committing into the
+  day. Catalogs written before entries existed (one segment per day, rewritten per backup) have
+  only segments: they read the same way.
+- ``catalog/<store>/verified/<backup id>/<YYYYMMDDTHHMMSSZ>``: a **verification record**, empty,
+  one per successful check of a backup; its key says which backup and when.
+
+Reading a window of a store is one LIST of its catalog from the window's first day (1,000 keys a
+page: ~3 pages for 30 days at 96 a day), one GET per sealed day (in parallel), one GET per entry
+no segment covers yet (today's), and one LIST of its verification records. 30 days of 5 stores at
+96 a day: ~170 requests (``benchmarks/catalog.py``).
+
+The catalog is derived data: the manifests stay the truth, and ``rebuild`` adds the entries that
+are missing (never replacing one).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
 from drkit.backup.manifest import MANIFEST_NAME, Manifest
-from drkit.storage.objectstore import Encryption, ObjectNotFound, ObjectStore
+from drkit.storage.objectstore import Encryption, ObjectExists, ObjectNotFound, ObjectStore
 
 CATALOG_PREFIX = "catalog/"
-SEGMENT_LOCK_DAYS = 1
+VERIFIED = "verified/"
 PARALLEL_READS = 16
+SEAL_LOOKBACK = timedelta(days=7)
+"""How far back a run seals days its store left unsealed (a store idle longer than this keeps
+its entries unsealed: still listed, one GET each)."""
 
 
 class CatalogEntry(BaseModel):
@@ -63,97 +80,256 @@ class CatalogEntry(BaseModel):
         )
 
 
+def store_prefix(store: str) -> str:
+    return f"{CATALOG_PREFIX}{store}/"
+
+
 def segment_key(store: str, day: date) -> str:
-    return f"{CATALOG_PREFIX}{store}/{day:%Y/%m/%d}.jsonl"
+    return f"{store_prefix(store)}{day:%Y/%m/%d}.jsonl"
+
+
+def entry_key(store: str, backup_id: str) -> str:
+    return f"{store_prefix(store)}{_day_of(backup_id):%Y/%m/%d}/{backup_id}.json"
+
+
+def verified_key(store: str, backup_id: str, at: datetime) -> str:
+    return f"{store_prefix(store)}{VERIFIED}{backup_id}/{at.astimezone(UTC):%Y%m%dT%H%M%SZ}"
 
 
 def _day_of(backup_id: str) -> date:
     return datetime.strptime(backup_id[:8], "%Y%m%d").date()
 
 
+@dataclass
+class DayListing:
+    """What the LIST shows of one day of a store: its segment, if sealed, and its entries."""
+
+    sealed: bool = False
+    entries: list[str] = field(default_factory=list)
+    """Backup ids with an entry object, ascending."""
+
+
+def _parse(store: str, key: str) -> tuple[date, str | None] | None:
+    """(day, backup id) of an entry key, (day, None) of a segment key, else None."""
+    rest = key[len(store_prefix(store)) :]
+    try:
+        if rest.endswith(".jsonl") and rest.count("/") == 2:
+            return datetime.strptime(rest[: -len(".jsonl")], "%Y/%m/%d").date(), None
+        if rest.endswith(".json") and rest.count("/") == 3:
+            folder, name = rest.rsplit("/", 1)
+            return datetime.strptime(folder, "%Y/%m/%d").date(), name[: -len(".json")]
+    except ValueError:
+        return None
+    return None
+
+
 class Catalog:
     """The catalog of one vault (or mirror)."""
 
-    def __init__(self, store: ObjectStore, kms_key_id: str | None = None) -> None:
+    def __init__(self, store: ObjectStore, encryption: Encryption | str | None = None) -> None:
         self.objects = store
-        self.kms_key_id = kms_key_id
+        # Entries, segments and records are locked like the backups they describe.
+        self.encryption = (
+            encryption if isinstance(encryption, Encryption) else Encryption(kms_key_id=encryption)
+        )
 
-    def read_segment(self, store: str, day: date) -> list[CatalogEntry]:
+    # --- reading ---------------------------------------------------------------------------
+
+    def days(self, store: str, first: date, last: date) -> dict[date, DayListing]:
+        """One LIST from ``first``: each day in [first, last] with a segment or entries."""
+        prefix = store_prefix(store)
+        start_after = f"{prefix}{first - timedelta(days=1):%Y/%m/%d}/~"
+        found: dict[date, DayListing] = {}
+        for item in self.objects.list_objects(prefix, start_after):
+            parsed = _parse(store, item.key)
+            if item.key.startswith(prefix + VERIFIED):
+                break
+            if parsed is None:
+                continue
+            day, backup_id = parsed
+            if day > last:
+                break  # keys are in order: no further page is fetched
+            listing = found.setdefault(day, DayListing())
+            if backup_id is None:
+                listing.sealed = True
+            else:
+                listing.entries.append(backup_id)
+        return found
+
+    def segment_days(self, store: str, first: date, last: date) -> list[date]:
+        """The days in [first, last] with backups of ``store``, oldest first (one LIST)."""
+        return sorted(self.days(store, first, last))
+
+    def read_entry(self, store: str, backup_id: str) -> CatalogEntry | None:
+        try:
+            return CatalogEntry.model_validate_json(
+                self.objects.get_bytes(entry_key(store, backup_id))
+            )
+        except ObjectNotFound:
+            return None
+
+    def _read_segment_object(self, store: str, day: date) -> list[CatalogEntry]:
         try:
             body = self.objects.get_bytes(segment_key(store, day))
         except ObjectNotFound:
             return []
         return [CatalogEntry.model_validate_json(line) for line in body.splitlines() if line]
 
-    def segment_days(self, store: str, first: date, last: date) -> list[date]:
-        """The days in [first, last] that have a segment, oldest first: one LIST (a page per
-        1,000 days), so finding the newest backup of a quiet store is not a GET per day."""
-        prefix = f"{CATALOG_PREFIX}{store}/"
-        days = []
-        for item in self.objects.list_objects(prefix):
+    def read_segment(self, store: str, day: date) -> list[CatalogEntry]:
+        """Every backup of ``store`` started on ``day``, in backup id order."""
+        return self._read_days(store, {day: self.days(store, day, day).get(day, DayListing())})
+
+    def _read_days(self, store: str, days: dict[date, DayListing]) -> list[CatalogEntry]:
+        sealed = [day for day, listing in days.items() if listing.sealed]
+        with ThreadPoolExecutor(PARALLEL_READS) as pool:
+            segments = list(pool.map(lambda d: self._read_segment_object(store, d), sealed))
+            found = {e.backup_id: e for segment in segments for e in segment}
+            loose = [b for listing in days.values() for b in listing.entries if b not in found]
+            for entry in pool.map(lambda b: self.read_entry(store, b), loose):
+                if entry is not None:
+                    found[entry.backup_id] = entry
+        return sorted(found.values(), key=lambda e: e.backup_id)
+
+    def verifications(self, store: str, first: date) -> dict[str, datetime]:
+        """The last verification of each backup of ``store`` started on or after ``first``."""
+        prefix = f"{store_prefix(store)}{VERIFIED}"
+        last: dict[str, datetime] = {}
+        for item in self.objects.list_objects(
+            prefix, f"{prefix}{first - timedelta(days=1):%Y%m%d}~"
+        ):
+            backup_id, _, stamp = item.key[len(prefix) :].partition("/")
             try:
-                day = datetime.strptime(item.key[len(prefix) :], "%Y/%m/%d.jsonl").date()
+                at = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
             except ValueError:
                 continue
-            if first <= day <= last:
-                days.append(day)
-        return sorted(days)
+            if backup_id not in last or at > last[backup_id]:
+                last[backup_id] = at
+        return last
 
-    def write_segment(self, store: str, day: date, entries: Iterable[CatalogEntry]) -> None:
-        ordered = sorted({e.backup_id: e for e in entries}.values(), key=lambda e: e.backup_id)
-        body = "".join(entry.model_dump_json() + "\n" for entry in ordered).encode()
-        lock = Encryption(
-            kms_key_id=self.kms_key_id,
-            lock_mode="GOVERNANCE",
-            lock_until=datetime.now(UTC) + timedelta(days=SEGMENT_LOCK_DAYS),
-        )
-        self.objects.put_bytes(segment_key(store, day), body, lock)
+    def _with_verifications(
+        self, store: str, entries: list[CatalogEntry], first: date
+    ) -> list[CatalogEntry]:
+        checked = self.verifications(store, first)
+        return [
+            e.model_copy(update={"verified_at": checked[e.backup_id]})
+            if e.backup_id in checked
+            and (e.verified_at is None or checked[e.backup_id] > e.verified_at)
+            else e
+            for e in entries
+        ]
 
-    def record(self, manifest: Manifest) -> None:
-        """Add a committed backup (idempotent: the same backup id replaces its line)."""
-        self.upsert(CatalogEntry.of(manifest))
-
-    def upsert(self, entry: CatalogEntry) -> None:
-        day = _day_of(entry.backup_id)
-        entries = [e for e in self.read_segment(entry.store, day) if e.backup_id != entry.backup_id]
-        self.write_segment(entry.store, day, [*entries, entry])
-
-    def mark_verified(self, entry: CatalogEntry, at: datetime) -> CatalogEntry:
-        updated = entry.model_copy(update={"verified_at": at})
-        self.upsert(updated)
-        return updated
+    def store_entries(self, store: str, first: date, last: date) -> list[CatalogEntry]:
+        """Every backup of ``store`` started in [first, last] (days), with its last check."""
+        entries = self._read_days(store, self.days(store, first, last))
+        return self._with_verifications(store, entries, first)
 
     def entries(
         self, stores: Iterable[str], since: datetime, until: datetime | None = None
     ) -> list[CatalogEntry]:
         """Every backup of ``stores`` whose recovery point is in [since, until], oldest first."""
         until = until or datetime.now(UTC)
-        days = [
-            since.date() + timedelta(days=n) for n in range((until.date() - since.date()).days + 2)
-        ]
-        jobs = [(store, day) for store in stores for day in days]
-        with ThreadPoolExecutor(PARALLEL_READS) as pool:
-            segments = pool.map(lambda job: self.read_segment(*job), jobs)
-        found = [e for segment in segments for e in segment if since <= e.recovery_point <= until]
+        # A backup's id (its start) is at most its recovery point: start a day early.
+        first, last = since.date() - timedelta(days=1), until.date()
+        names = list(stores)
+        with ThreadPoolExecutor(max(1, len(names))) as pool:
+            per_store = list(pool.map(lambda s: self.store_entries(s, first, last), names))
+        found = [e for entries in per_store for e in entries if since <= e.recovery_point <= until]
         return sorted(found, key=lambda e: (e.recovery_point, e.store))
+
+    def newest(self, store: str, day: date, limit: datetime) -> CatalogEntry | None:
+        """The newest backup of ``store`` started on ``day`` whose recovery point is at or before
+        ``limit``: a sealed day is one GET, an open one reads entries newest first until one
+        fits (one run of a store at a time: later ids have later recovery points)."""
+        listing = self.days(store, day, day).get(day)
+        if listing is None:
+            return None
+        candidates: dict[str, CatalogEntry] = {}
+        if listing.sealed:
+            candidates = {e.backup_id: e for e in self._read_segment_object(store, day)}
+        for backup_id in reversed(listing.entries):
+            if backup_id in candidates:
+                continue
+            entry = self.read_entry(store, backup_id)
+            if entry is not None and entry.recovery_point <= limit:
+                candidates[backup_id] = entry
+                break
+        fitting = [e for e in candidates.values() if e.recovery_point <= limit]
+        return max(fitting, key=lambda e: e.recovery_point) if fitting else None
 
     def find(self, backup_id: str, stores: Iterable[str]) -> CatalogEntry | None:
         day = _day_of(backup_id)
         for store in stores:
-            for entry in self.read_segment(store, day):
-                if entry.backup_id == backup_id:
-                    return entry
+            entry = self.read_entry(store, backup_id)
+            if entry is None:
+                entry = next(
+                    (e for e in self._read_segment_object(store, day) if e.backup_id == backup_id),
+                    None,
+                )
+            if entry is not None:
+                return self._with_verifications(store, [entry], day)[0]
         return None
 
+    # --- writing (create-only) ---------------------------------------------------------------
+
+    def add(self, entry: CatalogEntry) -> bool:
+        """Write ``entry``'s object; False when it is already there (never replaced)."""
+        return self._create(entry_key(entry.store, entry.backup_id), entry.model_dump_json())
+
+    def record(self, manifest: Manifest) -> bool:
+        """Add a committed backup."""
+        return self.add(CatalogEntry.of(manifest))
+
+    def write_segment(self, store: str, day: date, entries: Iterable[CatalogEntry]) -> bool:
+        """Write a closed day's segment, once; False when the day is already sealed."""
+        ordered = sorted({e.backup_id: e for e in entries}.values(), key=lambda e: e.backup_id)
+        body = "".join(entry.model_dump_json() + "\n" for entry in ordered)
+        return self._create(segment_key(store, day), body)
+
+    def seal(self, store: str, today: date) -> list[date]:
+        """Write the segment of every day before ``today`` (up to ``SEAL_LOOKBACK`` back) that
+        has entries but none yet. Only the holder of the store's lease calls this: no earlier run
+        of the store is still committing. Returns the days sealed."""
+        sealed = []
+        for day, listing in sorted(self.days(store, today - SEAL_LOOKBACK, today).items()):
+            if day >= today or listing.sealed or not listing.entries:
+                continue
+            entries = self._read_days(store, {day: listing})
+            if entries and self.write_segment(store, day, entries):
+                sealed.append(day)
+        return sealed
+
+    def mark_verified(self, entry: CatalogEntry, at: datetime) -> CatalogEntry:
+        """Record a successful check of ``entry`` (a new record; the entry is never rewritten)."""
+        self._create(verified_key(entry.store, entry.backup_id, at), "")
+        return entry.model_copy(update={"verified_at": at})
+
     def rebuild(self, prefixes: Iterable[str]) -> int:
-        """Rewrite the segments from the manifests under ``prefixes`` (``<class>/<store>/``)."""
-        by_segment: dict[tuple[str, date], list[CatalogEntry]] = {}
+        """Add the entries missing for the manifests under ``prefixes`` (``<class>/<store>/``);
+        returns how many were added."""
+        added = 0
         for prefix in prefixes:
-            for item in self.objects.list_objects(prefix):
-                if item.key.endswith("/" + MANIFEST_NAME):
-                    manifest = Manifest.model_validate(json.loads(self.objects.get_bytes(item.key)))
-                    entry = CatalogEntry.of(manifest)
-                    by_segment.setdefault((entry.store, _day_of(entry.backup_id)), []).append(entry)
-        for (store, day), entries in by_segment.items():
-            self.write_segment(store, day, entries)
-        return sum(len(entries) for entries in by_segment.values())
+            for item in _manifests(self.objects, prefix):
+                manifest = Manifest.model_validate(json.loads(self.objects.get_bytes(item)))
+                entry = CatalogEntry.of(manifest)
+                if self.read_entry(entry.store, entry.backup_id) is None and self.add(entry):
+                    added += 1
+        return added
+
+    def _create(self, key: str, body: str) -> bool:
+        try:
+            self.objects.put_bytes(key, body.encode(), self.encryption)
+        except ObjectExists:
+            return False
+        return True
+
+
+def _verified(entry: CatalogEntry, at: datetime | None) -> CatalogEntry:
+    if at is None or (entry.verified_at is not None and entry.verified_at >= at):
+        return entry
+    return entry.model_copy(update={"verified_at": at})
+
+
+def _manifests(objects: ObjectStore, prefix: str) -> Iterator[str]:
+    for item in objects.list_objects(prefix):
+        if item.key.endswith("/" + MANIFEST_NAME):
+            yield item.key

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from drkit.backup.binding import ManifestNotBound, check_manifest
 from drkit.backup.manifest import MANIFEST_NAME, Manifest, backup_prefix
 from drkit.catalog import Catalog, CatalogEntry
 from drkit.storage.objectstore import ObjectNotFound, ObjectStore
@@ -82,8 +83,7 @@ class BackupIndex:
         raise RecoveryError(f"no backup of {store!r} {where} in {self.vault.name}")
 
     def _newest_in(self, store: str, day: date, limit: datetime) -> CatalogEntry | None:
-        candidates = [e for e in self.catalog.read_segment(store, day) if e.recovery_point <= limit]
-        return max(candidates, key=lambda e: e.recovery_point) if candidates else None
+        return self.catalog.newest(store, day, limit)
 
     def by_id(self, store: str, backup_id: str) -> CatalogEntry:
         if not BACKUP_ID.match(backup_id):
@@ -102,6 +102,8 @@ class BackupIndex:
         return CatalogEntry.of(manifest)
 
     def manifest(self, entry: CatalogEntry) -> Manifest:
+        """The entry's manifest, bound to it: its path, its prefix and the entry's facts agree
+        (``drkit.backup.binding``), or a ``RecoveryError`` before anything is changed."""
         try:
             body = self.vault.get_bytes(entry.manifest_key)
         except ObjectNotFound:
@@ -109,7 +111,18 @@ class BackupIndex:
                 f"backup {entry.backup_id} is in the catalog but its manifest "
                 f"{self.vault.name}/{entry.manifest_key} is gone"
             ) from None
-        return Manifest.model_validate(json.loads(body))
+        manifest = Manifest.model_validate(json.loads(body))
+        try:
+            check_manifest(
+                manifest,
+                entry.manifest_key,
+                entry.model_dump(
+                    include={"backup_id", "store", "manifest_key", "objects", "size", "counts"}
+                ),
+            )
+        except ManifestNotBound as error:
+            raise RecoveryError(f"{self.vault.name}: {error}") from None
+        return manifest
 
     def common_point(
         self, stores: Iterable[str], at: datetime | None = None, now: datetime | None = None
@@ -153,6 +166,11 @@ class BackupIndex:
         data_class = self.config.stores[store].data_class
         key = backup_prefix(data_class, store, backup_id) + MANIFEST_NAME
         try:
-            return Manifest.model_validate(json.loads(self.vault.get_bytes(key)))
+            manifest = Manifest.model_validate(json.loads(self.vault.get_bytes(key)))
         except ObjectNotFound:
             return None
+        try:
+            check_manifest(manifest, key)
+        except ManifestNotBound as error:
+            raise RecoveryError(f"{self.vault.name}: {error}") from None
+        return manifest

@@ -1,5 +1,13 @@
 """The engine every backup runs through: stream each object once to the vault and the mirror,
 then write the manifest last. A failure anywhere aborts the uploads and writes no manifest.
+
+Write once: every object, the manifest and the catalog entry are create-only, tagged with their
+backup (``drkit.backup.binding``), and nothing is deleted afterwards, not even by a failed run:
+its completed objects stay where retention put them, under a prefix that has no manifest, so
+nothing lists them as a backup; their cost is bounded (below, ``_leave_partial``).
+
+One run per store: the run holds the store's lease (``drkit.lease``) from before it reads the
+source until after its catalog entry, and checks it still holds it before committing.
 """
 
 from __future__ import annotations
@@ -8,19 +16,22 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import zstandard
 
+from drkit.backup.binding import object_metadata
 from drkit.backup.manifest import (
     MANIFEST_NAME,
     Manifest,
     StoredObject,
     backup_prefix,
     new_backup_id,
+    parse_backup_prefix,
 )
 from drkit.catalog import Catalog
+from drkit.lease import DEFAULT_TTL, Lease, acquire, holder_id
 from drkit.storage.objectstore import Encryption, ObjectStore, ObjectStoreError
 from drkit.storage.tee import TeeWriter
 
@@ -78,6 +89,8 @@ class BackupSession:
         self._zstd_threads = zstd_threads
         self.objects: list[StoredObject] = []
         self._open: list[TeeWriter] = []
+        parsed = parse_backup_prefix(prefix + "x")
+        self._metadata = object_metadata(parsed[1], parsed[2]) if parsed else {}
 
     @property
     def prefix(self) -> str:
@@ -95,7 +108,7 @@ class BackupSession:
         key = self._prefix + name + (".zst" if compress else "")
         tee = TeeWriter(
             {
-                store.name: store.writer(key, self._destinations.encryption)
+                store.name: store.writer(key, self._destinations.encryption, self._metadata)
                 for store in self._destinations.stores
             }
         )
@@ -132,6 +145,7 @@ class BackupSession:
             raw_size=raw_size,
             compression="zstd" if compress else "none",
             content=content,
+            fingerprints=tee.fingerprints,
         )
         self.objects.append(stored)
         return stored
@@ -154,7 +168,7 @@ class BackupSession:
         vault = self._destinations.vault
         tee = TeeWriter(
             {
-                store.name: store.writer(key, self._destinations.encryption)
+                store.name: store.writer(key, self._destinations.encryption, self._metadata)
                 for store in self._destinations.stores
                 if store is not vault
             }
@@ -176,6 +190,7 @@ class BackupSession:
             raw_size=tee.size,
             compression="none",
             content=content,
+            fingerprints=tee.fingerprints,
         )
         self.objects.append(stored)
         return stored
@@ -201,8 +216,37 @@ def run_backup(
     destinations: Destinations,
     progress: Progress | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    wait: timedelta = timedelta(0),
+    lease_ttl: timedelta = DEFAULT_TTL,
 ) -> Manifest:
-    """Take one backup: objects first, manifest last (the commit)."""
+    """Take one backup: objects first, manifest last (the commit).
+
+    Raises ``LeaseHeld`` (a refusal, nothing done) when another run of ``store`` holds its
+    lease, after ``wait``."""
+    lease = acquire(
+        destinations.vault,
+        f"backup/{store}",
+        f"backup-{holder_id()}",
+        f"backup of {store}",
+        encryption=destinations.encryption,
+        wait=wait,
+        ttl=lease_ttl,
+    )
+    try:
+        return _run_backup(store, data_class, handler, destinations, progress, now, lease)
+    finally:
+        lease.release()
+
+
+def _run_backup(
+    store: str,
+    data_class: str,
+    handler: Handler,
+    destinations: Destinations,
+    progress: Progress | None,
+    now: Callable[[], datetime],
+    lease: Lease,
+) -> Manifest:
     started_at = now()
     backup_id = new_backup_id(started_at)
     prefix = backup_prefix(data_class, store, backup_id)
@@ -228,12 +272,14 @@ def run_backup(
             encryption={"kms_key_id": destinations.encryption.kms_key_id},
         )
         body = manifest.model_dump_json(indent=2).encode()
+        metadata = object_metadata(store, backup_id)
+        lease.check()  # a run whose lease was taken over must not commit
         for target in reversed(destinations.stores):  # the vault's manifest is the commit: last
-            target.put_bytes(prefix + MANIFEST_NAME, body, destinations.encryption)
-        _record_in_catalogs(destinations, manifest)
+            target.put_bytes(prefix + MANIFEST_NAME, body, destinations.encryption, metadata)
+        _record_in_catalogs(destinations, manifest, started_at)
     except BaseException as error:
         session.abort()
-        _remove_partial(destinations, prefix)
+        _leave_partial(destinations, prefix, session.objects)
         log.error(
             "backup failed",
             extra={"store": store, "backup_id": backup_id, "error": _describe(error)},
@@ -253,11 +299,16 @@ def run_backup(
     return manifest
 
 
-def _record_in_catalogs(destinations: Destinations, manifest: Manifest) -> None:
-    """The catalog is derived from the manifests: a failure here is logged, never fatal."""
+def _record_in_catalogs(destinations: Destinations, manifest: Manifest, started: datetime) -> None:
+    """The catalog is derived from the manifests: a failure here is logged, never fatal.
+
+    The entry is added; then, holding the store's lease, the run seals the days before its own
+    (no earlier run of the store can still commit into them)."""
     for target in destinations.stores:
         try:
-            Catalog(target, destinations.encryption.kms_key_id).record(manifest)
+            catalog = Catalog(target, destinations.encryption)
+            catalog.record(manifest)
+            catalog.seal(manifest.store, started.astimezone(UTC).date())
         except (ObjectStoreError, ValueError) as error:
             log.warning(
                 "catalog of %s not updated (rebuild it from the manifests): %s", target.name, error
@@ -267,8 +318,8 @@ def _record_in_catalogs(destinations: Destinations, manifest: Manifest) -> None:
 def _abort_uploads_of_dead_runs(destinations: Destinations, prefix: str) -> None:
     """A killed run cannot abort its multipart upload; the next run of the store does.
 
-    Runs of one store never overlap (the CronJobs forbid concurrency), so an upload pending under
-    the store's prefix when a run starts belongs to a run that died.
+    This run holds the store's lease, so no other live run of the store exists: an upload pending
+    under the store's prefix belongs to a run that died (or lost its lease, and will not commit).
     """
     for target in destinations.stores:
         aborted = target.abort_pending_uploads(prefix)
@@ -281,13 +332,26 @@ def _abort_uploads_of_dead_runs(destinations: Destinations, prefix: str) -> None
             )
 
 
-def _remove_partial(destinations: Destinations, prefix: str) -> None:
-    """Best effort: data objects without a manifest are not a backup, but they confuse people."""
-    for target in destinations.stores:
-        try:
-            target.delete_prefix(prefix)
-        except ObjectStoreError as error:
-            log.warning("could not remove a partial backup: %s", error)
+def _leave_partial(destinations: Destinations, prefix: str, written: list[StoredObject]) -> None:
+    """A failed run deletes nothing: its completed objects are locked like any backup's (the
+    vault's Object Lock, the mirror's retention policy), so a delete would be refused or would
+    only hide them behind a delete marker. They are left, and never listed: without a manifest
+    the prefix is no backup, and the catalog lists only what was committed.
+
+    Their cost is bounded: at most one failed run per store at a time (the lease), each leaving
+    at most what it had completed (uploads in flight are aborted, and the vault's lifecycle
+    aborts a killed run's after a day), and the data class's lifecycle expires them with the
+    backups of their day."""
+    if written:
+        size = sum(item.size for item in written)
+        log.warning(
+            "left %d object(s), %d bytes, of the failed run under %s in %s: no manifest, so "
+            "not a backup; they expire with the data class's lifecycle",
+            len(written),
+            size,
+            prefix,
+            ", ".join(s.name for s in destinations.stores),
+        )
 
 
 def _describe(error: BaseException) -> str:

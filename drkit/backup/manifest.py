@@ -46,6 +46,11 @@ class StoredObject(BaseModel):
     raw_size: int = Field(ge=0, description="bytes before compression")
     compression: str = "zstd"
     content: str = Field(description="what the bytes are, e.g. 'pg_dump custom format'")
+    fingerprints: dict[str, str] = Field(
+        default_factory=dict,
+        description="per destination (s3://…, gs://…), the store's ETag or MD5 as written: a LIST "
+        "shows it again, so verify --all checks an object without reading it",
+    )
 
 
 class Manifest(BaseModel):

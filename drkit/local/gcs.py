@@ -1,5 +1,8 @@
 """A Google Cloud Storage stand-in: the ``gcp-storage-emulator`` package, run as a subprocess.
 
+It runs through ``drkit.local.gcs_worm``, which adds what the real mirror enforces and the
+emulator does not: create-only preconditions and the bucket retention policy.
+
 It speaks the GCS JSON API, including resumable uploads in several chunks, which is how the backup
 engine streams its GCS mirror copy (``blob.open("wb", chunk_size=...)``). It keeps each upload in
 progress, and each object, whole in memory (or on disk), and rebuilds the upload at every chunk, so
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 
 from google.api_core.client_options import ClientOptions
@@ -69,13 +73,23 @@ class LocalGcs(LocalServer):
             self._process = None
 
     def _command(self) -> list[str]:
-        command = [sys.executable, "-m", "gcp_storage_emulator"]
+        # The emulator with the mirror's write rules enforced (create-only, retention policy).
+        command = [sys.executable, "-m", "drkit.local.gcs_worm"]
         if not self.in_memory:
             command += ["--data-dir", str(self.data_dir)]
         command += ["start", "--host", self.host, "--port", str(self.port), "--quiet"]
         if self.in_memory:
             command.append("--in-memory")
         return command
+
+    def create_locked_bucket(self, name: str, retention: timedelta) -> storage.Bucket:
+        """A bucket shaped like the mirror: a retention policy that refuses a replace or a
+        delete of any object younger than ``retention`` (enforced by ``drkit.local.gcs_worm``;
+        the emulator has no lock call, so the policy is set, not locked)."""
+        bucket = self.client().create_bucket(name)
+        bucket.retention_period = int(retention.total_seconds())
+        bucket.patch()
+        return bucket
 
     def _answers(self) -> bool:
         with urllib.request.urlopen(f"{self.endpoint_url}/", timeout=2) as response:

@@ -4,6 +4,7 @@ same stack outputs a real stack exports, so every operation runs unchanged again
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -70,7 +71,10 @@ def provision(
     key_arn = kms.create_key(
         Description=f"{config.platform} backup vault key (local)", MultiRegion=False
     )["KeyMetadata"]["Arn"]
-    env.gcs.client().create_bucket(mirror)
+    # The mirror's locked retention policy, as components.gcs_mirror sets it: the shortest
+    # retention of the data classes. Nothing younger can be replaced or deleted.
+    floor = min(config.retention_of(name).days for name in config.data_classes)
+    env.gcs.create_locked_bucket(mirror, timedelta(days=floor))
 
     stores: dict[str, StoreEndpoint] = {}
     credentials: dict[str, StoreCredentials] = {}

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from drkit.backup.binding import ManifestNotBound, check_objects
 from drkit.backup.manifest import Manifest, StoredObject
 from drkit.catalog import CatalogEntry
 from drkit.context import OpsContext
@@ -96,8 +97,21 @@ def choose(
             entry = index.by_id(store, backup)
         else:
             entry = index.latest(store, parse_timestamp(at) if at else None, now)
-        manifest = index.manifest(entry)
+        manifest = index.manifest(entry)  # bound to its path and its catalog entry
+        check_bound_objects(objects, manifest)
     return Chosen(store, index, entry, manifest, objects)
+
+
+def check_bound_objects(objects: ObjectStore, manifest: Manifest) -> None:
+    """Every object the manifest lists is tagged with this backup (a HEAD each), or a refusal
+    before anything is changed. A missing object is left to ``check_present`` to name."""
+    try:
+        with readable(objects):
+            check_objects(objects, manifest)
+    except ObjectNotFound:
+        return
+    except ManifestNotBound as error:
+        raise RecoveryError(str(error)) from None
 
 
 def check_present(objects: ObjectStore, manifest: Manifest, items: Iterable[StoredObject]) -> None:

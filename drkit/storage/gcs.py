@@ -5,47 +5,83 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from google.api_core.exceptions import GoogleAPIError, NotFound
+from google.api_core.exceptions import GoogleAPIError, NotFound, PreconditionFailed
 from google.cloud import storage  # type: ignore[import-untyped]
+from google.resumable_media import InvalidResponse
 
 from drkit.storage.objectstore import (
     DEFAULT_PART_SIZE,
     Encryption,
+    ObjectExists,
+    ObjectHead,
     ObjectInfo,
     ObjectNotFound,
     ObjectStoreError,
 )
 
 GCS_CHUNK_MULTIPLE = 256 * 1024
+TAKEN_STATUSES = {412}
+"""``ifGenerationMatch=0`` not met: the object exists."""
+RETAINED = 403
+"""A locked bucket retention policy refusing a replace or a delete (also what a missing
+permission answers: the message tells them apart)."""
+
+
+def _taken(error: Exception) -> bool:
+    if isinstance(error, PreconditionFailed):
+        return True
+    response = getattr(error, "response", None)
+    return isinstance(error, InvalidResponse) and getattr(response, "status_code", 0) == 412
+
+
+def _refusal(name: str, error: Exception, doing: str) -> ObjectStoreError:
+    if _taken(error):
+        return ObjectExists(f"{name} exists: refusing to replace it ({doing} is create-only)")
+    return ObjectStoreError(f"{name}: {doing} failed: {error}")
 
 
 class GcsResumableWriter:
     """One resumable upload session; the object appears only when the last chunk is sent.
 
-    An aborted session is cancelled: GCS shows no object for it.
+    An aborted session is cancelled: GCS shows no object for it. Create-only: the session is
+    opened with ``ifGenerationMatch=0``, so its last chunk is refused (412) if the key exists.
     """
 
-    def __init__(self, bucket: storage.Bucket, key: str, chunk_size: int) -> None:
+    def __init__(
+        self,
+        bucket: storage.Bucket,
+        key: str,
+        chunk_size: int,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
         self._name = f"gs://{bucket.name}/{key}"
         size = max(GCS_CHUNK_MULTIPLE, chunk_size - chunk_size % GCS_CHUNK_MULTIPLE)
-        blob = bucket.blob(key, chunk_size=size)
-        self._file: Any = blob.open(
-            "wb", ignore_flush=True, content_type="application/octet-stream"
+        self._blob = bucket.blob(key, chunk_size=size)
+        if metadata:
+            self._blob.metadata = dict(metadata)
+        self._file: Any = self._blob.open(
+            "wb",
+            ignore_flush=True,
+            content_type="application/octet-stream",
+            if_generation_match=0,
         )
         self._closed = False
+        self.fingerprint: str | None = None
 
     def write(self, chunk: bytes) -> None:
         try:
             self._file.write(chunk)
-        except GoogleAPIError as error:
-            raise ObjectStoreError(f"{self._name}: upload failed: {error}") from error
+        except (GoogleAPIError, InvalidResponse) as error:
+            raise _refusal(self._name, error, "upload") from error
 
     def commit(self) -> None:
         try:
             self._file.close()
-        except GoogleAPIError as error:
-            raise ObjectStoreError(f"{self._name}: finishing the upload failed: {error}") from error
+            self._blob.reload()  # the MD5 GCS computed, for the manifest
+        except (GoogleAPIError, InvalidResponse) as error:
+            raise _refusal(self._name, error, "finishing the upload") from error
         self._closed = True
+        self.fingerprint = self._blob.md5_hash
 
     def abort(self) -> None:
         """Cancel the session. Never ``close()`` here: closing finishes the upload, and so would
@@ -70,15 +106,29 @@ class GcsStore:
         self.name = f"gs://{bucket}"
         self.part_size = part_size
 
-    def writer(self, key: str, encryption: Encryption | None = None) -> GcsResumableWriter:
+    def writer(
+        self,
+        key: str,
+        encryption: Encryption | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> GcsResumableWriter:
         # The bucket's default customer-managed key encrypts what the writer sends.
-        return GcsResumableWriter(self.bucket, key, self.part_size)
+        return GcsResumableWriter(self.bucket, key, self.part_size, metadata)
 
-    def put_bytes(self, key: str, data: bytes, encryption: Encryption | None = None) -> None:
+    def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        encryption: Encryption | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        blob = self.bucket.blob(key)
+        if metadata:
+            blob.metadata = dict(metadata)
         try:
-            self.bucket.blob(key).upload_from_string(data)
-        except GoogleAPIError as error:
-            raise ObjectStoreError(f"{self.name}/{key}: upload failed: {error}") from error
+            blob.upload_from_string(data, if_generation_match=0)
+        except (GoogleAPIError, InvalidResponse) as error:
+            raise _refusal(f"{self.name}/{key}", error, "upload") from error
 
     def get_bytes(self, key: str) -> bytes:
         return b"".join(self.open_stream(key))
@@ -93,12 +143,25 @@ class GcsStore:
         except GoogleAPIError as error:
             raise ObjectStoreError(f"{self.name}/{key}: cannot read: {error}") from error
 
-    def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+    def list_objects(self, prefix: str, start_after: str = "") -> Iterator[ObjectInfo]:
+        # GCS's startOffset is inclusive; S3's StartAfter is not: skip the key itself.
+        extra = {"start_offset": start_after} if start_after else {}
         try:
-            for blob in self.client.list_blobs(self.bucket, prefix=prefix):
-                yield ObjectInfo(blob.name, int(blob.size or 0), blob.updated)
+            for blob in self.client.list_blobs(self.bucket, prefix=prefix, **extra):
+                if start_after and blob.name <= start_after:
+                    continue  # (the emulator ignores startOffset)
+                yield ObjectInfo(blob.name, int(blob.size or 0), blob.updated, blob.md5_hash)
         except GoogleAPIError as error:
             raise ObjectStoreError(f"{self.name}/{prefix}: cannot list: {error}") from error
+
+    def head(self, key: str) -> ObjectHead:
+        try:
+            blob = self.bucket.get_blob(key)
+        except GoogleAPIError as error:
+            raise ObjectStoreError(f"{self.name}/{key}: cannot check: {error}") from error
+        if blob is None:
+            raise ObjectNotFound(f"{self.name}/{key}: no such object")
+        return ObjectHead(key, int(blob.size or 0), blob.md5_hash, dict(blob.metadata or {}))
 
     def exists(self, key: str) -> bool:
         try:

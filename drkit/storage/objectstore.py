@@ -27,11 +27,28 @@ class ObjectNotFound(ObjectStoreError):
     """The key does not exist."""
 
 
+class ObjectExists(ObjectStoreError):
+    """A create-only write found the key taken: nothing is ever replaced (S3 ``If-None-Match: *``,
+    GCS ``ifGenerationMatch=0``, and under the lock the store itself refuses)."""
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     key: str
     size: int
     modified: datetime | None = None
+    fingerprint: str | None = None
+    """What the store says the bytes are, as a LIST returns it: the S3 ETag, the GCS MD5."""
+
+
+@dataclass(frozen=True)
+class ObjectHead:
+    """One object's size, fingerprint and user metadata, from a HEAD (no body read)."""
+
+    key: str
+    size: int
+    fingerprint: str | None
+    metadata: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -45,22 +62,41 @@ class Encryption:
 
 
 class ObjectWriter(Protocol):
+    fingerprint: str | None
+    """Set by ``commit``: the store's ETag (S3) or MD5 (GCS) of what it now holds."""
+
     def write(self, chunk: bytes) -> None: ...
     def commit(self) -> None: ...
     def abort(self) -> None: ...
 
 
 class ObjectStore(Protocol):
-    """The verbs the backup, restore and verify code needs, and nothing more."""
+    """The verbs the backup, restore and verify code needs, and nothing more.
+
+    Every write is create-only: ``writer`` and ``put_bytes`` raise ``ObjectExists`` when the key
+    is taken, naming it. Nothing the kit writes is replaced afterwards.
+    """
 
     name: str
     """For messages and the manifest: ``s3://bucket`` or ``gs://bucket``."""
 
-    def writer(self, key: str, encryption: Encryption | None = None) -> ObjectWriter: ...
-    def put_bytes(self, key: str, data: bytes, encryption: Encryption | None = None) -> None: ...
+    def writer(
+        self,
+        key: str,
+        encryption: Encryption | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> ObjectWriter: ...
+    def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        encryption: Encryption | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None: ...
     def get_bytes(self, key: str) -> bytes: ...
     def open_stream(self, key: str, chunk_size: int = DEFAULT_PART_SIZE) -> Iterator[bytes]: ...
-    def list_objects(self, prefix: str) -> Iterator[ObjectInfo]: ...
+    def list_objects(self, prefix: str, start_after: str = "") -> Iterator[ObjectInfo]: ...
+    def head(self, key: str) -> ObjectHead: ...
     def exists(self, key: str) -> bool: ...
     def pending_uploads(self, prefix: str) -> list[str]: ...
     def delete_prefix(self, prefix: str) -> int: ...

@@ -11,10 +11,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 from drkit.storage.objectstore import (
     DEFAULT_PART_SIZE,
     Encryption,
+    ObjectExists,
+    ObjectHead,
     ObjectInfo,
     ObjectNotFound,
     ObjectStoreError,
 )
+
+TAKEN_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
+"""What S3 answers a create-only write (``If-None-Match: *``) whose key is taken, or is being
+taken by a concurrent write."""
 
 
 def _put_arguments(encryption: Encryption | None) -> dict[str, Any]:
@@ -40,6 +46,10 @@ class S3MultipartWriter:
 
     Memory is one part. A small object (under one part) is sent with a single PutObject on commit.
     Concurrency with other destinations comes from ``ThreadedWriter``, not from here.
+
+    Create-only: the PutObject or CompleteMultipartUpload carries ``If-None-Match: *``, so S3
+    refuses it (412) when the key exists; in a versioned, locked vault a plain PUT would instead
+    add a second version.
     """
 
     def __init__(
@@ -49,11 +59,15 @@ class S3MultipartWriter:
         key: str,
         encryption: Encryption | None = None,
         part_size: int = DEFAULT_PART_SIZE,
+        metadata: dict[str, str] | None = None,
     ) -> None:
         self._client = client
         self._bucket = bucket
         self._key = key
         self._extra = _put_arguments(encryption)
+        if metadata:
+            self._extra["Metadata"] = dict(metadata)
+        self.fingerprint: str | None = None
         self._part_size = part_size
         self._buffer = bytearray()
         self._upload_id: str | None = None
@@ -72,20 +86,24 @@ class S3MultipartWriter:
             raise ObjectStoreError(f"s3://{self._bucket}/{self._key}: writer already closed")
         try:
             if self._upload_id is None:
-                self._call("put_object", Body=bytes(self._buffer), **self._extra)
+                response = self._call(
+                    "put_object", Body=bytes(self._buffer), IfNoneMatch="*", **self._extra
+                )
             else:
                 if self._buffer:
                     self._send_part(bytes(self._buffer))
-                self._call(
+                response = self._call(
                     "complete_multipart_upload",
                     UploadId=self._upload_id,
                     MultipartUpload={"Parts": self._parts},
+                    IfNoneMatch="*",
                 )
         except BaseException:
             self.abort()
             raise
         self._buffer.clear()
         self._closed = True
+        self.fingerprint = str(response.get("ETag", "")).strip('"') or None
 
     def abort(self) -> None:
         if self._closed:
@@ -110,7 +128,16 @@ class S3MultipartWriter:
     def _call(self, operation: str, **arguments: Any) -> Any:
         try:
             return getattr(self._client, operation)(Bucket=self._bucket, Key=self._key, **arguments)
-        except (BotoCoreError, ClientError) as error:
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in TAKEN_CODES:
+                raise ObjectExists(
+                    f"s3://{self._bucket}/{self._key} exists: refusing to replace it "
+                    f"({operation} is create-only)"
+                ) from error
+            raise ObjectStoreError(
+                f"s3://{self._bucket}/{self._key}: {operation} failed: {error}"
+            ) from error
+        except BotoCoreError as error:
             raise ObjectStoreError(
                 f"s3://{self._bucket}/{self._key}: {operation} failed: {error}"
             ) from error
@@ -125,11 +152,24 @@ class S3Store:
         self.name = f"s3://{bucket}"
         self.part_size = part_size
 
-    def writer(self, key: str, encryption: Encryption | None = None) -> S3MultipartWriter:
-        return S3MultipartWriter(self.client, self.bucket, key, encryption, self.part_size)
+    def writer(
+        self,
+        key: str,
+        encryption: Encryption | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> S3MultipartWriter:
+        return S3MultipartWriter(
+            self.client, self.bucket, key, encryption, self.part_size, metadata
+        )
 
-    def put_bytes(self, key: str, data: bytes, encryption: Encryption | None = None) -> None:
-        writer = self.writer(key, encryption)
+    def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        encryption: Encryption | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        writer = self.writer(key, encryption, metadata)
         writer.write(data)
         writer.commit()
 
@@ -150,14 +190,36 @@ class S3Store:
         finally:
             body.close()
 
-    def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+    def list_objects(self, prefix: str, start_after: str = "") -> Iterator[ObjectInfo]:
         paginator = self.client.get_paginator("list_objects_v2")
+        extra = {"StartAfter": start_after} if start_after else {}
         try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, **extra):
                 for item in page.get("Contents", []):
-                    yield ObjectInfo(item["Key"], int(item["Size"]), item.get("LastModified"))
+                    yield ObjectInfo(
+                        item["Key"],
+                        int(item["Size"]),
+                        item.get("LastModified"),
+                        str(item.get("ETag", "")).strip('"') or None,
+                    )
         except (BotoCoreError, ClientError) as error:
             raise ObjectStoreError(f"{self.name}/{prefix}: cannot list: {error}") from error
+
+    def head(self, key: str) -> ObjectHead:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                raise ObjectNotFound(f"{self.name}/{key}: no such object") from error
+            raise ObjectStoreError(f"{self.name}/{key}: cannot check: {error}") from error
+        except BotoCoreError as error:
+            raise ObjectStoreError(f"{self.name}/{key}: cannot check: {error}") from error
+        return ObjectHead(
+            key,
+            int(head["ContentLength"]),
+            str(head.get("ETag", "")).strip('"') or None,
+            {str(k): str(v) for k, v in head.get("Metadata", {}).items()},
+        )
 
     def exists(self, key: str) -> bool:
         try:

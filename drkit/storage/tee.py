@@ -44,6 +44,10 @@ class ThreadedWriter:
     def commit(self) -> None:
         self._writer.commit()
 
+    @property
+    def fingerprint(self) -> str | None:
+        return self._writer.fingerprint
+
     def abort(self) -> None:
         if self._thread.is_alive():
             self._error = self._error or ObjectStoreError(f"{self.name}: aborted")
@@ -79,6 +83,12 @@ class TeeWriter:
     @property
     def sha256(self) -> str:
         return self._sha256.hexdigest()
+
+    @property
+    def fingerprints(self) -> dict[str, str]:
+        """Per destination, what the store says it holds (after ``commit``): the S3 ETag, the
+        GCS MD5. A LIST returns them again, so a verify can check a backup without reading it."""
+        return {w.name: w.fingerprint for w in self._writers if w.fingerprint}
 
     def write(self, chunk: bytes) -> None:
         if not chunk:

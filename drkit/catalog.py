@@ -7,18 +7,22 @@ Every object below is written once (create-only) and never replaced or deleted:
 
 - ``catalog/<store>/<YYYY>/<MM>/<DD>/<backup id>.json``: one **entry** per committed backup,
   written by the engine right after the manifest (one line of JSON: sizes, counts, recovery point).
-- ``catalog/<store>/<YYYY>/<MM>/<DD>.jsonl``: the **day segment**, every entry of a closed day in
-  one object, written once by the first run of the store after the day ended (``seal``). That run
-  holds the store's lease (``drkit.lease``), so no run of the store is still committing into the
-  day. Catalogs written before entries existed (one segment per day, rewritten per backup) have
-  only segments: they read the same way.
+- ``catalog/<store>/<YYYY>/<MM>/<DD>.upto/<backup id>.jsonl``: a **day checkpoint**, every entry
+  of the day up to and including that backup, written by the same run after its entry: the
+  previous checkpoint plus the entries since. Runs of a store never overlap (``drkit.lease``), so
+  the day's newest checkpoint holds the whole day; an entry a failed catalog write left out is
+  still listed from its own object.
+- ``catalog/<store>/<YYYY>/<MM>/<DD>.jsonl``: a day segment of catalogs written before entries
+  existed (one per day, rewritten per backup): read as the oldest checkpoint of its day.
 - ``catalog/<store>/verified/<backup id>/<YYYYMMDDTHHMMSSZ>``: a **verification record**, empty,
   one per successful check of a backup; its key says which backup and when.
 
 Reading a window of a store is one LIST of its catalog from the window's first day (1,000 keys a
-page: ~3 pages for 30 days at 96 a day), one GET per sealed day (in parallel), one GET per entry
-no segment covers yet (today's), and one LIST of its verification records. 30 days of 5 stores at
-96 a day: ~170 requests (``benchmarks/catalog.py``).
+page: ~6 pages for 30 days at 96 a day), one GET per day (its newest checkpoint, in parallel),
+one GET per entry no checkpoint covers (normally none), and one LIST of its verification records.
+30 days of 5 stores at 96 a day: ~185 requests (``benchmarks/catalog.py``). A checkpoint grows
+through its day (the 96th holds 96 lines, ~40 KB): ~2 MB a store and day in all, kept as long as
+the backups.
 
 The catalog is derived data: the manifests stay the truth, and ``rebuild`` adds the entries that
 are missing (never replacing one).
@@ -27,6 +31,7 @@ are missing (never replacing one).
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,14 +40,19 @@ from datetime import UTC, date, datetime, timedelta
 from pydantic import BaseModel, ConfigDict
 
 from drkit.backup.manifest import MANIFEST_NAME, Manifest
-from drkit.storage.objectstore import Encryption, ObjectExists, ObjectNotFound, ObjectStore
+from drkit.storage.objectstore import (
+    Encryption,
+    ObjectExists,
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectStore,
+)
 
 CATALOG_PREFIX = "catalog/"
 VERIFIED = "verified/"
+CHECKPOINT = ".upto/"
 PARALLEL_READS = 16
-SEAL_LOOKBACK = timedelta(days=7)
-"""How far back a run seals days its store left unsealed (a store idle longer than this keeps
-its entries unsealed: still listed, one GET each)."""
+LIST_PAGE = 1000
 
 
 class CatalogEntry(BaseModel):
@@ -85,7 +95,12 @@ def store_prefix(store: str) -> str:
 
 
 def segment_key(store: str, day: date) -> str:
+    """The day segment of an older catalog (read only)."""
     return f"{store_prefix(store)}{day:%Y/%m/%d}.jsonl"
+
+
+def checkpoint_key(store: str, backup_id: str) -> str:
+    return f"{store_prefix(store)}{_day_of(backup_id):%Y/%m/%d}{CHECKPOINT}{backup_id}.jsonl"
 
 
 def entry_key(store: str, backup_id: str) -> str:
@@ -102,22 +117,32 @@ def _day_of(backup_id: str) -> date:
 
 @dataclass
 class DayListing:
-    """What the LIST shows of one day of a store: its segment, if sealed, and its entries."""
+    """What the LIST shows of one day of a store."""
 
-    sealed: bool = False
+    legacy: bool = False
+    """An older catalog's day segment exists."""
+    checkpoints: list[str] = field(default_factory=list)
+    """Backup ids with a checkpoint, ascending."""
     entries: list[str] = field(default_factory=list)
     """Backup ids with an entry object, ascending."""
 
+    @property
+    def newest_checkpoint(self) -> str | None:
+        return self.checkpoints[-1] if self.checkpoints else None
 
-def _parse(store: str, key: str) -> tuple[date, str | None] | None:
-    """(day, backup id) of an entry key, (day, None) of a segment key, else None."""
+
+def _parse(store: str, key: str) -> tuple[date, str, str] | None:
+    """(day, what, backup id) of a catalog key: what is segment, checkpoint or entry."""
     rest = key[len(store_prefix(store)) :]
     try:
         if rest.endswith(".jsonl") and rest.count("/") == 2:
-            return datetime.strptime(rest[: -len(".jsonl")], "%Y/%m/%d").date(), None
-        if rest.endswith(".json") and rest.count("/") == 3:
-            folder, name = rest.rsplit("/", 1)
-            return datetime.strptime(folder, "%Y/%m/%d").date(), name[: -len(".json")]
+            return datetime.strptime(rest[: -len(".jsonl")], "%Y/%m/%d").date(), "segment", ""
+        folder, _, name = rest.rpartition("/")
+        if folder.endswith(CHECKPOINT[:-1]) and name.endswith(".jsonl"):
+            day = datetime.strptime(folder[: -len(CHECKPOINT) + 1], "%Y/%m/%d").date()
+            return day, "checkpoint", name[: -len(".jsonl")]
+        if name.endswith(".json") and rest.count("/") == 3:
+            return datetime.strptime(folder, "%Y/%m/%d").date(), "entry", name[: -len(".json")]
     except ValueError:
         return None
     return None
@@ -128,30 +153,50 @@ class Catalog:
 
     def __init__(self, store: ObjectStore, encryption: Encryption | str | None = None) -> None:
         self.objects = store
-        # Entries, segments and records are locked like the backups they describe.
+        self.requests = 0
+        """LIST pages and GETs this catalog has made (what ``backups.list`` reports)."""
+        self._count = threading.Lock()
+        # Entries, checkpoints and records are locked like the backups they describe.
         self.encryption = (
             encryption if isinstance(encryption, Encryption) else Encryption(kms_key_id=encryption)
         )
 
     # --- reading ---------------------------------------------------------------------------
 
+    def _counted(self, requests: int) -> None:
+        with self._count:
+            self.requests += requests
+
+    def _list(self, prefix: str, start_after: str) -> Iterator[ObjectInfo]:
+        self._counted(1)
+        for n, item in enumerate(self.objects.list_objects(prefix, start_after), start=1):
+            if n % LIST_PAGE == 0:
+                self._counted(1)
+            yield item
+
+    def _get(self, key: str) -> bytes:
+        self._counted(1)
+        return self.objects.get_bytes(key)
+
     def days(self, store: str, first: date, last: date) -> dict[date, DayListing]:
-        """One LIST from ``first``: each day in [first, last] with a segment or entries."""
+        """One LIST from ``first``: each day in [first, last] with catalog objects."""
         prefix = store_prefix(store)
         start_after = f"{prefix}{first - timedelta(days=1):%Y/%m/%d}/~"
         found: dict[date, DayListing] = {}
-        for item in self.objects.list_objects(prefix, start_after):
-            parsed = _parse(store, item.key)
+        for item in self._list(prefix, start_after):
             if item.key.startswith(prefix + VERIFIED):
                 break
+            parsed = _parse(store, item.key)
             if parsed is None:
                 continue
-            day, backup_id = parsed
+            day, what, backup_id = parsed
             if day > last:
-                break  # keys are in order: no further page is fetched
+                break  # keys come in order: no further page is fetched
             listing = found.setdefault(day, DayListing())
-            if backup_id is None:
-                listing.sealed = True
+            if what == "segment":
+                listing.legacy = True
+            elif what == "checkpoint":
+                listing.checkpoints.append(backup_id)
             else:
                 listing.entries.append(backup_id)
         return found
@@ -162,28 +207,32 @@ class Catalog:
 
     def read_entry(self, store: str, backup_id: str) -> CatalogEntry | None:
         try:
-            return CatalogEntry.model_validate_json(
-                self.objects.get_bytes(entry_key(store, backup_id))
-            )
+            return CatalogEntry.model_validate_json(self._get(entry_key(store, backup_id)))
         except ObjectNotFound:
             return None
 
-    def _read_segment_object(self, store: str, day: date) -> list[CatalogEntry]:
+    def _read_lines(self, key: str) -> list[CatalogEntry]:
         try:
-            body = self.objects.get_bytes(segment_key(store, day))
+            body = self._get(key)
         except ObjectNotFound:
             return []
         return [CatalogEntry.model_validate_json(line) for line in body.splitlines() if line]
+
+    def _checkpoint(self, store: str, day: date, listing: DayListing) -> list[CatalogEntry]:
+        newest = listing.newest_checkpoint
+        if newest is not None:
+            return self._read_lines(checkpoint_key(store, newest))
+        return self._read_lines(segment_key(store, day)) if listing.legacy else []
 
     def read_segment(self, store: str, day: date) -> list[CatalogEntry]:
         """Every backup of ``store`` started on ``day``, in backup id order."""
         return self._read_days(store, {day: self.days(store, day, day).get(day, DayListing())})
 
     def _read_days(self, store: str, days: dict[date, DayListing]) -> list[CatalogEntry]:
-        sealed = [day for day, listing in days.items() if listing.sealed]
         with ThreadPoolExecutor(PARALLEL_READS) as pool:
-            segments = list(pool.map(lambda d: self._read_segment_object(store, d), sealed))
-            found = {e.backup_id: e for segment in segments for e in segment}
+            jobs = list(days.items())
+            read = pool.map(lambda job: self._checkpoint(store, *job), jobs)
+            found = {e.backup_id: e for entries in read for e in entries}
             loose = [b for listing in days.values() for b in listing.entries if b not in found]
             for entry in pool.map(lambda b: self.read_entry(store, b), loose):
                 if entry is not None:
@@ -194,9 +243,8 @@ class Catalog:
         """The last verification of each backup of ``store`` started on or after ``first``."""
         prefix = f"{store_prefix(store)}{VERIFIED}"
         last: dict[str, datetime] = {}
-        for item in self.objects.list_objects(
-            prefix, f"{prefix}{first - timedelta(days=1):%Y%m%d}~"
-        ):
+        start_after = f"{prefix}{first - timedelta(days=1):%Y%m%d}~"
+        for item in self._list(prefix, start_after):
             backup_id, _, stamp = item.key[len(prefix) :].partition("/")
             try:
                 at = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
@@ -210,13 +258,7 @@ class Catalog:
         self, store: str, entries: list[CatalogEntry], first: date
     ) -> list[CatalogEntry]:
         checked = self.verifications(store, first)
-        return [
-            e.model_copy(update={"verified_at": checked[e.backup_id]})
-            if e.backup_id in checked
-            and (e.verified_at is None or checked[e.backup_id] > e.verified_at)
-            else e
-            for e in entries
-        ]
+        return [_verified(e, checked.get(e.backup_id)) for e in entries]
 
     def store_entries(self, store: str, first: date, last: date) -> list[CatalogEntry]:
         """Every backup of ``store`` started in [first, last] (days), with its last check."""
@@ -238,14 +280,12 @@ class Catalog:
 
     def newest(self, store: str, day: date, limit: datetime) -> CatalogEntry | None:
         """The newest backup of ``store`` started on ``day`` whose recovery point is at or before
-        ``limit``: a sealed day is one GET, an open one reads entries newest first until one
-        fits (one run of a store at a time: later ids have later recovery points)."""
+        ``limit``: the day's newest checkpoint (one GET), then any entry newer than it, newest
+        first, until one fits (runs of a store never overlap: later ids, later points)."""
         listing = self.days(store, day, day).get(day)
         if listing is None:
             return None
-        candidates: dict[str, CatalogEntry] = {}
-        if listing.sealed:
-            candidates = {e.backup_id: e for e in self._read_segment_object(store, day)}
+        candidates = {e.backup_id: e for e in self._checkpoint(store, day, listing)}
         for backup_id in reversed(listing.entries):
             if backup_id in candidates:
                 continue
@@ -262,8 +302,7 @@ class Catalog:
             entry = self.read_entry(store, backup_id)
             if entry is None:
                 entry = next(
-                    (e for e in self._read_segment_object(store, day) if e.backup_id == backup_id),
-                    None,
+                    (e for e in self.read_segment(store, day) if e.backup_id == backup_id), None
                 )
             if entry is not None:
                 return self._with_verifications(store, [entry], day)[0]
@@ -272,31 +311,22 @@ class Catalog:
     # --- writing (create-only) ---------------------------------------------------------------
 
     def add(self, entry: CatalogEntry) -> bool:
-        """Write ``entry``'s object; False when it is already there (never replaced)."""
-        return self._create(entry_key(entry.store, entry.backup_id), entry.model_dump_json())
+        """Write ``entry``'s object, then its day's checkpoint; False when the entry was already
+        there (nothing is ever replaced)."""
+        if not self._create(entry_key(entry.store, entry.backup_id), entry.model_dump_json()):
+            return False
+        day = _day_of(entry.backup_id)
+        listing = self.days(entry.store, day, day).get(day, DayListing())
+        entries = {e.backup_id: e for e in self._read_days(entry.store, {day: listing})}
+        entries[entry.backup_id] = entry
+        ordered = [entries[b] for b in sorted(entries) if b <= entry.backup_id]
+        body = "".join(e.model_dump_json() + "\n" for e in ordered)
+        self._create(checkpoint_key(entry.store, entry.backup_id), body)
+        return True
 
     def record(self, manifest: Manifest) -> bool:
         """Add a committed backup."""
         return self.add(CatalogEntry.of(manifest))
-
-    def write_segment(self, store: str, day: date, entries: Iterable[CatalogEntry]) -> bool:
-        """Write a closed day's segment, once; False when the day is already sealed."""
-        ordered = sorted({e.backup_id: e for e in entries}.values(), key=lambda e: e.backup_id)
-        body = "".join(entry.model_dump_json() + "\n" for entry in ordered)
-        return self._create(segment_key(store, day), body)
-
-    def seal(self, store: str, today: date) -> list[date]:
-        """Write the segment of every day before ``today`` (up to ``SEAL_LOOKBACK`` back) that
-        has entries but none yet. Only the holder of the store's lease calls this: no earlier run
-        of the store is still committing. Returns the days sealed."""
-        sealed = []
-        for day, listing in sorted(self.days(store, today - SEAL_LOOKBACK, today).items()):
-            if day >= today or listing.sealed or not listing.entries:
-                continue
-            entries = self._read_days(store, {day: listing})
-            if entries and self.write_segment(store, day, entries):
-                sealed.append(day)
-        return sealed
 
     def mark_verified(self, entry: CatalogEntry, at: datetime) -> CatalogEntry:
         """Record a successful check of ``entry`` (a new record; the entry is never rewritten)."""

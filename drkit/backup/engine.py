@@ -276,7 +276,7 @@ def _run_backup(
         lease.check()  # a run whose lease was taken over must not commit
         for target in reversed(destinations.stores):  # the vault's manifest is the commit: last
             target.put_bytes(prefix + MANIFEST_NAME, body, destinations.encryption, metadata)
-        _record_in_catalogs(destinations, manifest, started_at)
+        _record_in_catalogs(destinations, manifest)
     except BaseException as error:
         session.abort()
         _leave_partial(destinations, prefix, session.objects)
@@ -299,16 +299,13 @@ def _run_backup(
     return manifest
 
 
-def _record_in_catalogs(destinations: Destinations, manifest: Manifest, started: datetime) -> None:
+def _record_in_catalogs(destinations: Destinations, manifest: Manifest) -> None:
     """The catalog is derived from the manifests: a failure here is logged, never fatal.
 
-    The entry is added; then, holding the store's lease, the run seals the days before its own
-    (no earlier run of the store can still commit into them)."""
+    The run still holds the store's lease: its day checkpoint follows the previous run's."""
     for target in destinations.stores:
         try:
-            catalog = Catalog(target, destinations.encryption)
-            catalog.record(manifest)
-            catalog.seal(manifest.store, started.astimezone(UTC).date())
+            Catalog(target, destinations.encryption).record(manifest)
         except (ObjectStoreError, ValueError) as error:
             log.warning(
                 "catalog of %s not updated (rebuild it from the manifests): %s", target.name, error

@@ -1,7 +1,7 @@
 """``invoke backups.list`` and ``invoke backups.info ID``: what exists, from the catalog.
 
-``list`` reads the catalog's daily segments (one small GET per store and day, in parallel), never
-the manifests: per store the number of backups, their size, the newest and its age, the consistent
+``list`` reads the catalog (per store one LIST, one small GET per day, in parallel), never the
+manifests: per store the number of backups, their size, the newest and its age, the consistent
 point of each, and whether ``invoke verify`` has test-restored it. It ends with the point a
 ``restore.all`` would pick now, and the skew between the stores there.
 
@@ -130,7 +130,7 @@ def list_backups(ctx: OpsContext, request: ListRequest, now: datetime | None = N
     since = moment - timedelta(days=request.days)
     with readable(objects):
         found = index.catalog.entries(names, since, moment)
-    reads = len(names) * ((moment.date() - since.date()).days + 2)
+    reads = index.catalog.requests
     summaries = []
     for name in names:
         config = ctx.config.stores[name]

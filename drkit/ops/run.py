@@ -3,15 +3,19 @@ the audit bucket, reports under ``reports/``, and the exit code of the aggregate
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from drkit.context import OpsContext
+from drkit.lease import held, scope_slug
 from drkit.ops.executor import Confirm, Executor, RunReport, terminal_confirm, write_report
 from drkit.ops.journal import Journal, JournalError, new_run_id
 from drkit.ops.plan import Plan
+from drkit.ops.selection import object_store
 from drkit.storage.objectstore import Encryption, ObjectStoreError
 from drkit.storage.s3 import S3Store
 
@@ -49,13 +53,14 @@ def run_plan(
 ) -> RunReport:
     executor = Executor(project_dir / JOURNAL_DIR, out, confirm=confirm)
     run_id = options.resume or new_run_id(plan.name)
-    report = executor.run(
-        plan,
-        run_id=run_id,
-        dry_run=options.dry_run,
-        assume_yes=options.yes,
-        resume=options.resume is not None,
-    )
+    with _target_lease(ctx, plan, options, run_id):
+        report = executor.run(
+            plan,
+            run_id=run_id,
+            dry_run=options.dry_run,
+            assume_yes=options.yes,
+            resume=options.resume is not None,
+        )
     report.figures |= figures or {}
     if not options.dry_run:
         report.figures["journal_copy"] = _upload_journal(
@@ -67,6 +72,27 @@ def run_plan(
         f"report {markdown}; journal {report.journal}\n"
     )
     return report
+
+
+@contextlib.contextmanager
+def _target_lease(ctx: OpsContext, plan: Plan, options: RunOptions, run_id: str) -> Iterator[None]:
+    """One restore into a target at a time: a restore plan that writes holds the lease
+    ``restore/<target>`` in the store it reads from (the vault, or the mirror with ``--source
+    mirror``). Held by another run: ``LeaseHeld``, a refusal before any step. A resumed run has
+    the same run id, so it takes over the lease its killed run left."""
+    target = plan.parameters.get("target")
+    if options.dry_run or not plan.name.startswith("restore ") or not target or not plan.mutates:
+        yield
+        return
+    source = object_store(ctx, str(plan.parameters.get("source", "vault")))
+    with held(
+        source,
+        scope_slug(f"restore/{target}"),
+        owner=run_id,
+        purpose=f"{plan.name} into {target} (run {run_id})",
+        encryption=Encryption(kms_key_id=ctx.outputs.vault_key_arn),
+    ):
+        yield
 
 
 def _upload_journal(ctx: OpsContext, journal: Journal) -> str:

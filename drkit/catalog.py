@@ -319,10 +319,19 @@ class Catalog:
         listing = self.days(entry.store, day, day).get(day, DayListing())
         entries = {e.backup_id: e for e in self._read_days(entry.store, {day: listing})}
         entries[entry.backup_id] = entry
-        ordered = [entries[b] for b in sorted(entries) if b <= entry.backup_id]
-        body = "".join(e.model_dump_json() + "\n" for e in ordered)
-        self._create(checkpoint_key(entry.store, entry.backup_id), body)
+        self.write_checkpoint(
+            entry.store, [e for b, e in entries.items() if b <= entry.backup_id]
+        )
         return True
+
+    def write_checkpoint(self, store: str, entries: Iterable[CatalogEntry]) -> bool:
+        """Write a day checkpoint of ``entries`` (one day's), named after the newest of them:
+        what ``add`` writes after each backup, in one go (imports, tests, benchmarks)."""
+        ordered = sorted({e.backup_id: e for e in entries}.values(), key=lambda e: e.backup_id)
+        if not ordered:
+            return False
+        body = "".join(e.model_dump_json() + "\n" for e in ordered)
+        return self._create(checkpoint_key(store, ordered[-1].backup_id), body)
 
     def record(self, manifest: Manifest) -> bool:
         """Add a committed backup."""

@@ -6,6 +6,7 @@ import contextlib
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +61,8 @@ def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGcs]
 
 @pytest.fixture
 def destinations(aws_emulator: LocalAws, gcs_emulator: LocalGcs) -> Iterator[Destinations]:
-    """A fresh vault bucket (SSE-KMS with an emulated key) and a fresh mirror bucket per test.
+    """A fresh vault bucket (SSE-KMS with an emulated key) and a fresh mirror bucket per test,
+    with the mirror's retention policy (nothing younger than 7 days replaced or deleted).
 
     Parts are small (5 MiB to S3, 1 MiB to GCS) so modest test data takes the multipart paths.
     """
@@ -70,7 +72,7 @@ def destinations(aws_emulator: LocalAws, gcs_emulator: LocalGcs) -> Iterator[Des
     kms: Any = aws_emulator.client("kms")
     key = kms.create_key(Description="vault key")["KeyMetadata"]["Arn"]
     gcs = gcs_emulator.client()
-    gcs.create_bucket(name)
+    gcs_emulator.create_locked_bucket(name, timedelta(days=7))
     yield Destinations(
         vault=S3Store(s3, name, part_size=5 * 1024 * 1024),
         mirror=GcsStore(gcs, name, part_size=1024 * 1024),

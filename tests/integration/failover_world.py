@@ -496,7 +496,7 @@ def _backups(
             objects=1,
             manifest_key=f"{spec.data_class}/{store}/{backup_id}/manifest.json",
         )
-        catalog.write_segment(store, point.date(), [entry])
+        catalog.add(entry)
 
 
 def build_world(

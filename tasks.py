@@ -530,6 +530,8 @@ def restore_aurora(
         "outputs": COMMON_HELP["outputs"],
         "dry_run": "print the checks with the real backup ids; run none",
         "yes": "do not ask before the test restores (they create and remove scratch targets)",
+        "all": "integrity-check every backup in the retention window (default: the newest and "
+        "a rotating sample that covers each backup weekly)",
     }
 )
 def verify(
@@ -541,6 +543,7 @@ def verify(
     outputs: str = "",
     dry_run: bool = False,
     yes: bool = False,
+    all_: bool = False,
 ) -> None:
     """Freshness against RPO, checksums, replication, a test restore per store; exit 1 on a miss."""
     from drkit.context import OpsContext
@@ -549,7 +552,10 @@ def verify(
 
     try:
         request = VerifyRequest(
-            stores=_split(stores), test_restore=not skip_test_restore, source=source
+            stores=_split(stores),
+            test_restore=not skip_test_restore,
+            source=source,
+            all_backups=all_,
         )
         ctx = OpsContext.load(stack, Path(outputs) if outputs else None, ROOT)
         run, report = run_verify(ctx, request, RunOptions(dry_run, yes), ROOT, sys.stdout)

@@ -15,7 +15,9 @@ Every object below is written once (create-only) and never replaced or deleted:
 - ``catalog/<store>/<YYYY>/<MM>/<DD>.jsonl``: a day segment of catalogs written before entries
   existed (one per day, rewritten per backup): read as the oldest checkpoint of its day.
 - ``catalog/<store>/verified/<backup id>/<YYYYMMDDTHHMMSSZ>``: a **verification record**, empty,
-  one per successful check of a backup; its key says which backup and when.
+  one per successful test restore of a backup; its key says which backup and when.
+- ``catalog/<store>/checked/<backup id>/<YYYYMMDDTHHMMSSZ>``: the same for a passed integrity
+  check (``verify``'s rotating sample, ``verify --all``), which picks what it checks from these.
 
 Reading a window of a store is one LIST of its catalog from the window's first day (1,000 keys a
 page: ~6 pages for 30 days at 96 a day), one GET per day (its newest checkpoint, in parallel),
@@ -50,6 +52,7 @@ from drkit.storage.objectstore import (
 
 CATALOG_PREFIX = "catalog/"
 VERIFIED = "verified/"
+CHECKED = "checked/"
 CHECKPOINT = ".upto/"
 PARALLEL_READS = 16
 LIST_PAGE = 1000
@@ -107,8 +110,8 @@ def entry_key(store: str, backup_id: str) -> str:
     return f"{store_prefix(store)}{_day_of(backup_id):%Y/%m/%d}/{backup_id}.json"
 
 
-def verified_key(store: str, backup_id: str, at: datetime) -> str:
-    return f"{store_prefix(store)}{VERIFIED}{backup_id}/{at.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+def verified_key(store: str, backup_id: str, at: datetime, kind: str = VERIFIED) -> str:
+    return f"{store_prefix(store)}{kind}{backup_id}/{at.astimezone(UTC):%Y%m%dT%H%M%SZ}"
 
 
 def _day_of(backup_id: str) -> date:
@@ -184,8 +187,8 @@ class Catalog:
         start_after = f"{prefix}{first - timedelta(days=1):%Y/%m/%d}/~"
         found: dict[date, DayListing] = {}
         for item in self._list(prefix, start_after):
-            if item.key.startswith(prefix + VERIFIED):
-                break
+            if item.key[len(prefix) : len(prefix) + 1].isalpha():
+                break  # the records (checked/, verified/) come after every day
             parsed = _parse(store, item.key)
             if parsed is None:
                 continue
@@ -239,9 +242,10 @@ class Catalog:
                     found[entry.backup_id] = entry
         return sorted(found.values(), key=lambda e: e.backup_id)
 
-    def verifications(self, store: str, first: date) -> dict[str, datetime]:
-        """The last verification of each backup of ``store`` started on or after ``first``."""
-        prefix = f"{store_prefix(store)}{VERIFIED}"
+    def verifications(self, store: str, first: date, kind: str = VERIFIED) -> dict[str, datetime]:
+        """The last record of ``kind`` (test restore, or integrity check with ``CHECKED``) of
+        each backup of ``store`` started on or after ``first``: one LIST, no GET."""
+        prefix = f"{store_prefix(store)}{kind}"
         last: dict[str, datetime] = {}
         start_after = f"{prefix}{first - timedelta(days=1):%Y%m%d}~"
         for item in self._list(prefix, start_after):
@@ -319,9 +323,7 @@ class Catalog:
         listing = self.days(entry.store, day, day).get(day, DayListing())
         entries = {e.backup_id: e for e in self._read_days(entry.store, {day: listing})}
         entries[entry.backup_id] = entry
-        self.write_checkpoint(
-            entry.store, [e for b, e in entries.items() if b <= entry.backup_id]
-        )
+        self.write_checkpoint(entry.store, [e for b, e in entries.items() if b <= entry.backup_id])
         return True
 
     def write_checkpoint(self, store: str, entries: Iterable[CatalogEntry]) -> bool:
@@ -341,6 +343,10 @@ class Catalog:
         """Record a successful check of ``entry`` (a new record; the entry is never rewritten)."""
         self._create(verified_key(entry.store, entry.backup_id, at), "")
         return entry.model_copy(update={"verified_at": at})
+
+    def mark_checked(self, entry: CatalogEntry, at: datetime) -> None:
+        """Record a passed integrity check of ``entry``."""
+        self._create(verified_key(entry.store, entry.backup_id, at, CHECKED), "")
 
     def rebuild(self, prefixes: Iterable[str]) -> int:
         """Add the entries missing for the manifests under ``prefixes`` (``<class>/<store>/``);

@@ -8,6 +8,11 @@ Per store:
   store, never one per manifest.
 - **checksums**: every object of the newest backup read through, in the vault and in the mirror,
   against the SHA-256 and size in its manifest.
+- **integrity** (``drkit.ops.integrity``): every backup that could be restored, not only the
+  newest: with ``--all`` each committed backup in the store's retention window, by default the
+  newest plus a rotating sample that checks each one at least once a week; manifest bound to its
+  backup, objects present in both copies with the fingerprint they were written with (LIST and
+  HEAD, no data read), Kafka chains continuous. Reports coverage.
 - **test restore**: the newest backup restored into a scratch target (a new database on the
   store's server, a throwaway ``redis-server``, renamed topics on the cluster), its counts compared
   with the manifest's, the scratch target removed; on success the catalog entry is marked verified.
@@ -44,6 +49,7 @@ from drkit.catalog import Catalog, CatalogEntry
 from drkit.context import OpsContext
 from drkit.handlers import endpoint, kafka_settings, postgres_source
 from drkit.ops.executor import Confirm, RunReport, Status, terminal_confirm
+from drkit.ops.integrity import check_store
 from drkit.ops.plan import FunctionStep, Plan, Step, StepContext
 from drkit.ops.redis_target import scratch_redis
 from drkit.ops.restore_kafka import chain_for
@@ -54,7 +60,7 @@ from drkit.recovery import BackupIndex
 from drkit.restore.kafka import restore_kafka
 from drkit.restore.postgres import count_rows, restore_postgres
 from drkit.restore.redis import rdb_object, restore_redis
-from drkit.storage.objectstore import ObjectStore
+from drkit.storage.objectstore import Encryption, ObjectStore
 from stackmodels.config import StoreKind
 from stackmodels.schedule import Cron
 
@@ -73,6 +79,8 @@ class VerifyRequest(BaseModel):
     stores: list[str] = Field(default_factory=list)
     test_restore: bool = True
     source: str = Field(default="vault", pattern="^(vault|mirror)$")
+    all_backups: bool = False
+    """Integrity-check every backup in the retention window, not the newest and a sample."""
 
 
 class CheckMissed(RuntimeError):
@@ -115,7 +123,7 @@ class VerifyReport:
             f"Stack `{self.stack}`, started {self.started_at}; run {self.run_status}.",
             "",
         ]
-        for kind in ("freshness", "checksums", "replication", "test-restore"):
+        for kind in ("freshness", "checksums", "integrity", "replication", "test-restore"):
             rows = [c for c in self.checks if c.check == kind]
             if not rows:
                 continue
@@ -228,6 +236,33 @@ class Verification:
         return Check(
             store, "checksums", OK, f"{backup} matches its manifest in " + "; ".join(checked)
         )
+
+    # --- integrity ---------------------------------------------------------------------------
+
+    def is_kafka(self, store: str) -> bool:
+        return self.ctx.config.stores[store].kind is StoreKind.KAFKA
+
+    def integrity(self, store: str) -> Check:
+        copies: list[ObjectStore] = [self.objects]
+        other = self.ctx.mirror() if self.request.source == "vault" else self.ctx.vault()
+        if other is not None:
+            copies.append(other)
+        with readable(self.objects):
+            coverage = check_store(
+                self.index,
+                copies,
+                store,
+                self.now,
+                self.request.all_backups,
+                Encryption(kms_key_id=self.ctx.outputs.vault_key_arn),
+            )
+        detail = coverage.describe()
+        if coverage.failed:
+            worst = "; ".join(f"{b}: {e}" for b, e in list(coverage.failed.items())[:5])
+            return Check(store, "integrity", MISS, f"{detail}: {worst}", coverage.figures())
+        if not coverage.in_window:
+            return Check(store, "integrity", MISS, "no backup in the retention window to check")
+        return Check(store, "integrity", OK, detail, coverage.figures())
 
     # --- replication -------------------------------------------------------------------------
 
@@ -478,6 +513,7 @@ def build_plan(
         return FunctionStep(f"{kind}.{subject}", description, run, mutates=mutates)
 
     steps: list[Step] = []
+    scope = "every backup" if request.all_backups else "the newest and a rotating sample"
     for store in verification.stores:
         entry = verification.newest.get(store)
         newest = entry.backup_id if entry else "none in the last week"
@@ -497,6 +533,17 @@ def build_plan(
                 f"read backup {newest} of {store} in the vault and the mirror and check every "
                 "object's size and SHA-256",
                 partial(verification.checksums, store),
+            )
+        )
+        steps.append(
+            step(
+                store,
+                "integrity",
+                f"{scope} of {store}'s backups in its retention window: manifest bound to its "
+                "backup, objects' fingerprints in both copies (LIST and HEAD, no data read)"
+                + (", chain continuity" if verification.is_kafka(store) else "")
+                + "; report coverage",
+                partial(verification.integrity, store),
             )
         )
         if request.test_restore:

@@ -39,6 +39,7 @@ from drkit.ops.verify import VerifyRequest
 from drkit.ops.verify import build_plan as verify_plan
 from drkit.recovery import RecoveryError
 from tests.integration.conftest import SessionServers, provision_project
+from tests.integration.forgery import overwrite
 from tests.integration.ops_helpers import (
     attach_cache,
     cache_backup,
@@ -104,7 +105,7 @@ def test_times_in_the_future_or_beyond_retention_and_missing_ids(project: Path) 
 def rewrite_manifest(ctx: OpsContext, manifest: Manifest, **changes: Any) -> None:
     body = manifest.model_dump(mode="json")
     body["objects"] = [item | changes for item in body["objects"]]
-    ctx.vault().put_bytes(manifest.prefix + MANIFEST_NAME, json.dumps(body).encode())
+    overwrite(ctx.vault(), manifest.prefix + MANIFEST_NAME, json.dumps(body).encode())
 
 
 def test_checksums_that_do_not_match_fail_before_the_server_is_touched(
@@ -147,7 +148,7 @@ def test_a_truncated_object_and_a_busy_target_are_refused_before_the_plan(
         redis_plan(ctx, RestoreRedisRequest(), project)
     rdb = manifest.objects[0]
     stored = ctx.vault().get_bytes(rdb.key)
-    ctx.vault().put_bytes(rdb.key, stored[: len(stored) // 2])
+    overwrite(ctx.vault(), rdb.key, stored[: len(stored) // 2])
     with pytest.raises(MissingObject, match=rf"{rdb.key} is {len(stored) // 2} bytes.*truncated"):
         redis_plan(ctx, RestoreRedisRequest(force=True), project)
     with cache_server.client() as client:
@@ -171,7 +172,7 @@ def test_kafka_refuses_a_topic_of_other_records_and_a_damaged_chain_creates_no_t
         kafka_plan(ctx, RestoreKafkaRequest(topics=[topics[0]]))
 
     frames = next(i for i in manifest.objects if i.name.startswith(f"topics/{topics[1]}/"))
-    ctx.vault().put_bytes(frames.key, b"\1" * frames.size)  # same size, other bytes
+    overwrite(ctx.vault(), frames.key, b"\1" * frames.size)  # same size, other bytes
     target = f"{topics[1]}-copy"
     plan, _ = kafka_plan(ctx, RestoreKafkaRequest(topics=[topics[1]], rename={topics[1]: target}))
     report, out = run(ctx, project, plan, yes=True)

@@ -39,6 +39,7 @@ from drkit.local.s3 import LocalAws
 from drkit.redis_rdb import read_rdb
 from drkit.restore.redis import ElastiCacheRestoreRequest, restore_elasticache
 from drkit.restore.stream import IntegrityError, raw_chunks
+from tests.integration.forgery import overwrite
 
 pytestmark = pytest.mark.integration
 
@@ -401,7 +402,7 @@ def test_restore_refuses_a_tampered_export_before_calling_aws(
     manifest = elasticache_backup(elasticache, destinations, exported_rdb)
     tampered = bytearray(exported_rdb)
     tampered[len(tampered) // 2] ^= 0x01
-    destinations.vault.put_bytes(manifest.objects[0].key, bytes(tampered))
+    overwrite(destinations.vault, manifest.objects[0].key, bytes(tampered))
     client = elasticache[0]
     request = ElastiCacheRestoreRequest("sessions-tampered", "cache.t4g.small")
     with pytest.raises(IntegrityError, match=r"expected .* SHA-256"):

@@ -45,6 +45,7 @@ from drkit.restore.kafka import (
 from drkit.restore.stream import raw_chunks
 from drkit.storage.objectstore import read_all
 from drkit.storage.s3 import S3Store
+from tests.integration.forgery import overwrite
 
 pytestmark = pytest.mark.integration
 
@@ -343,7 +344,7 @@ def test_corrupted_object_fails_its_partition_before_producing_anything(
     damaged = next(o for o in manifest.objects if o.name.endswith("/1.kfr"))
     body = bytearray(destinations.vault.get_bytes(damaged.key))
     body[len(body) // 2] ^= 0xFF
-    destinations.vault.put_bytes(damaged.key, bytes(body))
+    overwrite(destinations.vault, damaged.key, bytes(body))
     target = unique("from-damaged")
 
     with pytest.raises(KafkaRestoreFailed, match=f"{seeded.topic}/1") as failure:

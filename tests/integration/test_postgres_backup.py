@@ -17,6 +17,7 @@ from drkit.local.postgres import LocalPostgres
 from drkit.local.s3 import LocalAws
 from drkit.restore.postgres import TargetNotEmpty, restore_postgres
 from drkit.restore.stream import IntegrityError
+from tests.integration.forgery import overwrite
 
 pytestmark = pytest.mark.integration
 
@@ -122,7 +123,7 @@ def test_corrupted_object_fails_the_restore_and_changes_nothing(
     vault = destinations.vault
     body = bytearray(vault.get_bytes(manifest.objects[0].key))
     body[len(body) // 2] ^= 0xFF
-    vault.put_bytes(manifest.objects[0].key, bytes(body))
+    overwrite(vault, manifest.objects[0].key, bytes(body))
     postgres_server.create_database("corrupt_target")
     target = source_for(postgres_server, "corrupt_target")
     with pytest.raises((IntegrityError, RuntimeError)):

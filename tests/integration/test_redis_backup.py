@@ -29,6 +29,7 @@ from drkit.restore.redis import (
     restore_redis,
 )
 from drkit.restore.stream import IntegrityError
+from tests.integration.forgery import overwrite
 
 pytestmark = pytest.mark.integration
 
@@ -203,7 +204,7 @@ def test_restore_refuses_a_corrupt_object_and_leaves_the_server_untouched(
     vault = destinations.vault
     body = bytearray(vault.get_bytes(manifest.objects[0].key))
     body[len(body) // 2] ^= 0xFF
-    vault.put_bytes(manifest.objects[0].key, bytes(body))
+    overwrite(vault, manifest.objects[0].key, bytes(body))
 
     with LocalRedis(tmp_path / "target", persistence=True) as target:
         target.client(0).set("live", "position")

@@ -26,6 +26,7 @@ from drkit.local.influxdb import LocalInfluxDB
 from drkit.restore.stream import IntegrityError
 from drkit.restore.timeseries import TargetHasPoints, restore_timeseries
 from drkit.seed.timeseries import point_line, seed_market_data, write_lines
+from tests.integration.forgery import overwrite
 
 pytestmark = pytest.mark.integration
 
@@ -331,7 +332,7 @@ def test_a_corrupted_parquet_object_fails_the_restore_and_writes_nothing(
     ticks = next(o for o in manifest.objects if o.name == "ticks.parquet")  # after signals
     body = bytearray(destinations.vault.get_bytes(ticks.key))
     body[len(body) // 2] ^= 0xFF
-    destinations.vault.put_bytes(ticks.key, bytes(body))
+    overwrite(destinations.vault, ticks.key, bytes(body))
 
     with pytest.raises(IntegrityError, match=r"ticks\.parquet: expected"):
         restore_timeseries(

@@ -25,6 +25,7 @@ from drkit.ops.run import RunOptions
 from drkit.ops.verify import VerifyRequest, exit_code, run_verify
 from stackmodels import StackOutputs
 from stackmodels.outputs import AuroraCluster, AuroraOutputs, Bucket, VaultReplication
+from tests.integration.forgery import overwrite
 from tests.integration.ops_helpers import (
     ROOT,
     attach_cache,
@@ -99,7 +100,7 @@ def test_fresh_intact_restorable_backups_pass_and_are_marked_verified(
 def tamper(ctx: Any, manifest: Manifest) -> str:
     """Replace the dump with other bytes of the same size: only its SHA-256 can tell."""
     item = next(i for i in manifest.objects if i.name == "database.dump")
-    ctx.vault().put_bytes(item.key, b"\0" * item.size)
+    overwrite(ctx.vault(), item.key, b"\0" * item.size)
     return str(item.key)
 
 

@@ -38,6 +38,7 @@ from drkit.ops.plan import FunctionStep, Plan, StepContext
 from drkit.ops.selection import (
     Chosen,
     TargetNotEmptyError,
+    check_bound_objects,
     check_present,
     choose,
     readable,
@@ -130,6 +131,7 @@ def chain_for(chosen: Chosen) -> list[Manifest]:
             ) from None
         with readable(chosen.objects):
             chain.append(index.manifest(entry))
+        check_bound_objects(chosen.objects, chain[-1])
         seen.add(parent)
     chain.reverse()
     try:

@@ -22,6 +22,7 @@ from drkit.catalog import CatalogEntry
 from drkit.context import OpsContext
 from drkit.handlers import postgres_source
 from drkit.ops.plan import FunctionStep, Plan, StepContext
+from drkit.ops.selection import check_bound_objects
 from drkit.progress import ByteProgress
 from drkit.recovery import BackupIndex, RecoveryError, parse_timestamp
 from drkit.restore.postgres import count_rows, ensure_empty, restore_postgres
@@ -64,7 +65,8 @@ def prepare(ctx: OpsContext, request: RestorePostgresRequest) -> Prepared:
         entry = index.by_id(request.store, request.backup)
     else:
         entry = index.latest(request.store, parse_timestamp(request.at) if request.at else None)
-    manifest = index.manifest(entry)
+    manifest = index.manifest(entry)  # bound to its path and its catalog entry
+    check_bound_objects(objects, manifest)  # each object tagged with this backup
     source = postgres_source(ctx, request.store)
     database = request.target_database or (
         f"{source.database}_restored_{entry.recovery_point.astimezone(UTC):%Y%m%d%H%M}"

@@ -37,6 +37,9 @@ StorageClass = Literal[
 _STRENGTH = {"GOVERNANCE": 0, "COMPLIANCE": 1}
 CATALOG_PREFIX = "catalog/"
 CATALOG_NONCURRENT_DAYS = 7
+LEASE_PREFIX = "leases/"
+LEASE_EXPIRATION_DAYS = 7
+"""A run's lease objects (``drkit.lease``) are locked a day past their expiry; gone a week on."""
 
 
 class Tier(ComponentArgs):
@@ -112,12 +115,24 @@ def lifecycle_rules(
         )
     rules.append(
         {
-            # The backup catalog (drkit/catalog.py) rewrites small daily segments; each rewrite
-            # leaves a noncurrent version locked for a day. They go a week later.
+            # The backup catalog (drkit/catalog.py) is append-only: small objects written once,
+            # locked like the backups they describe, so they go with the longest-kept class.
+            # (Catalogs of older builds rewrote day segments: their noncurrent versions go a
+            # week later.)
             "id": "catalog",
             "status": "Enabled",
             "filter": {"prefix": CATALOG_PREFIX},
+            "expiration": {"days": max(c.retention_days for c in args.data_classes)},
             "noncurrent_version_expiration": {"noncurrent_days": CATALOG_NONCURRENT_DAYS},
+        }
+    )
+    rules.append(
+        {
+            "id": "leases",
+            "status": "Enabled",
+            "filter": {"prefix": LEASE_PREFIX},
+            "expiration": {"days": LEASE_EXPIRATION_DAYS},
+            "noncurrent_version_expiration": {"noncurrent_days": 1},
         }
     )
     rules.append(

@@ -97,6 +97,13 @@ def mirror_lifecycle(args: GcsMirrorArgs) -> list[gcp.storage.BucketLifecycleRul
                 "condition": {"age": data_class.retention_days, "matches_prefixes": prefix},
             }
         )
+    # The append-only catalog goes with the longest-kept class; restore leases taken in the
+    # mirror (``--source mirror``) as soon as the retention policy lets them.
+    longest = max(c.retention_days for c in args.data_classes)
+    for prefix, age in (("catalog/", longest), ("leases/", args.retention_floor_days)):
+        rules.append(
+            {"action": {"type": "Delete"}, "condition": {"age": age, "matches_prefixes": [prefix]}}
+        )
     rules.append(
         {
             "action": {"type": "AbortIncompleteMultipartUpload"},

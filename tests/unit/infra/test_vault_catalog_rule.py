@@ -1,4 +1,4 @@
-"""The vault's lifecycle keeps the catalog's rewritten segments from piling up."""
+"""The vault's lifecycle keeps the append-only catalog and the leases from piling up."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import pytest
 
 from components.backup_vault import BackupVaultArgs, Tier, VaultDataClass, lifecycle_rules
 from drkit.catalog import CATALOG_PREFIX
+from drkit.lease import LEASE_PREFIX
 
 pytestmark = pytest.mark.unit
 
 
-def test_catalog_prefix_has_its_own_noncurrent_expiry() -> None:
+def test_catalog_and_lease_prefixes_have_their_own_expiry() -> None:
     args = BackupVaultArgs(
         platform="aipx",
         stack_role="primary",
@@ -30,4 +31,7 @@ def test_catalog_prefix_has_its_own_noncurrent_expiry() -> None:
     catalog = rules["catalog"]
     assert catalog["filter"] == {"prefix": CATALOG_PREFIX}  # the prefix the engine writes
     assert catalog["noncurrent_version_expiration"] == {"noncurrent_days": 7}
-    assert "expiration" not in catalog
+    assert catalog["expiration"] == {"days": 2555}  # with the longest-kept backups
+    leases = rules["leases"]
+    assert leases["filter"] == {"prefix": LEASE_PREFIX}
+    assert leases["expiration"] == {"days": 7}

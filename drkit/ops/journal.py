@@ -17,9 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from drkit.storage.objectstore import Encryption, ObjectStore
+from drkit.storage.objectstore import Encryption, ObjectExists, ObjectStore
 
 SUCCESSFUL = {"done", "already_done", "resumed"}
+MAX_COPIES = 100
+"""A run resumed this often still gets every copy of its journal kept."""
 
 
 class JournalError(ValueError):
@@ -91,10 +93,18 @@ class Journal:
         }
 
     def upload(self, store: ObjectStore, encryption: Encryption | None = None) -> str:
-        """Copy the journal to the audit bucket under ``journal/<run id>.jsonl``."""
-        key = f"journal/{self.run_id}.jsonl"
-        store.put_bytes(key, self.path.read_bytes(), encryption)
-        return f"{store.name}/{key}"
+        """Copy the journal to the audit bucket under ``journal/<run id>.jsonl``; a resumed run's
+        later copies go beside it (``<run id>.2.jsonl``, ...): writes are create-only."""
+        body = self.path.read_bytes()
+        for attempt in range(1, MAX_COPIES + 1):
+            suffix = "" if attempt == 1 else f".{attempt}"
+            key = f"journal/{self.run_id}{suffix}.jsonl"
+            try:
+                store.put_bytes(key, body, encryption)
+            except ObjectExists:
+                continue
+            return f"{store.name}/{key}"
+        raise ObjectExists(f"{store.name}/journal/{self.run_id}.*.jsonl: {MAX_COPIES} copies exist")
 
 
 def operator() -> dict[str, str]:

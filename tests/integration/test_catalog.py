@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from google.api_core.exceptions import Forbidden
 
-from drkit.backup.engine import Destinations, run_backup
+from drkit.backup.engine import BackupFailed, BackupSession, Capture, Destinations, run_backup
+from drkit.backup.manifest import MANIFEST_NAME
 from drkit.backup.postgres import PostgresHandler, PostgresSource
-from drkit.catalog import CATALOG_PREFIX, Catalog, CatalogEntry, entry_key
+from drkit.catalog import CATALOG_PREFIX, Catalog, CatalogEntry, entry_key, segment_key
 from drkit.local.postgres import LocalPostgres
 from drkit.storage.gcs import GcsStore
 from drkit.storage.objectstore import ObjectExists
@@ -161,3 +162,58 @@ def test_a_rewrite_is_refused_and_names_the_key(destinations: Destinations) -> N
         blob.delete()
     assert mirror.get_bytes("small") == b"first"
     assert mirror.exists(entry_key("trading-db", "20261121T000000Z-000000")) is False
+
+
+def test_a_catalog_of_an_older_build_still_reads(destinations: Destinations) -> None:
+    """Older builds kept one day segment per store (``<YYYY>/<MM>/<DD>.jsonl``), rewritten per
+    backup: it reads as the day's oldest checkpoint, and new entries add to it."""
+    vault = destinations.vault
+    day = datetime(2026, 11, 20, tzinfo=UTC)
+    old = synthetic_day("trading-db", day, 4)
+    vault.put_bytes(
+        segment_key("trading-db", day.date()),
+        "".join(e.model_dump_json() + "\n" for e in old).encode(),
+    )
+    catalog = Catalog(vault)
+    since, until = day - timedelta(hours=1), day + timedelta(days=1)
+    assert catalog.entries(["trading-db"], since, until) == old
+    later = synthetic_day("trading-db", day + timedelta(hours=2), 1)[0]
+    assert catalog.add(later)
+    assert catalog.entries(["trading-db"], since, until) == [*old, later]
+    assert Catalog(vault).newest("trading-db", day.date(), until) == later
+    assert Catalog(vault).find(old[1].backup_id, ["trading-db"]) == old[1]
+
+
+def test_a_failed_run_deletes_nothing_and_is_never_listed(
+    postgres_server: LocalPostgres, destinations: Destinations
+) -> None:
+    """Retention forbids deleting what a failed run finished: it is left, without a manifest,
+    and nothing lists it; the next run is unaffected."""
+    postgres_server.create_database("left_behind")
+    source = PostgresSource(
+        postgres_server.host,
+        postgres_server.port,
+        "left_behind",
+        postgres_server.user,
+        postgres_server.password,
+    )
+
+    class FailsAfterItsDump(PostgresHandler):
+        def backup(self, session: BackupSession) -> Capture:
+            super().backup(session)
+            raise RuntimeError("the source went away after the dump")
+
+    with pytest.raises(BackupFailed, match="went away"):
+        run_backup("trading-db", "user-data", FailsAfterItsDump(source), destinations)
+    for store in destinations.stores:
+        left = [item.key for item in store.list_objects("user-data/trading-db/")]
+        assert left and not any(key.endswith(MANIFEST_NAME) for key in left)  # left, no commit
+    good = run_backup("trading-db", "user-data", PostgresHandler(source), destinations)
+    since = good.started_at - timedelta(hours=1)
+    for store in destinations.stores:
+        assert [e.backup_id for e in Catalog(store).entries(["trading-db"], since)] == [
+            good.backup_id
+        ]
+    vault = destinations.vault
+    assert isinstance(vault, S3Store)
+    assert max(versions(vault.client, vault.bucket).values()) == 1

@@ -100,9 +100,9 @@ def mirror_lifecycle(args: GcsMirrorArgs) -> list[gcp.storage.BucketLifecycleRul
     # The append-only catalog goes with the longest-kept class; restore leases taken in the
     # mirror (``--source mirror``) as soon as the retention policy lets them.
     longest = max(c.retention_days for c in args.data_classes)
-    for prefix, age in (("catalog/", longest), ("leases/", args.retention_floor_days)):
+    for kept, age in (("catalog/", longest), ("leases/", args.retention_floor_days)):
         rules.append(
-            {"action": {"type": "Delete"}, "condition": {"age": age, "matches_prefixes": [prefix]}}
+            {"action": {"type": "Delete"}, "condition": {"age": age, "matches_prefixes": [kept]}}
         )
     rules.append(
         {

@@ -46,6 +46,7 @@ LEASE_PREFIX = "leases/"
 LAST_GENERATION = 10**12 - 1
 DEFAULT_TTL = timedelta(minutes=5)
 LOCK_MARGIN = timedelta(days=1)
+RELEASE_JOIN_SECONDS = 10.0
 
 
 class LeaseHeld(ValueError):
@@ -141,7 +142,9 @@ class Lease:
 
     def release(self) -> None:
         self._stop.set()
-        self._thread.join()
+        # A heartbeat stuck on a stalled store must not hold the run: its request has the
+        # store client's own timeouts, and the lease expires on its own.
+        self._thread.join(timeout=RELEASE_JOIN_SECONDS)
         if self.lost is not None:
             return
         record = _next(self.record, self._now(), timedelta(0), released=True)

@@ -61,8 +61,14 @@ def provision(
     audit = f"{config.platform}-audit-{region}-{suffix}"
     mirror = f"{config.platform}-backup-mirror-{suffix}"
     s3 = env.aws.s3(region)
+    # Outside us-east-1, S3 (and moto) refuse a bucket without its region's location constraint.
+    location: Any = (
+        {}
+        if region == "us-east-1"
+        else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    )
     for bucket in (vault, audit):
-        s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+        s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True, **location)
     kms: Any = env.aws.client("kms", region)
     # Single-Region, unlike the real vault key: moto 5.2.5 writes a 36-character key id into its
     # ciphertexts, which cuts a multi-Region key's 40-character "mrk-..." id short, so nothing
@@ -70,7 +76,9 @@ def provision(
     key_arn = kms.create_key(
         Description=f"{config.platform} backup vault key (local)", MultiRegion=False
     )["KeyMetadata"]["Arn"]
-    env.gcs.client().create_bucket(mirror)
+    gcs = env.gcs.client()
+    if gcs.lookup_bucket(mirror) is None:  # one mirror, shared by the regions of a local stack
+        gcs.create_bucket(mirror)
 
     stores: dict[str, StoreEndpoint] = {}
     credentials: dict[str, StoreCredentials] = {}

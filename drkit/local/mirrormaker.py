@@ -125,9 +125,10 @@ class LocalMirrorMaker(LocalServer):
             "-cp",
             f"{lib}/*",
             MAIN,
+            str(self.config_path),
+            # After the file: argparse4j's --clusters takes every argument that follows it.
             "--clusters",
             TARGET_ALIAS,
-            str(self.config_path),
         ]
         self._process = ManagedProcess("mirror-maker", command, self.log_path, cwd=self.workdir)
         self._process.start()

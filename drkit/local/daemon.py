@@ -373,6 +373,7 @@ def _describe(world: LocalRegions, project_dir: Path, started: float) -> dict[st
         "status": "ready",
         "started_at": datetime.now(UTC).isoformat(),
         "ready_seconds": round(time.monotonic() - started, 1),
+        "server_start_seconds": dict(world.started.seconds),
         "regions": list(world.regions),
         "stores": stores,
         "mirrored_topics": critical_topics(world.config, kafka_store) if kafka_store else [],

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from stackmodels import StackConfig
+from stackmodels.config import split_namespace
 from stackmodels.errors import ConfigError
 
 LOCAL_CONFIG_FILE = "local-stack.yaml"
@@ -49,8 +50,6 @@ def local_stack_config(project_dir: Path) -> StackConfig:
     base = _config_section(project_dir / f"Pulumi.{BASE_STACK}.yaml")
     local_path = project_dir / LOCAL_CONFIG_FILE
     merged = _merge(base, _config_section(local_path))
-    from stackmodels.config import split_namespace
-
     values, foreign = split_namespace(merged)
     if foreign:
         raise ConfigError(str(local_path), [f"{key}: unknown key" for key in foreign])

@@ -88,12 +88,16 @@ class Started:
     """The servers started so far, in start order (thread-safe), so a failure stops them all."""
 
     servers: list[tuple[str, str | None, LocalServer]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    """How long each server took to be ready (``name/region``): where a slow start goes."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self, name: str, region: str | None, server: LocalServer) -> None:
         with self.lock:
             self.servers.append((name, region, server))
+        clock = time.monotonic()
         server.start()
+        self.seconds[f"{name}/{region or 'shared'}"] = round(time.monotonic() - clock, 1)
 
     def stop_all(self) -> None:
         for _, _, server in reversed(self.servers):

@@ -320,7 +320,7 @@ def supervise(project_dir: Path, regions: int, only: list[str], lock_fd: int) ->
     try:
         world.start()
     except Exception as error:
-        state |= {"status": "failed", "error": _one_line(error)}
+        state |= {"status": "failed", "error": one_line(error)}
         write_private(directory / STATE_FILE, state)
         return 1
     try:
@@ -481,11 +481,13 @@ def _write_kubeconfig(world: LocalRegions, directory: Path) -> Path | None:
     return path
 
 
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
+    """The first line of a start failure (a server's quotes its log tail after it), plus the log
+    line that says a port is taken, if there is one: that is the cause to name."""
     lines = str(error).strip().splitlines()
-    first = lines[0] if lines else type(error).__name__
-    # A server's start failure quotes its log tail after the first line; the log path says where.
-    return first.rstrip(":")
+    first = lines[0].rstrip(":") if lines else type(error).__name__
+    taken = next((line.strip() for line in lines[1:] if "in use" in line.lower()), None)
+    return f"{first}: {taken}" if taken else first
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import boto3
 import psycopg
 import pytest
 import redis
@@ -40,6 +41,8 @@ from drkit.local.postgres import LocalPostgres
 from drkit.local.process import ServerStartError, port_open
 from drkit.local.regions import APP_WORKLOADS, apply_app_manifests
 from drkit.local.standby_postgres import LocalStandbyPostgres
+from stackmodels import StackOutputs
+from stackmodels.config import Role
 from tests.integration.kubernetes_fixture import kubernetes_api  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -218,6 +221,50 @@ def test_a_consumer_groups_committed_offset_is_translated_into_dr_by_the_checkpo
         return found.offset if found.offset == point.downstream_offset else None
 
     assert eventually(synced, "the group's offset synced into dr") == point.downstream_offset
+
+
+def test_both_regions_write_stack_outputs_and_the_vault_reaches_dr(
+    stack: tuple[Path, dict[str, Any]],
+) -> None:
+    """Each region's outputs follow ``StackOutputs``; a backup object written to prod's vault
+    is copied to dr's (data objects before the manifest), as S3 replication would."""
+    project, _ = stack
+    prod = StackOutputs.from_file(project / ".drkit/local/prod/outputs.json", "local")
+    dr = StackOutputs.from_file(project / ".drkit/local/dr/outputs.json", "local")
+    assert (prod.role, dr.role) == (Role.PRIMARY, Role.DR)
+    assert prod.region != dr.region
+    assert prod.aws_endpoint_url != dr.aws_endpoint_url  # a region takes its vault with it
+    assert prod.gcs_mirror_bucket == dr.gcs_mirror_bucket  # one mirror, shared
+    assert prod.vault_replication is not None
+    assert prod.vault_replication.destination == dr.backup_vault
+    assert dr.stores["trading-db"].port != prod.stores["trading-db"].port
+    source = boto3.client(
+        "s3",
+        region_name=prod.region,
+        endpoint_url=prod.aws_endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    target = boto3.client(
+        "s3",
+        region_name=dr.region,
+        endpoint_url=dr.aws_endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    prefix = f"user-data/trading-db/{uuid.uuid4().hex}/"
+    body = os.urandom(4096)
+    source.put_object(Bucket=prod.backup_vault.name, Key=prefix + "data.dump", Body=body)
+    source.put_object(Bucket=prod.backup_vault.name, Key=prefix + "manifest.json", Body=b"{}")
+
+    def copied() -> list[str] | None:
+        listed = target.list_objects_v2(Bucket=dr.backup_vault.name, Prefix=prefix)
+        keys = [item["Key"] for item in listed.get("Contents", [])]
+        return keys if len(keys) == 2 else None
+
+    eventually(copied, "the vault objects in dr")
+    copy = target.get_object(Bucket=dr.backup_vault.name, Key=prefix + "data.dump")
+    assert copy["Body"].read() == body
 
 
 def test_a_second_local_up_reports_the_stack_already_up(

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from drkit.local.daemon import one_line
 from drkit.local.lag import parse_checkpoint
 from drkit.local.local_config import local_stack_config
 from drkit.local.mirrormaker import mirror_properties
+from drkit.local.process import ServerStartError
 from drkit.local.regions import critical_topics, selected_kinds
 from stackmodels.config import ProtectionKind, StoreKind
 from stackmodels.errors import ConfigError
@@ -89,3 +91,17 @@ def test_a_checkpoint_record_decodes_to_group_partition_and_both_offsets() -> No
     point = parse_checkpoint(key, value, 1_700_000_000.5)
     assert (point.group, point.topic, point.partition) == ("settlement", "order-events", 2)
     assert (point.upstream_offset, point.downstream_offset) == (41, 40)
+
+
+def test_a_start_failure_is_one_line_naming_a_taken_port() -> None:
+    error = ServerStartError(
+        "redis exited before answering PING (exit code 1); log /x/redis.log:\n"
+        "1:M 02 Dec 2026 18:00:00.000 # Warning: Could not create server TCP listening socket "
+        "127.0.0.1:6379: bind: Address already in use\n1:M 02 Dec 2026 # exiting"
+    )
+    assert one_line(error) == (
+        "redis exited before answering PING (exit code 1); log /x/redis.log: "
+        "1:M 02 Dec 2026 18:00:00.000 # Warning: Could not create server TCP listening socket "
+        "127.0.0.1:6379: bind: Address already in use"
+    )
+    assert "\n" not in one_line(ServerStartError("kafka: did not answer\nlog tail"))

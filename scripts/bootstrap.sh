@@ -34,7 +34,7 @@ fi
 step "Python environment (.venv, from uv.lock)"
 uv sync --frozen --all-extras --quiet
 
-step "Kafka broker jars (Maven Central, cached)"
+step "Kafka broker and MirrorMaker 2 jars (Maven Central, cached)"
 .venv/bin/python -m drkit.local.kafka fetch
 
 step "actionlint (Go module proxy, cached): validates .github/workflows in the tests"

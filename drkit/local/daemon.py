@@ -230,6 +230,8 @@ def _already_up(project_dir: Path, out: TextIO) -> dict[str, Any]:
             return state
         if state is not None and state.get("status") == "failed":
             raise LocalStackError(f"another local.up failed: {state.get('error')}")
+        if state is not None and state.get("status") == "stopping":
+            raise LocalStackError("the local stack is stopping (local.down); run local.up after")
         time.sleep(0.2)
     raise LocalStackError("another local.up holds the lock and its stack never became ready")
 
@@ -239,6 +241,8 @@ def _print_where(state: dict[str, Any], out: TextIO) -> None:
         f"local stack up in {state['ready_seconds']:.1f}s "
         f"(supervisor pid {state['supervisor']['pid']})\n"
     )
+    slowest = sorted(state.get("server_start_seconds", {}).items(), key=lambda item: -item[1])
+    out.write("  slowest to start: " + ", ".join(f"{k} {v:.0f}s" for k, v in slowest[:4]) + "\n")
     for region, stores in state["stores"].items():
         out.write(f"{region}:\n")
         for name, store in stores.items():

@@ -369,6 +369,8 @@ def _describe(world: LocalRegions, project_dir: Path, started: float) -> dict[st
                 "region": region_name,
                 "start_time": process_start_time(pid) if pid else None,
                 "log": str(process.log_path),
+                # What it takes to start it again on the same ports and data (a region restart).
+                "command": process.command,
             }
         )
     kubeconfig = _write_kubeconfig(world, directory)

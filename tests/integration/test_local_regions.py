@@ -307,6 +307,22 @@ def test_killing_the_prod_postgresql_shows_as_down(stack: tuple[Path, dict[str, 
     assert entry["alive"] is False
 
 
+def test_a_dead_mirror_maker_makes_the_kafka_lag_unknown_not_zero(
+    stack: tuple[Path, dict[str, Any]],
+) -> None:
+    project, state = stack
+    [mirror] = [p for p in state["processes"] if p["name"] == "mirror-maker"]
+    os.kill(mirror["pid"], signal.SIGKILL)
+
+    def unknown() -> dict[str, Any] | None:
+        entry = status(project)["regions"]["dr"]["stores"]["event-stream"]
+        return entry if entry["lag_seconds"] is None else None
+
+    entry = eventually(unknown, "the event-stream lag unknown", timeout=90.0)
+    assert "heartbeat" in entry["lag"]["note"]
+    assert entry["role"] == "standby"  # the dr broker itself still answers
+
+
 def test_local_down_leaves_no_process_and_no_port(stack: tuple[Path, dict[str, Any]]) -> None:
     project, state = stack
     down(project, out=io.StringIO())

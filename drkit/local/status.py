@@ -90,6 +90,7 @@ def stack_status(state: dict[str, Any]) -> dict[str, Any]:
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(one, entries))
     for (region, name, store), result in zip(entries, results, strict=True):
+        result["kind"] = store["kind"]
         result["protection"] = store.get("protection")
         result["lag_seconds"] = None
         regions.setdefault(region, {"stores": {}})["stores"][name] = result
@@ -149,11 +150,8 @@ def describe(report: dict[str, Any]) -> str:
         lines.append(f"{region}:")
         for name, store in body["stores"].items():
             lag = store["lag_seconds"]
-            shown = (
-                "-"
-                if lag is None and store.get("protection") is None
-                else ("unknown" if lag is None else f"{lag:.2f}s")
-            )
+            replicated = store.get("protection") is not None and store.get("kind") != "kubernetes"
+            shown = "-" if not replicated else ("unknown" if lag is None else f"{lag:.2f}s")
             note = store.get("lag", {}).get("note", "") if store.get("lag") else ""
             lines.append(
                 f"  {name:<14} {store['role']:<8} pid {store['pid'] or '-':<8} lag {shown:<8} "

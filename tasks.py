@@ -2,6 +2,7 @@
 
 invoke --list                       every task
 invoke local.roundtrip              the main job on the local embedded default (no cloud)
+invoke local.up / local.status [--json] / local.down   the two-region local stack, kept up
 invoke config.check --stack prod    validate Pulumi.<stack>.yaml against the config model
 invoke backup.store trading-db --stack prod [--dry-run]
 invoke restore.redis|restore.kafka|restore.all --dry-run   the plan with the real backup ids
@@ -910,9 +911,56 @@ def dr_status(
         raise Exit(code=report.exit_code)
 
 
+@task(
+    name="up",
+    help={
+        "regions": "2 (prod and dr, with live standbys; default) or 1 (prod only)",
+        "only": "comma-separated stores (or kinds) to run, e.g. trading-db,event-stream",
+    },
+)
+def local_up(c: Context, regions: int = 2, only: str = "") -> None:
+    """Start the local stack (prod and dr, continuous protection between them) and leave it up."""
+    from drkit.local.daemon import LocalStackError, up
+    from stackmodels.errors import ConfigError
+
+    try:
+        up(ROOT, regions, [item for item in only.split(",") if item])
+    except (ValueError, ConfigError) as error:
+        raise fail(str(error)) from None
+    except LocalStackError as error:
+        raise fail(str(error), code=1) from None
+
+
+@task(name="status", help={"json": "print the status as JSON"})
+def local_status(c: Context, json: bool = False) -> None:
+    """Each local store's role (primary, standby, down), pid, URL and measured lag."""
+    import json as json_module
+
+    from drkit.local.daemon import status
+    from drkit.local.status import describe
+
+    report = status(ROOT)
+    print(
+        json_module.dumps(report, indent=2) if json else describe(report), end="\n" if json else ""
+    )
+    if not report.get("regions"):
+        raise Exit(code=1)
+
+
+@task(name="down")
+def local_down(c: Context) -> None:
+    """Stop every process local.up started, and nothing else."""
+    from drkit.local.daemon import LocalStackError, down
+
+    try:
+        down(ROOT)
+    except LocalStackError as error:
+        raise fail(str(error), code=1) from None
+
+
 namespace = Collection()
 namespace.add_task(drill)
-namespace.add_collection(Collection("local", roundtrip))
+namespace.add_collection(Collection("local", roundtrip, local_up, local_status, local_down))
 namespace.add_collection(Collection("config", check))
 namespace.add_collection(Collection("backup", store, aurora_snapshot))
 namespace.add_collection(

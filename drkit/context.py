@@ -30,6 +30,16 @@ LOCAL_STATE = Path(".drkit/local")
 """Where the local environment writes its outputs and credentials (relative to the project)."""
 
 
+def _local_config(root: Path) -> StackConfig:
+    """The local stack's config (``local-stack.yaml`` over prod's), or prod's where a project
+    directory has no ``local-stack.yaml`` (a test's scratch project)."""
+    from drkit.local.local_config import LOCAL_CONFIG_FILE, local_stack_config
+
+    if (root / LOCAL_CONFIG_FILE).exists():
+        return local_stack_config(root)
+    return StackConfig.for_stack("prod", root)
+
+
 class UnknownStore(ValueError):
     """A store name that the stack config does not define."""
 
@@ -95,7 +105,7 @@ class OpsContext:
         root = project_dir or Path.cwd()
         if stack == LOCAL_STACK:
             state = root / LOCAL_STATE
-            config = StackConfig.for_stack("prod", root)
+            config = _local_config(root)
             outputs = StackOutputs.from_file(outputs_file or state / "outputs.json", stack)
             credentials_path = state / "credentials.json"
             credentials = (

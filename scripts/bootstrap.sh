@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh Debian machine, idempotently:
 # Debian's PostgreSQL and Redis servers, uv and the locked Python environment (.venv),
-# and the Apache Kafka broker's jars from Maven Central (cached under ~/.cache/drkit).
+# and the Apache Kafka broker's and MirrorMaker 2's jars from Maven Central (cached under
+# ~/.cache/drkit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,7 +35,7 @@ fi
 step "Python environment (.venv, from uv.lock)"
 uv sync --frozen --all-extras --quiet
 
-step "Kafka broker jars (Maven Central, cached)"
+step "Kafka broker and MirrorMaker 2 jars (Maven Central, cached)"
 .venv/bin/python -m drkit.local.kafka fetch
 
 step "actionlint (Go module proxy, cached): validates .github/workflows in the tests"

@@ -55,6 +55,31 @@ class StoreKind(StrEnum):
     TIMESERIES = "timeseries"
 
 
+class ProtectionKind(StrEnum):
+    """What protects a store between backups, one failover module each: the managed services'
+    (AWS) and the tools a self-hosted platform uses (the local two-region stack)."""
+
+    AURORA_GLOBAL_DATABASE = "aurora-global-database"
+    POSTGRES_STREAMING = "postgres-streaming"
+    ELASTICACHE_GLOBAL_DATASTORE = "elasticache-global-datastore"
+    REDIS_REPLICA = "redis-replica"
+    MSK_REPLICATOR = "msk-replicator"
+    MIRRORMAKER2 = "mirrormaker2"
+    GITOPS = "gitops"
+
+
+PROTECTION_STORE_KINDS: dict[ProtectionKind, StoreKind] = {
+    ProtectionKind.AURORA_GLOBAL_DATABASE: StoreKind.POSTGRES,
+    ProtectionKind.POSTGRES_STREAMING: StoreKind.POSTGRES,
+    ProtectionKind.ELASTICACHE_GLOBAL_DATASTORE: StoreKind.REDIS,
+    ProtectionKind.REDIS_REPLICA: StoreKind.REDIS,
+    ProtectionKind.MSK_REPLICATOR: StoreKind.KAFKA,
+    ProtectionKind.MIRRORMAKER2: StoreKind.KAFKA,
+    ProtectionKind.GITOPS: StoreKind.KUBERNETES,
+}
+"""The store kind each protection kind can protect."""
+
+
 class ObjectLockMode(StrEnum):
     COMPLIANCE = "compliance"
     GOVERNANCE = "governance"
@@ -122,9 +147,20 @@ class Store(Frozen):
     kind: StoreKind
     data_class: Slug
     schedule: CronExpression
-    continuous_protection: str | None = None
+    continuous_protection: ProtectionKind | None = None
     topics: list[str] = Field(default_factory=list)
     database: str | None = None
+
+    @model_validator(mode="after")
+    def _protection_fits_kind(self) -> Self:
+        protection = self.continuous_protection
+        if protection is not None and PROTECTION_STORE_KINDS[protection] is not self.kind:
+            fitting = sorted(p for p, k in PROTECTION_STORE_KINDS.items() if k is self.kind)
+            raise ValueError(
+                f"continuous_protection {protection.value!r} does not protect a {self.kind.value} "
+                f"store; allowed: {', '.join(fitting)}"
+            )
+        return self
 
 
 IMAGE_REFERENCE = (

@@ -46,6 +46,7 @@ KAFKA_VERSION = "4.3.1"
 BOOTSTRAP_ENV = "DRKIT_KAFKA_BOOTSTRAP"
 CACHE_ENV = "DRKIT_CACHE"
 POM_PATH = Path(__file__).with_name("kafka-broker-pom.xml")
+MIRROR_MAKER_POM_PATH = Path(__file__).with_name("kafka-mirror-maker-pom.xml")
 MARKER_NAME = "complete"
 
 BROKER_MAIN = "kafka.Kafka"
@@ -125,7 +126,7 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _maven_command(output_dir: Path) -> list[str]:
+def _maven_command(output_dir: Path, pom: Path = POM_PATH) -> list[str]:
     """``kafka.version`` is passed in so that this module, not the POM, decides the version."""
     mvn = shutil.which("mvn")
     if mvn is None:
@@ -135,7 +136,7 @@ def _maven_command(output_dir: Path) -> list[str]:
         "-q",
         "-B",
         "-f",
-        str(POM_PATH),
+        str(pom),
         f"-Dkafka.version={KAFKA_VERSION}",
         "dependency:copy-dependencies",
         "-DincludeScope=runtime",
@@ -143,9 +144,9 @@ def _maven_command(output_dir: Path) -> list[str]:
     ]
 
 
-def _run_maven(output_dir: Path) -> None:
+def _run_maven(output_dir: Path, pom: Path = POM_PATH) -> None:
     result = subprocess.run(
-        _maven_command(output_dir),
+        _maven_command(output_dir, pom),
         capture_output=True,
         text=True,
         timeout=FETCH_TIMEOUT_S,
@@ -159,17 +160,19 @@ def _run_maven(output_dir: Path) -> None:
         )
 
 
-def _fetch_into(home: Path) -> None:
+def _fetch_into(
+    home: Path, pom: Path = POM_PATH, main_jar: str = f"kafka_2.13-{KAFKA_VERSION}.jar"
+) -> None:
     """Fetch into a scratch directory and move it into place, so ``lib`` is never half-full."""
     partial = home / "lib.partial"
     lib = home / "lib"
     for stale in (partial, lib):
         shutil.rmtree(stale, ignore_errors=True)
     (home / MARKER_NAME).unlink(missing_ok=True)
-    _run_maven(partial)
+    _run_maven(partial, pom)
     jars = sorted(path.name for path in partial.glob("*.jar"))
-    if f"kafka_2.13-{KAFKA_VERSION}.jar" not in jars:
-        raise KafkaFetchError(f"mvn finished but {partial} holds no kafka_2.13 jar: {jars}")
+    if main_jar not in jars:
+        raise KafkaFetchError(f"mvn finished but {partial} holds no {main_jar}: {jars}")
     partial.rename(lib)
     (home / MARKER_NAME).write_text("\n".join(jars) + "\n")
 
@@ -181,6 +184,24 @@ def ensure_kafka_jars() -> Path:
         with _locked(home.parent / f"kafka-{KAFKA_VERSION}.lock"):
             if not _cache_complete(home):
                 _fetch_into(home)
+    return home / "lib"
+
+
+def mirror_maker_home(version: str = KAFKA_VERSION) -> Path:
+    """MirrorMaker 2's jars: a cache directory of their own, so fetching them never replaces the
+    broker's ``lib`` while a broker runs from it."""
+    return cache_root() / f"kafka-mirror-maker-{version}"
+
+
+def ensure_mirror_maker_jars() -> Path:
+    """The directory of MirrorMaker 2's jars (connect-mirror, connect-runtime and their
+    dependencies, the broker's version), fetched with Maven unless a complete cache is there."""
+    home = mirror_maker_home()
+    if not _cache_complete(home):
+        with _locked(home.parent / f"kafka-mirror-maker-{KAFKA_VERSION}.lock"):
+            if not _cache_complete(home):
+                home.mkdir(parents=True, exist_ok=True)
+                _fetch_into(home, MIRROR_MAKER_POM_PATH, f"connect-mirror-{KAFKA_VERSION}.jar")
     return home / "lib"
 
 
@@ -408,12 +429,15 @@ def _run_until_signalled(workdir: Path | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m drkit.local.kafka", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("fetch", help="fetch the broker's jars into the cache; print their path")
+    commands.add_parser(
+        "fetch", help="fetch the broker's and MirrorMaker 2's jars into the cache; print the paths"
+    )
     run = commands.add_parser("run", help="run a broker in the foreground until Ctrl-C")
     run.add_argument("--workdir", type=Path, help="data and log directory (default: a temp dir)")
     args = parser.parse_args(argv)
     if args.command == "fetch":
         print(ensure_kafka_jars())
+        print(ensure_mirror_maker_jars())
     else:
         _run_until_signalled(args.workdir)
     return 0

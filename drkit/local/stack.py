@@ -62,8 +62,14 @@ def provision(
     audit = f"{config.platform}-audit-{region}-{suffix}"
     mirror = f"{config.platform}-backup-mirror-{suffix}"
     s3 = env.aws.s3(region)
+    # Outside us-east-1, S3 (and moto) refuse a bucket without its region's location constraint.
+    location: Any = (
+        {}
+        if region == "us-east-1"
+        else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    )
     for bucket in (vault, audit):
-        s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+        s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True, **location)
     kms: Any = env.aws.client("kms", region)
     # Single-Region, unlike the real vault key: moto 5.2.5 writes a 36-character key id into its
     # ciphertexts, which cuts a multi-Region key's 40-character "mrk-..." id short, so nothing
@@ -73,8 +79,10 @@ def provision(
     )["KeyMetadata"]["Arn"]
     # The mirror's locked retention policy, as components.gcs_mirror sets it: the shortest
     # retention of the data classes. Nothing younger can be replaced or deleted.
-    floor = min(config.retention_of(name).days for name in config.data_classes)
-    env.gcs.create_locked_bucket(mirror, timedelta(days=floor))
+    # One mirror is shared by the regions of a local stack: the first region creates it.
+    if env.gcs.client().lookup_bucket(mirror) is None:
+        floor = min(config.retention_of(name).days for name in config.data_classes)
+        env.gcs.create_locked_bucket(mirror, timedelta(days=floor))
 
     stores: dict[str, StoreEndpoint] = {}
     credentials: dict[str, StoreCredentials] = {}

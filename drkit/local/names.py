@@ -1,0 +1,92 @@
+"""The local stack's stable names: where each store's clients connect, moved by a failover.
+
+Production reaches PostgreSQL and Redis through Route 53 failover records (``db.<zone>``,
+``cache.<zone>``) and Kafka through the ``kafka-bootstrap`` ConfigMap. Locally, Kafka keeps the
+ConfigMap (``local.up`` applies it to both clusters, pointing at prod's broker), and PostgreSQL and
+Redis get the local stand-in of DNS: one small name map, ``.drkit/local/names.json``, outside both
+regions. Like Route 53 (a global service whose data plane outlives a region), it must survive the
+loss of either region, which a ConfigMap in one region's cluster would not; and like DNS it is
+re-read by a client each time it connects (``resolve``), so a failover that moves a name
+(``point``, an atomic rename) moves every new connection and nothing else.
+
+It holds no secret: credentials stay in ``credentials.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+from drkit.context import LOCAL_STATE
+
+if TYPE_CHECKING:
+    from drkit.local.regions import LocalRegions
+
+NAMES_FILE = "names.json"
+
+
+class StableName(BaseModel):
+    """Where a store's name leads now: a region and an address (``database`` for PostgreSQL)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    region: str
+    host: str
+    port: int
+    database: str | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def names_path(project_dir: Path) -> Path:
+    return project_dir / LOCAL_STATE / NAMES_FILE
+
+
+def read_names(project_dir: Path) -> dict[str, StableName]:
+    body: dict[str, Any] = json.loads(names_path(project_dir).read_text())
+    return {store: StableName.model_validate(entry) for store, entry in body.items()}
+
+
+def resolve(project_dir: Path, store: str) -> StableName:
+    """Read the name now (never cached): a failover may have moved it since the last call."""
+    names = read_names(project_dir)
+    if store not in names:
+        raise KeyError(f"no stable name for store {store!r}; names: {', '.join(sorted(names))}")
+    return names[store]
+
+
+def point(project_dir: Path, store: str, target: StableName) -> None:
+    """Move ``store``'s name to ``target`` in one atomic rename (what a failover does)."""
+    names = read_names(project_dir)
+    names[store] = target
+    _write(names_path(project_dir), names)
+
+
+def _write(path: Path, names: dict[str, StableName]) -> None:
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(
+        json.dumps({k: v.model_dump(exclude_none=True) for k, v in names.items()}, indent=2)
+    )
+    os.replace(partial, path)
+
+
+def write_names(directory: Path, world: LocalRegions) -> Path:
+    """Every store's name pointing at prod, the primary region, as ``local.up`` leaves it."""
+    from drkit.local.regions import PROD
+
+    prod = world.regions[PROD]
+    names: dict[str, StableName] = {}
+    for store, endpoint in world.outputs[PROD].stores.items():
+        if endpoint.kind in ("postgres", "redis", "kafka"):
+            names[store] = StableName(
+                region=prod.name, host=endpoint.host, port=endpoint.port, database=endpoint.database
+            )
+    path = directory / NAMES_FILE
+    _write(path, names)
+    return path

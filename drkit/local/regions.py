@@ -1,0 +1,503 @@
+"""The local stack's two regions, ``prod`` and ``dr``, and the continuous protection between them.
+
+Each region has its own servers on 127.0.0.1: PostgreSQL, Redis, a Kafka broker (KRaft), a
+kube-apiserver with its own etcd, and its own AWS emulator (moto) holding the region's vault and
+key; the GCS emulator (the mirror) is shared, as in production. prod -> dr is protected with the
+tools a self-hosted platform uses:
+
+- ``postgres-streaming``: dr's PostgreSQL is a hot standby of prod's (``pg_basebackup -R``, a
+  replication slot), see ``standby_postgres.py``;
+- ``redis-replica``: dr's Redis is a ``REPLICAOF`` replica with AUTH, see ``replica_redis.py``;
+- ``mirrormaker2``: Kafka's MirrorMaker 2 mirrors the critical topics into dr's broker, with
+  checkpoints and group offset sync, see ``mirrormaker.py``;
+- ``gitops``: the same application manifests are applied to both clusters; dr's workloads are
+  scaled to zero (pilot light), labelled for ``invoke failover`` to scale up;
+- the vault: S3 replication copies prod's vault into dr's. moto does not replicate, so
+  ``VaultCopier`` (run by the supervisor) copies every new object, data objects before their
+  manifest, as replication would.
+
+Why one AWS emulator per region rather than one moto with two regions: a region that is killed
+must take its vault and key with it, as a regional outage does; with one shared moto, "prod is
+dead" would leave prod's vault answering.
+
+``LocalRegions`` starts everything (independent chains in parallel: two cores, and the JVMs
+dominate), stops it all in reverse, and describes it as ``StackState`` for the state file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from drkit.context import Credentials
+from drkit.local.gcs import LocalGcs
+from drkit.local.kafka import LocalKafka
+from drkit.local.kubernetes import LocalKubernetes
+from drkit.local.mirrormaker import LocalMirrorMaker
+from drkit.local.postgres import LocalPostgres
+from drkit.local.process import LocalServer, ManagedProcess, ServerStartError
+from drkit.local.redis import LocalRedis
+from drkit.local.replica_redis import LocalReplicaRedis
+from drkit.local.s3 import LocalAws
+from drkit.local.stack import provision
+from drkit.local.standby_postgres import LocalStandbyPostgres
+from stackmodels import StackConfig, StackOutputs
+from stackmodels.config import Role, StoreKind
+from stackmodels.outputs import Bucket, VaultReplication
+
+PROD = "prod"
+DR = "dr"
+REGION_NAMES = (PROD, DR)
+VAULT_COPY_INTERVAL_S = 2.0
+REPLICATION_ROLE_ARN = "arn:aws:iam::123456789012:role/local-vault-replication"
+APP_IMAGE = "registry.local/aipx/trading-engine:0.1.0"
+APP_WORKLOADS = {"trading-engine": 2, "market-data-feed": 1}
+"""The application's Deployments and their replica count while their region is primary."""
+
+
+class StackStartError(RuntimeError):
+    """The stack could not start; the message is one line naming what failed and why."""
+
+
+@dataclass
+class Region:
+    """One region's servers; ``None`` for what ``--only`` left out."""
+
+    name: str
+    aws_region: str
+    aws: LocalAws
+    gcs: LocalGcs
+    postgres: LocalPostgres | None = None
+    redis: LocalRedis | None = None
+    kafka: LocalKafka | None = None
+    kubernetes: LocalKubernetes | None = None
+    mirror_maker: LocalMirrorMaker | None = None
+    influxdb: None = None
+
+
+@dataclass
+class Started:
+    """The servers started so far, in start order (thread-safe), so a failure stops them all."""
+
+    servers: list[tuple[str, str | None, LocalServer]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    """How long each server took to be ready (``name/region``): where a slow start goes."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self, name: str, region: str | None, server: LocalServer) -> None:
+        with self.lock:
+            self.servers.append((name, region, server))
+        clock = time.monotonic()
+        server.start()
+        self.seconds[f"{name}/{region or 'shared'}"] = round(time.monotonic() - clock, 1)
+
+    def stop_all(self) -> None:
+        for _, _, server in reversed(self.servers):
+            with contextlib.suppress(Exception):
+                server.close()
+        self.servers.clear()
+
+
+def managed_processes(server: LocalServer) -> list[tuple[str, ManagedProcess]]:
+    """The OS processes behind a harness server (kube has two: etcd and kube-apiserver)."""
+    found: list[tuple[str, ManagedProcess]] = []
+    for attribute in ("_etcd", "_apiserver", "_process"):
+        process = getattr(server, attribute, None)
+        if isinstance(process, ManagedProcess):
+            found.append((process.name, process))
+    return found
+
+
+def selected_kinds(config: StackConfig, only: list[str] | None) -> set[StoreKind]:
+    """The store kinds to run: all of the config's, or those of ``only`` (store names or kinds)."""
+    wanted = {StoreKind.POSTGRES, StoreKind.REDIS, StoreKind.KAFKA, StoreKind.KUBERNETES}
+    if not only:
+        return {store.kind for store in config.stores.values()} & wanted
+    kinds: set[StoreKind] = set()
+    for item in only:
+        if item in config.stores:
+            kinds.add(config.stores[item].kind)
+        elif item in {kind.value for kind in StoreKind}:
+            kinds.add(StoreKind(item))
+        else:
+            raise ValueError(
+                f"--only {item!r}: not a store of the local stack; allowed: "
+                f"{', '.join(sorted(config.stores))} (or a kind: "
+                f"{', '.join(sorted(k.value for k in wanted))})"
+            )
+    return kinds & wanted
+
+
+def critical_topics(config: StackConfig, kafka_store: str) -> list[str]:
+    """The topics MirrorMaker mirrors: those of a replicated topic class (the critical ones)."""
+    topics = config.stores[kafka_store].topics
+    if config.msk is None:
+        return list(topics)
+    return [
+        topic
+        for topic in topics
+        if (topic_class := config.msk.topic_classes.get(config.msk.topics.get(topic, "")))
+        is not None
+        and topic_class.replicate
+    ]
+
+
+def region_config(config: StackConfig, region: Region, kinds: set[StoreKind]) -> StackConfig:
+    """The stack config as this region sees it: its AWS region, its role, the selected stores."""
+    stores = {name: store for name, store in config.stores.items() if store.kind in kinds}
+    if region.name == PROD:
+        return config.model_copy(update={"stores": stores})
+    return config.model_copy(
+        update={
+            "stores": stores,
+            "role": Role.DR,
+            "region": config.peer_region,
+            "peer_region": config.region,
+            "primary_stack": PROD,
+        }
+    )
+
+
+class LocalRegions:
+    """Both regions' servers, started by ``start`` and stopped by ``stop`` (reverse order)."""
+
+    def __init__(
+        self, workdir: Path, config: StackConfig, regions: int = 2, only: list[str] | None = None
+    ) -> None:
+        self.workdir = workdir
+        self.config = config
+        self.kinds = selected_kinds(config, only)
+        self.gcs = LocalGcs(workdir / "shared" / "gcs")
+        self.regions: dict[str, Region] = {}
+        names = REGION_NAMES[:regions]
+        aws_regions = {PROD: config.region, DR: config.peer_region}
+        for name in names:
+            base = workdir / name
+            self.regions[name] = Region(name, aws_regions[name], LocalAws(base / "aws"), self.gcs)
+        self.started = Started()
+        self.outputs: dict[str, StackOutputs] = {}
+        self.credentials: dict[str, Credentials] = {}
+        self.vault_copier: VaultCopier | None = None
+
+    @property
+    def two_regions(self) -> bool:
+        return DR in self.regions
+
+    def store_of(self, kind: StoreKind) -> str | None:
+        names = self.config.stores_of(kind)
+        return names[0] if names and kind in self.kinds else None
+
+    # -- starting ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Every server, protection and provisioning step; on failure, stop what started."""
+        try:
+            self._start_servers()
+            self._provision()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_servers(self) -> None:
+        chains: list[Callable[[], None]] = [self._chain_stores, self._chain_aws]
+        if StoreKind.KAFKA in self.kinds:
+            chains.append(self._chain_kafka)
+        if StoreKind.KUBERNETES in self.kinds:
+            chains.append(self._chain_kubernetes)
+        with ThreadPoolExecutor(max_workers=len(chains)) as pool:
+            futures = [pool.submit(chain) for chain in chains]
+            errors = [f.exception() for f in futures]
+        failed = [error for error in errors if error is not None]
+        if failed:
+            raise failed[0]
+
+    def _chain_aws(self) -> None:
+        self.started.start("gcs", None, self.gcs)
+        for region in self.regions.values():
+            self.started.start("moto", region.name, region.aws)
+
+    def _chain_stores(self) -> None:
+        prod = self.regions[PROD]
+        if StoreKind.POSTGRES in self.kinds:
+            prod.postgres = LocalPostgres(self.workdir / PROD / "postgres")
+            self.started.start("postgres", PROD, prod.postgres)
+            if self.two_regions:
+                standby = LocalStandbyPostgres(self.workdir / DR / "postgres", prod.postgres)
+                self.regions[DR].postgres = standby
+                self.started.start("postgres", DR, standby)
+        if StoreKind.REDIS in self.kinds:
+            prod.redis = LocalRedis(self.workdir / PROD / "redis")
+            self.started.start("redis", PROD, prod.redis)
+            if self.two_regions:
+                replica = LocalReplicaRedis(self.workdir / DR / "redis", prod.redis)
+                self.regions[DR].redis = replica
+                self.started.start("redis", DR, replica)
+
+    def _chain_kafka(self) -> None:
+        brokers: dict[str, LocalKafka] = {}
+        with ThreadPoolExecutor(max_workers=len(self.regions)) as pool:
+            futures = {}
+            for name, region in self.regions.items():
+                region.kafka = brokers[name] = LocalKafka(self.workdir / name / "kafka")
+                futures[name] = pool.submit(self.started.start, "kafka", name, region.kafka)
+            errors = [f.exception() for f in futures.values()]
+        failed = [error for error in errors if error is not None]
+        if failed:
+            raise failed[0]
+        store = self.store_of(StoreKind.KAFKA)
+        assert store is not None
+        create_topics(brokers[PROD].bootstrap, self.config.stores[store].topics)
+        if self.two_regions:
+            mirror = LocalMirrorMaker(
+                self.workdir / DR / "mirror-maker",
+                brokers[PROD].bootstrap,
+                brokers[DR].bootstrap,
+                critical_topics(self.config, store),
+            )
+            self.regions[DR].mirror_maker = mirror
+            self.started.start("mirror-maker", DR, mirror)
+
+    def _chain_kubernetes(self) -> None:
+        for name, region in self.regions.items():
+            region.kubernetes = LocalKubernetes(self.workdir / name / "kubernetes")
+            self.started.start("kubernetes", name, region.kubernetes)
+
+    # -- provisioning -----------------------------------------------------------------------
+
+    def _provision(self) -> None:
+        for name, region in self.regions.items():
+            if name == DR and region.postgres is not None:
+                _wait_replayed(self.regions[PROD].postgres, region.postgres)
+            config = region_config(self.config, region, self.kinds)
+            outputs, credentials = provision(_ProvisionView(region), config)
+            self.outputs[name], self.credentials[name] = outputs, credentials
+        if self.two_regions:
+            self._describe_vault_replication()
+            self.vault_copier = VaultCopier(self.regions[PROD], self.regions[DR], self.outputs)
+        self._apply_app_manifests()
+
+    def _describe_vault_replication(self) -> None:
+        prod, dr = self.outputs[PROD], self.outputs[DR]
+        replication = VaultReplication(
+            source=prod.backup_vault,
+            destination=dr.backup_vault,
+            role_arn=REPLICATION_ROLE_ARN,
+            destination_key_arn=dr.vault_key_arn,
+            replication_time_minutes=1,
+        )
+        vaults: dict[str, Bucket] = {prod.region: prod.backup_vault, dr.region: dr.backup_vault}
+        for name in (PROD, DR):
+            self.outputs[name] = self.outputs[name].model_copy(
+                update={"vault_replication": replication, "backup_vaults": vaults}
+            )
+
+    def _apply_app_manifests(self) -> None:
+        """The same manifests in both clusters; dr's workloads then scaled to 0 (pilot light)."""
+        prod_kafka = self.regions[PROD].kafka
+        primary_bootstrap = prod_kafka.bootstrap if prod_kafka is not None else None
+        for name, region in self.regions.items():
+            if region.kubernetes is None:
+                continue
+            with region.kubernetes.api_client() as client:
+                apply_app_manifests(
+                    client, self.config.kubernetes.namespace, primary_bootstrap, name == PROD
+                )
+
+    # -- stopping ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        if self.vault_copier is not None:
+            self.vault_copier.stop()
+        self.started.stop_all()
+
+    def processes(self) -> list[tuple[str, str | None, ManagedProcess]]:
+        """Every OS process of the stack: (name, region, process)."""
+        found: list[tuple[str, str | None, ManagedProcess]] = []
+        for _, region, server in self.started.servers:
+            for process_name, process in managed_processes(server):
+                found.append((process_name, region, process))
+        return found
+
+
+class _ProvisionView:
+    """A region as ``provision`` wants it (``LocalServers``)."""
+
+    def __init__(self, region: Region) -> None:
+        self._region = region
+        self.kubernetes = region.kubernetes
+
+    @property
+    def postgres(self) -> LocalPostgres:
+        assert self._region.postgres is not None
+        return self._region.postgres
+
+    @property
+    def redis(self) -> LocalRedis:
+        assert self._region.redis is not None
+        return self._region.redis
+
+    @property
+    def aws(self) -> LocalAws:
+        return self._region.aws
+
+    @property
+    def gcs(self) -> LocalGcs:
+        return self._region.gcs
+
+    @property
+    def kafka(self) -> LocalKafka | None:
+        return self._region.kafka
+
+    @property
+    def influxdb(self) -> None:
+        return None
+
+
+def _wait_replayed(
+    primary: LocalPostgres | None, standby: LocalPostgres, timeout: float = 30.0
+) -> None:
+    """Until the standby has replayed everything the primary wrote (the databases provisioning
+    created in prod must exist in dr before dr is described)."""
+    assert primary is not None
+    with primary.connect(autocommit=True) as connection:
+        row = connection.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+    assert row is not None
+    target = row[0]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with standby.connect(autocommit=True) as connection:
+            done = connection.execute(
+                "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,)
+            ).fetchone()
+        if done and done[0]:
+            return
+        time.sleep(0.1)
+    raise ServerStartError(f"postgres standby did not replay up to {target} within {timeout:.0f}s")
+
+
+def create_topics(bootstrap: str, topics: list[str], partitions: int = 3) -> None:
+    """The Kafka store's topics in prod, so MirrorMaker finds the critical ones at its start."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    existing = set(admin.list_topics(timeout=10).topics)
+    wanted = [NewTopic(t, partitions, 1) for t in topics if t not in existing]
+    if not wanted:
+        return
+    for future in admin.create_topics(wanted, request_timeout=30).values():
+        future.result(timeout=30)
+
+
+def app_manifests(namespace: str, bootstrap: str | None) -> list[dict[str, Any]]:
+    """The application as Git holds it: the Kafka bootstrap ConfigMap and the Deployments,
+    labelled with their replica count while their region is primary."""
+    from drkit.failover.kube import BOOTSTRAP_CONFIGMAP, BOOTSTRAP_KEY, REPLICAS_LABEL
+
+    manifests: list[dict[str, Any]] = []
+    if bootstrap is not None:
+        manifests.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": BOOTSTRAP_CONFIGMAP, "namespace": namespace},
+                "data": {BOOTSTRAP_KEY: bootstrap},
+            }
+        )
+    for name, replicas in APP_WORKLOADS.items():
+        labels = {"app": name}
+        manifests.append(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "labels": {**labels, REPLICAS_LABEL: str(replicas)},
+                },
+                "spec": {
+                    "replicas": replicas,
+                    "selector": {"matchLabels": labels},
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {"containers": [{"name": name, "image": APP_IMAGE}]},
+                    },
+                },
+            }
+        )
+    return manifests
+
+
+def apply_app_manifests(client: Any, namespace: str, bootstrap: str | None, primary: bool) -> None:
+    from kubernetes.client import AppsV1Api, CoreV1Api  # type: ignore[import-untyped]
+    from kubernetes.client.rest import ApiException  # type: ignore[import-untyped]
+
+    from drkit.failover.kube import scale_all
+
+    core, apps = CoreV1Api(client), AppsV1Api(client)
+    for manifest in app_manifests(namespace, bootstrap):
+        create = (
+            core.create_namespaced_config_map
+            if manifest["kind"] == "ConfigMap"
+            else apps.create_namespaced_deployment
+        )
+        try:
+            create(namespace, manifest)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+    if not primary:
+        scale_all(client, namespace, primary=False)
+
+
+class VaultCopier:
+    """What S3 replication does for the vault, done by the harness: moto does not replicate.
+
+    Every ``VAULT_COPY_INTERVAL_S`` it copies each prod vault object that dr's vault lacks, data
+    objects before manifests (a manifest is a backup's commit, so it must never arrive first),
+    streaming each one (bounded memory). It never overwrites or deletes.
+    """
+
+    def __init__(self, prod: Region, dr: Region, outputs: dict[str, StackOutputs]) -> None:
+        self.source = prod.aws.s3(prod.aws_region)
+        self.target = dr.aws.s3(dr.aws_region)
+        self.source_bucket = outputs[PROD].backup_vault.name
+        self.target_bucket = outputs[DR].backup_vault.name
+        self.copied = 0
+        self.last_error = ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vault-copier", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(VAULT_COPY_INTERVAL_S):
+            try:
+                self.copy_new()
+                self.last_error = ""
+            except Exception as error:  # a dead region: keep trying, say why
+                self.last_error = " ".join(str(error).split())
+
+    def copy_new(self) -> int:
+        present = set(_keys(self.target, self.target_bucket))
+        missing = [k for k in _keys(self.source, self.source_bucket) if k not in present]
+        missing.sort(key=lambda key: (key.endswith("manifest.json"), key))
+        for key in missing:
+            body = self.source.get_object(Bucket=self.source_bucket, Key=key)["Body"]
+            self.target.upload_fileobj(body, self.target_bucket, key)
+            self.copied += 1
+        return len(missing)
+
+
+def _keys(s3: Any, bucket: str) -> Iterator[str]:
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            yield str(item["Key"])

@@ -98,7 +98,7 @@ class Bench:
         workdir.mkdir(parents=True, exist_ok=True)
         self.bucket = f"bench-{secrets.token_hex(4)}"
         s3 = servers.aws.s3()
-        s3.create_bucket(Bucket=self.bucket)
+        s3.create_bucket(Bucket=self.bucket, ObjectLockEnabledForBucket=True)  # as the vault
         kms: Any = servers.aws.client("kms")
         self.kms_key_id = str(
             kms.create_key(Description="benchmark vault key")["KeyMetadata"]["Arn"]

@@ -79,12 +79,22 @@ def _target_lease(ctx: OpsContext, plan: Plan, options: RunOptions, run_id: str)
     """One restore into a target at a time: a restore plan that writes holds the lease
     ``restore/<target>`` in the store it reads from (the vault, or the mirror with ``--source
     mirror``). Held by another run: ``LeaseHeld``, a refusal before any step. A resumed run has
-    the same run id, so it takes over the lease its killed run left."""
+    the same run id, so it takes over the lease its killed run left.
+
+    A restore that reads no backup object (Aurora's, from a snapshot or a point in time) takes no
+    lease: it creates a new cluster, and AWS itself refuses a second cluster with that id."""
     target = plan.parameters.get("target")
-    if options.dry_run or not plan.name.startswith("restore ") or not target or not plan.mutates:
+    source_name = plan.parameters.get("source")
+    if (
+        options.dry_run
+        or not plan.name.startswith("restore ")
+        or not target
+        or source_name not in ("vault", "mirror")
+        or not plan.mutates
+    ):
         yield
         return
-    source = object_store(ctx, str(plan.parameters.get("source", "vault")))
+    source = object_store(ctx, str(source_name))
     with held(
         source,
         scope_slug(f"restore/{target}"),

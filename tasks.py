@@ -533,6 +533,8 @@ def restore_aurora(
         "yes": "do not ask before the test restores (they create and remove scratch targets)",
         "all": "integrity-check every backup in the retention window (default: the newest and "
         "a rotating sample that covers each backup weekly)",
+        "cleanup": "only remove the scratch namespaces and databases killed verify runs left "
+        "(with --dry-run: list them); runs no check",
     }
 )
 def verify(
@@ -545,12 +547,22 @@ def verify(
     dry_run: bool = False,
     yes: bool = False,
     all_: bool = False,
+    cleanup: bool = False,
 ) -> None:
     """Freshness against RPO, checksums, replication, a test restore per store; exit 1 on a miss."""
     from drkit.context import OpsContext
     from drkit.ops.run import RunOptions
-    from drkit.ops.verify import VerifyRequest, exit_code, run_verify
+    from drkit.ops.verify import VerifyRequest, exit_code, run_cleanup, run_verify
 
+    if cleanup:
+        try:
+            ctx = OpsContext.load(stack, Path(outputs) if outputs else None, ROOT)
+            code = run_cleanup(ctx, _split(stores), sys.stdout, dry_run=dry_run)
+        except ValueError as error:
+            raise fail(str(error)) from None
+        if code:
+            raise Exit(code=code)
+        return
     try:
         request = VerifyRequest(
             stores=_split(stores),

@@ -108,7 +108,7 @@ def prepare(
     key = _open_data_key(ctx, manifest)
     api: KubeApi | None = None
     try:
-        api = _api(ctx, request.store)
+        api = kubernetes_api(ctx, request.store)
         source_namespace = str(manifest.source.get("namespace") or ctx.outputs.k8s_namespace)
         namespace = request.namespace_to or source_namespace
         _refuse_terminating(api, namespace)
@@ -181,7 +181,8 @@ def _open_data_key(ctx: OpsContext, manifest: Manifest) -> DataKey:
         raise RecoveryError(f"{error}. Nothing was changed.") from None
 
 
-def _api(ctx: OpsContext, store: str) -> KubeApi:
+def kubernetes_api(ctx: OpsContext, store: str) -> KubeApi:
+    """A client of the store's API server that answered ``/version``, or a refusal."""
     try:
         client = kubernetes_client_factory(ctx, store)()
     except Exception as error:

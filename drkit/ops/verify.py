@@ -14,8 +14,13 @@ Per store:
   backup, objects present in both copies with the fingerprint they were written with (LIST and
   HEAD, no data read), Kafka chains continuous. Reports coverage.
 - **test restore**: the newest backup restored into a scratch target (a new database on the
-  store's server, a throwaway ``redis-server``, renamed topics on the cluster), its counts compared
-  with the manifest's, the scratch target removed; on success the catalog entry is marked verified.
+  store's server, a throwaway ``redis-server``, renamed topics on the cluster, a scratch
+  namespace compared object by object with the archive (``drkit.ops.verify_k8s``), a scratch
+  InfluxDB database (``drkit.ops.verify_timeseries``)), its counts compared with the manifest's,
+  the scratch target removed; on success the catalog entry is marked verified. Scratch namespaces
+  and time-series databases carry their run's holder tag (``drkit.ops.scratch``): before its test
+  restore, each run removes those a killed run left, and ``run_cleanup`` (``invoke verify
+  --cleanup``) removes them on demand.
 
 Per stack, **replication**: the vault's newest objects' S3 ``ReplicationStatus`` where the stack
 exports a vault replication, and Aurora's ``AuroraGlobalDBReplicationLag`` from CloudWatch where it
@@ -54,7 +59,12 @@ from drkit.ops.plan import FunctionStep, Plan, Step, StepContext
 from drkit.ops.redis_target import scratch_redis
 from drkit.ops.restore_kafka import chain_for
 from drkit.ops.run import REPORTS_DIR, RunOptions, run_plan
+from drkit.ops.scratch import Holder
 from drkit.ops.selection import Chosen, object_store, readable, verify_checksums
+from drkit.ops.verify_k8s import cleanup as kubernetes_cleanup
+from drkit.ops.verify_k8s import test_restore as kubernetes_test_restore
+from drkit.ops.verify_timeseries import cleanup as timeseries_cleanup
+from drkit.ops.verify_timeseries import test_restore as timeseries_test_restore
 from drkit.progress import ByteProgress, human_bytes
 from drkit.recovery import BackupIndex
 from drkit.restore.kafka import restore_kafka
@@ -71,6 +81,13 @@ LAG_WINDOW = timedelta(minutes=10)
 
 OK, MISS, NOT_CONFIGURED, UNREACHABLE = "ok", "miss", "not_configured", "unreachable"
 PASSING = {OK, NOT_CONFIGURED}
+
+Cleanup = Callable[[OpsContext, str, datetime, bool, bool], list[str]]
+CLEANUPS: dict[StoreKind, Cleanup] = {
+    StoreKind.KUBERNETES: kubernetes_cleanup,
+    StoreKind.TIMESERIES: timeseries_cleanup,
+}
+"""Per kind: find the scratch targets killed runs left on the store's server, remove them."""
 
 
 class VerifyRequest(BaseModel):
@@ -136,10 +153,18 @@ class VerifyReport:
 class Verification:
     """The checks of one run; each step records its Check here, then raises if it missed."""
 
-    def __init__(self, ctx: OpsContext, request: VerifyRequest, now: datetime | None = None):
+    def __init__(
+        self,
+        ctx: OpsContext,
+        request: VerifyRequest,
+        now: datetime | None = None,
+        scratch_token: str | None = None,
+    ):
         self.ctx = ctx
         self.request = request
         self.now = now or datetime.now(UTC)
+        self.holder = Holder.mine(token=scratch_token)
+        """Tags this run's scratch targets (its token names them)."""
         self.objects = object_store(ctx, request.source)
         self.index = BackupIndex(ctx.config, self.objects)
         self.stores = list(request.stores) or list(ctx.config.stores)
@@ -384,6 +409,8 @@ class Verification:
             StoreKind.POSTGRES: self._postgres,
             StoreKind.REDIS: self._redis,
             StoreKind.KAFKA: self._kafka,
+            StoreKind.KUBERNETES: self._kubernetes,
+            StoreKind.TIMESERIES: self._timeseries,
         }.get(kind)
         if restore is None:
             return Check(
@@ -393,9 +420,27 @@ class Verification:
                 f"{kind.value}: no test restore in this build yet, so backup "
                 f"{chosen.entry.backup_id} is unverified",
             )
+        removed = self._leftovers(store)
         detail, figures = restore(chosen)
         Catalog(self.objects, self.ctx.outputs.vault_key_arn).mark_verified(chosen.entry, self.now)
+        if removed:
+            detail += "; before it, " + "; ".join(removed)
+            figures["leftovers"] = removed
         return Check(store, "test-restore", OK, detail, figures)
+
+    def _leftovers(self, store: str) -> list[str]:
+        """Remove what killed runs left on this store's server (never a live run's)."""
+        cleanup = CLEANUPS.get(self.ctx.config.stores[store].kind)
+        if cleanup is None:
+            return []
+        lines = cleanup(self.ctx, store, datetime.now(UTC), False, False)
+        return [line for line in lines if not line.startswith("kept ")]
+
+    def _kubernetes(self, chosen: Chosen) -> tuple[str, dict[str, Any]]:
+        return kubernetes_test_restore(self.ctx, chosen, self.holder, self.request.source)
+
+    def _timeseries(self, chosen: Chosen) -> tuple[str, dict[str, Any]]:
+        return timeseries_test_restore(self.ctx, chosen, self.holder)
 
     def _postgres(self, chosen: Chosen) -> tuple[str, dict[str, Any]]:
         server = postgres_source(self.ctx, chosen.store)
@@ -490,9 +535,12 @@ def _duration(value: timedelta) -> str:
 
 
 def build_plan(
-    ctx: OpsContext, request: VerifyRequest, now: datetime | None = None
+    ctx: OpsContext,
+    request: VerifyRequest,
+    now: datetime | None = None,
+    scratch_token: str | None = None,
 ) -> tuple[Plan, Verification]:
-    verification = Verification(ctx, request, now)
+    verification = Verification(ctx, request, now, scratch_token)
 
     def step(
         subject: str,
@@ -597,9 +645,10 @@ def run_verify(
     out: TextIO,
     confirm: Confirm = terminal_confirm,
     now: datetime | None = None,
+    scratch_token: str | None = None,
 ) -> tuple[RunReport, VerifyReport]:
     """Build, run and report; the exit code is the run's, or 1 when a check missed."""
-    plan, verification = build_plan(ctx, request, now)
+    plan, verification = build_plan(ctx, request, now, scratch_token)
     run = run_plan(ctx, plan, options, project_dir, out, "verify-run", confirm=confirm)
     report = verification.report
     report.run_status = run.status.value
@@ -617,3 +666,30 @@ def exit_code(run: RunReport, report: VerifyReport) -> int:
     if run.status is Status.DRY_RUN:
         return 0
     return run.exit_code or (0 if report.ok else 1)
+
+
+def run_cleanup(ctx: OpsContext, stores: list[str], out: TextIO, *, dry_run: bool = False) -> int:
+    """``invoke verify --cleanup``: remove the scratch targets killed verify runs left on each
+    store's server, also those a run on another host made (the operator says none is running),
+    never one whose process on this host is alive. Exit code: 1 when a store could not be
+    cleaned, else 0."""
+    names = stores or list(ctx.config.stores)
+    for name in names:
+        ctx.store_config(name)
+    now, failed, seen = datetime.now(UTC), 0, 0
+    for name in names:
+        cleanup = CLEANUPS.get(ctx.config.stores[name].kind)
+        if cleanup is None:
+            continue
+        try:
+            lines = cleanup(ctx, name, now, True, dry_run)
+        except Exception as error:  # one store's server down: report it, clean the others
+            failed += 1
+            out.write(f"{name}: cleanup failed: {type(error).__name__}: {error}\n")
+            continue
+        seen += len(lines)
+        for line in lines:
+            out.write(f"{name}: {line}\n")
+    mode = ", dry run: nothing removed" if dry_run else ""
+    out.write(f"verify cleanup: {seen} scratch target(s) found{mode}\n")
+    return 1 if failed else 0

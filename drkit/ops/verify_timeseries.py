@@ -1,0 +1,88 @@
+"""The test restore of a time-series backup for ``invoke verify``.
+
+The newest backup (one window of every measurement, Parquet) is restored into a scratch database
+``<database>_verify_<holder tag>`` on the store's own InfluxDB server, the points per measurement
+in the window counted and compared with the manifest's counts, and the database dropped, also when
+the restore or the comparison fails. A database of that name that already exists is refused, never
+written to or dropped. The holder tag in the name (``drkit.ops.scratch``) lets the next run, or
+``invoke verify --cleanup``, drop a database a killed run left.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from drkit.context import OpsContext
+from drkit.handlers import endpoint
+from drkit.influx import InfluxEndpoint, quote_ident
+from drkit.ops.scratch import Holder, RestoreDiffers, ScratchExists
+from drkit.ops.selection import Chosen
+from drkit.restore.timeseries import restore_timeseries
+
+INFIX = "_verify_"
+
+
+def influx_endpoint(ctx: OpsContext, store: str) -> tuple[InfluxEndpoint, str]:
+    """The store's server (as its backup reaches it) and its database."""
+    host, port = endpoint(ctx, store)
+    credentials = ctx.credentials.for_store(store)
+    database = ctx.outputs.stores[store].database or store
+    return InfluxEndpoint(host, port, credentials.user, credentials.password), database
+
+
+def scratch_database(database: str, holder: Holder) -> str:
+    return f"{database}{INFIX}{holder.tag}"
+
+
+def test_restore(ctx: OpsContext, chosen: Chosen, holder: Holder) -> tuple[str, dict[str, Any]]:
+    server, database = influx_endpoint(ctx, chosen.store)
+    scratch = scratch_database(database, holder)
+    if scratch in server.databases():
+        raise ScratchExists(
+            f"scratch database {scratch!r} already exists on {server.address}: refused, not "
+            "replaced (drop it, or run `invoke verify --cleanup` if a killed verify left it)"
+        )
+    try:
+        result = restore_timeseries([chosen.manifest], chosen.objects, server, scratch)
+    finally:
+        server.query(f"DROP DATABASE {quote_ident(scratch)}", write=True)
+    expected = chosen.manifest.counts
+    wrong = {m: (result.counts.get(m), n) for m, n in expected.items() if result.counts.get(m) != n}
+    wrong |= {m: (n, None) for m, n in result.counts.items() if m not in expected}
+    backup = chosen.entry.backup_id
+    if wrong:
+        raise RestoreDiffers(
+            f"backup {backup} restored into scratch database {scratch} (dropped): points per "
+            f"measurement (restored, manifest) differ: {wrong}"
+        )
+    total = sum(result.counts.values())
+    return (
+        f"{backup}: {total:,} points of {len(result.counts)} measurements in "
+        f"[{result.window.start:%Y-%m-%d %H:%M}, {result.window.end:%H:%M}) match the manifest "
+        f"(scratch database {scratch}, dropped)",
+        {"points": total, "measurements": dict(result.counts), "scratch_database": scratch},
+    )
+
+
+def cleanup(ctx: OpsContext, store: str, now: datetime, forced: bool, dry_run: bool) -> list[str]:
+    """Drop the scratch databases of ``store`` that killed runs left; one line per one found."""
+    server, database = influx_endpoint(ctx, store)
+    pattern = re.compile(re.escape(database + INFIX) + r"(.+)$")
+    lines = []
+    for name in server.databases():
+        match = pattern.match(name)
+        if match is None:
+            continue
+        holder = Holder.parse(match.group(1))
+        if holder is None:
+            continue  # a database of someone else's that happens to look alike
+        reason = holder.orphaned(now, forced)
+        if reason is None:
+            lines.append(f"kept database {name}: its run may still be going")
+            continue
+        if not dry_run:
+            server.query(f"DROP DATABASE {quote_ident(name)}", write=True)
+        lines.append(f"{'would drop' if dry_run else 'dropped'} database {name}: {reason}")
+    return lines

@@ -404,7 +404,7 @@ def leftovers(
     """The scratch namespaces and CRDs of ``store`` that verify runs left on its cluster."""
     api = kubernetes_api(ctx, store)
     found = []
-    selector = [("labelSelector", f"{SCRATCH_LABEL}={store}")]
+    selector: list[tuple[str, str | int]] = [("labelSelector", f"{SCRATCH_LABEL}={store}")]
     for resource, what in ((NAMESPACES, "namespace"), (CRDS, "CRD")):
         listing = api.get(resource.collection_path(), selector)
         for item in listing.get("items") or []:

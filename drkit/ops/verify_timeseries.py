@@ -49,7 +49,9 @@ def test_restore(ctx: OpsContext, chosen: Chosen, holder: Holder) -> tuple[str, 
     finally:
         server.query(f"DROP DATABASE {quote_ident(scratch)}", write=True)
     expected = chosen.manifest.counts
-    wrong = {m: (result.counts.get(m), n) for m, n in expected.items() if result.counts.get(m) != n}
+    wrong: dict[str, tuple[int | None, int | None]] = {
+        m: (result.counts.get(m), n) for m, n in expected.items() if result.counts.get(m) != n
+    }
     wrong |= {m: (n, None) for m, n in result.counts.items() if m not in expected}
     backup = chosen.entry.backup_id
     if wrong:

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -371,19 +371,6 @@ def test_what_a_killed_run_left_is_removed_by_the_next_run_and_by_cleanup(
             printed
         )
         assert namespaces(api, prefix) == [] and scratch_databases(ctx) == []
-
-
-def test_a_live_runs_scratch_targets_are_kept(world: Path) -> None:
-    """This process's own tag (alive) and another host's recent one are not orphans; an old
-    one is, and ``--cleanup`` takes another host's at its word."""
-    now = datetime.now(UTC)
-    mine = Holder.mine(now)
-    assert mine.orphaned(now) is None
-    elsewhere = Holder("ffffffff", 1, int(now.timestamp()), "abcdef")
-    assert elsewhere.orphaned(now) is None
-    assert elsewhere.orphaned(now, forced=True) == "--cleanup: made by a run on another host"
-    assert "past the 6.0h bound" in str(elsewhere.orphaned(now + timedelta(hours=7)))
-    assert Holder.parse(mine.tag) == mine
 
 
 def test_invoke_verify_over_the_five_shipped_stores_passes(

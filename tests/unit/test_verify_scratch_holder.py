@@ -1,0 +1,46 @@
+"""Which scratch targets of ``invoke verify`` may be removed: the holder tag in their name or
+label, read back, and judged against the process table of this host and the clock."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from drkit.ops.scratch import Holder, host_digest, pid_alive
+from drkit.ops.verify_k8s import scratch_name
+from drkit.ops.verify_timeseries import scratch_database
+
+pytestmark = pytest.mark.unit
+NOW = datetime(2026, 12, 3, 7, 0, tzinfo=UTC)
+
+
+def gone_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_a_tag_reads_back_and_fits_a_namespace_and_a_database_name() -> None:
+    holder = Holder.mine(NOW)
+    assert Holder.parse(holder.tag) == holder and holder.started_at == NOW
+    assert Holder.parse("not_a_tag") is None and Holder.parse(holder.tag + "x") is None
+    name = scratch_name("a" * 80, holder)
+    assert len(name) == 63 and name.endswith(f"-verify-{holder.token}")
+    assert scratch_database("market_ticks", holder) == f"market_ticks_verify_{holder.tag}"
+
+
+def test_a_live_run_keeps_its_targets_and_a_gone_one_loses_them() -> None:
+    assert Holder.mine(NOW).orphaned(NOW) is None  # this very process
+    gone = Holder(host_digest(), gone_pid(), int(NOW.timestamp()), "abcdef")
+    assert not pid_alive(gone.pid)
+    assert gone.orphaned(NOW) == f"its run (pid {gone.pid} on this host) is gone"
+
+
+def test_another_hosts_targets_wait_for_the_bound_or_cleanup() -> None:
+    elsewhere = Holder("ffffffff", 1, int(NOW.timestamp()), "abcdef")
+    assert elsewhere.orphaned(NOW) is None
+    assert elsewhere.orphaned(NOW, forced=True) == "--cleanup: made by a run on another host"
+    late = elsewhere.orphaned(NOW + timedelta(hours=7))
+    assert late == "started 7.0h ago on another host, past the 6.0h bound"

@@ -33,6 +33,7 @@ STALL_TIMEOUT = "DRKIT_STALL_TIMEOUT"
 
 CHILD_GRACE = 5.0
 """Seconds between SIGTERM and SIGKILL for a child process that must stop."""
+CLEANUP_CAP = 15.0
 BACKOFF_CAP = 2.0
 """The longest pause between two attempts of one request (GCS; botocore's standard mode caps
 its jittered backoff at 20 s but waits far less for 3 attempts)."""
@@ -72,6 +73,12 @@ class IoBounds:
     def request(self) -> float:
         """The longest one object-store request can take, every attempt and pause included."""
         return self.attempts * 2 * self.timeout + (self.attempts - 1) * BACKOFF_CAP
+
+    @property
+    def cleanup(self) -> float:
+        """The most a failed run spends on each best-effort cleanup against the store that
+        failed (aborting its uploads, releasing its lease): one request, at most 15 s."""
+        return min(self.request, CLEANUP_CAP)
 
     def botocore_config(self, **overrides: Any) -> Config:
         """For every boto3 client the kit makes: explicit timeouts, bounded retries."""

@@ -255,9 +255,9 @@ def run_backup(
     try:
         manifest = _run_backup(store, data_class, handler, destinations, progress, now, lease)
     except BaseException:
-        # The store may be what failed: the release is best effort, within one request's
-        # bound; an unreleased lease expires on its own (``lease_ttl``).
-        bounded(lease.release, io_bounds().request, f"releasing the lease on {store}")
+        # The store may be what failed: the release is best effort, within the cleanup bound
+        # (``drkit.bounds``); an unreleased lease expires on its own (``lease_ttl``).
+        bounded(lease.release, io_bounds().cleanup, f"releasing the lease on {store}")
         raise
     lease.release()
     return manifest
@@ -303,10 +303,10 @@ def _run_backup(
             target.put_bytes(prefix + MANIFEST_NAME, body, destinations.encryption, metadata)
         _record_in_catalogs(destinations, manifest)
     except BaseException as error:
-        # Uploads in flight are aborted, best effort within one request's bound: against a dead
+        # Uploads in flight are aborted, best effort within the cleanup bound: against a dead
         # store the abort fails too, and the next run of the store (or the vault's lifecycle,
         # after a day) aborts what is left.
-        bounded(session.abort, io_bounds().request, f"aborting the uploads of {backup_id}")
+        bounded(session.abort, io_bounds().cleanup, f"aborting the uploads of {backup_id}")
         _leave_partial(destinations, prefix, session.objects)
         log.error(
             "backup failed",

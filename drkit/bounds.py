@@ -96,7 +96,7 @@ class IoBounds:
     def gcs_retry(self) -> Any:
         """``retry=`` for google-cloud-storage calls: its default predicate (transient errors,
         resets), with a deadline of ``attempts`` request timeouts instead of 120 s."""
-        from google.cloud.storage.retry import DEFAULT_RETRY
+        from google.cloud.storage.retry import DEFAULT_RETRY  # type: ignore[import-untyped]
 
         return DEFAULT_RETRY.with_timeout(self.attempts * self.timeout).with_delay(
             initial=0.5, maximum=BACKOFF_CAP, multiplier=2.0

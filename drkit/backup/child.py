@@ -45,12 +45,17 @@ class ChildStream:
         env: Mapping[str, str],
         bounds: IoBounds,
         chunk: int = CHUNK,
+        *,
+        whole_chunks: bool = True,
     ) -> None:
+        """``whole_chunks``: hand over ``chunk`` bytes at a time (fewer calls downstream);
+        otherwise whatever has arrived, as soon as it arrives (``read1``)."""
         self.name = name
         self._command = list(command)
         self._env = dict(env)
         self._bounds = bounds
         self._chunk = chunk
+        self._whole = whole_chunks
         self._stderr = bytearray()
         self.returncode: int | None = None
         self.pid: int | None = None
@@ -96,7 +101,7 @@ class ChildStream:
             process.stdout.close()
 
     def _read(self, fd: int) -> bytes:
-        """``chunk`` bytes, or fewer at the end of the output (empty: the end)."""
+        """``chunk`` bytes (or what has arrived, without ``whole_chunks``); empty at the end."""
         block = bytearray()
         while len(block) < self._chunk:
             deadline = time.monotonic() + self._bounds.stall
@@ -113,6 +118,8 @@ class ChildStream:
             if not piece:
                 break
             block += piece
+            if not self._whole:
+                break
         return bytes(block)
 
     def _drain(self, stream: object) -> None:

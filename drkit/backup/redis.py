@@ -296,7 +296,9 @@ def replication_stream(source: RedisSource, bounds: IoBounds | None = None) -> I
     ``DRKIT_STALL_TIMEOUT`` fails (``ChildStream``).
     """
     command, environment = source.cli_command("--rdb", "-")
-    child = ChildStream("redis-cli --rdb", command, environment, bounds or io_bounds(), CHUNK)
+    child = ChildStream(
+        "redis-cli --rdb", command, environment, bounds or io_bounds(), CHUNK, whole_chunks=False
+    )
     tail = b""
     for chunk in child.chunks():
         tail += chunk

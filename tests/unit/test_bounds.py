@@ -60,7 +60,7 @@ def test_the_output_streams_and_the_exit_is_recorded() -> None:
 
 def test_a_silent_source_fails_as_stalled_and_is_ended() -> None:
     child = ChildStream("sleeper", python("import time; time.sleep(60)"), {}, FAST)
-    with pytest.raises(SourceStalled, match="sleeper sent nothing for 0.5s"):
+    with pytest.raises(SourceStalled, match=r"sleeper sent nothing for 0\.5s"):
         list(child.chunks())
     assert child.pid is not None and not _alive(child.pid)
     assert child.returncode is not None and child.returncode < 0  # ended by a signal

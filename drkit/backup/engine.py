@@ -277,9 +277,9 @@ def _run_backup(
     prefix = backup_prefix(data_class, store, backup_id)
     session = BackupSession(destinations, prefix, progress)
     clock = time.monotonic()
-    _abort_uploads_of_dead_runs(destinations, f"{data_class}/{store}/")
     log.info("backup started", extra={"store": store, "backup_id": backup_id, "prefix": prefix})
     try:
+        _abort_uploads_of_dead_runs(destinations, f"{data_class}/{store}/")
         capture = handler.backup(session)
         manifest = Manifest(
             backup_id=backup_id,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,14 +30,17 @@ from drkit.backup.manifest import MANIFEST_NAME
 from drkit.backup.postgres import PostgresHandler, PostgresSource
 from drkit.backup.redis import RedisHandler, RedisSource
 from drkit.bounds import IoBounds
+from drkit.context import Credentials
 from drkit.local.faultproxy import LOOPBACK, Direction, Fault, FaultProxy
 from drkit.local.gcs import LocalGcs
 from drkit.local.postgres import LocalPostgres
 from drkit.local.redis import LocalRedis
 from drkit.local.s3 import DEFAULT_REGION, DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, LocalAws
+from drkit.seed.postgres import TradingDataSize, seed_trading_database
 from drkit.storage.gcs import GcsStore
 from drkit.storage.objectstore import Encryption
 from drkit.storage.s3 import S3Store
+from stackmodels import StackOutputs
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.timeout(120)]
 
@@ -280,3 +285,42 @@ def test_redis_source_reset_ends_the_run_and_stops_redis_cli(
         assert destinations.vault.pending_uploads(PREFIX) == []
         proxy.heal()
         assert_next_run_commits(handler, destinations)
+
+
+def test_the_cronjob_process_exits_1_within_its_bound_when_the_mirror_hangs(
+    project: Path, gcs_emulator: LocalGcs, postgres_server: LocalPostgres
+) -> None:
+    """The CronJob's own process (``python -m drkit backup``), not a call in this one: it must
+    exit (no thread or child keeps it alive), with 1 and the cause on one line."""
+    state = project / ".drkit" / "local"
+    outputs = StackOutputs.from_file(state / "outputs.json", "local")
+    endpoint = outputs.stores[STORE]
+    credentials = Credentials.from_file(state / "credentials.json").stores[STORE]
+    source = PostgresSource(
+        endpoint.host, endpoint.port, endpoint.database or "", **vars(credentials)
+    )
+    seed_trading_database(source.conninfo(), TradingDataSize.for_megabytes(1))
+    with FaultProxy((LOOPBACK, gcs_emulator.port)) as proxy:
+        text = (state / "outputs.json").read_text()
+        direct = f"http://{LOOPBACK}:{gcs_emulator.port}"
+        assert direct in text
+        (state / "outputs.json").write_text(text.replace(direct, f"http://{LOOPBACK}:{proxy.port}"))
+        proxy.arm(Fault.STALL)  # the mirror hangs from its first byte on
+        command = [sys.executable, "-m", "drkit", "backup", STORE, "--stack", "local"]
+        started = time.monotonic()
+        result = subprocess.run(
+            [*command, "--project-dir", str(project)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, **ENV},
+            timeout=BOUND + 30,  # process start and imports on top of the run's bound
+        )
+        elapsed = time.monotonic() - started
+        proxy.heal()
+    print(f"process exited {result.returncode} in {elapsed:.1f}s: {result.stdout.strip()}")
+    assert result.returncode == 1, result.stderr
+    failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED:")]
+    assert len(failed) == 1 and f"gs://{outputs.gcs_mirror_bucket}" in failed[0]
+    assert "Traceback" not in result.stderr
+    assert lingering_backends(postgres_server, endpoint.database or "") == []

@@ -20,6 +20,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage  # type: ignore[import-untyped]
 
 from drkit.backup.engine import Destinations
+from drkit.bounds import io_bounds
 from drkit.storage.gcs import GcsStore
 from drkit.storage.objectstore import Encryption
 from drkit.storage.s3 import S3Store
@@ -140,6 +141,7 @@ class OpsContext:
             # The emulator takes any keys; fixed ones keep real credentials away from it.
             aws_access_key_id="testing" if emulated else None,
             aws_secret_access_key="testing" if emulated else None,
+            config=io_bounds().botocore_config(),  # explicit timeouts and retries
         )
 
     def vault(self) -> S3Store:

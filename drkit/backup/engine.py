@@ -13,6 +13,7 @@ source until after its catalog entry, and checks it still holds it before commit
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from drkit.backup.manifest import (
     new_backup_id,
     parse_backup_prefix,
 )
+from drkit.bounds import io_bounds
 from drkit.catalog import Catalog
 from drkit.lease import DEFAULT_TTL, Lease, acquire, holder_id
 from drkit.storage.objectstore import Encryption, ObjectStore, ObjectStoreError
@@ -123,15 +125,22 @@ class BackupSession:
             else None
         )
         raw_size = 0
-        for chunk in chunks:
-            raw_size += len(chunk)
-            if chunker is None:
-                tee.write(chunk)
-            else:
-                for piece in chunker.compress(chunk):
-                    tee.write(piece)
-            if self._progress is not None:
-                self._progress(name, raw_size)
+        try:
+            for chunk in chunks:
+                raw_size += len(chunk)
+                if chunker is None:
+                    tee.write(chunk)
+                else:
+                    for piece in chunker.compress(chunk):
+                        tee.write(piece)
+                if self._progress is not None:
+                    self._progress(name, raw_size)
+        except BaseException:
+            # A destination failed (or the run was interrupted): end the producer now, so its
+            # child process (pg_dump, redis-cli) is stopped and releases the source, instead of
+            # blocking on a full pipe until the garbage collector gets to the generator.
+            close_stream(chunks)
+            raise
         if chunker is not None:
             for piece in chunker.finish():  # type: ignore[no-untyped-call]
                 tee.write(piece)
@@ -174,12 +183,16 @@ class BackupSession:
             }
         )
         self._open.append(tee)
-        for chunk in vault.open_stream(key):
-            tee.write(chunk)
-            if on_chunk is not None:
-                on_chunk(chunk)
-            if self._progress is not None:
-                self._progress(name, tee.size)
+        stream = vault.open_stream(key)
+        try:
+            for chunk in stream:
+                tee.write(chunk)
+                if on_chunk is not None:
+                    on_chunk(chunk)
+                if self._progress is not None:
+                    self._progress(name, tee.size)
+        finally:
+            close_stream(stream)
         tee.commit()
         self._open.remove(tee)
         stored = StoredObject(
@@ -199,6 +212,13 @@ class BackupSession:
         for tee in self._open:
             tee.abort()
         self._open.clear()
+
+
+def close_stream(chunks: Iterable[bytes]) -> None:
+    """Close a generator (running its ``finally``: a child process stopped, a file closed)."""
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()
 
 
 class Handler(Protocol):
@@ -233,9 +253,14 @@ def run_backup(
         ttl=lease_ttl,
     )
     try:
-        return _run_backup(store, data_class, handler, destinations, progress, now, lease)
-    finally:
-        lease.release()
+        manifest = _run_backup(store, data_class, handler, destinations, progress, now, lease)
+    except BaseException:
+        # The store may be what failed: the release is best effort, within the cleanup bound
+        # (``drkit.bounds``); an unreleased lease expires on its own (``lease_ttl``).
+        bounded(lease.release, io_bounds().cleanup, f"releasing the lease on {store}")
+        raise
+    lease.release()
+    return manifest
 
 
 def _run_backup(
@@ -252,9 +277,9 @@ def _run_backup(
     prefix = backup_prefix(data_class, store, backup_id)
     session = BackupSession(destinations, prefix, progress)
     clock = time.monotonic()
-    _abort_uploads_of_dead_runs(destinations, f"{data_class}/{store}/")
     log.info("backup started", extra={"store": store, "backup_id": backup_id, "prefix": prefix})
     try:
+        _abort_uploads_of_dead_runs(destinations, f"{data_class}/{store}/")
         capture = handler.backup(session)
         manifest = Manifest(
             backup_id=backup_id,
@@ -278,7 +303,10 @@ def _run_backup(
             target.put_bytes(prefix + MANIFEST_NAME, body, destinations.encryption, metadata)
         _record_in_catalogs(destinations, manifest)
     except BaseException as error:
-        session.abort()
+        # Uploads in flight are aborted, best effort within the cleanup bound: against a dead
+        # store the abort fails too, and the next run of the store (or the vault's lifecycle,
+        # after a day) aborts what is left.
+        bounded(session.abort, io_bounds().cleanup, f"aborting the uploads of {backup_id}")
         _leave_partial(destinations, prefix, session.objects)
         log.error(
             "backup failed",
@@ -286,7 +314,8 @@ def _run_backup(
         )
         if isinstance(error, (KeyboardInterrupt, SystemExit)):
             raise
-        raise BackupFailed(f"backup of {store} ({backup_id}) failed: {error}") from error
+        cause = " ".join(str(error).split()) or type(error).__name__
+        raise BackupFailed(f"backup of {store} ({backup_id}) failed: {cause}") from error
     log.info(
         "backup finished",
         extra={
@@ -297,6 +326,31 @@ def _run_backup(
         },
     )
     return manifest
+
+
+def bounded(call: Callable[[], None], seconds: float, doing: str) -> bool:
+    """Run a cleanup step on a daemon thread for at most ``seconds``; never raises.
+
+    False (and a warning) when it failed or did not finish: a failed run must end within its
+    bound even when the store it would clean up is the one that hangs."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as error:
+            errors.append(error)
+
+    worker = threading.Thread(target=run, name=doing, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        log.warning("%s did not finish within %.0fs; left to expire", doing, seconds)
+        return False
+    if errors:
+        log.warning("%s failed: %s", doing, _describe(errors[0]))
+        return False
+    return True
 
 
 def _record_in_catalogs(destinations: Destinations, manifest: Manifest) -> None:

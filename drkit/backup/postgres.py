@@ -7,7 +7,9 @@ and the same connection records the snapshot's time, its WAL position and every 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -17,7 +19,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from drkit.backup.child import ChildStream
 from drkit.backup.engine import BackupSession, Capture
+from drkit.bounds import IoBounds, io_bounds
 
 CHUNK = 1024 * 1024
 DUMP_CONTENT = "pg_dump custom format (--format=custom --compress=0)"
@@ -77,23 +81,38 @@ class PostgresHandler:
     kind: str = "postgres"
 
     def backup(self, session: BackupSession) -> Capture:
-        with psycopg.connect(self.source.conninfo()) as connection:
-            connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            row = connection.execute(
-                "SELECT pg_export_snapshot(), clock_timestamp(),"
-                " CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()"
-                " ELSE pg_current_wal_lsn() END::text,"
-                " current_setting('server_version'), txid_current_snapshot()::text"
-            ).fetchone()
+        bounds = io_bounds()
+        connection = psycopg.connect(self.source.conninfo())
+        counter: _RowCounter | None = None
+        try:
+            with _deadline(connection, bounds.timeout, "exporting the snapshot"):
+                connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                row = connection.execute(
+                    "SELECT pg_export_snapshot(), clock_timestamp(),"
+                    " CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()"
+                    " ELSE pg_current_wal_lsn() END::text,"
+                    " current_setting('server_version'), txid_current_snapshot()::text"
+                ).fetchone()
             assert row is not None
             snapshot, snapshot_time, lsn, server_version, txid_snapshot = row
             counter = _RowCounter(connection)
             counter.start()
             binary = postgres_binary("pg_dump")
             dump = session.write_stream(
-                "database.dump", self._dump(binary, snapshot), content=DUMP_CONTENT
+                "database.dump", self._dump(binary, snapshot, bounds), content=DUMP_CONTENT
             )
-            counts = counter.result()
+            counts = counter.result(bounds.stall)
+        except BaseException:
+            # Whatever failed, the snapshot must not outlive the run: sever the connection
+            # (no ROLLBACK, which a stalled path would never answer), so the server ends the
+            # transaction, and a counter blocked on it wakes up.
+            _sever(connection)
+            if counter is not None:
+                counter.join(bounds.grace)
+            if counter is None or not counter.is_alive():
+                connection.close()
+            raise
+        connection.close()  # read only: closing ends the snapshot's transaction
         return Capture(
             source={
                 "host": self.source.host,
@@ -110,36 +129,51 @@ class PostgresHandler:
             counts=counts,
         )
 
-    def _dump(self, binary: str, snapshot: str) -> Iterator[bytes]:
+    def _dump(self, binary: str, snapshot: str, bounds: IoBounds) -> Iterator[bytes]:
+        """pg_dump's output; pg_dump is ended however the stream stops (``ChildStream``)."""
         command = [
             binary,
             "--format=custom",
             "--compress=0",
             f"--snapshot={snapshot}",
+            # Waiting for a lock is a stall too: give up after the stall timeout.
+            f"--lock-wait-timeout={int(bounds.stall * 1000)}",
             "--no-password",
             self.source.database,
         ]
-        process = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=self.source.environment(),
-        )
-        assert process.stdout is not None and process.stderr is not None
-        errors: list[bytes] = []
-        drain = threading.Thread(target=lambda: errors.append(process.stderr.read()))  # type: ignore[union-attr]
-        drain.start()
-        try:
-            while chunk := process.stdout.read(CHUNK):
-                yield chunk
-        finally:
-            if process.poll() is None and process.stdout.closed is False:
-                process.stdout.close()
-            returncode = process.wait()
-            drain.join()
-        if returncode != 0:
-            message = b"".join(errors).decode(errors="replace").strip()
-            raise RuntimeError(f"pg_dump exited with {returncode}: {message}")
+        child = ChildStream("pg_dump", command, self.source.environment(), bounds, CHUNK)
+        yield from child.chunks()
+        if child.returncode != 0:
+            raise RuntimeError(f"pg_dump exited with {child.returncode}: {child.stderr[-2000:]}")
+
+
+def _sever(connection: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Shut the connection's socket down, from any thread: a call blocked on it returns an
+    error at once, and the server sees the connection end (where the path still carries it)."""
+    with contextlib.suppress(Exception):
+        fd = connection.pgconn.socket
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+@contextlib.contextmanager
+def _deadline(
+    connection: psycopg.Connection[tuple[object, ...]], seconds: float, doing: str
+) -> Iterator[None]:
+    """libpq has no read timeout: a server that stops answering is cut off after ``seconds``."""
+    timer = threading.Timer(seconds, _sever, args=(connection,))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except psycopg.OperationalError as error:
+        if timer.is_alive():
+            raise
+        raise RuntimeError(
+            f"PostgreSQL did not answer within {seconds:g}s (DRKIT_IO_TIMEOUT) {doing}"
+        ) from error
+    finally:
+        timer.cancel()
 
 
 class _RowCounter(threading.Thread):
@@ -169,8 +203,11 @@ class _RowCounter(threading.Thread):
         except BaseException as error:
             self._error = error
 
-    def result(self) -> dict[str, int]:
-        self.join()
+    def result(self, timeout: float) -> dict[str, int]:
+        """The counts; the dump has ended, so they get ``timeout`` more seconds at most."""
+        self.join(timeout)
+        if self.is_alive():
+            raise RuntimeError(f"counting rows did not finish within {timeout:g}s of the dump")
         if self._error is not None:
             raise RuntimeError(f"counting rows failed: {self._error}") from self._error
         return self._counts

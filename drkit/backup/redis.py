@@ -16,24 +16,24 @@ it, copy it to the mirror and count its keys.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import re
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from drkit.backup.child import ChildStream
 from drkit.backup.engine import BackupSession, Capture
+from drkit.bounds import IoBounds, io_bounds
 from drkit.redis_rdb import (
     CHUNK,
     RdbFormatError,
@@ -286,40 +286,29 @@ EOF_MARK_SIZE = 40
 stdout as it truncates a file, so the mark follows the RDB there and must be dropped."""
 
 
-def replication_stream(source: RedisSource) -> Iterator[bytes]:
+def replication_stream(source: RedisSource, bounds: IoBounds | None = None) -> Iterator[bytes]:
     """The RDB a replica would receive, from ``redis-cli --rdb -``; fails if it ends badly.
 
     ``REPLCONF rdb-only`` (sent by redis-cli 7) makes the server fork for this transfer without
     setting up a replica; the snapshot is as of that fork, not of an earlier BGSAVE. The last
     40 bytes are held back until redis-cli has said whether the transfer was EOF-marked.
+    redis-cli is ended however the stream stops, and a transfer that stalls for
+    ``DRKIT_STALL_TIMEOUT`` fails (``ChildStream``).
     """
     command, environment = source.cli_command("--rdb", "-")
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment
+    child = ChildStream(
+        "redis-cli --rdb", command, environment, bounds or io_bounds(), CHUNK, whole_chunks=False
     )
-    assert process.stdout is not None and process.stderr is not None
-    errors: list[bytes] = []
-    drain = threading.Thread(target=lambda: errors.append(process.stderr.read()))  # type: ignore[union-attr]
-    drain.start()
     tail = b""
-    finished = False
-    try:
-        stdout = cast(io.BufferedReader, process.stdout)
-        while chunk := stdout.read1(CHUNK):  # what has arrived, not a whole CHUNK
-            tail += chunk
-            if len(tail) > EOF_MARK_SIZE:
-                yield tail[:-EOF_MARK_SIZE]
-                tail = tail[-EOF_MARK_SIZE:]
-        finished = True
-    finally:
-        if not finished and process.poll() is None:
-            process.kill()  # the consumer gave up: do not leave redis-cli syncing
-        returncode = process.wait()
-        drain.join()
-    message = b"".join(errors).decode(errors="replace").strip()
-    if returncode != 0 or "finished with success" not in message:
+    for chunk in child.chunks():
+        tail += chunk
+        if len(tail) > EOF_MARK_SIZE:
+            yield tail[:-EOF_MARK_SIZE]
+            tail = tail[-EOF_MARK_SIZE:]
+    message = child.stderr
+    if child.returncode != 0 or "finished with success" not in message:
         raise RedisBackupError(
-            f"{source.name}: redis-cli --rdb exited {returncode}: {message[-500:]}"
+            f"{source.name}: redis-cli --rdb exited {child.returncode}: {message[-500:]}"
         )
     if "until EOF marker" not in message:
         yield tail
@@ -402,9 +391,12 @@ class RedisHandler:
             point["method"] = "replication (redis-cli --rdb)"
             tools["redis_cli"] = tool_version(REDIS_CLI)
         tap = RdbTap()
-        stored = session.write_stream(
-            RDB_OBJECT, tap.observe(chunks), content="Redis RDB snapshot (dump.rdb)"
-        )
+        try:
+            stored = session.write_stream(
+                RDB_OBJECT, tap.observe(chunks), content="Redis RDB snapshot (dump.rdb)"
+            )
+        finally:
+            _close(chunks)  # ends redis-cli (or the file) now, not when garbage collected
         walk = walked(tap, name)
         summary = walk.summary
         created = summary.created_at
@@ -460,6 +452,12 @@ class RedisHandler:
         log.warning("%s: %s; fetching the RDB over replication instead", name, problem)
         point["fallback_reason"] = problem
         return None, point
+
+
+def _close(chunks: Iterator[bytes]) -> None:
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()
 
 
 def _chunks_of(handle: Any) -> Iterator[bytes]:

@@ -9,6 +9,7 @@ from google.api_core.exceptions import GoogleAPIError, NotFound, PreconditionFai
 from google.cloud import storage  # type: ignore[import-untyped]
 from google.resumable_media import InvalidResponse
 
+from drkit.bounds import IoBounds, io_bounds
 from drkit.storage.objectstore import (
     DEFAULT_PART_SIZE,
     Encryption,
@@ -53,8 +54,10 @@ class GcsResumableWriter:
         key: str,
         chunk_size: int,
         metadata: dict[str, str] | None = None,
+        bounds: IoBounds | None = None,
     ) -> None:
         self._name = f"gs://{bucket.name}/{key}"
+        self._bounds = bounds or io_bounds()
         size = max(GCS_CHUNK_MULTIPLE, chunk_size - chunk_size % GCS_CHUNK_MULTIPLE)
         self._blob = bucket.blob(key, chunk_size=size)
         if metadata:
@@ -64,6 +67,8 @@ class GcsResumableWriter:
             ignore_flush=True,
             content_type="application/octet-stream",
             if_generation_match=0,
+            timeout=self._bounds.gcs_timeout(),
+            retry=self._bounds.gcs_retry(),
         )
         self._closed = False
         self.fingerprint: str | None = None
@@ -77,7 +82,8 @@ class GcsResumableWriter:
     def commit(self) -> None:
         try:
             self._file.close()
-            self._blob.reload()  # the MD5 GCS computed, for the manifest
+            # the MD5 GCS computed, for the manifest
+            self._blob.reload(timeout=self._bounds.gcs_timeout(), retry=self._bounds.gcs_retry())
         except (GoogleAPIError, InvalidResponse) as error:
             raise _refusal(self._name, error, "finishing the upload") from error
         self._closed = True
@@ -89,9 +95,15 @@ class GcsResumableWriter:
         if self._closed:
             return
         self._closed = True
+        # ``BlobWriter.terminate`` sends its DELETE without a timeout: send it here, bounded.
+        session = getattr(self._file, "_upload_and_transport", None)
         try:
-            self._file.terminate()
+            if session:
+                upload, transport = session
+                transport.delete(upload.upload_url, timeout=self._bounds.gcs_timeout())
         except Exception:  # the session is cancelled anyway; GCS forgets it within a week
+            pass
+        finally:
             self._file._buffer.close()
 
 
@@ -99,12 +111,21 @@ class GcsStore:
     """A bucket of the mirror."""
 
     def __init__(
-        self, client: storage.Client, bucket: str, part_size: int = DEFAULT_PART_SIZE
+        self,
+        client: storage.Client,
+        bucket: str,
+        part_size: int = DEFAULT_PART_SIZE,
+        bounds: IoBounds | None = None,
     ) -> None:
         self.client = client
         self.bucket = client.bucket(bucket)
         self.name = f"gs://{bucket}"
         self.part_size = part_size
+        self.bounds = bounds or io_bounds()
+        """Every request's timeout and retry deadline (``drkit.bounds``)."""
+
+    def _limits(self) -> dict[str, Any]:
+        return {"timeout": self.bounds.gcs_timeout(), "retry": self.bounds.gcs_retry()}
 
     def writer(
         self,
@@ -113,7 +134,7 @@ class GcsStore:
         metadata: dict[str, str] | None = None,
     ) -> GcsResumableWriter:
         # The bucket's default customer-managed key encrypts what the writer sends.
-        return GcsResumableWriter(self.bucket, key, self.part_size, metadata)
+        return GcsResumableWriter(self.bucket, key, self.part_size, metadata, self.bounds)
 
     def put_bytes(
         self,
@@ -126,7 +147,7 @@ class GcsStore:
         if metadata:
             blob.metadata = dict(metadata)
         try:
-            blob.upload_from_string(data, if_generation_match=0)
+            blob.upload_from_string(data, if_generation_match=0, **self._limits())
         except (GoogleAPIError, InvalidResponse) as error:
             raise _refusal(f"{self.name}/{key}", error, "upload") from error
 
@@ -135,7 +156,9 @@ class GcsStore:
 
     def open_stream(self, key: str, chunk_size: int = DEFAULT_PART_SIZE) -> Iterator[bytes]:
         try:
-            with self.bucket.blob(key).open("rb", chunk_size=chunk_size) as stream:
+            with self.bucket.blob(key).open(
+                "rb", chunk_size=chunk_size, **self._limits()
+            ) as stream:
                 while chunk := stream.read(chunk_size):
                     yield chunk
         except NotFound as error:
@@ -147,7 +170,8 @@ class GcsStore:
         # GCS's startOffset is inclusive; S3's StartAfter is not: skip the key itself.
         extra = {"start_offset": start_after} if start_after else {}
         try:
-            for blob in self.client.list_blobs(self.bucket, prefix=prefix, **extra):
+            listed = self.client.list_blobs(self.bucket, prefix=prefix, **extra, **self._limits())
+            for blob in listed:
                 if start_after and blob.name <= start_after:
                     continue  # (the emulator ignores startOffset)
                 yield ObjectInfo(blob.name, int(blob.size or 0), blob.updated, blob.md5_hash)
@@ -156,7 +180,7 @@ class GcsStore:
 
     def head(self, key: str) -> ObjectHead:
         try:
-            blob = self.bucket.get_blob(key)
+            blob = self.bucket.get_blob(key, **self._limits())
         except GoogleAPIError as error:
             raise ObjectStoreError(f"{self.name}/{key}: cannot check: {error}") from error
         if blob is None:
@@ -165,7 +189,7 @@ class GcsStore:
 
     def exists(self, key: str) -> bool:
         try:
-            return bool(self.bucket.blob(key).exists())
+            return bool(self.bucket.blob(key).exists(**self._limits()))
         except GoogleAPIError as error:
             raise ObjectStoreError(f"{self.name}/{key}: cannot check: {error}") from error
 
@@ -178,8 +202,8 @@ class GcsStore:
     def delete_prefix(self, prefix: str) -> int:
         count = 0
         try:
-            for blob in self.client.list_blobs(self.bucket, prefix=prefix):
-                blob.delete()
+            for blob in self.client.list_blobs(self.bucket, prefix=prefix, **self._limits()):
+                blob.delete(**self._limits())
                 count += 1
         except GoogleAPIError as error:
             raise ObjectStoreError(f"{self.name}/{prefix}: cannot delete: {error}") from error

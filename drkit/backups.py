@@ -23,8 +23,8 @@ from drkit.backup.metrics import (
     push_to_gateway,
     put_cloudwatch,
 )
-from drkit.context import OpsContext
-from drkit.handlers import backup_handler
+from drkit.context import OpsContext, env_prefix
+from drkit.handlers import backup_handler, backup_path, service_of
 from drkit.lease import LeaseHeld
 from drkit.progress import ByteProgress, human_bytes
 
@@ -104,18 +104,37 @@ def take_backup(
     Progress goes to ``progress_to`` (stderr by default)."""
     ctx = OpsContext.load(request.stack, request.outputs, project_dir)
     store = ctx.store_config(request.store)
-    backup_handler(ctx, request.store)  # fails here, before the plan, if the store can't be served
-    destinations = ctx.destinations(store.data_class)
-    targets = ", ".join(s.name for s in destinations.stores)
+    path = backup_path(ctx, request.store)  # refuses here if the stack cannot serve the store
+    service = service_of(ctx, request.store)
+    exported = ctx.outputs.stores.get(request.store)
+    source = exported.describe() if exported is not None else f"{service.value} (this cluster)"
+    retention = ctx.config.retention_of(store.data_class)
+    lock_until = datetime.now(UTC) + timedelta(days=retention.days)
+    targets = [f"s3://{ctx.outputs.backup_vault.name}"]
+    if ctx.outputs.gcs_mirror_bucket:
+        targets.append(f"gs://{ctx.outputs.gcs_mirror_bucket}")
     out.write(
         f"plan: back up {request.store} ({store.kind.value}, data class {store.data_class}) "
-        f"of stack {ctx.stack} to {targets}, encrypted with {destinations.encryption.kms_key_id}, "
-        f"locked {destinations.encryption.lock_mode} until "
-        f"{destinations.encryption.lock_until:%Y-%m-%d}\n"
+        f"of stack {ctx.stack} to {', '.join(targets)}, encrypted with "
+        f"{ctx.outputs.vault_key_arn}, locked {retention.object_lock.value.upper()} until "
+        f"{lock_until:%Y-%m-%d}\n"
+        f"  source: {source}\n"
+        f"  method: {path.method}\n"
     )
+    missing = path.needs_credentials and not ctx.credentials.has(request.store)
+    if path.needs_credentials:
+        prefix = env_prefix(request.store)
+        state = "MISSING" if missing else "set"
+        out.write(
+            f"  credentials: {prefix}_USER and {prefix}_PASSWORD {state} (the CronJob takes "
+            f"them from Secret {request.store}-backup-credentials)\n"
+        )
     if request.dry_run:
+        if missing:
+            out.write("  a real run would stop here: the store's credentials are not set\n")
         out.write("dry run: nothing was read or written\n")
         return 0
+    backup_handler(ctx, request.store)  # fails here, before any write, if it cannot be built
     progress = ByteProgress(request.store, progress_to)
     try:
         manifest = backup_store(

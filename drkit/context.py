@@ -25,6 +25,7 @@ from drkit.storage.gcs import GcsStore
 from drkit.storage.objectstore import Encryption
 from drkit.storage.s3 import S3Store
 from stackmodels import StackConfig, StackOutputs
+from stackmodels.config import StoreKind
 
 LOCAL_STACK = "local"
 LOCAL_STATE = Path(".drkit/local")
@@ -41,8 +42,23 @@ def _local_config(root: Path) -> StackConfig:
     return StackConfig.for_stack("prod", root)
 
 
+def _kinds(config: StackConfig) -> dict[str, StoreKind]:
+    return {name: store.kind for name, store in config.stores.items()}
+
+
 class UnknownStore(ValueError):
     """A store name that the stack config does not define."""
+
+
+class MissingCredentials(KeyError, ValueError):
+    """A store's credentials are not set; the message names the variables and the Secret.
+
+    A ``KeyError`` for callers that treat a missing entry as absent, a ``ValueError`` for the
+    entrypoints that turn bad input into one line and exit 2; printed without KeyError's quotes.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "no credentials"
 
 
 @dataclass(frozen=True)
@@ -62,13 +78,20 @@ class Credentials:
 
     stores: dict[str, StoreCredentials] = field(default_factory=dict)
 
+    def has(self, store: str) -> bool:
+        """Whether ``for_store`` would find credentials (nothing is read but the environment)."""
+        prefix = env_prefix(store)
+        return store in self.stores or (
+            f"{prefix}_USER" in os.environ and f"{prefix}_PASSWORD" in os.environ
+        )
+
     def for_store(self, store: str) -> StoreCredentials:
         if store in self.stores:
             return self.stores[store]
         prefix = env_prefix(store)
         user, password = os.environ.get(f"{prefix}_USER"), os.environ.get(f"{prefix}_PASSWORD")
         if user is None or password is None:
-            raise KeyError(
+            raise MissingCredentials(
                 f"no credentials for store {store!r}: set {prefix}_USER and {prefix}_PASSWORD "
                 "(the backup CronJobs take them from the store's Secret)"
             )
@@ -114,6 +137,7 @@ class OpsContext:
                 if credentials_path.exists()
                 else Credentials()
             )
+            outputs.check_kinds(_kinds(config), "the local stack's config")
             return cls(stack, config, outputs, credentials)
         config = StackConfig.for_stack(stack, root)
         outputs = (
@@ -121,6 +145,7 @@ class OpsContext:
             if outputs_file is not None
             else StackOutputs.from_pulumi(stack, root)
         )
+        outputs.check_kinds(_kinds(config), f"Pulumi.{stack}.yaml")
         return cls(stack, config, outputs)
 
     def store_config(self, store: str) -> Any:

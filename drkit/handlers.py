@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ from drkit.backup.kafka import KafkaHandler
 from drkit.backup.kubernetes import KubernetesHandler
 from drkit.backup.manifest import Manifest
 from drkit.backup.postgres import PostgresHandler, PostgresSource
-from drkit.backup.redis import RedisHandler, RedisSource
+from drkit.backup.redis import ElastiCacheHandler, RedisHandler, RedisSource
 from drkit.backup.timeseries import TimeseriesHandler
 from drkit.context import OpsContext
 from drkit.influx import InfluxEndpoint
@@ -24,6 +26,7 @@ from drkit.kubestate.api import (
 )
 from drkit.recovery import BackupIndex, RecoveryError
 from stackmodels.config import StoreKind
+from stackmodels.outputs import StoreService
 
 
 class NoHandler(ValueError):
@@ -90,41 +93,155 @@ def previous_for_incremental(ctx: OpsContext, store: str, now: datetime) -> Mani
     return index.manifest(latest)
 
 
-def backup_handler(ctx: OpsContext, store: str, now: datetime | None = None) -> Handler:
+@dataclass(frozen=True)
+class BackupPath:
+    """How a store served by one service is backed up: what the plan says, whether the run needs
+    the store's credentials, and the handler. One entry per service in ``BACKUP_PATHS``."""
+
+    method: str
+    """What the handler does, for the plan (``pg_dump of an exported snapshot``...)."""
+    needs_credentials: bool
+    build: Callable[[OpsContext, str, datetime], Handler]
+
+
+def service_of(ctx: OpsContext, store: str) -> StoreService:
+    """What serves ``store`` according to the stack's outputs.
+
+    A store of kind kubernetes needs no exported endpoint (the job reads its own cluster)."""
     config = ctx.store_config(store)
-    if config.kind is StoreKind.POSTGRES:
-        return PostgresHandler(postgres_source(ctx, store))
-    if config.kind is StoreKind.KAFKA:
-        host, port = endpoint(ctx, store)
-        moment = now or datetime.now(UTC)
-        return KafkaHandler(
-            f"{host}:{port}",
-            list(config.topics),
-            previous=previous_for_incremental(ctx, store, moment),
-            client_config=kafka_settings(ctx, store),
-        )
-    if config.kind is StoreKind.REDIS:
-        host, port = endpoint(ctx, store)
-        credentials = ctx.credentials.for_store(store)
-        data_path = ctx.outputs.stores[store].data_path
-        return RedisHandler(
-            RedisSource(host, port, credentials.password),
-            rdb_path=Path(data_path) if data_path else None,
-        )
-    if config.kind is StoreKind.TIMESERIES:
-        host, port = endpoint(ctx, store)
-        credentials = ctx.credentials.for_store(store)
-        database = ctx.outputs.stores[store].database or store
-        return TimeseriesHandler(
-            InfluxEndpoint(host, port, credentials.user, credentials.password), database
-        )
+    exported = ctx.outputs.stores.get(store)
+    if exported is not None:
+        return exported.service
     if config.kind is StoreKind.KUBERNETES:
-        return KubernetesHandler(
-            kubernetes_client_factory(ctx, store),
-            namespace=ctx.outputs.k8s_namespace,
-            kms_key_id=ctx.outputs.vault_key_arn,
-            kms_client=ctx.aws("kms"),
-        )
-    raise NoHandler(
-        f"store {store!r} is of kind {config.kind.value!r}, which has no backup handler yet"
+        return StoreService.KUBERNETES
+    raise NoHandler(f"stack {ctx.stack!r} exports no endpoint for store {store!r}")
+
+
+def _postgres(ctx: OpsContext, store: str, now: datetime) -> Handler:
+    return PostgresHandler(postgres_source(ctx, store))
+
+
+def _kafka(ctx: OpsContext, store: str, now: datetime) -> Handler:
+    host, port = endpoint(ctx, store)
+    return KafkaHandler(
+        f"{host}:{port}",
+        list(ctx.store_config(store).topics),
+        previous=previous_for_incremental(ctx, store, now),
+        client_config=kafka_settings(ctx, store),
     )
+
+
+def redis_source(ctx: OpsContext, store: str) -> RedisSource:
+    exported = ctx.outputs.stores[store]
+    credentials = ctx.credentials.for_store(store)
+    return RedisSource(
+        exported.host,
+        exported.port,
+        credentials.password,
+        tls=exported.tls,
+        tls_ca_file=exported.tls_ca_file,
+    )
+
+
+def _redis(ctx: OpsContext, store: str, now: datetime) -> Handler:
+    data_path = ctx.outputs.stores[store].data_path
+    return RedisHandler(redis_source(ctx, store), rdb_path=Path(data_path) if data_path else None)
+
+
+def elasticache_region(ctx: OpsContext, store: str) -> str:
+    """The region of the store's replication group (the vault it exports to must be there)."""
+    group = ctx.outputs.stores[store].resource_id
+    cache = ctx.outputs.elasticache
+    if cache is not None and group in cache.replication_groups:
+        return cache.replication_groups[group].region
+    for member in cache.replication_groups.values() if cache is not None else ():
+        if member.id == group:
+            return member.region
+    return ctx.outputs.region
+
+
+def _elasticache(ctx: OpsContext, store: str, now: datetime) -> Handler:
+    exported = ctx.outputs.stores[store]
+    if not exported.resource_id:
+        raise NoHandler(
+            f"stack {ctx.stack!r} exports store {store!r} as ElastiCache without its "
+            "replication group id (resource_id)"
+        )
+    region = elasticache_region(ctx, store)
+    if region != ctx.outputs.backup_vault.region:
+        raise NoHandler(
+            f"store {store!r}: ElastiCache exports snapshots only to a bucket in its own region "
+            f"({region}), but this stack's vault is in {ctx.outputs.backup_vault.region}"
+        )
+    return ElastiCacheHandler(
+        ctx.aws("elasticache", region), replication_group_id=exported.resource_id
+    )
+
+
+def _timeseries(ctx: OpsContext, store: str, now: datetime) -> Handler:
+    exported = ctx.outputs.stores[store]
+    credentials = ctx.credentials.for_store(store)
+    return TimeseriesHandler(
+        InfluxEndpoint(
+            exported.host,
+            exported.port,
+            credentials.user,
+            credentials.password,
+            tls=exported.tls,
+            tls_ca_file=exported.tls_ca_file,
+        ),
+        exported.database or store,
+    )
+
+
+def _kubernetes(ctx: OpsContext, store: str, now: datetime) -> Handler:
+    return KubernetesHandler(
+        kubernetes_client_factory(ctx, store),
+        namespace=ctx.outputs.k8s_namespace,
+        kms_key_id=ctx.outputs.vault_key_arn,
+        kms_client=ctx.aws("kms"),
+    )
+
+
+_PG_DUMP = "pg_dump (custom format) of an exported REPEATABLE READ snapshot"
+_INFLUX = "the last full hour exported to Parquet, one object per measurement (InfluxQL /query)"
+BACKUP_PATHS: dict[StoreService, BackupPath] = {
+    StoreService.POSTGRESQL: BackupPath(_PG_DUMP, True, _postgres),
+    StoreService.AURORA_POSTGRESQL: BackupPath(_PG_DUMP + " of the writer", True, _postgres),
+    StoreService.KAFKA: BackupPath(
+        "every record of the topics up to the end offsets read at the start", False, _kafka
+    ),
+    StoreService.MSK: BackupPath(
+        "every record of the topics up to the end offsets read at the start (IAM auth)",
+        False,
+        _kafka,
+    ),
+    StoreService.REDIS: BackupPath(
+        "BGSAVE, then dump.rdb from the shared volume or over replication (redis-cli --rdb)",
+        True,
+        _redis,
+    ),
+    StoreService.ELASTICACHE: BackupPath(
+        "a manual snapshot exported by ElastiCache to the vault (CopySnapshot), read back once "
+        "to hash it and copy it to the mirror",
+        False,
+        _elasticache,
+    ),
+    StoreService.KUBERNETES: BackupPath(
+        "the namespace's objects and CRDs at one resourceVersion, Secrets sealed with KMS",
+        False,
+        _kubernetes,
+    ),
+    StoreService.INFLUXDB: BackupPath(_INFLUX, True, _timeseries),
+    StoreService.TIMESTREAM_INFLUXDB: BackupPath(_INFLUX + " over HTTPS", True, _timeseries),
+}
+"""The backup path of each service: the one place that says which handler serves which store."""
+
+
+def backup_path(ctx: OpsContext, store: str) -> BackupPath:
+    return BACKUP_PATHS[service_of(ctx, store)]
+
+
+def backup_handler(ctx: OpsContext, store: str, now: datetime | None = None) -> Handler:
+    """The handler for ``store``, chosen by what the stack's outputs say serves it."""
+    return backup_path(ctx, store).build(ctx, store, now or datetime.now(UTC))

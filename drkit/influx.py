@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,10 @@ class InfluxEndpoint:
     user: str | None = None
     password: str | None = None
     timeout: float = 60.0
+    tls: bool = False
+    """HTTPS (Timestream for InfluxDB answers only HTTPS), verified against the system CAs or
+    ``tls_ca_file``."""
+    tls_ca_file: str | None = None
 
     @property
     def address(self) -> str:
@@ -156,6 +161,11 @@ class InfluxEndpoint:
         ]
 
     def _connection(self) -> http.client.HTTPConnection:
+        if self.tls:
+            context = ssl.create_default_context(cafile=self.tls_ca_file)
+            return http.client.HTTPSConnection(
+                self.host, self.port, timeout=self.timeout, context=context
+            )
         return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
 
     def _headers(self) -> dict[str, str]:

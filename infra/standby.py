@@ -44,6 +44,7 @@ from components.msk import (
 from stackmodels import StackConfig
 from stackmodels import metrics as metric_names
 from stackmodels.config import Network, ObjectLockMode
+from stackmodels.outputs import StoreService
 
 TAG_STORE = "trading-dr:store"
 TAG_DATA_CLASS = "trading-dr:data-class"
@@ -300,6 +301,7 @@ def define_aurora(stack: Stack, standbys: Standbys) -> None:
     }
     standbys.stores[aurora.store] = {
         "kind": store.kind.value,
+        "service": StoreService.AURORA_POSTGRESQL.value,
         "host": cluster.endpoint,
         "port": 5432,
         "database": store.database,
@@ -409,6 +411,7 @@ def define_msk(stack: Stack, standbys: Standbys) -> None:
     broker = cluster.bootstrap_brokers_sasl_iam.apply(first_broker)
     standbys.stores[msk.store] = {
         "kind": store.kind.value,
+        "service": StoreService.MSK.value,
         "host": broker.apply(lambda b: b[0]),
         "port": broker.apply(lambda b: b[1]),
         "auth": "msk-iam",
@@ -495,8 +498,10 @@ def define_elasticache(stack: Stack, standbys: Standbys) -> None:
     }
     standbys.stores[cache.store] = {
         "kind": store.kind.value,
+        "service": StoreService.ELASTICACHE.value,
         "host": group.primary_endpoint,
         "port": 6379,
+        "tls": True,
         "database": None,
         "credentials_secret": cache.auth_secret,
         "resource_id": group_id,

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from stackmodels.config import Role
+from stackmodels.config import Role, StoreKind
 from stackmodels.errors import OutputsError, format_location
 
 
@@ -54,10 +55,66 @@ StoreAuth = Literal["none", "msk-iam"]
 authentication (TLS + SASL/OAUTHBEARER with a SigV4 token); ``none`` adds nothing."""
 
 
+class StoreService(StrEnum):
+    """What serves a store: a server the platform runs itself, or an AWS managed service.
+
+    The backup path of a store follows from it (``drkit.handlers``): a self-hosted Redis is saved
+    with BGSAVE or read over replication, ElastiCache (which refuses both) is snapshotted and the
+    snapshot exported to the vault by AWS.
+    """
+
+    POSTGRESQL = "postgresql"
+    AURORA_POSTGRESQL = "aurora-postgresql"
+    KAFKA = "kafka"
+    MSK = "msk"
+    REDIS = "redis"
+    ELASTICACHE = "elasticache"
+    KUBERNETES = "kubernetes"
+    INFLUXDB = "influxdb"
+    TIMESTREAM_INFLUXDB = "timestream-influxdb"
+
+
+SERVICE_KINDS: dict[StoreService, StoreKind] = {
+    StoreService.POSTGRESQL: StoreKind.POSTGRES,
+    StoreService.AURORA_POSTGRESQL: StoreKind.POSTGRES,
+    StoreService.KAFKA: StoreKind.KAFKA,
+    StoreService.MSK: StoreKind.KAFKA,
+    StoreService.REDIS: StoreKind.REDIS,
+    StoreService.ELASTICACHE: StoreKind.REDIS,
+    StoreService.KUBERNETES: StoreKind.KUBERNETES,
+    StoreService.INFLUXDB: StoreKind.TIMESERIES,
+    StoreService.TIMESTREAM_INFLUXDB: StoreKind.TIMESERIES,
+}
+"""The kind of store each service serves."""
+
+SELF_HOSTED: dict[StoreKind, StoreService] = {
+    StoreKind.POSTGRES: StoreService.POSTGRESQL,
+    StoreKind.KAFKA: StoreService.KAFKA,
+    StoreKind.REDIS: StoreService.REDIS,
+    StoreKind.KUBERNETES: StoreService.KUBERNETES,
+    StoreKind.TIMESERIES: StoreService.INFLUXDB,
+}
+"""The service an endpoint that names none is: the kind's own server, run by the platform."""
+
+SERVICE_NAMES: dict[StoreService, str] = {
+    StoreService.POSTGRESQL: "a self-hosted PostgreSQL",
+    StoreService.AURORA_POSTGRESQL: "an Aurora PostgreSQL cluster",
+    StoreService.KAFKA: "a self-hosted Kafka cluster",
+    StoreService.MSK: "an MSK cluster",
+    StoreService.REDIS: "a self-hosted Redis",
+    StoreService.ELASTICACHE: "an ElastiCache replication group",
+    StoreService.KUBERNETES: "a Kubernetes cluster",
+    StoreService.INFLUXDB: "a self-hosted InfluxDB",
+    StoreService.TIMESTREAM_INFLUXDB: "a Timestream for InfluxDB instance",
+}
+
+
 class StoreEndpoint(Frozen):
     """Where a protected store answers; the secret that holds its credentials, never the secret."""
 
-    kind: str
+    kind: StoreKind
+    service: StoreService
+    """What serves the store; omitted, the kind's self-hosted server (``SELF_HOSTED``)."""
     host: str
     port: int = Field(ge=1, le=65535)
     auth: StoreAuth = "none"
@@ -67,6 +124,34 @@ class StoreEndpoint(Frozen):
     data_path: str | None = None
     """Where the backup job sees the store's data file on a shared volume (a self-hosted Redis's
     dump.rdb); None when the data comes only over the network."""
+    tls: bool = False
+    """Clients must speak TLS (ElastiCache with in-transit encryption, Timestream for InfluxDB)."""
+    tls_ca_file: str | None = None
+    """The CA bundle that signed the server's certificate, when not a public CA (local only)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_service(cls, values: Any) -> Any:
+        if isinstance(values, dict) and values.get("service") is None and "kind" in values:
+            try:
+                kind = StoreKind(values["kind"])
+            except ValueError:
+                return values  # the field's own error names the kind
+            return {**values, "service": SELF_HOSTED[kind].value}
+        return values
+
+    @model_validator(mode="after")
+    def _service_serves_kind(self) -> Self:
+        served = SERVICE_KINDS[self.service]
+        if served is not self.kind:
+            raise ValueError(
+                f"service {self.service.value!r} ({SERVICE_NAMES[self.service]}) serves kind "
+                f"{served.value!r}, not the exported kind {self.kind.value!r}"
+            )
+        return self
+
+    def describe(self) -> str:
+        return f"{SERVICE_NAMES[self.service]} ({self.service.value}) at {self.host}:{self.port}"
 
 
 ARN = r"^arn:aws[a-z-]*:"
@@ -302,6 +387,21 @@ class StackOutputs(Frozen):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.model_dump_json(indent=2) + "\n")
 
+    def check_kinds(self, kinds: dict[str, StoreKind], source: str) -> None:
+        """Refuse outputs that export a store as another kind than the stack config gives it
+        (``kinds``: store -> kind, from ``source``): one line per store, naming both."""
+        problems = []
+        for store, endpoint in sorted(self.stores.items()):
+            kind = kinds.get(store)
+            if kind is not None and kind is not endpoint.kind:
+                problems.append(
+                    f"store {store!r} is of kind {kind.value!r} in {source}, but the outputs "
+                    f"export {SERVICE_NAMES[endpoint.service]} for it (service "
+                    f"{endpoint.service.value!r}, kind {endpoint.kind.value!r})"
+                )
+        if problems:
+            raise OutputsError(self.stack, problems)
+
 
 def _describe(error: ValidationError) -> list[str]:
     lines = []
@@ -309,6 +409,8 @@ def _describe(error: ValidationError) -> list[str]:
         name = format_location(item["loc"])
         if item["type"] == "missing":
             lines.append(f"output {name!r} is missing")
+        elif item["type"] == "value_error":
+            lines.append(f"output {name!r}: {item['msg'].removeprefix('Value error, ')}")
         elif item["type"] == "extra_forbidden":
             lines.append(f"output {name!r} is not one this kit knows (renamed in infra?)")
         else:

@@ -53,6 +53,18 @@ class RedisBackupError(RuntimeError):
     """The Redis backup cannot go on; the message names the server and what was seen."""
 
 
+MANAGED_HINT = (
+    "back it up through its snapshots: the stack must export the store with service "
+    "'elasticache' and its replication group id (resource_id)"
+)
+
+
+def disabled_command(message: str) -> bool:
+    """Whether Redis refused a command as unknown: renamed away (``rename-command X ""``), as
+    ElastiCache does with BGSAVE, SAVE, SYNC, PSYNC and CONFIG."""
+    return "unknown command" in message.lower()
+
+
 class SaveTimeout(RedisBackupError):
     """BGSAVE did not finish within the allowed time."""
 
@@ -68,10 +80,13 @@ class RedisSource:
     socket_timeout: float = 10.0
     retries: int = 3
     """Reconnect attempts (exponential backoff up to 2 s) before a lost server fails the run."""
+    tls: bool = False
+    """Speak TLS, verifying the server against the system CAs or ``tls_ca_file``."""
+    tls_ca_file: str | None = None
 
     @property
     def name(self) -> str:
-        return f"redis {self.host}:{self.port}"
+        return f"redis {self.host}:{self.port}" + (" (TLS)" if self.tls else "")
 
     def client(self, db: int = 0) -> redis.Redis[bytes]:
         return redis.Redis(
@@ -84,6 +99,8 @@ class RedisSource:
             socket_connect_timeout=self.socket_timeout,
             retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), self.retries),
             decode_responses=False,
+            ssl=self.tls,
+            ssl_ca_certs=self.tls_ca_file,
         )
 
     def cli_command(self, *arguments: str) -> tuple[list[str], dict[str, str]]:
@@ -91,6 +108,8 @@ class RedisSource:
         command = [REDIS_CLI, "-h", self.host, "-p", str(self.port), "--no-auth-warning"]
         if self.username:
             command += ["--user", self.username]
+        if self.tls:
+            command += ["--tls"] + (["--cacert", self.tls_ca_file] if self.tls_ca_file else [])
         environment = dict(os.environ)
         if self.password:
             environment["REDISCLI_AUTH"] = self.password
@@ -174,6 +193,11 @@ def bgsave_and_wait(
             elif "AOF" in message:
                 log.info("%s: an AOF rewrite is running; waiting before BGSAVE", name)
                 poller.until(lambda state: _flag(state, "aof_rewrite_in_progress") == 0)
+            elif disabled_command(message):
+                raise RedisBackupError(
+                    f"{name}: BGSAVE is disabled on this server ({message.split(',')[0]}): it is "
+                    f"managed like ElastiCache; {MANAGED_HINT}"
+                )
             else:
                 raise RedisBackupError(f"{name}: BGSAVE was refused: {message}")
         requested_at = datetime.fromtimestamp(server_time[0] + server_time[1] / 1e6, UTC)
@@ -306,6 +330,12 @@ def replication_stream(source: RedisSource, bounds: IoBounds | None = None) -> I
             yield tail[:-EOF_MARK_SIZE]
             tail = tail[-EOF_MARK_SIZE:]
     message = child.stderr
+    if disabled_command(message):
+        raise RedisBackupError(
+            f"{source.name}: SYNC/PSYNC are disabled on this server, so redis-cli --rdb cannot "
+            f"read its RDB ({message[-200:]}): it is managed like "
+            f"ElastiCache; {MANAGED_HINT}"
+        )
     if child.returncode != 0 or "finished with success" not in message:
         raise RedisBackupError(
             f"{source.name}: redis-cli --rdb exited {child.returncode}: {message[-500:]}"

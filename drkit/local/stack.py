@@ -102,11 +102,16 @@ def provision(
             )
             credentials[name] = StoreCredentials(env.postgres.user, env.postgres.password)
         elif store.kind is StoreKind.REDIS:
+            # An ElastiCache-shaped server is still exported as self-hosted Redis: the backup
+            # then meets BGSAVE/SYNC refused, as it would pointing at ElastiCache.
+            ca_file = env.redis.tls_ca_file
             stores[name] = StoreEndpoint(
                 kind="redis",
                 host=env.redis.host,
                 port=env.redis.port,
                 data_path=str(env.redis.rdb_path),
+                tls=env.redis.tls,
+                tls_ca_file=str(ca_file) if ca_file else None,
             )
             credentials[name] = StoreCredentials("default", env.redis.password)
         elif store.kind is StoreKind.TIMESERIES and env.influxdb is not None:

@@ -142,6 +142,7 @@ def define_data_stores(
     standby.define_aurora(stack, standbys)
     standby.define_msk(stack, standbys)
     standby.define_elasticache(stack, standbys)
+    standby.define_timestream(stack, standbys)
     standby.define_aws_backup(stack, standbys, backup_role.arn)
     return standbys
 

@@ -41,6 +41,8 @@ from components.msk import (
     MskReplicatorArgs,
     ReplicatedCluster,
 )
+from components.timestream import PORT as TIMESTREAM_PORT
+from components.timestream import InfluxDbInstance, InfluxDbInstanceArgs
 from stackmodels import StackConfig
 from stackmodels import metrics as metric_names
 from stackmodels.config import Network, ObjectLockMode
@@ -507,6 +509,49 @@ def define_elasticache(stack: Stack, standbys: Standbys) -> None:
         "resource_id": group_id,
     }
     standbys.dns_targets[cache.store] = group.primary_endpoint
+
+
+# ---- Timestream for InfluxDB -------------------------------------------------------------------
+
+
+def define_timestream(stack: Stack, standbys: Standbys) -> None:
+    """This region's instance behind the time-series store, exported as its endpoint."""
+    config = stack.config
+    section = config.timestream
+    if section is None:
+        return
+    network = stack.network
+    store = config.stores[section.store]
+    bucket = section.bucket or store.database or section.store.replace("-", "_")
+    instance = InfluxDbInstance(
+        "timestream",
+        InfluxDbInstanceArgs(
+            name=f"{config.platform}-{section.store}-{stack.region}"[:40].rstrip("-"),
+            instance_type=section.instance_type,
+            storage_type=section.storage_type,
+            allocated_storage_gib=section.allocated_storage_gib,
+            deployment_type=section.deployment_type,
+            organization=section.organization,
+            bucket=bucket,
+            username=section.username,
+            password=secret_password(stack, section.auth_secret),
+            vpc_id=network.vpc_id,
+            subnet_ids=network.subnet_ids,
+            client_cidrs=network.client_cidrs,
+            tags=stack.store_tags(section.store),
+        ),
+        stack.opts,
+    )
+    standbys.stores[section.store] = {
+        "kind": store.kind.value,
+        "service": StoreService.TIMESTREAM_INFLUXDB.value,
+        "host": instance.endpoint,
+        "port": TIMESTREAM_PORT,
+        "tls": True,
+        "database": bucket,
+        "credentials_secret": section.auth_secret,
+        "resource_id": instance.id,
+    }
 
 
 # ---- AWS Backup --------------------------------------------------------------------------------

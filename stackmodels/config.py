@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import (
@@ -366,6 +366,32 @@ class ElastiCache(Frozen):
     auth_secret_version: int = Field(default=1, ge=1)
 
 
+class Timestream(Frozen):
+    """The Amazon Timestream for InfluxDB instance behind a ``timeseries`` store.
+
+    Each stack creates its own region's instance: prod's is written to and backed up hourly
+    (Parquet exports, the seed's historical-data method); dr's is the empty target a region-loss
+    restore writes into. Timestream has no cross-region replica, so the store's RPO in dr is its
+    backup schedule plus the vault's replication.
+    """
+
+    store: Slug
+    instance_type: str = Field(default="db.influx.medium", pattern=r"^db\.influx\.[a-z0-9]+$")
+    storage_type: Literal["InfluxIOIncludedT1", "InfluxIOIncludedT2", "InfluxIOIncludedT3"] = (
+        "InfluxIOIncludedT1"
+    )
+    allocated_storage_gib: int = Field(default=100, ge=20, le=16384)
+    deployment_type: Literal["SINGLE_AZ", "WITH_MULTIAZ_STANDBY"] = "WITH_MULTIAZ_STANDBY"
+    organization: str = Field(default="trading", min_length=1, max_length=64)
+    bucket: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_-]{1,63}$")
+    """The initial bucket, which InfluxDB's v1 API serves as a database of the same name (the
+    backup's ``/query?db=``); default: the store's ``database``, or its name."""
+    username: str = Field(default="admin", pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+    auth_secret: str = Field(pattern=SECRET_NAME)
+    """Secrets Manager secret (JSON with ``password``, 8-64 characters) holding the initial
+    operator password, replicated to both regions outside the stacks like the others."""
+
+
 class AwsBackup(Frozen):
     """The AWS Backup plan for the Aurora clusters (the seed's secondary backup)."""
 
@@ -460,6 +486,7 @@ class StackConfig(Frozen):
     aurora: Aurora | None = None
     msk: Msk | None = None
     elasticache: ElastiCache | None = None
+    timestream: Timestream | None = None
     aws_backup: AwsBackup = AwsBackup()
     alerts: Alerts = Alerts()
     budgets: dict[Slug, Budget] = Field(default_factory=seed_budgets)
@@ -592,10 +619,11 @@ class StackConfig(Frozen):
 
     def _data_store_problems(self) -> list[InitErrorDetails]:
         problems = []
-        sections: list[tuple[str, Aurora | Msk | ElastiCache | None, StoreKind]] = [
+        sections: list[tuple[str, Aurora | Msk | ElastiCache | Timestream | None, StoreKind]] = [
             ("aurora", self.aurora, StoreKind.POSTGRES),
             ("msk", self.msk, StoreKind.KAFKA),
             ("elasticache", self.elasticache, StoreKind.REDIS),
+            ("timestream", self.timestream, StoreKind.TIMESERIES),
         ]
         for key, section, kind in sections:
             if section is None:

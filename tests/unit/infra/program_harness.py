@@ -313,6 +313,16 @@ def _state_of(
             "globalReplicationGroupId": rid,
             "arn": f"arn:aws:elasticache::{ACCOUNT}:globalreplicationgroup:{rid}",
         }
+    if typ == "aws:timestreaminfluxdb/dbInstance:DbInstance":
+        rid = _hex(f"{region}/{inputs['name']}", 10)
+        return rid, {
+            "arn": arn.format(service="timestream-influxdb", resource=f"db-instance/{rid}"),
+            "endpoint": f"{rid}-{_hex(rid, 10)}.timestream-influxdb.{region}.on.aws",
+            "availabilityZone": f"{region}a",
+            "influxAuthParametersSecretArn": arn.format(
+                service="secretsmanager", resource=f"secret:READONLY-InfluxDB-auth-{rid}-AbCdEf"
+            ),
+        }
     if typ == "aws:backup/vault:Vault":
         rid = inputs["name"]
         return rid, {"arn": arn.format(service="backup", resource=f"backup-vault:{rid}")}

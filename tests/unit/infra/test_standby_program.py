@@ -136,7 +136,12 @@ def test_security_groups_admit_only_the_clients_on_the_store_port(run: StackRun)
     rules = run.of_type(INGRESS)
     side = "primary" if run.stack == "prod" else "secondary"
     ports = {r.name.split("-sg-")[0]: r.inputs["fromPort"] for r in rules}
-    assert ports == {f"aurora-{side}": 5432, "msk": 9098, f"cache-{side}": 6379}
+    assert ports == {
+        f"aurora-{side}": 5432,
+        "msk": 9098,
+        f"cache-{side}": 6379,
+        "timestream": 8086,
+    }
     cidrs = {r.inputs.get("cidrIpv4") for r in rules if "cidrIpv4" in r.inputs}
     assert cidrs == set(run.config.network.client_cidrs if run.config.network else [])
     for rule in rules:

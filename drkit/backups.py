@@ -27,6 +27,7 @@ from drkit.context import OpsContext, env_prefix
 from drkit.handlers import backup_handler, backup_path, service_of
 from drkit.lease import LeaseHeld
 from drkit.progress import ByteProgress, human_bytes
+from stackmodels.outputs import SERVICE_NAMES
 
 
 class BackupRequest(BaseModel):
@@ -107,7 +108,13 @@ def take_backup(
     path = backup_path(ctx, request.store)  # refuses here if the stack cannot serve the store
     service = service_of(ctx, request.store)
     exported = ctx.outputs.stores.get(request.store)
-    source = exported.describe() if exported is not None else f"{service.value} (this cluster)"
+    source = (
+        exported.describe()
+        if exported is not None
+        else f"{SERVICE_NAMES[service]} ({service.value}): the one the job runs in, or the "
+        f"kubeconfig's context {ctx.config.kubernetes.context!r}, namespace "
+        f"{ctx.outputs.k8s_namespace}"
+    )
     retention = ctx.config.retention_of(store.data_class)
     lock_until = datetime.now(UTC) + timedelta(days=retention.days)
     targets = [f"s3://{ctx.outputs.backup_vault.name}"]

@@ -24,7 +24,7 @@ from drkit.backup.metrics import (
     put_cloudwatch,
 )
 from drkit.context import OpsContext, env_prefix
-from drkit.handlers import backup_handler, backup_path, service_of
+from drkit.handlers import backup_handler, backup_path, needs_credentials, service_of
 from drkit.lease import LeaseHeld
 from drkit.progress import ByteProgress, human_bytes
 from stackmodels.outputs import SERVICE_NAMES
@@ -128,8 +128,9 @@ def take_backup(
         f"  source: {source}\n"
         f"  method: {path.method}\n"
     )
-    missing = path.needs_credentials and not ctx.credentials.has(request.store)
-    if path.needs_credentials:
+    credentialed = needs_credentials(ctx, request.store)
+    missing = credentialed and not ctx.credentials.has(request.store)
+    if credentialed:
         prefix = env_prefix(request.store)
         state = "MISSING" if missing else "set"
         out.write(

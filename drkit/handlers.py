@@ -26,7 +26,7 @@ from drkit.kubestate.api import (
 )
 from drkit.recovery import BackupIndex, RecoveryError
 from stackmodels.config import StoreKind
-from stackmodels.outputs import StoreService
+from stackmodels.outputs import SERVICES_WITHOUT_CREDENTIALS, StoreService
 
 
 class NoHandler(ValueError):
@@ -100,7 +100,6 @@ class BackupPath:
 
     method: str
     """What the handler does, for the plan (``pg_dump of an exported snapshot``...)."""
-    needs_credentials: bool
     build: Callable[[OpsContext, str, datetime], Handler]
 
 
@@ -206,40 +205,40 @@ def _kubernetes(ctx: OpsContext, store: str, now: datetime) -> Handler:
 _PG_DUMP = "pg_dump (custom format) of an exported REPEATABLE READ snapshot"
 _INFLUX = "the last full hour exported to Parquet, one object per measurement (InfluxQL /query)"
 BACKUP_PATHS: dict[StoreService, BackupPath] = {
-    StoreService.POSTGRESQL: BackupPath(_PG_DUMP, True, _postgres),
-    StoreService.AURORA_POSTGRESQL: BackupPath(_PG_DUMP + " of the writer", True, _postgres),
+    StoreService.POSTGRESQL: BackupPath(_PG_DUMP, _postgres),
+    StoreService.AURORA_POSTGRESQL: BackupPath(_PG_DUMP + " of the writer", _postgres),
     StoreService.KAFKA: BackupPath(
-        "every record of the topics up to the end offsets read at the start", False, _kafka
+        "every record of the topics up to the end offsets read at the start", _kafka
     ),
     StoreService.MSK: BackupPath(
         "every record of the topics up to the end offsets read at the start (IAM auth)",
-        False,
         _kafka,
     ),
     StoreService.REDIS: BackupPath(
         "BGSAVE, then dump.rdb from the shared volume or over replication (redis-cli --rdb)",
-        True,
         _redis,
     ),
     StoreService.ELASTICACHE: BackupPath(
         "a manual snapshot exported by ElastiCache to the vault (CopySnapshot), read back once "
         "to hash it and copy it to the mirror",
-        False,
         _elasticache,
     ),
     StoreService.KUBERNETES: BackupPath(
         "the namespace's objects and CRDs at one resourceVersion, Secrets sealed with KMS",
-        False,
         _kubernetes,
     ),
-    StoreService.INFLUXDB: BackupPath(_INFLUX, True, _timeseries),
-    StoreService.TIMESTREAM_INFLUXDB: BackupPath(_INFLUX + " over HTTPS", True, _timeseries),
+    StoreService.INFLUXDB: BackupPath(_INFLUX, _timeseries),
+    StoreService.TIMESTREAM_INFLUXDB: BackupPath(_INFLUX + " over HTTPS", _timeseries),
 }
 """The backup path of each service: the one place that says which handler serves which store."""
 
 
 def backup_path(ctx: OpsContext, store: str) -> BackupPath:
     return BACKUP_PATHS[service_of(ctx, store)]
+
+
+def needs_credentials(ctx: OpsContext, store: str) -> bool:
+    return service_of(ctx, store) not in SERVICES_WITHOUT_CREDENTIALS
 
 
 def backup_handler(ctx: OpsContext, store: str, now: datetime | None = None) -> Handler:

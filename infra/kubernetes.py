@@ -37,14 +37,27 @@ from components.backup_iam import BackupJobRole, BackupJobRoleArgs, KafkaReadAcc
 from components.failover_naming import msk_cluster_name
 from stackmodels import StackConfig
 from stackmodels.config import PROJECT, StoreKind
+from stackmodels.outputs import SELF_HOSTED, SERVICES_WITHOUT_CREDENTIALS, StoreService
 
 GCS_CREDENTIALS_SECRET = "drkit-gcs-writer"
 """Secret (key ``credentials.json``) with the mirror writer's Google credentials: a Workload
 Identity Federation config or a key of ``<platform>-backup-writer``; made outside Pulumi."""
-STORES_WITHOUT_CREDENTIALS = frozenset({StoreKind.KUBERNETES, StoreKind.KAFKA})
-"""No password, so no Secret to reference (a missing one keeps the pod from starting): Kubernetes
-state is read with the pod's own service account, MSK with the job's IAM role
-(``drkit.kafka_auth``; the Kafka handler reads no credentials)."""
+
+
+def needs_credentials(
+    config: StackConfig, store: str, outputs: Mapping[str, pulumi.Input[Any]]
+) -> bool:
+    """Whether the store's backup reads a user and password, by the service the stack exports
+    for it (``SERVICES_WITHOUT_CREDENTIALS``); no Secret otherwise, since a missing one keeps the
+    pod from starting. A store exported without a service is its kind's self-hosted server."""
+    exported = outputs.get("stores")
+    entry = exported.get(store) if isinstance(exported, Mapping) else None
+    service = entry.get("service") if isinstance(entry, Mapping) else None
+    if not isinstance(service, str):
+        service = SELF_HOSTED[config.stores[store].kind].value
+    return StoreService(service) not in SERVICES_WITHOUT_CREDENTIALS
+
+
 STORES_READING_THE_CLUSTER = frozenset({StoreKind.KUBERNETES})
 """Their service account may read the application namespace (``kubernetes.namespace``), its
 namespace object and the CRDs (RBAC in components/backup_cronjobs.py)."""
@@ -182,9 +195,9 @@ def define_backup_jobs(
             data_class=settings.data_class,
             schedule=settings.schedule,
             role_arn=role_arns[store],
-            credentials_secret=None
-            if settings.kind in STORES_WITHOUT_CREDENTIALS
-            else credentials_secret_name(store),
+            credentials_secret=credentials_secret_name(store)
+            if needs_credentials(config, store, outputs)
+            else None,
             state_namespace=kube.namespace if settings.kind in STORES_READING_THE_CLUSTER else None,
         )
         for store, settings in config.stores.items()

@@ -96,6 +96,13 @@ SELF_HOSTED: dict[StoreKind, StoreService] = {
 }
 """The service an endpoint that names none is: the kind's own server, run by the platform."""
 
+SERVICES_WITHOUT_CREDENTIALS = frozenset(
+    {StoreService.KAFKA, StoreService.MSK, StoreService.ELASTICACHE, StoreService.KUBERNETES}
+)
+"""Backed up without the store's user and password: Kafka and MSK read with the job's identity
+(IAM for MSK), ElastiCache through the AWS API (snapshot and export), Kubernetes with the pod's
+service account. The others' CronJobs take ``DRKIT_<STORE>_USER``/``_PASSWORD`` from a Secret."""
+
 SERVICE_NAMES: dict[StoreService, str] = {
     StoreService.POSTGRESQL: "a self-hosted PostgreSQL",
     StoreService.AURORA_POSTGRESQL: "an Aurora PostgreSQL cluster",

@@ -143,9 +143,9 @@ def test_a_missing_credential_is_reported_not_a_key_error(
     assert "CopySnapshot" in out
 
     # A real run stops before reading or writing anything: one line, exit 2, no traceback.
+    outputs = str(etc / "outputs.json")
     code = main(
-        ["backup", "trading-db", "--stack", "prod", "--outputs", str(etc / "outputs.json")]
-        + ["--project-dir", str(etc)]
+        ["backup", "trading-db", "--stack", "prod", "--outputs", outputs, "--project-dir", str(etc)]
     )
     err = capsys.readouterr().err
     assert code == 2
@@ -160,8 +160,10 @@ def test_the_module_entrypoint_runs_the_same_dry_run(prod: StackRun, tmp_path: P
     etc = pod_files(prod, tmp_path / "etc")
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DRKIT_")}
     result = subprocess.run(
-        [sys.executable, "-m", "drkit", "backup", "session-cache", "--dry-run"]
-        + ["--stack", "prod", "--outputs", str(etc / "outputs.json"), "--project-dir", str(etc)],
+        [
+            *(sys.executable, "-m", "drkit", "backup", "session-cache", "--dry-run"),
+            *("--stack", "prod", "--outputs", str(etc / "outputs.json"), "--project-dir", str(etc)),
+        ],
         capture_output=True,
         text=True,
         check=False,

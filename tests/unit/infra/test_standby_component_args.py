@@ -395,7 +395,8 @@ def test_dns_covers_both_regions_vpcs() -> None:
 
 def test_older_stack_files_stay_valid_without_the_new_sections() -> None:
     values = StackConfig.for_stack("prod", ROOT).model_dump(mode="json")
-    for key in ("network", "aurora", "msk", "elasticache", "timestream", "dns", "alerts", "budgets"):
+    sections = ("network", "aurora", "msk", "elasticache", "timestream", "dns", "alerts", "budgets")
+    for key in sections:
         values.pop(key)
     config = StackConfig.from_pulumi_config(values, source="test")
     assert config.aurora is None and config.dns is None

@@ -22,9 +22,14 @@ OIDC provider. What the role may do is what one backup run does, no more:
   cluster, describe, read and read the dynamic configuration of the store's own topics only, and
   describe the backup's throwaway consumer groups (``stackmodels.kafka_access``); no write, no
   group of the applications, no other topic;
+- for a store served by ElastiCache (``elasticache``): snapshot its own replication group, export
+  and delete its own ``drkit-*`` snapshots (``drkit.backup.redis.ElastiCacheHandler``), and read
+  back the objects of its own prefix, which the export wrote (to hash them, copy them to the
+  mirror and count their keys); the vault must let ElastiCache write the export (its bucket
+  grant is outside this role);
 - put metrics in the ``TradingDR/Backups`` CloudWatch namespace only.
 
-It can neither read nor delete a backup (the engine's best-effort clean-up of a failed run's
+It can neither read (but for the ElastiCache export it adopts) nor delete a backup (the engine's best-effort clean-up of a failed run's
 objects is denied and logged; the vault's lifecycle handles what is left), nor touch the bucket's
 configuration: an explicit deny keeps it so even if a broader policy is attached later. Restores
 use the operators' roles, never this one.
@@ -90,6 +95,14 @@ class KafkaReadAccess(ComponentArgs):
     topics: list[str] = Field(min_length=1)
 
 
+class ElastiCacheSnapshotAccess(ComponentArgs):
+    """The replication group whose snapshots the backup takes and exports to the vault."""
+
+    replication_group_id: str = Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")
+    snapshot_prefix: str = Field(default="drkit-", pattern=r"^[a-z][a-z0-9-]*$")
+    """``drkit.backup.redis.snapshot_name_for`` names every snapshot so."""
+
+
 class BackupJobRoleArgs(ComponentArgs):
     role_name: str = Field(pattern=r"^[A-Za-z0-9+=,.@_-]{1,64}$")
     oidc_provider_arn: str = Field(
@@ -109,6 +122,8 @@ class BackupJobRoleArgs(ComponentArgs):
     directly, not through S3 (module docstring)."""
     kafka: KafkaReadAccess | None = None
     """The MSK cluster and topics the store's backup reads with IAM authentication."""
+    elasticache: ElastiCacheSnapshotAccess | None = None
+    """The ElastiCache replication group the store's backup snapshots and exports."""
     tags: dict[str, str] = Field(default_factory=dict)
 
     @property
@@ -188,6 +203,41 @@ def kafka_statements(args: BackupJobRoleArgs) -> list[dict[str, Any]]:
     ]
 
 
+def elasticache_statements(vault_arn: str, args: BackupJobRoleArgs) -> list[dict[str, Any]]:
+    """Snapshot, export and delete the store's own snapshots; read back what the export wrote."""
+    if args.elasticache is None:
+        return []
+    base = f"arn:{args.partition}:elasticache:{args.region}:{args.account_id}"
+    group = f"{base}:replicationgroup:{args.elasticache.replication_group_id}"
+    snapshots = f"{base}:snapshot:{args.elasticache.snapshot_prefix}*"
+    return [
+        {
+            "Sid": "SnapshotOwnGroup",
+            "Effect": "Allow",
+            "Action": ["elasticache:CreateSnapshot"],
+            "Resource": [group, snapshots],
+        },
+        {
+            "Sid": "ExportAndDeleteOwnSnapshots",
+            "Effect": "Allow",
+            "Action": ["elasticache:CopySnapshot", "elasticache:DeleteSnapshot"],
+            "Resource": snapshots,
+        },
+        {
+            "Sid": "WatchSnapshots",
+            "Effect": "Allow",
+            "Action": ["elasticache:DescribeSnapshots"],
+            "Resource": "*",
+        },
+        {
+            "Sid": "ReadBackOwnExports",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": f"{vault_arn}/{args.prefix}*",
+        },
+    ]
+
+
 def job_policy(vault_arn: str, args: BackupJobRoleArgs) -> dict[str, Any]:
     own = f"{vault_arn}/{args.prefix}*"
     keys = f"arn:{args.partition}:kms:{args.region}:{args.account_id}:key/*"
@@ -212,6 +262,7 @@ def job_policy(vault_arn: str, args: BackupJobRoleArgs) -> dict[str, Any]:
     return policy_document(
         [
             *kafka_statements(args),
+            *elasticache_statements(vault_arn, args),
             {
                 "Sid": "WriteOwnPrefix",
                 "Effect": "Allow",

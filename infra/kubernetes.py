@@ -33,8 +33,13 @@ from components.backup_cronjobs import (
     cronjob_name,
     service_account_name,
 )
-from components.backup_iam import BackupJobRole, BackupJobRoleArgs, KafkaReadAccess
-from components.failover_naming import msk_cluster_name
+from components.backup_iam import (
+    BackupJobRole,
+    BackupJobRoleArgs,
+    ElastiCacheSnapshotAccess,
+    KafkaReadAccess,
+)
+from components.failover_naming import elasticache_group_id, msk_cluster_name
 from stackmodels import StackConfig
 from stackmodels.config import PROJECT, StoreKind
 from stackmodels.outputs import SELF_HOSTED, SERVICES_WITHOUT_CREDENTIALS, StoreService
@@ -116,6 +121,15 @@ def kafka_read_access(config: StackConfig, store: str) -> KafkaReadAccess | None
     )
 
 
+def elasticache_access(config: StackConfig, store: str) -> ElastiCacheSnapshotAccess | None:
+    """The ElastiCache replication group behind a redis store, whose snapshots it exports."""
+    if config.elasticache is None or config.elasticache.store != store:
+        return None
+    return ElastiCacheSnapshotAccess(
+        replication_group_id=elasticache_group_id(config.platform, store, config.region)
+    )
+
+
 def define_backup_job_roles(
     config: StackConfig,
     *,
@@ -148,6 +162,7 @@ def define_backup_job_roles(
                 partition=partition,
                 seals_secrets=settings.kind in STORES_SEALING_SECRETS,
                 kafka=kafka_read_access(config, store),
+                elasticache=elasticache_access(config, store),
                 tags={
                     "trading-dr:platform": config.platform,
                     "trading-dr:stack-role": config.role.value,

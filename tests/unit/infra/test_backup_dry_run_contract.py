@@ -201,3 +201,30 @@ def test_outputs_of_another_kind_are_refused_at_load_naming_both(
         "  - output 'stores.trading-db': service 'elasticache' (an ElastiCache replication "
         "group) serves kind 'redis', not the exported kind 'postgres'"
     ]
+
+
+def test_each_cronjob_gets_what_its_exported_service_needs(run: StackRun) -> None:
+    """A credentials Secret only where the path reads a password (a missing Secret would keep
+    the pod from starting); the ElastiCache job may snapshot and export its own group."""
+    outputs = StackOutputs.parse(run.outputs, run.stack)
+    for resource in run.of_type(CRONJOB):
+        body = manifest(resource)
+        store = body["metadata"]["labels"]["app.kubernetes.io/instance"]
+        [container] = body["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+        secrets = {
+            item["valueFrom"]["secretKeyRef"]["name"]
+            for item in container["env"]
+            if "secretKeyRef" in item.get("valueFrom", {})
+        }
+        wanted = store in ("trading-db", "market-ticks")
+        assert (f"{store}-backup-credentials" in secrets) is wanted, store
+
+    group = outputs.stores["session-cache"].resource_id
+    name = f"aipx-backup-session-cache-{run.config.region}"
+    [policy] = [r for r in run.of_type("aws:iam/rolePolicy:RolePolicy") if r.inputs["role"] == name]
+    statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
+    assert statements["SnapshotOwnGroup"]["Resource"][0].endswith(f":replicationgroup:{group}")
+    assert statements["ExportAndDeleteOwnSnapshots"]["Resource"].endswith(":snapshot:drkit-*")
+    assert statements["ReadBackOwnExports"]["Resource"].endswith("/market-data/session-cache/*")
+    others = [r for r in run.of_type("aws:iam/rolePolicy:RolePolicy") if r.inputs["role"] != name]
+    assert all("SnapshotOwnGroup" not in r.inputs["policy"] for r in others)

@@ -29,10 +29,10 @@ OIDC provider. What the role may do is what one backup run does, no more:
   grant is outside this role);
 - put metrics in the ``TradingDR/Backups`` CloudWatch namespace only.
 
-It can neither read (but for the ElastiCache export it adopts) nor delete a backup (the engine's best-effort clean-up of a failed run's
-objects is denied and logged; the vault's lifecycle handles what is left), nor touch the bucket's
-configuration: an explicit deny keeps it so even if a broader policy is attached later. Restores
-use the operators' roles, never this one.
+It can neither read a backup (but for the ElastiCache export it adopts) nor delete one (the
+engine's best-effort clean-up of a failed run's objects is denied and logged; the vault's
+lifecycle handles what is left), nor touch the bucket's configuration: an explicit deny keeps it
+so even if a broader policy is attached later. Restores use the operators' roles, never this one.
 
 The policy names no KMS key ARN: the vault key's policy names these roles (it has no account-root
 delegation), and the roles must exist before that policy does. So the IAM side bounds KMS use by

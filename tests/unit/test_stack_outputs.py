@@ -9,6 +9,14 @@ from typing import Any
 import pytest
 
 from stackmodels import OutputsError, StackOutputs
+from stackmodels.config import StoreKind
+from stackmodels.outputs import (
+    SELF_HOSTED,
+    SERVICE_KINDS,
+    SERVICE_NAMES,
+    StoreEndpoint,
+    StoreService,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -101,3 +109,37 @@ def test_pulumi_cli_absent_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("PATH", "")
     with pytest.raises(OutputsError, match="pulumi CLI is not on PATH; pass --outputs FILE"):
         StackOutputs.from_pulumi("prod")
+
+
+@pytest.mark.parametrize("kind", [k.value for k in StoreKind])
+def test_an_endpoint_without_a_service_is_its_kinds_self_hosted_server(kind: str) -> None:
+    endpoint = StoreEndpoint.model_validate({"kind": kind, "host": "h", "port": 1})
+    assert endpoint.service is SELF_HOSTED[StoreKind(kind)]
+    assert SERVICE_KINDS[endpoint.service] is StoreKind(kind)
+
+
+def test_every_service_serves_one_kind_and_has_a_name() -> None:
+    assert set(SERVICE_KINDS) == set(SERVICE_NAMES) == set(StoreService)
+    assert set(SELF_HOSTED) == set(StoreKind)
+
+
+def test_an_endpoint_whose_service_serves_another_kind_is_refused_in_one_line() -> None:
+    values = valid_outputs()
+    values["stores"]["trading-db"]["service"] = "elasticache"
+    with pytest.raises(OutputsError) as caught:
+        StackOutputs.parse(values, "dr")
+    assert caught.value.problems == [
+        "output 'stores.trading-db': service 'elasticache' (an ElastiCache replication group) "
+        "serves kind 'redis', not the exported kind 'postgres'"
+    ]
+
+
+def test_outputs_exporting_a_store_as_another_kind_than_the_config_are_refused() -> None:
+    outputs = StackOutputs.parse(valid_outputs(), "dr")
+    outputs.check_kinds({"trading-db": StoreKind.POSTGRES}, "Pulumi.dr.yaml")  # agrees
+    with pytest.raises(OutputsError) as caught:
+        outputs.check_kinds({"trading-db": StoreKind.REDIS}, "Pulumi.dr.yaml")
+    assert caught.value.problems == [
+        "store 'trading-db' is of kind 'redis' in Pulumi.dr.yaml, but the outputs export a "
+        "self-hosted PostgreSQL for it (service 'postgresql', kind 'postgres')"
+    ]

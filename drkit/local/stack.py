@@ -20,7 +20,7 @@ from drkit.local.redis import LocalRedis
 from drkit.local.s3 import LocalAws
 from stackmodels import StackConfig, StackOutputs
 from stackmodels.config import StoreKind
-from stackmodels.outputs import Bucket, StoreEndpoint
+from stackmodels.outputs import Bucket, StoreEndpoint, StoreService
 
 LOCAL_ACCOUNT_BUCKET_SUFFIX = "local"
 
@@ -98,7 +98,11 @@ def provision(
             if not exists:
                 env.postgres.create_database(database)
             stores[name] = StoreEndpoint(
-                kind="postgres", host=env.postgres.host, port=env.postgres.port, database=database
+                kind="postgres",
+                service=StoreService.POSTGRESQL,
+                host=env.postgres.host,
+                port=env.postgres.port,
+                database=database,
             )
             credentials[name] = StoreCredentials(env.postgres.user, env.postgres.password)
         elif store.kind is StoreKind.REDIS:
@@ -107,6 +111,7 @@ def provision(
             ca_file = env.redis.tls_ca_file
             stores[name] = StoreEndpoint(
                 kind="redis",
+                service=StoreService.REDIS,
                 host=env.redis.host,
                 port=env.redis.port,
                 data_path=str(env.redis.rdb_path),
@@ -119,6 +124,7 @@ def provision(
             env.influxdb.create_database(database)
             stores[name] = StoreEndpoint(
                 kind="timeseries",
+                service=StoreService.INFLUXDB,
                 host=env.influxdb.host,
                 port=env.influxdb.port,
                 database=database,
@@ -128,7 +134,9 @@ def provision(
             )
         elif store.kind is StoreKind.KAFKA and env.kafka is not None:
             host, _, port = env.kafka.bootstrap.rpartition(":")
-            stores[name] = StoreEndpoint(kind="kafka", host=host, port=int(port))
+            stores[name] = StoreEndpoint(
+                kind="kafka", service=StoreService.KAFKA, host=host, port=int(port)
+            )
         elif store.kind is StoreKind.KUBERNETES and (cluster := _kubernetes(env)) is not None:
             stores[name] = kubernetes_endpoint(cluster, config.kubernetes.namespace)
     outputs = StackOutputs(
@@ -171,6 +179,7 @@ def kubernetes_endpoint(cluster: LocalKubernetes, namespace: str) -> StoreEndpoi
             )
     return StoreEndpoint(
         kind="kubernetes",
+        service=StoreService.KUBERNETES,
         host=url.hostname or "127.0.0.1",
         port=url.port or 443,
         data_path=str(cluster.kubeconfig_path),

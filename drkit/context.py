@@ -79,7 +79,7 @@ class Credentials:
     stores: dict[str, StoreCredentials] = field(default_factory=dict)
 
     def has(self, store: str) -> bool:
-        """Whether ``for_store`` would find credentials (nothing is read but the environment)."""
+        """Whether ``for_store`` would find credentials (a dry run reports it, reading none)."""
         prefix = env_prefix(store)
         return store in self.stores or (
             f"{prefix}_USER" in os.environ and f"{prefix}_PASSWORD" in os.environ

@@ -95,8 +95,10 @@ def previous_for_incremental(ctx: OpsContext, store: str, now: datetime) -> Mani
 
 @dataclass(frozen=True)
 class BackupPath:
-    """How a store served by one service is backed up: what the plan says, whether the run needs
-    the store's credentials, and the handler. One entry per service in ``BACKUP_PATHS``."""
+    """How a store served by one service is backed up: what the plan says, and the handler.
+    One entry per service in ``BACKUP_PATHS``; whether the run reads the store's credentials is
+    ``stackmodels.outputs.SERVICES_WITHOUT_CREDENTIALS`` (infra decides the CronJob's Secret by
+    it too)."""
 
     method: str
     """What the handler does, for the plan (``pg_dump of an exported snapshot``...)."""
@@ -150,10 +152,8 @@ def _redis(ctx: OpsContext, store: str, now: datetime) -> Handler:
 def elasticache_region(ctx: OpsContext, store: str) -> str:
     """The region of the store's replication group (the vault it exports to must be there)."""
     group = ctx.outputs.stores[store].resource_id
-    cache = ctx.outputs.elasticache
-    if cache is not None and group in cache.replication_groups:
-        return cache.replication_groups[group].region
-    for member in cache.replication_groups.values() if cache is not None else ():
+    members = ctx.outputs.elasticache.replication_groups if ctx.outputs.elasticache else {}
+    for member in members.values():
         if member.id == group:
             return member.region
     return ctx.outputs.region

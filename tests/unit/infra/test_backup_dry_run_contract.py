@@ -22,6 +22,9 @@ from backup_jobs_harness import manifest
 from program_harness import ROOT, StackRun
 
 from drkit.__main__ import main
+from drkit.backup.redis import ElastiCacheHandler
+from drkit.context import OpsContext
+from drkit.handlers import backup_handler
 from stackmodels import StackOutputs
 from stackmodels.outputs import SERVICE_NAMES, StoreService
 
@@ -228,3 +231,18 @@ def test_each_cronjob_gets_what_its_exported_service_needs(run: StackRun) -> Non
     assert statements["ReadBackOwnExports"]["Resource"].endswith("/market-data/session-cache/*")
     others = [r for r in run.of_type("aws:iam/rolePolicy:RolePolicy") if r.inputs["role"] != name]
     assert all("SnapshotOwnGroup" not in r.inputs["policy"] for r in others)
+
+
+def test_session_cache_backs_up_through_its_own_regions_elasticache_export(
+    run: StackRun, tmp_path: Path
+) -> None:
+    """The handler a real run builds (no AWS call yet): this region's group, this region's vault."""
+    etc = pod_files(run, tmp_path / "etc")
+    ctx = OpsContext.load(run.stack, etc / "outputs.json", etc)
+
+    handler = backup_handler(ctx, "session-cache")
+
+    assert isinstance(handler, ElastiCacheHandler)
+    group = f"aipx-session-cache-{'ue1' if run.config.region == 'us-east-1' else 'uw2'}"
+    assert handler.replication_group_id == group == ctx.outputs.stores["session-cache"].resource_id
+    assert handler.client.meta.region_name == run.config.region == ctx.outputs.backup_vault.region

@@ -28,8 +28,16 @@ def influx_endpoint(ctx: OpsContext, store: str) -> tuple[InfluxEndpoint, str]:
     """The store's server (as its backup reaches it) and its database."""
     host, port = endpoint(ctx, store)
     credentials = ctx.credentials.for_store(store)
-    database = ctx.outputs.stores[store].database or store
-    return InfluxEndpoint(host, port, credentials.user, credentials.password), database
+    exported = ctx.outputs.stores[store]
+    server = InfluxEndpoint(
+        host,
+        port,
+        credentials.user,
+        credentials.password,
+        tls=exported.tls,  # Timestream for InfluxDB answers HTTPS only
+        tls_ca_file=exported.tls_ca_file,
+    )
+    return server, exported.database or store
 
 
 def scratch_database(database: str, holder: Holder) -> str:

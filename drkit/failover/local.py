@@ -75,7 +75,7 @@ def through_name(entry: dict[str, Any], name: StableName) -> str:
     parts = urlsplit(entry["url"])
     credentials = parts.netloc.rpartition("@")[0]
     netloc = f"{credentials}@{name.address}" if credentials else name.address
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return str(urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)))
 
 
 class LocalSwitch:

@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from drkit.failover.kinds.base import CONNECT_TIMEOUT_S, Health, Protection, one_line
 from drkit.local.lag import Lag, kafka_lag, read_checkpoints

@@ -93,7 +93,7 @@ class PostgresStreaming(Protection):
                     f"{self.store}: pg_promote did not finish within {PROMOTE_WAIT_S}s"
                 )
             timeline = connection.execute(
-                "SELECT timeline_id FROM pg_control_checkpoint()"
+                "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int"
             ).fetchone()
         return {"promoted": True, "timeline": timeline[0] if timeline else None}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TextIO
 
-from drkit.context import OpsContext
+from drkit.context import LOCAL_STACK, OpsContext
 from drkit.failover.clients import BotoClients, KubeconfigClients
 from drkit.failover.operation import Outcome, request_from_journal, run_operation
 from drkit.failover.request import FailoverRequest, Runtime
@@ -39,11 +39,16 @@ def switch_regions(
     runtime: Runtime | None = None,
 ) -> Outcome:
     """``invoke failover`` / ``invoke failback``: a new run from ``arguments``, or ``--resume``
-    with exactly the arguments the journaled run started with."""
+    with exactly the arguments the journaled run started with. ``--stack local`` switches the
+    two-region local stack (``drkit.failover.local``) instead of AWS."""
     if options.resume:
         stack, request = request_from_journal(journal_parameters(project_dir, options.resume))
     else:
         request = FailoverRequest(**arguments)
+    if stack == LOCAL_STACK:
+        from drkit.failover.local import run_local
+
+        return run_local(request, project_dir, out, options, confirm)
     ctx = OpsContext.load(stack, Path(outputs) if outputs else None, project_dir)
     return run_operation(
         ctx,

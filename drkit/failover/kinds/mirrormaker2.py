@@ -1,0 +1,192 @@
+"""``mirrormaker2``: Kafka's MirrorMaker 2 mirrors the critical topics into the dr cluster.
+
+- fence: nothing on the old broker; the clients leave it when their bootstrap moves;
+- promote: stop the mirroring (the ``connect-mirror-maker`` process, by recorded pid and start
+  time), then translate each consumer group's committed offsets into the target cluster from MM2's
+  newest checkpoints (a group never moves backwards); done when the mirroring is stopped;
+- repoint: the ``kafka-bootstrap`` ConfigMap in the target cluster (the stable name map moves with
+  every store);
+- post-check: a record produced through the stable name and acknowledged by the target.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from drkit.failover.kinds.base import CONNECT_TIMEOUT_S, Health, Protection, one_line
+from drkit.local.lag import Lag, kafka_lag, read_checkpoints
+from stackmodels.config import ProtectionKind
+
+MIRROR_PROCESS = "mirror-maker"
+STOP_WAIT_S = 30.0
+CHECK_TOPIC = "drkit.failover.checks"
+
+
+def _alive(process: dict[str, Any]) -> bool:
+    from drkit.local.daemon import alive
+
+    return alive(process.get("pid"), process.get("start_time"))
+
+
+class MirrorMaker2(Protection):
+    kind = ProtectionKind.MIRRORMAKER2
+
+    def _mirror(self) -> dict[str, Any] | None:
+        for process in self.sides.state.get("processes", []):
+            if process["name"] == MIRROR_PROCESS:
+                return dict(process)
+        return None
+
+    def _admin(self, bootstrap: str) -> AdminClient:
+        return AdminClient(
+            {"bootstrap.servers": bootstrap, "log_level": 3, "socket.timeout.ms": 5000}
+        )
+
+    def health(self, planned: bool) -> list[Health]:
+        sides = self.sides
+        name = f"{self.store}: {sides.target.region} cluster"
+        try:
+            self._admin(sides.target.url).list_topics(timeout=CONNECT_TIMEOUT_S)
+            target = Health(name, True, "answers")
+        except KafkaException as error:
+            target = Health(name, False, one_line(error), planned)
+        mirror = self._mirror()
+        running = mirror is not None and _alive(mirror)
+        return [
+            target,
+            Health(
+                f"{self.store}: MirrorMaker 2",
+                running,
+                "mirroring" if running else "not running (lag unknown)",
+            ),
+            Health(
+                f"{self.store}: {sides.source.region} cluster",
+                sides.source.answers,
+                "answers" if sides.source.answers else "does not answer",
+                planned and not sides.source.answers,
+            ),
+        ]
+
+    def lag(self) -> Lag:
+        source = self.sides.source
+        topics = list(self.sides.state.get("mirrored_topics", []))
+        return kafka_lag(source.url if source.answers else None, self.sides.target.url, topics)
+
+    def fence(self) -> str:
+        return f"{self.store}: nothing to fence on the broker; clients leave it with the bootstrap"
+
+    def promoted(self) -> bool:
+        """Done when the mirroring is stopped and every group's offset is translated."""
+        mirror = self._mirror()
+        if mirror is not None and _alive(mirror):
+            return False
+        return not self._behind_checkpoints()
+
+    def promote(self, planned: bool) -> dict[str, Any]:
+        mirror = self._mirror()
+        stopped = None
+        if mirror is not None and _alive(mirror):
+            os.kill(mirror["pid"], signal.SIGTERM)
+            deadline = time.monotonic() + STOP_WAIT_S
+            while _alive(mirror) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if _alive(mirror):
+                os.kill(mirror["pid"], signal.SIGKILL)
+            stopped = mirror["pid"]
+        return {"mirror_maker_stopped": stopped, "groups": self.translate_offsets()}
+
+    def _behind_checkpoints(self) -> dict[str, list[TopicPartition]]:
+        """Per group, the partitions whose committed offset in the target is behind MM2's newest
+        checkpoint (translated to the target's offsets), at that checkpoint's offset."""
+        target = self.sides.target.url
+        admin = self._admin(target)
+        by_group: dict[str, list[TopicPartition]] = {}
+        for (group, topic, partition), point in read_checkpoints(target).items():
+            by_group.setdefault(group, []).append(
+                TopicPartition(topic, partition, point.downstream_offset)
+            )
+        behind: dict[str, list[TopicPartition]] = {}
+        for group, wanted in sorted(by_group.items()):
+            asked = [TopicPartition(p.topic, p.partition) for p in wanted]
+            [future] = admin.list_consumer_group_offsets(
+                [ConsumerGroupTopicPartitions(group, asked)]
+            ).values()
+            committed = {(p.topic, p.partition): p.offset for p in future.result().topic_partitions}
+            forward = [p for p in wanted if committed.get((p.topic, p.partition), -1) < p.offset]
+            if forward:
+                behind[group] = forward
+        return behind
+
+    def translate_offsets(self) -> dict[str, dict[str, int]]:
+        """Move each group's committed offsets in the target up to MM2's newest checkpoint (never
+        backwards: a group MM2 already synced, or that moved on in the target, is left alone)."""
+        admin = self._admin(self.sides.target.url)
+        moved: dict[str, dict[str, int]] = {}
+        for group, forward in self._behind_checkpoints().items():
+            [altered] = admin.alter_consumer_group_offsets(
+                [ConsumerGroupTopicPartitions(group, forward)]
+            ).values()
+            altered.result()
+            moved[group] = {f"{p.topic}-{p.partition}": p.offset for p in forward}
+        return moved
+
+    def _kube(self) -> Any | None:
+        state, region = self.sides.state, self.sides.target.region
+        kubernetes = [
+            e for e in state.get("stores", {}).get(region, {}).values() if e["kind"] == "kubernetes"
+        ]
+        if not kubernetes or not state.get("kubeconfig"):
+            return None
+        from pathlib import Path
+
+        from drkit.failover.clients import KubeconfigClients
+
+        return KubeconfigClients(Path(state["kubeconfig"])).api(f"local-{region}")
+
+    def repoint(self, address: str) -> dict[str, Any]:
+        from drkit.failover import kube
+
+        api = self._kube()
+        if api is None:
+            return {"configmap": "none: no cluster in the target region"}
+        kube.set_bootstrap_servers(
+            api, self.sides.namespace, address, f"failover to {self.sides.target.region}"
+        )
+        return {"configmap": f"{self.sides.namespace}/{kube.BOOTSTRAP_CONFIGMAP} -> {address}"}
+
+    def repointed(self, address: str) -> bool:
+        from drkit.failover import kube
+
+        api = self._kube()
+        return api is None or kube.bootstrap_servers(api, self.sides.namespace) == address
+
+    def postcheck(self, url: str) -> dict[str, Any]:
+        admin = self._admin(url)
+        [created] = admin.create_topics([NewTopic(CHECK_TOPIC, 1, 1)]).values()
+        try:
+            created.result()
+        except KafkaException as error:
+            if "TOPIC_ALREADY_EXISTS" not in str(error):
+                raise
+        producer = Producer(
+            {"bootstrap.servers": url, "acks": "all", "message.timeout.ms": 15000, "log_level": 3}
+        )
+        delivered: list[Any] = []
+        producer.produce(
+            CHECK_TOPIC,
+            value=b"failover post-check",
+            on_delivery=lambda error, message: delivered.append((error, message)),
+        )
+        producer.flush(20)
+        if not delivered or delivered[0][0] is not None:
+            raise RuntimeError(
+                f"{self.store}: the post-check record was not acknowledged: "
+                f"{delivered[0][0] if delivered else 'no answer'}"
+            )
+        return {"wrote": f"{CHECK_TOPIC} offset {delivered[0][1].offset()}"}

@@ -1,0 +1,116 @@
+"""``postgres-streaming``: a physical hot standby (``pg_basebackup -R``, a replication slot).
+
+- fence, where the old primary answers: ``default_transaction_read_only`` on, written with
+  ``ALTER SYSTEM`` (so it survives a restart), reloaded, and every client session ended, so no
+  session keeps writing to it;
+- promote: ``SELECT pg_promote(wait => true)`` on the standby; done when ``pg_is_in_recovery()`` is
+  false, so a run killed after the promotion never promotes twice;
+- post-check: a row written and read back through the stable name.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from drkit.failover.kinds.base import CONNECT_TIMEOUT_S, Health, Protection, one_line
+from drkit.local.lag import Lag, postgres_lag
+from stackmodels.config import ProtectionKind
+
+PROMOTE_WAIT_S = 60
+CHECK_TABLE = "drkit_failover_checks"
+
+
+def _connect(url: str) -> psycopg.Connection[Any]:
+    return psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True)
+
+
+def in_recovery(url: str) -> bool:
+    with _connect(url) as connection:
+        row = connection.execute("SELECT pg_is_in_recovery()").fetchone()
+    return bool(row and row[0])
+
+
+class PostgresStreaming(Protection):
+    kind = ProtectionKind.POSTGRES_STREAMING
+
+    def health(self, planned: bool) -> list[Health]:
+        sides = self.sides
+        try:
+            standby = in_recovery(sides.target.url)
+            target = Health(
+                f"{self.store}: {sides.target.region} standby",
+                True,
+                "in recovery (a standby)" if standby else "already promoted",
+            )
+        except psycopg.Error as error:
+            target = Health(
+                f"{self.store}: {sides.target.region} standby", False, one_line(error), planned
+            )
+        source = Health(
+            f"{self.store}: {sides.source.region} primary",
+            sides.source.answers,
+            "answers" if sides.source.answers else "does not answer",
+            planned and not sides.source.answers,
+        )
+        return [target, source]
+
+    def lag(self) -> Lag:
+        source = self.sides.source
+        return postgres_lag(source.url if source.answers else None, self.sides.target.url)
+
+    def fence(self) -> str:
+        if not self.sides.source.answers:
+            return f"{self.store}: old primary did not answer at preflight; nothing to fence"
+        try:
+            with _connect(self.sides.source.url) as connection:
+                connection.execute("ALTER SYSTEM SET default_transaction_read_only = on")
+                connection.execute("SELECT pg_reload_conf()")
+                ended = connection.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+                ).fetchone()
+        except psycopg.Error as error:
+            return f"{self.store}: old primary unreachable ({one_line(error)}); nothing to fence"
+        count = ended[0] if ended else 0
+        return (
+            f"{self.store}: old primary read-only (default_transaction_read_only, kept across a "
+            f"restart); {count} client sessions ended"
+        )
+
+    def promoted(self) -> bool:
+        return not in_recovery(self.sides.target.url)
+
+    def promote(self, planned: bool) -> dict[str, Any]:
+        with _connect(self.sides.target.url) as connection:
+            row = connection.execute(
+                "SELECT pg_promote(wait => true, wait_seconds => %s)", (PROMOTE_WAIT_S,)
+            ).fetchone()
+            if not row or not row[0]:
+                raise RuntimeError(
+                    f"{self.store}: pg_promote did not finish within {PROMOTE_WAIT_S}s"
+                )
+            timeline = connection.execute(
+                "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int"
+            ).fetchone()
+        return {"promoted": True, "timeline": timeline[0] if timeline else None}
+
+    def postcheck(self, url: str) -> dict[str, Any]:
+        with _connect(url) as connection:
+            connection.execute(
+                f"CREATE TABLE IF NOT EXISTS {CHECK_TABLE} "
+                "(id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), note text)"
+            )
+            row = connection.execute(
+                f"INSERT INTO {CHECK_TABLE} (note) VALUES (%s) RETURNING id",
+                (f"failover post-check {datetime.now(UTC).isoformat()}",),
+            ).fetchone()
+            assert row is not None
+            found = connection.execute(
+                f"SELECT id FROM {CHECK_TABLE} WHERE id = %s", (row[0],)
+            ).fetchone()
+        if found is None:
+            raise RuntimeError(f"{self.store}: the post-check row was not read back")
+        return {"wrote": f"{CHECK_TABLE} id {row[0]}"}

@@ -1,0 +1,430 @@
+"""``invoke failover --stack local --to dr``: the region switch on the two-region local stack.
+
+The plan has the shape of the AWS one (``drkit.failover.plan``); each store's part comes from its
+protection kind (``drkit.failover.kinds``), read from the local stack's state:
+
+    1  fence.primary          each kind fences the old primary where it answers
+    2  measure.lag            each store's replication lag into the target, just before cut-over
+    3  promote.<store>        in parallel; each checks first whether it is already promoted
+    4  names.<store>          the stable name (``.drkit/local/names.json``, the local DNS) and
+                              any other client pointer (the kafka-bootstrap ConfigMap) move
+    5  workloads.scale-up     the target cluster's pilot-light workloads, where it has a cluster
+    6  postcheck              every new primary accepts a write, reached through its stable name
+
+Every step is idempotent, so ``--resume`` after a killed run finishes it without promoting twice,
+and a failover to the region that is already primary is a no-op that says so. Unplanned only: a
+planned switchover and the failback are later parts of issue 17, and are refused here.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
+
+from drkit.failover.kinds import REGISTRY, Endpoint, Health, Protection, StoreSides, protection_for
+from drkit.failover.operation import Outcome, PreflightBlocked
+from drkit.failover.request import FailoverRequest
+from drkit.local.names import StableName, point, read_names, resolve
+from drkit.ops.executor import Confirm, Executor, RunReport, Status, write_report
+from drkit.ops.journal import Journal, new_run_id
+from drkit.ops.plan import FunctionStep, Plan, Step, StepContext
+from drkit.ops.run import JOURNAL_DIR, REPORTS_DIR, RunOptions
+from stackmodels import StackConfig
+from stackmodels.config import ProtectionKind
+
+MEASURE = "measure.lag"
+POSTCHECK = "postcheck"
+WORKLOADS = "workloads.scale-up"
+
+
+class LocalFailoverError(ValueError):
+    """The local stack cannot do this switch; the message says why (exit 2, nothing changed)."""
+
+
+def _answers(state: dict[str, Any], entry: dict[str, Any], region: str) -> bool:
+    """The store's process is the one recorded and alive, and its server answers."""
+    from drkit.local.daemon import alive
+    from drkit.local.status import probe_role
+
+    for process in state.get("processes", []):
+        if process["name"] == entry["process"] and process["region"] == region:
+            if not alive(process.get("pid"), process.get("start_time")):
+                return False
+            return probe_role(entry["kind"], entry["url"], region) != "down"
+    return False
+
+
+def stable_target(entry: dict[str, Any], region: str) -> StableName:
+    """Where the store's stable name must lead once ``region`` is primary."""
+    if entry["kind"] == "kafka":
+        host, _, port = str(entry["url"]).rpartition(":")
+        return StableName(region=region, host=host, port=int(port))
+    parts = urlsplit(entry["url"])
+    database = parts.path.lstrip("/") or None if entry["kind"] == "postgres" else None
+    return StableName(
+        region=region, host=parts.hostname or "127.0.0.1", port=parts.port or 0, database=database
+    )
+
+
+def through_name(entry: dict[str, Any], name: StableName) -> str:
+    """The target's client URL (its credentials) at the address the stable name leads to."""
+    if entry["kind"] == "kafka":
+        return name.address
+    parts = urlsplit(entry["url"])
+    credentials = parts.netloc.rpartition("@")[0]
+    netloc = f"{credentials}@{name.address}" if credentials else name.address
+    return str(urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)))
+
+
+class LocalSwitch:
+    """Source, target and one ``Protection`` per replicated store, from the local stack's state."""
+
+    def __init__(self, project_dir: Path, request: FailoverRequest) -> None:
+        from drkit.local.daemon import read_state
+        from drkit.local.local_config import local_stack_config
+
+        state = read_state(project_dir)
+        if state is None or state.get("status") != "ready":
+            raise LocalFailoverError(
+                f"--stack local: no local stack is up in {project_dir} "
+                f"(status: {'down' if state is None else state.get('status')}); invoke local.up"
+            )
+        regions = list(state.get("regions", []))
+        if len(regions) < 2:
+            raise LocalFailoverError(
+                "--stack local: the local stack has one region; a failover needs two "
+                "(invoke local.down, then local.up --regions 2)"
+            )
+        if request.to != "dr":
+            raise LocalFailoverError(
+                f"--to {request.to}: failback on the local stack is not implemented yet "
+                "(issue 17); only `invoke failover --stack local --to dr`"
+            )
+        if request.planned:
+            raise LocalFailoverError(
+                "--planned: a planned switchover on the local stack is not implemented yet "
+                "(issue 17); run it unplanned"
+            )
+        self.project_dir = project_dir
+        self.request = request
+        self.state = state
+        self.config: StackConfig = local_stack_config(project_dir)
+        self.target = request.to
+        self.source = next(r for r in regions if r != self.target)
+        self.entries: dict[str, dict[str, Any]] = dict(state["stores"][self.target])
+        self.skipped: list[str] = []
+        self.kinds: list[Protection] = []
+        for store, entry in sorted(self.entries.items()):
+            protection = entry.get("protection")
+            if protection is None or protection == ProtectionKind.GITOPS.value:
+                continue
+            kind = ProtectionKind(protection)
+            if kind not in REGISTRY:
+                self.skipped.append(f"{store}: no failover module for {kind.value}")
+                continue
+            source_entry = state["stores"][self.source][store]
+            sides = StoreSides(
+                store=store,
+                kind=kind,
+                source=Endpoint(
+                    self.source,
+                    source_entry["url"],
+                    _answers(state, source_entry, self.source),
+                ),
+                target=Endpoint(self.target, entry["url"], True),
+                project_dir=project_dir,
+                state=state,
+                namespace=self.config.kubernetes.namespace,
+            )
+            self.kinds.append(protection_for(sides))
+
+    @property
+    def has_cluster(self) -> bool:
+        return bool(self.state.get("kubeconfig")) and any(
+            e["kind"] == "kubernetes" for e in self.entries.values()
+        )
+
+    def name_of(self, store: str) -> StableName:
+        return stable_target(self.entries[store], self.target)
+
+    def names_moved(self) -> bool:
+        names = read_names(self.project_dir)
+        return all(
+            store in names and names[store] == self.name_of(store)
+            for store in (k.store for k in self.kinds)
+        )
+
+    def already_primary(self) -> bool:
+        try:
+            return self.names_moved() and all(kind.promoted() for kind in self.kinds)
+        except Exception:
+            return False
+
+    def rpo_seconds(self, store: str) -> float:
+        data_class = self.config.stores[store].data_class
+        return self.config.data_classes[data_class].rpo.total_seconds()
+
+    def rto_objective(self) -> str:
+        rtos = [
+            self.config.data_classes[self.config.stores[k.store].data_class].rto for k in self.kinds
+        ]
+        return f"{int(min(rtos).total_seconds())}s" if rtos else "n/a"
+
+
+# --- the plan ------------------------------------------------------------------------------------
+
+
+def _fence_step(switch: LocalSwitch) -> FunctionStep:
+    def apply(context: StepContext) -> dict[str, str]:
+        done = {kind.store: kind.fence() for kind in switch.kinds}
+        for note in done.values():
+            context.note(note)
+        return done
+
+    return FunctionStep(
+        "fence.primary",
+        f"fence each old primary in {switch.source} where it answers (read-only PostgreSQL, "
+        "Redis refusing writes)",
+        apply,
+    )
+
+
+def _measure_step(switch: LocalSwitch) -> FunctionStep:
+    def apply(context: StepContext) -> dict[str, Any]:
+        readings = []
+        for kind in switch.kinds:
+            lag = kind.lag()
+            seconds = lag.seconds
+            shown = "unknown" if seconds is None else f"{seconds}s"
+            context.note(f"{kind.store} {shown}{' (' + lag.note + ')' if lag.note else ''}")
+            readings.append(
+                {
+                    "store": kind.store,
+                    "kind": kind.kind.value,
+                    "seconds": seconds,
+                    "rpo_seconds": switch.rpo_seconds(kind.store),
+                    "note": lag.note,
+                    "detail": lag.detail,
+                    "measured_at": datetime.now(UTC).isoformat(),
+                }
+            )
+        return {"readings": readings}
+
+    return FunctionStep(
+        MEASURE,
+        f"read each store's replication lag into {switch.target} just before cut-over (from the "
+        "replication itself): the data-loss window",
+        apply,
+        mutates=False,
+    )
+
+
+def _promote_step(switch: LocalSwitch, kind: Protection) -> FunctionStep:
+    return FunctionStep(
+        f"promote.{kind.store}",
+        f"promote {kind.store}'s {kind.kind.value} standby in {switch.target}",
+        lambda context: kind.promote(switch.request.planned),
+        check=lambda context: kind.promoted(),
+    )
+
+
+def _names_step(switch: LocalSwitch, kind: Protection) -> FunctionStep:
+    target = switch.name_of(kind.store)
+
+    def apply(context: StepContext) -> dict[str, Any]:
+        point(switch.project_dir, kind.store, target)
+        return {"name": target.model_dump(exclude_none=True), **kind.repoint(target.address)}
+
+    def done(context: StepContext) -> bool:
+        return resolve(switch.project_dir, kind.store) == target and kind.repointed(target.address)
+
+    def verify(context: StepContext) -> None:
+        if not done(context):
+            raise RuntimeError(f"{kind.store}'s stable name does not lead to {target.address}")
+        context.note(f"{kind.store} -> {switch.target} {target.address}")
+
+    return FunctionStep(
+        f"names.{kind.store}",
+        f"move {kind.store}'s stable name (and its clients' pointers) to {switch.target} "
+        f"{target.address}",
+        apply,
+        check=done,
+        confirm=verify,
+    )
+
+
+def _workloads_step(switch: LocalSwitch) -> FunctionStep:
+    from drkit.failover import kube
+    from drkit.failover.clients import KubeconfigClients
+
+    namespace = switch.config.kubernetes.namespace
+    context_name = f"local-{switch.target}"
+
+    def api() -> Any:
+        return KubeconfigClients(Path(switch.state["kubeconfig"])).api(context_name)
+
+    def done(context: StepContext) -> bool:
+        return not kube.misscaled(api(), namespace, primary=True)
+
+    def apply(context: StepContext) -> dict[str, list[int]]:
+        changes = kube.scale_all(api(), namespace, primary=True)
+        context.note(f"{len(changes)} workloads scaled up")
+        return changes
+
+    return FunctionStep(
+        WORKLOADS,
+        f"scale workloads labelled {kube.REPLICAS_LABEL}=<n> in {context_name}/{namespace} to n",
+        apply,
+        check=done,
+    )
+
+
+def _postcheck_step(switch: LocalSwitch) -> FunctionStep:
+    def apply(context: StepContext) -> dict[str, Any]:
+        wrote: dict[str, Any] = {}
+        for kind in switch.kinds:
+            name = resolve(switch.project_dir, kind.store)
+            if name.region != switch.target:
+                raise RuntimeError(f"{kind.store}'s stable name leads to {name.region}")
+            wrote[kind.store] = kind.postcheck(through_name(switch.entries[kind.store], name))
+            context.note(f"{kind.store}: {wrote[kind.store]['wrote']} through its stable name")
+        return {"verified_at": datetime.now(UTC).isoformat(), "stores": wrote}
+
+    return FunctionStep(
+        POSTCHECK,
+        f"write to every new primary in {switch.target} through its stable name",
+        apply,
+    )
+
+
+def build_local_plan(switch: LocalSwitch, parameters: dict[str, Any]) -> Plan:
+    fence, measure = _fence_step(switch), _measure_step(switch)
+    promotions = {k.store: _promote_step(switch, k) for k in switch.kinds}
+    names = {k.store: _names_step(switch, k) for k in switch.kinds}
+    check = _postcheck_step(switch)
+    depends: dict[str, list[str]] = {
+        measure.id: [fence.id],
+        **{p.id: [measure.id] for p in promotions.values()},
+        **{n.id: [promotions[store].id] for store, n in names.items()},
+    }
+    steps: list[Step] = [fence, measure, *promotions.values(), *names.values()]
+    last = [n.id for n in names.values()] or [measure.id]
+    if switch.has_cluster:
+        workloads = _workloads_step(switch)
+        depends[workloads.id] = last
+        steps.append(workloads)
+        last = [workloads.id]
+    depends[check.id] = last
+    steps.append(check)
+    mode = "planned switchover" if switch.request.planned else "unplanned"
+    name = f"failover to {switch.target} (local, {mode})"
+    return Plan.from_dependencies(name, steps, depends, parameters)
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+
+def _preflight(switch: LocalSwitch, out: TextIO) -> list[Health]:
+    findings = [h for kind in switch.kinds for h in kind.health(switch.request.planned)]
+    out.write(f"preflight ({switch.source} -> {switch.target}):\n")
+    for health in findings:
+        mark = "ok" if health.ok else ("BLOCKING" if health.blocking else "WARNING")
+        out.write(f"  {mark:9} {health.name}: {health.detail}\n")
+    for skipped in switch.skipped:
+        out.write(f"  WARNING   {skipped}; left alone\n")
+    return findings
+
+
+def run_local(
+    request: FailoverRequest,
+    project_dir: Path,
+    out: TextIO,
+    options: RunOptions,
+    confirm: Confirm,
+) -> Outcome:
+    switch = LocalSwitch(project_dir, request)
+    now = datetime.now(UTC)
+    parameters = {
+        "stack": "local",
+        "source": switch.source,
+        "target": switch.target,
+        **request.model_dump(mode="json"),
+    }
+    if options.resume:
+        out.write(f"resuming {options.resume}: preflight not repeated\n")
+    else:
+        if switch.already_primary():
+            out.write(
+                f"{switch.target} is already the primary region: every stable name leads to it "
+                "and its stores are promoted; nothing to do\n"
+            )
+            report = RunReport(
+                "none",
+                f"failover to {switch.target} (no-op)",
+                parameters,
+                Status.SUCCEEDED,
+                now.isoformat(),
+                finished_at=now.isoformat(),
+                figures={"noop": f"{switch.target} already primary"},
+            )
+            return Outcome(report, None)
+        findings = _preflight(switch, out)
+        blocking = [h for h in findings if h.blocking]
+        if blocking and not options.dry_run:
+            raise PreflightBlocked(
+                "preflight blocked the switch: "
+                + "; ".join(f"{h.name}: {h.detail}" for h in blocking)
+            )
+    plan = build_local_plan(switch, parameters)
+    journal_dir = project_dir / JOURNAL_DIR
+    executor = Executor(journal_dir, out, confirm=confirm)
+    run_id = options.resume or new_run_id(plan.name, now)
+    report = executor.run(
+        plan,
+        run_id=run_id,
+        dry_run=options.dry_run,
+        assume_yes=options.yes,
+        resume=options.resume is not None,
+    )
+    report.figures |= figures(Journal(journal_dir, run_id), switch)
+    markdown, _ = write_report(report, project_dir / REPORTS_DIR, "failover")
+    out.write(
+        f"{report.status.value}: {report.plan} in {report.seconds:.1f}s; RTO "
+        f"{report.figures.get('rto', 'not reached')}, lag at cut-over "
+        f"{report.figures.get('lag_at_cutover', 'not measured')}; report {markdown}; "
+        f"journal {report.journal}\n"
+    )
+    return Outcome(report, None)
+
+
+def figures(journal: Journal, switch: LocalSwitch) -> dict[str, Any]:
+    events = list(journal.events())
+    started = next((e["ts"] for e in events if e["event"] == "run_started"), None)
+    results = journal.results()
+    values: dict[str, Any] = {
+        "direction": f"{switch.source} -> {switch.target}",
+        "mode": "planned" if switch.request.planned else "unplanned",
+        "stack": "local",
+    }
+    check = results.get(POSTCHECK) or {}
+    if started and isinstance(check, dict) and check.get("verified_at"):
+        seconds = (
+            datetime.fromisoformat(check["verified_at"]) - datetime.fromisoformat(started)
+        ).total_seconds()
+        values["rto"] = f"{seconds:.1f}s"
+        values["rto_seconds"] = round(seconds, 3)
+        values["rto_objective"] = switch.rto_objective()
+    measured = results.get(MEASURE) or {}
+    readings = measured.get("readings") if isinstance(measured, dict) else None
+    if readings is not None:
+        values["lag_before_cutover"] = {
+            r["store"]: {k: r[k] for k in ("kind", "seconds", "rpo_seconds", "note", "detail")}
+            for r in readings
+        }
+        values["lag_at_cutover"] = "; ".join(
+            f"{r['store']} {'unknown' if r['seconds'] is None else str(r['seconds']) + 's'}"
+            for r in readings
+        )
+    return values

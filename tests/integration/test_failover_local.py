@@ -1,0 +1,246 @@
+"""``invoke failover --stack local --to dr`` on the real two-region local stack, prod killed.
+
+One stack for the module (``local.up``, as test_local_regions starts it, with a cluster per region
+for the ``kafka-bootstrap`` ConfigMap and the pilot-light workloads). The tests run in file order:
+prod is killed with SIGKILL, a failover is itself killed mid-promotion and resumed, then a second
+failover is a no-op, and the killed prod PostgreSQL comes back without the names leading to it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+from confluent_kafka import Producer
+
+from drkit.failover.command import switch_regions
+from drkit.failover.kinds.postgres_streaming import CHECK_TABLE
+from drkit.failover.local import LocalFailoverError
+from drkit.local.daemon import alive, down, read_state, status, up
+from drkit.local.names import resolve
+from drkit.local.postgres import default_os_user
+from drkit.local.process import port_open
+from drkit.ops.run import JOURNAL_DIR, RunOptions
+from tests.integration.test_local_regions import eventually, scratch_project
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+STORES = ["trading-db", "session-cache", "event-stream", "app-state"]
+REPLICATED = ["trading-db", "session-cache", "event-stream"]
+MARK = uuid.uuid4().hex
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any]]]:
+    project = scratch_project(tmp_path_factory.mktemp("failover-local"))
+    state = up(project, regions=2, only=STORES, out=io.StringIO())
+    try:
+        yield project, state
+    finally:
+        down(project, out=io.StringIO())
+
+
+def url(state: dict[str, Any], region: str, store: str) -> str:
+    return str(state["stores"][region][store]["url"])
+
+
+def by_name(state: dict[str, Any], project: Path, store: str) -> str:
+    """The dr credentials at the address the store's stable name leads to now."""
+    from drkit.failover.local import through_name
+
+    return through_name(state["stores"]["dr"][store], resolve(project, store))
+
+
+def failover(project: Path, resume: str | None = None, **arguments: Any) -> Any:
+    out = io.StringIO()
+    outcome = switch_regions(
+        {"to": "dr", **arguments},
+        stack="local",
+        outputs=None,
+        kubeconfig=None,
+        options=RunOptions(False, True, resume),
+        project_dir=project,
+        out=out,
+    )
+    return outcome, out.getvalue()
+
+
+def journal_events(project: Path) -> tuple[str, list[dict[str, Any]]]:
+    [path] = list((project / JOURNAL_DIR).glob("*.jsonl"))
+    return path.stem, [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def test_failover_killed_mid_promotion_then_resumed_promotes_dr_once_and_moves_the_names(
+    stack: tuple[Path, dict[str, Any]],
+) -> None:
+    project, state = stack
+    with psycopg.connect(url(state, "prod", "trading-db"), autocommit=True) as prod:
+        prod.execute("CREATE TABLE IF NOT EXISTS marks (mark text PRIMARY KEY)")
+        prod.execute("INSERT INTO marks VALUES (%s)", (MARK,))
+
+    def replayed() -> bool | None:
+        with psycopg.connect(url(state, "dr", "trading-db")) as standby:
+            if standby.execute("SELECT to_regclass('marks')").fetchone() == (None,):
+                return None
+            found = standby.execute("SELECT 1 FROM marks WHERE mark = %s", (MARK,)).fetchone()
+            return True if found else None
+
+    eventually(replayed, "the row committed in prod replayed in dr")
+    prod_processes = [p for p in status(project)["processes"] if p["region"] == "prod"]
+    assert {p["name"] for p in prod_processes} >= {"postgres", "redis", "kafka", "kube-apiserver"}
+    for process in prod_processes:
+        os.kill(process["pid"], signal.SIGKILL)
+
+    # The operator's first run dies (SIGKILL) once the PostgreSQL promotion is journaled, while
+    # MirrorMaker is still being stopped.
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys\nfrom pathlib import Path\n"
+            "from drkit.failover.command import switch_regions\n"
+            "from drkit.ops.run import RunOptions\n"
+            "switch_regions({'to': 'dr'}, stack='local', outputs=None, kubeconfig=None, "
+            f"options=RunOptions(yes=True), project_dir=Path({str(project)!r}), out=sys.stdout)\n",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def promoted_postgres() -> bool | None:
+            if not (project / JOURNAL_DIR).exists() or not list(
+                (project / JOURNAL_DIR).glob("*.jsonl")
+            ):
+                return None
+            _, events = journal_events(project)
+            finished = {e["step"] for e in events if e["event"] == "step_finished"}
+            return True if "promote.trading-db" in finished else None
+
+        eventually(promoted_postgres, "the first run's PostgreSQL promotion", timeout=120)
+        run.send_signal(signal.SIGKILL)
+    finally:
+        run.kill()
+        run.wait()
+    run_id, events = journal_events(project)
+    assert "run_finished" not in {e["event"] for e in events}
+    assert resolve(project, "trading-db").region == "prod"  # killed before the names moved
+
+    outcome, printed = failover(project, resume=run_id)
+    assert outcome.exit_code == 0, printed
+    steps = {s.id: s.outcome for s in outcome.report.steps}
+    assert steps["promote.trading-db"] == "resumed"  # not promoted a second time
+    assert steps["promote.event-stream"] in ("done", "already_done")
+    assert steps["postcheck"] == "done"
+
+    # The stable names lead to dr, and dr's stores take writes through them.
+    for store in REPLICATED:
+        name = resolve(project, store)
+        assert name.region == "dr"
+        assert name.address in url(state, "dr", store)
+    with psycopg.connect(by_name(state, project, "trading-db"), autocommit=True) as db:
+        assert db.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
+        timeline = db.execute("SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)")
+        assert timeline.fetchone() == ("00000002",)  # one promotion: timeline 1 -> 2
+        assert db.execute("SELECT 1 FROM marks WHERE mark = %s", (MARK,)).fetchone() == (1,)
+        db.execute("INSERT INTO marks VALUES ('written in dr')")
+        assert db.execute(f"SELECT count(*) FROM {CHECK_TABLE}").fetchone() == (1,)
+    with redis.Redis.from_url(by_name(state, project, "session-cache")) as cache:
+        assert cache.set("session:after-failover", b"dr")
+        assert cache.get("session:after-failover") == b"dr"
+    producer = Producer({"bootstrap.servers": by_name(state, project, "event-stream")})
+    producer.produce("order-events", key=b"after-failover", value=b"dr")
+    assert producer.flush(30) == 0
+
+    # Kafka clients in dr bootstrap from dr; the pilot-light workloads are up.
+    from drkit.failover import kube
+    from drkit.failover.clients import KubeconfigClients
+
+    api = KubeconfigClients(Path(state["kubeconfig"])).api("local-dr")
+    assert kube.bootstrap_servers(api, "aipx") == url(state, "dr", "event-stream")
+    assert not kube.misscaled(api, "aipx", primary=True)
+    mirror = next(p for p in state["processes"] if p["name"] == "mirror-maker")
+    assert not alive(mirror["pid"], mirror["start_time"])
+
+    # The report holds the lag of each store, read just before the cut-over.
+    report = json.loads((project / "reports/failover.json").read_text())
+    lags = report["figures"]["lag_before_cutover"]
+    assert set(lags) == set(REPLICATED)
+    for store, reading in lags.items():
+        assert reading["seconds"] is None, store  # prod was dark: unknown, never 0
+        assert reading["note"], store
+    assert lags["session-cache"]["detail"]["master_link_status"] == "down"
+    assert lags["trading-db"]["detail"]["standby_replay_lsn"]
+    assert report["figures"]["rto_seconds"] > 0
+    assert report["status"] == "succeeded"
+
+
+def test_a_failover_to_the_region_already_primary_is_a_no_op_saying_so(
+    stack: tuple[Path, dict[str, Any]],
+) -> None:
+    project, _ = stack
+    before = (project / "reports/failover.json").read_text()
+    outcome, printed = failover(project)
+    assert outcome.exit_code == 0
+    assert "dr is already the primary region" in printed
+    assert outcome.report.steps == []
+    assert (project / "reports/failover.json").read_text() == before
+
+
+def test_failback_and_planned_on_the_local_stack_are_refused_for_now(
+    stack: tuple[Path, dict[str, Any]],
+) -> None:
+    project, _ = stack
+    with pytest.raises(LocalFailoverError, match="failback on the local stack"):
+        failover(project, to="prod", planned=True)
+    with pytest.raises(LocalFailoverError, match="--planned"):
+        failover(project, planned=True)
+
+
+def test_the_killed_prod_postgresql_restarted_is_not_where_the_names_lead(
+    stack: tuple[Path, dict[str, Any]],
+) -> None:
+    project, state = stack
+    [old] = [p for p in state["processes"] if p["name"] == "postgres" and p["region"] == "prod"]
+    with open(old["log"], "ab") as log:
+        restarted = subprocess.Popen(
+            old["command"], stdout=log, stderr=log, user=default_os_user(), start_new_session=True
+        )
+    try:
+        prod_url = url(state, "prod", "trading-db")
+
+        def answers() -> bool | None:
+            try:
+                with psycopg.connect(prod_url, connect_timeout=2) as connection:
+                    connection.execute("SELECT 1")
+                return True
+            except psycopg.OperationalError:
+                return None
+
+        eventually(answers, "the old prod PostgreSQL back up")
+        with psycopg.connect(prod_url, autocommit=True) as old_primary:
+            old_primary.execute("INSERT INTO marks VALUES ('split brain?')")
+        name = resolve(project, "trading-db")
+        assert name.region == "dr"
+        assert name.address not in prod_url
+        with psycopg.connect(by_name(state, project, "trading-db")) as db:
+            found = db.execute("SELECT 1 FROM marks WHERE mark = 'split brain?'").fetchone()
+        assert found is None  # what the old primary took reaches no application
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        restarted.wait(timeout=60)
+    assert not port_open(int(prod_url.rpartition(":")[2].split("/")[0]))
+    assert read_state(project) is not None

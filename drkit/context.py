@@ -45,6 +45,14 @@ class UnknownStore(ValueError):
     """A store name that the stack config does not define."""
 
 
+class MissingCredentials(KeyError, ValueError):
+    """No credentials for a store: bad input (the environment or the Secret), a refusal. A
+    ``KeyError`` for callers that catch one, a ``ValueError`` for the commands' exit 2."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "missing credentials"
+
+
 @dataclass(frozen=True)
 class StoreCredentials:
     user: str
@@ -68,7 +76,7 @@ class Credentials:
         prefix = env_prefix(store)
         user, password = os.environ.get(f"{prefix}_USER"), os.environ.get(f"{prefix}_PASSWORD")
         if user is None or password is None:
-            raise KeyError(
+            raise MissingCredentials(
                 f"no credentials for store {store!r}: set {prefix}_USER and {prefix}_PASSWORD "
                 "(the backup CronJobs take them from the store's Secret)"
             )

@@ -86,7 +86,7 @@ def read_text(path: Path, limit: int = MAX_CONFIG_BYTES, what: str = "file") -> 
         raise UnreadableFile(what, path, f"cannot be read: {error.strerror}") from None
     if len(data) > limit:
         raise UnreadableFile(
-            what, path, f"is larger than {limit // 1024} KiB: not a {what} (a device?)"
+            what, path, f"is larger than {limit // 1024} KiB, more than any {what} (a device?)"
         )
     try:
         return data.decode("utf-8")

@@ -32,8 +32,10 @@ warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_cor
 
 def fail(message: str | BaseException, code: int = 2) -> Exit:
     """``error: ...`` on one line; an exception's problems joined with "; " (drkit.cli_errors)."""
-    from drkit.cli_errors import one_line
+    from drkit.cli_errors import debug_enabled, one_line
 
+    if isinstance(message, BaseException) and debug_enabled():
+        raise message  # DRKIT_DEBUG=1: the refusal with its traceback
     text = one_line(message) if isinstance(message, BaseException) else message
     return Exit(f"error: {text}", code=code)
 

@@ -586,7 +586,7 @@ def verify(
             ctx = OpsContext.load(stack, Path(outputs) if outputs else None, ROOT)
             code = run_cleanup(ctx, _split(stores), sys.stdout, dry_run=dry_run)
         except ValueError as error:
-            raise fail(str(error)) from None
+            raise fail(error) from None
         if code:
             raise Exit(code=code)
         return

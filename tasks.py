@@ -30,8 +30,34 @@ ROOT = Path(__file__).resolve().parent
 warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_core")
 
 
-def fail(message: str, code: int = 2) -> Exit:
-    return Exit(f"error: {message}", code=code)
+def fail(message: str | BaseException, code: int = 2) -> Exit:
+    """``error: ...`` on one line; an exception's problems joined with "; " (drkit.cli_errors)."""
+    from drkit.cli_errors import debug_enabled, one_line
+
+    if isinstance(message, BaseException) and debug_enabled():
+        raise message  # DRKIT_DEBUG=1: the refusal with its traceback
+    text = one_line(message) if isinstance(message, BaseException) else message
+    return Exit(f"error: {text}", code=code)
+
+
+def _exit(line: str, code: int) -> Exit:
+    return Exit(line, code=code)
+
+
+def guard_tasks(collection: Collection) -> Collection:
+    """Every task of ``collection`` (and its sub-collections) ends on an error with one line and
+    exit 2 (refused, nothing changed) or 1 (failed), never a traceback unless DRKIT_DEBUG=1
+    (``drkit.cli_errors``)."""
+    from drkit.cli_errors import guarded
+
+    for name in collection.tasks:
+        body = collection.tasks[name].body
+        if not getattr(body, "drkit_guarded", False):
+            collection.tasks[name].body = guarded(body, _exit)
+            collection.tasks[name].body.drkit_guarded = True
+    for child in collection.collections.values():
+        guard_tasks(child)
+    return collection
 
 
 @task(
@@ -58,8 +84,9 @@ def check(c: Context, stack: str = "prod") -> None:
 
     try:
         config = StackConfig.for_stack(stack, ROOT)
-    except ConfigError as error:
-        raise fail(str(error), code=1) from None
+    except ConfigError as error:  # the check's verdict: its report is one line per problem
+        print(f"error: {error}", file=sys.stderr)
+        raise Exit(code=1) from None
     print(
         f"Pulumi.{stack}.yaml: valid ({config.role.value} in {config.region}, "
         f"{len(config.data_classes)} data classes, {len(config.stores)} stores)"
@@ -101,7 +128,7 @@ def store(
         )
         code = take_backup(request, ROOT, sys.stdout)
     except ValueError as error:
-        raise fail(str(error)) from None
+        raise fail(error) from None
     if code:
         raise Exit(code=code)
 
@@ -164,7 +191,7 @@ def restore_postgres(
         ctx = OpsContext.load(stack, Path(outputs) if outputs else None, ROOT)
         plan, prepared = build_plan(ctx, request)
     except ValueError as error:
-        raise fail(str(error)) from None
+        raise fail(error) from None
     report = run_plan(
         ctx,
         plan,
@@ -232,7 +259,7 @@ def _run_restore(
         ctx = OpsContext.load(stack, Path(outputs) if outputs else None, ROOT)
         plan, figures = plan_for(ctx, parsed)
     except ValueError as error:
-        raise fail(str(error)) from None
+        raise fail(error) from None
     options_ = RunOptions(dry_run, yes, resume or None)
     report = run_plan(ctx, plan, options_, ROOT, sys.stdout, name, figures)
     if report.exit_code:
@@ -449,7 +476,7 @@ def restore_k8s(
         ctx = OpsContext.load(stack, Path(outputs) if outputs else None, ROOT)
         plan, prepared = ops.build_plan(ctx, request, ROOT, sys.stdout)
     except ValueError as error:
-        raise fail(str(error)) from None
+        raise fail(error) from None
     try:
         options = RunOptions(dry_run, yes, resume or None)
         report = run_plan(ctx, plan, options, ROOT, sys.stdout, "restore-k8s", prepared.figures)
@@ -559,7 +586,7 @@ def verify(
             ctx = OpsContext.load(stack, Path(outputs) if outputs else None, ROOT)
             code = run_cleanup(ctx, _split(stores), sys.stdout, dry_run=dry_run)
         except ValueError as error:
-            raise fail(str(error)) from None
+            raise fail(error) from None
         if code:
             raise Exit(code=code)
         return
@@ -573,7 +600,7 @@ def verify(
         ctx = OpsContext.load(stack, Path(outputs) if outputs else None, ROOT)
         run, report = run_verify(ctx, request, RunOptions(dry_run, yes), ROOT, sys.stdout)
     except ValueError as error:
-        raise fail(str(error)) from None
+        raise fail(error) from None
     code = exit_code(run, report)
     if code:
         raise Exit(code=code)
@@ -610,7 +637,7 @@ def backups_list(
         ctx = OpsContext.load(stack, Path(outputs) if outputs else None, ROOT)
         listing = list_backups(ctx, request)
     except ValueError as error:
-        raise fail(str(error)) from None
+        raise fail(error) from None
     print(listing.to_json() if format == "json" else listing.to_text(), end="")
 
 
@@ -644,7 +671,7 @@ def backups_info(
         ctx = OpsContext.load(stack, Path(outputs) if outputs else None, ROOT)
         info = backup_info(ctx, request)
     except ValueError as error:
-        raise fail(str(error)) from None
+        raise fail(error) from None
     print(info.to_json() if format == "json" else info.to_text(), end="")
 
 
@@ -703,7 +730,7 @@ def drill(
             scenarios=scenario or list(SCENARIOS),
         )
     except ValueError as error:
-        raise fail(str(error)) from None
+        raise fail(error) from None
     workdir = Path(tempfile.mkdtemp(prefix="drkit-drill-"))
     report = run_drill(options, ROOT, workdir, ROOT / "reports")
     if not report.ok:
@@ -736,7 +763,7 @@ def _monthly_drill(
             ctx, chosen, RunOptions(dry_run, yes), ROOT, sys.stdout, pushgateway or None, cloudwatch
         )
     except ValueError as error:
-        raise fail(str(error)) from None
+        raise fail(error) from None
     if not dry_run and not report.ok:
         raise Exit("monthly drill FAILED: a restore did not verify or missed its RTO", code=1)
 
@@ -770,7 +797,7 @@ def aurora_snapshot(
     except AuroraError as error:
         raise Exit(f"FAILED: {error}", code=1) from None
     except ValueError as error:
-        raise fail(str(error)) from None
+        raise fail(error) from None
 
 
 # --- failover, failback, status (issue 7) -------------------------------------------------------
@@ -813,7 +840,7 @@ def _switch_regions(
             out=sys.stdout,
         )
     except (ValueError, PreflightBlocked) as error:
-        raise fail(str(error)) from None
+        raise fail(error) from None
     if outcome.exit_code:
         raise Exit(code=outcome.exit_code)
 
@@ -917,7 +944,7 @@ def dr_status(
             stack=stack, outputs=outputs or None, kubeconfig=kubeconfig or None, project_dir=ROOT
         )
     except ValueError as error:
-        raise fail(str(error)) from None
+        raise fail(error) from None
     print(report.to_json() if format == "json" else report.to_text(), end="")
     if report.exit_code:
         raise Exit(code=report.exit_code)
@@ -938,9 +965,9 @@ def local_up(c: Context, regions: int = 2, only: str = "") -> None:
     try:
         up(ROOT, regions, [item for item in only.split(",") if item])
     except (ValueError, ConfigError) as error:
-        raise fail(str(error)) from None
+        raise fail(error) from None
     except LocalStackError as error:
-        raise fail(str(error), code=1) from None
+        raise fail(error, code=1) from None
 
 
 @task(name="status", help={"json": "print the status as JSON"})
@@ -967,7 +994,7 @@ def local_down(c: Context) -> None:
     try:
         down(ROOT)
     except LocalStackError as error:
-        raise fail(str(error), code=1) from None
+        raise fail(error, code=1) from None
 
 
 namespace = Collection()
@@ -991,3 +1018,4 @@ namespace.add_collection(Collection("backups", backups_list, backups_info))
 namespace.add_task(failover)
 namespace.add_task(failback)
 namespace.add_task(dr_status)
+guard_tasks(namespace)

@@ -15,14 +15,21 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_core")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Bad arguments are a refusal like any other: one line, exit 2 (not the usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (python -m drkit backup --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser(prog="python -m drkit", description=__doc__.splitlines()[0])
-    commands = main.add_subparsers(dest="command", required=True)
+    main = OneLineParser(prog="python -m drkit", description=__doc__.splitlines()[0])
+    commands = main.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     backup = commands.add_parser("backup", help="take one backup of a store now")
     backup.add_argument("store")
     backup.add_argument("--stack", default=os.environ.get("DRKIT_STACK", "prod"))
@@ -51,6 +58,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from drkit.backups import BackupRequest, take_backup
+    from drkit.cli_errors import debug_enabled, describe
     from drkit.logs import JsonLines, configure_logging
 
     arguments = parser().parse_args(argv)
@@ -74,12 +82,15 @@ def main(argv: list[str] | None = None) -> int:
             wait_seconds=arguments.wait,
         )
         return take_backup(request, arguments.project_dir, out, err)
-    except (ValueError, KeyError) as error:
+    except Exception as error:
+        if debug_enabled():
+            raise
+        code, line = describe(error)
         if json_lines:
-            logging.getLogger("drkit").error("error: %s", error, extra={"store": arguments.store})
+            logging.getLogger("drkit").error("%s", line, extra={"store": arguments.store})
         else:
-            sys.stderr.write(f"error: {error}\n")
-        return 2
+            sys.stderr.write(line + "\n")
+        return code
     finally:
         if json_lines:
             out.close()
@@ -87,4 +98,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from drkit.cli_errors import main_guarded
+
+    sys.exit(main_guarded(main, sys.stderr.write))

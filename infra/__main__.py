@@ -15,18 +15,28 @@ from infra.program import define_stack
 from stackmodels import StackConfig
 
 
+def stack_config_keys() -> dict[str, Any]:
+    """Every config key of the stack, as the engine hands them to the program: the CLI's language
+    host through ``PULUMI_CONFIG``, the Automation API and the test mocks through the runtime."""
+    keys: dict[str, Any] = dict(pulumi.runtime.get_config_env())
+    keys.update(pulumi.runtime.config.CONFIG.get())
+    return keys
+
+
+def _decoded(raw: Any) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw)  # objects, lists, booleans and numbers
+    except ValueError:
+        return raw  # plain strings
+
+
 def read_config() -> StackConfig:
-    config = pulumi.Config()
-    values: dict[str, Any] = {}
-    for name in StackConfig.model_fields:
-        raw = config.get(name)
-        if raw is None:
-            continue
-        try:
-            values[name] = json.loads(raw)  # objects, lists, booleans and numbers
-        except ValueError:
-            values[name] = raw  # plain strings
-    return StackConfig.from_pulumi_config(values, source=f"Pulumi.{pulumi.get_stack()}.yaml")
+    """Every key in the stack's config, not only the fields the program knows: a misspelt
+    ``trading-dr:`` key fails ``pulumi up`` with the same line ``invoke config.check`` prints."""
+    values = {key: _decoded(raw) for key, raw in stack_config_keys().items()}
+    return StackConfig.from_config_keys(values, source=f"Pulumi.{pulumi.get_stack()}.yaml")
 
 
 define_stack(read_config(), pulumi.get_stack())

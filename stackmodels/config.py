@@ -26,6 +26,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from stackmodels.durations import Duration, format_duration
 from stackmodels.errors import ConfigError, problems_from
 from stackmodels.schedule import Cron, CronExpression
+from stackmodels.strict_yaml import DuplicateKey, UnreadableFile, load_strict, read_text
 
 PROJECT = "trading-dr"
 """The Pulumi project name, and so the namespace of every config key."""
@@ -724,29 +725,28 @@ class StackConfig(Frozen):
             raise ConfigError(source, problems_from(error, prefix=PROJECT)) from None
 
     @classmethod
-    def load(cls, path: Path) -> StackConfig:
-        """Read ``Pulumi.<stack>.yaml``: the keys under ``config:`` in this project's namespace."""
-        try:
-            document = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(str(path), ["file not found"]) from None
-        except yaml.YAMLError as error:
-            raise ConfigError(str(path), [f"not valid YAML: {error}"]) from None
-        if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
-            raise ConfigError(str(path), ["config: missing; a mapping of keys is required"])
-        values, foreign = split_namespace(document["config"])
+    def from_config_keys(cls, config: dict[str, Any], source: str) -> StackConfig:
+        """Validate a stack's ``config:`` mapping with its namespaced keys, as ``config.check``
+        and the Pulumi program both read it: an unknown ``trading-dr:`` key (a misspelt field) and
+        a key in no known namespace are problems, never ignored."""
+        values, foreign = split_namespace(config)
         problems = [
             f"{key}: unknown key; keys of this project are {PROJECT}:<field>, or a provider's "
             "namespace (aws:, gcp:, kubernetes:, pulumi:)"
             for key in foreign
         ]
         try:
-            config = cls.model_validate(values)
+            validated = cls.model_validate(values)
         except ValidationError as error:
             problems += problems_from(error, prefix=PROJECT)
         if problems:
-            raise ConfigError(str(path), problems)
-        return config
+            raise ConfigError(source, problems)
+        return validated
+
+    @classmethod
+    def load(cls, path: Path) -> StackConfig:
+        """Read ``Pulumi.<stack>.yaml``: the keys under ``config:`` in this project's namespace."""
+        return cls.from_config_keys(read_config_section(path), str(path))
 
     @classmethod
     def for_stack(cls, stack: str, project_dir: Path | None = None) -> StackConfig:
@@ -754,6 +754,23 @@ class StackConfig(Frozen):
 
 
 _PROVIDER_NAMESPACES = ("aws:", "gcp:", "kubernetes:", "pulumi:")
+
+
+def read_config_section(path: Path) -> dict[str, Any]:
+    """The ``config:`` mapping of a stack file, read strictly (bounded, UTF-8, no key given
+    twice); ``ConfigError`` naming the file and the problem."""
+    try:
+        document = load_strict(read_text(path, what="stack config"))
+    except UnreadableFile as error:
+        reason = "file not found" if error.reason == "not found" else error.reason
+        raise ConfigError(str(path), [reason]) from None
+    except DuplicateKey as error:
+        raise ConfigError(str(path), [str(error)]) from None
+    except yaml.YAMLError as error:
+        raise ConfigError(str(path), [f"not valid YAML: {error}"]) from None
+    if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
+        raise ConfigError(str(path), ["config: missing; a mapping of keys is required"])
+    return dict(document["config"])
 
 
 def split_namespace(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:

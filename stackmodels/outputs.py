@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from stackmodels.config import Role, StoreKind
 from stackmodels.errors import OutputsError, format_location
+from stackmodels.strict_yaml import UnreadableFile, read_text
 
 
 class Frozen(BaseModel):
@@ -30,6 +31,8 @@ class Bucket(Frozen):
     region: str
 
 
+MAX_OUTPUTS_BYTES = 4 * 1024 * 1024
+"""Stack outputs are a few kilobytes of JSON; more is not an outputs file (``/dev/zero``)."""
 KMS_KEY_ARN = r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/"
 
 
@@ -371,9 +374,9 @@ class StackOutputs(Frozen):
     def from_file(cls, path: Path, stack: str | None = None) -> StackOutputs:
         name = stack or path.stem
         try:
-            values = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise OutputsError(name, [f"outputs file {path} not found"]) from None
+            values = json.loads(read_text(path, MAX_OUTPUTS_BYTES, what="outputs file"))
+        except UnreadableFile as error:  # missing, a directory, /dev/zero, not UTF-8
+            raise OutputsError(name, [str(error)]) from None
         except json.JSONDecodeError as error:
             raise OutputsError(name, [f"outputs file {path} is not JSON: {error}"]) from None
         return cls.parse(values, name)

@@ -13,10 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from stackmodels import StackConfig
-from stackmodels.config import split_namespace
+from stackmodels.config import read_config_section, split_namespace
 from stackmodels.errors import ConfigError
 
 LOCAL_CONFIG_FILE = "local-stack.yaml"
@@ -33,23 +31,11 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _config_section(path: Path) -> dict[str, Any]:
-    try:
-        document = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(str(path), ["file not found"]) from None
-    except yaml.YAMLError as error:
-        raise ConfigError(str(path), [f"not valid YAML: {error}"]) from None
-    if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
-        raise ConfigError(str(path), ["config: missing; a mapping of keys is required"])
-    return dict(document["config"])
-
-
 def local_stack_config(project_dir: Path) -> StackConfig:
     """``Pulumi.prod.yaml`` overlaid with ``local-stack.yaml``, validated."""
-    base = _config_section(project_dir / f"Pulumi.{BASE_STACK}.yaml")
+    base = read_config_section(project_dir / f"Pulumi.{BASE_STACK}.yaml")
     local_path = project_dir / LOCAL_CONFIG_FILE
-    merged = _merge(base, _config_section(local_path))
+    merged = _merge(base, read_config_section(local_path))
     values, foreign = split_namespace(merged)
     if foreign:
         raise ConfigError(str(local_path), [f"{key}: unknown key" for key in foreign])

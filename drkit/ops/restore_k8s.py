@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Annotated, Any, TextIO
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from drkit.backup.manifest import Manifest, StoredObject
 from drkit.context import OpsContext
@@ -46,10 +46,14 @@ from drkit.restore.kubernetes import (
     restore_priority,
 )
 from drkit.restore.stream import IntegrityError
+from drkit.targets import kubernetes_namespace
 from stackmodels.config import StoreKind
 
 OBJECTS_REPORT = "restore-k8s-objects.json"
-NAMESPACE_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+
+
+def _namespace_name(name: str | None) -> str | None:
+    return None if name is None else kubernetes_namespace(name)
 
 
 class RestoreK8sRequest(BaseModel):
@@ -58,7 +62,7 @@ class RestoreK8sRequest(BaseModel):
     store: str = "app-state"
     at: str | None = None
     backup: str | None = None
-    namespace_to: str | None = Field(default=None, pattern=NAMESPACE_NAME)
+    namespace_to: Annotated[str | None, AfterValidator(_namespace_name)] = None
     """Restore into this namespace instead of the one backed up (created if missing)."""
     kinds: list[str] = Field(default_factory=list)
     """Only these kinds: ``configmaps``, ``deployments.apps``, ``Deployment``; default all."""
@@ -110,6 +114,8 @@ def prepare(
     try:
         api = kubernetes_api(ctx, request.store)
         source_namespace = str(manifest.source.get("namespace") or ctx.outputs.k8s_namespace)
+        if request.namespace_to is not None:
+            kubernetes_namespace(request.namespace_to, source_namespace)
         namespace = request.namespace_to or source_namespace
         _refuse_terminating(api, namespace)
         try:

@@ -53,6 +53,7 @@ from drkit.restore.kafka import (
     parse_source,
     restore_kafka,
 )
+from drkit.targets import kafka_renames, kafka_targets
 from stackmodels.config import StoreKind
 
 TOPIC = r"^[A-Za-z0-9._-]{1,249}$"
@@ -91,14 +92,9 @@ class Prepared:
 
 
 def parse_renames(pairs: Iterable[str]) -> dict[str, str]:
-    """``OLD=NEW`` pairs from the command line."""
-    renames = {}
-    for pair in pairs:
-        old, sep, new = pair.partition("=")
-        if not sep or not old or not new:
-            raise RecoveryError(f"--rename {pair!r}: write it as SOURCE_TOPIC=TARGET_TOPIC")
-        renames[old] = new
-    return renames
+    """``OLD=NEW`` pairs from the command line (``drkit.targets.kafka_renames``: a topic renamed
+    twice, or two topics renamed onto one, is refused)."""
+    return kafka_renames(pairs)
 
 
 def chain_for(chosen: Chosen) -> list[Manifest]:
@@ -178,7 +174,7 @@ def prepare(ctx: OpsContext, request: RestoreKafkaRequest) -> Prepared:
     bad = [t for t in request.rename.values() if not _valid_topic(t)]
     if bad:
         raise RecoveryError(f"--rename target(s) {bad}: not valid Kafka topic names")
-    targets = {t: request.rename.get(t, t) for t in topics}
+    targets = kafka_targets({t: request.rename.get(t, t) for t in topics})
     for manifest in chain:
         check_present(chosen.objects, manifest, [i for m, i in objects_to_read([manifest], topics)])
     host, port = endpoint(ctx, request.store)

@@ -1,9 +1,10 @@
 """``invoke restore.postgres``: a PostgreSQL backup into a target database, as a plan.
 
 Everything that can be refused is refused before the plan is printed: an unknown store, a store of
-another kind, a recovery point that cannot be served, a target that is not empty. The default
-target is a new database next to the source (``<db>_restored_<backup time>``): the source is never
-dropped unless it is named as the target with ``--force``.
+another kind, a recovery point that cannot be served, a target that is not a plain database name
+(``drkit.targets``: never a connection string, ``postgres``, a template or the source database), a
+target that is not empty. The default target is a new database next to the source
+(``<db>_restored_<backup time>``); the restore connects to exactly the database it checked.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from drkit.catalog import CatalogEntry
 from drkit.context import OpsContext
 from drkit.handlers import postgres_source
 from drkit.ops.plan import FunctionStep, Plan, StepContext
-from drkit.ops.selection import check_bound_objects
+from drkit.ops.selection import TargetNotEmptyError, check_bound_objects
 from drkit.progress import ByteProgress
 from drkit.recovery import BackupIndex, RecoveryError, parse_timestamp
-from drkit.restore.postgres import count_rows, ensure_empty, restore_postgres
+from drkit.restore.postgres import TargetNotEmpty, count_rows, ensure_empty, restore_postgres
 from drkit.storage.objectstore import ObjectStore
+from drkit.targets import postgres_database
 from stackmodels.config import StoreKind
 
 
@@ -57,6 +59,9 @@ def prepare(ctx: OpsContext, request: RestorePostgresRequest) -> Prepared:
     store = ctx.store_config(request.store)
     if store.kind is not StoreKind.POSTGRES:
         raise RecoveryError(f"store {request.store!r} is {store.kind.value}, not postgres")
+    source = postgres_source(ctx, request.store)
+    if request.target_database is not None:  # a bad name is refused before the vault is read
+        postgres_database(request.target_database, [source.database])
     objects = ctx.vault() if request.source == "vault" else ctx.mirror()
     if objects is None:
         raise RecoveryError(f"stack {ctx.stack!r} has no GCS mirror to restore from")
@@ -67,13 +72,16 @@ def prepare(ctx: OpsContext, request: RestorePostgresRequest) -> Prepared:
         entry = index.latest(request.store, parse_timestamp(request.at) if request.at else None)
     manifest = index.manifest(entry)  # bound to its path and its catalog entry
     check_bound_objects(objects, manifest)  # each object tagged with this backup
-    source = postgres_source(ctx, request.store)
-    database = request.target_database or (
-        f"{source.database}_restored_{entry.recovery_point.astimezone(UTC):%Y%m%d%H%M}"
-    )
+    database = request.target_database
+    if database is None:
+        database = f"{source.database}_restored_{entry.recovery_point.astimezone(UTC):%Y%m%d%H%M}"
+    postgres_database(database, [source.database, str(manifest.source.get("database") or "")])
     target = postgres_source(ctx, request.store, database)
     if _database_exists(source, database):
-        ensure_empty(target, request.force)
+        try:
+            ensure_empty(target, request.force)
+        except TargetNotEmpty as error:
+            raise TargetNotEmptyError(f"{error}. Nothing was changed.") from None
     _check_tables(request.tables, manifest)
     return Prepared(entry, manifest, objects, target)
 

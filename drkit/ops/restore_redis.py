@@ -18,11 +18,12 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from drkit import targets
 from drkit.backup.manifest import StoredObject
 from drkit.context import OpsContext
 from drkit.ops.plan import FunctionStep, Plan, StepContext
@@ -47,6 +48,10 @@ MARKER_SUFFIX = ".drkit-restored.json"
 """Beside the data file after a restore: which backup the running server (by run_id) loaded."""
 
 
+def _group_name(name: str | None) -> str | None:
+    return None if name is None else targets.replication_group(name)
+
+
 class RestoreRedisRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -55,7 +60,7 @@ class RestoreRedisRequest(BaseModel):
     backup: str | None = None
     force: bool = False
     source: str = Field(default="vault", pattern="^(vault|mirror)$")
-    replication_group: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]{0,39}$")
+    replication_group: Annotated[str | None, AfterValidator(_group_name)] = None
     node_type: str | None = Field(default=None, pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
     replicas: int = Field(default=1, ge=0, le=5)
     wait_delay: int = Field(default=30, ge=0)

@@ -73,7 +73,10 @@ def restore_postgres(
     ensure_empty(target, force)
     dump = next(item for item in manifest.objects if item.name == "database.dump")
     command = [postgres_binary("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error"]
-    command += ["--dbname", target.database, "--single-transaction"]
+    # A conninfo with only ``dbname``: pg_restore would read a bare value holding "=" or a URI
+    # prefix as a connection string and connect elsewhere; this connects to exactly this name.
+    dbname = psycopg.conninfo.make_conninfo(dbname=target.database)
+    command += ["--dbname", dbname, "--single-transaction"]
     if force:
         command += ["--clean", "--if-exists"]
     for name in tables or []:

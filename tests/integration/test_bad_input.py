@@ -8,6 +8,7 @@ truncated object; credentials that cannot read the vault (a second AWS emulator 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import urllib.request
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ from drkit.ops.selection import MissingObject, TargetNotEmptyError, VaultAccessE
 from drkit.ops.verify import VerifyRequest
 from drkit.ops.verify import build_plan as verify_plan
 from drkit.recovery import RecoveryError
+from drkit.targets import TargetRefused
 from tests.integration.conftest import SessionServers, provision_project
 from tests.integration.forgery import overwrite
 from tests.integration.ops_helpers import (
@@ -170,6 +172,9 @@ def test_kafka_refuses_a_topic_of_other_records_and_a_damaged_chain_creates_no_t
     manifest = stream_backup(ctx)
     with pytest.raises(TargetNotEmptyError, match=f"target topic '{topics[0]}' partition 0 holds"):
         kafka_plan(ctx, RestoreKafkaRequest(topics=[topics[0]]))
+    merged = f"({', '.join(sorted(topics[:2]))} -> '{topics[1]}')"
+    with pytest.raises(TargetRefused, match=re.escape(merged)):
+        kafka_plan(ctx, RestoreKafkaRequest(rename={topics[0]: topics[1]}))  # merges the two
 
     frames = next(i for i in manifest.objects if i.name.startswith(f"topics/{topics[1]}/"))
     overwrite(ctx.vault(), frames.key, b"\1" * frames.size)  # same size, other bytes

@@ -20,9 +20,10 @@ from drkit.handlers import postgres_source
 from drkit.ops.executor import Status
 from drkit.ops.restore_postgres import RestorePostgresRequest, build_plan
 from drkit.ops.run import RunOptions, run_plan
+from drkit.ops.selection import TargetNotEmptyError
 from drkit.recovery import RecoveryError
-from drkit.restore.postgres import TargetNotEmpty
 from drkit.seed.postgres import TradingDataSize, seed_trading_database, table_digests
+from drkit.targets import TargetRefused
 
 pytestmark = pytest.mark.integration
 
@@ -121,8 +122,22 @@ def test_bad_inputs_are_named_and_change_nothing(project: Path) -> None:
     with pytest.raises(RecoveryError, match="--table trades: not in backup"):
         build_plan(ctx, RestorePostgresRequest(tables=["trades"]))
     source_db = postgres_source(ctx, "trading-db").database
-    with pytest.raises(TargetNotEmpty, match=f"target database '{source_db}'"):
-        build_plan(ctx, RestorePostgresRequest(target_database=source_db))
+    with pytest.raises(TargetRefused, match=f"target database '{source_db}' is the source"):
+        build_plan(ctx, RestorePostgresRequest(target_database=source_db, force=True))
+    for reserved in ("postgres", "template0", "template1"):
+        with pytest.raises(TargetRefused, match=f"'{reserved}' is one of PostgreSQL's own"):
+            build_plan(ctx, RestorePostgresRequest(target_database=reserved, force=True))
+    with pytest.raises(TargetRefused, match="is 64 bytes; PostgreSQL names are at most 63"):
+        build_plan(ctx, RestorePostgresRequest(target_database="r" * 64))
+    with pytest.raises(TargetRefused, match="not a connection string"):
+        build_plan(ctx, RestorePostgresRequest(target_database=f"dbname={source_db}"))
+    busy = postgres_source(ctx, "trading-db", f"{source_db}_busy")
+    with psycopg.connect(busy.conninfo("postgres"), autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{busy.database}"')
+    with psycopg.connect(busy.conninfo(), autocommit=True) as connection:
+        connection.execute("CREATE TABLE live (id int)")
+    with pytest.raises(TargetNotEmptyError, match=f"'{busy.database}' .* is not empty"):
+        build_plan(ctx, RestorePostgresRequest(target_database=busy.database))
 
 
 def test_dry_run_shows_the_plan_and_creates_nothing(project: Path) -> None:

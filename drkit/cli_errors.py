@@ -1,0 +1,149 @@
+"""How every command ends when something is wrong: one line on stderr, and an exit code that says
+which kind of wrong.
+
+- exit 2, ``error: ...``: a **refusal**. The input is bad (an unknown store, a target that is not
+  empty or not a plain name, a stack file that is a directory, not UTF-8 or gives a key twice, an
+  outputs file that is not JSON, a vault bucket that does not exist) and nothing was changed.
+  Every ``ValueError`` the ops package raises is one: ``RecoveryError``, ``ConfigError``,
+  ``OutputsError``, ``TargetRefused``, pydantic's ``ValidationError``.
+- exit 1, ``FAILED: ...``: a **failure**. The input was fine but the work could not be done
+  (S3 unreachable, a server that does not answer, a bug); the line names the cause.
+
+Never a traceback, unless ``DRKIT_DEBUG=1``: then the exception goes up as it is.
+
+This module imports nothing heavy (the invoke tasks import it at load, ``invoke --list`` stays
+fast) and nothing of invoke (``drkit`` does not depend on it): the invoke tasks hand ``guarded``
+the exception that exits.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+REFUSED = 2
+FAILED = 1
+DEBUG_VARIABLE = "DRKIT_DEBUG"
+MAX_LINE = 2000
+"""A cause longer than this is cut: one line on a terminal, not a server's whole error page."""
+
+MISSING_BUCKET_CODES = ("NoSuchBucket", "The specified bucket does not exist")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def debug_enabled() -> bool:
+    return os.environ.get(DEBUG_VARIABLE, "") not in ("", "0", "false", "no")
+
+
+def exit_code(error: BaseException) -> int:
+    """2 for a refusal (bad input, nothing changed), 1 for a failure."""
+    if isinstance(error, ValueError):
+        return REFUSED
+    if _is_missing_bucket(error):
+        return REFUSED
+    return FAILED
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line: each problem of a multi-problem error joined with "; "."""
+    problems = getattr(error, "problems", None)
+    if isinstance(problems, list) and problems:
+        head = str(error).splitlines()[0].rstrip(":")
+        text = f"{head}: {'; '.join(str(p) for p in problems)}"
+    elif _is_validation_error(error):
+        text = _validation_text(error)
+    elif isinstance(error, KeyError) and not isinstance(error, ValueError):
+        text = f"KeyError: {error}"
+    else:
+        text = str(error) or type(error).__name__
+    flat = " ".join(text.split())
+    return flat if len(flat) <= MAX_LINE else flat[: MAX_LINE - 3] + "..."
+
+
+def describe(error: BaseException) -> tuple[int, str]:
+    """(exit code, the one line to print) for an error that ended a command."""
+    code = exit_code(error)
+    if code == REFUSED:
+        line = one_line(error)
+        if _is_missing_bucket(error):
+            line += "; check --stack and --outputs: they name a bucket that does not exist"
+        return code, f"error: {line}"
+    cause = one_line(error)
+    name = type(error).__name__
+    if not cause.startswith(name):
+        cause = f"{name}: {cause}"
+    return code, f"FAILED: {cause} (set {DEBUG_VARIABLE}=1 for the traceback)"
+
+
+def guarded(body: Callable[P, R], exit_with: Callable[[str, int], BaseException]) -> Callable[P, R]:
+    """``body`` that ends on any exception with ``exit_with(line, code)``: one line, exit 2 or 1.
+
+    An exception that is already an exit (``exit_with``'s type) passes, its message made one
+    line; so does ``KeyboardInterrupt`` (the plan runner turns it into exit 130 and a resumable
+    journal). ``DRKIT_DEBUG=1`` lets every exception through with its traceback.
+    """
+    exit_type = type(exit_with("", 0))
+
+    @functools.wraps(body)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return body(*args, **kwargs)
+        except exit_type as exiting:
+            message = getattr(exiting, "message", None)
+            if isinstance(message, str) and "\n" in message:
+                exiting.message = " ".join(message.split())  # type: ignore[attr-defined]
+            raise
+        except Exception as error:
+            if debug_enabled():
+                raise
+            code, line = describe(error)
+            raise exit_with(line, code) from None
+
+    return run
+
+
+def main_guarded(main: Callable[[], int], write: Callable[[str], Any]) -> int:
+    """For ``python -m drkit``: ``main()``'s exit code, or the error's one line and 2 or 1."""
+    try:
+        return main()
+    except Exception as error:
+        if debug_enabled():
+            raise
+        code, line = describe(error)
+        write(line + "\n")
+        return code
+
+
+def _is_validation_error(error: BaseException) -> bool:
+    return type(error).__name__ == "ValidationError" and hasattr(error, "errors")
+
+
+def _validation_text(error: Any) -> str:
+    """pydantic's errors as ``field = value: why``, without its URLs and line breaks."""
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(part) for part in item["loc"]) or "(root)"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if item["type"] == "value_error":  # our own validators name the input themselves
+            parts.append(message)
+        else:
+            parts.append(f"{where} = {item.get('input')!r}: {message}")
+    return "; ".join(parts)
+
+
+def _is_missing_bucket(error: BaseException) -> bool:
+    seen: BaseException | None = error
+    for _ in range(5):  # the storage layer wraps boto3's error: look down the chain
+        if seen is None:
+            return False
+        response = getattr(seen, "response", None)
+        if isinstance(response, dict) and response.get("Error", {}).get("Code") == "NoSuchBucket":
+            return True
+        if any(code in str(seen) for code in MISSING_BUCKET_CODES):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -289,7 +289,7 @@ def restore_redis(
         )
 
     def plan_for(ctx: Any, parsed: Any) -> tuple[Any, dict[str, Any]]:
-        plan, prepared = ops.build_plan(ctx, parsed, ROOT)
+        plan, prepared = ops.build_plan(ctx, parsed, ROOT, resume or None)
         return plan, ops.data_loss_figures(prepared)
 
     _run_restore(request, plan_for, stack, outputs, (dry_run, yes, resume), "restore-redis")

@@ -148,8 +148,11 @@ def restore_postgres(
         if resume:
             saved = journal_parameters(ROOT, resume)
             stack = saved.pop("stack", stack)
-            for key in ("backup_id", "recovery_point", "target"):
+            backup_id = saved.pop("backup_id", None)
+            for key in ("recovery_point", "target"):
                 saved.pop(key, None)
+            if backup_id:  # the backup the run chose, even if a newer one exists now
+                saved |= {"backup": backup_id, "at": None}
             request = RestorePostgresRequest(**saved)
         else:
             request = RestorePostgresRequest(
@@ -162,7 +165,7 @@ def restore_postgres(
                 source=source,
             )
         ctx = OpsContext.load(stack, Path(outputs) if outputs else None, ROOT)
-        plan, prepared = build_plan(ctx, request)
+        plan, prepared = build_plan(ctx, request, resume=bool(resume))
     except ValueError as error:
         raise fail(str(error)) from None
     report = run_plan(

@@ -25,7 +25,12 @@ from drkit.ops.plan import FunctionStep, Plan, StepContext
 from drkit.ops.selection import check_bound_objects
 from drkit.progress import ByteProgress
 from drkit.recovery import BackupIndex, RecoveryError, parse_timestamp
-from drkit.restore.postgres import count_rows, ensure_empty, restore_postgres
+from drkit.restore.postgres import (
+    count_rows,
+    end_orphaned_restores,
+    ensure_empty,
+    restore_postgres,
+)
 from drkit.storage.objectstore import ObjectStore
 from stackmodels.config import StoreKind
 
@@ -50,8 +55,12 @@ class Prepared:
     target: PostgresSource
 
 
-def prepare(ctx: OpsContext, request: RestorePostgresRequest) -> Prepared:
-    """Resolve and check everything; raises ValueError subclasses naming the bad input."""
+def prepare(ctx: OpsContext, request: RestorePostgresRequest, resume: bool = False) -> Prepared:
+    """Resolve and check everything; raises ValueError subclasses naming the bad input.
+
+    ``resume``: a resumed run finds the tables its own restore step loaded (it may have been
+    killed after the restore committed, before the journal said so): a target whose row counts
+    are exactly the backup's is not a reason to refuse; the step then finds itself done."""
     if request.at and request.backup:
         raise RecoveryError("give --at or --backup, not both")
     store = ctx.store_config(request.store)
@@ -72,14 +81,18 @@ def prepare(ctx: OpsContext, request: RestorePostgresRequest) -> Prepared:
         f"{source.database}_restored_{entry.recovery_point.astimezone(UTC):%Y%m%d%H%M}"
     )
     target = postgres_source(ctx, request.store, database)
-    if _database_exists(source, database):
+    if _database_exists(source, database) and not (
+        resume and _holds_backup(target, manifest, request.tables)
+    ):
         ensure_empty(target, request.force)
     _check_tables(request.tables, manifest)
     return Prepared(entry, manifest, objects, target)
 
 
-def build_plan(ctx: OpsContext, request: RestorePostgresRequest) -> tuple[Plan, Prepared]:
-    prepared = prepare(ctx, request)
+def build_plan(
+    ctx: OpsContext, request: RestorePostgresRequest, resume: bool = False
+) -> tuple[Plan, Prepared]:
+    prepared = prepare(ctx, request, resume)
     entry, target = prepared.entry, prepared.target
     server = postgres_source(ctx, request.store)
     selected = _selected(request.tables, prepared.manifest)
@@ -93,6 +106,13 @@ def build_plan(ctx: OpsContext, request: RestorePostgresRequest) -> tuple[Plan, 
         return target.database
 
     def restore(context: StepContext) -> dict[str, int]:
+        if resume:
+            ended = end_orphaned_restores(target)
+            if ended:
+                context.note(f"ended {ended} pg_restore session(s) the killed run left")
+            if restored_already(context):
+                context.note("the killed run's pg_restore had committed: nothing to redo")
+                return expected
         progress = ByteProgress(f"restore {request.store}")
         result = restore_postgres(
             prepared.manifest,
@@ -185,6 +205,14 @@ def _check_tables(tables: list[str], manifest: Manifest) -> None:
             f"--table {', '.join(unknown)}: not in backup {manifest.backup_id}; it has "
             f"{', '.join(sorted(manifest.counts))}"
         )
+
+
+def _holds_backup(target: PostgresSource, manifest: Manifest, tables: list[str]) -> bool:
+    selected = _selected(tables, manifest)
+    try:
+        return count_rows(target, selected) == {t: manifest.counts[t] for t in selected}
+    except psycopg.Error:
+        return False
 
 
 def _database_exists(server: PostgresSource, name: str) -> bool:

@@ -41,6 +41,7 @@ from drkit.local.postgres import LocalPostgres
 from drkit.local.process import port_open
 from drkit.local.redis import LocalRedis
 from drkit.local.s3 import LocalAws
+from drkit.ops.restore_redis import MARKER_SUFFIX
 from drkit.restore.postgres import count_rows
 from drkit.storage.objectstore import Encryption
 from tests.integration.conftest import SessionServers, provision_project
@@ -143,16 +144,14 @@ def swap_events(project: Path, run: str) -> list[dict[str, Any]]:
 
 
 def other_data_on(cache: LocalRedis) -> None:
-    """Keys unlike the backup's, saved to dump.rdb, and the server restarted on them (as after
-    the incident): a rolled-back server would come up on them again."""
+    """Keys unlike the backup's, saved to dump.rdb: a rolled-back server would come up on them
+    again. The previous case's marker goes (it says the running server holds that restore's
+    data, which is no longer true: a restart would void it too, at seconds per case)."""
     with cache.client() as client:
         client.flushall()
         fill_cache(client, "current", keys=7)
         client.save()
-        with contextlib.suppress(redis.ConnectionError):
-            client.shutdown(nosave=True)  # whichever process started it last
-    cache.stop()
-    cache.start()
+    cache.rdb_path.with_name(cache.rdb_path.name + MARKER_SUFFIX).unlink(missing_ok=True)
 
 
 def leftovers(cache: LocalRedis) -> list[str]:

@@ -175,8 +175,11 @@ def restore_postgres(
         if resume:
             saved = journal_parameters(ROOT, resume)
             stack = saved.pop("stack", stack)
-            for key in ("backup_id", "recovery_point", "target"):
+            backup_id = saved.pop("backup_id", None)
+            for key in ("recovery_point", "target"):
                 saved.pop(key, None)
+            if backup_id:  # the backup the run chose, even if a newer one exists now
+                saved |= {"backup": backup_id, "at": None}
             request = RestorePostgresRequest(**saved)
         else:
             request = RestorePostgresRequest(
@@ -189,7 +192,7 @@ def restore_postgres(
                 source=source,
             )
         ctx = OpsContext.load(stack, Path(outputs) if outputs else None, ROOT)
-        plan, prepared = build_plan(ctx, request)
+        plan, prepared = build_plan(ctx, request, resume=bool(resume))
     except ValueError as error:
         raise fail(error) from None
     report = run_plan(
@@ -316,7 +319,7 @@ def restore_redis(
         )
 
     def plan_for(ctx: Any, parsed: Any) -> tuple[Any, dict[str, Any]]:
-        plan, prepared = ops.build_plan(ctx, parsed, ROOT)
+        plan, prepared = ops.build_plan(ctx, parsed, ROOT, resume or None)
         return plan, ops.data_loss_figures(prepared)
 
     _run_restore(request, plan_for, stack, outputs, (dry_run, yes, resume), "restore-redis")

@@ -13,6 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
 
+from drkit import killpoints
 from drkit.ops.journal import Journal, operator
 from drkit.ops.plan import Plan, Step, StepContext
 from drkit.ops.retry import with_retries
@@ -203,8 +204,9 @@ class Executor:
             outcome = "resumed"
         else:
             journal.append("step_started", step=step.id, description=step.description)
+            killpoints.reached(f"before:{step.id}")
             try:
-                step_context = StepContext(context.run_id, context.results, notes)
+                step_context = StepContext(context.run_id, context.results, notes, journal)
                 if step.is_done(step_context):
                     outcome = "already_done"
                 else:
@@ -217,6 +219,7 @@ class Executor:
                     context.results[step.id] = result
                     step.verify(step_context)
                     outcome = "done"
+                killpoints.reached(f"applied:{step.id}")
             except Exception as error:
                 outcome = "failed"
                 notes.append(f"{type(error).__name__}: {error}")
@@ -233,6 +236,7 @@ class Executor:
                 detail=record.detail,
                 result=_jsonable(result),
             )
+            killpoints.reached(f"after:{step.id}")
         mark = {
             "done": "ok",
             "already_done": "ok (already done)",

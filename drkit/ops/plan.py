@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from drkit.ops.journal import Journal
 
 
 class PlanError(ValueError):
@@ -18,6 +21,9 @@ class StepContext:
     run_id: str
     results: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    journal: Journal | None = None
+    """The run's journal, for a step that must record what it is about to do (a Redis restore
+    records the file it swaps before it stops the server), so a resumed run can finish it."""
 
     def note(self, message: str) -> None:
         self.notes.append(message)

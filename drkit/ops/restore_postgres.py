@@ -26,7 +26,13 @@ from drkit.ops.plan import FunctionStep, Plan, StepContext
 from drkit.ops.selection import TargetNotEmptyError, check_bound_objects
 from drkit.progress import ByteProgress
 from drkit.recovery import BackupIndex, RecoveryError, parse_timestamp
-from drkit.restore.postgres import TargetNotEmpty, count_rows, ensure_empty, restore_postgres
+from drkit.restore.postgres import (
+    TargetNotEmpty,
+    count_rows,
+    end_orphaned_restores,
+    ensure_empty,
+    restore_postgres,
+)
 from drkit.storage.objectstore import ObjectStore
 from drkit.targets import postgres_database
 from stackmodels.config import StoreKind
@@ -52,8 +58,12 @@ class Prepared:
     target: PostgresSource
 
 
-def prepare(ctx: OpsContext, request: RestorePostgresRequest) -> Prepared:
-    """Resolve and check everything; raises ValueError subclasses naming the bad input."""
+def prepare(ctx: OpsContext, request: RestorePostgresRequest, resume: bool = False) -> Prepared:
+    """Resolve and check everything; raises ValueError subclasses naming the bad input.
+
+    ``resume``: a resumed run finds the tables its own restore step loaded (it may have been
+    killed after the restore committed, before the journal said so): a target whose row counts
+    are exactly the backup's is not a reason to refuse; the step then finds itself done."""
     if request.at and request.backup:
         raise RecoveryError("give --at or --backup, not both")
     store = ctx.store_config(request.store)
@@ -77,7 +87,9 @@ def prepare(ctx: OpsContext, request: RestorePostgresRequest) -> Prepared:
         database = f"{source.database}_restored_{entry.recovery_point.astimezone(UTC):%Y%m%d%H%M}"
     postgres_database(database, [source.database, str(manifest.source.get("database") or "")])
     target = postgres_source(ctx, request.store, database)
-    if _database_exists(source, database):
+    if _database_exists(source, database) and not (
+        resume and _holds_backup(target, manifest, request.tables)
+    ):
         try:
             ensure_empty(target, request.force)
         except TargetNotEmpty as error:
@@ -86,8 +98,10 @@ def prepare(ctx: OpsContext, request: RestorePostgresRequest) -> Prepared:
     return Prepared(entry, manifest, objects, target)
 
 
-def build_plan(ctx: OpsContext, request: RestorePostgresRequest) -> tuple[Plan, Prepared]:
-    prepared = prepare(ctx, request)
+def build_plan(
+    ctx: OpsContext, request: RestorePostgresRequest, resume: bool = False
+) -> tuple[Plan, Prepared]:
+    prepared = prepare(ctx, request, resume)
     entry, target = prepared.entry, prepared.target
     server = postgres_source(ctx, request.store)
     selected = _selected(request.tables, prepared.manifest)
@@ -101,6 +115,13 @@ def build_plan(ctx: OpsContext, request: RestorePostgresRequest) -> tuple[Plan, 
         return target.database
 
     def restore(context: StepContext) -> dict[str, int]:
+        if resume:
+            ended = end_orphaned_restores(target)
+            if ended:
+                context.note(f"ended {ended} pg_restore session(s) the killed run left")
+            if restored_already(context):
+                context.note("the killed run's pg_restore had committed: nothing to redo")
+                return expected
         progress = ByteProgress(f"restore {request.store}")
         result = restore_postgres(
             prepared.manifest,
@@ -193,6 +214,14 @@ def _check_tables(tables: list[str], manifest: Manifest) -> None:
             f"--table {', '.join(unknown)}: not in backup {manifest.backup_id}; it has "
             f"{', '.join(sorted(manifest.counts))}"
         )
+
+
+def _holds_backup(target: PostgresSource, manifest: Manifest, tables: list[str]) -> bool:
+    selected = _selected(tables, manifest)
+    try:
+        return count_rows(target, selected) == {t: manifest.counts[t] for t in selected}
+    except psycopg.Error:
+        return False
 
 
 def _database_exists(server: PostgresSource, name: str) -> bool:

@@ -6,6 +6,13 @@ RDB is streamed into a staging file beside the data file and verified against th
 the server still runs; only then is the server stopped, the file swapped in and the server started,
 and its keys counted against the manifest. A server that holds keys is refused unless ``--force``.
 
+Killed at any point, the run leaves something ``--resume`` (or a fresh run) finishes: before the
+server is stopped the journal gets a ``redis_swap`` event naming the data file, the staged file
+(size, SHA-256) and where the previous file goes; the next run finds the newest unfinished one for
+this data file, and its restore step first brings the server back (``recover_swap``: the swap
+finished when the staged file is the journaled one, else the previous file put back), then
+restores as usual, or stops there when the server already runs on this backup's file.
+
 ElastiCache (``--replication-group NAME``): a new group created with ``SnapshotArns`` pointing at
 the backup's ``.rdb`` objects, after they were read through and verified. An existing group of that
 name is refused: the restore never writes into a live cache.
@@ -24,8 +31,9 @@ from botocore.exceptions import ClientError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from drkit import targets
-from drkit.backup.manifest import StoredObject
+from drkit.backup.manifest import Manifest, StoredObject
 from drkit.context import OpsContext
+from drkit.ops.journal import Journal
 from drkit.ops.plan import FunctionStep, Plan, StepContext
 from drkit.ops.redis_target import live_target, server_run_id
 from drkit.ops.selection import Chosen, TargetNotEmptyError, check_present, choose
@@ -34,18 +42,28 @@ from drkit.recovery import RecoveryError
 from drkit.restore.redis import (
     ElastiCacheRestoreRequest,
     RedisRestoreError,
+    Swap,
     TargetNotEmpty,
     VolumeTarget,
     _preflight,
+    answers,
     rdb_object,
+    recover_swap,
     restore_elasticache,
     restore_redis,
+    staged_files,
     verify_restored,
 )
 from stackmodels.config import StoreKind
 
 MARKER_SUFFIX = ".drkit-restored.json"
 """Beside the data file after a restore: which backup the running server (by run_id) loaded."""
+JOURNAL_DIR = Path(".drkit/journal")  # drkit.ops.run's, which imports the task modules' callers
+SWAP_EVENT = "redis_swap"
+PENDING_PHASES = {"stopping", "starting"}
+"""A swap whose last journaled phase is one of these was cut short: the server may be down."""
+SCAN_JOURNALS = 50
+"""A fresh run looks for a killed run's swap in this many newest journals."""
 
 
 def _group_name(name: str | None) -> str | None:
@@ -72,9 +90,41 @@ class Prepared:
     rdbs: list[StoredObject]
     target: VolumeTarget | None
     elasticache: ElastiCacheRestoreRequest | None
+    left_by: str | None = None
+    """The run whose swap was cut short on this target (its journal holds the record)."""
+    recovering: bool = False
+    """The server is down after a killed restore: the step brings it back before anything."""
 
 
-def prepare(ctx: OpsContext, request: RestoreRedisRequest, project_dir: Path) -> Prepared:
+def pending_swap(journal_dir: Path, rdb_path: Path, resume: str | None) -> tuple[str, Swap] | None:
+    """The swap of ``rdb_path`` a killed run left unfinished, with that run's id: in the resumed
+    run's journal, or (a fresh run) in the newest journal that swapped this file at all."""
+    if resume:
+        candidates = [journal_dir / f"{resume}.jsonl"]
+    else:
+        found = [p for p in journal_dir.glob("*.jsonl") if p.is_file()]
+        candidates = sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)[:SCAN_JOURNALS]
+    for path in candidates:
+        last: dict[str, Any] | None = None
+        try:
+            for event in Journal(journal_dir, path.stem).events():
+                if event.get("event") == SWAP_EVENT and event.get("rdb") == str(rdb_path):
+                    last = event
+        except (ValueError, OSError):  # a line cut short by the kill: this journal tells nothing
+            continue
+        if last is not None:
+            if last.get("phase") not in PENDING_PHASES:
+                return None
+            try:
+                return path.stem, Swap.from_fields(last)
+            except (KeyError, ValueError):
+                return None
+    return None
+
+
+def prepare(
+    ctx: OpsContext, request: RestoreRedisRequest, project_dir: Path, resume: str | None = None
+) -> Prepared:
     """Resolve and check everything; raises ValueError subclasses naming the bad input."""
     config = ctx.store_config(request.store)
     if config.kind is not StoreKind.REDIS:
@@ -88,15 +138,21 @@ def prepare(ctx: OpsContext, request: RestoreRedisRequest, project_dir: Path) ->
             raise RecoveryError(str(error)) from None
         check_present(chosen.objects, manifest, rdbs)
         target = live_target(ctx, request.store, project_dir)
-        # A resumed run finds the keys its own restore loaded: not a reason to refuse.
-        force = request.force or loaded_by_restore(target, manifest.backup_id)
-        try:
-            _preflight(manifest, rdbs[0], target, force)
-        except TargetNotEmpty as error:
-            raise TargetNotEmptyError(str(error).replace("Pass force", "Pass --force")) from None
-        except RedisRestoreError as error:
-            raise RecoveryError(str(error)) from None
-        return Prepared(chosen, rdbs, target, None)
+        left = pending_swap(project_dir / JOURNAL_DIR, target.rdb_path, resume)
+        if not answers(target) and (
+            left is not None or staged_files(target) or target.previous_path.exists()
+        ):
+            # Down after a killed restore: the step brings it back first, then checks it.
+            return Prepared(chosen, rdbs, target, None, left and left[0], recovering=True)
+        # A resumed run finds the keys its own restore loaded: not a reason to refuse; nor are
+        # the keys a killed restore of this same backup was already replacing.
+        force = (
+            request.force
+            or (left is not None and left[1].backup_id == manifest.backup_id)
+            or loaded_by_restore(target, manifest.backup_id)
+        )
+        _checked(manifest, rdbs[0], target, force)
+        return Prepared(chosen, rdbs, target, None, left and left[0])
     if request.source != "vault":
         raise RecoveryError("ElastiCache seeds from S3: restore into it from the vault only")
     rdbs = sorted((i for i in manifest.objects if i.name.endswith(".rdb")), key=lambda i: i.name)
@@ -116,6 +172,16 @@ def prepare(ctx: OpsContext, request: RestoreRedisRequest, project_dir: Path) ->
         replicas=request.replicas,
     )
     return Prepared(chosen, rdbs, None, elasticache)
+
+
+def _checked(manifest: Manifest, rdb: StoredObject, target: VolumeTarget, force: bool) -> None:
+    """``_preflight`` with its refusals as the task's (exit 2, naming the flag)."""
+    try:
+        _preflight(manifest, rdb, target, force)
+    except TargetNotEmpty as error:
+        raise TargetNotEmptyError(str(error).replace("Pass force", "Pass --force")) from None
+    except RedisRestoreError as error:
+        raise RecoveryError(str(error)) from None
 
 
 def marker_path(target: VolumeTarget) -> Path:
@@ -152,13 +218,15 @@ def _refuse_existing_group(ctx: OpsContext, group: str) -> None:
 
 
 def build_plan(
-    ctx: OpsContext, request: RestoreRedisRequest, project_dir: Path
+    ctx: OpsContext, request: RestoreRedisRequest, project_dir: Path, resume: str | None = None
 ) -> tuple[Plan, Prepared]:
-    prepared = prepare(ctx, request, project_dir)
+    """``resume``: the run id being resumed (its journal is where a cut-short swap is looked
+    for; a fresh run looks in the newest journals)."""
+    prepared = prepare(ctx, request, project_dir, resume)
     steps = (
         _elasticache_steps(ctx, request, prepared)
         if prepared.elasticache is not None
-        else _self_hosted_steps(request, prepared)
+        else _self_hosted_steps(request, prepared, project_dir / JOURNAL_DIR, resume)
     )
     entry = prepared.chosen.entry
     target = (
@@ -181,22 +249,66 @@ def build_plan(
     return plan, prepared
 
 
-def _self_hosted_steps(request: RestoreRedisRequest, prepared: Prepared) -> list[FunctionStep]:
+def _self_hosted_steps(
+    request: RestoreRedisRequest, prepared: Prepared, journal_dir: Path, resume: str | None
+) -> list[FunctionStep]:
     target = prepared.target
     assert target is not None
     manifest, objects = prepared.chosen.manifest, prepared.chosen.objects
     rdb = prepared.rdbs[0]
     marker = marker_path(target)
+    step_id = f"restore.{request.store}"
 
-    def restore(context: StepContext) -> dict[str, Any]:
-        progress = ByteProgress(f"stage {rdb.name} for {target.name}")
-        try:
-            result = restore_redis(manifest, objects, target, force=True, progress=progress)
-        finally:
-            progress.done()
+    def write_marker() -> None:
         marker.write_text(
             json.dumps({"backup_id": manifest.backup_id, "run_id": server_run_id(target)})
         )
+
+    def record(context: StepContext, phase: str, swap: Swap | None, **extra: Any) -> None:
+        if context.journal is not None:
+            fields = swap.fields() if swap is not None else {"rdb": str(target.rdb_path)}
+            context.journal.append(SWAP_EVENT, step=step_id, phase=phase, **fields, **extra)
+
+    def recover(context: StepContext) -> dict[str, Any] | None:
+        """Bring back what a killed run left; the step's result when that finished the job."""
+        left = pending_swap(journal_dir, target.rdb_path, resume)
+        swap = left[1] if left else None
+        outcome = recover_swap(target, swap)
+        if outcome == "nothing":
+            return None
+        record(context, "recovered", swap, outcome=outcome, left_by=left and left[0])
+        context.note(
+            f"{target.name} was left by a killed restore"
+            f"{f' (run {left[0]})' if left else ''}: {outcome}"
+        )
+        if outcome == "finished" and swap is not None and swap.backup_id == manifest.backup_id:
+            keyspace, _, _ = verify_restored(manifest, target)
+            write_marker()
+            target.previous_path.unlink(missing_ok=True)
+            return {"keys_per_db": {str(db): n for db, n in keyspace.items()}, "recovered": True}
+        if outcome != "cleaned":  # the server holds other data than when the plan was checked
+            same = swap is not None and swap.backup_id == manifest.backup_id
+            force = request.force or same or loaded_by_restore(target, manifest.backup_id)
+            _checked(manifest, rdb, target, force)
+        return None
+
+    def restore(context: StepContext) -> dict[str, Any]:
+        recovered = recover(context)
+        if recovered is not None:
+            return recovered
+
+        def on_swap(phase: str, swap: Swap) -> None:
+            if phase == "started":
+                write_marker()
+            record(context, phase, swap)
+
+        progress = ByteProgress(f"stage {rdb.name} for {target.name}")
+        try:
+            result = restore_redis(
+                manifest, objects, target, force=True, progress=progress, on_swap=on_swap
+            )
+        finally:
+            progress.done()
         context.note(
             f"{sum(result.keys_per_db.values()):,} keys in {len(result.keys_per_db)} databases; "
             f"server down {result.downtime_seconds:.2f}s"
@@ -207,7 +319,11 @@ def _self_hosted_steps(request: RestoreRedisRequest, prepared: Prepared) -> list
         }
 
     def restored_already(context: StepContext) -> bool:
-        return loaded_by_restore(target, manifest.backup_id)
+        return (
+            not staged_files(target)
+            and pending_swap(journal_dir, target.rdb_path, resume) is None
+            and loaded_by_restore(target, manifest.backup_id)
+        )
 
     def verify(context: StepContext) -> None:
         keyspace, loaded, expired = verify_restored(manifest, target)
@@ -219,11 +335,18 @@ def _self_hosted_steps(request: RestoreRedisRequest, prepared: Prepared) -> list
             f"the backup holds {manifest.counts['keys']}"
         )
 
+    recovering = (
+        f"bring back {target.name}, down after a killed restore"
+        f"{f' (run {prepared.left_by})' if prepared.left_by else ''}: finish its swap or put "
+        "the previous file back, and start it; then, unless it runs on this backup already, "
+        if prepared.recovering
+        else ""
+    )
     return [
         FunctionStep(
-            f"restore.{request.store}",
-            f"stream {rdb.key} of backup {manifest.backup_id} ({objects.name}, saved at "
-            f"{prepared.chosen.entry.recovery_point.isoformat()}) beside {target.rdb_path} and "
+            step_id,
+            f"{recovering}stream {rdb.key} of backup {manifest.backup_id} ({objects.name}, saved "
+            f"at {prepared.chosen.entry.recovery_point.isoformat()}) beside {target.rdb_path} and "
             f"verify its SHA-256; then stop {target.name}, swap the file in, start it",
             restore,
             check=restored_already,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
 
+from drkit import killpoints
 from drkit.backup.manifest import Manifest
 from drkit.backup.postgres import PostgresSource, postgres_binary
 from drkit.restore.stream import raw_chunks
@@ -61,6 +63,33 @@ def ensure_empty(target: PostgresSource, force: bool) -> None:
         )
 
 
+def end_orphaned_restores(target: PostgresSource, timeout: float = 30.0) -> int:
+    """Terminate ``pg_restore`` sessions on the target database and wait until they are gone.
+
+    A restore killed mid-stream leaves its ``pg_restore`` running: with its input cut it fails and
+    its single transaction rolls back, or, if it had all its input, it commits. Either way the
+    resumed run must not race it, so it ends it (a committed restore stays committed) and then
+    looks at what is there. The target's restore lease keeps out any live run's ``pg_restore``.
+    Returns how many sessions were ended."""
+    query = (
+        "SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = 'pg_restore'"
+        " AND pid <> pg_backend_pid()"
+    )
+    with psycopg.connect(target.conninfo("postgres"), autocommit=True) as connection:
+        pids = [int(row[0]) for row in connection.execute(query, (target.database,)).fetchall()]
+        for pid in pids:
+            connection.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        deadline = time.monotonic() + timeout
+        while connection.execute(query, (target.database,)).fetchone() is not None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"pg_restore sessions on {target.database!r} still there {timeout:.0f}s after"
+                    " pg_terminate_backend"
+                )
+            time.sleep(0.1)
+    return len(pids)
+
+
 def restore_postgres(
     manifest: Manifest,
     store: ObjectStore,
@@ -93,10 +122,13 @@ def restore_postgres(
         written = 0
         for chunk in raw_chunks(store, dump):
             process.stdin.write(chunk)
+            if not written:
+                killpoints.reached("postgres.streaming")
             written += len(chunk)
             if progress is not None:
                 progress(dump.name, written)
         process.stdin.close()
+        killpoints.reached("postgres.sent")
     except BaseException:
         process.kill()
         process.wait()

@@ -8,6 +8,13 @@ untouched. Only then is the server stopped, the file swapped in with one atomic 
 previous one kept aside), and the server started. A server that will not start on the new file
 gets its previous file back. The restored server is then checked against the manifest's counts.
 
+A restore killed while the server is down must not leave it down. Before stopping the server,
+``restore_redis`` hands ``on_swap`` a ``Swap`` (the data file, the staged file with its size and
+SHA-256, where the previous file goes), which the restore task journals; ``recover_swap`` later
+reads that record and the files as they are, and either finishes the swap (the staged file is the
+journaled one, byte for byte) or puts the previous file back, then starts the server. Every step
+of it can be repeated: recovering twice is recovering once.
+
 How a server is stopped, swapped and started differs by flavour, so it sits behind
 ``RestoreTarget``: ``VolumeTarget`` serves any server whose data file this process can reach
 (``LocalRedis``; a StatefulSet pod's volume mounted into the restore job), with the stop/start
@@ -20,6 +27,7 @@ pointing at ``.rdb`` objects in S3, which is exactly what the ElastiCache backup
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import shutil
@@ -31,6 +39,7 @@ from typing import Any, Protocol
 
 import redis
 
+from drkit import killpoints
 from drkit.backup.manifest import Manifest, StoredObject
 from drkit.backup.redis import RedisSource
 from drkit.restore.stream import check_object, raw_chunks
@@ -41,6 +50,9 @@ log = logging.getLogger("drkit.restore.redis")
 # The newest RDB version each Redis release reads (rdb.h RDB_VERSION at each release).
 RDB_VERSION_READ_BY = [((7, 4), 12), ((7, 2), 11), ((7, 0), 10), ((5, 0), 9), ((4, 0), 8)]
 RDB_VERSION_FALLBACK = 7  # Redis 3.2
+STAGED_PREFIX, STAGED_SUFFIX = ".drkit-restore-", ".rdb.partial"
+PREVIOUS_SUFFIX = ".before-restore"
+HASH_CHUNK = 1024 * 1024
 
 
 class RedisRestoreError(RuntimeError):
@@ -60,6 +72,12 @@ class RestoreTarget(Protocol):
 
     name: str
     source: RedisSource
+    rdb_path: Path
+
+    @property
+    def previous_path(self) -> Path:
+        """Where ``swap_in`` keeps the file the server had before."""
+        ...
 
     @property
     def staging_dir(self) -> Path:
@@ -100,6 +118,10 @@ class VolumeTarget:
     def staging_dir(self) -> Path:
         return self.rdb_path.parent
 
+    @property
+    def previous_path(self) -> Path:
+        return self.rdb_path.with_name(self.rdb_path.name + PREVIOUS_SUFFIX)
+
     def stop(self) -> None:
         self.stop_server()
 
@@ -107,14 +129,17 @@ class VolumeTarget:
         self.start_server()
 
     def swap_in(self, staged: Path) -> Path | None:
-        previous: Path | None = self.rdb_path.with_name(self.rdb_path.name + ".before-restore")
+        previous: Path | None = self.previous_path
         assert previous is not None
         if self.rdb_path.exists():
             os.replace(self.rdb_path, previous)
+            _fsync_dir(self.rdb_path.parent)
         else:
             previous = None
+        killpoints.reached("redis.old-renamed")
         os.replace(staged, self.rdb_path)
         _fsync_dir(self.rdb_path.parent)
+        killpoints.reached("redis.new-in-place")
         return previous
 
     def swap_back(self, previous: Path | None) -> None:
@@ -241,6 +266,63 @@ def _preflight(manifest: Manifest, item: StoredObject, target: RestoreTarget, fo
         )
 
 
+@dataclass(frozen=True)
+class Swap:
+    """One swap of a data file, as journaled before the server is stopped: enough for another
+    process to finish it (``staged`` is still the verified file, byte for byte) or undo it."""
+
+    backup_id: str
+    rdb: str
+    staged: str
+    previous: str
+    raw_size: int
+    raw_sha256: str
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "backup_id": self.backup_id,
+            "rdb": self.rdb,
+            "staged": self.staged,
+            "previous": self.previous,
+            "raw_size": self.raw_size,
+            "raw_sha256": self.raw_sha256,
+        }
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, Any]) -> Swap:
+        return cls(
+            backup_id=str(fields["backup_id"]),
+            rdb=str(fields["rdb"]),
+            staged=str(fields["staged"]),
+            previous=str(fields["previous"]),
+            raw_size=int(fields["raw_size"]),
+            raw_sha256=str(fields["raw_sha256"]),
+        )
+
+
+SwapHook = Callable[[str, Swap], None]
+"""Told ``("stopping", swap)`` before the server is stopped, ``("starting", swap)`` once the file
+is in place, ``("started", swap)`` when the server answers on it, ``("restored-previous", swap)``
+when it would not start and got its previous file back."""
+
+
+def staged_path(directory: Path, label: str) -> Path:
+    return directory / f"{STAGED_PREFIX}{label}{STAGED_SUFFIX}"
+
+
+def staged_files(target: RestoreTarget) -> list[Path]:
+    """Staging files beside the data file: a download in progress, or one a killed run left."""
+    return sorted(target.staging_dir.glob(f"{STAGED_PREFIX}*{STAGED_SUFFIX}"))
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def stage_rdb(
     store: ObjectStore,
     item: StoredObject,
@@ -252,7 +334,7 @@ def stage_rdb(
 
     ``progress(object name, bytes written)`` is called after every chunk (the server is still
     up and serving while this runs: a large RDB takes minutes to fetch, seconds to swap)."""
-    staged = directory / f".drkit-restore-{label}.rdb.partial"
+    staged = staged_path(directory, label)
     written = 0
     try:
         with staged.open("wb") as out:
@@ -281,21 +363,41 @@ def restore_redis(
     target: RestoreTarget,
     force: bool = False,
     progress: Callable[[str, int], None] | None = None,
+    on_swap: SwapHook | None = None,
 ) -> RedisRestoreResult:
-    """Replace the target's dataset with the backup's RDB, then check it against the manifest."""
+    """Replace the target's dataset with the backup's RDB, then check it against the manifest.
+
+    ``on_swap`` records each phase of the swap before it happens (see ``SwapHook``): a process
+    killed between two phases leaves a state ``recover_swap`` can finish."""
     started = time.monotonic()
     item = rdb_object(manifest)
     _preflight(manifest, item, target, force)
     staged = stage_rdb(store, item, target.staging_dir, manifest.backup_id, progress)
+    swap = Swap(
+        backup_id=manifest.backup_id,
+        rdb=str(target.rdb_path),
+        staged=str(staged),
+        previous=str(target.previous_path),
+        raw_size=item.raw_size,
+        raw_sha256=file_sha256(staged),
+    )
+    killpoints.reached("redis.staged")
+    tell = on_swap or (lambda phase, swap: None)
+    tell("stopping", swap)
     down_at = time.monotonic()
     try:
         target.stop()
+        killpoints.reached("redis.stopped")
         previous = target.swap_in(staged)
+        tell("starting", swap)
     except BaseException:
         staged.unlink(missing_ok=True)
+        if not target.rdb_path.exists() and target.previous_path.exists():
+            os.replace(target.previous_path, target.rdb_path)  # never start on no file
         with contextlib.suppress(Exception):
             target.start()
         raise
+    killpoints.reached("redis.before-start")
     try:
         target.start()
     except Exception as error:
@@ -306,11 +408,13 @@ def restore_redis(
             target.stop()
         target.swap_back(previous)
         target.start()
+        tell("restored-previous", swap)
         raise RedisRestoreError(
             f"{target.name} did not start on backup {manifest.backup_id} ({error}); its previous"
             " data file was put back and it was started again"
         ) from error
     up_at = time.monotonic()
+    tell("started", swap)
     result = verify_restored(manifest, target)
     if previous is not None:
         previous.unlink(missing_ok=True)
@@ -322,6 +426,66 @@ def restore_redis(
         seconds=round(time.monotonic() - started, 3),
         downtime_seconds=round(up_at - down_at, 3),
     )
+
+
+def answers(target: RestoreTarget) -> bool:
+    """The server takes commands (a refused or reset connection: it is down)."""
+    try:
+        with target.source.client() as client:
+            return bool(client.ping())
+    except (redis.ConnectionError, redis.TimeoutError):
+        return False
+
+
+def recover_swap(target: RestoreTarget, swap: Swap | None) -> str:
+    """Bring a target a killed restore left behind to a consistent, running state.
+
+    ``swap`` is the journaled record of the killed run's swap, if any. Returns what was done:
+
+    - ``"finished"``: the server now runs on the swap's file (checked by SHA-256): the staged file
+      was put in place and the server started, or it was in place already;
+    - ``"rolled back"``: the staged file could not be vouched for (no record, or other bytes), so
+      it was removed, the previous file put back, and the server started on it;
+    - ``"cleaned"``: the server was running; stale staging files were removed;
+    - ``"nothing"``: the server was running and nothing was left over.
+
+    Repeating it is harmless: each file move checks where the file is first."""
+    leftovers = staged_files(target)
+    rdb, previous = target.rdb_path, target.previous_path
+    if answers(target):
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+        if swap is not None and rdb.exists() and _is_swapped(rdb, swap):
+            return "finished"  # killed after the start, before it was recorded
+        return "cleaned" if leftovers else "nothing"
+    vouched = swap is not None and _is_swapped(Path(swap.staged), swap)
+    for path in leftovers:
+        if not (vouched and swap is not None and path == Path(swap.staged)):
+            path.unlink(missing_ok=True)
+    if vouched and swap is not None:
+        if rdb.exists():
+            os.replace(rdb, previous)  # killed after the stop, before the old file moved
+        os.replace(swap.staged, rdb)
+        _fsync_dir(rdb.parent)
+        outcome = "finished"
+    elif swap is not None and rdb.exists() and _is_swapped(rdb, swap):
+        outcome = "finished"  # killed after the new file was in place
+    else:
+        if not rdb.exists() and previous.exists():
+            os.replace(previous, rdb)
+            _fsync_dir(rdb.parent)
+        outcome = "rolled back"
+    log.warning("%s was down after a killed restore: %s, starting it", target.name, outcome)
+    target.start()
+    return outcome
+
+
+def _is_swapped(path: Path, swap: Swap) -> bool:
+    """``path`` holds exactly the swap's verified bytes."""
+    try:
+        return path.stat().st_size == swap.raw_size and file_sha256(path) == swap.raw_sha256
+    except FileNotFoundError:
+        return False
 
 
 def verify_restored(

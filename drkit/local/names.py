@@ -14,8 +14,10 @@ It holds no secret: credentials stay in ``credentials.json``.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,14 +64,24 @@ def resolve(project_dir: Path, store: str) -> StableName:
 
 
 def point(project_dir: Path, store: str, target: StableName) -> None:
-    """Move ``store``'s name to ``target`` in one atomic rename (what a failover does)."""
-    names = read_names(project_dir)
-    names[store] = target
-    _write(names_path(project_dir), names)
+    """Move ``store``'s name to ``target`` in one atomic rename (what a failover does).
+
+    A failover moves several names at once, from parallel steps (threads) or processes: the read,
+    change and write hold an exclusive lock on ``names.json.lock``, so no move is lost, and each
+    writer has its own partial file."""
+    path = names_path(project_dir)
+    with path.with_suffix(".json.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            names = read_names(project_dir)
+            names[store] = target
+            _write(path, names)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _write(path: Path, names: dict[str, StableName]) -> None:
-    partial = path.with_suffix(".json.partial")
+    partial = path.with_suffix(f".json.{os.getpid()}.{threading.get_ident()}.partial")
     partial.write_text(
         json.dumps({k: v.model_dump(exclude_none=True) for k, v in names.items()}, indent=2)
     )

@@ -9,7 +9,8 @@ bound, so a dead, reset or stalled store ends a run with exit 1 instead of hangi
 - ``DRKIT_IO_ATTEMPTS`` (default 3): attempts per object-store request, the first included
   (botocore ``total_max_attempts``; the GCS retry deadline is ``attempts`` request timeouts).
 - ``DRKIT_STALL_TIMEOUT`` (seconds, default 300): a source stream (``pg_dump``,
-  ``redis-cli --rdb``) that sends nothing for this long is stalled: the run fails. It is also
+  ``redis-cli --rdb``, a Kafka partition read below its end offset) that sends nothing for this
+  long is stalled: the run fails. It is also
   ``pg_dump --lock-wait-timeout``: a dump that cannot take its locks is a stall.
 
 A child process is asked to stop (SIGTERM) and killed ``CHILD_GRACE`` seconds later.

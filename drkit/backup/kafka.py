@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict
 
 from drkit.backup.engine import BackupSession, Capture
 from drkit.backup.manifest import Manifest
+from drkit.bounds import io_bounds
 from drkit.kafka_frames import VERSION as FRAME_VERSION
 from drkit.kafka_frames import FrameWriter, ObjectHeader, Record, encode
 from stackmodels.kafka_access import READER_GROUP_PREFIX
@@ -61,7 +62,8 @@ FRAMES_CONTENT = f"Kafka records, drkit framed format v{FRAME_VERSION} (drkit.ka
 TOPICS_CONTENT = "Kafka topic configs: partitions, replication factor, config overrides (JSON)"
 REQUEST_TIMEOUT_S = 30.0
 IDLE_TIMEOUT_S = 60.0
-"""A partition that yields nothing for this long below its recorded end offset fails the backup."""
+"""``read_range``'s default: a partition that yields nothing for this long below its recorded end
+offset fails the read. A backup uses the kit's stall bound instead (``DRKIT_STALL_TIMEOUT``)."""
 
 
 class KafkaBackupError(RuntimeError):
@@ -320,12 +322,15 @@ class KafkaHandler:
     previous: Manifest | None = None
     client_config: dict[str, Any] = field(default_factory=dict)
     """Authentication settings (:func:`drkit.kafka_auth.client_auth`)."""
-    idle_timeout: float = IDLE_TIMEOUT_S
+    idle_timeout: float | None = None
+    """Seconds a partition may yield nothing below its end offset (a stalled broker or path)
+    before the backup fails; None: the kit's stall bound, ``DRKIT_STALL_TIMEOUT``."""
     kind: str = KIND
 
     def backup(self, session: BackupSession) -> Capture:
         if not self.topics:
             raise KafkaBackupError("no topics to back up: the store's config lists none")
+        idle_timeout = self.idle_timeout if self.idle_timeout is not None else io_bounds().stall
         admin = AdminClient(client_settings(self.bootstrap, self.client_config))
         cluster = cluster_id(admin)
         warnings: list[str] = []
@@ -341,6 +346,8 @@ class KafkaHandler:
         # The consistent point: read before any record is.
         end = list_offsets(admin, partitions, OffsetSpec.latest())  # type: ignore[no-untyped-call]
         log_start = list_offsets(admin, partitions, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
+        # Not needed past here: its connections go now, not when a failed run's traceback does.
+        del admin
         session.write_stream(
             TOPICS_OBJECT,
             iter([_topics_json(described)]),
@@ -358,7 +365,9 @@ class KafkaHandler:
         try:
             for tp in partitions:
                 key = (tp.topic, tp.partition)
-                entry = self._back_up_partition(session, consumer, *key, starts[key], end[key])
+                entry = self._back_up_partition(
+                    session, consumer, *key, starts[key], end[key], idle_timeout
+                )
                 entries.append(entry)
                 counts[tp.topic] += entry.records
         finally:
@@ -455,6 +464,7 @@ class KafkaHandler:
         partition: int,
         start: int,
         end: int,
+        idle_timeout: float,
     ) -> PartitionBackup:
         if start >= end:
             return PartitionBackup(
@@ -468,7 +478,7 @@ class KafkaHandler:
         writer = FrameWriter(ObjectHeader(topic, partition, start, end))
         records = (
             to_record(message)
-            for message in read_range(consumer, topic, partition, start, end, self.idle_timeout)
+            for message in read_range(consumer, topic, partition, start, end, idle_timeout)
         )
         stored = session.write_stream(
             partition_object(topic, partition), encode(writer, records), content=FRAMES_CONTENT

@@ -243,7 +243,11 @@ def _distinct_free_ports(count: int) -> list[int]:
 
 
 def server_properties(
-    data_dir: Path, broker_port: int, controller_port: int, sasl_port: int
+    data_dir: Path,
+    broker_port: int,
+    controller_port: int,
+    sasl_port: int,
+    advertised_port: int | None = None,
 ) -> str:
     """A combined broker + controller with a static one-voter quorum, all on loopback.
 
@@ -252,7 +256,11 @@ def server_properties(
     unsecured validator (a JWT with ``alg: none``, ``sub`` and ``exp``), because only AWS can
     check an MSK IAM token; what it proves is that every client drkit makes sends the token its
     callback produces, and that one without it is refused.
+
+    ``advertised_port`` (default: the PLAINTEXT listener's own) is the port the broker tells
+    clients to connect to: a proxy's in front of it, so that every connection passes the proxy.
     """
+    advertised = advertised_port or broker_port
     settings = {
         "process.roles": "broker,controller",
         "node.id": str(NODE_ID),
@@ -262,7 +270,7 @@ def server_properties(
             f"SASL://{LOOPBACK}:{sasl_port}"
         ),
         "advertised.listeners": (
-            f"PLAINTEXT://{LOOPBACK}:{broker_port},SASL://{LOOPBACK}:{sasl_port}"
+            f"PLAINTEXT://{LOOPBACK}:{advertised},SASL://{LOOPBACK}:{sasl_port}"
         ),
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
@@ -293,9 +301,11 @@ class LocalKafka(LocalServer):
     restart is still there after it (what a drill of a broker restart needs).
     """
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, advertised_port: int | None = None) -> None:
+        """``advertised_port``: see :func:`server_properties` (a broker of its own only)."""
         self.workdir = workdir
-        self._external = os.environ.get(BOOTSTRAP_ENV) or None
+        self.advertised_port = advertised_port
+        self._external = None if advertised_port else (os.environ.get(BOOTSTRAP_ENV) or None)
         self._cluster_id = new_cluster_id()
         self._ports: tuple[int, int, int] | None = None
         self._process: ManagedProcess | None = None
@@ -368,7 +378,7 @@ class LocalKafka(LocalServer):
         data_dir = self.workdir / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "server.properties"
-        config.write_text(server_properties(data_dir, *self._ports))
+        config.write_text(server_properties(data_dir, *self._ports, self.advertised_port))
         return config
 
     def _format_storage(self, lib: Path, config: Path) -> None:

@@ -1,5 +1,5 @@
-"""Faults mid-backup, through the loopback fault proxy: a real PostgreSQL (or Redis) backup whose
-vault, mirror or source resets or stalls part way.
+"""Faults mid-backup, through the loopback fault proxy: a real PostgreSQL (Redis, Kafka) backup
+whose vault, mirror or source resets, stalls or disappears part way.
 
 Each failed run must end within its bound and leave nothing behind: no child process, no
 ``idle in transaction`` backend, no open multipart upload, no manifest; and the next run through
@@ -8,6 +8,7 @@ a healthy path commits. The bounds are set small by environment, as an operator 
 
 from __future__ import annotations
 
+import gc
 import os
 import secrets
 import subprocess
@@ -21,11 +22,14 @@ from typing import Any
 
 import boto3
 import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage  # type: ignore[import-untyped]
 
 from drkit.backup.engine import BackupFailed, Destinations, Handler, run_backup
+from drkit.backup.kafka import KafkaHandler
 from drkit.backup.manifest import MANIFEST_NAME
 from drkit.backup.postgres import PostgresHandler, PostgresSource
 from drkit.backup.redis import RedisHandler, RedisSource
@@ -33,7 +37,9 @@ from drkit.bounds import IoBounds
 from drkit.context import Credentials
 from drkit.local.faultproxy import LOOPBACK, Direction, Fault, FaultProxy
 from drkit.local.gcs import LocalGcs
+from drkit.local.kafka import LocalKafka
 from drkit.local.postgres import LocalPostgres
+from drkit.local.process import free_port
 from drkit.local.redis import LocalRedis
 from drkit.local.s3 import DEFAULT_REGION, DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, LocalAws
 from drkit.seed.postgres import TradingDataSize, seed_trading_database
@@ -129,6 +135,46 @@ def world(aws_emulator: LocalAws, gcs_emulator: LocalGcs) -> Iterator[World]:
         yield World(aws_emulator, gcs_emulator, bucket, str(key), s3_proxy, gcs_proxy)
 
 
+@dataclass
+class ProxiedKafka:
+    """A broker whose advertised listener is a fault proxy's port: every client connection,
+    the bootstrap's and the reconnections to the advertised address alike, passes the proxy."""
+
+    broker: LocalKafka
+    proxy: FaultProxy
+    topic: str
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{LOOPBACK}:{self.proxy.port}"
+
+
+@pytest.fixture(scope="module")
+def proxied_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxiedKafka]:
+    """Its own broker (the session's advertises its own port), holding about 6 MiB of random
+    values in one partition: several fetches of 1 MiB (``max.partition.fetch.bytes``)."""
+    port = free_port()
+    with LocalKafka(tmp_path_factory.mktemp("fault-kafka"), advertised_port=port) as broker:
+        upstream = broker.bootstrap.rsplit(":", 1)
+        with FaultProxy((upstream[0], int(upstream[1])), port=port) as proxy:
+            topic, bootstrap = "quotes", f"{LOOPBACK}:{port}"
+            admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+            admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
+            failed: list[object] = []
+            producer = Producer({"bootstrap.servers": bootstrap, "log_level": 3})
+            for index in range(3000):
+                producer.produce(
+                    topic,
+                    key=f"quote:{index}".encode(),
+                    value=os.urandom(2048),
+                    on_delivery=lambda error, _: failed.append(error) if error else None,
+                )
+                producer.poll(0)
+            assert producer.flush(30) == 0 and failed == []
+            del producer, admin  # no client of this fixture's stays to count or to log
+            yield ProxiedKafka(broker, proxy, topic)
+
+
 @pytest.fixture(scope="module")
 def redis_with_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedis]:
     """Its own Redis (others share the session's), holding about 6 MiB of random values.
@@ -179,6 +225,14 @@ def lingering_backends(server: LocalPostgres, database: str) -> list[tuple[Any, 
         time.sleep(0.2)
 
 
+def librdkafka_clients() -> int:
+    """Live librdkafka client instances in this process: each runs one ``rdk:main`` thread,
+    which ends when the instance is destroyed (a consumer's ``close()``)."""
+    gc.collect()
+    names = (task.read_text().strip() for task in Path("/proc/self/task").glob("*/comm"))
+    return sum(1 for name in names if name == "rdk:main")
+
+
 def manifests(destinations: Destinations) -> list[str]:
     return [
         f"{store.name}/{item.key}"
@@ -219,6 +273,23 @@ def postgres_source(server: LocalPostgres, port: int | None = None) -> PostgresS
 @pytest.mark.parametrize("fault", [Fault.RESET, Fault.STALL])
 @pytest.mark.parametrize("destination", ["vault", "mirror"])
 def test_destination_failing_mid_upload_ends_the_run_and_releases_the_source(
+    destination: str,
+    fault: Fault,
+    world: World,
+    postgres_server: LocalPostgres,
+    database: str,
+) -> None:
+    destination_fails_mid_upload(destination, fault, world, postgres_server, database)
+
+
+def test_vault_disappearing_mid_upload_ends_the_run_and_releases_the_source(
+    world: World, postgres_server: LocalPostgres, database: str
+) -> None:
+    """The vault's endpoint goes away (connections reset, new ones refused) mid-upload."""
+    destination_fails_mid_upload("vault", Fault.DISAPPEAR, world, postgres_server, database)
+
+
+def destination_fails_mid_upload(
     destination: str,
     fault: Fault,
     world: World,
@@ -266,6 +337,28 @@ def test_postgres_source_stall_ends_the_run_and_stops_pg_dump(
         proxy.heal()
         assert lingering_backends(postgres_server, database) == []
         assert_next_run_commits(handler, destinations)
+
+
+def test_kafka_source_stall_ends_the_run_and_closes_the_consumer(
+    world: World, proxied_kafka: ProxiedKafka
+) -> None:
+    """The broker's path stalls mid-fetch: the poll loop sees no progress below the recorded
+    end offset for ``DRKIT_STALL_TIMEOUT`` and fails the run."""
+    destinations = world.destinations()
+    proxy = proxied_kafka.proxy
+    handler = KafkaHandler(proxied_kafka.bootstrap, [proxied_kafka.topic])
+    clients = librdkafka_clients()
+    proxy.arm(Fault.STALL, after=2 * MiB, direction=Direction.DOWN)  # mid partition read
+
+    error, _ = fail_within_bound(handler, destinations)
+
+    assert proxy.tripped.is_set()
+    assert f"{proxied_kafka.topic}/0: nothing read for 3s" in str(error)
+    assert librdkafka_clients() == clients  # the consumer closed, the admin client gone
+    assert manifests(destinations) == []
+    assert destinations.vault.pending_uploads(PREFIX) == []
+    proxy.heal()
+    assert_next_run_commits(handler, destinations)
 
 
 def test_redis_source_reset_ends_the_run_and_stops_redis_cli(

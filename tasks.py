@@ -9,6 +9,7 @@ invoke restore.redis|restore.kafka|restore.all --dry-run   the plan with the rea
 invoke restore.aurora --at TIME|--latest|--snapshot ID --dry-run   into a NEW Aurora cluster
 invoke verify --stores trading-db,event-stream            freshness, checksums, test restores
 invoke backups.list / backups.info ID                     what exists, from the catalog
+invoke kafka.topics --stack prod --dry-run                topic retention vs the topic classes
 """
 
 from __future__ import annotations
@@ -928,6 +929,38 @@ def failback(
 
 
 @task(
+    name="topics",
+    help={
+        "stack": COMMON_HELP["stack"],
+        "outputs": COMMON_HELP["outputs"],
+        "dry_run": "print the diff (topic, key, current -> wanted); change nothing",
+        "yes": "do not ask before changing topic settings",
+    },
+)
+def kafka_topics(
+    c: Context, stack: str = "local", outputs: str = "", dry_run: bool = False, yes: bool = False
+) -> None:
+    """Reconcile every topic's retention and cleanup settings with its topic class (msk config)."""
+    from confluent_kafka import KafkaException
+
+    from drkit.context import OpsContext
+    from drkit.kafka_topics import admin_for, reconcile
+    from drkit.ops.executor import terminal_confirm
+
+    try:
+        ctx = OpsContext.load(stack, Path(outputs) if outputs else None, ROOT)
+        admin, msk = admin_for(ctx)
+    except ValueError as error:
+        raise fail(error) from None
+    try:
+        code = reconcile(admin, msk, sys.stdout, dry_run=dry_run, yes=yes, confirm=terminal_confirm)
+    except KafkaException as error:
+        raise fail(f"kafka: {error}", code=1) from None
+    if code:
+        raise Exit(code=code)
+
+
+@task(
     name="status",
     help={
         "format": "text (default) or json",
@@ -1018,6 +1051,7 @@ namespace.add_collection(
 )
 namespace.add_task(verify)
 namespace.add_collection(Collection("backups", backups_list, backups_info))
+namespace.add_collection(Collection("kafka", kafka_topics))
 namespace.add_task(failover)
 namespace.add_task(failback)
 namespace.add_task(dr_status)

@@ -1,0 +1,216 @@
+"""Reconcile each Kafka topic's retention and cleanup settings with its topic class in the config.
+
+The stack config's ``msk`` section maps topics to classes (``critical`` 7 days, ``standard`` 3,
+``archive`` 30 in tiered storage); :func:`wanted_settings` turns a class into topic configs. The
+store's broker is read with ``DescribeConfigs`` (effective values, so a broker default that already
+fits needs no override), the difference is printed as ``topic key: current -> wanted``, and only
+then, confirmed, changed with ``IncrementalAlterConfigs``: each differing key is SET on its own,
+every other setting of the topic stays as it is.
+
+A topic on the broker that the config maps to no class is reported and left alone; a topic the
+config names but the broker lacks is reported, not created (creating topics is the
+application's job, with its partition count).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TextIO
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not all names are in its stubs
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ResourceType,
+)
+
+from stackmodels.config import Msk, TopicClass
+
+if TYPE_CHECKING:
+    from drkit.context import OpsContext
+
+REQUEST_TIMEOUT_S = 30.0
+RECONCILED_KEYS = ("retention.ms", "cleanup.policy", "remote.storage.enable", "local.retention.ms")
+"""The topic configs a class decides; no other setting is read or written."""
+
+
+def wanted_settings(topic_class: TopicClass) -> dict[str, str]:
+    """The topic configs a class asks for. Retention by time means ``cleanup.policy=delete``;
+    a tiered class also keeps its data in remote storage beyond ``local_retention``."""
+    wanted = {
+        "retention.ms": str(_ms(topic_class.retention)),
+        "cleanup.policy": "delete",
+    }
+    if topic_class.tiered:
+        wanted["remote.storage.enable"] = "true"
+        if topic_class.local_retention is not None:
+            wanted["local.retention.ms"] = str(_ms(topic_class.local_retention))
+    return wanted
+
+
+def _ms(duration: Any) -> int:
+    return int(duration.total_seconds() * 1000)
+
+
+@dataclass(frozen=True)
+class Change:
+    topic: str
+    key: str
+    current: str | None
+    wanted: str
+
+    def line(self) -> str:
+        current = "(unset)" if self.current is None else self.current
+        return f"  {self.topic} {self.key}: {current} -> {self.wanted}"
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    changes: list[Change] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    """On the broker, mapped to no topic class: reported, never changed."""
+    missing: list[str] = field(default_factory=list)
+    """In the config, not on the broker: reported, never created."""
+
+    def describe(self) -> str:
+        lines = []
+        if self.changes:
+            topics = len({c.topic for c in self.changes})
+            lines.append(f"{len(self.changes)} setting(s) to change on {topics} topic(s):")
+            lines += [change.line() for change in self.changes]
+        else:
+            lines.append("nothing to change: every known topic matches its class")
+        if self.unknown:
+            lines.append(
+                f"not in the config's topic classes, left as they are: {', '.join(self.unknown)}"
+            )
+        if self.missing:
+            lines.append(f"in the config but not on the broker: {', '.join(self.missing)}")
+        return "\n".join(lines) + "\n"
+
+
+def diff(current: Mapping[str, Mapping[str, str | None]], msk: Msk) -> Reconciliation:
+    """What differs between ``current`` (topic -> config -> effective value, as the broker
+    reports it) and the classes ``msk`` maps the topics to; sorted by topic and key."""
+    changes = []
+    for topic in sorted(t for t in current if t in msk.topics):
+        values = current[topic]
+        for key, wanted in sorted(wanted_settings(msk.topic_classes[msk.topics[topic]]).items()):
+            if values.get(key) != wanted:
+                changes.append(Change(topic, key, values.get(key), wanted))
+    return Reconciliation(
+        changes=changes,
+        unknown=sorted(t for t in current if t not in msk.topics),
+        missing=sorted(t for t in msk.topics if t not in current),
+    )
+
+
+def broker_topics(admin: AdminClient) -> list[str]:
+    """Every topic on the broker but Kafka's own (``__consumer_offsets`` and the like)."""
+    metadata = admin.list_topics(timeout=REQUEST_TIMEOUT_S)
+    return sorted(t for t in metadata.topics if not t.startswith("__"))
+
+
+def read_settings(admin: AdminClient, topics: list[str]) -> dict[str, dict[str, str | None]]:
+    """The effective value of each reconciled key per topic (``None``: the broker has no such
+    config, as a broker without tiered storage may for ``remote.storage.enable``)."""
+    if not topics:
+        return {}
+    futures = admin.describe_configs(
+        [ConfigResource(ResourceType.TOPIC, topic) for topic in topics],
+        request_timeout=REQUEST_TIMEOUT_S,
+    )
+    settings: dict[str, dict[str, str | None]] = {}
+    for resource, future in futures.items():
+        try:
+            entries = future.result()
+        except KafkaException as error:
+            raise TopicConfigError(
+                f"topic {resource.name}: reading its configs failed: {error}"
+            ) from error
+        settings[resource.name] = {
+            key: entries[key].value if key in entries else None for key in RECONCILED_KEYS
+        }
+    return settings
+
+
+class TopicConfigError(RuntimeError):
+    """The broker refused to describe or change a topic's configs."""
+
+
+def apply(admin: AdminClient, changes: list[Change]) -> None:
+    """SET each changed key with IncrementalAlterConfigs, one request for all topics."""
+    by_topic: dict[str, list[ConfigEntry]] = {}
+    for change in changes:
+        by_topic.setdefault(change.topic, []).append(
+            ConfigEntry(change.key, change.wanted, incremental_operation=AlterConfigOpType.SET)
+        )
+    if not by_topic:
+        return
+    futures = admin.incremental_alter_configs(
+        [
+            ConfigResource(ResourceType.TOPIC, topic, incremental_configs=entries)
+            for topic, entries in sorted(by_topic.items())
+        ],
+        request_timeout=REQUEST_TIMEOUT_S,
+    )
+    failed = []
+    for resource, future in futures.items():
+        try:
+            future.result()
+        except KafkaException as error:
+            failed.append(f"{resource.name}: {error}")
+    if failed:
+        raise TopicConfigError(f"changing topic configs failed: {'; '.join(sorted(failed))}")
+
+
+def inspect(admin: AdminClient, msk: Msk) -> Reconciliation:
+    return diff(read_settings(admin, broker_topics(admin)), msk)
+
+
+def reconcile(
+    admin: AdminClient,
+    msk: Msk,
+    out: TextIO,
+    *,
+    dry_run: bool,
+    yes: bool,
+    confirm: Callable[[str], bool],
+) -> int:
+    """Print the diff, then (confirmed, not a dry run) apply it. The exit code: 0 done or
+    nothing to do, 3 not confirmed (as the executor's aborted runs), 1 a change failed."""
+    found = inspect(admin, msk)
+    out.write(found.describe())
+    if not found.changes:
+        return 0
+    if dry_run:
+        out.write("dry run: nothing was changed\n")
+        return 0
+    if not yes and not confirm("Change these topic settings?"):
+        out.write(
+            "aborted: not confirmed (pass --yes to run without asking); nothing was changed\n"
+        )
+        return 3
+    try:
+        apply(admin, found.changes)
+    except TopicConfigError as error:
+        out.write(f"error: {error}\n")
+        return 1
+    out.write(f"changed {len(found.changes)} setting(s)\n")
+    return 0
+
+
+def admin_for(ctx: OpsContext) -> tuple[AdminClient, Msk]:
+    """The admin client of the stack's MSK store (IAM auth on MSK) and its topic classes."""
+    from drkit.backup.kafka import client_settings
+    from drkit.handlers import endpoint, kafka_settings
+
+    msk = ctx.config.msk
+    if msk is None:
+        raise ValueError(f"stack {ctx.stack!r}: its config has no msk section (no topic classes)")
+    host, port = endpoint(ctx, msk.store)
+    settings = client_settings(f"{host}:{port}", kafka_settings(ctx, msk.store))
+    return AdminClient(settings), msk

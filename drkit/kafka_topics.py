@@ -14,8 +14,10 @@ application's job, with its partition count).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 from confluent_kafka import KafkaException
@@ -27,6 +29,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not all nam
     ResourceType,
 )
 
+from drkit.storage.objectstore import Encryption, ObjectStore
 from stackmodels.config import Msk, TopicClass
 
 if TYPE_CHECKING:
@@ -214,3 +217,39 @@ def admin_for(ctx: OpsContext) -> tuple[AdminClient, Msk]:
     host, port = endpoint(ctx, msk.store)
     settings = client_settings(f"{host}:{port}", kafka_settings(ctx, msk.store))
     return AdminClient(settings), msk
+
+
+# --- the topic configuration snapshot in the vault ----------------------------------------------
+
+SNAPSHOT_PREFIX = "topic-configs/"
+"""``topic-configs/<store>/<UTC time>-<sha256 prefix>.json``: one object per change."""
+
+
+def snapshot_prefix(store: str) -> str:
+    return f"{SNAPSHOT_PREFIX}{store}/"
+
+
+def _digest_of(key: str) -> str:
+    return key.rsplit("/", 1)[-1].removesuffix(".json").rsplit("-", 1)[-1]
+
+
+def store_snapshot_if_changed(
+    vault: ObjectStore,
+    store: str,
+    body: bytes,
+    now: datetime,
+    encryption: Encryption | None = None,
+) -> str | None:
+    """Put ``body`` (the topics' configuration) in the vault unless the newest snapshot of
+    ``store`` holds the same bytes; the new key, or None when nothing changed.
+
+    The digest is in the key, so the comparison lists the store's snapshots (one per change)
+    and reads none. Keys sort by time; a write is create-only, never a replacement.
+    """
+    digest = hashlib.sha256(body).hexdigest()[:16]
+    keys = [info.key for info in vault.list_objects(snapshot_prefix(store))]
+    if keys and _digest_of(max(keys)) == digest:
+        return None
+    key = f"{snapshot_prefix(store)}{now.astimezone(UTC):%Y%m%dT%H%M%S%fZ}-{digest}.json"
+    vault.put_bytes(key, body, encryption)
+    return key

@@ -103,6 +103,11 @@ class BackupSession:
     def vault(self) -> ObjectStore:
         return self._destinations.vault
 
+    @property
+    def encryption(self) -> Encryption:
+        """How this backup's objects are encrypted and locked; for what a handler puts itself."""
+        return self._destinations.encryption
+
     def write_stream(
         self, name: str, chunks: Iterable[bytes], content: str, compress: bool = True
     ) -> StoredObject:

@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import confluent_kafka
@@ -48,10 +49,11 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not all nam
 from pydantic import BaseModel, ConfigDict
 
 from drkit.backup.engine import BackupSession, Capture
-from drkit.backup.manifest import Manifest
+from drkit.backup.manifest import Manifest, parse_backup_prefix
 from drkit.bounds import io_bounds
 from drkit.kafka_frames import VERSION as FRAME_VERSION
 from drkit.kafka_frames import FrameWriter, ObjectHeader, Record, encode
+from drkit.kafka_topics import store_snapshot_if_changed
 from stackmodels.kafka_access import READER_GROUP_PREFIX
 
 log = logging.getLogger("drkit.backup.kafka")
@@ -348,11 +350,9 @@ class KafkaHandler:
         log_start = list_offsets(admin, partitions, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
         # Not needed past here: its connections go now, not when a failed run's traceback does.
         del admin
-        session.write_stream(
-            TOPICS_OBJECT,
-            iter([_topics_json(described)]),
-            content=TOPICS_CONTENT,
-        )
+        topics_json = _topics_json(described)
+        session.write_stream(TOPICS_OBJECT, iter([topics_json]), content=TOPICS_CONTENT)
+        self._snapshot_topic_configs(session, topics_json)
         gaps: list[RetentionGap] = []
         starts: dict[tuple[str, int], int] = {}
         for tp in partitions:
@@ -394,6 +394,19 @@ class KafkaHandler:
             consistent_point=point.model_dump(mode="json"),
             counts=counts,
         )
+
+    @staticmethod
+    def _snapshot_topic_configs(session: BackupSession, topics_json: bytes) -> None:
+        """The topics' configuration in the vault's ``topic-configs/<store>/`` when it changed
+        since the last stored snapshot (drkit.kafka_topics)."""
+        parsed = parse_backup_prefix(session.prefix + "x")
+        if parsed is None:
+            return
+        stored = store_snapshot_if_changed(
+            session.vault, parsed[1], topics_json, datetime.now(UTC), session.encryption
+        )
+        if stored is not None:
+            log.info("topic configuration changed: stored %s", stored)
 
     def _previous_end_offsets(
         self, cluster: str | None, ids: dict[str, str], warnings: list[str]

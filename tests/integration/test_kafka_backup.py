@@ -18,6 +18,8 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # NewTopic: not in its stubs
     AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
     ConfigResource,
     NewTopic,
     ResourceType,
@@ -28,6 +30,7 @@ from drkit.backup.kafka import (
     TOPICS_OBJECT,
     KafkaHandler,
     KafkaPoint,
+    parse_topics_json,
     read_range,
     reader,
     summary,
@@ -35,6 +38,7 @@ from drkit.backup.kafka import (
 )
 from drkit.backup.manifest import MANIFEST_NAME, Manifest
 from drkit.kafka_frames import TIMESTAMP_CREATE_TIME, Record
+from drkit.kafka_topics import snapshot_prefix
 from drkit.local.kafka import LocalKafka
 from drkit.restore.kafka import (
     SOURCE_HEADER,
@@ -472,3 +476,35 @@ def test_a_recreated_topic_starts_a_new_chain(
     assert point["topic_ids"][seeded.topic] != first.consistent_point["topic_ids"][seeded.topic]
     assert any("recreated" in warning for warning in point["warnings"])
     assert second.counts[seeded.topic] == 60
+
+
+def test_the_topic_configuration_is_stored_in_the_vault_only_when_it_changed(
+    kafka_broker: LocalKafka, destinations: Destinations
+) -> None:
+    """Each backup compares the topics' configuration with the newest snapshot under
+    ``topic-configs/<store>/``: two backups of an unchanged topic store one, a changed retention
+    a second, holding the new value; the first is kept as it was (create-only)."""
+    seeded = seed(kafka_broker, 10)
+    first = backup(seeded.topic, kafka_broker, destinations)
+    second = backup(seeded.topic, kafka_broker, destinations, previous=first)
+    prefix = snapshot_prefix("signals-bus")
+    keys = [info.key for info in destinations.vault.list_objects(prefix)]
+    assert len(keys) == 1
+    stored = parse_topics_json(destinations.vault.get_bytes(keys[0]), keys[0])
+    assert stored[seeded.topic].configs["retention.ms"] == RETENTION_MS
+
+    resource = ConfigResource(
+        ResourceType.TOPIC,
+        seeded.topic,
+        incremental_configs=[
+            ConfigEntry("retention.ms", str(HOUR_MS), incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    admin = admin_for(kafka_broker)
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(timeout=30)
+    backup(seeded.topic, kafka_broker, destinations, previous=second)
+    after = sorted(info.key for info in destinations.vault.list_objects(prefix))
+    assert len(after) == 2 and after[0] == keys[0]
+    changed = parse_topics_json(destinations.vault.get_bytes(after[1]), after[1])
+    assert changed[seeded.topic].configs["retention.ms"] == str(HOUR_MS)

@@ -221,12 +221,14 @@ def admin_for(ctx: OpsContext) -> tuple[AdminClient, Msk]:
 
 # --- the topic configuration snapshot in the vault ----------------------------------------------
 
-SNAPSHOT_PREFIX = "topic-configs/"
-"""``topic-configs/<store>/<UTC time>-<sha256 prefix>.json``: one object per change."""
+SNAPSHOT_FOLDER = "topic-configs/"
+"""``<data class>/<store>/topic-configs/<UTC time>-<sha256 prefix>.json``, one object per change:
+under the store's own prefix, the only one its backup role may write and list
+(components/backup_iam.py); too short a key for a backup's layout (``parse_backup_prefix``)."""
 
 
-def snapshot_prefix(store: str) -> str:
-    return f"{SNAPSHOT_PREFIX}{store}/"
+def snapshot_prefix(data_class: str, store: str) -> str:
+    return f"{data_class}/{store}/{SNAPSHOT_FOLDER}"
 
 
 def _digest_of(key: str) -> str:
@@ -235,6 +237,7 @@ def _digest_of(key: str) -> str:
 
 def store_snapshot_if_changed(
     vault: ObjectStore,
+    data_class: str,
     store: str,
     body: bytes,
     now: datetime,
@@ -247,9 +250,11 @@ def store_snapshot_if_changed(
     and reads none. Keys sort by time; a write is create-only, never a replacement.
     """
     digest = hashlib.sha256(body).hexdigest()[:16]
-    keys = [info.key for info in vault.list_objects(snapshot_prefix(store))]
+    keys = [info.key for info in vault.list_objects(snapshot_prefix(data_class, store))]
     if keys and _digest_of(max(keys)) == digest:
         return None
-    key = f"{snapshot_prefix(store)}{now.astimezone(UTC):%Y%m%dT%H%M%S%fZ}-{digest}.json"
+    key = (
+        f"{snapshot_prefix(data_class, store)}{now.astimezone(UTC):%Y%m%dT%H%M%S%fZ}-{digest}.json"
+    )
     vault.put_bytes(key, body, encryption)
     return key

@@ -397,13 +397,13 @@ class KafkaHandler:
 
     @staticmethod
     def _snapshot_topic_configs(session: BackupSession, topics_json: bytes) -> None:
-        """The topics' configuration in the vault's ``topic-configs/<store>/`` when it changed
+        """The topics' configuration in the store's ``topic-configs/`` folder when it changed
         since the last stored snapshot (drkit.kafka_topics)."""
         parsed = parse_backup_prefix(session.prefix + "x")
         if parsed is None:
             return
         stored = store_snapshot_if_changed(
-            session.vault, parsed[1], topics_json, datetime.now(UTC), session.encryption
+            session.vault, parsed[0], parsed[1], topics_json, datetime.now(UTC), session.encryption
         )
         if stored is not None:
             log.info("topic configuration changed: stored %s", stored)

@@ -482,12 +482,12 @@ def test_the_topic_configuration_is_stored_in_the_vault_only_when_it_changed(
     kafka_broker: LocalKafka, destinations: Destinations
 ) -> None:
     """Each backup compares the topics' configuration with the newest snapshot under
-    ``topic-configs/<store>/``: two backups of an unchanged topic store one, a changed retention
+    the store's ``topic-configs/``: two backups of an unchanged topic store one, a changed retention
     a second, holding the new value; the first is kept as it was (create-only)."""
     seeded = seed(kafka_broker, 10)
     first = backup(seeded.topic, kafka_broker, destinations)
     second = backup(seeded.topic, kafka_broker, destinations, previous=first)
-    prefix = snapshot_prefix("signals-bus")
+    prefix = snapshot_prefix("trading-signals", "signals-bus")
     keys = [info.key for info in destinations.vault.list_objects(prefix)]
     assert len(keys) == 1
     stored = parse_topics_json(destinations.vault.get_bytes(keys[0]), keys[0])

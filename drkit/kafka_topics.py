@@ -15,6 +15,7 @@ application's job, with its partition count).
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from drkit.context import OpsContext
 
 REQUEST_TIMEOUT_S = 30.0
+SETTLE_TIMEOUT_S = 30.0
 RECONCILED_KEYS = ("retention.ms", "cleanup.policy", "remote.storage.enable", "local.retention.ms")
 """The topic configs a class decides; no other setting is read or written."""
 
@@ -199,11 +201,27 @@ def reconcile(
         return 3
     try:
         apply(admin, found.changes)
+        settle(admin, found.changes)
     except TopicConfigError as error:
         out.write(f"error: {error}\n")
         return 1
     out.write(f"changed {len(found.changes)} setting(s)\n")
     return 0
+
+
+def settle(admin: AdminClient, changes: list[Change], timeout_s: float = SETTLE_TIMEOUT_S) -> None:
+    """Wait until the broker describes every change as made: it applies a committed change from
+    its metadata log, so a describe right after the alter can still show the old value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        current = read_settings(admin, sorted({c.topic for c in changes}))
+        pending = [c for c in changes if current[c.topic].get(c.key) != c.wanted]
+        if not pending:
+            return
+        if time.monotonic() >= deadline:
+            shown = ", ".join(f"{c.topic} {c.key}" for c in pending)
+            raise TopicConfigError(f"accepted but not applied after {timeout_s:.0f} s: {shown}")
+        time.sleep(0.2)
 
 
 def admin_for(ctx: OpsContext) -> tuple[AdminClient, Msk]:

@@ -38,7 +38,7 @@ from drkit.backup.kafka import (
 )
 from drkit.backup.manifest import MANIFEST_NAME, Manifest
 from drkit.kafka_frames import TIMESTAMP_CREATE_TIME, Record
-from drkit.kafka_topics import snapshot_prefix
+from drkit.kafka_topics import Change, settle, snapshot_prefix
 from drkit.local.kafka import LocalKafka
 from drkit.restore.kafka import (
     SOURCE_HEADER,
@@ -503,6 +503,7 @@ def test_the_topic_configuration_is_stored_in_the_vault_only_when_it_changed(
     admin = admin_for(kafka_broker)
     for future in admin.incremental_alter_configs([resource]).values():
         future.result(timeout=30)
+    settle(admin, [Change(seeded.topic, "retention.ms", RETENTION_MS, str(HOUR_MS))])
     backup(seeded.topic, kafka_broker, destinations, previous=second)
     after = sorted(info.key for info in destinations.vault.list_objects(prefix))
     assert len(after) == 2 and after[0] == keys[0]

@@ -406,7 +406,7 @@ class KafkaHandler:
             session.vault, parsed[0], parsed[1], topics_json, datetime.now(UTC), session.encryption
         )
         if stored is not None:
-            log.info("topic configuration changed: stored %s", stored)
+            log.info("topic configuration changed: stored %s", stored, extra={"store": parsed[1]})
 
     def _previous_end_offsets(
         self, cluster: str | None, ids: dict[str, str], warnings: list[str]

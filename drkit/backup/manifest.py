@@ -17,8 +17,14 @@ FORMAT_VERSION = 1
 
 
 def new_backup_id(started_at: datetime) -> str:
-    """Sortable by time, unique without coordination: ``20261121T041500Z-3f9a1c``."""
-    return f"{started_at.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    """Sortable by time, unique without coordination: ``20261121T041500Z-1f4a1c``.
+
+    The suffix's first three hex digits are the millisecond of the start (``1f4``: 500 ms), the
+    last three are random. Two runs of a store started in the same second (runs never overlap:
+    the lease) so still sort in start order, which the catalog's newest backup and its day
+    checkpoints follow."""
+    utc = started_at.astimezone(UTC)
+    return f"{utc:%Y%m%dT%H%M%SZ}-{utc.microsecond // 1000:03x}{secrets.token_hex(2)[:3]}"
 
 
 def backup_prefix(data_class: str, store: str, backup_id: str) -> str:

@@ -31,6 +31,13 @@ MIN_BACKUP_LOCK_CHANGEABLE_DAYS = 3
 SEED_TIERS = (("STANDARD_IA", 30), ("GLACIER", 90), ("DEEP_ARCHIVE", 365))
 """The first seed's tiers, coldest last: a transition may skip a tier, never reorder them."""
 LOCK_STRENGTH = {"GOVERNANCE": 0, "COMPLIANCE": 1}
+SEED_RETENTION = {
+    "financial": (7 * 365, "COMPLIANCE"),
+    "audit": (3 * 365, "GOVERNANCE"),
+    "system": (365, "GOVERNANCE"),
+}
+"""The first seed's compliance table: a retention class of one of these names is held to at
+least this, whatever the config says, so a PR that weakens the config itself still fails."""
 
 
 @dataclass(frozen=True)
@@ -99,8 +106,8 @@ class Floors:
             name: ClassFloor(
                 data_class=name,
                 retention_class=data_class.retention,
-                days=config.retention_of(name).days,
-                lock_mode=_mode(config.retention_of(name)),
+                days=_floor_days(data_class.retention, config.retention_of(name)),
+                lock_mode=_floor_mode(data_class.retention, config.retention_of(name)),
                 tiers=tuple(data_class.lifecycle.tiers()),
             )
             for name, data_class in config.data_classes.items()
@@ -114,8 +121,14 @@ class Floors:
             region=config.region,
             peer_region=config.peer_region,
             classes=classes,
-            journal=JournalFloor(journal_name, journal.days, _mode(journal)),
-            access_log_days=system.days if system else 365,
+            journal=JournalFloor(
+                journal_name,
+                _floor_days(journal_name, journal),
+                _floor_mode(journal_name, journal),
+            ),
+            access_log_days=_floor_days("system", system)
+            if system
+            else SEED_RETENTION["system"][0],
             aurora_backup_retention_days=max(MIN_AURORA_RETENTION_DAYS, aurora_days),
             aws_backup_min_retention_days=config.aws_backup.delete_after_days,
             gcp_key_rotation_days=config.gcp.key_rotation_days,
@@ -126,6 +139,16 @@ class Floors:
 
 def _mode(retention: RetentionClass) -> str:
     return "COMPLIANCE" if retention.object_lock is ObjectLockMode.COMPLIANCE else "GOVERNANCE"
+
+
+def _floor_days(name: str, retention: RetentionClass) -> int:
+    seed_days, _ = SEED_RETENTION.get(name, (0, "GOVERNANCE"))
+    return max(retention.days, seed_days)
+
+
+def _floor_mode(name: str, retention: RetentionClass) -> str:
+    _, seed_mode = SEED_RETENTION.get(name, (0, "GOVERNANCE"))
+    return max(_mode(retention), seed_mode, key=LOCK_STRENGTH.__getitem__)
 
 
 def _journal_retention(config: StackConfig) -> tuple[str, RetentionClass]:

@@ -58,8 +58,8 @@ class ClassFloor:
 
     def describe(self) -> str:
         return (
-            f"{self.lock_mode} {self.days} days (retention class {self.retention_class!r} of "
-            f"data class {self.data_class!r})"
+            f"retention class {self.retention_class!r}: {self.lock_mode}, {self.days} days, "
+            f"of data class {self.data_class!r}"
         )
 
 

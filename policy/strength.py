@@ -79,7 +79,8 @@ def _days(value: Any) -> str:
     number = _number(value)
     if number is None:
         return "unset" if value is None else repr(value)
-    return f"{int(number)} days" if number == int(number) else f"{number} days"
+    shown = int(number) if number == int(number) else number
+    return f"{shown} day" if shown == 1 else f"{shown} days"
 
 
 def _policy(document: Any) -> dict[str, Any]:

@@ -94,7 +94,7 @@ def _policy(document: Any) -> dict[str, Any]:
     return dict(document) if isinstance(document, Mapping) else {}
 
 
-def _statements(document: Any) -> list[dict[str, Any]]:
+def _statements(document: Any) -> list[Mapping[str, Any]]:
     return [s for s in _list(_policy(document).get("Statement")) if isinstance(s, Mapping)]
 
 
@@ -238,7 +238,7 @@ def object_lock_meets_retention(resources: Sequence[Resource], floors: Floors) -
 # ---- lifecycle -------------------------------------------------------------------------------
 
 
-def _enabled_rules(resources: Sequence[Resource], bucket: Resource) -> list[dict[str, Any]]:
+def _enabled_rules(resources: Sequence[Resource], bucket: Resource) -> list[Mapping[str, Any]]:
     return [
         rule
         for config in _for_bucket(resources, LIFECYCLE, bucket)

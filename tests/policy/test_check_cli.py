@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import as_resource_records
+from policy_harness import as_resource_records
 from program_harness import ROOT, StackRun
 
 from policy import check

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import as_policy_resources
+from policy_harness import as_policy_resources
 from program_harness import config_variant, run_stack
 
 from policy.floors import Floors

@@ -26,6 +26,7 @@ from policy.rules import (
     BUCKET,
     CACHE_GROUP,
     CRONJOB,
+    ENCRYPTION,
     KMS_KEY,
     KMS_KEY_ARN,
     KMS_REPLICA_KEY,
@@ -402,8 +403,6 @@ def _arn_region(arn: str) -> str:
 
 
 def _bucket_key(resources: Sequence[Resource], bucket_name: Any) -> str | None:
-    from policy.rules import ENCRYPTION
-
     for config in _of(resources, ENCRYPTION):
         if config.props.get("bucket") != bucket_name:
             continue

@@ -1,4 +1,9 @@
-"""The policy pack entry point (``pulumi preview --policy-pack policy``)."""
+"""Two entry points in one file.
+
+``pulumi preview --policy-pack policy`` runs this file as the CrossGuard pack (the policy host
+passes the engine's address); ``python -m policy check --stack S --resources FILE.json`` runs the
+same rule set (``policy.registry``) without the Pulumi CLI (``policy.check``).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,13 @@ from pathlib import Path
 # ``policy`` package of the repository root.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pulumi_policy import PolicyPack
+if len(sys.argv) > 1 and sys.argv[1] == "check":
+    from policy.check import main
 
-from policy.pack import PACK_NAME, policies
+    sys.exit(main(sys.argv[2:]))
+else:
+    from pulumi_policy import PolicyPack
 
-PolicyPack(name=PACK_NAME, policies=policies())
+    from policy.pack import PACK_NAME, policies
+
+    PolicyPack(name=PACK_NAME, policies=policies())

@@ -1,9 +1,14 @@
-"""Wrap the pure rules of ``policy.rules`` as pulumi_policy policies."""
+"""Wrap the one rule set of ``policy.registry`` as pulumi_policy policies (every one mandatory).
+
+The floors come from the stack's config: the stack is read from a resource's URN
+(``urn:pulumi:<stack>::...``) and ``Pulumi.<stack>.yaml`` is loaded from the repository root. A
+stack whose config cannot be loaded is itself a violation: rules without floors would pass
+anything.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -16,77 +21,77 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from policy import rules
+from policy.floors import Floors, floors_for_stack, stack_of_urn
+from policy.registry import RULES, ResourceCheck, Rule, StackCheck
+from policy.rules import Resource
+from stackmodels.errors import ConfigError
 
 PACK_NAME = "trading-dr"
 
 
-def to_rule_resource(resource: PolicyResource) -> rules.Resource:
-    return rules.Resource(resource.resource_type, resource.name, resource.urn, resource.props)
+def to_rule_resource(resource: PolicyResource) -> Resource:
+    return Resource(resource.resource_type, resource.name, resource.urn, resource.props)
 
 
-StackCheck = Callable[[Sequence[rules.Resource]], list[rules.Violation]]
+def floors_of(urns: Sequence[str]) -> Floors | str:
+    """The floors of the stack the URNs belong to, or why they cannot be had."""
+    stacks = {s for s in (stack_of_urn(u) for u in urns) if s}
+    if len(stacks) != 1:
+        return f"cannot tell the stack from the resource URNs (found {sorted(stacks)})"
+    [stack] = stacks
+    try:
+        return floors_for_stack(stack)
+    except ConfigError as error:
+        return f"no floors for stack {stack!r}: {error}"
 
 
 def stack_validator(check: StackCheck) -> Callable[[StackValidationArgs, ReportViolation], None]:
     """The pulumi_policy callback for a stack rule: every violation reported with its URN."""
 
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-        for violation in check([to_rule_resource(r) for r in args.resources]):
+        resources = [to_rule_resource(r) for r in args.resources]
+        floors = floors_of([r.urn for r in resources])
+        if isinstance(floors, str):
+            report_violation(floors, None)
+            return
+        for violation in check(resources, floors):
             report_violation(violation.message, violation.urn)
 
     return validate
 
 
-def stack_policy(name: str, check: StackCheck, description: str) -> StackValidationPolicy:
-    return StackValidationPolicy(
-        name=name,
-        description=description,
-        validate=stack_validator(check),
-        enforcement_level=EnforcementLevel.MANDATORY,
-    )
-
-
-def kms_validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    for message in rules.kms_key_rotates(args.resource_type, args.props):
-        report_violation(message, None)
-
-
-ResourceCheck = Callable[[str, Mapping[str, Any]], list[str]]
-
-
 def resource_validator(
     check: ResourceCheck,
 ) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
-    """The pulumi_policy callback for a rule over one resource's type and properties."""
+    """The pulumi_policy callback for a rule over one resource."""
 
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-        for message in check(args.resource_type, args.props):
-            report_violation(message, None)
+        floors = floors_of([args.urn])
+        if isinstance(floors, str):
+            report_violation(floors, None)
+            return
+        resource = Resource(args.resource_type, args.name, args.urn, args.props)
+        for violation in check(resource, floors):
+            report_violation(violation.message, None)
 
     return validate
 
 
-def policies() -> list[Policy]:
-    built: list[Policy] = [
-        stack_policy(name, check, description)
-        for name, (check, description) in rules.STACK_RULES.items()
-    ]
-    built.append(
-        ResourceValidationPolicy(
-            name="kms-keys-rotate",
-            description="Customer-managed KMS keys rotate.",
-            validate=kms_validate,
+def policy(rule: Rule) -> Policy:
+    if rule.per_resource is not None:
+        return ResourceValidationPolicy(
+            name=rule.name,
+            description=rule.description,
+            validate=resource_validator(rule.per_resource),
             enforcement_level=EnforcementLevel.MANDATORY,
         )
+    return StackValidationPolicy(
+        name=rule.name,
+        description=rule.description,
+        validate=stack_validator(rule.check),
+        enforcement_level=EnforcementLevel.MANDATORY,
     )
-    built += [
-        ResourceValidationPolicy(
-            name=name,
-            description=description,
-            validate=resource_validator(check),
-            enforcement_level=EnforcementLevel.MANDATORY,
-        )
-        for name, (check, description) in rules.RESOURCE_RULES.items()
-    ]
-    return built
+
+
+def policies() -> list[Policy]:
+    return [policy(rule) for rule in RULES]

@@ -2,14 +2,15 @@
 
 pulumi-aws v7 splits a bucket's settings into separate resources, so most rules correlate a bucket
 with its ``BucketVersioning``, ``BucketServerSideEncryptionConfiguration``, ... by bucket name (the
-``bucket`` property of each, the bucket's own ``bucket``). ``policy.pack`` wraps each function in
-a ``StackValidationPolicy`` or ``ResourceValidationPolicy``; tests call them directly.
+``bucket`` property of each, the bucket's own ``bucket``). These rules check that a setting
+exists; ``policy.strength`` checks it is strong enough (floors). ``policy.registry`` holds both as
+the one rule set that the CrossGuard pack (``policy.pack``) and ``python -m policy check`` run.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +60,16 @@ class Resource:
 class Violation:
     message: str
     urn: str | None = None
+    resource: str | None = None
+    """The resource's name; None: the URN's last part, or the stack as a whole."""
+
+    @property
+    def subject(self) -> str:
+        if self.resource:
+            return self.resource
+        if self.urn:
+            return self.urn.rsplit("::", 1)[-1]
+        return "stack"
 
 
 def _of(resources: Iterable[Resource], types: Sequence[str]) -> list[Resource]:
@@ -284,21 +295,6 @@ def primary_vaults_replicate(resources: Sequence[Resource]) -> list[Violation]:
     return violations
 
 
-# ---- keys -------------------------------------------------------------------------------------
-
-
-def kms_key_rotates(resource_type: str, props: Mapping[str, Any]) -> list[str]:
-    """A customer-managed symmetric key rotates (a multi-region replica follows its primary)."""
-    if resource_type != KMS_KEY:
-        return []
-    spec = props.get("customerMasterKeySpec") or "SYMMETRIC_DEFAULT"
-    if spec != "SYMMETRIC_DEFAULT":
-        return [f"KMS key spec {spec!r} cannot rotate; vault keys must be SYMMETRIC_DEFAULT"]
-    if props.get("enableKeyRotation") is not True:
-        return ["KMS key does not rotate: set enable_key_rotation=True"]
-    return []
-
-
 # ---- data stores --------------------------------------------------------------------------------
 
 TAG_STORE = "trading-dr:store"
@@ -316,76 +312,8 @@ CACHE_GLOBAL = "aws:elasticache/globalReplicationGroup:GlobalReplicationGroup"
 METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 CRONJOB = "kubernetes:batch/v1:CronJob"
 DATA_STORE_TYPES = (RDS_CLUSTER, MSK_CLUSTER, CACHE_GROUP)
-MIN_AURORA_RETENTION_DAYS = 30
 BACKUP_NAMESPACE = "TradingDR/Backups"
 BACKUP_SUCCESS = "BackupSuccess"
-
-
-def aurora_cluster_protected(resource_type: str, props: Mapping[str, Any]) -> list[str]:
-    """An Aurora cluster has deletion protection, 30+ days of backups, and is encrypted."""
-    if resource_type != RDS_CLUSTER:
-        return []
-    problems = []
-    if props.get("deletionProtection") is not True:
-        problems.append("Aurora cluster lacks deletion protection: set deletion_protection=True")
-    retention = props.get("backupRetentionPeriod") or 0
-    if retention < MIN_AURORA_RETENTION_DAYS:
-        problems.append(
-            f"Aurora cluster keeps backups {retention} days; at least "
-            f"{MIN_AURORA_RETENTION_DAYS} are required (point-in-time recovery window)"
-        )
-    if props.get("storageEncrypted") is not True or not KMS_KEY_ARN.match(
-        str(props.get("kmsKeyId") or "")
-    ):
-        problems.append("Aurora cluster is not encrypted with a customer-managed KMS key")
-    return problems
-
-
-def msk_cluster_encrypted(resource_type: str, props: Mapping[str, Any]) -> list[str]:
-    """An MSK cluster encrypts at rest with a customer key and uses TLS everywhere in transit."""
-    if resource_type != MSK_CLUSTER:
-        return []
-    problems = []
-    encryption = props.get("encryptionInfo") or {}
-    if not KMS_KEY_ARN.match(str(encryption.get("encryptionAtRestKmsKeyArn") or "")):
-        problems.append("MSK cluster is not encrypted at rest with a customer-managed KMS key")
-    transit = encryption.get("encryptionInTransit") or {}
-    if transit.get("clientBroker") != "TLS" or transit.get("inCluster") is False:
-        problems.append(
-            "MSK cluster allows plaintext in transit: client_broker must be TLS and in_cluster true"
-        )
-    if (props.get("clientAuthentication") or {}).get("unauthenticated") is True:
-        problems.append("MSK cluster allows unauthenticated clients")
-    return problems
-
-
-def elasticache_encrypted(resource_type: str, props: Mapping[str, Any]) -> list[str]:
-    """An ElastiCache replication group encrypts at rest and in transit."""
-    if resource_type != CACHE_GROUP:
-        return []
-    problems = []
-    if props.get("atRestEncryptionEnabled") is not True:
-        problems.append("ElastiCache replication group is not encrypted at rest")
-    if props.get("transitEncryptionEnabled") is not True:
-        problems.append("ElastiCache replication group is not encrypted in transit (TLS)")
-    return problems
-
-
-RESOURCE_RULES = {
-    "aurora-clusters-protected": (
-        aurora_cluster_protected,
-        "Aurora clusters have deletion protection, 30+ days of backups and a customer key.",
-    ),
-    "msk-clusters-encrypted": (
-        msk_cluster_encrypted,
-        "MSK clusters are encrypted at rest (customer key) and in transit (TLS).",
-    ),
-    "elasticache-encrypted": (
-        elasticache_encrypted,
-        "ElastiCache replication groups are encrypted at rest and in transit.",
-    ),
-}
-"""name -> (check over one resource's type and props, description): every one is mandatory."""
 
 
 def _labels(resource: Resource) -> Mapping[str, Any]:
@@ -511,7 +439,7 @@ def data_classes_have_freshness_alarms(resources: Sequence[Resource]) -> list[Vi
     ]
 
 
-STACK_RULES = {
+STACK_RULES: dict[str, tuple[Callable[[Sequence[Resource]], list[Violation]], str]] = {
     "buckets-versioned": (buckets_versioned, "Every S3 bucket is versioned."),
     "buckets-encrypted-with-customer-key": (
         buckets_encrypted_with_customer_key,

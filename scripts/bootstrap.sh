@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh Debian machine, idempotently:
-# Debian's PostgreSQL and Redis servers, uv and the locked Python environment (.venv),
+# Debian's PostgreSQL and Redis servers, promtool (the prometheus package: the alert rules'
+# tests), uv and the locked Python environment (.venv),
 # and the Apache Kafka broker's and MirrorMaker 2's jars from Maven Central (cached under
 # ~/.cache/drkit).
 set -euo pipefail
@@ -9,7 +10,7 @@ cd "$(dirname "$0")/.."
 step() { printf '\n== %s\n' "$*"; }
 
 need_debs=()
-for pkg in postgresql redis-server zstd prometheus-pushgateway etcd-server influxdb; do
+for pkg in postgresql redis-server zstd prometheus-pushgateway prometheus etcd-server influxdb; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_debs+=("$pkg")
 done
 command -v java >/dev/null || need_debs+=(openjdk-17-jre-headless)
@@ -22,7 +23,7 @@ if [ ${#need_debs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends \
     "${need_debs[@]}" >/dev/null
   # Packages may start their own services; the harness runs its own servers on free ports.
-  for service in postgresql redis-server prometheus-pushgateway etcd influxdb; do
+  for service in postgresql redis-server prometheus-pushgateway prometheus etcd influxdb; do
     $sudo_cmd service "$service" stop >/dev/null 2>&1 || true
   done
 fi

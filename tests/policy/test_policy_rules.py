@@ -12,10 +12,12 @@ from pulumi_policy import (
     PolicyResource,
     PolicyResourceOptions,
     ResourceValidationArgs,
+    ResourceValidationPolicy,
     StackValidationArgs,
 )
 
-from policy import pack, rules
+from policy import pack, registry, rules, strength
+from policy.floors import Floors
 from policy.rules import Resource, Violation
 
 pytestmark = pytest.mark.policy
@@ -172,17 +174,20 @@ def test_dr_vault_need_not_replicate(dr_resources: list[Resource]) -> None:
     assert rules.primary_vaults_replicate(dr_resources) == []
 
 
-def test_kms_key_rotation(prod_resources: list[Resource]) -> None:
-    [key] = [r for r in prod_resources if r.type == rules.KMS_KEY and r.name == "vault-key-key"]
-    assert rules.kms_key_rotates(key.type, key.props) == []
-    assert rules.kms_key_rotates(key.type, {**key.props, "enableKeyRotation": False}) == [
-        "KMS key does not rotate: set enable_key_rotation=True"
-    ]
-    assert (
-        "cannot rotate"
-        in rules.kms_key_rotates(key.type, {**key.props, "customerMasterKeySpec": "RSA_2048"})[0]
+def test_kms_key_rotation(prod_resources: list[Resource], prod_floors: Floors) -> None:
+    key = _resource(prod_resources, "vault-key-key")
+    assert strength.key_is_hardened(key, prod_floors) == []
+    [violation] = strength.key_is_hardened(_with(key, enableKeyRotation=False), prod_floors)
+    assert violation.message == "enableKeyRotation is False; floor: true"
+    assert violation.resource == "vault-key-key" and violation.urn == key.urn
+    [violation] = strength.key_is_hardened(
+        _with(key, customerMasterKeySpec="RSA_2048"), prod_floors
     )
-    assert rules.kms_key_rotates(rules.KMS_REPLICA_KEY, {}) == []
+    assert "cannot rotate" in violation.message
+
+
+def _with(resource: Resource, **props: Any) -> Resource:
+    return Resource(resource.type, resource.name, resource.urn, {**resource.props, **props})
 
 
 # ---- the pulumi_policy wrappers, driven with pulumi_policy's own argument objects ------------
@@ -202,7 +207,8 @@ def test_stack_wrapper_reports_each_violation_with_its_urn(
     prod_resources: list[Resource],
 ) -> None:
     reported: list[tuple[str, str | None]] = []
-    validate = pack.stack_validator(rules.buckets_versioned)
+    validate = pack.stack_validator(registry.RULES[0].check)
+    assert registry.RULES[0].name == "buckets-versioned"
     good = StackValidationArgs([_policy_resource(r) for r in prod_resources])
     validate(good, lambda message, urn=None: reported.append((message, urn)))
     assert reported == []
@@ -214,12 +220,30 @@ def test_stack_wrapper_reports_each_violation_with_its_urn(
     assert "not versioned" in message and urn and urn.endswith("::backup-vault-bucket")
 
 
-def test_resource_wrapper_reports_an_unrotated_key(prod_resources: list[Resource]) -> None:
-    [key] = [r for r in prod_resources if r.type == rules.KMS_KEY and r.name == "vault-key-key"]
+def test_stack_wrapper_reports_a_stack_without_config(prod_resources: list[Resource]) -> None:
     reported: list[str] = []
+    validate = pack.stack_validator(registry.RULES[0].check)
+    elsewhere = [
+        Resource(r.type, r.name, r.urn.replace("urn:pulumi:prod::", "urn:pulumi:nope::"), r.props)
+        for r in prod_resources
+    ]
+    validate(
+        StackValidationArgs([_policy_resource(r) for r in elsewhere]),
+        lambda message, urn=None: reported.append(message),
+    )
+    [message] = reported
+    assert "no floors for stack 'nope'" in message and "file not found" in message
+
+
+def test_resource_wrapper_reports_an_unrotated_key(prod_resources: list[Resource]) -> None:
+    key = _resource(prod_resources, "vault-key-key")
+    reported: list[str] = []
+    [rule] = [r for r in registry.RULES if r.name == "kms-keys-hardened"]
+    assert rule.per_resource is not None
+    validate = pack.resource_validator(rule.per_resource)
     for props, expected in ((key.props, 0), ({**key.props, "enableKeyRotation": False}, 1)):
         args = ResourceValidationArgs(key.type, props, key.urn, key.name, _options(), None)
-        pack.kms_validate(args, lambda message, urn=None: reported.append(message))
+        validate(args, lambda message, urn=None: reported.append(message))
         assert len(reported) == expected
 
 
@@ -227,12 +251,11 @@ def test_pack_holds_every_rule_as_mandatory() -> None:
     from pulumi_policy import EnforcementLevel
 
     built = pack.policies()
-    assert {p.name for p in built} == {
-        *rules.STACK_RULES,
-        *rules.RESOURCE_RULES,
-        "kms-keys-rotate",
-    }
+    assert [p.name for p in built] == [rule.name for rule in registry.RULES]
+    assert len({p.name for p in built}) == len(built)
     assert {p.enforcement_level for p in built} == {EnforcementLevel.MANDATORY}
+    per_resource = {p.name for p in built if isinstance(p, ResourceValidationPolicy)}
+    assert per_resource == {r.name for r in registry.RULES if r.per_resource is not None}
 
 
 # ---- data stores ------------------------------------------------------------------------------
@@ -247,65 +270,84 @@ def _resource(resources: list[Resource], name: str) -> Resource:
 
 
 @pytest.mark.parametrize(
-    ("name", "check"),
-    [(n, c) for n, (c, _) in rules.RESOURCE_RULES.items()],
-    ids=list(rules.RESOURCE_RULES),
+    "rule",
+    [r for r in registry.RULES if r.per_resource is not None],
+    ids=[r.name for r in registry.RULES if r.per_resource is not None],
 )
 def test_every_resource_rule_accepts_what_the_components_produce(
-    name: str,
-    check: Callable[[str, Any], list[str]],
+    rule: registry.Rule,
     prod_resources: list[Resource],
     dr_resources: list[Resource],
+    prod_floors: Floors,
+    dr_floors: Floors,
 ) -> None:
+    assert rule.per_resource is not None
     checked = 0
-    for resource in [*prod_resources, *dr_resources]:
-        assert check(resource.type, resource.props) == [], (name, resource.name)
-        checked += bool(check(resource.type, {}))
-    assert checked >= 2, f"{name} saw no resource of its type in prod and dr"
+    for resources, floors in ((prod_resources, prod_floors), (dr_resources, dr_floors)):
+        for resource in resources:
+            assert rule.per_resource(resource, floors) == [], (rule.name, resource.name)
+            empty = Resource(resource.type, resource.name, resource.urn, {})
+            checked += bool(rule.per_resource(empty, floors))
+    assert checked >= 2, f"{rule.name} saw no resource of its type in prod and dr"
 
 
 def test_aurora_without_deletion_protection_or_30_days_is_rejected(
-    prod_resources: list[Resource], dr_resources: list[Resource]
+    prod_resources: list[Resource],
+    dr_resources: list[Resource],
+    prod_floors: Floors,
 ) -> None:
     for cluster in (
         _resource(prod_resources, AURORA_PRIMARY),
         _resource(dr_resources, AURORA_SECONDARY),
     ):
-        unprotected = {**cluster.props, "deletionProtection": False}
-        [problem] = rules.aurora_cluster_protected(cluster.type, unprotected)
-        assert "deletion protection" in problem
-        short = {**cluster.props, "backupRetentionPeriod": 7}
-        [problem] = rules.aurora_cluster_protected(cluster.type, short)
-        assert "7 days" in problem and "30" in problem
-        plain = {**cluster.props, "kmsKeyId": None}
-        [problem] = rules.aurora_cluster_protected(cluster.type, plain)
-        assert "customer-managed" in problem
+        [problem] = strength.aurora_is_protected(
+            _with(cluster, deletionProtection=False), prod_floors
+        )
+        assert problem.message == "deletionProtection is False; floor: true"
+        [problem] = strength.aurora_is_protected(
+            _with(cluster, backupRetentionPeriod=7), prod_floors
+        )
+        assert "backupRetentionPeriod is 7 days; floor: 30 days" in problem.message
+        [problem] = strength.aurora_is_protected(_with(cluster, kmsKeyId=None), prod_floors)
+        assert "customer-managed" in problem.message
 
 
-def test_msk_without_encryption_is_rejected(prod_resources: list[Resource]) -> None:
+def test_msk_without_encryption_is_rejected(
+    prod_resources: list[Resource], prod_floors: Floors
+) -> None:
     [cluster] = [r for r in prod_resources if r.type == rules.MSK_CLUSTER]
     props = copy.deepcopy(dict(cluster.props))
     props["encryptionInfo"]["encryptionInTransit"]["clientBroker"] = "TLS_PLAINTEXT"
-    [problem] = rules.msk_cluster_encrypted(cluster.type, props)
-    assert "plaintext in transit" in problem
+    [problem] = strength.msk_is_encrypted(_with(cluster, **props), prod_floors)
+    assert "clientBroker is TLS_PLAINTEXT; floor: TLS" in problem.message
     props = copy.deepcopy(dict(cluster.props))
     del props["encryptionInfo"]["encryptionAtRestKmsKeyArn"]
-    [problem] = rules.msk_cluster_encrypted(cluster.type, props)
-    assert "at rest" in problem
-    open_door = {**cluster.props, "clientAuthentication": {"unauthenticated": True}}
-    assert "unauthenticated" in rules.msk_cluster_encrypted(cluster.type, open_door)[0]
-
-
-def test_elasticache_without_encryption_is_rejected(dr_resources: list[Resource]) -> None:
-    [group] = [r for r in dr_resources if r.type == rules.CACHE_GROUP]
-    assert rules.elasticache_encrypted(group.type, group.props) == []
-    problems = rules.elasticache_encrypted(
-        group.type,
-        {**group.props, "atRestEncryptionEnabled": False, "transitEncryptionEnabled": False},
+    [problem] = strength.msk_is_encrypted(
+        Resource(cluster.type, cluster.name, cluster.urn, props), prod_floors
     )
-    assert [p.split(" is ")[1] for p in problems] == [
-        "not encrypted at rest",
-        "not encrypted in transit (TLS)",
+    assert "encryptionAtRestKmsKeyArn is unset" in problem.message
+    open_door = _with(cluster, clientAuthentication={"unauthenticated": True})
+    assert "unauthenticated" in strength.msk_is_encrypted(open_door, prod_floors)[0].message
+
+
+def test_elasticache_without_encryption_is_rejected(
+    dr_resources: list[Resource], dr_floors: Floors
+) -> None:
+    [group] = [r for r in dr_resources if r.type == rules.CACHE_GROUP]
+    assert strength.elasticache_is_encrypted(group, dr_floors) == []
+    problems = strength.elasticache_is_encrypted(
+        _with(
+            group,
+            atRestEncryptionEnabled=False,
+            transitEncryptionEnabled=False,
+            transitEncryptionMode="preferred",
+        ),
+        dr_floors,
+    )
+    assert [p.message.split(";")[0] for p in problems] == [
+        "atRestEncryptionEnabled is False",
+        "transitEncryptionEnabled is False",
+        "transitEncryptionMode is 'preferred'",
     ]
 
 
@@ -396,7 +438,7 @@ def test_a_cronjob_data_class_needs_its_freshness_alarm(prod_resources: list[Res
 def test_resource_wrappers_report_data_store_problems(prod_resources: list[Resource]) -> None:
     cluster = _resource(prod_resources, AURORA_PRIMARY)
     reported: list[str] = []
-    validate = pack.resource_validator(rules.aurora_cluster_protected)
+    validate = pack.resource_validator(strength.aurora_is_protected)
     for props, expected in (
         (cluster.props, 0),
         ({**cluster.props, "deletionProtection": False}, 1),

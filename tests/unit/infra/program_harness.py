@@ -118,6 +118,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.resources: list[Recorded] = []
         self.provider_regions: dict[str, str | None] = {}
         self.calls: list[str] = []
+        self.parents: dict[tuple[str, str], str] = {}
+        """The parent URN of each registration, by (type, name), as ``capture_options`` saw it."""
         self.request_options: dict[tuple[str, str], Options] = {}
         """By (type, name), set by ``capture_options`` before the engine calls ``new_resource``.
         Keyed, not one field: registrations run concurrently, and a single "last request" field
@@ -199,6 +201,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                     inputs,
                     state,
                     args.provider,
+                    urn_parent=self.parents.get((typ, name)),
                     region=region,
                     options=self.request_options.get((typ, name)),
                 )
@@ -364,6 +367,8 @@ def capture_options(mocks: RecordingMocks) -> None:
             depends_on=tuple(request.dependencies),
         )
         key = (request.type, request.name)
+        if request.parent:
+            mocks.parents[key] = request.parent
         known = mocks.request_options.setdefault(key, options)
         if known != options:
             raise AssertionError(f"two registrations of {key} with different options")

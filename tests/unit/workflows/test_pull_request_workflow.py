@@ -59,3 +59,28 @@ def test_workflow_previews_every_stack_with_the_policy_pack_and_comments() -> No
     assert preview["permissions"]["pull-requests"] == "write"
     test_steps = " ".join(str(s.get("run", "")) for s in workflow["jobs"]["test"]["steps"])
     assert "pytest" in test_steps and "install-actionlint.sh" in test_steps
+
+
+def test_workflow_runs_the_mutation_tests_and_promtool() -> None:
+    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["test"]["steps"]
+    runs = [str(s.get("run", "")) for s in steps]
+    assert any("pytest -m policy tests/policy" in r for r in runs)
+    assert any("pytest -m unit" in r for r in runs)
+    assert any("apt-get install" in r and "prometheus" in r for r in runs)
+    [promtool] = [r for r in runs if "promtool check rules" in r]
+    assert "prometheus_render.py --out build/promtool" in promtool
+    assert "promtool test rules build/promtool/backup-rules.test.yml" in promtool
+    assert (ROOT / "tests" / "promtool" / "backup-rules.test.yml").is_file()
+
+
+def test_preview_posts_the_violations_and_fails_on_any() -> None:
+    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["preview"]["steps"]
+    by_id = {s["id"]: s for s in steps if "id" in s}
+    assert by_id["preview"]["continue-on-error"] is True
+    assert "python -m policy check --stack" in by_id["check"]["run"]
+    assert "pulumi preview" in by_id["check"]["run"] and "--json" in by_id["check"]["run"]
+    [post] = [s for s in steps if "gh pr comment" in str(s.get("run", ""))]
+    assert post["if"] == "always()"
+    last = steps[-1]
+    assert last["if"] == ("steps.preview.outcome != 'success' || steps.check.outputs.status != '0'")
+    assert "exit 1" in last["run"]

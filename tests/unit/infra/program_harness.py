@@ -83,6 +83,8 @@ class Options:
     ignore_changes: tuple[str, ...]
     import_id: str | None
     depends_on: tuple[str, ...]
+    parent: str | None = None
+    provider: str | None = None
 
 
 @dataclass
@@ -362,6 +364,8 @@ def capture_options(mocks: RecordingMocks) -> None:
             ignore_changes=tuple(request.ignoreChanges),
             import_id=request.importId or None,
             depends_on=tuple(request.dependencies),
+            parent=request.parent or None,
+            provider=request.provider or None,
         )
         key = (request.type, request.name)
         known = mocks.request_options.setdefault(key, options)

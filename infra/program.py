@@ -527,7 +527,7 @@ def define_stack(config: StackConfig, stack: str) -> dict[str, Any]:
     registry = define_registry(site)
     mirror = define_mirror(site)
     context, data_stores = define_data_stores(
-        site.stack,
+        dataclasses.replace(site.stack, access_log_bucket=storage.logs.bucket_name),
         administrator_arns=site.role_arns(config.access.administrators),
         operator_arns=site.role_arns(config.access.operators),
         break_glass_arn=site.role_arn(config.access.break_glass),

@@ -19,6 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import failover_naming as names
+from components import naming
 from components.aurora import (
     AuroraCluster,
     AuroraClusterArgs,
@@ -27,6 +28,7 @@ from components.aurora import (
     ClusterRole,
 )
 from components.aws_backup import AwsBackup, AwsBackupArgs
+from components.cache_export import CacheExportBucket, CacheExportBucketArgs
 from components.dns_failover import (
     FailoverZone,
     FailoverZoneArgs,
@@ -68,6 +70,8 @@ class Stack:
     prod: pulumi.StackReference | None
     data_key_arn: pulumi.Output[str] | None = None
     topic_arn: pulumi.Output[str] | None = None
+    access_log_bucket: pulumi.Input[str] | None = None
+    """The region's access-log bucket, where buckets declared with the data stores log."""
 
     @property
     def region(self) -> str:
@@ -561,6 +565,19 @@ def define_elasticache(stack: Stack) -> CacheDefined | None:
             ),
             stack.opts,
         )
+    assert stack.access_log_bucket is not None
+    export = CacheExportBucket(
+        "cache-export",
+        CacheExportBucketArgs(
+            platform=platform,
+            stack_role="primary" if stack.is_prod else "dr",
+            bucket_name=naming.cache_export_bucket_name(platform, stack.account, region),
+            region=region,
+            partition=stack.partition,
+            access_log_bucket=stack.access_log_bucket,
+        ),
+        stack.opts,
+    )
     this = {
         "id": group_id,
         "arn": group.arn,
@@ -568,6 +585,7 @@ def define_elasticache(stack: Stack) -> CacheDefined | None:
         "primary_endpoint": group.primary_endpoint,
         "reader_endpoint": group.reader_endpoint,
         "port": 6379,
+        "export_bucket": export.bucket_name,
     }
     output = {
         "global_datastore_id": datastore_id,

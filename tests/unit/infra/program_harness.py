@@ -232,6 +232,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "project": project,
                 "id": email,
             }, []
+        if args.token == "aws:s3/getCanonicalUserId:getCanonicalUserId":
+            owner = _hex(f"canonical/{ACCOUNT}", 64)
+            return {"id": owner, "displayName": "deployer"}, []
         if args.token == "aws:secretsmanager/getSecretVersion:getSecretVersion":
             secret = args.args["secretId"]
             return {

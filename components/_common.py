@@ -20,6 +20,7 @@ TAG_PURPOSE = "trading-dr:purpose"
 PURPOSE_VAULT = "backup-vault"
 PURPOSE_AUDIT = "audit-journal"
 PURPOSE_ACCESS_LOGS = "access-logs"
+PURPOSE_CACHE_EXPORT = "cache-export-staging"
 
 
 class ComponentArgs(BaseModel):

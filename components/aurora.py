@@ -46,7 +46,12 @@ from components._common import (
     child_opts,
     require_provider,
 )
-from components.network import StoreSecurityGroup, store_security_group, store_subnet_group
+from components.network import (
+    StorePlacementArgs,
+    StoreSecurityGroup,
+    store_security_group,
+    store_subnet_group,
+)
 
 ENGINE = "aurora-postgresql"
 PORT = 5432
@@ -136,7 +141,7 @@ class AuroraGlobalCluster(pulumi.ComponentResource):
         self.register_outputs({"id": self.id, "arn": self.arn, "endpoint": self.endpoint})
 
 
-class AuroraClusterArgs(ComponentArgs):
+class AuroraClusterArgs(StorePlacementArgs):
     role: ClusterRole
     cluster_identifier: str = Field(pattern=IDENTIFIER)
     global_cluster_identifier: StrInput | None = None
@@ -147,9 +152,6 @@ class AuroraClusterArgs(ComponentArgs):
     instances: int = Field(default=2, ge=2, le=16)
     """Two at least: the writer and a reader a local failover can promote."""
     kms_key_arn: KmsKeyArnInput
-    vpc_id: str = Field(pattern=r"^vpc-[0-9a-f]+$")
-    subnet_ids: list[str] = Field(min_length=2)
-    client_cidrs: list[str] = Field(min_length=1)
     database_name: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,62}$")
     master_username: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,62}$")
     master_password: StrInput | None = None
@@ -161,7 +163,6 @@ class AuroraClusterArgs(ComponentArgs):
     adopt_cluster: bool = False
     """Import the existing cluster named ``cluster_identifier`` instead of creating one."""
     protect: bool = True
-    tags: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _role_fits(self) -> Self:

@@ -23,13 +23,15 @@ OIDC provider. What the role may do is what one backup run does, no more:
   describe the backup's throwaway consumer groups (``stackmodels.kafka_access``); no write, no
   group of the applications, no other topic;
 - for a store served by ElastiCache (``elasticache``): snapshot its own replication group, export
-  and delete its own ``drkit-*`` snapshots (``drkit.backup.redis.ElastiCacheHandler``), and read
-  back the objects of its own prefix, which the export wrote (to hash them, copy them to the
-  mirror and count their keys); the vault must let ElastiCache write the export (its bucket
-  grant is outside this role);
+  and delete its own ``drkit-*`` snapshots (``drkit.backup.redis.ElastiCacheHandler``) to the
+  region's export staging bucket (``components.cache_export``, which grants ElastiCache), and
+  there list, read and delete what the export wrote under the store's prefix, once it is streamed
+  into the vault. ``CopySnapshot`` also needs the caller to have ``s3:ListAllMyBuckets`` and
+  ``s3:GetBucketLocation`` on ``*`` (ElastiCache API permissions reference); they show bucket
+  names and regions, never data;
 - put metrics in the ``TradingDR/Backups`` CloudWatch namespace only.
 
-It can neither read a backup (but for the ElastiCache export it adopts) nor delete one (the
+It can neither read a backup nor delete one (the
 engine's best-effort clean-up of a failed run's objects is denied and logged; the vault's
 lifecycle handles what is left), nor touch the bucket's configuration: an explicit deny keeps it
 so even if a broader policy is attached later. Restores use the operators' roles, never this one.
@@ -96,9 +98,11 @@ class KafkaReadAccess(ComponentArgs):
 
 
 class ElastiCacheSnapshotAccess(ComponentArgs):
-    """The replication group whose snapshots the backup takes and exports to the vault."""
+    """The replication group whose snapshots the backup takes, and the staging bucket it exports
+    them to before streaming them into the vault."""
 
     replication_group_id: str = Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")
+    export_bucket_arn: str = Field(pattern=r"^arn:aws[a-z-]*:s3:::[a-z0-9.-]+$")
     snapshot_prefix: str = Field(default="drkit-", pattern=r"^[a-z][a-z0-9-]*$")
     """``drkit.backup.redis.snapshot_name_for`` names every snapshot so."""
 
@@ -204,12 +208,14 @@ def kafka_statements(args: BackupJobRoleArgs) -> list[dict[str, Any]]:
 
 
 def elasticache_statements(vault_arn: str, args: BackupJobRoleArgs) -> list[dict[str, Any]]:
-    """Snapshot, export and delete the store's own snapshots; read back what the export wrote."""
+    """Snapshot, export and delete the store's own snapshots; list, read and delete what the
+    export staged under the store's prefix."""
     if args.elasticache is None:
         return []
     base = f"arn:{args.partition}:elasticache:{args.region}:{args.account_id}"
     group = f"{base}:replicationgroup:{args.elasticache.replication_group_id}"
     snapshots = f"{base}:snapshot:{args.elasticache.snapshot_prefix}*"
+    staging = args.elasticache.export_bucket_arn
     return [
         {
             "Sid": "SnapshotOwnGroup",
@@ -230,10 +236,23 @@ def elasticache_statements(vault_arn: str, args: BackupJobRoleArgs) -> list[dict
             "Resource": "*",
         },
         {
-            "Sid": "ReadBackOwnExports",
+            "Sid": "ExportFindsItsBucket",
             "Effect": "Allow",
-            "Action": ["s3:GetObject"],
-            "Resource": f"{vault_arn}/{args.prefix}*",
+            "Action": ["s3:GetBucketLocation", "s3:ListAllMyBuckets"],
+            "Resource": "*",
+        },
+        {
+            "Sid": "ListOwnStagedExports",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": staging,
+            "Condition": {"StringLike": {"s3:prefix": [f"{args.prefix}*"]}},
+        },
+        {
+            "Sid": "ReadAndClearOwnStagedExports",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:DeleteObject"],
+            "Resource": f"{staging}/{args.prefix}*",
         },
     ]
 

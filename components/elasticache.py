@@ -29,13 +29,17 @@ from pydantic import Field, model_validator
 
 from components._common import (
     PACKAGE,
-    ComponentArgs,
     KmsKeyArnInput,
     StrInput,
     child_opts,
     require_provider,
 )
-from components.network import StoreSecurityGroup, store_security_group, store_subnet_group
+from components.network import (
+    StorePlacementArgs,
+    StoreSecurityGroup,
+    store_security_group,
+    store_subnet_group,
+)
 
 PORT = 6379
 MEMBER_FLIPS = ["globalReplicationGroupId"]
@@ -49,7 +53,7 @@ class GroupRole(StrEnum):
     SECONDARY = "secondary"
 
 
-class CacheReplicationGroupArgs(ComponentArgs):
+class CacheReplicationGroupArgs(StorePlacementArgs):
     role: GroupRole
     replication_group_id: str = Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")
     description: str = Field(min_length=1)
@@ -63,14 +67,10 @@ class CacheReplicationGroupArgs(ComponentArgs):
     kms_key_arn: KmsKeyArnInput
     auth_token: StrInput
     auth_token_version: int = Field(default=1, ge=1)
-    vpc_id: str = Field(pattern=r"^vpc-[0-9a-f]+$")
-    subnet_ids: list[str] = Field(min_length=2)
-    client_cidrs: list[str] = Field(min_length=1)
     snapshot_retention_days: int = Field(default=7, ge=1, le=35)
     snapshot_window: str = Field(default="05:00-06:00", pattern=WINDOW)
     maintenance_window: str = Field(default="sun:06:30-sun:07:30", pattern=WEEKLY_WINDOW)
     protect: bool = True
-    tags: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _role_fits(self) -> Self:

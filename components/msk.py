@@ -36,7 +36,7 @@ from components._common import (
     to_json,
 )
 from components.iam import iam_role, inline_policy, service_trust_policy
-from components.network import StoreSecurityGroup, store_security_group
+from components.network import StorePlacementArgs, StoreSecurityGroup, store_security_group
 
 IAM_PORT = 9098
 TOPIC = r"^[A-Za-z0-9._-]{1,249}$"
@@ -111,16 +111,14 @@ def replication_source_policy(cluster_arn: str) -> dict[str, Any]:
     )
 
 
-class MskClusterArgs(ComponentArgs):
+class MskClusterArgs(StorePlacementArgs):
     cluster_name: str = Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9-]{0,63}$")
     kafka_version: str = Field(pattern=r"^\d+\.\d+\.(\d+|x)(\.[a-z]+)?$")
     instance_type: str = Field(pattern=r"^kafka\.[a-z0-9]+\.[a-z0-9]+$")
     broker_nodes: int = Field(default=3, ge=2)
     volume_gib: int = Field(default=1000, ge=1, le=16384)
     kms_key_arn: KmsKeyArnInput
-    vpc_id: str = Field(pattern=r"^vpc-[0-9a-f]+$")
     subnet_ids: list[str] = Field(min_length=2, max_length=3)
-    client_cidrs: list[str] = Field(min_length=1)
     default_retention_ms: int = Field(ge=1)
     """Retention of a topic created without its class's settings (the ``standard`` class)."""
     tiered_storage: bool = False
@@ -128,7 +126,6 @@ class MskClusterArgs(ComponentArgs):
     allow_replication_source: bool = False
     """prod: let the MSK service open the replicator's private connection to this cluster."""
     protect: bool = True
-    tags: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _brokers_spread_over_subnets(self) -> Self:

@@ -34,6 +34,11 @@ def access_log_bucket_name(platform: str, account_id: str, region: str) -> str:
     return _bucket(f"{platform}-access-logs-{account_id}-{region}")
 
 
+def cache_export_bucket_name(platform: str, account_id: str, region: str) -> str:
+    """The region's ElastiCache export staging bucket (``components.cache_export``)."""
+    return _bucket(f"{platform}-cache-export-{account_id}-{region}")
+
+
 def replication_role_name(platform: str, source_region: str) -> str:
     return f"{platform}-vault-replication-{source_region}"
 

@@ -10,27 +10,25 @@ dial out (MSK's self rule covers its replicator).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import pulumi
 import pulumi_aws as aws
+from pydantic import Field
 
-from components._common import child_opts
+from components._common import ComponentArgs, child_opts
 
 SubnetGroup = TypeVar("SubnetGroup", aws.rds.SubnetGroup, aws.elasticache.SubnetGroup)
 
 
-class StorePlacement(Protocol):
-    """Where a data store lives: the args fields every data-store component has."""
+class StorePlacementArgs(ComponentArgs):
+    """Where a data store lives: the args fields every data-store component shares (a
+    component's args subclass this; ``subnet_ids`` may be narrowed where the service needs)."""
 
-    @property
-    def vpc_id(self) -> str: ...
-    @property
-    def subnet_ids(self) -> list[str]: ...
-    @property
-    def client_cidrs(self) -> list[str]: ...
-    @property
-    def tags(self) -> dict[str, str]: ...
+    vpc_id: str = Field(pattern=r"^vpc-[0-9a-f]+$")
+    subnet_ids: list[str] = Field(min_length=2)
+    client_cidrs: list[str] = Field(min_length=1)
+    tags: dict[str, str] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -48,7 +46,7 @@ def store_security_group(
     owner: pulumi.Resource,
     name: str,
     provider: pulumi.ProviderResource,
-    placement: StorePlacement,
+    placement: StorePlacementArgs,
     *,
     port: int,
     description: str,
@@ -107,7 +105,7 @@ def store_subnet_group(
     owner: pulumi.Resource,
     name: str,
     provider: pulumi.ProviderResource,
-    placement: StorePlacement,
+    placement: StorePlacementArgs,
     *,
     group_name: str,
     description: str,

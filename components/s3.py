@@ -53,11 +53,13 @@ def hardened_bucket(
     object_lock: bool,
     kms_key_arn: pulumi.Input[str] | None,
     access_log_bucket: pulumi.Input[str] | None,
+    object_ownership: str = "BucketOwnerEnforced",
 ) -> HardenedBucket:
     """The bucket ``<name>-bucket``, tagged with its ``purpose`` (the policy pack reads it), never
     force-destroyed, Object Lock enabled if ``object_lock``; owner-enforced, private, versioned,
     encrypted (SSE-KMS with bucket keys unless no key is given, which only the access-log bucket
-    may do), and logging to ``access_log_bucket``."""
+    may do), and logging to ``access_log_bucket``. ``object_ownership`` stays owner-enforced (ACLs
+    off) except where a service can only be granted access by ACL (the ElastiCache export)."""
     bucket = aws.s3.Bucket(
         f"{name}-bucket",
         bucket=args.bucket_name,
@@ -69,7 +71,7 @@ def hardened_bucket(
     ownership = aws.s3.BucketOwnershipControls(
         f"{name}-ownership",
         bucket=bucket.id,
-        rule={"object_ownership": "BucketOwnerEnforced"},
+        rule={"object_ownership": object_ownership},
         opts=child_opts(owner, provider),
     )
     public_access_block = aws.s3.BucketPublicAccessBlock(

@@ -19,13 +19,13 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import Field
 
-from components._common import PACKAGE, ComponentArgs, StrInput, child_opts, require_provider
-from components.network import StoreSecurityGroup, store_security_group
+from components._common import PACKAGE, StrInput, child_opts, require_provider
+from components.network import StorePlacementArgs, StoreSecurityGroup, store_security_group
 
 PORT = 8086
 
 
-class InfluxDbInstanceArgs(ComponentArgs):
+class InfluxDbInstanceArgs(StorePlacementArgs):
     name: str = Field(pattern=r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$", min_length=3, max_length=40)
     instance_type: str = Field(default="db.influx.medium", pattern=r"^db\.influx\.[a-z0-9]+$")
     storage_type: Literal["InfluxIOIncludedT1", "InfluxIOIncludedT2", "InfluxIOIncludedT3"] = (
@@ -37,11 +37,9 @@ class InfluxDbInstanceArgs(ComponentArgs):
     bucket: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_-]{1,63}$")
     username: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
     password: StrInput
-    vpc_id: str = Field(pattern=r"^vpc-[0-9a-f]+$")
     subnet_ids: list[str] = Field(min_length=1)
-    client_cidrs: list[str] = Field(min_length=1)
+    """One is enough for ``SINGLE_AZ``."""
     protect: bool = True
-    tags: dict[str, str] = Field(default_factory=dict)
 
 
 class InfluxDbInstance(pulumi.ComponentResource):

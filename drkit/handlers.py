@@ -25,8 +25,9 @@ from drkit.kubestate.api import (
     running_in_cluster,
 )
 from drkit.recovery import BackupIndex, RecoveryError
+from drkit.storage.s3 import S3Store
 from stackmodels.config import StoreKind
-from stackmodels.outputs import SERVICES_WITHOUT_CREDENTIALS, StoreService
+from stackmodels.outputs import SERVICES_WITHOUT_CREDENTIALS, ReplicationGroup, StoreService
 
 
 class NoHandler(ValueError):
@@ -149,14 +150,11 @@ def _redis(ctx: OpsContext, store: str, now: datetime) -> Handler:
     return RedisHandler(redis_source(ctx, store), rdb_path=Path(data_path) if data_path else None)
 
 
-def elasticache_region(ctx: OpsContext, store: str) -> str:
-    """The region of the store's replication group (the vault it exports to must be there)."""
+def _elasticache_member(ctx: OpsContext, store: str) -> ReplicationGroup | None:
+    """The store's replication group in the outputs: its region and export staging bucket."""
     group = ctx.outputs.stores[store].resource_id
     members = ctx.outputs.elasticache.replication_groups if ctx.outputs.elasticache else {}
-    for member in members.values():
-        if member.id == group:
-            return member.region
-    return ctx.outputs.region
+    return next((member for member in members.values() if member.id == group), None)
 
 
 def _elasticache(ctx: OpsContext, store: str, now: datetime) -> Handler:
@@ -166,14 +164,18 @@ def _elasticache(ctx: OpsContext, store: str, now: datetime) -> Handler:
             f"stack {ctx.stack!r} exports store {store!r} as ElastiCache without its "
             "replication group id (resource_id)"
         )
-    region = elasticache_region(ctx, store)
-    if region != ctx.outputs.backup_vault.region:
+    member = _elasticache_member(ctx, store)
+    if member is None or not member.export_bucket:
         raise NoHandler(
-            f"store {store!r}: ElastiCache exports snapshots only to a bucket in its own region "
-            f"({region}), but this stack's vault is in {ctx.outputs.backup_vault.region}"
+            f"stack {ctx.stack!r} exports ElastiCache group {exported.resource_id!r} of store "
+            f"{store!r} without its export staging bucket "
+            "(elasticache.replication_groups.<region>.export_bucket): deploy the stack"
         )
+    s3 = ctx.aws("s3", member.region)
     return ElastiCacheHandler(
-        ctx.aws("elasticache", region), replication_group_id=exported.resource_id
+        ctx.aws("elasticache", member.region),
+        staging=S3Store(s3, member.export_bucket),
+        replication_group_id=exported.resource_id,
     )
 
 
@@ -219,8 +221,8 @@ BACKUP_PATHS: dict[StoreService, BackupPath] = {
         _redis,
     ),
     StoreService.ELASTICACHE: BackupPath(
-        "a manual snapshot exported by ElastiCache to the vault (CopySnapshot), read back once "
-        "to hash it and copy it to the mirror",
+        "a manual snapshot exported by ElastiCache (CopySnapshot) to the region's staging "
+        "bucket, streamed once into the vault and the mirror, then cleared from staging",
         _elasticache,
     ),
     StoreService.KUBERNETES: BackupPath(

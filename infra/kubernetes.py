@@ -26,6 +26,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import yaml
 
+from components import naming
 from components.backup_cronjobs import (
     BackupCronJobs,
     BackupCronJobsArgs,
@@ -121,12 +122,17 @@ def kafka_read_access(config: StackConfig, store: str) -> KafkaReadAccess | None
     )
 
 
-def elasticache_access(config: StackConfig, store: str) -> ElastiCacheSnapshotAccess | None:
-    """The ElastiCache replication group behind a redis store, whose snapshots it exports."""
+def elasticache_access(
+    config: StackConfig, store: str, account: str, partition: str
+) -> ElastiCacheSnapshotAccess | None:
+    """The ElastiCache replication group behind a redis store, whose snapshots it exports, and
+    the region's staging bucket the export goes to (``components.cache_export``)."""
     if config.elasticache is None or config.elasticache.store != store:
         return None
+    bucket = naming.cache_export_bucket_name(config.platform, account, config.region)
     return ElastiCacheSnapshotAccess(
-        replication_group_id=elasticache_group_id(config.platform, store, config.region)
+        replication_group_id=elasticache_group_id(config.platform, store, config.region),
+        export_bucket_arn=naming.s3_arn(partition, bucket),
     )
 
 
@@ -162,7 +168,7 @@ def define_backup_job_roles(
                 partition=partition,
                 seals_secrets=settings.kind in STORES_SEALING_SECRETS,
                 kafka=kafka_read_access(config, store),
-                elasticache=elasticache_access(config, store),
+                elasticache=elasticache_access(config, store, account, partition),
                 tags={
                     "trading-dr:platform": config.platform,
                     "trading-dr:stack-role": config.role.value,

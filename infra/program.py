@@ -11,11 +11,15 @@ alert topic, the CloudWatch alarms, the Prometheus rules and the Grafana dashboa
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_gcp as gcp
+import pulumi_kubernetes as k8s
 
 from components import failover_naming, naming
 from components.access_logs import AccessLogBucket, AccessLogBucketArgs
@@ -99,8 +103,10 @@ def define_data_stores(
     administrator_arns: list[str],
     operator_arns: list[str],
     break_glass_arn: str,
-) -> standby.Standbys:
-    """The data-store key and alert topic, then the data stores, their standbys and backups."""
+) -> tuple[standby.Stack, standby.Standbys]:
+    """The data-store key and alert topic, then the data stores, their standbys and backups.
+
+    Returns ``stack`` with the key and the topic, and what the data stores declared."""
     config = stack.config
     backup_role = AwsBackupRole(
         "aws-backup-role",
@@ -125,7 +131,6 @@ def define_data_stores(
         ),
         stack.opts,
     )
-    stack.data_key_arn = key.arn
     topic = AlertTopic(
         "alerts",
         AlertTopicArgs(
@@ -137,41 +142,127 @@ def define_data_stores(
         ),
         stack.opts,
     )
-    stack.topic_arn = topic.arn
-    standbys = standby.Standbys()
-    standby.define_aurora(stack, standbys)
-    standby.define_msk(stack, standbys)
-    standby.define_elasticache(stack, standbys)
-    standby.define_timestream(stack, standbys)
-    standby.define_aws_backup(stack, standbys, backup_role.arn)
-    return standbys
+    stack = dataclasses.replace(stack, data_key_arn=key.arn, topic_arn=topic.arn)
+    return stack, standby.define_standbys(stack, backup_role.arn)
 
 
-def define_stack(config: StackConfig, stack: str) -> dict[str, Any]:
-    """Declare the stack's resources; export and return the ``StackOutputs`` values."""
+@dataclass(frozen=True)
+class Site:
+    """The region being declared: its provider, account, names and the prod reference (dr)."""
+
+    stack: standby.Stack
+    vault_name: str
+    vault_arn: str
+
+    @property
+    def config(self) -> StackConfig:
+        return self.stack.config
+
+    @property
+    def primary(self) -> bool:
+        return self.config.role is Role.PRIMARY
+
+    @property
+    def stack_role(self) -> str:
+        return "primary" if self.primary else "dr"
+
+    @property
+    def peer_vault_name(self) -> str:
+        return naming.vault_bucket_name(
+            self.config.platform, self.stack.account, self.config.peer_region
+        )
+
+    def role_arn(self, name: str) -> str:
+        return naming.iam_role_arn(self.stack.partition, self.stack.account, name)
+
+    def role_arns(self, names: Iterable[str]) -> list[str]:
+        return [self.role_arn(name) for name in names]
+
+
+def define_site(config: StackConfig) -> Site:
+    """The region's explicit provider, who deploys, and (dr) the reference to prod's outputs."""
     primary = config.role is Role.PRIMARY
-    stack_role = "primary" if primary else "dr"
-    region, peer = config.region, config.peer_region
-    platform = config.platform
-
-    aws_provider = regional_aws_provider(region)
-    opts = pulumi.ResourceOptions(provider=aws_provider)
+    aws_provider = regional_aws_provider(config.region)
     invoke = pulumi.InvokeOptions(provider=aws_provider)
     account = aws.get_caller_identity(opts=invoke).account_id
     partition = aws.get_partition(opts=invoke).partition
+    prod: pulumi.StackReference | None = None
+    if not primary:
+        assert config.primary_stack is not None  # StackConfig requires it for a dr stack
+        prod = pulumi.StackReference(_stack_reference_name(config.primary_stack))
+    vault_name = naming.vault_bucket_name(config.platform, account, config.region)
+    return Site(
+        stack=standby.Stack(
+            config=config,
+            provider=aws_provider,
+            account=account,
+            partition=partition,
+            tags={
+                "trading-dr:platform": config.platform,
+                "trading-dr:stack-role": "primary" if primary else "dr",
+            },
+            prod=prod,
+        ),
+        vault_name=vault_name,
+        vault_arn=naming.s3_arn(partition, vault_name),
+    )
 
-    def role_arn(name: str) -> str:
-        return naming.iam_role_arn(partition, account, name)
 
-    vault_name = naming.vault_bucket_name(platform, account, region)
-    vault_arn = naming.s3_arn(partition, vault_name)
-    common_tags = {"trading-dr:platform": platform, "trading-dr:stack-role": stack_role}
+@dataclass(frozen=True)
+class Storage:
+    """The backup storage of the region: access logs, writer role, key, vault, audit journal, and
+    the cross-region replication (its exports and, in prod, the dr side's names)."""
 
+    logs: AccessLogBucket
+    writer: BackupWriterRole
+    key: VaultKey
+    vault: BackupVault
+    audit: AuditBucket
+    job_roles: dict[str, Any]
+    peer_vault: pulumi.Input[Any]
+    peer_key_arn: pulumi.Input[str]
+    replication: pulumi.Input[Any]
+
+
+def _key_common(site: Site, writer: BackupWriterRole, job_roles: dict[str, Any]) -> dict[str, Any]:
+    """The vault key's args both roles share: who administers, uses, seals and opens."""
+    config, stack = site.config, site.stack
+    operators = site.role_arns(config.access.operators)
+    key_users: list[pulumi.Input[str]] = [writer.arn]
+    key_users += [role.arn for role in job_roles.values()]
+    key_users += operators
+    return {
+        "platform": config.platform,
+        "region": config.region,
+        "account_id": stack.account,
+        "administrator_arns": site.role_arns(config.access.administrators),
+        "user_arns": key_users,
+        # The Kubernetes-state backup seals Secrets with a data key of its own; restores (the
+        # operators) open them. Both stacks: a failed-over dr seals with the replica key.
+        # Operators seal too: ``invoke backup.store app-state`` on demand runs as an operator.
+        "secret_sealer_arns": [
+            *(role.arn for role in job_roles.values() if role.seals_secrets),
+            *operators,
+        ],
+        "secret_opener_arns": operators,
+        "break_glass_arn": site.role_arn(config.access.break_glass),
+        "tags": stack.tags,
+    }
+
+
+def define_storage(site: Site) -> Storage:
+    """Access logs, the writer role, the CronJobs' roles, the vault key (prod's primary with its
+    replication role, dr's replica of it), the vault, the audit journal, and prod's replication
+    to the dr vault."""
+    config, stack = site.config, site.stack
+    platform, region, peer = config.platform, config.region, config.peer_region
+    account, partition, opts = stack.account, stack.partition, stack.opts
+    vault_name, vault_arn = site.vault_name, site.vault_arn
     logs = AccessLogBucket(
         "access-logs",
         AccessLogBucketArgs(
             platform=platform,
-            stack_role=stack_role,
+            stack_role=site.stack_role,
             bucket_name=naming.access_log_bucket_name(platform, account, region),
             account_id=account,
             retention_days=config.retention_classes.get("system", RetentionClass(days=365)).days,
@@ -184,40 +275,20 @@ def define_stack(config: StackConfig, stack: str) -> dict[str, Any]:
             role_name=naming.backup_writer_role_name(platform, region),
             trusted_principal_arns=[f"arn:{partition}:iam::{account}:root"],
             vault_arn=vault_arn,
-            tags=common_tags,
+            tags=stack.tags,
         ),
         opts,
     )
     # The backup CronJobs' roles exist before the key: its policy names every user.
     job_roles = define_backup_job_roles(
-        config, account=account, partition=partition, vault_arn=vault_arn, provider=aws_provider
+        config, account=account, partition=partition, vault_arn=vault_arn, provider=stack.provider
     )
-    operators = [role_arn(name) for name in config.access.operators]
-    key_users: list[pulumi.Input[str]] = [writer.arn]
-    key_users += [role.arn for role in job_roles.values()]
-    key_users += operators
-    key_common: dict[str, Any] = {
-        "platform": platform,
-        "region": region,
-        "account_id": account,
-        "administrator_arns": [role_arn(name) for name in config.access.administrators],
-        "user_arns": key_users,
-        # The Kubernetes-state backup seals Secrets with a data key of its own; restores (the
-        # operators) open them. Both stacks: a failed-over dr seals with the replica key.
-        # Operators seal too: ``invoke backup.store app-state`` on demand runs as an operator.
-        "secret_sealer_arns": [
-            *(role.arn for role in job_roles.values() if role.seals_secrets),
-            *operators,
-        ],
-        "secret_opener_arns": operators,
-        "break_glass_arn": role_arn(config.access.break_glass),
-        "tags": common_tags,
-    }
+    key_common = _key_common(site, writer, job_roles)
 
-    prod: pulumi.StackReference | None = None
+    replication_role: ReplicationRole | None = None
     replication_out: pulumi.Input[Any]
-    if primary:
-        dr_vault_name = naming.vault_bucket_name(platform, account, peer)
+    if stack.prod is None:
+        dr_vault_name = site.peer_vault_name
         replication_role = ReplicationRole(
             "replication-role",
             ReplicationRoleArgs(
@@ -225,7 +296,7 @@ def define_stack(config: StackConfig, stack: str) -> dict[str, Any]:
                 account_id=account,
                 source_bucket_arn=vault_arn,
                 destination_bucket_arn=naming.s3_arn(partition, dr_vault_name),
-                tags=common_tags,
+                tags=stack.tags,
             ),
             opts,
         )
@@ -252,8 +323,7 @@ def define_stack(config: StackConfig, stack: str) -> dict[str, Any]:
             "enabled": config.replicate_vault,
         }
     else:
-        assert config.primary_stack is not None  # StackConfig requires it for a dr stack
-        prod = pulumi.StackReference(_stack_reference_name(config.primary_stack))
+        prod = stack.prod
         prod_replication = prod.get_output("vault_replication")
         key = VaultKey(
             "vault-key",
@@ -275,7 +345,7 @@ def define_stack(config: StackConfig, stack: str) -> dict[str, Any]:
         "backup-vault",
         BackupVaultArgs(
             platform=platform,
-            stack_role=stack_role,
+            stack_role=site.stack_role,
             bucket_name=vault_name,
             kms_key_arn=key.arn,
             access_log_bucket=logs.bucket_name,
@@ -288,7 +358,7 @@ def define_stack(config: StackConfig, stack: str) -> dict[str, Any]:
         "audit",
         AuditBucketArgs(
             platform=platform,
-            stack_role=stack_role,
+            stack_role=site.stack_role,
             bucket_name=naming.audit_bucket_name(platform, account, region),
             kms_key_arn=key.arn,
             access_log_bucket=logs.bucket_name,
@@ -297,137 +367,178 @@ def define_stack(config: StackConfig, stack: str) -> dict[str, Any]:
         ),
         opts,
     )
-    if primary and config.replicate_vault:
+    if replication_role is not None and config.replicate_vault:
         VaultReplication(
             "vault-replication",
             VaultReplicationArgs(
                 source_bucket=vault.bucket_name,
-                destination_bucket_arn=naming.s3_arn(partition, dr_vault_name),
+                destination_bucket_arn=naming.s3_arn(partition, site.peer_vault_name),
                 destination_key_arn=dr_key_arn,
                 role_arn=replication_role.arn,
                 replication_time_minutes=REPLICATION_TIME_MINUTES,
             ),
-            pulumi.ResourceOptions(provider=aws_provider, depends_on=[vault]),
+            pulumi.ResourceOptions(provider=stack.provider, depends_on=[vault]),
         )
-    registry = ContainerRegistry(
-        "ecr",
-        ContainerRegistryArgs(
-            account_id=account,
-            repositories=config.ecr_repositories,
-            replicate_to_regions=[peer] if primary else [],
-            tags=common_tags,
-        ),
-        opts,
+    return Storage(
+        logs=logs,
+        writer=writer,
+        key=key,
+        vault=vault,
+        audit=audit,
+        job_roles=job_roles,
+        peer_vault=peer_vault,
+        peer_key_arn=peer_key_arn,
+        replication=replication_out,
     )
 
-    mirror_outputs: dict[str, pulumi.Input[Any]]
-    if primary:
-        gcp_provider = gcp.Provider(f"gcp-{config.gcp.project}", project=config.gcp.project)
-        mirror = GcsMirror(
-            "gcs-mirror",
-            GcsMirrorArgs(
-                platform=platform,
-                project=config.gcp.project,
-                location=config.gcp.location,
-                bucket_name=f"{config.gcp.project}-backup-mirror",
-                writer_account_id=f"{platform}-backup-writer",
-                key_rotation_days=config.gcp.key_rotation_days,
-                data_classes=[
-                    MirrorDataClass.from_s3_tiers(
-                        name, config.retention_of(name).days, data_class.lifecycle.tiers()
-                    )
-                    for name, data_class in config.data_classes.items()
-                ],
-            ),
-            pulumi.ResourceOptions(provider=gcp_provider),
-        )
-        mirror_outputs = {
-            "gcs_mirror_bucket": mirror.bucket_name,
-            "gcs_mirror_key": mirror.crypto_key_id,
-            "gcs_writer_service_account": mirror.writer_email,
-        }
-    else:
-        assert prod is not None
-        mirror_outputs = {
+
+def define_registry(site: Site) -> ContainerRegistry:
+    """The backup image's repositories; prod replicates them to the dr region."""
+    config = site.config
+    return ContainerRegistry(
+        "ecr",
+        ContainerRegistryArgs(
+            account_id=site.stack.account,
+            repositories=config.ecr_repositories,
+            replicate_to_regions=[config.peer_region] if site.primary else [],
+            tags=site.stack.tags,
+        ),
+        site.stack.opts,
+    )
+
+
+def define_mirror(site: Site) -> dict[str, pulumi.Input[Any]]:
+    """prod: the GCS mirror; dr: prod's. Returns the ``gcs_*`` exports."""
+    config = site.config
+    if site.stack.prod is not None:
+        prod = site.stack.prod
+        return {
             "gcs_mirror_bucket": prod.require_output("gcs_mirror_bucket"),
             "gcs_mirror_key": prod.get_output("gcs_mirror_key"),
             "gcs_writer_service_account": prod.get_output("gcs_writer_service_account"),
         }
+    gcp_provider = gcp.Provider(f"gcp-{config.gcp.project}", project=config.gcp.project)
+    mirror = GcsMirror(
+        "gcs-mirror",
+        GcsMirrorArgs(
+            platform=config.platform,
+            project=config.gcp.project,
+            location=config.gcp.location,
+            bucket_name=f"{config.gcp.project}-backup-mirror",
+            writer_account_id=f"{config.platform}-backup-writer",
+            key_rotation_days=config.gcp.key_rotation_days,
+            data_classes=[
+                MirrorDataClass.from_s3_tiers(
+                    name, config.retention_of(name).days, data_class.lifecycle.tiers()
+                )
+                for name, data_class in config.data_classes.items()
+            ],
+        ),
+        pulumi.ResourceOptions(provider=gcp_provider),
+    )
+    return {
+        "gcs_mirror_bucket": mirror.bucket_name,
+        "gcs_mirror_key": mirror.crypto_key_id,
+        "gcs_writer_service_account": mirror.writer_email,
+    }
 
-    stack_context = standby.Stack(
-        config=config,
-        provider=aws_provider,
-        account=account,
-        partition=partition,
-        tags=common_tags,
-        prod=prod,
-    )
-    data_stores = define_data_stores(
-        stack_context,
-        administrator_arns=[role_arn(name) for name in config.access.administrators],
-        operator_arns=[role_arn(name) for name in config.access.operators],
-        break_glass_arn=role_arn(config.access.break_glass),
-    )
-    switch_services = standby.define_dns(stack_context, data_stores)
+
+def define_monitoring(
+    site: Site, stack: standby.Stack, data_stores: standby.Standbys, dns: standby.DnsDefined
+) -> tuple[dict[str, Any], k8s.Provider]:
+    """The alarms, budgets and the cluster's rules and dashboard. Returns the ``alarms`` export
+    and the region's one cluster provider (the backup CronJobs take it too)."""
+    config = site.config
     vault_source = (
-        (vault_name, naming.vault_bucket_name(platform, account, peer))
-        if primary and config.replicate_vault
-        else None
+        (site.vault_name, site.peer_vault_name) if site.primary and config.replicate_vault else None
     )
     alarms = monitoring.define_alarms(
-        stack_context,
+        stack,
         data_stores,
-        switch_services=switch_services,
+        switch_services=dns.switch_services,
         vault_replication=vault_source,
     )
-    monitoring.define_budgets(stack_context)
-    # the one provider of this region's cluster: the backup CronJobs take it too
+    monitoring.define_budgets(stack)
     cluster = kubernetes_provider(config)
-    monitoring.define_kubernetes_monitoring(stack_context, cluster)
-    assert stack_context.topic_arn is not None
-    peer_topic: pulumi.Input[str | None] = (
-        failover_naming.alert_topic_arn(partition, peer, account, platform)
-        if primary
-        else stack_context.prod_value("alerts_topic_arn")
-    )
+    monitoring.define_kubernetes_monitoring(stack, cluster)
+    return alarms, cluster
 
-    this_vault = _bucket(vault.bucket_name, vault.arn, region)
+
+def stack_outputs(
+    stack_name: str,
+    stack: standby.Stack,
+    storage: Storage,
+    registry: ContainerRegistry,
+    mirror: dict[str, pulumi.Input[Any]],
+    data_stores: standby.Standbys,
+    dns: standby.DnsDefined,
+    alarms: dict[str, Any],
+) -> dict[str, Any]:
+    """The ``StackOutputs`` values, checked to name exactly its fields."""
+    config = stack.config
+    region, peer = config.region, config.peer_region
+    assert stack.topic_arn is not None
+    peer_topic: pulumi.Input[str | None] = (
+        failover_naming.alert_topic_arn(stack.partition, peer, stack.account, config.platform)
+        if stack.is_prod
+        else stack.prod_value("alerts_topic_arn")
+    )
+    this_vault = _bucket(storage.vault.bucket_name, storage.vault.arn, region)
+    sections = {**data_stores.outputs, **dns.outputs}
     outputs: dict[str, Any] = {
-        "stack": stack,
+        "stack": stack_name,
         "role": config.role.value,
         "region": region,
-        "platform": platform,
+        "platform": config.platform,
         "backup_vault": this_vault,
-        "vault_key_arn": key.arn,
-        "audit_bucket": _bucket(audit.bucket_name, audit.arn, region),
+        "vault_key_arn": storage.key.arn,
+        "audit_bucket": _bucket(storage.audit.bucket_name, storage.audit.arn, region),
         "k8s_namespace": config.kubernetes.namespace,
         "k8s_backup_namespace": config.kubernetes.backup_namespace,
         "stores": data_stores.stores,
         "aws_endpoint_url": None,
         "gcs_endpoint_url": None,
-        "backup_vaults": {region: this_vault, peer: peer_vault},
-        "vault_key_arns": {region: key.arn, peer: peer_key_arn},
-        "vault_replication": replication_out,
-        "access_log_bucket": _bucket(logs.bucket_name, logs.arn, region),
-        "backup_writer_role_arn": writer.arn,
+        "backup_vaults": {region: this_vault, peer: storage.peer_vault},
+        "vault_key_arns": {region: storage.key.arn, peer: storage.peer_key_arn},
+        "vault_replication": storage.replication,
+        "access_log_bucket": _bucket(storage.logs.bucket_name, storage.logs.arn, region),
+        "backup_writer_role_arn": storage.writer.arn,
         "ecr_repositories": registry.repository_urls,
-        **mirror_outputs,
-        "aurora": data_stores.outputs.get("aurora"),
-        "msk": data_stores.outputs.get("msk"),
-        "elasticache": data_stores.outputs.get("elasticache"),
-        "dns": data_stores.outputs.get("dns"),
-        "aws_backup": data_stores.outputs.get("aws_backup"),
-        "alerts_topic_arn": stack_context.topic_arn,
-        "alerts_topic_arns": {region: stack_context.topic_arn, peer: peer_topic},
+        **mirror,
+        "aurora": sections.get("aurora"),
+        "msk": sections.get("msk"),
+        "elasticache": sections.get("elasticache"),
+        "dns": sections.get("dns"),
+        "aws_backup": sections.get("aws_backup"),
+        "alerts_topic_arn": stack.topic_arn,
+        "alerts_topic_arns": {region: stack.topic_arn, peer: peer_topic},
         "alarms": alarms,
     }
     missing = set(StackOutputs.output_names()) ^ set(outputs)
     if missing:
         raise AssertionError(f"exports and StackOutputs fields differ: {sorted(missing)}")
+    return outputs
+
+
+def define_stack(config: StackConfig, stack: str) -> dict[str, Any]:
+    """Declare the stack's resources; export and return the ``StackOutputs`` values."""
+    site = define_site(config)
+    storage = define_storage(site)
+    registry = define_registry(site)
+    mirror = define_mirror(site)
+    context, data_stores = define_data_stores(
+        dataclasses.replace(site.stack, access_log_bucket=storage.logs.bucket_name),
+        administrator_arns=site.role_arns(config.access.administrators),
+        operator_arns=site.role_arns(config.access.operators),
+        break_glass_arn=site.role_arn(config.access.break_glass),
+    )
+    dns = standby.define_dns(context, data_stores)
+    alarms, cluster = define_monitoring(site, context, data_stores, dns)
+    outputs = stack_outputs(stack, context, storage, registry, mirror, data_stores, dns, alarms)
     define_backup_jobs(
         config,
         stack,
-        role_arns={store: role.arn for store, role in job_roles.items()},
+        role_arns={store: role.arn for store, role in storage.job_roles.items()},
         outputs=outputs,
         provider=cluster,
     )

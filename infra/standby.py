@@ -3,9 +3,10 @@ ElastiCache global datastore, AWS Backup, and DNS failover.
 
 prod creates the primaries (and the global cluster, the global datastore, the DNS zone with its
 health checks and PRIMARY records); dr creates the secondaries, joining what prod exported, the
-replicator, the failover switches and the SECONDARY records. Each function returns the values the
-program exports, and dr's outputs carry prod's side too (read through the StackReference), so a
-failover finds everything in dr's outputs alone.
+replicator, the failover switches and the SECONDARY records. Each function returns what it
+declared (a frozen ``Defined``: its sections of the exports, its stores' entries, its DNS
+targets) and ``define_standbys`` gathers them in a frozen ``Standbys``. dr's outputs carry prod's
+side too (read through the StackReference), so a failover finds everything in dr's outputs alone.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import failover_naming as names
+from components import naming
 from components.aurora import (
     AuroraCluster,
     AuroraClusterArgs,
@@ -26,6 +28,7 @@ from components.aurora import (
     ClusterRole,
 )
 from components.aws_backup import AwsBackup, AwsBackupArgs
+from components.cache_export import CacheExportBucket, CacheExportBucketArgs
 from components.dns_failover import (
     FailoverZone,
     FailoverZoneArgs,
@@ -54,9 +57,10 @@ TAG_PURPOSE = "trading-dr:purpose"
 PURPOSE_DATA_STORE = "data-store"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Stack:
-    """What every part of the program shares about the stack being declared."""
+    """What every part of the program shares about the stack being declared (the data-store key
+    and the alert topic once they exist: ``dataclasses.replace`` adds them)."""
 
     config: StackConfig
     provider: aws.Provider
@@ -66,6 +70,8 @@ class Stack:
     prod: pulumi.StackReference | None
     data_key_arn: pulumi.Output[str] | None = None
     topic_arn: pulumi.Output[str] | None = None
+    access_log_bucket: pulumi.Input[str] | None = None
+    """The region's access-log bucket, where buckets declared with the data stores log."""
 
     @property
     def region(self) -> str:
@@ -100,6 +106,15 @@ class Stack:
     def network(self) -> Network:
         assert self.config.network is not None  # StackConfig requires it with any data store
         return self.config.network
+
+    def placement(self) -> dict[str, Any]:
+        """The ``StorePlacementArgs`` fields of a data store: this stack's VPC, subnets, clients."""
+        network = self.network
+        return {
+            "vpc_id": network.vpc_id,
+            "subnet_ids": network.subnet_ids,
+            "client_cidrs": network.client_cidrs,
+        }
 
     def key(self) -> pulumi.Output[str]:
         assert self.data_key_arn is not None
@@ -153,18 +168,84 @@ class Stack:
         return self.prod.get_output(output).apply(dig)
 
 
-@dataclass
-class Standbys:
-    """What the program exports and the alarms need."""
+@dataclass(frozen=True, kw_only=True)
+class Defined:
+    """What one part declared: its sections of the exports (output name -> value), its stores'
+    entries in ``stores``, and the endpoints its DNS names point at."""
 
     outputs: dict[str, Any] = field(default_factory=dict)
     stores: dict[str, dict[str, Any]] = field(default_factory=dict)
     dns_targets: dict[str, pulumi.Output[str]] = field(default_factory=dict)
-    aurora_cluster_id: str | None = None
-    aurora_cluster_arn: pulumi.Output[str] | None = None
-    cache_group_id: str | None = None
-    cache_nodes: int = 0
-    replicator_name: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuroraDefined(Defined):
+    cluster_id: str
+    cluster_arn: pulumi.Output[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MskDefined(Defined):
+    replicator_name: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CacheDefined(Defined):
+    group_id: str
+    nodes: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class DnsDefined(Defined):
+    switch_services: list[str]
+    """The services whose dr switch alarms this stack creates (with its other alarms)."""
+
+
+@dataclass(frozen=True)
+class Standbys:
+    """The data stores this stack declared: what the program exports and the alarms need."""
+
+    aurora: AuroraDefined | None = None
+    msk: MskDefined | None = None
+    cache: CacheDefined | None = None
+    timeseries: Defined | None = None
+    aws_backup: Defined | None = None
+
+    def _parts(self) -> list[Defined]:
+        parts = (self.aurora, self.msk, self.cache, self.timeseries, self.aws_backup)
+        return [part for part in parts if part is not None]
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        return {name: value for part in self._parts() for name, value in part.outputs.items()}
+
+    @property
+    def stores(self) -> dict[str, dict[str, Any]]:
+        return {name: entry for part in self._parts() for name, entry in part.stores.items()}
+
+    @property
+    def dns_targets(self) -> dict[str, pulumi.Output[str]]:
+        return {s: target for part in self._parts() for s, target in part.dns_targets.items()}
+
+    @property
+    def aurora_cluster_id(self) -> str | None:
+        return self.aurora.cluster_id if self.aurora else None
+
+    @property
+    def aurora_cluster_arn(self) -> pulumi.Output[str] | None:
+        return self.aurora.cluster_arn if self.aurora else None
+
+    @property
+    def cache_group_id(self) -> str | None:
+        return self.cache.group_id if self.cache else None
+
+    @property
+    def cache_nodes(self) -> int:
+        return self.cache.nodes if self.cache else 0
+
+    @property
+    def replicator_name(self) -> str | None:
+        return self.msk.replicator_name if self.msk else None
 
 
 def secret_password(stack: Stack, secret_name: str) -> pulumi.Output[str]:
@@ -198,13 +279,13 @@ def merged(
 # ---- Aurora ------------------------------------------------------------------------------------
 
 
-def define_aurora(stack: Stack, standbys: Standbys) -> None:
+def define_aurora(stack: Stack) -> AuroraDefined | None:
     config = stack.config
     aurora = config.aurora
     if aurora is None:
-        return
+        return None
     store = config.stores[aurora.store]
-    platform, region, network = config.platform, stack.region, stack.network
+    platform, region = config.platform, stack.region
     cluster_id = names.aurora_cluster_id(platform, aurora.store, region)
     tags = stack.store_tags(aurora.store)
     common: dict[str, Any] = {
@@ -213,9 +294,7 @@ def define_aurora(stack: Stack, standbys: Standbys) -> None:
         "instance_class": aurora.instance_class,
         "instances": aurora.instances,
         "kms_key_arn": stack.key(),
-        "vpc_id": network.vpc_id,
-        "subnet_ids": network.subnet_ids,
-        "client_cidrs": network.client_cidrs,
+        **stack.placement(),
         "backup_retention_days": aurora.backup_retention_days,
         "backup_window": aurora.backup_window,
         "maintenance_window": aurora.maintenance_window,
@@ -290,9 +369,7 @@ def define_aurora(stack: Stack, standbys: Standbys) -> None:
         "reader_endpoint": cluster.reader_endpoint,
         "port": 5432,
     }
-    standbys.aurora_cluster_id = cluster_id
-    standbys.aurora_cluster_arn = cluster.arn
-    standbys.outputs["aurora"] = {
+    output = {
         "global_cluster_id": global_id,
         "global_cluster_arn": global_arn,
         "global_writer_endpoint": global_endpoint,
@@ -301,7 +378,7 @@ def define_aurora(stack: Stack, standbys: Standbys) -> None:
         "database": store.database,
         "master_secret": aurora.master_secret,
     }
-    standbys.stores[aurora.store] = {
+    entry = {
         "kind": store.kind.value,
         "service": StoreService.AURORA_POSTGRESQL.value,
         "host": cluster.endpoint,
@@ -310,7 +387,13 @@ def define_aurora(stack: Stack, standbys: Standbys) -> None:
         "credentials_secret": aurora.master_secret,
         "resource_id": cluster_id,
     }
-    standbys.dns_targets[aurora.store] = cluster.endpoint
+    return AuroraDefined(
+        outputs={"aurora": output},
+        stores={aurora.store: entry},
+        dns_targets={aurora.store: cluster.endpoint},
+        cluster_id=cluster_id,
+        cluster_arn=cluster.arn,
+    )
 
 
 # ---- MSK ---------------------------------------------------------------------------------------
@@ -325,11 +408,11 @@ def _subnet(index: int) -> Any:
     return lambda cluster: cluster["subnet_ids"][index]
 
 
-def define_msk(stack: Stack, standbys: Standbys) -> None:
+def define_msk(stack: Stack) -> MskDefined | None:
     config = stack.config
     msk = config.msk
     if msk is None:
-        return
+        return None
     platform, region, network = config.platform, stack.region, stack.network
     store = config.stores[msk.store]
     default_class = msk.topic_classes.get("standard") or min(
@@ -344,9 +427,7 @@ def define_msk(stack: Stack, standbys: Standbys) -> None:
             broker_nodes=msk.broker_nodes,
             volume_gib=msk.volume_gib,
             kms_key_arn=stack.key(),
-            vpc_id=network.vpc_id,
-            subnet_ids=network.subnet_ids,
-            client_cidrs=network.client_cidrs,
+            **stack.placement(),
             default_retention_ms=_retention_ms(default_class.retention),
             tiered_storage=any(c.tiered for c in msk.topic_classes.values()),
             allow_replication_source=stack.is_prod,
@@ -364,6 +445,7 @@ def define_msk(stack: Stack, standbys: Standbys) -> None:
     }
     replicated = msk.replicated_topics()
     replicator_arn: pulumi.Input[str | None] = None
+    replicator_name: str | None = None
     if not stack.is_prod:
         source = stack.from_prod("msk", "clusters", stack.prod_region)
         if replicated:
@@ -392,8 +474,8 @@ def define_msk(stack: Stack, standbys: Standbys) -> None:
                 stack.opts,
             )
             replicator_arn = replicator.arn
-            standbys.replicator_name = name
-    standbys.outputs["msk"] = {
+            replicator_name = name
+    output = {
         "clusters": stack.members("msk", "clusters", this),
         "replicator_arn": replicator_arn,
         "replicated_topics": replicated,
@@ -411,7 +493,7 @@ def define_msk(stack: Stack, standbys: Standbys) -> None:
         "topics": dict(msk.topics),
     }
     broker = cluster.bootstrap_brokers_sasl_iam.apply(first_broker)
-    standbys.stores[msk.store] = {
+    entry = {
         "kind": store.kind.value,
         "service": StoreService.MSK.value,
         "host": broker.apply(lambda b: b[0]),
@@ -421,6 +503,9 @@ def define_msk(stack: Stack, standbys: Standbys) -> None:
         "credentials_secret": None,
         "resource_id": cluster.arn,
     }
+    return MskDefined(
+        outputs={"msk": output}, stores={msk.store: entry}, replicator_name=replicator_name
+    )
 
 
 def first_broker(bootstrap: str | None) -> tuple[str, int]:
@@ -436,12 +521,12 @@ def first_broker(bootstrap: str | None) -> tuple[str, int]:
 # ---- ElastiCache -------------------------------------------------------------------------------
 
 
-def define_elasticache(stack: Stack, standbys: Standbys) -> None:
+def define_elasticache(stack: Stack) -> CacheDefined | None:
     config = stack.config
     cache = config.elasticache
     if cache is None:
-        return
-    platform, region, network = config.platform, stack.region, stack.network
+        return None
+    platform, region = config.platform, stack.region
     store = config.stores[cache.store]
     group_id = names.elasticache_group_id(platform, cache.store, region)
     common: dict[str, Any] = {
@@ -453,9 +538,7 @@ def define_elasticache(stack: Stack, standbys: Standbys) -> None:
         "kms_key_arn": stack.key(),
         "auth_token": secret_password(stack, cache.auth_secret),
         "auth_token_version": cache.auth_secret_version,
-        "vpc_id": network.vpc_id,
-        "subnet_ids": network.subnet_ids,
-        "client_cidrs": network.client_cidrs,
+        **stack.placement(),
         "snapshot_retention_days": cache.snapshot_retention_days,
         "snapshot_window": cache.snapshot_window,
         "maintenance_window": cache.maintenance_window,
@@ -482,6 +565,19 @@ def define_elasticache(stack: Stack, standbys: Standbys) -> None:
             ),
             stack.opts,
         )
+    assert stack.access_log_bucket is not None
+    export = CacheExportBucket(
+        "cache-export",
+        CacheExportBucketArgs(
+            platform=platform,
+            stack_role="primary" if stack.is_prod else "dr",
+            bucket_name=naming.cache_export_bucket_name(platform, stack.account, region),
+            region=region,
+            partition=stack.partition,
+            access_log_bucket=stack.access_log_bucket,
+        ),
+        stack.opts,
+    )
     this = {
         "id": group_id,
         "arn": group.arn,
@@ -489,16 +585,15 @@ def define_elasticache(stack: Stack, standbys: Standbys) -> None:
         "primary_endpoint": group.primary_endpoint,
         "reader_endpoint": group.reader_endpoint,
         "port": 6379,
+        "export_bucket": export.bucket_name,
     }
-    standbys.cache_group_id = group_id
-    standbys.cache_nodes = cache.nodes
-    standbys.outputs["elasticache"] = {
+    output = {
         "global_datastore_id": datastore_id,
         "primary_region": config.primary_region,
         "replication_groups": stack.members("elasticache", "replication_groups", this),
         "auth_secret": cache.auth_secret,
     }
-    standbys.stores[cache.store] = {
+    entry = {
         "kind": store.kind.value,
         "service": StoreService.ELASTICACHE.value,
         "host": group.primary_endpoint,
@@ -508,19 +603,24 @@ def define_elasticache(stack: Stack, standbys: Standbys) -> None:
         "credentials_secret": cache.auth_secret,
         "resource_id": group_id,
     }
-    standbys.dns_targets[cache.store] = group.primary_endpoint
+    return CacheDefined(
+        outputs={"elasticache": output},
+        stores={cache.store: entry},
+        dns_targets={cache.store: group.primary_endpoint},
+        group_id=group_id,
+        nodes=cache.nodes,
+    )
 
 
 # ---- Timestream for InfluxDB -------------------------------------------------------------------
 
 
-def define_timestream(stack: Stack, standbys: Standbys) -> None:
+def define_timestream(stack: Stack) -> Defined | None:
     """This region's instance behind the time-series store, exported as its endpoint."""
     config = stack.config
     section = config.timestream
     if section is None:
-        return
-    network = stack.network
+        return None
     store = config.stores[section.store]
     bucket = section.bucket or store.database or section.store.replace("-", "_")
     instance = InfluxDbInstance(
@@ -535,14 +635,12 @@ def define_timestream(stack: Stack, standbys: Standbys) -> None:
             bucket=bucket,
             username=section.username,
             password=secret_password(stack, section.auth_secret),
-            vpc_id=network.vpc_id,
-            subnet_ids=network.subnet_ids,
-            client_cidrs=network.client_cidrs,
+            **stack.placement(),
             tags=stack.store_tags(section.store),
         ),
         stack.opts,
     )
-    standbys.stores[section.store] = {
+    entry = {
         "kind": store.kind.value,
         "service": StoreService.TIMESTREAM_INFLUXDB.value,
         "host": instance.endpoint,
@@ -552,23 +650,26 @@ def define_timestream(stack: Stack, standbys: Standbys) -> None:
         "credentials_secret": section.auth_secret,
         "resource_id": instance.id,
     }
+    return Defined(stores={section.store: entry})
 
 
 # ---- AWS Backup --------------------------------------------------------------------------------
 
 
-def define_aws_backup(stack: Stack, standbys: Standbys, role_arn: pulumi.Output[str]) -> None:
+def define_aws_backup(
+    stack: Stack, aurora: AuroraDefined | None, role_arn: pulumi.Output[str]
+) -> Defined | None:
     """The region's AWS Backup vault and the plan for the Aurora cluster (when there is one)."""
     config = stack.config
     if config.aurora is None:
-        return
+        return None
     plan = config.aws_backup
     retention = config.retention_of(config.stores[config.aurora.store].data_class)
     lock_mode = "compliance" if retention.object_lock is ObjectLockMode.COMPLIANCE else "governance"
     vault_name = names.backup_vault_name(config.platform, stack.region)
     peer_vault = names.backup_vault_name(config.platform, stack.peer)
     peer_arn = names.backup_vault_arn(stack.partition, stack.peer, stack.account, peer_vault)
-    selected = [standbys.aurora_cluster_arn] if stack.active and standbys.aurora_cluster_arn else []
+    selected = [aurora.cluster_arn] if stack.active and aurora is not None else []
     backup = AwsBackup(
         "aws-backup",
         AwsBackupArgs(
@@ -592,13 +693,24 @@ def define_aws_backup(stack: Stack, standbys: Standbys, role_arn: pulumi.Output[
         stack.region: {"name": backup.vault_name, "arn": backup.vault_arn, "region": stack.region},
         stack.peer: {"name": peer_vault, "arn": peer_arn, "region": stack.peer},
     }
-    standbys.outputs["aws_backup"] = {
+    output = {
         "vaults": vaults,
         "plan_id": backup.plan_id,
         "plan_arn": backup.plan_arn,
         "role_arn": role_arn,
         "lock_mode": lock_mode,
     }
+    return Defined(outputs={"aws_backup": output})
+
+
+def define_standbys(stack: Stack, backup_role_arn: pulumi.Output[str]) -> Standbys:
+    """Every data store this stack configures, its standby, and AWS Backup for Aurora."""
+    aurora = define_aurora(stack)
+    msk = define_msk(stack)
+    cache = define_elasticache(stack)
+    timeseries = define_timestream(stack)
+    aws_backup = define_aws_backup(stack, aurora, backup_role_arn)
+    return Standbys(aurora, msk, cache, timeseries, aws_backup)
 
 
 # ---- DNS ---------------------------------------------------------------------------------------
@@ -618,13 +730,13 @@ def _records(stack: Stack, standbys: Standbys) -> list[ServiceRecord]:
     ]
 
 
-def define_dns(stack: Stack, standbys: Standbys) -> list[str]:
-    """prod: zone, checks, PRIMARY records; dr: SECONDARY records. Returns the dr switches'
-    services (the alarms are created with the stack's other alarms)."""
+def define_dns(stack: Stack, standbys: Standbys) -> DnsDefined:
+    """prod: zone, checks, PRIMARY records; dr: SECONDARY records and the services of the dr
+    switches (their alarms are created with the stack's other alarms)."""
     config = stack.config
     dns = config.dns
     if dns is None:
-        return []
+        return DnsDefined(switch_services=[])
     platform = config.platform
     dr_region = stack.peer if stack.is_prod else stack.region
     records = _records(stack, standbys)
@@ -670,13 +782,13 @@ def define_dns(stack: Stack, standbys: Standbys) -> list[str]:
         zone_id: pulumi.Input[str] = zone.zone_id
         for service, check in zone.health_check_ids.items():
             switches[service]["health_check_id"] = check
-        standbys.outputs["dns"] = {
+        output = {
             "zone_id": zone_id,
             "zone_name": dns.zone_name,
             "services": services,
             "switches": switches,
         }
-        return []
+        return DnsDefined(outputs={"dns": output}, switch_services=[])
     zone_id = stack.from_prod("dns", "zone_id")
     SecondaryRecords(
         "dns",
@@ -702,10 +814,10 @@ def define_dns(stack: Stack, standbys: Standbys) -> list[str]:
         }
 
     combined = pulumi.Output.all(prod=prod_dns, services=services, switches=switches).apply(combine)
-    standbys.outputs["dns"] = {
+    output = {
         "zone_id": zone_id,
         "zone_name": dns.zone_name,
         "services": combined.apply(lambda c: c["services"]),
         "switches": combined.apply(lambda c: c["switches"]),
     }
-    return list(dns.services)
+    return DnsDefined(outputs={"dns": output}, switch_services=list(dns.services))

@@ -19,6 +19,8 @@ TAG_PURPOSE = "trading-dr:purpose"
 PURPOSE_VAULT = "backup-vault"
 PURPOSE_AUDIT = "audit-journal"
 PURPOSE_ACCESS_LOGS = "access-logs"
+PURPOSE_CACHE_EXPORT = "cache-export-staging"
+STAGING_MAX_DAYS = 2
 LOCKED_PURPOSES = (PURPOSE_VAULT, PURPOSE_AUDIT)
 
 
@@ -131,8 +133,11 @@ def _logging_targets(resources: Sequence[Resource]) -> set[str]:
 def buckets_encrypted_with_customer_key(resources: Sequence[Resource]) -> list[Violation]:
     """Every bucket encrypts by default with SSE-KMS and a customer-managed key.
 
-    The one exception S3 forces: a server access log target (SSE-KMS is not supported there) may
-    use SSE-S3 if it is tagged ``trading-dr:purpose=access-logs`` and really is a logging target.
+    Two exceptions AWS forces: a server access log target (SSE-KMS is not supported there) may
+    use SSE-S3 if it is tagged ``trading-dr:purpose=access-logs`` and really is a logging target;
+    the ElastiCache export staging bucket (ElastiCache cannot use a customer key) may use SSE-S3
+    if it is tagged ``trading-dr:purpose=cache-export-staging`` and everything in it expires
+    within ``STAGING_MAX_DAYS``.
     """
     violations = []
     log_targets = _logging_targets(resources)
@@ -148,6 +153,12 @@ def buckets_encrypted_with_customer_key(resources: Sequence[Resource]) -> list[V
             _purpose(bucket) == PURPOSE_ACCESS_LOGS
             and algorithms == {"AES256"}
             and _bucket_name(bucket) in log_targets
+        ):
+            continue
+        if (
+            _purpose(bucket) == PURPOSE_CACHE_EXPORT
+            and algorithms == {"AES256"}
+            and _expires_within(resources, bucket, STAGING_MAX_DAYS)
         ):
             continue
         good = [
@@ -167,6 +178,21 @@ def buckets_encrypted_with_customer_key(resources: Sequence[Resource]) -> list[V
                 )
             )
     return violations
+
+
+def _expires_within(resources: Sequence[Resource], bucket: Resource, days: int) -> bool:
+    """An enabled whole-bucket rule expires objects within ``days`` and noncurrent versions."""
+    for config in _for_bucket(resources, LIFECYCLE, bucket):
+        for rule in _list(config.props.get("rules")):
+            if rule.get("status") != "Enabled" or (rule.get("filter") or {}).get("prefix"):
+                continue
+            current = [e.get("days") or 0 for e in _list(rule.get("expiration"))]
+            noncurrent = [
+                e.get("noncurrentDays") or 0 for e in _list(rule.get("noncurrentVersionExpiration"))
+            ]
+            if any(0 < d <= days for d in current) and any(0 < d <= days for d in noncurrent):
+                return True
+    return False
 
 
 def buckets_block_public_access(resources: Sequence[Resource]) -> list[Violation]:

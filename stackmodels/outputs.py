@@ -230,6 +230,9 @@ class ReplicationGroup(Frozen):
     primary_endpoint: str
     reader_endpoint: str | None = None
     port: int = Field(default=6379, ge=1, le=65535)
+    export_bucket: str | None = None
+    """The staging bucket in this group's region that ElastiCache exports its snapshots to
+    (``components.cache_export``); the backup streams them from there into the vault."""
 
 
 class ElastiCacheOutputs(Frozen):

@@ -9,9 +9,11 @@ with ``redis-cli --rdb -`` instead. Either way the bytes stream once into the en
 second thread walks them (``drkit.redis_rdb``) to count the keys of each database for verify.
 
 ElastiCache blocks ``BGSAVE`` and gives no access to its disks: a backup there is a manual
-snapshot exported to the vault with ``CopySnapshot(TargetBucket=...)``. AWS writes the ``.rdb``
-objects itself; the engine adopts them (``register_external``), reading each back once to hash
-it, copy it to the mirror and count its keys.
+snapshot exported with ``CopySnapshot(TargetBucket=...)`` to the region's export staging bucket
+(``components.cache_export``: the vault cannot take a write from ElastiCache, which needs an ACL
+grant, SSE-S3 and no Object Lock). AWS writes the ``.rdb`` objects there itself; each is then
+streamed once into the vault and the mirror like any other object of the backup (SHA-256, size,
+the vault's key and lock), its keys counted on the way, and the staged objects are deleted.
 """
 
 from __future__ import annotations
@@ -519,6 +521,9 @@ class Polling:
             interval = min(interval * self.factor, self.cap)
 
 
+EXPORT_CONTENT = "Redis RDB snapshot exported by ElastiCache"
+
+
 def snapshot_name_for(prefix: str) -> str:
     """ElastiCache stores snapshot names lowercased; keep to letters, digits and single dashes."""
     backup_id = prefix.rstrip("/").rsplit("/", 1)[-1]
@@ -543,12 +548,16 @@ def export_keys(snapshot: dict[str, Any], export_name: str) -> list[str]:
 class ElastiCacheHandler:
     """Backs up one ElastiCache (Redis OSS/Valkey) replication group or cluster.
 
-    ``client`` is a boto3 ElastiCache client in the group's region; the vault bucket must be in
-    that region too, with a bucket policy letting ElastiCache write (see the export guide). The
-    export is named after this backup's folder, so its objects land inside it.
+    ``client`` is a boto3 ElastiCache client in the group's region; ``staging`` the export
+    staging bucket (an ``S3Store``) in that region, which grants ElastiCache write access. The
+    export is named after this backup's folder (the same key in the staging bucket), so each
+    ``.rdb`` keeps its name when streamed into the backup.
     """
 
     client: Any
+    staging: Any = None
+    """``S3Store`` of the staging bucket (``elasticache.replication_groups.<region>.export_bucket``
+    in the stack's outputs)."""
     replication_group_id: str | None = None
     cache_cluster_id: str | None = None
     keep_snapshot: bool = False
@@ -560,6 +569,11 @@ class ElastiCacheHandler:
     def __post_init__(self) -> None:
         if (self.replication_group_id is None) == (self.cache_cluster_id is None):
             raise ValueError("give exactly one of replication_group_id and cache_cluster_id")
+        if not isinstance(getattr(self.staging, "bucket", None), str):
+            raise ValueError(
+                "staging: the S3 bucket ElastiCache exports to (an S3Store in the group's "
+                f"region), got {self.staging!r}"
+            )
 
     @property
     def target(self) -> dict[str, str]:
@@ -569,33 +583,31 @@ class ElastiCacheHandler:
         return {"CacheClusterId": self.cache_cluster_id}
 
     def backup(self, session: BackupSession) -> Capture:
-        vault = session.vault
-        bucket = getattr(vault, "bucket", None)
-        if not isinstance(bucket, str) or not vault.name.startswith("s3://"):
-            raise ElastiCacheBackupError("the vault is not an S3 bucket; ElastiCache exports to S3")
+        staging = self.staging
+        bucket = staging.bucket
         name = snapshot_name_for(session.prefix)
+        export_name = session.prefix + "redis"
         self.client.create_snapshot(SnapshotName=name, **self.target)
         try:
             snapshot = self._wait(name, lambda s: True, "to become available")
-            export_name = session.prefix + "redis"
             self.client.copy_snapshot(
                 SourceSnapshotName=name, TargetSnapshotName=export_name, TargetBucket=bucket
             )
             keys = export_keys(snapshot, export_name)
             self._wait(
                 name,
-                lambda s: all(vault.exists(key) for key in keys),
+                lambda s: all(staging.exists(key) for key in keys),
                 f"to finish exporting to s3://{bucket}/{export_name}-*.rdb",
             )
             walks = []
             for key in keys:
                 tap = RdbTap()
                 try:
-                    session.register_external(
+                    session.write_stream(
                         key.rsplit("/", 1)[-1],
-                        key,
-                        content="Redis RDB snapshot exported by ElastiCache",
-                        on_chunk=tap.feed,
+                        tap.observe(staging.open_stream(key)),
+                        content=EXPORT_CONTENT,
+                        compress=False,  # the restore seeds ElastiCache from the object as is
                     )
                 finally:
                     tap.close()
@@ -603,7 +615,18 @@ class ElastiCacheHandler:
         finally:
             if not self.keep_snapshot:
                 self._delete(name)
+            self._clear_staging(export_name)
         return self._capture(snapshot, name, export_name, walks)
+
+    def _clear_staging(self, export_name: str) -> None:
+        """The vault holds the backup now (or the run failed): remove what the export staged;
+        the bucket's one-day lifecycle removes what this cannot."""
+        try:
+            removed = self.staging.delete_prefix(export_name)
+        except Exception as error:  # cleanup must not hide the backup's own outcome
+            log.warning("could not clear staged export %s: %s", export_name, error)
+        else:
+            log.info("cleared %d staged export object(s) under %s", removed, export_name)
 
     def _wait(
         self, name: str, ready: Callable[[dict[str, Any]], bool], what: str

@@ -1,14 +1,15 @@
-"""ElastiCache through the engine: a manual snapshot exported to the S3 vault by CopySnapshot,
-adopted into a manifest (size and SHA-256 from one read-back that also fills the GCS mirror and
-counts the keys), and restored by seeding a new replication group from the S3 objects.
+"""ElastiCache through the engine: a manual snapshot exported by CopySnapshot to the region's
+staging bucket, streamed from there into the vault and the GCS mirror (size and SHA-256 in the
+manifest, keys counted on the way), the staged objects deleted, and restored by seeding a new
+replication group from the vault's objects.
 
 moto (the ``aws_emulator``) implements CreateSnapshot, DescribeSnapshots, DeleteSnapshot,
-CreateReplicationGroup and DescribeReplicationGroups, so those run against it. It has no
-CopySnapshot: where the export is needed against moto, a botocore hook answers that one call
-(after the client has validated it against the service model) and writes the .rdb into the vault
-as ElastiCache would. The exact call sequences, the statuses moto never goes through (creating,
-exporting, failed) and the bounded backoff are pinned with botocore's Stubber, which validates
-every request against the service model.
+CreateReplicationGroup and DescribeReplicationGroups, so those run against it, and S3 (vault and
+staging bucket). It has no CopySnapshot: where the export is needed against moto, a botocore hook
+answers that one call (after the client has validated it against the service model) and writes
+the .rdb into the staging bucket as ElastiCache would. The exact call sequences, the statuses
+moto never goes through (creating, exporting, failed) and the bounded backoff are pinned with
+botocore's Stubber, which validates every request against the service model.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from drkit.local.s3 import LocalAws
 from drkit.redis_rdb import read_rdb
 from drkit.restore.redis import ElastiCacheRestoreRequest, restore_elasticache
 from drkit.restore.stream import IntegrityError, raw_chunks
+from drkit.storage.s3 import S3Store
 from tests.integration.forgery import overwrite
 
 pytestmark = pytest.mark.integration
@@ -74,7 +76,21 @@ def elasticache(aws_emulator: LocalAws) -> Iterator[tuple[Any, str]]:
     yield client, group
 
 
-def exports_like_elasticache(client: Any, vault: Any, body: bytes) -> list[dict[str, Any]]:
+@pytest.fixture
+def staging(aws_emulator: LocalAws) -> S3Store:
+    """The region's export staging bucket (components.cache_export): versioned, like the real."""
+    s3: Any = aws_emulator.s3()
+    name = f"cache-export-{secrets.token_hex(4)}"
+    s3.create_bucket(Bucket=name)
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    return S3Store(s3, name)
+
+
+def staged(staging: S3Store) -> list[str]:
+    return [item.key for item in staging.list_objects("")]
+
+
+def exports_like_elasticache(client: Any, staging: Any, body: bytes) -> list[dict[str, Any]]:
     """Answer CopySnapshot (moto lacks it) and write ``<name>-0001.rdb`` into the bucket."""
     calls: list[dict[str, Any]] = []
 
@@ -83,8 +99,8 @@ def exports_like_elasticache(client: Any, vault: Any, body: bytes) -> list[dict[
 
     def answer(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
         params = calls[-1]
-        assert params["TargetBucket"] == vault.bucket
-        vault.put_bytes(f"{params['TargetSnapshotName']}-0001.rdb", body)
+        assert params["TargetBucket"] == staging.bucket
+        staging.put_bytes(f"{params['TargetSnapshotName']}-0001.rdb", body)
         snapshot = {"SnapshotName": params["SourceSnapshotName"], "SnapshotStatus": "exporting"}
         return AWSResponse("", 200, HTTPHeaders(), None), {"Snapshot": snapshot}
 
@@ -93,12 +109,15 @@ def exports_like_elasticache(client: Any, vault: Any, body: bytes) -> list[dict[
     return calls
 
 
-def test_export_becomes_a_backup_with_hash_mirror_and_counts(
-    elasticache: tuple[Any, str], destinations: Destinations, exported_rdb: bytes
+def test_export_is_staged_streamed_into_vault_and_mirror_and_cleared(
+    elasticache: tuple[Any, str],
+    destinations: Destinations,
+    staging: S3Store,
+    exported_rdb: bytes,
 ) -> None:
     client, group = elasticache
-    copies = exports_like_elasticache(client, destinations.vault, exported_rdb)
-    handler = ElastiCacheHandler(client, replication_group_id=group, polling=FAST)
+    copies = exports_like_elasticache(client, staging, exported_rdb)
+    handler = ElastiCacheHandler(client, staging, replication_group_id=group, polling=FAST)
     manifest = run_backup(STORE, DATA_CLASS, handler, destinations)
 
     name = snapshot_name_for(manifest.prefix)
@@ -106,13 +125,20 @@ def test_export_becomes_a_backup_with_hash_mirror_and_counts(
         {
             "SourceSnapshotName": name,
             "TargetSnapshotName": manifest.prefix + "redis",
-            "TargetBucket": destinations.vault.bucket,  # type: ignore[attr-defined]
+            "TargetBucket": staging.bucket,
         }
     ]
     [export] = manifest.objects
     assert (export.key, export.compression) == (manifest.prefix + "redis-0001.rdb", "none")
     assert export.sha256 == hashlib.sha256(exported_rdb).hexdigest()
     assert export.size == export.raw_size == len(exported_rdb)
+    assert destinations.vault.get_bytes(export.key) == exported_rdb  # written by the backup
+    head = destinations.vault.client.head_object(  # type: ignore[attr-defined]
+        Bucket=destinations.vault.bucket,  # type: ignore[attr-defined]
+        Key=export.key,
+    )
+    assert head["ServerSideEncryption"] == "aws:kms"  # the vault's key, not ElastiCache's SSE-S3
+    assert staged(staging) == []  # the staging copy is gone once the vault holds the backup
     assert destinations.mirror is not None
     assert destinations.mirror.get_bytes(export.key) == exported_rdb  # copied in the same read
     assert b"".join(raw_chunks(destinations.mirror, export)) == exported_rdb
@@ -166,6 +192,9 @@ def test_exact_calls_statuses_and_backoff_under_stubber(
 ) -> None:
     client = aws_emulator.client("elasticache")
     recorder = Recorder(client)
+    s3: Any = aws_emulator.s3()
+    staging = S3Store(s3, f"cache-export-{secrets.token_hex(4)}")
+    s3.create_bucket(Bucket=staging.bucket)
     taken = datetime(2026, 11, 21, 4, 15, tzinfo=UTC)
     node = {"CacheClusterId": "cache-001", "NodeGroupId": "0001", "SnapshotCreateTime": taken}
     available = snapshot(
@@ -188,7 +217,7 @@ def test_exact_calls_statuses_and_backoff_under_stubber(
         {
             "SourceSnapshotName": ANY,
             "TargetSnapshotName": ANY,
-            "TargetBucket": destinations.vault.bucket,  # type: ignore[attr-defined]
+            "TargetBucket": staging.bucket,
         },
     )
     stubber.add_response(
@@ -205,11 +234,12 @@ def test_exact_calls_statuses_and_backoff_under_stubber(
         assert name == recorder.calls[0][1]["SnapshotName"]
         export = next(p for op, p in recorder.calls if op == "CopySnapshot")
         exports.append(f"{export['TargetSnapshotName']}-0001.rdb")
-        destinations.vault.put_bytes(exports[0], exported_rdb)
+        staging.put_bytes(exports[0], exported_rdb)
 
     recorder.on_sleep = [lambda: None, lambda: None, aws_finishes_the_export]
     handler = ElastiCacheHandler(
         client,
+        staging,
         replication_group_id="sessions-prod",
         polling=Polling(first=5.0, factor=1.5, cap=30.0, timeout=3_600.0),
         sleep=recorder.sleep,
@@ -230,7 +260,7 @@ def test_exact_calls_statuses_and_backoff_under_stubber(
             {
                 "SourceSnapshotName": name,
                 "TargetSnapshotName": manifest.prefix + "redis",
-                "TargetBucket": destinations.vault.bucket,  # type: ignore[attr-defined]
+                "TargetBucket": staging.bucket,
             },
         ),
         ("DescribeSnapshots", {"SnapshotName": name}),
@@ -238,14 +268,15 @@ def test_exact_calls_statuses_and_backoff_under_stubber(
         ("DeleteSnapshot", {"SnapshotName": name}),
     ]
     assert recorder.slept == [5.0, 7.5, 5.0]  # growing within a wait, reset for the next one
-    assert [item.key for item in manifest.objects] == exports
+    assert [item.key for item in manifest.objects] == exports  # same key, vault and staging
+    assert staged(staging) == []
     assert manifest.consistent_point["snapshot_time"] == taken.isoformat()
     assert manifest.tool_versions == {"engine": "redis 7.1.0"}
     assert manifest.counts["keys"] == 122
 
 
 def test_a_failed_snapshot_fails_the_backup_and_is_cleaned_up(
-    aws_emulator: LocalAws, destinations: Destinations
+    aws_emulator: LocalAws, destinations: Destinations, staging: S3Store
 ) -> None:
     client = aws_emulator.client("elasticache")
     stubber = Stubber(client)
@@ -254,7 +285,7 @@ def test_a_failed_snapshot_fails_the_backup_and_is_cleaned_up(
     stubber.add_response(
         "delete_snapshot", {"Snapshot": snapshot("n", "deleting")}, {"SnapshotName": ANY}
     )
-    handler = ElastiCacheHandler(client, cache_cluster_id="sessions-001", polling=FAST)
+    handler = ElastiCacheHandler(client, staging, cache_cluster_id="sessions-001", polling=FAST)
     with stubber, pytest.raises(BackupFailed, match=r"snapshot drkit-\S+ is failed"):
         run_backup(STORE, DATA_CLASS, handler, destinations)
     stubber.assert_no_pending_responses()
@@ -263,7 +294,7 @@ def test_a_failed_snapshot_fails_the_backup_and_is_cleaned_up(
 
 
 def test_a_snapshot_that_never_finishes_times_out_with_capped_intervals(
-    aws_emulator: LocalAws, destinations: Destinations
+    aws_emulator: LocalAws, destinations: Destinations, staging: S3Store
 ) -> None:
     client = aws_emulator.client("elasticache")
     recorder = Recorder(client)
@@ -274,6 +305,7 @@ def test_a_snapshot_that_never_finishes_times_out_with_capped_intervals(
     stubber.add_response("delete_snapshot", {"Snapshot": snapshot("n", "deleting")})
     handler = ElastiCacheHandler(
         client,
+        staging,
         replication_group_id="sessions-prod",
         polling=Polling(first=5.0, factor=2.0, cap=20.0, timeout=100.0),
         sleep=recorder.sleep,
@@ -287,18 +319,21 @@ def test_a_snapshot_that_never_finishes_times_out_with_capped_intervals(
 
 
 def elasticache_backup(
-    elasticache: tuple[Any, str], destinations: Destinations, body: bytes
+    elasticache: tuple[Any, str], destinations: Destinations, staging: S3Store, body: bytes
 ) -> Manifest:
     client, group = elasticache
-    exports_like_elasticache(client, destinations.vault, body)
-    handler = ElastiCacheHandler(client, replication_group_id=group, polling=FAST)
+    exports_like_elasticache(client, staging, body)
+    handler = ElastiCacheHandler(client, staging, replication_group_id=group, polling=FAST)
     return run_backup(STORE, DATA_CLASS, handler, destinations)
 
 
 def test_restore_seeds_a_new_replication_group_in_moto(
-    elasticache: tuple[Any, str], destinations: Destinations, exported_rdb: bytes
+    elasticache: tuple[Any, str],
+    destinations: Destinations,
+    staging: S3Store,
+    exported_rdb: bytes,
 ) -> None:
-    manifest = elasticache_backup(elasticache, destinations, exported_rdb)
+    manifest = elasticache_backup(elasticache, destinations, staging, exported_rdb)
     client = elasticache[0]
     request = ElastiCacheRestoreRequest("sessions-dr", "cache.t4g.small", replicas=1)
     result = restore_elasticache(manifest, destinations.vault, client, request, delay=1)
@@ -397,9 +432,12 @@ def test_restore_sends_exactly_this_request_under_stubber(
 
 
 def test_restore_refuses_a_tampered_export_before_calling_aws(
-    elasticache: tuple[Any, str], destinations: Destinations, exported_rdb: bytes
+    elasticache: tuple[Any, str],
+    destinations: Destinations,
+    staging: S3Store,
+    exported_rdb: bytes,
 ) -> None:
-    manifest = elasticache_backup(elasticache, destinations, exported_rdb)
+    manifest = elasticache_backup(elasticache, destinations, staging, exported_rdb)
     tampered = bytearray(exported_rdb)
     tampered[len(tampered) // 2] ^= 0x01
     overwrite(destinations.vault, manifest.objects[0].key, bytes(tampered))
@@ -431,10 +469,44 @@ def test_a_self_hosted_backup_can_seed_elasticache(
     assert destinations.vault.get_bytes(seed) == dump
 
 
-def test_the_handler_needs_one_target_and_an_s3_vault(destinations: Destinations) -> None:
+def test_the_handler_needs_one_target_and_a_staging_bucket(staging: S3Store) -> None:
     with pytest.raises(ValueError, match="exactly one"):
-        ElastiCacheHandler(object())
-    assert destinations.mirror is not None
-    handler = ElastiCacheHandler(object(), replication_group_id="sessions-prod")
-    with pytest.raises(BackupFailed, match="not an S3 bucket"):  # before any AWS call
-        run_backup(STORE, DATA_CLASS, handler, Destinations(vault=destinations.mirror))
+        ElastiCacheHandler(object(), staging)
+    with pytest.raises(ValueError, match="staging: the S3 bucket ElastiCache exports to"):
+        ElastiCacheHandler(object(), replication_group_id="sessions-prod")
+
+
+def test_a_failed_export_leaves_nothing_staged_and_nothing_in_the_vault(
+    aws_emulator: LocalAws, destinations: Destinations, staging: S3Store, exported_rdb: bytes
+) -> None:
+    """ElastiCache wrote part of the export, then the snapshot failed: the run fails, the
+    snapshot is deleted, and the staged object is cleared; the vault gets no object."""
+    client = aws_emulator.client("elasticache")
+    recorder = Recorder(client)
+    stubber = Stubber(client)
+    stubber.add_response("create_snapshot", {"Snapshot": snapshot("n", "creating")})
+    stubber.add_response("describe_snapshots", {"Snapshots": [snapshot("n", "available")]})
+    stubber.add_response("copy_snapshot", {"Snapshot": snapshot("n", "exporting")})
+    stubber.add_response("describe_snapshots", {"Snapshots": [snapshot("n", "exporting")]})
+    stubber.add_response("describe_snapshots", {"Snapshots": [snapshot("n", "failed")]})
+    stubber.add_response("delete_snapshot", {"Snapshot": snapshot("n", "deleting")})
+
+    def a_partial_object_appears() -> None:
+        export = next(p for op, p in recorder.calls if op == "CopySnapshot")
+        staging.put_bytes(f"{export['TargetSnapshotName']}-0002.rdb", exported_rdb[:100])
+
+    recorder.on_sleep = [a_partial_object_appears]
+    handler = ElastiCacheHandler(
+        client,
+        staging,
+        replication_group_id="sessions-prod",
+        polling=FAST,
+        sleep=recorder.sleep,
+        clock=recorder.clock,
+    )
+    with stubber, pytest.raises(BackupFailed, match=r"is failed while waiting to finish export"):
+        run_backup(STORE, DATA_CLASS, handler, destinations)
+    stubber.assert_no_pending_responses()
+    assert staged(staging) == []
+    for store in destinations.stores:
+        assert list(store.list_objects(f"{DATA_CLASS}/{STORE}/")) == []

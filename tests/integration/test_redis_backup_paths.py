@@ -20,12 +20,12 @@ import redis
 from drkit.backup.engine import run_backup
 from drkit.backup.redis import ElastiCacheHandler, Polling, RedisHandler
 from drkit.context import Credentials, OpsContext, StoreCredentials
-from drkit.handlers import backup_handler
+from drkit.handlers import NoHandler, backup_handler
 from drkit.local.redis import ELASTICACHE_DISABLED, LocalRedis
 from drkit.local.s3 import LocalAws
 from drkit.local.stack import write_state
 from stackmodels import StackOutputs
-from stackmodels.outputs import StoreEndpoint, StoreService
+from stackmodels.outputs import ElastiCacheOutputs, ReplicationGroup, StoreEndpoint, StoreService
 from tests.integration.test_elasticache_backup import exports_like_elasticache
 
 pytestmark = pytest.mark.integration
@@ -57,12 +57,15 @@ def snapshot_rdb(tmp_path_factory: pytest.TempPathFactory) -> bytes:
         return server.rdb_path.read_bytes()
 
 
-def point_store_at(project: Path, endpoint: StoreEndpoint, password: str) -> OpsContext:
-    """Rewrite the project's local outputs and credentials so ``STORE`` is ``endpoint``."""
+def point_store_at(
+    project: Path, endpoint: StoreEndpoint, password: str, **sections: Any
+) -> OpsContext:
+    """Rewrite the project's local outputs and credentials so ``STORE`` is ``endpoint`` (and
+    the output ``sections`` are as given)."""
     state = project / ".drkit" / "local"
     outputs = StackOutputs.from_file(state / "outputs.json", "local")
     credentials = Credentials.from_file(state / "credentials.json")
-    outputs = outputs.model_copy(update={"stores": {**outputs.stores, STORE: endpoint}})
+    outputs = outputs.model_copy(update={"stores": {**outputs.stores, STORE: endpoint}, **sections})
     stores = {**credentials.stores, STORE: StoreCredentials("default", password)}
     write_state(state, outputs, Credentials(stores))
     return OpsContext.load("local", project_dir=project)
@@ -148,16 +151,37 @@ def test_outputs_that_export_elasticache_choose_the_snapshot_export(
         resource_id=group,
     )
     ctx = point_store_at(project, endpoint, managed_redis.password)
+    with pytest.raises(NoHandler, match=r"without its export staging bucket"):
+        backup_handler(ctx, STORE)  # outputs of a stack deployed before the staging bucket
+
+    region = before.outputs.region
+    bucket = f"aipx-cache-export-{region}"
+    aws_emulator.s3().create_bucket(Bucket=bucket)
+    member = ReplicationGroup(
+        id=group,
+        arn=f"arn:aws:elasticache:{region}:123456789012:replicationgroup:{group}",
+        region=region,
+        primary_endpoint=managed_redis.host,
+        export_bucket=bucket,
+    )
+    cache = ElastiCacheOutputs(
+        global_datastore_id="ldgnf-session-cache",
+        primary_region=region,
+        replication_groups={region: member},
+    )
+    ctx = point_store_at(project, endpoint, managed_redis.password, elasticache=cache)
 
     handler = backup_handler(ctx, STORE)
 
     assert isinstance(handler, ElastiCacheHandler)
     assert handler.replication_group_id == group
-    assert handler.client.meta.region_name == ctx.outputs.backup_vault.region
+    assert handler.client.meta.region_name == region
+    assert (handler.staging.bucket, handler.staging.client.meta.region_name) == (bucket, region)
     handler.polling = Polling(first=0.01, factor=2.0, cap=0.05, timeout=30.0)
     destinations = ctx.destinations(ctx.store_config(STORE).data_class)
-    exports_like_elasticache(handler.client, destinations.vault, snapshot_rdb)
+    exports_like_elasticache(handler.client, handler.staging, snapshot_rdb)
     manifest = run_backup(STORE, ctx.store_config(STORE).data_class, handler, destinations)
     assert manifest.kind == "elasticache"
     assert manifest.source["ReplicationGroupId"] == group
     assert manifest.counts["keys"] == 50
+    assert list(handler.staging.list_objects("")) == []

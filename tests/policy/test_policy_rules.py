@@ -108,6 +108,28 @@ def test_sse_s3_is_allowed_only_for_a_real_access_log_target(
     assert len(rules.buckets_encrypted_with_customer_key(untagged)) == 1
 
 
+STAGING = "cache-export-bucket"
+
+
+def test_sse_s3_is_allowed_for_the_cache_export_staging_only_while_it_expires_fast(
+    prod_resources: list[Resource],
+) -> None:
+    assert rules.buckets_encrypted_with_customer_key(prod_resources) == []
+    untagged = edit(prod_resources, STAGING, lambda p: p.update(tags={}))
+    [violation] = rules.buckets_encrypted_with_customer_key(untagged)
+    assert STAGING in violation.message
+
+    def keep_a_week(props: dict[str, Any]) -> None:
+        props["rules"][0]["expiration"] = {"days": 7}
+
+    [violation] = rules.buckets_encrypted_with_customer_key(
+        edit(prod_resources, "cache-export-lifecycle", keep_a_week)
+    )
+    assert STAGING in violation.message
+    no_lifecycle = without(prod_resources, "cache-export-lifecycle")
+    assert len(rules.buckets_encrypted_with_customer_key(no_lifecycle)) == 1
+
+
 def test_bucket_with_public_access_is_rejected(prod_resources: list[Resource]) -> None:
     loose = edit(
         prod_resources,

@@ -83,6 +83,8 @@ class Options:
     ignore_changes: tuple[str, ...]
     import_id: str | None
     depends_on: tuple[str, ...]
+    parent: str | None = None
+    provider: str | None = None
 
 
 @dataclass
@@ -233,6 +235,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "project": project,
                 "id": email,
             }, []
+        if args.token == "aws:s3/getCanonicalUserId:getCanonicalUserId":
+            owner = _hex(f"canonical/{ACCOUNT}", 64)
+            return {"id": owner, "displayName": "deployer"}, []
         if args.token == "aws:secretsmanager/getSecretVersion:getSecretVersion":
             secret = args.args["secretId"]
             return {
@@ -365,6 +370,8 @@ def capture_options(mocks: RecordingMocks) -> None:
             ignore_changes=tuple(request.ignoreChanges),
             import_id=request.importId or None,
             depends_on=tuple(request.dependencies),
+            parent=request.parent or None,
+            provider=request.provider or None,
         )
         key = (request.type, request.name)
         if request.parent:

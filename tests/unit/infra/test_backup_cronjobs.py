@@ -398,14 +398,26 @@ def test_trust_policy_accepts_only_the_stores_service_account(jobs: StackRun) ->
 
 def test_role_may_write_only_its_own_prefix(jobs: StackRun) -> None:
     vault = vault_arn(jobs)
+    staging = vault.replace("-backup-vault-", "-cache-export-")
     for store, settings in jobs.config.stores.items():
         own = f"{vault}/{settings.data_class}/{store}/*"
+        staged = f"{staging}/{settings.data_class}/{store}/*"
         _, policy = role_of(jobs, store)
         found = statements(policy, "policy")
         allowed = [s for s in found.values() if s["Effect"] == "Allow"]
+        exports = jobs.config.elasticache is not None and jobs.config.elasticache.store == store
         for statement in [s for s in allowed if _actions(s)[0].startswith("s3:")]:
             resources = _resources(statement)
-            if resources == [vault]:
+            if exports and resources == ["*"]:  # CopySnapshot's documented lookups
+                assert set(_actions(statement)) == {"s3:GetBucketLocation", "s3:ListAllMyBuckets"}
+            elif exports and resources == [staging]:
+                assert _actions(statement) == ["s3:ListBucket"]
+                assert statement["Condition"] == {
+                    "StringLike": {"s3:prefix": [f"{settings.data_class}/{store}/*"]}
+                }
+            elif exports and resources == [staged]:
+                assert set(_actions(statement)) == {"s3:GetObject", "s3:DeleteObject"}
+            elif resources == [vault]:
                 # bucket-level: listing is narrowed to the prefix, uploads are names only
                 assert set(_actions(statement)) <= {
                     "s3:ListBucket",
@@ -425,11 +437,17 @@ def test_role_may_write_only_its_own_prefix(jobs: StackRun) -> None:
         }
         actions = {a for s in allowed for a in _actions(s)}
         risky = {a for a in actions if "Delete" in a or "Bypass" in a or "Get" in a}
-        if jobs.config.elasticache is not None and jobs.config.elasticache.store == store:
-            # ElastiCache writes the export itself; the job reads it back (hash, mirror, key
-            # counts) and deletes its own ElastiCache snapshot, never a vault object.
-            assert risky == {"s3:GetObject", "elasticache:DeleteSnapshot"}
-            assert _resources(found["ReadBackOwnExports"]) == [own]
+        if exports:
+            # ElastiCache writes the export to the staging bucket; the job reads it from there
+            # (into the vault and mirror) and deletes it, and deletes its own ElastiCache
+            # snapshot: never a vault object, never reads the vault.
+            assert risky == {
+                "s3:GetObject",
+                "s3:DeleteObject",
+                "s3:GetBucketLocation",
+                "elasticache:DeleteSnapshot",
+            }
+            assert _resources(found["ReadAndClearOwnStagedExports"]) == [staged]
             assert _resources(found["ExportAndDeleteOwnSnapshots"])[0].endswith(":drkit-*")
         else:
             assert not risky

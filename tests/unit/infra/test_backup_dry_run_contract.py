@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from backup_jobs_harness import manifest
-from program_harness import ROOT, StackRun
+from program_harness import ACCOUNT, ROOT, StackRun
 
 from drkit.__main__ import main
 from drkit.backup.redis import ElastiCacheHandler
@@ -230,7 +230,9 @@ def test_each_cronjob_gets_what_its_exported_service_needs(run: StackRun) -> Non
     statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
     assert statements["SnapshotOwnGroup"]["Resource"][0].endswith(f":replicationgroup:{group}")
     assert statements["ExportAndDeleteOwnSnapshots"]["Resource"].endswith(":snapshot:drkit-*")
-    assert statements["ReadBackOwnExports"]["Resource"].endswith("/market-data/session-cache/*")
+    staged = statements["ReadAndClearOwnStagedExports"]["Resource"]
+    bucket = f"-cache-export-{ACCOUNT}-{run.config.region}"
+    assert staged.endswith(f"{bucket}/market-data/session-cache/*")
     others = [r for r in run.of_type("aws:iam/rolePolicy:RolePolicy") if r.inputs["role"] != name]
     assert all("SnapshotOwnGroup" not in r.inputs["policy"] for r in others)
 

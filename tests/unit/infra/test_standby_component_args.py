@@ -24,7 +24,9 @@ from components.msk import (
     server_properties,
     topic_pattern,
 )
+from components.network import StorePlacementArgs
 from components.prometheus_rules import missing_expression
+from components.timestream import InfluxDbInstanceArgs
 from infra.standby import first_broker
 from stackmodels import ConfigError, StackConfig
 from stackmodels.config import PROJECT
@@ -405,3 +407,26 @@ def test_older_stack_files_stay_valid_without_the_new_sections() -> None:
         "data-transfer": 5_000,
         "storage": 15_000,
     }
+
+
+# ---- Placement --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args_type",
+    [AuroraClusterArgs, CacheReplicationGroupArgs, MskClusterArgs, InfluxDbInstanceArgs],
+)
+def test_every_data_store_takes_its_placement_from_one_model(args_type: type) -> None:
+    assert issubclass(args_type, StorePlacementArgs)
+    fields = args_type.model_fields
+    assert fields["vpc_id"].metadata == StorePlacementArgs.model_fields["vpc_id"].metadata
+    assert fields["client_cidrs"].metadata == (
+        StorePlacementArgs.model_fields["client_cidrs"].metadata
+    )
+
+
+def test_placement_rejects_a_bad_vpc_and_no_clients() -> None:
+    with pytest.raises(ValidationError, match="vpc_id"):
+        StorePlacementArgs(**{**NETWORK, "vpc_id": "vpc-XYZ"})
+    with pytest.raises(ValidationError, match="client_cidrs"):
+        StorePlacementArgs(**{**NETWORK, "client_cidrs": []})

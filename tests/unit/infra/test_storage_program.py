@@ -103,8 +103,9 @@ def test_every_bucket_is_encrypted_with_the_cmk_and_bucket_keys(run: StackRun) -
         [config] = run.for_bucket(SSE, name)
         [rule] = config.inputs["rules"]
         default = rule["applyServerSideEncryptionByDefault"]
-        if bucket.inputs["tags"]["trading-dr:purpose"] == "access-logs":
-            assert default == {"sseAlgorithm": "AES256"}  # S3 log delivery needs SSE-S3
+        if bucket.inputs["tags"]["trading-dr:purpose"] in ("access-logs", "cache-export-staging"):
+            # S3 log delivery and ElastiCache's export cannot use the key (their docstrings)
+            assert default == {"sseAlgorithm": "AES256"}
             continue
         assert default == {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": key_arn(run)}
         assert rule["bucketKeyEnabled"] is True
@@ -124,7 +125,10 @@ def test_every_bucket_is_versioned_private_and_owner_enforced(run: StackRun) -> 
         ):
             assert block.inputs[flag] is True
         [ownership] = run.for_bucket("aws:s3/bucketOwnershipControls:BucketOwnershipControls", name)
-        assert ownership.inputs["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
+        # ACLs stay off but where ElastiCache can only be granted by ACL (components.cache_export)
+        staging = bucket.inputs["tags"]["trading-dr:purpose"] == "cache-export-staging"
+        expected = "BucketOwnerPreferred" if staging else "BucketOwnerEnforced"
+        assert ownership.inputs["rule"] == {"objectOwnership": expected}
 
 
 def test_every_bucket_policy_denies_insecure_transport(run: StackRun) -> None:

@@ -26,6 +26,8 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
+from drkit.invoke_parse import refuse_parse_errors
+
 ROOT = Path(__file__).resolve().parent
 # google-api-core announces the end of Python 3.11 support (2027) on every import; not actionable.
 warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_core")
@@ -1056,3 +1058,4 @@ namespace.add_task(failover)
 namespace.add_task(failback)
 namespace.add_task(dr_status)
 guard_tasks(namespace)
+refuse_parse_errors()  # invoke's parse errors exit 2, one line (drkit.invoke_parse)

@@ -16,7 +16,13 @@ released:
 - **release**: the next generation, marked released.
 - **takeover**: an expired lease is taken like a free one, by creating the next generation; the
   old holder finds its next renewal refused and stops before it commits. A resumed run (same
-  ``owner``, e.g. a restore's run id) takes over its own killed run's lease at once.
+  ``owner``, e.g. a restore's run id) takes over its own killed run's lease at once. So does any
+  run whose holder is provably dead: each generation records the holder's host, pid and
+  process identity (boot id, pid namespace, start time); a run on the same host, same boot and
+  same pid namespace that finds no process with that pid and start time takes the lease over
+  at once instead of waiting out its expiry (a SIGKILLed run, an OOM-killed pod's rerun on the
+  node). A holder that is alive, or on another host or namespace (where nothing can be proved),
+  keeps its lease until it expires.
 
 Lease objects are locked for a day past their expiry (GOVERNANCE), and the vault's lifecycle
 (``leases/`` rule) removes them after a week.
@@ -70,6 +76,12 @@ class LeaseRecord:
     acquired_at: str
     expires_at: str
     released: bool = False
+    host: str = ""
+    """The holder's host name (empty in records written before it was recorded)."""
+    pid: int = 0
+    process: str = ""
+    """``<boot id>/<pid namespace>/<start time in clock ticks>`` of ``pid``: a pid reused by
+    another process, or seen from another boot or namespace, does not match."""
 
     @property
     def expiry(self) -> datetime:
@@ -180,6 +192,9 @@ def _next(
         acquired_at=record.acquired_at,
         expires_at=(now + ttl).isoformat(),
         released=released,
+        host=record.host,
+        pid=record.pid,
+        process=record.process,
     )
 
 
@@ -195,6 +210,45 @@ def _create(vault: ObjectStore, record: LeaseRecord, encryption: Encryption) -> 
 
 def holder_id() -> str:
     return f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(3)}"
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii", errors="replace") as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def process_identity(pid: int) -> str | None:
+    """``<boot id>/<pid namespace>/<start time>`` of ``pid`` as this process sees it, or None
+    when no such process exists (or this is not Linux: then nothing is ever proved dead)."""
+    boot = _read("/proc/sys/kernel/random/boot_id")
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    stat = _read(f"/proc/{pid}/stat")
+    if boot is None or stat is None:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if len(fields) < 20 or fields[0] in ("Z", "X"):  # a zombie has exited
+        return None
+    return f"{boot}/{namespace}/{fields[19]}"
+
+
+def holder_dead(record: LeaseRecord) -> bool:
+    """True only when ``record``'s holder provably no longer runs: same host, same boot, same
+    pid namespace as this process, and no live process with its pid and start time."""
+    if not record.pid or not record.process or record.host != socket.gethostname():
+        return False
+    mine = process_identity(os.getpid())
+    if mine is None:
+        return False
+    boot, namespace, _ = record.process.rsplit("/", 2)
+    if not mine.startswith(f"{boot}/{namespace}/"):
+        return False  # another boot or another namespace: its pids mean nothing here
+    return process_identity(record.pid) != record.process
 
 
 def acquire(
@@ -218,7 +272,8 @@ def acquire(
         found = current(vault, scope)
         moment = now()
         free = found is None or found.released or found.expiry <= moment or found.owner == owner
-        if free:
+        dead = not free and found is not None and holder_dead(found)
+        if free or dead:
             record = LeaseRecord(
                 scope=scope,
                 generation=found.generation + 1 if found else 0,
@@ -227,12 +282,24 @@ def acquire(
                 purpose=purpose,
                 acquired_at=moment.isoformat(),
                 expires_at=(moment + ttl).isoformat(),
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                process=process_identity(os.getpid()) or "",
             )
             try:
                 _create(vault, record, encryption)
             except ObjectExists:
                 continue  # another run created this generation first: read it
-            if found is not None and not found.released and found.owner != owner:
+            if dead:
+                assert found is not None
+                log.warning(
+                    "took over the lease on %s from a dead run (pid %d on %s is gone): %s",
+                    scope,
+                    found.pid,
+                    found.host,
+                    found.describe(),
+                )
+            elif found is not None and not found.released and found.owner != owner:
                 log.warning("took over the expired lease on %s: %s", scope, found.describe())
             return Lease(vault, record, ttl, encryption, now)
         assert found is not None

@@ -12,6 +12,10 @@ connection string or a path, and never a name the system itself depends on:
   or a rename onto a topic restored under its own name, would merge two topics' records);
 - an ElastiCache replication group: AWS's rules (1 to 40 characters, a letter first, letters,
   digits and single hyphens, no hyphen last);
+- a new Aurora cluster (``--target-cluster``): RDS's rules for a cluster id (a letter first,
+  lowercase letters, digits and single hyphens, no hyphen last), at most 56 characters (its
+  writer is ``<id>-writer``, and instance ids have at most 63); never the cluster being restored,
+  the global database's id or one of its member clusters, in any region;
 - a Kubernetes namespace: a DNS-1123 label, not one of the cluster's own namespaces, and given as
   ``--namespace-to`` only when it is not the namespace backed up (omit it to restore in place).
 
@@ -29,6 +33,9 @@ POSTGRES_RESERVED = frozenset({"postgres", "template0", "template1"})
 
 REPLICATION_GROUP = re.compile(r"[a-z](?:[a-z0-9]|-(?=[a-z0-9])){0,39}")
 REPLICATION_GROUP_MAX = 40
+
+AURORA_CLUSTER = re.compile(r"[a-z](?:[a-z0-9]|-(?=[a-z0-9]))*")
+AURORA_CLUSTER_MAX = 63 - len("-writer")
 
 DNS_1123_LABEL = re.compile(r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?")
 KUBERNETES_RESERVED = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
@@ -113,6 +120,24 @@ def replication_group(name: str) -> str:
             f"allowed: 1 to {REPLICATION_GROUP_MAX} lowercase letters, digits and single "
             "hyphens, starting with a letter, not ending with a hyphen"
         )
+    return name
+
+
+def aurora_cluster(name: str, protected: Mapping[str, str] | None = None) -> str:
+    """A new Aurora cluster's id; ``protected`` maps the ids it must not be to what they are
+    (the cluster restored, the global database and its members)."""
+    if len(name) > AURORA_CLUSTER_MAX or not AURORA_CLUSTER.fullmatch(name):
+        raise TargetRefused(
+            f"--target-cluster {_shown(name)}: not an Aurora cluster id; allowed: 1 to "
+            f"{AURORA_CLUSTER_MAX} lowercase letters, digits and single hyphens, starting with a "
+            "letter, not ending with a hyphen (the writer is <id>-writer, at most 63)"
+        )
+    for taken, what in (protected or {}).items():
+        if taken and name == taken.lower():
+            raise TargetRefused(
+                f"--target-cluster {name!r} is {what}; a restore creates a NEW cluster beside it "
+                "(omit --target-cluster for <cluster>-restored-<time>)"
+            )
     return name
 
 

@@ -22,11 +22,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
 from itertools import pairwise
-from typing import Any, TextIO
+from typing import Annotated, Any, TextIO
 
 import boto3
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from drkit import targets
 from drkit.aurora import AuroraError
 from drkit.aurora_restore import (
     RESTORE_TYPE,
@@ -63,13 +64,17 @@ MAX_TARGET = 63 - len(WRITER_SUFFIX)
 TAG_VALUE = r"^[\w .:/=+@-]*$"
 
 
+def _target_name(name: str | None) -> str | None:
+    return None if name is None else targets.aurora_cluster(name)
+
+
 class RestoreAuroraRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     at: str | None = None
     latest: bool = False
     snapshot: str | None = None
-    target_cluster: str | None = Field(default=None, pattern=CLUSTER_ID, max_length=MAX_TARGET)
+    target_cluster: Annotated[str | None, AfterValidator(_target_name)] = None
     cluster: str | None = Field(default=None, pattern=CLUSTER_ID, max_length=63)
     """The cluster to restore (point in time) or to copy the settings from (snapshot)."""
     region: str | None = None
@@ -183,6 +188,19 @@ def _prepare(ctx: OpsContext, request: RestoreAuroraRequest, resume: str | None)
             f"{', '.join(sorted(known)) or 'no region'}); pick one of those with --region, or "
             "name the cluster with --cluster"
         )
+    if request.target_cluster:  # before any AWS call
+        protected = {cluster_id: f"the cluster being restored ({cluster_id!r} in {region})"}
+        if aurora is not None:
+            for member in aurora.clusters.values():
+                protected.setdefault(
+                    member.id,
+                    f"a member of global database {aurora.global_cluster_id!r} "
+                    f"(in {member.region})",
+                )
+            protected.setdefault(
+                aurora.global_cluster_id, f"the id of global database {aurora.global_cluster_id!r}"
+            )
+        targets.aurora_cluster(request.target_cluster, protected)
     rds = ctx.aws("rds", region)
     source = describe_cluster(rds, cluster_id)
     if source is None:

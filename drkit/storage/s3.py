@@ -187,6 +187,8 @@ class S3Store:
             raise ObjectStoreError(f"{self.name}/{key}: cannot read: {error}") from error
         try:
             yield from body.iter_chunks(chunk_size)
+        except BotoCoreError as error:  # reset or stalled mid-body: name the object
+            raise ObjectStoreError(f"{self.name}/{key}: read cut short: {error}") from error
         finally:
             body.close()
 

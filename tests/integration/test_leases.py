@@ -8,6 +8,9 @@ holder can no longer commit. Everything is create-only: no vault key ever has tw
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -22,9 +25,21 @@ from drkit.backup.engine import Destinations
 from drkit.backup.manifest import MANIFEST_NAME, Manifest
 from drkit.backups import backup_store
 from drkit.handlers import postgres_source
-from drkit.lease import LeaseHeld, LeaseLost, acquire, current, held, scope_slug
+from drkit.killpoints import ENV as KILL_AT
+from drkit.lease import (
+    LeaseHeld,
+    LeaseLost,
+    LeaseRecord,
+    _create,
+    acquire,
+    current,
+    held,
+    process_identity,
+    scope_slug,
+)
 from drkit.ops.restore_postgres import RestorePostgresRequest, build_plan
 from drkit.ops.selection import verify_checksums
+from drkit.restore.postgres import count_rows
 from drkit.seed.postgres import TradingDataSize, seed_trading_database
 from drkit.storage.s3 import S3Store
 from tests.integration.ops_helpers import ROOT, context, run
@@ -39,7 +54,9 @@ def versions(vault: S3Store) -> Counter[str]:
     return found
 
 
-def invoke(project: Path, *arguments: str, wait: bool = True) -> Any:
+def invoke(
+    project: Path, *arguments: str, wait: bool = True, env: dict[str, str] | None = None
+) -> Any:
     tasks = project / "tasks.py"
     if not tasks.exists():
         tasks.write_text(
@@ -52,7 +69,9 @@ def invoke(project: Path, *arguments: str, wait: bool = True) -> Any:
         return subprocess.Popen(
             command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-    return subprocess.run(command, cwd=project, capture_output=True, text=True, check=False)
+    return subprocess.run(
+        command, cwd=project, capture_output=True, text=True, check=False, env=env
+    )
 
 
 def test_an_overlapping_backup_is_refused_or_waits_and_the_first_completes(
@@ -161,3 +180,107 @@ def test_a_second_restore_into_one_target_is_refused(project: Path) -> None:
         run(ctx, project, plan, yes=True)
     report, out = run(ctx, project, plan, yes=True)
     assert report.status.value == "succeeded", out
+
+
+def holding_record(scope: str, pid: int, host: str, process: str | None) -> LeaseRecord:
+    now = datetime.now(UTC)
+    return LeaseRecord(
+        scope=scope,
+        generation=0,
+        holder=f"{host}/{pid}/abcdef",
+        owner="another-run",
+        purpose=f"backup of {scope}",
+        acquired_at=now.isoformat(),
+        expires_at=(now + timedelta(minutes=5)).isoformat(),
+        host=host,
+        pid=pid,
+        process=process or "",
+    )
+
+
+@pytest.mark.reliability
+def test_a_dead_holders_lease_is_taken_over_at_once_a_live_or_remote_one_is_not(
+    destinations: Destinations,
+) -> None:
+    """The lease names its holder's host, pid and process identity: a run on the same host
+    takes over at once from a holder SIGKILLed (or whose pid now belongs to another process),
+    and refuses while the holder lives, or when it runs on another host, until expiry."""
+    vault = destinations.vault
+    child = subprocess.Popen(["sleep", "600"])
+    try:
+        identity = process_identity(child.pid)
+        assert identity is not None
+        _create(
+            vault,
+            holding_record("backup/live", child.pid, socket.gethostname(), identity),
+            destinations.encryption,
+        )
+        with pytest.raises(LeaseHeld, match=r"backup/live is busy: backup of backup/live"):
+            acquire(vault, "backup/live", "run-b", "backup")  # alive: refused
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        taken = acquire(vault, "backup/live", "run-b", "backup")  # dead: at once, no --wait
+        assert taken.record.generation == 1 and taken.record.pid == os.getpid()
+        taken.release()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    dead_pid = child.pid
+
+    # On another host nothing can be proved: refused, although that pid is gone here too.
+    _create(
+        vault,
+        holding_record("backup/remote", dead_pid, "another-host", identity),
+        destinations.encryption,
+    )
+    with pytest.raises(LeaseHeld, match="backup/remote is busy"):
+        acquire(vault, "backup/remote", "run-b", "backup")
+
+    # This very pid, but another start time: the holder's pid was reused; it is gone.
+    mine = process_identity(os.getpid())
+    assert mine is not None
+    reused = mine.rsplit("/", 1)[0] + "/1"
+    _create(
+        vault,
+        holding_record("backup/reused", os.getpid(), socket.gethostname(), reused),
+        destinations.encryption,
+    )
+    acquire(vault, "backup/reused", "run-b", "backup").release()
+
+    # A record without a process identity (written before it was recorded): expiry only.
+    _create(
+        vault,
+        holding_record("backup/old", dead_pid, socket.gethostname(), None),
+        destinations.encryption,
+    )
+    with pytest.raises(LeaseHeld, match="backup/old is busy"):
+        acquire(vault, "backup/old", "run-b", "backup")
+
+
+@pytest.mark.reliability
+def test_a_fresh_restore_takes_over_the_lease_of_a_sigkilled_one(project: Path) -> None:
+    """``invoke restore.postgres`` SIGKILLed after it created its target: its lease (5 minutes)
+    is not waited out; a fresh run (no --resume) into the same target takes it and completes."""
+    ctx = context(project)
+    seed_trading_database(
+        postgres_source(ctx, "trading-db").conninfo(), TradingDataSize.for_megabytes(1)
+    )
+    manifest = backup_store(ctx, "trading-db", [])
+    database = "killed_lease_target"
+    env = {**os.environ, KILL_AT: f"applied:create-database.{database}"}
+    killed = invoke(project, "restore.postgres", "--target-database", database, "--yes", env=env)
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    plan, _ = build_plan(ctx, RestorePostgresRequest(target_database=database))
+    scope = scope_slug(f"restore/{plan.parameters['target']}")
+    left = current(ctx.vault(), scope)
+    assert left is not None and not left.released and left.pid != os.getpid()
+    assert left.expiry > datetime.now(UTC) + timedelta(minutes=1)  # far from expiring
+
+    report, out = run(ctx, project, plan, yes=True)  # no --wait, no --resume
+
+    assert report.status.value == "succeeded", out
+    taken = current(ctx.vault(), scope)
+    assert taken is not None and taken.generation > left.generation and taken.released
+    target = postgres_source(ctx, "trading-db", database)
+    assert count_rows(target, list(manifest.counts)) == manifest.counts

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import timedelta
 
 import psycopg
 import pytest
@@ -191,10 +190,8 @@ def send_then_die(self, part):  # SIGKILL right after the first part reaches the
     send_part(self, part)
     os.kill(os.getpid(), signal.SIGKILL)
 S3MultipartWriter._send_part = send_then_die
-from datetime import timedelta
 run_backup('trading-db', 'user-data', PostgresHandler(source),
-           Destinations(vault=S3Store(s3, {destinations.vault.bucket!r}, 5 * 1024 * 1024)),
-           lease_ttl=timedelta(seconds=2))
+           Destinations(vault=S3Store(s3, {destinations.vault.bucket!r}, 5 * 1024 * 1024)))
 """  # type: ignore[attr-defined]
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=False
@@ -211,14 +208,8 @@ run_backup('trading-db', 'user-data', PostgresHandler(source),
         postgres_server.user,
         postgres_server.password,
     )
-    # The dead run still holds the store's lease (2 s here, 5 min by default): the next run
-    # waits for it to expire, takes it over, and aborts the dead run's upload.
-    manifest = run_backup(
-        "trading-db",
-        "user-data",
-        PostgresHandler(source),
-        destinations,
-        wait=timedelta(seconds=60),
-    )
+    # The dead run still holds the store's lease (5 min): its pid is gone from this host, so
+    # the next run takes it over at once (no --wait), and aborts the dead run's upload.
+    manifest = run_backup("trading-db", "user-data", PostgresHandler(source), destinations)
     assert destinations.vault.pending_uploads("user-data/trading-db/") == []
     assert destinations.vault.exists(manifest.prefix + MANIFEST_NAME)

@@ -168,6 +168,26 @@ def test_renames_onto_one_topic_and_a_cluster_namespace_are_refused(project: Pat
     assert nothing_journaled(project)
 
 
+def test_invoke_parse_errors_and_a_malformed_aurora_target_are_refused(project: Path) -> None:
+    """invoke's own parse errors (an unknown flag, a flag without its value, an unknown task)
+    are refusals too: exit 2, one line (``drkit.invoke_parse``); so is a new Aurora cluster id
+    that breaks RDS's rules (``drkit.targets``)."""
+    unknown, no_value, no_task, aurora = run_all(
+        project,
+        [
+            invoke("restore.postgres", "--yes", "--bogus"),
+            invoke("restore.postgres", "--yes", "--target-database"),
+            invoke("restore.nothing"),
+            invoke("restore.aurora", "--latest", "--target-cluster", "Prod--DB", "--yes"),
+        ],
+    )
+    assert_refused(unknown, "'--bogus'", "invoke --help restore.postgres")
+    assert_refused(no_value, "--target-database needs a value")
+    assert_refused(no_task, "'restore.nothing'", "invoke --list")
+    assert_refused(aurora, "--target-cluster 'Prod--DB': not an Aurora cluster id")
+    assert nothing_journaled(project)
+
+
 # --- the vault: missing or unreachable ---------------------------------------------------------
 
 

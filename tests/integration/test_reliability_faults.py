@@ -282,11 +282,13 @@ def test_destination_failing_mid_upload_ends_the_run_and_releases_the_source(
     destination_fails_mid_upload(destination, fault, world, postgres_server, database)
 
 
-def test_vault_disappearing_mid_upload_ends_the_run_and_releases_the_source(
-    world: World, postgres_server: LocalPostgres, database: str
+@pytest.mark.parametrize("destination", ["vault", "mirror"])
+def test_destination_disappearing_mid_upload_ends_the_run_and_releases_the_source(
+    destination: str, world: World, postgres_server: LocalPostgres, database: str
 ) -> None:
-    """The vault's endpoint goes away (connections reset, new ones refused) mid-upload."""
-    destination_fails_mid_upload("vault", Fault.DISAPPEAR, world, postgres_server, database)
+    """The vault's or the mirror's endpoint goes away (connections reset, new ones refused)
+    mid-upload."""
+    destination_fails_mid_upload(destination, Fault.DISAPPEAR, world, postgres_server, database)
 
 
 def destination_fails_mid_upload(
@@ -339,16 +341,18 @@ def test_postgres_source_stall_ends_the_run_and_stops_pg_dump(
         assert_next_run_commits(handler, destinations)
 
 
-def test_kafka_source_stall_ends_the_run_and_closes_the_consumer(
-    world: World, proxied_kafka: ProxiedKafka
+@pytest.mark.parametrize("fault", [Fault.STALL, Fault.RESET])
+def test_kafka_source_fault_ends_the_run_and_closes_the_consumer(
+    world: World, proxied_kafka: ProxiedKafka, fault: Fault
 ) -> None:
-    """The broker's path stalls mid-fetch: the poll loop sees no progress below the recorded
-    end offset for ``DRKIT_STALL_TIMEOUT`` and fails the run."""
+    """The broker's path stalls, or resets every connection (old and new), mid-fetch: the
+    client keeps reconnecting, the poll loop sees no progress below the recorded end offset
+    for ``DRKIT_STALL_TIMEOUT`` and fails the run."""
     destinations = world.destinations()
     proxy = proxied_kafka.proxy
     handler = KafkaHandler(proxied_kafka.bootstrap, [proxied_kafka.topic])
     clients = librdkafka_clients()
-    proxy.arm(Fault.STALL, after=2 * MiB, direction=Direction.DOWN)  # mid partition read
+    proxy.arm(fault, after=2 * MiB, direction=Direction.DOWN)  # mid partition read
 
     error, _ = fail_within_bound(handler, destinations)
 

@@ -28,6 +28,7 @@ from drkit.ops.restore_aurora import RestoreAuroraRequest, build_plan
 from drkit.ops.run import RunOptions, run_plan
 from drkit.ops.selection import TargetNotEmptyError
 from drkit.recovery import RecoveryError
+from drkit.targets import TargetRefused
 from tests.integration.aurora_world import (
     ROOT,
     AuroraSource,
@@ -310,14 +311,12 @@ def test_bad_input_is_named_and_changes_nothing(aws_emulator: LocalAws, tmp_path
             f"cluster '{other.id}' already exists in us-east-1 \\(available\\); a restore "
             "creates a new cluster and never writes into an existing one.*Nothing was changed",
         ),
-        (
-            RestoreAuroraRequest(snapshot=snapshot, target_cluster=source.id),
-            f"cluster '{source.id}' already exists",
-        ),
     ]
     for request, message in refusals:
         with pytest.raises(RecoveryError, match=message):
             build_plan(ctx, request)
+    with pytest.raises(TargetRefused, match=f"--target-cluster '{source.id}' is the cluster being"):
+        build_plan(ctx, RestoreAuroraRequest(snapshot=snapshot, target_cluster=source.id))
     with pytest.raises(TargetNotEmptyError):
         build_plan(ctx, RestoreAuroraRequest(latest=True, target_cluster=other.id))
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from drkit.ops.restore_aurora import RestoreAuroraRequest
 from drkit.ops.restore_k8s import RestoreK8sRequest
 from drkit.ops.restore_kafka import parse_renames
 from drkit.ops.restore_redis import RestoreRedisRequest
 from drkit.targets import (
     TargetRefused,
+    aurora_cluster,
     kafka_renames,
     kafka_targets,
     kubernetes_namespace,
@@ -119,3 +123,44 @@ def test_a_namespace_name_is_checked_when_the_request_is_parsed() -> None:
     assert RestoreK8sRequest().namespace_to is None
     with pytest.raises(ValueError, match="'kube-system' is one of the cluster's own namespaces"):
         RestoreK8sRequest(namespace_to="kube-system")
+
+
+@pytest.mark.parametrize("name", ["a", "aipx-db-restored-202612031300", "r2-d2", "x" * 56])
+def test_aurora_cluster_ids_by_rds_rules_are_accepted(name: str) -> None:
+    assert aurora_cluster(name) == name
+    assert RestoreAuroraRequest(target_cluster=name).target_cluster == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "9lives",
+        "-restored",
+        "restored-",
+        "double--hyphen",
+        "Upper",
+        "under_score",
+        "dot.ted",
+        "x" * 57,
+        "arn:aws:rds:us-east-1:123456789012:cluster:aipx",
+    ],
+)
+def test_malformed_aurora_cluster_ids_are_refused(name: str) -> None:
+    with pytest.raises(TargetRefused, match="not an Aurora cluster id") as refused:
+        aurora_cluster(name)
+    assert "\n" not in str(refused.value)
+    with pytest.raises(ValueError, match="not an Aurora cluster id"):
+        RestoreAuroraRequest(target_cluster=name)
+
+
+def test_the_restored_cluster_and_the_global_database_are_refused_as_targets() -> None:
+    protected = {
+        "aipx-db-use1": "the cluster being restored ('aipx-db-use1' in us-east-1)",
+        "aipx-db-usw2": "a member of global database 'aipx-global' (in us-west-2)",
+        "aipx-global": "the id of global database 'aipx-global'",
+    }
+    for taken, what in protected.items():
+        with pytest.raises(TargetRefused, match=re.escape(f"'{taken}' is {what}")):
+            aurora_cluster(taken, protected)
+    assert aurora_cluster("aipx-db-use1-restored", protected) == "aipx-db-use1-restored"

@@ -247,16 +247,20 @@ def run_backup(
     """Take one backup: objects first, manifest last (the commit).
 
     Raises ``LeaseHeld`` (a refusal, nothing done) when another run of ``store`` holds its
-    lease, after ``wait``."""
-    lease = acquire(
-        destinations.vault,
-        f"backup/{store}",
-        f"backup-{holder_id()}",
-        f"backup of {store}",
-        encryption=destinations.encryption,
-        wait=wait,
-        ttl=lease_ttl,
-    )
+    lease, after ``wait``; ``BackupFailed`` when the vault cannot be reached to take it (a
+    failed run like any other: published, exit 1)."""
+    try:
+        lease = acquire(
+            destinations.vault,
+            f"backup/{store}",
+            f"backup-{holder_id()}",
+            f"backup of {store}",
+            encryption=destinations.encryption,
+            wait=wait,
+            ttl=lease_ttl,
+        )
+    except ObjectStoreError as error:
+        raise BackupFailed(f"backup of {store} failed before it began: {error}") from error
     try:
         manifest = _run_backup(store, data_class, handler, destinations, progress, now, lease)
     except BaseException:

@@ -320,6 +320,58 @@ def destination_fails_mid_upload(
     assert_next_run_commits(handler, faulty)  # through the same, healed, path
 
 
+GRID_POINTS = (0.0, 0.2, 0.5, 0.8, 0.98)
+"""Where the destination fails, as a share of the bytes a clean run sends it: its first request
+(for the vault, the lease), inside the first part, mid-run, in the last part, and a few
+kilobytes before its end (the last part's tail, before the commit)."""
+
+
+@pytest.mark.parametrize("point", GRID_POINTS, ids=lambda point: f"at{round(point * 100)}pct")
+@pytest.mark.parametrize("destination", ["vault", "mirror"])
+def test_destination_reset_at_each_point_of_the_upload(
+    destination: str,
+    point: float,
+    world: World,
+    postgres_server: LocalPostgres,
+    database: str,
+) -> None:
+    """The issue's grid, 5 failure points x both destinations: a clean run through the proxy
+    gives the number of bytes the destination receives; the next run is reset at the chosen
+    share of them. Each ends within its bound, releases the source, commits nothing new, and the
+    run after it commits."""
+    via_vault = destination == "vault"
+    proxy = world.s3_proxy if via_vault else world.gcs_proxy
+    faulty = world.destinations(s3_via_proxy=via_vault, gcs_via_proxy=not via_vault)
+    direct = world.destinations()
+    handler = PostgresHandler(postgres_source(postgres_server))
+
+    proxy.arm(Fault.PASS)
+    run_backup(STORE, DATA_CLASS, handler, faulty, lease_ttl=LEASE_TTL)
+    clean = proxy.bytes_passed(Direction.UP)
+    committed = manifests(direct)
+    assert len(committed) == len(direct.stores)
+
+    after = int(clean * point)
+    proxy.arm(Fault.RESET, after=after, direction=Direction.UP)
+    print(f"{destination}: reset after {after} of {clean} bytes")
+    fail_within_bound(handler, faulty)
+
+    assert proxy.tripped.is_set()
+    assert child_processes() == []
+    assert lingering_backends(postgres_server, database) == []
+    proxy.heal()
+    assert manifests(direct) == committed  # the failed run committed nowhere
+    for store in direct.stores:
+        if store is direct.vault and via_vault:
+            continue  # the vault's own uploads: aborted by the run or left to its lifecycle rule
+        assert store.pending_uploads(PREFIX) == []
+    manifest = run_backup(
+        STORE, DATA_CLASS, handler, faulty, wait=LEASE_TTL + timedelta(seconds=10)
+    )
+    assert manifest.objects and manifest.counts
+    assert len(manifests(direct)) == 2 * len(direct.stores)
+
+
 def test_postgres_source_stall_ends_the_run_and_stops_pg_dump(
     world: World, postgres_server: LocalPostgres, database: str
 ) -> None:

@@ -51,8 +51,19 @@ def names_path(project_dir: Path) -> Path:
 
 
 def read_names(project_dir: Path) -> dict[str, StableName]:
-    body: dict[str, Any] = json.loads(names_path(project_dir).read_text())
+    return read_names_file(names_path(project_dir))
+
+
+def read_names_file(path: Path) -> dict[str, StableName]:
+    """The name map at ``path`` (a drill on its own servers keeps one in its workdir)."""
+    body: dict[str, Any] = json.loads(path.read_text())
     return {store: StableName.model_validate(entry) for store, entry in body.items()}
+
+
+def write_names_file(path: Path, names: dict[str, StableName]) -> None:
+    """A whole name map at ``path``, in one atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write(path, names)
 
 
 def resolve(project_dir: Path, store: str) -> StableName:

@@ -12,6 +12,7 @@ import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 
@@ -49,6 +50,12 @@ def probe_role(kind: str, url: str, region: str) -> str:
 
             if not broker_answers(url, timeout=PROBE_TIMEOUT_S):
                 return "down"
+            return "primary" if region == "prod" else "standby"
+        if kind == "timeseries":
+            from drkit.influx import InfluxEndpoint
+
+            parts = urlsplit(url)
+            InfluxEndpoint(parts.hostname or "127.0.0.1", parts.port or 8086, timeout=2.0).ping()
             return "primary" if region == "prod" else "standby"
         if kind == "kubernetes":
             from drkit.local.process import port_open

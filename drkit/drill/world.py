@@ -60,6 +60,8 @@ class DrillWorld:
     seeded_order_max: int = 0
     phases: list[Phase] = field(default_factory=list)
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    project_dir: Path | None = None
+    """The checkout the drill runs for (its stack config and local overlay)."""
 
     def store(self, kind: StoreKind) -> str:
         return self.stores[kind]

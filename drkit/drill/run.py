@@ -12,9 +12,15 @@ from pathlib import Path
 from typing import TextIO
 
 from drkit.context import OpsContext
+from drkit.drill import region_failover
 from drkit.drill import report as drill_report
 from drkit.drill.report import DrillReport
-from drkit.drill.scenarios import REGION_LOSS_FROM_BACKUPS, SCENARIOS, ScenarioResult
+from drkit.drill.scenarios import (
+    REGION_FAILOVER,
+    REGION_LOSS_FROM_BACKUPS,
+    SCENARIOS,
+    ScenarioResult,
+)
 from drkit.drill.scheduler import CompressedScheduler
 from drkit.drill.world import DrillWorld, create_topics, make_writers, seeded_digests
 from drkit.handlers import postgres_source
@@ -111,6 +117,8 @@ def run_drill(
             f"mirror gs://{outputs.gcs_mirror_bucket}"
         )
         try:
+            if REGION_FAILOVER in options.scenarios:
+                region_failover.start_stack(world)  # in the background, while the drill seeds
             _seed(world, options, report)
             _initial_backups(world)
             _soak(world, options)
@@ -122,6 +130,7 @@ def run_drill(
                 if name != REGION_LOSS_FROM_BACKUPS:
                     time.sleep(options.between_seconds)
         finally:
+            region_failover.stop_stack(world)
             if world.scheduler is not None:
                 world.scheduler.stop()
             for writer in world.writers.values():

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import psycopg
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
@@ -62,6 +62,8 @@ class DrillWorld:
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     project_dir: Path | None = None
     """The checkout the drill runs for (its stack config and local overlay)."""
+    background: dict[str, Any] = field(default_factory=dict)
+    """What a scenario started ahead of its turn (region-failover's two-region stack)."""
 
     def store(self, kind: StoreKind) -> str:
         return self.stores[kind]

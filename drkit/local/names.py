@@ -80,11 +80,15 @@ def point(project_dir: Path, store: str, target: StableName) -> None:
     A failover moves several names at once, from parallel steps (threads) or processes: the read,
     change and write hold an exclusive lock on ``names.json.lock``, so no move is lost, and each
     writer has its own partial file."""
-    path = names_path(project_dir)
+    point_file(names_path(project_dir), store, target)
+
+
+def point_file(path: Path, store: str, target: StableName) -> None:
+    """``point`` on the name map at ``path``."""
     with path.with_suffix(".json.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            names = read_names(project_dir)
+            names = read_names_file(path)
             names[store] = target
             _write(path, names)
         finally:

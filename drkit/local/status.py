@@ -19,6 +19,7 @@ import psycopg
 from drkit.local import lag as lag_readers
 
 PROBE_TIMEOUT_S = 3
+MIRROR_DEAD = "MirrorMaker 2 is not running: nothing mirrors, the lag is unknown"
 
 
 def _alive(pid: int | None, start_time: int | None) -> bool:
@@ -138,8 +139,12 @@ def _add_lag(state: dict[str, Any], regions: dict[str, Any]) -> None:
             continue
         primary_url = primary["url"] if primary and primary["role"] != "down" else None
         reading = None
+        mirror = _process_of(state, "mirror-maker", "dr")
+        if kind == "kafka" and mirror and not _alive(mirror["pid"], mirror.get("start_time")):
+            # dr's offsets stop moving the moment it dies: never read that as caught up
+            reading = lag_readers.Lag("mirrormaker2", None, note=MIRROR_DEAD)
         with contextlib.suppress(Exception):
-            reading = _lag(kind, primary_url, standby["url"], topics)
+            reading = reading or _lag(kind, primary_url, standby["url"], topics)
         if reading is None:
             continue
         standby["lag_seconds"] = reading.seconds

@@ -686,7 +686,7 @@ def backups_info(
     iterable=["scenario"],
     help={
         "scenario": "play only this scenario (repeatable): database-corruption, kafka-data-loss,"
-        " redis-loss, kubernetes-namespace-loss, region-loss",
+        " redis-loss, kubernetes-namespace-loss, region-failover, region-loss-from-backups",
         "size_mb": "approximate size of the seeded data (default 20)",
         "time_factor": "how many times faster than real time the schedules run (default 360)",
         "soak_seconds": "seconds of trading and scheduled backups before the first disaster",

@@ -75,23 +75,31 @@ def summary_rows(report: DrillReport) -> list[list[str]]:
     for scenario in report.scenarios:
         for store in scenario.stores:
             check = store.verification
-            rpo = (
-                f"continuous ({store.continuous_protection}); backups alone "
-                f"{_seconds(store.rpo_schedule_seconds)}"
-                if store.continuous_protection
-                else f"{_seconds(store.rpo_schedule_seconds)} "
-                f"/ {_seconds(store.rpo_objective_seconds)} {_verdict(store.rpo_met)}"
-            )
-            rto_met = (
-                scenario.rto_seconds is not None
-                and scenario.rto_seconds <= store.rto_objective_seconds
-            )
+            if store.rpo_basis == "replication":
+                rpo = (
+                    f"{_seconds(store.rpo_seconds)} / {_seconds(store.rpo_objective_seconds)} "
+                    f"{_verdict(store.rpo_met)} ({store.continuous_protection}, "
+                    f"{check.lost_writes} writes lost)"
+                )
+            elif store.continuous_protection:
+                alone = store.rpo_schedule_seconds <= store.rpo_objective_seconds
+                rpo = (
+                    f"backups alone {_seconds(store.rpo_schedule_seconds)} / "
+                    f"{_seconds(store.rpo_objective_seconds)} "
+                    + ("met" if alone else "not met: continuous protection needed")
+                    + f" ({store.continuous_protection})"
+                )
+            else:
+                rpo = (
+                    f"{_seconds(store.rpo_schedule_seconds)} "
+                    f"/ {_seconds(store.rpo_objective_seconds)} {_verdict(store.rpo_met)}"
+                )
             rows.append(
                 [
                     scenario.name,
                     store.store,
-                    f"{_seconds(scenario.rto_seconds)} / {_seconds(store.rto_objective_seconds)} "
-                    f"{_verdict(rto_met)}",
+                    f"{_seconds(store.rto_seconds)} / {_seconds(store.rto_objective_seconds)} "
+                    f"{_verdict(store.rto_met)}",
                     rpo,
                     f"{check.restored}/{check.expected}"
                     + (

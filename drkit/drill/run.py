@@ -12,9 +12,15 @@ from pathlib import Path
 from typing import TextIO
 
 from drkit.context import OpsContext
+from drkit.drill import region_failover
 from drkit.drill import report as drill_report
 from drkit.drill.report import DrillReport
-from drkit.drill.scenarios import SCENARIOS, ScenarioResult
+from drkit.drill.scenarios import (
+    REGION_FAILOVER,
+    REGION_LOSS_FROM_BACKUPS,
+    SCENARIOS,
+    ScenarioResult,
+)
 from drkit.drill.scheduler import CompressedScheduler
 from drkit.drill.world import DrillWorld, create_topics, make_writers, seeded_digests
 from drkit.handlers import postgres_source
@@ -104,13 +110,15 @@ def run_drill(
         write_state(project_dir / ".drkit" / "local", outputs, credentials)
         write_local_control(project_dir, config.stores_of(StoreKind.REDIS)[0], env.redis)
         ctx = OpsContext("local", config, outputs, credentials)
-        world = DrillWorld(config, env, ctx, options.time_factor, out)
+        world = DrillWorld(config, env, ctx, options.time_factor, out, project_dir=project_dir)
         world.stores = {store.kind: name for name, store in config.stores.items()}
         world.say(
             f"servers up; vault s3://{outputs.backup_vault.name}, "
             f"mirror gs://{outputs.gcs_mirror_bucket}"
         )
         try:
+            if REGION_FAILOVER in options.scenarios:
+                region_failover.start_stack(world)  # in the background, while the drill seeds
             _seed(world, options, report)
             _initial_backups(world)
             _soak(world, options)
@@ -119,9 +127,10 @@ def run_drill(
                 result = SCENARIOS[name](world)
                 report.scenarios.append(result)
                 _say_result(world, result)
-                if name != "region-loss":
+                if name != REGION_LOSS_FROM_BACKUPS:
                     time.sleep(options.between_seconds)
         finally:
+            region_failover.stop_stack(world)
             if world.scheduler is not None:
                 world.scheduler.stop()
             for writer in world.writers.values():
@@ -198,9 +207,14 @@ def _say_result(world: DrillWorld, result: ScenarioResult) -> None:
         check = store.verification
         world.say(
             f"{result.name}: {store.store} {check.restored}/{check.expected} writes "
-            f"verified, {check.lost_writes} lost; RTO {result.rto_seconds}s, RPO "
-            f"{store.rpo_seconds}s (x{world.factor:g} = {store.rpo_schedule_seconds}s on "
-            f"the real schedule) -> {result.status}"
+            f"verified, {check.lost_writes} lost; RTO {store.rto_seconds}s, RPO "
+            + (
+                f"{store.rpo_seconds}s (continuous, {store.continuous_protection})"
+                if store.rpo_basis == "replication"
+                else f"{store.rpo_seconds}s (x{world.factor:g} = {store.rpo_schedule_seconds}s "
+                "on the real schedule)"
+            )
+            + f" -> {result.status}"
         )
 
 

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TextIO
+from pathlib import Path
+from typing import Any, TextIO
 
 import psycopg
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
@@ -16,9 +17,15 @@ from drkit.backup.manifest import Manifest
 from drkit.backups import backup_store
 from drkit.context import OpsContext
 from drkit.drill.scheduler import CompressedScheduler
-from drkit.drill.writers import KafkaEventWriter, PostgresOrderWriter, RedisSessionWriter, Writer
-from drkit.handlers import postgres_source
+from drkit.drill.writers import (
+    KafkaEventWriter,
+    PostgresOrderWriter,
+    RedisSessionWriter,
+    StableAddress,
+    Writer,
+)
 from drkit.local.environment import LocalEnvironment
+from drkit.local.names import NAMES_FILE, StableName, write_names_file
 from drkit.recovery import BackupIndex
 from drkit.storage.objectstore import ObjectStore
 from stackmodels import StackConfig
@@ -53,6 +60,10 @@ class DrillWorld:
     seeded_order_max: int = 0
     phases: list[Phase] = field(default_factory=list)
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    project_dir: Path | None = None
+    """The checkout the drill runs for (its stack config and local overlay)."""
+    background: dict[str, Any] = field(default_factory=dict)
+    """What a scenario started ahead of its turn (region-failover's two-region stack)."""
 
     def store(self, kind: StoreKind) -> str:
         return self.stores[kind]
@@ -129,16 +140,54 @@ def seeded_digests(conninfo: str, seeded_order_max: int) -> dict[str, str]:
     return digests
 
 
-def make_writers(world: DrillWorld, rates: dict[StoreKind, float]) -> None:
-    env = world.env
-    pg = world.store(StoreKind.POSTGRES)
+def write_stable_names(world: DrillWorld) -> Path:
+    """The drill's own name map (``<workdir>/names.json``), each store's name leading to the
+    drill's server, as ``local.up`` writes the stack's: the writers connect through it."""
+    names = {
+        store: StableName(
+            region="prod", host=endpoint.host, port=endpoint.port, database=endpoint.database
+        )
+        for store, endpoint in world.ctx.outputs.stores.items()
+        if endpoint.kind in ("postgres", "redis", "kafka")
+    }
+    path = world.env.workdir / NAMES_FILE
+    write_names_file(path, names)
+    return path
+
+
+def stable_address(world: DrillWorld, names_file: Path, store: str) -> StableAddress:
+    """A store's client URL through its stable name in ``names_file``, with its credentials."""
+    endpoint = world.ctx.outputs.stores[store]
+    if endpoint.kind == "kafka":
+        return StableAddress(names_file, store, "kafka")
+    credentials = world.ctx.credentials.for_store(store)
+    return StableAddress(
+        names_file,
+        store,
+        endpoint.kind,
+        user=credentials.user if endpoint.kind == "postgres" else "",
+        password=credentials.password,
+        tls=bool(endpoint.tls),
+    )
+
+
+def make_writers(
+    world: DrillWorld, rates: dict[StoreKind, float], names_file: Path | None = None
+) -> None:
+    """The writers, each reaching its store through the stable name in ``names_file`` (the drill's
+    own map when None), re-read before every write."""
+    names_file = names_file or write_stable_names(world)
+    pg, kafka, cache = (
+        world.store(k) for k in (StoreKind.POSTGRES, StoreKind.KAFKA, StoreKind.REDIS)
+    )
     world.writers[pg] = PostgresOrderWriter(
-        postgres_source(world.ctx, pg).conninfo(), rates[StoreKind.POSTGRES]
+        stable_address(world, names_file, pg), rates[StoreKind.POSTGRES]
     )
-    assert env.kafka is not None
-    world.writers[world.store(StoreKind.KAFKA)] = KafkaEventWriter(
-        env.kafka.bootstrap, world.topics(), rates[StoreKind.KAFKA]
+    world.writers[kafka] = KafkaEventWriter(
+        stable_address(world, names_file, kafka), world.topics(), rates[StoreKind.KAFKA]
     )
-    world.writers[world.store(StoreKind.REDIS)] = RedisSessionWriter(
-        env.redis.client(), rates[StoreKind.REDIS]
+    world.writers[cache] = RedisSessionWriter(
+        stable_address(world, names_file, cache),
+        rates[StoreKind.REDIS],
+        tls_ca_file=world.ctx.outputs.stores[cache].tls_ca_file,
     )

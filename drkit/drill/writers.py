@@ -5,6 +5,11 @@ a restored backup: the Postgres transaction id (checked against the backup's exp
 the Kafka partition and offset (against the backup's end offsets), the Redis sequence number
 (against the ``drill:seq`` counter the RDB holds). Content is derived from the sequence number, so
 a restored row or record can be compared field by field without keeping it in memory.
+
+Like the applications, each writer reaches its store through the store's stable name
+(``drkit.local.names``): a ``Locator`` re-reads the name before every write, and a writer whose
+name moved (a failover) or whose write failed reconnects to wherever the name leads now, so the
+writers carry on in the new primary region without being told.
 """
 
 from __future__ import annotations
@@ -12,13 +17,21 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 import redis
 from confluent_kafka import Producer
+
+from drkit.local.names import StableName, read_names_file
+
+Locator = Callable[[], str]
+"""Where a writer connects now: a client URL (PostgreSQL, Redis) or a bootstrap (Kafka)."""
 
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "ES=F", "EURUSD"]
 
@@ -35,6 +48,47 @@ def signal_value(n: int) -> bytes:
 
 def session_value(n: int) -> bytes:
     return hashlib.sha256(f"session-{n}".encode()).hexdigest().encode()
+
+
+@dataclass(frozen=True)
+class StableAddress:
+    """A store's client URL through its stable name, read from the name map at every call.
+
+    ``kind`` is ``postgres`` (``postgresql://user:password@host:port/database``), ``redis``
+    (``redis://:password@host:port/0``, ``rediss`` with ``tls``) or ``kafka`` (``host:port``, the
+    ``kafka-bootstrap`` value, which a failover moves in the same step as the name).
+    """
+
+    names_file: Path
+    store: str
+    kind: str
+    user: str = ""
+    password: str = ""
+    tls: bool = False
+
+    def name(self) -> StableName:
+        names = read_names_file(self.names_file)
+        if self.store not in names:
+            raise KeyError(f"no stable name for store {self.store!r} in {self.names_file}")
+        return names[self.store]
+
+    def __call__(self) -> str:
+        name = self.name()
+        secret = quote(self.password, safe="")
+        if self.kind == "postgres":
+            return (
+                f"postgresql://{quote(self.user, safe='')}:{secret}@{name.address}/"
+                f"{name.database or 'postgres'}"
+            )
+        if self.kind == "redis":
+            return f"{'rediss' if self.tls else 'redis'}://:{secret}@{name.address}/0"
+        return name.address
+
+
+def _locator(target: str | Locator) -> Locator:
+    if isinstance(target, str):
+        return lambda: target
+    return target
 
 
 @dataclass
@@ -103,16 +157,17 @@ class PostgresOrderWriter(Writer):
 
     name_prefix = "orders writer"
 
-    def __init__(self, conninfo: str, rate: float) -> None:
+    def __init__(self, locate: str | Locator, rate: float) -> None:
         super().__init__(rate)
-        self.conninfo = conninfo
+        self.locate = _locator(locate)
+        self.conninfo = ""
         self._connection: psycopg.Connection[tuple[Any, ...]] | None = None
 
-    def retarget(self, conninfo: str) -> None:
+    def retarget(self, locate: str | Locator) -> None:
         """After a restore the application points at the recovered database."""
         with self._lock:
             self.close()
-            self.conninfo = conninfo
+            self.locate = _locator(locate)
 
     def burst(self, count: int) -> None:
         with self._lock:
@@ -121,23 +176,42 @@ class PostgresOrderWriter(Writer):
                 self.next_n += 1
 
     def _write_one(self, n: int) -> None:
+        conninfo = self.locate()
+        if conninfo != self.conninfo:
+            self.close()  # the name moved: new connections go where it leads now
+            self.conninfo = conninfo
         if self._connection is None or self._connection.closed:
             self._connection = psycopg.connect(self.conninfo, connect_timeout=3)
         symbol, side, qty, status = order_fields(n)
-        with self._connection.transaction():
-            row = self._connection.execute(
-                "INSERT INTO orders (account_id, symbol, side, qty, status, placed_at)"
-                " VALUES (1, %s, %s, %s, %s, clock_timestamp())"
-                " RETURNING id, txid_current()::text",
-                (symbol, side, qty, status),
-            ).fetchone()
+        try:
+            with self._connection.transaction():
+                row = self._connection.execute(
+                    "INSERT INTO orders (account_id, symbol, side, qty, status, placed_at)"
+                    " VALUES (1, %s, %s, %s, %s, clock_timestamp())"
+                    " RETURNING id, txid_current()::text",
+                    (symbol, side, qty, status),
+                ).fetchone()
+        except psycopg.Error:
+            self.close()  # reconnect (and re-read the name) at the next write
+            raise
         assert row is not None
-        self.ledger.append(Write(n, datetime.now(UTC), {"id": int(row[0]), "txid": row[1]}))
+        self.ledger.append(
+            Write(
+                n,
+                datetime.now(UTC),
+                {"id": int(row[0]), "txid": row[1], "address": _address(self.conninfo)},
+            )
+        )
 
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+def _address(url: str) -> str:
+    """``host:port`` of a client URL (where a write was acknowledged)."""
+    return url.rpartition("@")[2].split("/", 1)[0]
 
 
 class KafkaEventWriter(Writer):
@@ -146,15 +220,26 @@ class KafkaEventWriter(Writer):
 
     name_prefix = "events writer"
 
-    def __init__(self, bootstrap: str, topics: list[str], rate: float) -> None:
+    def __init__(self, locate: str | Locator, topics: list[str], rate: float) -> None:
         super().__init__(rate)
         self.topics = topics
-        self.bootstrap = bootstrap
+        self.locate = _locator(locate)
+        self.bootstrap = self.locate()
         self.producer = self._producer()
 
     def _write_one(self, n: int) -> None:
+        bootstrap = self.locate()
+        if bootstrap != self.bootstrap:
+            # The name moved (a failover): what the old producer still holds was never
+            # acknowledged (its delivery reports count as failures), and a new producer's
+            # idempotence starts afresh on the new cluster.
+            self.producer.purge()
+            self.producer.flush(1)
+            self.bootstrap = bootstrap
+            self.producer = self._producer()
         self._produce(n)
-        self.producer.flush(5)
+        if self.producer.flush(5) > 0:
+            raise TimeoutError(f"record {n} not acknowledged by {self.bootstrap} within 5s")
 
     def _produce(self, n: int) -> None:
         topic = self.topics[n % len(self.topics)]
@@ -163,6 +248,7 @@ class KafkaEventWriter(Writer):
             ("drill-seq", str(n).encode()),
             ("source", b"drill"),
         ]
+        bootstrap = self.bootstrap
 
         def delivered(error: Any, message: Any) -> None:
             if error is not None:
@@ -173,6 +259,7 @@ class KafkaEventWriter(Writer):
                     n,
                     datetime.now(UTC),
                     {
+                        "address": bootstrap,
                         "topic": message.topic(),
                         "partition": message.partition(),
                         "offset": message.offset(),
@@ -197,7 +284,8 @@ class KafkaEventWriter(Writer):
         with self._lock:
             self.producer.flush(5)
             if bootstrap is not None:
-                self.bootstrap = bootstrap
+                self.locate = _locator(bootstrap)
+            self.bootstrap = self.locate()
             self.producer = self._producer()
 
     def _producer(self) -> Producer:
@@ -230,9 +318,29 @@ class RedisSessionWriter(Writer):
     name_prefix = "sessions writer"
     SEQUENCE_KEY = "drill:seq"
 
-    def __init__(self, client: redis.Redis[bytes], rate: float) -> None:
+    def __init__(
+        self, locate: str | Locator, rate: float, *, tls_ca_file: str | None = None
+    ) -> None:
         super().__init__(rate)
-        self.client = client
+        self.locate = _locator(locate)
+        self.tls_ca_file = tls_ca_file
+        self.url = ""
+        self._client: redis.Redis[bytes] | None = None
+
+    @property
+    def client(self) -> redis.Redis[bytes]:
+        """A client of wherever the store's name leads now (re-read at every call)."""
+        url = self.locate()
+        if url != self.url or self._client is None:
+            self.close()
+            self.url = url
+            tls: dict[str, Any] = (
+                {"ssl_ca_certs": self.tls_ca_file} if url.startswith("rediss:") else {}
+            )
+            self._client = redis.Redis.from_url(
+                url, socket_timeout=10, socket_connect_timeout=3, **tls
+            )
+        return self._client
 
     def burst(self, count: int) -> None:
         with self._lock:
@@ -241,8 +349,18 @@ class RedisSessionWriter(Writer):
                 self.next_n += 1
 
     def _write_one(self, n: int) -> None:
-        with self.client.pipeline(transaction=True) as pipe:
-            pipe.set(f"session:{n}", session_value(n), ex=86400)
-            pipe.set(self.SEQUENCE_KEY, n)
-            pipe.execute()
-        self.ledger.append(Write(n, datetime.now(UTC)))
+        client = self.client
+        try:
+            with client.pipeline(transaction=True) as pipe:
+                pipe.set(f"session:{n}", session_value(n), ex=86400)
+                pipe.set(self.SEQUENCE_KEY, n)
+                pipe.execute()
+        except redis.RedisError:
+            self.close()  # reconnect (and re-read the name) at the next write
+            raise
+        self.ledger.append(Write(n, datetime.now(UTC), {"address": _address(self.url)}))
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None

@@ -69,5 +69,9 @@ def status(
     project_dir: Path,
     runtime: Runtime | None = None,
 ) -> StatusReport:
+    if stack == LOCAL_STACK:
+        from drkit.failover.local_status import local_status
+
+        return local_status(project_dir)
     ctx = OpsContext.load(stack, Path(outputs) if outputs else None, project_dir)
     return read_status(ctx, runtime or default_runtime(ctx, kubeconfig), project_dir)

@@ -423,6 +423,18 @@ def _store_entries(world: LocalRegions, region_name: str) -> dict[str, Any]:
             "port": int(bootstrap.rpartition(":")[2]),
             "process": "kafka",
         }
+    ticks = world.store_of(StoreKind.TIMESERIES)
+    if ticks is not None and region.influxdb is not None:
+        influx = region.influxdb
+        database = world.outputs[region_name].stores[ticks].database or "market_ticks"
+        entries[ticks] = {
+            "kind": "timeseries",
+            # the DSN InfluxDB 1.x clients accept (influxdb-python's InfluxDBClient.from_dsn)
+            "url": f"influxdb://{influx.user}:{influx.password}@{influx.host}:{influx.port}/"
+            f"{database}",
+            "port": influx.port,
+            "process": "influxd",
+        }
     kube = world.store_of(StoreKind.KUBERNETES)
     if kube is not None and region.kubernetes is not None:
         server_url = region.kubernetes.server

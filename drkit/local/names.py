@@ -51,8 +51,19 @@ def names_path(project_dir: Path) -> Path:
 
 
 def read_names(project_dir: Path) -> dict[str, StableName]:
-    body: dict[str, Any] = json.loads(names_path(project_dir).read_text())
+    return read_names_file(names_path(project_dir))
+
+
+def read_names_file(path: Path) -> dict[str, StableName]:
+    """The name map at ``path`` (a drill on its own servers keeps one in its workdir)."""
+    body: dict[str, Any] = json.loads(path.read_text())
     return {store: StableName.model_validate(entry) for store, entry in body.items()}
+
+
+def write_names_file(path: Path, names: dict[str, StableName]) -> None:
+    """A whole name map at ``path``, in one atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write(path, names)
 
 
 def resolve(project_dir: Path, store: str) -> StableName:
@@ -69,11 +80,15 @@ def point(project_dir: Path, store: str, target: StableName) -> None:
     A failover moves several names at once, from parallel steps (threads) or processes: the read,
     change and write hold an exclusive lock on ``names.json.lock``, so no move is lost, and each
     writer has its own partial file."""
-    path = names_path(project_dir)
+    point_file(names_path(project_dir), store, target)
+
+
+def point_file(path: Path, store: str, target: StableName) -> None:
+    """``point`` on the name map at ``path``."""
     with path.with_suffix(".json.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            names = read_names(project_dir)
+            names = read_names_file(path)
             names[store] = target
             _write(path, names)
         finally:

@@ -39,6 +39,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from drkit.context import Credentials
 from drkit.local.gcs import LocalGcs
+from drkit.local.influxdb import LocalInfluxDB
 from drkit.local.kafka import LocalKafka
 from drkit.local.kubernetes import LocalKubernetes
 from drkit.local.mirrormaker import LocalMirrorMaker
@@ -80,7 +81,7 @@ class Region:
     kafka: LocalKafka | None = None
     kubernetes: LocalKubernetes | None = None
     mirror_maker: LocalMirrorMaker | None = None
-    influxdb: None = None
+    influxdb: LocalInfluxDB | None = None
 
 
 @dataclass
@@ -118,7 +119,13 @@ def managed_processes(server: LocalServer) -> list[tuple[str, ManagedProcess]]:
 
 def selected_kinds(config: StackConfig, only: list[str] | None) -> set[StoreKind]:
     """The store kinds to run: all of the config's, or those of ``only`` (store names or kinds)."""
-    wanted = {StoreKind.POSTGRES, StoreKind.REDIS, StoreKind.KAFKA, StoreKind.KUBERNETES}
+    wanted = {
+        StoreKind.POSTGRES,
+        StoreKind.REDIS,
+        StoreKind.KAFKA,
+        StoreKind.KUBERNETES,
+        StoreKind.TIMESERIES,
+    }
     if not only:
         return {store.kind for store in config.stores.values()} & wanted
     kinds: set[StoreKind] = set()
@@ -207,7 +214,13 @@ class LocalRegions:
             raise
 
     def _start_servers(self) -> None:
-        chains: list[Callable[[], None]] = [self._chain_stores, self._chain_aws]
+        chains: list[Callable[[], None]] = [self._chain_aws]
+        if StoreKind.POSTGRES in self.kinds:
+            chains.append(self._chain_postgres)
+        if StoreKind.REDIS in self.kinds:
+            chains.append(self._chain_redis)
+        if StoreKind.TIMESERIES in self.kinds:
+            chains.append(self._chain_influxdb)
         if StoreKind.KAFKA in self.kinds:
             chains.append(self._chain_kafka)
         if StoreKind.KUBERNETES in self.kinds:
@@ -224,22 +237,30 @@ class LocalRegions:
         for region in self.regions.values():
             self.started.start("moto", region.name, region.aws)
 
-    def _chain_stores(self) -> None:
+    def _chain_postgres(self) -> None:
         prod = self.regions[PROD]
-        if StoreKind.POSTGRES in self.kinds:
-            prod.postgres = LocalPostgres(self.workdir / PROD / "postgres")
-            self.started.start("postgres", PROD, prod.postgres)
-            if self.two_regions:
-                standby = LocalStandbyPostgres(self.workdir / DR / "postgres", prod.postgres)
-                self.regions[DR].postgres = standby
-                self.started.start("postgres", DR, standby)
-        if StoreKind.REDIS in self.kinds:
-            prod.redis = LocalRedis(self.workdir / PROD / "redis")
-            self.started.start("redis", PROD, prod.redis)
-            if self.two_regions:
-                replica = LocalReplicaRedis(self.workdir / DR / "redis", prod.redis)
-                self.regions[DR].redis = replica
-                self.started.start("redis", DR, replica)
+        prod.postgres = LocalPostgres(self.workdir / PROD / "postgres")
+        self.started.start("postgres", PROD, prod.postgres)
+        if self.two_regions:
+            standby = LocalStandbyPostgres(self.workdir / DR / "postgres", prod.postgres)
+            self.regions[DR].postgres = standby
+            self.started.start("postgres", DR, standby)
+
+    def _chain_redis(self) -> None:
+        prod = self.regions[PROD]
+        prod.redis = LocalRedis(self.workdir / PROD / "redis")
+        self.started.start("redis", PROD, prod.redis)
+        if self.two_regions:
+            replica = LocalReplicaRedis(self.workdir / DR / "redis", prod.redis)
+            self.regions[DR].redis = replica
+            self.started.start("redis", DR, replica)
+
+    def _chain_influxdb(self) -> None:
+        """market-ticks' InfluxDB, in prod only: nothing replicates it continuously (its
+        protection is the hourly backup, restored into an empty server in dr after a loss)."""
+        prod = self.regions[PROD]
+        prod.influxdb = LocalInfluxDB(self.workdir / PROD / "influxdb")
+        self.started.start("influxdb", PROD, prod.influxdb)
 
     def _chain_kafka(self) -> None:
         brokers: dict[str, LocalKafka] = {}
@@ -357,8 +378,8 @@ class _ProvisionView:
         return self._region.kafka
 
     @property
-    def influxdb(self) -> None:
-        return None
+    def influxdb(self) -> LocalInfluxDB | None:
+        return self._region.influxdb
 
 
 def _wait_replayed(

@@ -12,12 +12,14 @@ import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 
 from drkit.local import lag as lag_readers
 
 PROBE_TIMEOUT_S = 3
+MIRROR_DEAD = "MirrorMaker 2 is not running: nothing mirrors, the lag is unknown"
 
 
 def _alive(pid: int | None, start_time: int | None) -> bool:
@@ -49,6 +51,12 @@ def probe_role(kind: str, url: str, region: str) -> str:
 
             if not broker_answers(url, timeout=PROBE_TIMEOUT_S):
                 return "down"
+            return "primary" if region == "prod" else "standby"
+        if kind == "timeseries":
+            from drkit.influx import InfluxEndpoint
+
+            parts = urlsplit(url)
+            InfluxEndpoint(parts.hostname or "127.0.0.1", parts.port or 8086, timeout=2.0).ping()
             return "primary" if region == "prod" else "standby"
         if kind == "kubernetes":
             from drkit.local.process import port_open
@@ -131,8 +139,12 @@ def _add_lag(state: dict[str, Any], regions: dict[str, Any]) -> None:
             continue
         primary_url = primary["url"] if primary and primary["role"] != "down" else None
         reading = None
+        mirror = _process_of(state, "mirror-maker", "dr")
+        if kind == "kafka" and mirror and not _alive(mirror["pid"], mirror.get("start_time")):
+            # dr's offsets stop moving the moment it dies: never read that as caught up
+            reading = lag_readers.Lag("mirrormaker2", None, note=MIRROR_DEAD)
         with contextlib.suppress(Exception):
-            reading = _lag(kind, primary_url, standby["url"], topics)
+            reading = reading or _lag(kind, primary_url, standby["url"], topics)
         if reading is None:
             continue
         standby["lag_seconds"] = reading.seconds

@@ -21,7 +21,8 @@ SCENARIOS = [
     "kafka-data-loss",
     "redis-loss",
     "kubernetes-namespace-loss",
-    "region-loss",
+    "region-failover",
+    "region-loss-from-backups",
 ]
 
 
@@ -41,24 +42,46 @@ def test_small_drill_plays_every_scenario_and_reports_consistent_figures(tmp_pat
         assert scenario["status"] == "passed" and scenario["verified"] is True
         disaster = datetime.fromisoformat(scenario["disaster_at"])
         verified = datetime.fromisoformat(scenario["verified_at"])
-        assert scenario["rto_seconds"] == pytest.approx(
-            (verified - disaster).total_seconds(), abs=0.01
-        )
+        if scenario["name"] != "region-failover":  # there, each store's own (below)
+            assert scenario["rto_seconds"] == pytest.approx(
+                (verified - disaster).total_seconds(), abs=0.01
+            )
         assert scenario["rto_met"] is True
         for store in scenario["stores"]:
+            assert isinstance(store["rto_seconds"], float) and store["rto_met"] is True
+            assert isinstance(store["rpo_seconds"], float)
             check = store["verification"]
             # a disaster may strike before any scheduled backup covered a write (expected 0)
             assert check["ok"] and check["expected"] >= 0
             assert check["restored"] == check["expected"]
             assert check["missing"] == check["unexpected"] == check["mismatched"] == 0
             assert check["lost_writes"] == len(check["lost"]) >= 0
+            factor = 1 if store["rpo_basis"] == "replication" else 360
             assert store["rpo_schedule_seconds"] == pytest.approx(
-                store["rpo_seconds"] * 360, abs=0.2
+                store["rpo_seconds"] * factor, abs=0.2
             )
             if check["lost_writes"]:
                 assert store["rpo_seconds"] > 0
             recovery_point = datetime.fromisoformat(store["recovery_point"])
             assert recovery_point <= disaster
+    # region-failover: the prod region SIGKILLed, invoke failover, the writers on in dr
+    failover = body["scenarios"][SCENARIOS.index("region-failover")]
+    assert {s["store"] for s in failover["stores"]} == {
+        "trading-db",
+        "event-stream",
+        "session-cache",
+    }
+    for store in failover["stores"]:
+        assert store["rpo_basis"] == "replication" and store["rpo_met"] is True
+        assert 0 < store["rto_seconds"] <= store["rto_objective_seconds"]
+        assert store["verification"]["expected"] > 0  # writes acknowledged in dr, read back there
+        assert store["continuous_protection"] in (
+            "postgres-streaming",
+            "mirrormaker2",
+            "redis-replica",
+        )
+    assert failover["rto_seconds"] == max(s["rto_seconds"] for s in failover["stores"])
+    assert "failover succeeded" in failover["detail"]
     verified = [s["verification"]["expected"] for c in body["scenarios"] for s in c["stores"]]
     assert sum(verified) > 0
     region = body["scenarios"][-1]

@@ -28,6 +28,9 @@ STOP_WAIT_S = 30.0
 CHECK_TOPIC = "drkit.failover.checks"
 
 
+MIRROR_DEAD = "MirrorMaker 2 is not running: nothing mirrors, the lag is unknown"
+
+
 def _alive(process: dict[str, Any]) -> bool:
     from drkit.local.daemon import alive
 
@@ -74,6 +77,10 @@ class MirrorMaker2(Protection):
         ]
 
     def lag(self) -> Lag:
+        mirror = self._mirror()
+        if mirror is not None and not _alive(mirror):
+            # dr's offsets stop moving the moment it dies: never read that as caught up
+            return Lag("mirrormaker2", None, note=MIRROR_DEAD)
         source = self.sides.source
         topics = list(self.sides.state.get("mirrored_topics", []))
         return kafka_lag(source.url if source.answers else None, self.sides.target.url, topics)

@@ -15,6 +15,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -416,6 +417,25 @@ def test_local_up_names_a_previous_stacks_live_processes(tmp_path: Path) -> None
     finally:
         survivor.kill()
         survivor.wait()
+
+
+def test_concurrent_local_ups_start_one_stack(tmp_path: Path) -> None:
+    """Two ``local.up`` at once in one checkout (a one-region, one-store stack, for speed): one
+    starts the stack, the other waits for it and reports it already up; one supervisor."""
+    project = scratch_project(tmp_path)
+    outs = [io.StringIO(), io.StringIO()]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        states = list(
+            pool.map(lambda out: up(project, regions=1, only=["trading-db"], out=out), outs)
+        )
+    try:
+        assert sorted("already up" in out.getvalue() for out in outs) == [False, True]
+        assert states[0]["supervisor"]["pid"] == states[1]["supervisor"]["pid"]
+        [postgres] = [p for p in states[0]["processes"] if p["name"] == "postgres"]
+        assert alive(postgres["pid"], postgres["start_time"])
+    finally:
+        down(project, out=io.StringIO())
+    assert read_state(project) is None
 
 
 def test_a_failed_base_backup_fails_with_the_servers_message_and_leaves_nothing(

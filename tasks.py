@@ -693,7 +693,8 @@ def backups_info(
         "keep": "leave the local servers up afterwards, for inspection (Ctrl-C stops them)",
         "stack": "local (default: the full drill on this machine); prod or dr: the monthly drill",
         "monthly": "run the monthly drill (scratch restores) even on --stack local",
-        "stores": "monthly drill: comma-separated stores (default: postgres, kafka and redis)",
+        "stores": "monthly drill: comma-separated stores (default: postgres, kafka, redis and "
+        "kubernetes)",
         "outputs": "monthly drill: stack outputs JSON file instead of `pulumi stack output`",
         "pushgateway": "monthly drill: publish results to this Prometheus Pushgateway URL",
         "cloudwatch": "monthly drill: publish results to CloudWatch (TradingDR/Drills)",
@@ -759,7 +760,7 @@ def _monthly_drill(
 
     try:
         ctx = OpsContext.load(stack, Path(outputs) if outputs else None, ROOT)
-        kinds = (StoreKind.POSTGRES, StoreKind.KAFKA, StoreKind.REDIS)
+        kinds = (StoreKind.POSTGRES, StoreKind.KAFKA, StoreKind.REDIS, StoreKind.KUBERNETES)
         chosen = [s.strip() for s in stores.split(",") if s.strip()] or [
             name for kind in kinds for name in ctx.config.stores_of(kind)
         ]

@@ -3,14 +3,19 @@ endpoint is a hot standby of prod's PostgreSQL (read-only, as the Aurora seconda
 event-stream, session-cache and app-state the local servers. The drill restores every store into a
 writable scratch target named for the drill (a throwaway PostgreSQL server, ``dr-test.`` topics, a
 throwaway Redis, ``<namespace>-dr-test``), removes each, and never reaches the read-only endpoint
-(a proxy in front of it counts the connections) nor writes to prod's writer (its databases unchanged)."""
+(a proxy in front of it counts the connections) nor writes to prod's writer (its databases
+unchanged). The throwaway server a killed drill left is stopped and removed by the cleanup."""
 
 from __future__ import annotations
 
 import json
 import re
 import secrets
+import signal
+import subprocess
+import sys
 import tempfile
+import textwrap
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +37,7 @@ from drkit.local.postgres import LocalPostgres
 from drkit.local.redis import LocalRedis
 from drkit.local.stack import kubernetes_endpoint
 from drkit.local.standby_postgres import LocalStandbyPostgres
-from drkit.ops.scratch import parse_topic
+from drkit.ops.scratch import parse_topic, pid_alive
 from drkit.seed.kubernetes import seed_namespace
 from stackmodels import StackOutputs
 from tests.integration.kubernetes_fixture import kubernetes_api
@@ -180,3 +185,65 @@ def test_drill_on_the_dr_stack_restores_only_into_scratch_targets(
         assert KubeApi(client).exists(NAMESPACES.object_path(namespace))
     drill = json.loads((project / "reports" / "drill-monthly.json").read_text())
     assert drill["ok"] is True and drill["stack"] == "dr"
+
+
+KILLED_DRILL = """
+import os, signal, sys
+from pathlib import Path
+from drkit.context import OpsContext
+from drkit.drill.monthly import run_monthly_drill
+from drkit.ops import verify
+from drkit.ops.run import RunOptions
+
+count_rows = verify.count_rows
+
+def counted_then_killed(*args, **kwargs):
+    count_rows(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+verify.count_rows = counted_then_killed
+project, outputs = Path(sys.argv[1]), Path(sys.argv[2])
+ctx = OpsContext.load("dr", outputs, project)
+run_monthly_drill(ctx, ["trading-db"], RunOptions(yes=True), project, sys.stdout)
+raise SystemExit("not killed")
+"""
+
+
+def test_the_throwaway_server_a_killed_drill_left_is_stopped_and_removed_by_cleanup(
+    project: Path,
+    standby: LocalStandbyPostgres,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    prod = context(project)
+    database_backup(prod)
+    stores = dict(prod.outputs.stores)
+    stores["trading-db"] = stores["trading-db"].model_copy(
+        update={"host": standby.host, "port": standby.port}
+    )
+    dr_outputs = project / "dr-outputs.json"
+    prod.outputs.model_copy(update={"stores": stores}).write(dr_outputs)
+    (project / "Pulumi.dr.yaml").write_text((ROOT / "Pulumi.dr.yaml").read_text())
+    before = set(Path(tempfile.gettempdir()).glob("drkit-scratch-postgres-*"))
+
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(KILLED_DRILL), str(project), str(dr_outputs)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=180,
+    )
+
+    assert done.returncode == -signal.SIGKILL, done.stdout + done.stderr
+    (left,) = set(Path(tempfile.gettempdir()).glob("drkit-scratch-postgres-*")) - before
+    record = json.loads((left / "server.json").read_text())
+    assert pid_alive(record["pid"])  # the killed run's server still runs
+    monkeypatch.setattr(tasks, "ROOT", project)
+    capsys.readouterr()
+
+    tasks.verify(Context(), stack="dr", outputs=str(dr_outputs), stores="trading-db", cleanup=True)
+
+    printed = capsys.readouterr().out
+    assert f"trading-db: removed throwaway PostgreSQL server in {left}: its run (pid" in printed
+    assert not pid_alive(record["pid"])
+    assert not left.exists() and not Path(record["base_dir"]).exists()

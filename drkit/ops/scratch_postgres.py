@@ -10,25 +10,20 @@ store's own database, and never a read-only one.
   promotes it, and the writer it follows is prod's, which a drill must never touch. The restore
   goes to a **throwaway PostgreSQL server** started on this host (``LocalPostgres`` in a temporary
   directory ``drkit-scratch-postgres-<holder tag>-*``, removed after): the exported endpoint is not
-  even connected to. The directory records the server's pid and data directory, so ``cleanup``
-  stops and removes a server a killed run left. A host without the PostgreSQL server binaries is
+  even connected to. ``cleanup`` stops and removes a server a killed run left
+  (``drkit.ops.throwaway``). A host without the PostgreSQL server binaries is
   refused with a message that says so; a scratch Aurora cluster (``invoke restore.aurora``) as the
   drill's target is not built yet.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import signal
-import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -42,15 +37,13 @@ from drkit.ops.scratch import (
     ScratchExists,
     database_name,
     parse_database,
-    pid_alive,
     sweep,
 )
+from drkit.ops.throwaway import make_workdir, record, sweep_servers
 from drkit.recovery import RecoveryError
 from stackmodels.config import Role
 
-SERVER_PREFIX = "drkit-scratch-postgres-"
-SERVER_RECORD = "server.json"
-STOP_TIMEOUT_S = 30.0
+SERVER_KIND = "postgres"
 
 
 @dataclass(frozen=True)
@@ -123,15 +116,11 @@ def _on_throwaway_server(
             f"on this host, but {error} (apt-get install postgresql). A scratch Aurora cluster "
             "is not built into the drill yet."
         ) from None
-    from drkit.local.regions import managed_processes
-
-    workdir = Path(tempfile.mkdtemp(prefix=f"{SERVER_PREFIX}{holder.tag}-"))
+    workdir = make_workdir(SERVER_KIND, holder)
     server = LocalPostgres(workdir)
     try:
         server.start()
-        (pid,) = [p.pid for _name, p in managed_processes(server)]
-        record = {"pid": pid, "data_dir": str(server.data_dir), "base_dir": str(server.base_dir)}
-        (workdir / SERVER_RECORD).write_text(json.dumps(record))
+        record(workdir, server, [server.base_dir], signal.SIGQUIT)  # immediate shutdown
         name = database_name(database, holder, purpose)
         server.create_database(name)
         yield ScratchDatabase(
@@ -156,7 +145,7 @@ def cleanup(ctx: OpsContext, store: str, now: datetime, forced: bool, dry_run: b
     one found. A dr stack's exported endpoint holds none (and is read-only): the throwaway servers
     killed runs left on this host are stopped and removed instead."""
     if read_only_reason(ctx, store) is not None:
-        return throwaway_servers(now, forced, dry_run)
+        return sweep_servers(SERVER_KIND, now, forced, dry_run)
     server = postgres_source(ctx, store)
     with psycopg.connect(server.conninfo("postgres")) as connection:
         names = [str(row[0]) for row in connection.execute("SELECT datname FROM pg_database")]
@@ -166,50 +155,3 @@ def cleanup(ctx: OpsContext, store: str, now: datetime, forced: bool, dry_run: b
         _drop(server, name)
 
     return sweep(found, now, forced, dry_run, drop, "database", ("drop", "dropped"))
-
-
-def throwaway_servers(
-    now: datetime, forced: bool, dry_run: bool, parent: Path | None = None
-) -> list[str]:
-    """Stop and remove the throwaway servers (``drkit-scratch-postgres-<tag>-*``) of runs that
-    are gone; one line per one found."""
-    directory = parent or Path(tempfile.gettempdir())
-    found = []
-    for path in sorted(directory.glob(f"{SERVER_PREFIX}*")):
-        holder = Holder.parse(path.name.removeprefix(SERVER_PREFIX).rsplit("-", 1)[0])
-        if holder is not None and path.is_dir():
-            found.append((str(path), holder))
-    return sweep(found, now, forced, dry_run, _remove_server, "throwaway PostgreSQL server in")
-
-
-def _remove_server(workdir: str) -> None:
-    """Stop the server its record names (only when that process serves that data directory),
-    then remove its directories."""
-    path = Path(workdir)
-    try:
-        record = json.loads((path / SERVER_RECORD).read_text())
-    except (OSError, ValueError):
-        record = {}  # killed before the server was up: only the directory is left
-    pid, data_dir = record.get("pid"), record.get("data_dir")
-    if isinstance(pid, int) and data_dir and _serves(pid, str(data_dir)):
-        os.kill(pid, signal.SIGQUIT)  # immediate shutdown: the data is thrown away
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while pid_alive(pid):
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                break
-            time.sleep(0.05)
-    if record.get("base_dir"):
-        shutil.rmtree(str(record["base_dir"]), ignore_errors=True)
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def _serves(pid: int, data_dir: str) -> bool:
-    """Is ``pid`` a live postgres whose command line names ``data_dir``?"""
-    if not pid_alive(pid):
-        return False
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return data_dir.encode() in command and any(b"postgres" in part for part in command[:1])

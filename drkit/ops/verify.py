@@ -53,6 +53,7 @@ from drkit.handlers import endpoint, kafka_settings
 from drkit.ops.executor import Confirm, RunReport, Status, terminal_confirm
 from drkit.ops.integrity import check_store
 from drkit.ops.plan import FunctionStep, Plan, Step, StepContext
+from drkit.ops.redis_target import SCRATCH_KIND as REDIS_KIND
 from drkit.ops.redis_target import scratch_redis
 from drkit.ops.restore_kafka import chain_for
 from drkit.ops.run import REPORTS_DIR, RunOptions, run_plan
@@ -68,6 +69,7 @@ from drkit.ops.scratch import (
 from drkit.ops.scratch_postgres import cleanup as postgres_cleanup
 from drkit.ops.scratch_postgres import scratch_database
 from drkit.ops.selection import Chosen, object_store, readable, verify_checksums
+from drkit.ops.throwaway import sweep_servers
 from drkit.ops.verify_k8s import cleanup as kubernetes_cleanup
 from drkit.ops.verify_k8s import test_restore as kubernetes_test_restore
 from drkit.ops.verify_timeseries import cleanup as timeseries_cleanup
@@ -109,9 +111,17 @@ def kafka_cleanup(
     return sweep(found, now, forced, dry_run, delete, "topic", ("delete", "deleted"))
 
 
+def redis_cleanup(
+    ctx: OpsContext, store: str, now: datetime, forced: bool, dry_run: bool
+) -> list[str]:
+    """Stop and remove the throwaway ``redis-server`` processes killed runs left on this host."""
+    return sweep_servers(REDIS_KIND, now, forced, dry_run)
+
+
 CLEANUPS: dict[StoreKind, Cleanup] = {
     StoreKind.POSTGRES: postgres_cleanup,
     StoreKind.KAFKA: kafka_cleanup,
+    StoreKind.REDIS: redis_cleanup,
     StoreKind.KUBERNETES: kubernetes_cleanup,
     StoreKind.TIMESERIES: timeseries_cleanup,
 }
@@ -483,7 +493,7 @@ class Verification:
 
     def _redis(self, chosen: Chosen) -> tuple[str, dict[str, Any]]:
         rdb_object(chosen.manifest)  # one RDB: a multi-shard export does not fit one server
-        with scratch_redis() as target:
+        with scratch_redis(holder=self.holder) as target:
             result = restore_redis(chosen.manifest, chosen.objects, target)
         keys = sum(result.keys_per_db.values())
         loaded = (result.loaded or 0) + (result.expired_on_load or 0)

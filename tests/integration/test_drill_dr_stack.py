@@ -38,6 +38,7 @@ from drkit.local.redis import LocalRedis
 from drkit.local.stack import kubernetes_endpoint
 from drkit.local.standby_postgres import LocalStandbyPostgres
 from drkit.ops.scratch import parse_topic, pid_alive
+from drkit.ops.throwaway import working_in
 from drkit.seed.kubernetes import seed_namespace
 from stackmodels import StackOutputs
 from tests.integration.kubernetes_fixture import kubernetes_api
@@ -237,13 +238,13 @@ def test_the_throwaway_server_a_killed_drill_left_is_stopped_and_removed_by_clea
     assert done.returncode == -signal.SIGKILL, done.stdout + done.stderr
     (left,) = set(Path(tempfile.gettempdir()).glob("drkit-scratch-postgres-*")) - before
     record = json.loads((left / "server.json").read_text())
-    assert pid_alive(record["pid"])  # the killed run's server still runs
+    (server,) = working_in(record["cwd"])  # the killed run's server still runs
     monkeypatch.setattr(tasks, "ROOT", project)
     capsys.readouterr()
 
     tasks.verify(Context(), stack="dr", outputs=str(dr_outputs), stores="trading-db", cleanup=True)
 
     printed = capsys.readouterr().out
-    assert f"trading-db: removed throwaway PostgreSQL server in {left}: its run (pid" in printed
-    assert not pid_alive(record["pid"])
-    assert not left.exists() and not Path(record["base_dir"]).exists()
+    assert f"trading-db: removed throwaway postgres server in {left}: its run (pid" in printed
+    assert not pid_alive(server) and working_in(record["cwd"]) == []
+    assert not left.exists() and not any(Path(p).exists() for p in record["paths"])

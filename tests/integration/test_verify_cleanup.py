@@ -1,14 +1,16 @@
-"""The PostgreSQL and Kafka scratch targets of ``invoke verify`` and of the monthly drill carry
-their run's holder tag (``drkit.ops.scratch``): what a SIGKILLed run left is removed by the next
-run, and ``invoke verify --cleanup`` removes what gone runs left, and nothing else: not a live
+"""The PostgreSQL, Kafka and Redis scratch targets of ``invoke verify`` and of the monthly drill
+carry their run's holder tag (``drkit.ops.scratch``): what a SIGKILLed run left is removed by the
+next run, and ``invoke verify --cleanup`` removes what gone runs left, and nothing else: not a live
 run's, not a database or topic that only looks alike, not the store's own."""
 
 from __future__ import annotations
 
 import io
+import json
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -21,20 +23,36 @@ from psycopg import sql
 import tasks
 from drkit.context import OpsContext
 from drkit.handlers import postgres_source
+from drkit.local.redis import LocalRedis
 from drkit.ops.run import RunOptions
-from drkit.ops.scratch import DRILL, VERIFY, Holder, database_name, parse_topic, topic_name
+from drkit.ops.scratch import (
+    DRILL,
+    VERIFY,
+    Holder,
+    database_name,
+    parse_topic,
+    pid_alive,
+    topic_name,
+)
+from drkit.ops.throwaway import working_in
 from drkit.ops.verify import VerifyRequest, exit_code, run_verify
 from tests.integration.ops_helpers import (
+    CACHE,
+    attach_cache,
+    cache_backup,
+    cache_server,
     context,
     create_topics,
     database_backup,
     delete_topics,
+    fill_cache,
     produce,
     stream_backup,
     unique_topics,
 )
 
 pytestmark = pytest.mark.integration
+__all__ = ["cache_server"]
 DB, STREAM = "trading-db", "event-stream"
 
 
@@ -70,6 +88,7 @@ import os, signal, sys, threading
 from pathlib import Path
 from drkit.context import OpsContext
 from drkit.ops import verify
+from drkit.local.redis import LocalRedis
 from drkit.ops.run import RunOptions
 
 both = threading.Barrier(2, timeout=90)
@@ -181,3 +200,56 @@ def test_a_killed_runs_scratch_database_and_topics_go_with_the_next_run_and_clea
     for name in spared_dbs:
         drop_database(ctx, name)
     delete_topics(bootstrap, sorted(spared_topics))
+
+
+KILLED_REDIS_RUN = """
+import os, signal, sys
+from pathlib import Path
+from drkit.context import OpsContext
+from drkit.ops import verify
+from drkit.local.redis import LocalRedis
+from drkit.ops.run import RunOptions
+
+restore_redis = verify.restore_redis
+
+def restored_then_killed(*args, **kwargs):
+    restore_redis(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+verify.restore_redis = restored_then_killed
+project = Path(sys.argv[1])
+ctx = OpsContext.load("local", project_dir=project)
+request = verify.VerifyRequest(stores=["session-cache"])
+verify.run_verify(ctx, request, RunOptions(yes=True), project, sys.stdout)
+raise SystemExit("not killed")
+"""
+
+
+def test_the_scratch_redis_server_a_killed_run_left_is_stopped_by_the_next_run(
+    project: Path, cache_server: LocalRedis
+) -> None:
+    attach_cache(project, cache_server)
+    ctx = context(project)
+    with cache_server.client() as client:
+        fill_cache(client, "killed")
+    cache_backup(ctx)
+    before = set(Path(tempfile.gettempdir()).glob("drkit-scratch-redis-*"))
+
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(KILLED_REDIS_RUN), str(project)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=180,
+    )
+
+    assert done.returncode == -signal.SIGKILL, done.stdout + done.stderr
+    (left,) = set(Path(tempfile.gettempdir()).glob("drkit-scratch-redis-*")) - before
+    record = json.loads((left / "server.json").read_text())
+    (server,) = working_in(record["cwd"])  # the killed run's redis-server still runs
+    out = io.StringIO()
+    run, report = run_verify(ctx, VerifyRequest(stores=[CACHE]), RunOptions(yes=True), project, out)
+    assert exit_code(run, report) == 0, out.getvalue()
+    (detail,) = [c.detail for c in report.checks if c.check == "test-restore"]
+    assert f"before it, removed throwaway redis server in {left}: its run (pid" in detail
+    assert not pid_alive(server) and working_in(record["cwd"]) == [] and not left.exists()

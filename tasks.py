@@ -693,7 +693,8 @@ def backups_info(
         "keep": "leave the local servers up afterwards, for inspection (Ctrl-C stops them)",
         "stack": "local (default: the full drill on this machine); prod or dr: the monthly drill",
         "monthly": "run the monthly drill (scratch restores) even on --stack local",
-        "stores": "monthly drill: comma-separated stores (default: postgres, kafka and redis)",
+        "stores": "monthly drill: comma-separated stores (default: postgres, kafka, redis and "
+        "kubernetes)",
         "outputs": "monthly drill: stack outputs JSON file instead of `pulumi stack output`",
         "pushgateway": "monthly drill: publish results to this Prometheus Pushgateway URL",
         "cloudwatch": "monthly drill: publish results to CloudWatch (TradingDR/Drills)",
@@ -759,7 +760,7 @@ def _monthly_drill(
 
     try:
         ctx = OpsContext.load(stack, Path(outputs) if outputs else None, ROOT)
-        kinds = (StoreKind.POSTGRES, StoreKind.KAFKA, StoreKind.REDIS)
+        kinds = (StoreKind.POSTGRES, StoreKind.KAFKA, StoreKind.REDIS, StoreKind.KUBERNETES)
         chosen = [s.strip() for s in stores.split(",") if s.strip()] or [
             name for kind in kinds for name in ctx.config.stores_of(kind)
         ]
@@ -937,16 +938,23 @@ def failback(
         "outputs": COMMON_HELP["outputs"],
         "dry_run": "print the diff (topic, key, current -> wanted); change nothing",
         "yes": "do not ask before changing topic settings",
+        "snapshot": "only store the topic configuration in the vault now (when it changed since "
+        "the newest snapshot, or none was stored today), as each backup does; change nothing",
     },
 )
 def kafka_topics(
-    c: Context, stack: str = "local", outputs: str = "", dry_run: bool = False, yes: bool = False
+    c: Context,
+    stack: str = "local",
+    outputs: str = "",
+    dry_run: bool = False,
+    yes: bool = False,
+    snapshot: bool = False,
 ) -> None:
     """Reconcile every topic's retention and cleanup settings with its topic class (msk config)."""
     from confluent_kafka import KafkaException
 
     from drkit.context import OpsContext
-    from drkit.kafka_topics import admin_for, reconcile
+    from drkit.kafka_topics import admin_for, reconcile, take_snapshots
     from drkit.ops.executor import terminal_confirm
 
     try:
@@ -955,7 +963,12 @@ def kafka_topics(
     except ValueError as error:
         raise fail(error) from None
     try:
-        code = reconcile(admin, msk, sys.stdout, dry_run=dry_run, yes=yes, confirm=terminal_confirm)
+        if snapshot:
+            code = take_snapshots(ctx, sys.stdout)
+        else:
+            code = reconcile(
+                admin, msk, sys.stdout, dry_run=dry_run, yes=yes, confirm=terminal_confirm
+            )
     except KafkaException as error:
         raise fail(f"kafka: {error}", code=1) from None
     if code:

@@ -31,7 +31,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not all nam
 )
 
 from drkit.storage.objectstore import Encryption, ObjectStore
-from stackmodels.config import Msk, TopicClass
+from stackmodels.config import Msk, StoreKind, TopicClass
 
 if TYPE_CHECKING:
     from drkit.context import OpsContext
@@ -240,9 +240,10 @@ def admin_for(ctx: OpsContext) -> tuple[AdminClient, Msk]:
 # --- the topic configuration snapshot in the vault ----------------------------------------------
 
 SNAPSHOT_FOLDER = "topic-configs/"
-"""``<data class>/<store>/topic-configs/<UTC time>-<sha256 prefix>.json``, one object per change:
-under the store's own prefix, the only one its backup role may write and list
+"""``<data class>/<store>/topic-configs/<UTC time>-<sha256 prefix>.json``, one object per change
+and per day: under the store's own prefix, the only one its backup role may write and list
 (components/backup_iam.py); too short a key for a backup's layout (``parse_backup_prefix``)."""
+FIRST, CHANGED, DAILY = "first", "changed", "daily"
 
 
 def snapshot_prefix(data_class: str, store: str) -> str:
@@ -253,26 +254,131 @@ def _digest_of(key: str) -> str:
     return key.rsplit("/", 1)[-1].removesuffix(".json").rsplit("-", 1)[-1]
 
 
-def store_snapshot_if_changed(
+def snapshot_time(key: str) -> datetime:
+    """When the snapshot under ``key`` was taken (its name starts with the UTC time)."""
+    stamp = key.rsplit("/", 1)[-1].split("-", 1)[0]
+    return datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
+
+
+def snapshot_reason(keys: list[str], digest: str, now: datetime) -> str | None:
+    """Why a snapshot with ``digest`` is due now, given the stored ``keys``, or None: the first
+    one, the configuration changed since the newest, or the newest is of an earlier UTC day."""
+    if not keys:
+        return FIRST
+    newest = max(keys)
+    if _digest_of(newest) != digest:
+        return CHANGED
+    if snapshot_time(newest).date() < now.astimezone(UTC).date():
+        return DAILY
+    return None
+
+
+@dataclass(frozen=True)
+class StoredSnapshot:
+    key: str
+    reason: str
+    """``first``, ``changed`` or ``daily``."""
+
+
+def store_snapshot(
     vault: ObjectStore,
     data_class: str,
     store: str,
     body: bytes,
     now: datetime,
     encryption: Encryption | None = None,
-) -> str | None:
-    """Put ``body`` (the topics' configuration) in the vault unless the newest snapshot of
-    ``store`` holds the same bytes; the new key, or None when nothing changed.
+) -> StoredSnapshot | None:
+    """Put ``body`` (the topics' configuration) in the vault when it changed since the newest
+    snapshot of ``store``, and once a day otherwise (the first seed's "on change + daily");
+    what was stored, or None.
 
-    The digest is in the key, so the comparison lists the store's snapshots (one per change)
-    and reads none. Keys sort by time; a write is create-only, never a replacement.
+    The digest and the time are in the key, so the decision lists the store's snapshots and
+    reads none. Keys sort by time; a write is create-only, never a replacement.
     """
     digest = hashlib.sha256(body).hexdigest()[:16]
     keys = [info.key for info in vault.list_objects(snapshot_prefix(data_class, store))]
-    if keys and _digest_of(max(keys)) == digest:
+    reason = snapshot_reason(keys, digest, now)
+    if reason is None:
         return None
     key = (
         f"{snapshot_prefix(data_class, store)}{now.astimezone(UTC):%Y%m%dT%H%M%S%fZ}-{digest}.json"
     )
     vault.put_bytes(key, body, encryption)
-    return key
+    return StoredSnapshot(key, reason)
+
+
+def take_snapshots(ctx: OpsContext, out: TextIO, now: datetime | None = None) -> int:
+    """``invoke kafka.topics --snapshot``: each Kafka store's topic configuration, as its backup
+    reads it, stored now by the same rule as a backup's (changed, or none yet today). The exit
+    code: 0, or 1 when a store's topics could not be read."""
+    from drkit.backup.kafka import KafkaBackupError, _topics_json, client_settings, describe_topics
+    from drkit.handlers import endpoint, kafka_settings
+
+    moment = now or datetime.now(UTC)
+    failed = 0
+    for store in ctx.config.stores_of(StoreKind.KAFKA):
+        config = ctx.config.stores[store]
+        host, port = endpoint(ctx, store)
+        admin = AdminClient(client_settings(f"{host}:{port}", kafka_settings(ctx, store)))
+        try:
+            body = _topics_json(describe_topics(admin, list(config.topics)))
+        except KafkaBackupError as error:
+            out.write(f"{store}: error: {error}; nothing stored\n")
+            failed += 1
+            continue
+        encryption = ctx.destinations(config.data_class, moment).encryption
+        stored = store_snapshot(ctx.vault(), config.data_class, store, body, moment, encryption)
+        if stored is None:
+            newest = newest_snapshots(ctx.vault(), config.data_class, store, 1)
+            out.write(
+                f"{store}: topic configuration unchanged since {newest[0] if newest else '?'} "
+                "(stored today): nothing stored\n"
+            )
+        else:
+            out.write(f"{store}: stored {stored.key} ({stored.reason})\n")
+    return 1 if failed else 0
+
+
+def newest_snapshots(
+    vault: ObjectStore, data_class: str, store: str, count: int = 2, until: datetime | None = None
+) -> list[str]:
+    """The keys of the store's newest ``count`` snapshots (taken at or before ``until``),
+    oldest first. One LIST (a page per 1,000 snapshots: about three years of daily ones)."""
+    keys = sorted(info.key for info in vault.list_objects(snapshot_prefix(data_class, store)))
+    if until is not None:
+        keys = [k for k in keys if snapshot_time(k) <= until]
+    return keys[-count:]
+
+
+def snapshot_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """``topic key: before -> after`` per difference between two parsed snapshots
+    (``drkit.backup.kafka.parse_topics_json``); topics added or removed as a whole."""
+    lines = []
+    for topic in sorted(set(old) | set(new)):
+        if topic not in old:
+            lines.append(f"{topic}: added ({_shape(new[topic])})")
+            continue
+        if topic not in new:
+            lines.append(f"{topic}: removed (was {_shape(old[topic])})")
+            continue
+        before, after = old[topic], new[topic]
+        for field_name in ("partitions", "replication_factor"):
+            a, b = getattr(before, field_name), getattr(after, field_name)
+            if a != b:
+                lines.append(f"{topic} {field_name}: {a} -> {b}")
+        for key in sorted(set(before.configs) | set(after.configs)):
+            a, b = before.configs.get(key), after.configs.get(key)
+            if a != b:
+                lines.append(f"{topic} {key}: {_value(a)} -> {_value(b)}")
+    return lines
+
+
+def _shape(config: Any) -> str:
+    settings = ", ".join(f"{k}={v}" for k, v in sorted(config.configs.items()))
+    return f"{config.partitions} partitions, replication {config.replication_factor}" + (
+        f", {settings}" if settings else ""
+    )
+
+
+def _value(value: str | None) -> str:
+    return "(default)" if value is None else value

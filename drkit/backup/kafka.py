@@ -53,7 +53,7 @@ from drkit.backup.manifest import Manifest, parse_backup_prefix
 from drkit.bounds import io_bounds
 from drkit.kafka_frames import VERSION as FRAME_VERSION
 from drkit.kafka_frames import FrameWriter, ObjectHeader, Record, encode
-from drkit.kafka_topics import store_snapshot_if_changed
+from drkit.kafka_topics import store_snapshot
 from stackmodels.kafka_access import READER_GROUP_PREFIX
 
 log = logging.getLogger("drkit.backup.kafka")
@@ -398,15 +398,20 @@ class KafkaHandler:
     @staticmethod
     def _snapshot_topic_configs(session: BackupSession, topics_json: bytes) -> None:
         """The topics' configuration in the store's ``topic-configs/`` folder when it changed
-        since the last stored snapshot (drkit.kafka_topics)."""
+        since the last stored snapshot, and daily otherwise (drkit.kafka_topics)."""
         parsed = parse_backup_prefix(session.prefix + "x")
         if parsed is None:
             return
-        stored = store_snapshot_if_changed(
+        stored = store_snapshot(
             session.vault, parsed[0], parsed[1], topics_json, datetime.now(UTC), session.encryption
         )
         if stored is not None:
-            log.info("topic configuration changed: stored %s", stored, extra={"store": parsed[1]})
+            log.info(
+                "topic configuration snapshot (%s): stored %s",
+                stored.reason,
+                stored.key,
+                extra={"store": parsed[1]},
+            )
 
     def _previous_end_offsets(
         self, cluster: str | None, ids: dict[str, str], warnings: list[str]

@@ -1,11 +1,23 @@
 """The monthly drill against a provisioned stack (``invoke drill --stack dr``).
 
-Nothing of the platform is broken: every store's newest backup is restored into a scratch target
-(a scratch database, a throwaway Redis, renamed scratch topics), counted against its manifest,
-and removed; the time each restore took is the drill's RTO, and the age of the newest backup when
-the drill ran is the data a disaster at that moment would lose (RPO). The results go to the
-Pushgateway and CloudWatch, where the dashboard's "Last drill" and "Drill RTO / RPO" panels read
-them. It is ``invoke verify`` with measurements and publication, so both share one code path.
+Nothing of the platform is broken: every store's newest backup is restored into a writable scratch
+target, counted against its manifest, and removed; the targets are those of ``invoke verify``
+(``drkit.ops.scratch``, one naming and cleanup scheme) with the drill's purpose, ``dr-test``, in
+their names:
+
+- PostgreSQL: a scratch database ``<database>_dr_test_<holder tag>``; on a dr stack, whose exported
+  endpoint is the read-only secondary (locally the streaming standby) following prod's writer, on a
+  throwaway server instead, never on either (``drkit.ops.scratch_postgres``);
+- Kafka: topics renamed under the prefix ``dr-test.<holder tag>.``;
+- Redis: a throwaway ``redis-server``;
+- Kubernetes: the namespace ``<namespace>-dr-test``, the second seed's monthly drill
+  (``aipx-dr-test``), with no pods allowed to run;
+
+a killed drill's leftovers are removed by the next run or ``invoke verify --cleanup``; the time each
+restore took is the drill's RTO, and the age of the newest backup when the drill ran is the data a
+disaster at that moment would lose (RPO). The results go to the Pushgateway and CloudWatch, where
+the dashboard's "Last drill" and "Drill RTO / RPO" panels read them. It is ``invoke verify`` with
+measurements and publication, so both share one code path.
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway
 from drkit.context import OpsContext
 from drkit.ops.executor import Confirm, RunReport, terminal_confirm
 from drkit.ops.run import RunOptions
+from drkit.ops.scratch import DRILL
 from drkit.ops.verify import PASSING, VerifyReport, VerifyRequest, run_verify
 from stackmodels import metrics as names
 
@@ -171,7 +184,12 @@ def run_monthly_drill(
     report = MonthlyDrillReport(ctx.stack, datetime.now(UTC).isoformat())
     out.write(f"== Monthly DR drill on stack {ctx.stack}: scratch restores, counts, clean up\n")
     run, verify = run_verify(
-        ctx, VerifyRequest(stores=stores, test_restore=True), options, project_dir, out, confirm
+        ctx,
+        VerifyRequest(stores=stores, test_restore=True, purpose=DRILL),
+        options,
+        project_dir,
+        out,
+        confirm,
     )
     if options.dry_run:
         return report

@@ -12,18 +12,22 @@ reads its manifest: everything a restore or an auditor needs, object by object.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from drkit.backup.kafka import KIND as KAFKA
+from drkit.backup.kafka import parse_topics_json
 from drkit.backup.manifest import Manifest
 from drkit.catalog import CatalogEntry
 from drkit.context import OpsContext
+from drkit.kafka_topics import newest_snapshots, snapshot_diff
 from drkit.ops.selection import object_store, readable
 from drkit.progress import human_bytes
 from drkit.recovery import BACKUP_ID, BackupIndex, RecoveryError
+from drkit.storage.objectstore import ObjectStore
 
 
 class ListRequest(BaseModel):
@@ -177,10 +181,35 @@ class InfoRequest(BaseModel):
 
 
 @dataclass
+class TopicConfigHistory:
+    """A Kafka store's newest two topic-configuration snapshots as of a backup, and their diff."""
+
+    snapshots: list[str]
+    """Keys, oldest first (none, one or two)."""
+    diff: list[str]
+    """``topic key: before -> after`` lines; empty when both hold the same or there is one."""
+
+    def to_text(self) -> list[str]:
+        if not self.snapshots:
+            return ["  topic configuration: no snapshot in this copy"]
+        lines = ["  topic configuration snapshots (newest two as of this backup):"]
+        lines += [f"    {key}" for key in self.snapshots]
+        if len(self.snapshots) < 2:
+            lines.append("    (one snapshot: nothing to compare)")
+        elif not self.diff:
+            lines.append("    no difference (the newer is the daily snapshot)")
+        else:
+            lines.append("  topic configuration changes (older -> newer):")
+            lines += [f"    {line}" for line in self.diff]
+        return lines
+
+
+@dataclass
 class BackupInfo:
     entry: CatalogEntry
     manifest: Manifest
     source: str
+    topic_configs: TopicConfigHistory | None = None
 
     def to_json(self) -> str:
         body = {
@@ -189,6 +218,8 @@ class BackupInfo:
             "recovery_point": self.manifest.recovery_point.isoformat(),
             "manifest": self.manifest.model_dump(mode="json"),
         }
+        if self.topic_configs is not None:
+            body["topic_configs"] = asdict(self.topic_configs)
         return json.dumps(body, indent=2) + "\n"
 
     def to_text(self) -> str:
@@ -219,6 +250,8 @@ class BackupInfo:
                 f"    {item.name:32} {human_bytes(item.size):>10} stored "
                 f"{human_bytes(item.raw_size):>10} raw {item.compression:5} sha256 {item.sha256}"
             )
+        if self.topic_configs is not None:
+            lines += self.topic_configs.to_text()
         return "\n".join(lines) + "\n"
 
 
@@ -242,4 +275,16 @@ def backup_info(ctx: OpsContext, request: InfoRequest) -> BackupInfo:
                 f"{objects.name} (see `invoke backups.list`)"
             )
         manifest = index.manifest(entry)
-    return BackupInfo(entry, manifest, objects.name)
+        history = topic_history(objects, manifest) if manifest.kind == KAFKA else None
+    return BackupInfo(entry, manifest, objects.name, history)
+
+
+def topic_history(objects: ObjectStore, manifest: Manifest) -> TopicConfigHistory:
+    """The store's newest two topic-configuration snapshots up to the end of ``manifest``'s
+    backup, and what changed between them (two small GETs)."""
+    keys = newest_snapshots(
+        objects, manifest.data_class, manifest.store, 2, until=manifest.finished_at
+    )
+    parsed = [parse_topics_json(objects.get_bytes(key), key) for key in keys]
+    diff = snapshot_diff(parsed[0], parsed[1]) if len(parsed) == 2 else []
+    return TopicConfigHistory(keys, diff)

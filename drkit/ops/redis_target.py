@@ -35,10 +35,13 @@ from drkit.backup.redis import RedisSource
 from drkit.context import LOCAL_STACK, LOCAL_STATE, OpsContext
 from drkit.local.process import port_open
 from drkit.local.redis import REDIS_SERVER, LocalRedis
+from drkit.ops.scratch import Holder
+from drkit.ops.throwaway import make_workdir, record
 from drkit.recovery import RecoveryError
 from drkit.restore.redis import VolumeTarget, local_redis_target
 
 CONTROL_FILE = "control.json"
+SCRATCH_KIND = "redis"
 STOP_TIMEOUT_S = 30.0
 
 
@@ -149,16 +152,25 @@ def server_run_id(target: VolumeTarget) -> str:
 
 
 @contextmanager
-def scratch_redis(parent: Path | None = None) -> Iterator[VolumeTarget]:
-    """A throwaway Redis on a free loopback port, removed with its files on exit."""
+def scratch_redis(
+    parent: Path | None = None, holder: Holder | None = None
+) -> Iterator[VolumeTarget]:
+    """A throwaway Redis on a free loopback port, removed with its files on exit. With the run's
+    ``holder``, its directory is named for it and records the server, so the next run or
+    ``invoke verify --cleanup`` stops one a killed run left (``drkit.ops.throwaway``)."""
     if shutil.which(REDIS_SERVER) is None:
         raise RecoveryError(
             f"a test restore of Redis needs {REDIS_SERVER} on this host's PATH (apt-get install "
             "redis-server)"
         )
-    workdir = Path(tempfile.mkdtemp(prefix="drkit-scratch-redis-", dir=parent))
+    if holder is None:
+        workdir = Path(tempfile.mkdtemp(prefix="drkit-scratch-redis-", dir=parent))
+    else:
+        workdir = make_workdir(SCRATCH_KIND, holder, parent)
     try:
         with LocalRedis(workdir) as server:
+            if holder is not None:
+                record(workdir, server, [])
             yield local_redis_target(server)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

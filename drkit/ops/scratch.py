@@ -1,9 +1,9 @@
-"""Scratch targets of ``invoke verify``: named so that they can be found again, and told apart
-from those of a run still going.
+"""Scratch targets of ``invoke verify`` and of the monthly drill (``invoke drill --stack S``):
+named so that they can be found again, and told apart from those of a run still going.
 
-Every scratch target a test restore makes (a namespace, a time-series database) carries a
-**holder tag**: which host (a digest of its name), which process, when it started, and a random
-token. A run killed with SIGKILL cannot remove its scratch target; the next run, or
+Every scratch target a test restore makes (a namespace, a PostgreSQL or time-series database, Kafka
+topics) carries a **holder tag**: which host (a digest of its name), which process, when it started,
+and a random token. A run killed with SIGKILL cannot remove its scratch target; the next run, or
 ``invoke verify --cleanup``, finds it by its name or label and removes it when its holder is gone:
 
 - the holder ran on this host and its process is gone (or a zombie): removed at once;
@@ -12,6 +12,18 @@ token. A run killed with SIGKILL cannot remove its scratch target; the next run,
 - it ran on another host and is younger: a run there may still be using it, so the next run
   leaves it; ``--cleanup`` removes it (the operator says no other verify is running);
 - its process on this host is alive: never removed.
+
+Names, one scheme per kind of target, with the run's **purpose** (``verify``, or ``dr-test`` for
+the monthly drill) in them:
+
+- databases (PostgreSQL, InfluxDB): ``<database>_<purpose>_<holder tag>`` (``dr-test`` as
+  ``dr_test``), the database part cut short to fit 63 characters;
+- Kafka topics: ``<purpose>.<holder tag>.<topic>``: one prefix per run, so a listing finds them;
+- namespaces: ``<namespace>-verify-<token>``; the drill restores into ``<namespace>-dr-test``, the
+  namespace of the second seed's monthly drill (``aipx-dr-test``). Both carry the holder tag as a
+  label (``drkit.ops.verify_k8s``), which is how they are found again.
+
+``sweep`` is the one way a cleanup judges what it found and removes it.
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ import os
 import re
 import secrets
 import socket
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +41,15 @@ from pathlib import Path
 from drkit.recovery import RecoveryError
 
 STALE_AFTER = timedelta(hours=6)
+_TAG_BODY = r"[0-9a-f]{8}_\d{1,10}_\d{1,12}_[0-9a-f]{6}"
 _TAG = re.compile(r"^([0-9a-f]{8})_(\d{1,10})_(\d{1,12})_([0-9a-f]{6})$")
+VERIFY, DRILL = "verify", "dr-test"
+PURPOSES = (VERIFY, DRILL)
+"""What made a scratch target: ``invoke verify``, or the monthly drill."""
+MAX_DATABASE_NAME = 63
+"""PostgreSQL's identifier limit (InfluxDB has none; one rule for both)."""
+_DATABASE = re.compile(rf"^(.+)_(verify|dr_test)_({_TAG_BODY})$")
+_TOPIC = re.compile(rf"^(verify|dr-test)\.({_TAG_BODY})\.(.+)$")
 
 
 class ScratchExists(RecoveryError):
@@ -90,6 +111,79 @@ class Holder:
         if forced:
             return "--cleanup: made by a run on another host"
         return None
+
+
+def _purpose(purpose: str) -> str:
+    if purpose not in PURPOSES:
+        raise ValueError(f"scratch purpose {purpose!r}: one of {', '.join(PURPOSES)}")
+    return purpose
+
+
+def database_name(database: str, holder: Holder, purpose: str = VERIFY) -> str:
+    """``<database>_<purpose>_<holder tag>``, the database part cut short to fit 63."""
+    suffix = f"_{_purpose(purpose).replace('-', '_')}_{holder.tag}"
+    return database[: MAX_DATABASE_NAME - len(suffix)] + suffix
+
+
+def parse_database(name: str, database: str) -> Holder | None:
+    """The holder of ``name`` when it is a scratch copy of ``database``, else None."""
+    match = _DATABASE.match(name)
+    if match is None:
+        return None
+    stem = match.group(1)
+    if stem != database and not (database.startswith(stem) and len(name) == MAX_DATABASE_NAME):
+        return None
+    return Holder.parse(match.group(3))
+
+
+def topic_name(topic: str, holder: Holder, purpose: str = VERIFY) -> str:
+    """``<purpose>.<holder tag>.<topic>`` (a Kafka topic name takes up to 249 characters)."""
+    return f"{_purpose(purpose)}.{holder.tag}.{topic}"
+
+
+def topic_prefix(holder: Holder, purpose: str = VERIFY) -> str:
+    return f"{_purpose(purpose)}.{holder.tag}."
+
+
+def parse_topic(name: str) -> tuple[Holder, str] | None:
+    """(holder, original topic) of a scratch topic, else None."""
+    match = _TOPIC.match(name)
+    if match is None:
+        return None
+    holder = Holder.parse(match.group(2))
+    return None if holder is None else (holder, match.group(3))
+
+
+def namespace_name(namespace: str, holder: Holder, purpose: str = VERIFY) -> str:
+    """``<namespace>-verify-<token>``; for the drill ``<namespace>-dr-test`` (the seed's
+    ``aipx-dr-test``). Cut short to fit 63 characters."""
+    suffix = f"-{DRILL}" if _purpose(purpose) == DRILL else f"-{VERIFY}-{holder.token}"
+    return namespace[: 63 - len(suffix)].rstrip("-") + suffix
+
+
+def sweep(
+    found: Iterable[tuple[str, Holder]],
+    now: datetime,
+    forced: bool,
+    dry_run: bool,
+    remove: Callable[[str], None],
+    what: str,
+    verb: tuple[str, str] = ("remove", "removed"),
+) -> list[str]:
+    """Remove each ``(name, holder)`` whose run is gone; one line per one found.
+
+    ``what`` names the kind (``database``, ``topic``), ``verb`` how it goes (``drop``)."""
+    lines = []
+    for name, holder in found:
+        reason = holder.orphaned(now, forced)
+        if reason is None:
+            lines.append(f"kept {what} {name}: its run may still be going")
+            continue
+        if not dry_run:
+            remove(name)
+        done = f"would {verb[0]}" if dry_run else verb[1]
+        lines.append(f"{done} {what} {name}: {reason}")
+    return lines
 
 
 def pid_alive(pid: int) -> bool:

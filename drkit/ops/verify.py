@@ -34,7 +34,6 @@ Every check is a step of one layer (all run, whatever another finds); the run en
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -43,24 +42,34 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
-import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 from confluent_kafka.admin import AdminClient
-from psycopg import sql
 from pydantic import BaseModel, ConfigDict, Field
 
 from drkit.backup.kafka import client_settings
 from drkit.catalog import Catalog, CatalogEntry
 from drkit.context import OpsContext
-from drkit.handlers import endpoint, kafka_settings, postgres_source
+from drkit.handlers import endpoint, kafka_settings
 from drkit.ops.executor import Confirm, RunReport, Status, terminal_confirm
 from drkit.ops.integrity import check_store
 from drkit.ops.plan import FunctionStep, Plan, Step, StepContext
+from drkit.ops.redis_target import SCRATCH_KIND as REDIS_KIND
 from drkit.ops.redis_target import scratch_redis
 from drkit.ops.restore_kafka import chain_for
 from drkit.ops.run import REPORTS_DIR, RunOptions, run_plan
-from drkit.ops.scratch import Holder
+from drkit.ops.scratch import (
+    PURPOSES,
+    VERIFY,
+    Holder,
+    parse_topic,
+    sweep,
+    topic_name,
+    topic_prefix,
+)
+from drkit.ops.scratch_postgres import cleanup as postgres_cleanup
+from drkit.ops.scratch_postgres import scratch_database
 from drkit.ops.selection import Chosen, object_store, readable, verify_checksums
+from drkit.ops.throwaway import sweep_servers
 from drkit.ops.verify_k8s import cleanup as kubernetes_cleanup
 from drkit.ops.verify_k8s import test_restore as kubernetes_test_restore
 from drkit.ops.verify_timeseries import cleanup as timeseries_cleanup
@@ -83,7 +92,36 @@ OK, MISS, NOT_CONFIGURED, UNREACHABLE = "ok", "miss", "not_configured", "unreach
 PASSING = {OK, NOT_CONFIGURED}
 
 Cleanup = Callable[[OpsContext, str, datetime, bool, bool], list[str]]
+
+
+def kafka_cleanup(
+    ctx: OpsContext, store: str, now: datetime, forced: bool, dry_run: bool
+) -> list[str]:
+    """Delete the scratch topics (``<purpose>.<holder tag>.<topic>``) killed runs left on the
+    store's cluster; one line per one found."""
+    host, port = endpoint(ctx, store)
+    admin = AdminClient(client_settings(f"{host}:{port}", kafka_settings(ctx, store)))
+    listed = admin.list_topics(timeout=30).topics
+    found = [(t, parsed[0]) for t in sorted(listed) if (parsed := parse_topic(t)) is not None]
+
+    def delete(topic: str) -> None:
+        for future in admin.delete_topics([topic], operation_timeout=30).values():
+            future.result()
+
+    return sweep(found, now, forced, dry_run, delete, "topic", ("delete", "deleted"))
+
+
+def redis_cleanup(
+    ctx: OpsContext, store: str, now: datetime, forced: bool, dry_run: bool
+) -> list[str]:
+    """Stop and remove the throwaway ``redis-server`` processes killed runs left on this host."""
+    return sweep_servers(REDIS_KIND, now, forced, dry_run)
+
+
 CLEANUPS: dict[StoreKind, Cleanup] = {
+    StoreKind.POSTGRES: postgres_cleanup,
+    StoreKind.KAFKA: kafka_cleanup,
+    StoreKind.REDIS: redis_cleanup,
     StoreKind.KUBERNETES: kubernetes_cleanup,
     StoreKind.TIMESERIES: timeseries_cleanup,
 }
@@ -98,6 +136,8 @@ class VerifyRequest(BaseModel):
     source: str = Field(default="vault", pattern="^(vault|mirror)$")
     all_backups: bool = False
     """Integrity-check every backup in the retention window, not the newest and a sample."""
+    purpose: str = Field(default=VERIFY, pattern=f"^({'|'.join(PURPOSES)})$")
+    """What the scratch targets are named for: ``verify``, or ``dr-test`` (the monthly drill)."""
 
 
 class CheckMissed(RuntimeError):
@@ -437,32 +477,23 @@ class Verification:
         return [line for line in lines if not line.startswith("kept ")]
 
     def _kubernetes(self, chosen: Chosen) -> tuple[str, dict[str, Any]]:
-        return kubernetes_test_restore(self.ctx, chosen, self.holder, self.request.source)
+        return kubernetes_test_restore(
+            self.ctx, chosen, self.holder, self.request.source, self.request.purpose
+        )
 
     def _timeseries(self, chosen: Chosen) -> tuple[str, dict[str, Any]]:
-        return timeseries_test_restore(self.ctx, chosen, self.holder)
+        return timeseries_test_restore(self.ctx, chosen, self.holder, self.request.purpose)
 
     def _postgres(self, chosen: Chosen) -> tuple[str, dict[str, Any]]:
-        server = postgres_source(self.ctx, chosen.store)
-        database = f"{server.database}_verify_{secrets.token_hex(3)}"[:63]
-        target = postgres_source(self.ctx, chosen.store, database)
-        with psycopg.connect(server.conninfo("postgres"), autocommit=True) as connection:
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-        try:
-            restore_postgres(chosen.manifest, chosen.objects, target)
-            found = count_rows(target, list(chosen.manifest.counts))
-        finally:
-            with psycopg.connect(server.conninfo("postgres"), autocommit=True) as connection:
-                connection.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                        sql.Identifier(database)
-                    )
-                )
-        return _compare(chosen, found, "rows", f"scratch database {database} (dropped)")
+        with scratch_database(self.ctx, chosen.store, self.holder, self.request.purpose) as scratch:
+            restore_postgres(chosen.manifest, chosen.objects, scratch.target)
+            found = count_rows(scratch.target, list(chosen.manifest.counts))
+        detail, figures = _compare(chosen, found, "rows", scratch.where)
+        return detail, figures | {"scratch_database": scratch.target.database}
 
     def _redis(self, chosen: Chosen) -> tuple[str, dict[str, Any]]:
         rdb_object(chosen.manifest)  # one RDB: a multi-shard export does not fit one server
-        with scratch_redis() as target:
+        with scratch_redis(holder=self.holder) as target:
             result = restore_redis(chosen.manifest, chosen.objects, target)
         keys = sum(result.keys_per_db.values())
         loaded = (result.loaded or 0) + (result.expired_on_load or 0)
@@ -480,9 +511,8 @@ class Verification:
         host, port = endpoint(self.ctx, chosen.store)
         bootstrap = f"{host}:{port}"
         settings = kafka_settings(self.ctx, chosen.store)
-        suffix = secrets.token_hex(3)
         topics = sorted({t for m in chain for t in m.counts})
-        rename = {t: f"{t}.verify-{suffix}" for t in topics}
+        rename = {t: topic_name(t, self.holder, self.request.purpose) for t in topics}
         try:
             result = restore_kafka(
                 chain, chosen.objects, bootstrap, topics, rename, client_config=settings
@@ -503,9 +533,9 @@ class Verification:
             raise CheckMissed(f"records (restored, in the chain) differ: {wrong}")
         return (
             f"chain {chain[0].backup_id}..{chain[-1].backup_id} ({len(chain)} backups): "
-            f"{sum(found.values()):,} records into scratch topics *.verify-{suffix} (deleted), "
-            "counts match",
-            {"records": found},
+            f"{sum(found.values()):,} records into scratch topics "
+            f"{topic_prefix(self.holder, self.request.purpose)}* (deleted), counts match",
+            {"records": found, "scratch_topics": sorted(rename.values())},
         )
 
 

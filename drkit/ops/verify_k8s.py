@@ -1,8 +1,9 @@
 """The test restore of a Kubernetes-state backup for ``invoke verify``.
 
 The newest backup is restored into a scratch namespace ``<namespace>-verify-<token>`` of the
-store's cluster, compared object by object with the archive, and the namespace deleted, also when
-the restore or the comparison fails:
+store's cluster (the monthly drill: ``<namespace>-dr-test``, the second seed's ``aipx-dr-test``),
+compared object by object with the archive, and the namespace deleted, also when the restore or the
+comparison fails:
 
 - **refused, not replaced**: a namespace of that name that already exists is never written to or
   deleted; the check misses and names it.
@@ -41,7 +42,7 @@ from drkit.kubestate.compare import StateDiff, differences, object_id
 from drkit.kubestate.reader import NamespaceReader
 from drkit.kubestate.sealing import DataKey, unseal_secret
 from drkit.ops.restore_k8s import RestoreK8sRequest, kubernetes_api, prepare
-from drkit.ops.scratch import Holder, RestoreDiffers, ScratchExists
+from drkit.ops.scratch import VERIFY, Holder, RestoreDiffers, ScratchExists, namespace_name
 from drkit.ops.selection import Chosen
 from drkit.restore.kubernetes import (
     RESTORED,
@@ -66,10 +67,10 @@ DELETE_TIMEOUT_S = 60.0
 POLL_S = 0.2
 
 
-def scratch_name(namespace: str, holder: Holder) -> str:
-    """``<namespace>-verify-<token>``, the namespace cut short to fit 63 characters."""
-    suffix = f"-verify-{holder.token}"
-    return namespace[: 63 - len(suffix)].rstrip("-") + suffix
+def scratch_name(namespace: str, holder: Holder, purpose: str = VERIFY) -> str:
+    """``<namespace>-verify-<token>``, or ``<namespace>-dr-test`` for the monthly drill
+    (``drkit.ops.scratch.namespace_name``)."""
+    return namespace_name(namespace, holder, purpose)
 
 
 def scratch_labels(store: str, holder: Holder) -> dict[str, str]:
@@ -85,12 +86,15 @@ class Comparison:
     """Objects of the archive a scratch restore does not create (bare Pods)."""
 
 
-def test_restore(ctx: OpsContext, chosen: Chosen, holder: Holder, source: str) -> tuple[str, Any]:
+def test_restore(
+    ctx: OpsContext, chosen: Chosen, holder: Holder, source: str, purpose: str = VERIFY
+) -> tuple[str, Any]:
     """Restore ``chosen`` into a scratch namespace, compare, delete; (detail, figures) or raises."""
+    namespace = str(chosen.manifest.source.get("namespace") or "ns")
     request = RestoreK8sRequest(
         store=chosen.store,
         backup=chosen.entry.backup_id,
-        namespace_to=scratch_name(str(chosen.manifest.source.get("namespace") or "ns"), holder),
+        namespace_to=scratch_name(namespace, holder, purpose),
         source=source,
     )
     prepared = prepare(ctx, request, None)

@@ -1,23 +1,31 @@
 """The test restore of a time-series backup for ``invoke verify``.
 
 The newest backup (one window of every measurement, Parquet) is restored into a scratch database
-``<database>_verify_<holder tag>`` on the store's own InfluxDB server, the points per measurement
-in the window counted and compared with the manifest's counts, and the database dropped, also when
-the restore or the comparison fails. A database of that name that already exists is refused, never
-written to or dropped. The holder tag in the name (``drkit.ops.scratch``) lets the next run, or
-``invoke verify --cleanup``, drop a database a killed run left.
+``<database>_verify_<holder tag>`` (``_dr_test_`` for the monthly drill) on the store's own InfluxDB
+server, the points per measurement in the window counted and compared with the manifest's counts,
+and the database dropped, also when the restore or the comparison fails. A database of that name
+that already exists is refused, never written to or dropped. The holder tag in the name
+(``drkit.ops.scratch``) lets the next run, or ``invoke verify --cleanup``, drop a database a killed
+run left.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
 from drkit.context import OpsContext
 from drkit.handlers import endpoint
 from drkit.influx import InfluxEndpoint, quote_ident
-from drkit.ops.scratch import Holder, RestoreDiffers, ScratchExists
+from drkit.ops.scratch import (
+    VERIFY,
+    Holder,
+    RestoreDiffers,
+    ScratchExists,
+    database_name,
+    parse_database,
+    sweep,
+)
 from drkit.ops.selection import Chosen
 from drkit.restore.timeseries import restore_timeseries
 
@@ -40,13 +48,15 @@ def influx_endpoint(ctx: OpsContext, store: str) -> tuple[InfluxEndpoint, str]:
     return server, exported.database or store
 
 
-def scratch_database(database: str, holder: Holder) -> str:
-    return f"{database}{INFIX}{holder.tag}"
+def scratch_database(database: str, holder: Holder, purpose: str = VERIFY) -> str:
+    return database_name(database, holder, purpose)
 
 
-def test_restore(ctx: OpsContext, chosen: Chosen, holder: Holder) -> tuple[str, dict[str, Any]]:
+def test_restore(
+    ctx: OpsContext, chosen: Chosen, holder: Holder, purpose: str = VERIFY
+) -> tuple[str, dict[str, Any]]:
     server, database = influx_endpoint(ctx, chosen.store)
-    scratch = scratch_database(database, holder)
+    scratch = scratch_database(database, holder, purpose)
     if scratch in server.databases():
         raise ScratchExists(
             f"scratch database {scratch!r} already exists on {server.address}: refused, not "
@@ -79,20 +89,9 @@ def test_restore(ctx: OpsContext, chosen: Chosen, holder: Holder) -> tuple[str, 
 def cleanup(ctx: OpsContext, store: str, now: datetime, forced: bool, dry_run: bool) -> list[str]:
     """Drop the scratch databases of ``store`` that killed runs left; one line per one found."""
     server, database = influx_endpoint(ctx, store)
-    pattern = re.compile(re.escape(database + INFIX) + r"(.+)$")
-    lines = []
-    for name in server.databases():
-        match = pattern.match(name)
-        if match is None:
-            continue
-        holder = Holder.parse(match.group(1))
-        if holder is None:
-            continue  # a database of someone else's that happens to look alike
-        reason = holder.orphaned(now, forced)
-        if reason is None:
-            lines.append(f"kept database {name}: its run may still be going")
-            continue
-        if not dry_run:
-            server.query(f"DROP DATABASE {quote_ident(name)}", write=True)
-        lines.append(f"{'would drop' if dry_run else 'dropped'} database {name}: {reason}")
-    return lines
+    found = [(n, h) for n in server.databases() if (h := parse_database(n, database)) is not None]
+
+    def drop(name: str) -> None:
+        server.query(f"DROP DATABASE {quote_ident(name)}", write=True)
+
+    return sweep(found, now, forced, dry_run, drop, "database", ("drop", "dropped"))

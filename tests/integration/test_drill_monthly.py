@@ -61,11 +61,18 @@ def test_monthly_drill_restores_to_scratch_measures_and_publishes(
         assert 0 < result.restore_seconds <= result.rto_objective_seconds
         assert result.backup_age_seconds is not None and result.backup_age_seconds >= 0
 
-    # the scratch database is gone; the source is untouched
+    # the scratch database, named for the drill, is gone; the source is untouched
     server = postgres_source(ctx, "trading-db")
+    verify_report = json.loads((project / "reports" / "verify.json").read_text())
+    (restored,) = [
+        c["figures"]
+        for c in verify_report["checks"]
+        if c["check"] == "test-restore" and c["subject"] == "trading-db"
+    ]
+    assert restored["scratch_database"].startswith(f"{server.database}_dr_test_")
     with psycopg.connect(server.conninfo("postgres")) as connection:
         scratch = connection.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{server.database}_verify%",)
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{server.database}_dr%",)
         ).fetchall()
     assert scratch == []
 

@@ -22,6 +22,7 @@ from drkit.local.redis import LocalRedis
 from drkit.ops.backups_info import ListRequest, list_backups
 from drkit.ops.executor import Status
 from drkit.ops.run import RunOptions
+from drkit.ops.scratch import parse_topic
 from drkit.ops.verify import VerifyRequest, exit_code, run_verify
 from stackmodels import StackOutputs
 from stackmodels.outputs import AuroraCluster, AuroraOutputs, Bucket, VaultReplication
@@ -94,7 +95,8 @@ def test_fresh_intact_restorable_backups_pass_and_are_marked_verified(
         ).fetchall()
     assert left == []
     listed = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics
-    assert not [t for t in listed if ".verify-" in t and t.split(".verify-")[0] in topics]
+    scratch = [parsed[1] for t in listed if (parsed := parse_topic(t)) is not None]
+    assert not set(scratch) & set(topics)
 
 
 def tamper(ctx: Any, manifest: Manifest) -> str:

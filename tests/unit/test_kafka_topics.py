@@ -1,10 +1,23 @@
-"""The diff between the broker's topic settings and the config's topic classes."""
+"""The diff between the broker's topic settings and the config's topic classes; when a topic
+configuration snapshot is due (first, changed, daily) and what differs between two."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from drkit.kafka_topics import Change, diff, wanted_settings
+from drkit.backup.kafka import TopicConfig
+from drkit.kafka_topics import (
+    CHANGED,
+    DAILY,
+    FIRST,
+    Change,
+    diff,
+    snapshot_diff,
+    snapshot_reason,
+    snapshot_time,
+    wanted_settings,
+)
 from stackmodels import StackConfig
 from stackmodels.config import Msk
 
@@ -78,3 +91,42 @@ def test_the_shipped_prod_topics_each_have_a_class() -> None:
     found = diff(current, config.msk)
     assert {c.topic for c in found.changes} == set(config.msk.topics)
     assert found.unknown == [] and found.missing == []
+
+
+NOW = datetime(2026, 12, 3, 13, 30, tzinfo=UTC)
+
+
+def key(moment: datetime, digest: str) -> str:
+    return f"trading-signals/event-stream/topic-configs/{moment:%Y%m%dT%H%M%S%fZ}-{digest}.json"
+
+
+def test_a_snapshot_is_due_first_on_change_and_once_a_day() -> None:
+    earlier_today, yesterday = NOW - timedelta(hours=13), NOW - timedelta(days=1)
+    assert snapshot_time(key(earlier_today, "ab")) == earlier_today
+    assert snapshot_reason([], "ab", NOW) == FIRST
+    assert snapshot_reason([key(earlier_today, "ab")], "cd", NOW) == CHANGED
+    assert snapshot_reason([key(earlier_today, "ab")], "ab", NOW) is None
+    assert snapshot_reason([key(yesterday, "ab")], "ab", NOW) == DAILY
+    # The newest decides, not an older one with the same digest.
+    assert snapshot_reason([key(yesterday, "cd"), key(earlier_today, "ab")], "cd", NOW) == CHANGED
+
+
+def test_the_diff_between_two_snapshots_names_each_changed_setting() -> None:
+    old = {
+        "orders": TopicConfig(partitions=3, replication_factor=3, configs={"retention.ms": "1"}),
+        "gone": TopicConfig(partitions=1, replication_factor=1, configs={}),
+    }
+    new = {
+        "orders": TopicConfig(
+            partitions=6, replication_factor=3, configs={"cleanup.policy": "compact"}
+        ),
+        "ticks": TopicConfig(partitions=2, replication_factor=1, configs={"retention.ms": "5"}),
+    }
+    assert snapshot_diff(old, new) == [
+        "gone: removed (was 1 partitions, replication 1)",
+        "orders partitions: 3 -> 6",
+        "orders cleanup.policy: (default) -> compact",
+        "orders retention.ms: 1 -> (default)",
+        "ticks: added (2 partitions, replication 1, retention.ms=5)",
+    ]
+    assert snapshot_diff(new, new) == []

@@ -8,7 +8,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from drkit.ops.scratch import Holder, host_digest, pid_alive
+from drkit.ops.scratch import (
+    DRILL,
+    Holder,
+    database_name,
+    host_digest,
+    namespace_name,
+    parse_database,
+    parse_topic,
+    pid_alive,
+    topic_name,
+)
 from drkit.ops.verify_k8s import scratch_name
 from drkit.ops.verify_timeseries import scratch_database
 
@@ -44,3 +54,20 @@ def test_another_hosts_targets_wait_for_the_bound_or_cleanup() -> None:
     assert elsewhere.orphaned(NOW, forced=True) == "--cleanup: made by a run on another host"
     late = elsewhere.orphaned(NOW + timedelta(hours=7))
     assert late == "started 7.0h ago on another host, past the 6.0h bound"
+
+
+def test_the_drill_and_verify_name_their_targets_so_that_they_are_found_again() -> None:
+    holder = Holder.mine(NOW)
+    assert namespace_name("aipx", holder, DRILL) == "aipx-dr-test"  # the second seed's drill
+    assert database_name("aipx", holder, DRILL) == f"aipx_dr_test_{holder.tag}"
+    for purpose in ("verify", DRILL):
+        name = database_name("aipx", holder, purpose)
+        assert parse_database(name, "aipx") == holder
+        assert parse_database(name, "aipx2") is None and parse_database(name, "aip") is None
+        long = database_name("d" * 70, holder, purpose)
+        assert len(long) == 63 and parse_database(long, "d" * 70) == holder
+        topic = topic_name("order-events", holder, purpose)
+        assert topic == f"{purpose}.{holder.tag}.order-events"
+        assert parse_topic(topic) == (holder, "order-events")
+    assert parse_topic("order-events") is None and parse_topic("verify.notatag.x") is None
+    assert parse_database("aipx_verify_notatag", "aipx") is None

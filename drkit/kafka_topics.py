@@ -30,6 +30,8 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not all nam
     ResourceType,
 )
 
+from drkit.endpoints import endpoint, kafka_settings
+from drkit.kafka_auth import client_settings
 from drkit.storage.objectstore import Encryption, ObjectStore
 from stackmodels.config import Msk, TopicClass
 
@@ -226,9 +228,6 @@ def settle(admin: AdminClient, changes: list[Change], timeout_s: float = SETTLE_
 
 def admin_for(ctx: OpsContext) -> tuple[AdminClient, Msk]:
     """The admin client of the stack's MSK store (IAM auth on MSK) and its topic classes."""
-    from drkit.backup.kafka import client_settings
-    from drkit.handlers import endpoint, kafka_settings
-
     msk = ctx.config.msk
     if msk is None:
         raise ValueError(f"stack {ctx.stack!r}: its config has no msk section (no topic classes)")

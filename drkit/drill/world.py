@@ -16,8 +16,8 @@ from drkit.backup.manifest import Manifest
 from drkit.backups import backup_store
 from drkit.context import OpsContext
 from drkit.drill.scheduler import CompressedScheduler
-from drkit.drill.writers import KafkaEventWriter, PostgresOrderWriter, RedisSessionWriter, Writer
-from drkit.handlers import postgres_source
+from drkit.drill.writers import Writer
+from drkit.kinds import drill_writers
 from drkit.local.environment import LocalEnvironment
 from drkit.recovery import BackupIndex
 from drkit.storage.objectstore import ObjectStore
@@ -130,15 +130,7 @@ def seeded_digests(conninfo: str, seeded_order_max: int) -> dict[str, str]:
 
 
 def make_writers(world: DrillWorld, rates: dict[StoreKind, float]) -> None:
-    env = world.env
-    pg = world.store(StoreKind.POSTGRES)
-    world.writers[pg] = PostgresOrderWriter(
-        postgres_source(world.ctx, pg).conninfo(), rates[StoreKind.POSTGRES]
-    )
-    assert env.kafka is not None
-    world.writers[world.store(StoreKind.KAFKA)] = KafkaEventWriter(
-        env.kafka.bootstrap, world.topics(), rates[StoreKind.KAFKA]
-    )
-    world.writers[world.store(StoreKind.REDIS)] = RedisSessionWriter(
-        env.redis.client(), rates[StoreKind.REDIS]
-    )
+    """A writer for each store of a kind the drill writes into (``drkit.kinds``)."""
+    for kind, writer in drill_writers().items():
+        store = world.store(kind)
+        world.writers[store] = writer.factory(world, store, rates[kind])

@@ -13,7 +13,7 @@ from drkit.kinds import REGISTRY
 from stackmodels.outputs import SERVICES_WITHOUT_CREDENTIALS, StoreService
 
 BACKUP_PATHS: dict[StoreService, BackupPath] = {
-    service: path for entry in REGISTRY.values() for service, path in entry.backup.items()
+    service: path for entry in REGISTRY.values() for service, path in entry.backup.paths.items()
 }
 """The backup path of each service: the one place that says which handler serves which store."""
 
@@ -25,7 +25,7 @@ def service_of(ctx: OpsContext, store: str) -> StoreService:
     exported = ctx.outputs.stores.get(store)
     if exported is not None:
         return exported.service
-    implicit = REGISTRY[config.kind].implicit_service
+    implicit = REGISTRY[config.kind].backup.implicit_service
     if implicit is not None:
         return implicit
     raise NoHandler(f"stack {ctx.stack!r} exports no endpoint for store {store!r}")

@@ -3,17 +3,14 @@
 Each ``stackmodels.config.StoreKind`` has one ``KindEntry`` in ``REGISTRY``:
 
 - ``backup``: the backup path (plan text and handler factory) of each service that can serve the
-  kind (``drkit.backup.paths``); ``implicit_service`` serves a store the stack exports no
-  endpoint for (a Kubernetes store's job reads its own cluster); ``backup_chains``: its backups
-  are incrementals on a full, whose continuity verify checks;
+  kind (``drkit.backup.paths``), whether its backups form chains, and the service of a store the
+  stack exports no endpoint for (a Kubernetes store's job reads its own cluster);
 - ``restore``: the plan builder ``invoke restore.all`` uses for one store of the kind, the same
   steps as the kind's own restore task (``drkit.ops.restore_*``), or ``NotYet`` with the reason;
-  ``restore_named_only``: left out of a restore of "everything" unless named;
-- ``priority`` and ``priority_reason``: the restore order of ``restore.all`` (lowest first), with
-  the reason, as Velero orders a restore;
-- ``test_restore`` and ``scratch_cleanup``: the test restore of ``invoke verify``
-  (``drkit.ops.verify_*``) and, where it leaves a scratch target that a killed run can orphan,
-  the cleanup of those;
+  its priority in the order of ``restore.all`` (lowest first) with the reason, as Velero orders a
+  restore; whether it is restored only when named;
+- ``verify``: the test restore of ``invoke verify`` (``drkit.ops.verify_*``) and, where it
+  leaves a scratch target that a killed run can orphan, the cleanup of those;
 - ``local``: what the local stack provisions for a store of the kind (``drkit.local.stores``);
 - ``drill``: the drill's writer and its rate, and the scenario that loses the kind's data.
 
@@ -115,18 +112,41 @@ class DrillHooks:
 
 
 @dataclass(frozen=True)
+class Backup:
+    paths: Mapping[StoreService, BackupPath]
+    """The backup path of each service that can serve the kind (``drkit.backup.paths``)."""
+    chains: bool = False
+    """Its backups are incrementals on a full: verify checks the chains' continuity."""
+    implicit_service: StoreService | None = None
+    """The service of a store the stack exports no endpoint for (a Kubernetes store's job reads
+    its own cluster); None: such a store has no backup."""
+
+
+@dataclass(frozen=True)
+class Restore:
+    plan: RestorePlanBuilder | NotYet
+    """One store's steps in ``restore.all``: those of the kind's own restore task."""
+    priority: int
+    """``restore.all``'s order, lowest first; stores of one kind restore in parallel."""
+    reason: str
+    """Why the kind restores at that point of the order."""
+    named_only: bool = False
+    """Left out of a restore of "everything" unless named with ``--stores``."""
+
+
+@dataclass(frozen=True)
+class Verify:
+    test_restore: TestRestore
+    scratch_cleanup: Cleanup | None = None
+    """Removes the scratch targets a killed test restore left; None: it leaves none behind."""
+
+
+@dataclass(frozen=True)
 class KindEntry:
     kind: StoreKind
-    backup: Mapping[StoreService, BackupPath]
-    implicit_service: StoreService | None
-    backup_chains: bool
-    """Its backups form chains (incrementals on a full): verify checks their continuity."""
-    restore: RestorePlanBuilder | NotYet
-    restore_named_only: bool
-    priority: int
-    priority_reason: str
-    test_restore: TestRestore
-    scratch_cleanup: Cleanup | None
+    backup: Backup
+    restore: Restore
+    verify: Verify
     local: LocalProvision
     drill: DrillHooks | NotYet
 
@@ -184,86 +204,66 @@ def _redis_writer(world: DrillWorld, store: str, rate: float) -> Writer:
 
 REGISTRY: dict[StoreKind, KindEntry] = {
     StoreKind.POSTGRES: KindEntry(
-        kind=StoreKind.POSTGRES,
-        backup=POSTGRES_PATHS,
-        implicit_service=None,
-        backup_chains=False,
-        restore=_restore_postgres,
-        restore_named_only=False,
-        priority=10,
-        priority_reason=(
-            "the system of record (accounts, orders, strategies): every other store refers to it"
+        StoreKind.POSTGRES,
+        Backup(POSTGRES_PATHS),
+        Restore(
+            _restore_postgres,
+            10,
+            "the system of record (accounts, orders, strategies): every other store refers to it",
         ),
-        test_restore=verify_postgres.test_restore,
-        scratch_cleanup=None,
-        local=local_stores.postgres,
-        drill=DrillHooks("database-corruption", DrillWriter(_postgres_writer, 20.0)),
+        Verify(verify_postgres.test_restore),
+        local_stores.postgres,
+        DrillHooks("database-corruption", DrillWriter(_postgres_writer, 20.0)),
     ),
     StoreKind.TIMESERIES: KindEntry(
-        kind=StoreKind.TIMESERIES,
-        backup=TIMESERIES_PATHS,
-        implicit_service=None,
-        backup_chains=False,
-        restore=NotYet("no restore in this build yet"),
-        restore_named_only=False,
-        priority=20,
-        priority_reason=(
-            "historical market data: read by strategies and risk at start, depends on no stream"
+        StoreKind.TIMESERIES,
+        Backup(TIMESERIES_PATHS),
+        Restore(
+            NotYet("no restore in this build yet"),
+            20,
+            "historical market data: read by strategies and risk at start, depends on no stream",
         ),
-        test_restore=verify_timeseries.test_restore,
-        scratch_cleanup=verify_timeseries.cleanup,
-        local=local_stores.timeseries,
-        drill=NotYet("the drill runs no InfluxDB"),
+        Verify(verify_timeseries.test_restore, scratch_cleanup=verify_timeseries.cleanup),
+        local_stores.timeseries,
+        NotYet("the drill runs no InfluxDB"),
     ),
     StoreKind.KAFKA: KindEntry(
-        kind=StoreKind.KAFKA,
-        backup=KAFKA_PATHS,
-        implicit_service=None,
-        backup_chains=True,
-        restore=_restore_kafka,
-        restore_named_only=False,
-        priority=30,
-        priority_reason=(
-            "event streams: consumers resume against the restored records, so those come first"
+        StoreKind.KAFKA,
+        Backup(KAFKA_PATHS, chains=True),
+        Restore(
+            _restore_kafka,
+            30,
+            "event streams: consumers resume against the restored records, so those come first",
         ),
-        test_restore=verify_kafka.test_restore,
-        scratch_cleanup=None,
-        local=local_stores.kafka,
-        drill=DrillHooks("kafka-data-loss", DrillWriter(_kafka_writer, 40.0)),
+        Verify(verify_kafka.test_restore),
+        local_stores.kafka,
+        DrillHooks("kafka-data-loss", DrillWriter(_kafka_writer, 40.0)),
     ),
     StoreKind.REDIS: KindEntry(
-        kind=StoreKind.REDIS,
-        backup=REDIS_PATHS,
-        implicit_service=None,
-        backup_chains=False,
-        restore=_restore_redis,
-        restore_named_only=False,
-        priority=40,
-        priority_reason=(
-            "caches: derived data, restored after their sources so no entry is newer than them"
+        StoreKind.REDIS,
+        Backup(REDIS_PATHS),
+        Restore(
+            _restore_redis,
+            40,
+            "caches: derived data, restored after their sources so no entry is newer than them",
         ),
-        test_restore=verify_redis.test_restore,
-        scratch_cleanup=None,
-        local=local_stores.redis,
-        drill=DrillHooks("redis-loss", DrillWriter(_redis_writer, 40.0)),
+        Verify(verify_redis.test_restore),
+        local_stores.redis,
+        DrillHooks("redis-loss", DrillWriter(_redis_writer, 40.0)),
     ),
     StoreKind.KUBERNETES: KindEntry(
-        kind=StoreKind.KUBERNETES,
-        backup=KUBERNETES_PATHS,
-        implicit_service=StoreService.KUBERNETES,
-        backup_chains=False,
-        restore=_restore_kubernetes,
-        # Restoring the application's Kubernetes objects over a running cluster is a decision of
-        # its own.
-        restore_named_only=True,
-        priority=50,
-        priority_reason=(
-            "application state and workloads last: they start only once their data is in place"
+        StoreKind.KUBERNETES,
+        Backup(KUBERNETES_PATHS, implicit_service=StoreService.KUBERNETES),
+        Restore(
+            _restore_kubernetes,
+            50,
+            "application state and workloads last: they start only once their data is in place",
+            # Restoring the application's objects over a running cluster is a decision of its own.
+            named_only=True,
         ),
-        test_restore=verify_k8s.test_restore,
-        scratch_cleanup=verify_k8s.cleanup,
-        local=local_stores.kubernetes,
-        drill=DrillHooks("kubernetes-namespace-loss", None),
+        Verify(verify_k8s.test_restore, scratch_cleanup=verify_k8s.cleanup),
+        local_stores.kubernetes,
+        DrillHooks("kubernetes-namespace-loss", None),
     ),
 }
 
@@ -274,7 +274,7 @@ def entry(kind: StoreKind) -> KindEntry:
 
 def restore_order() -> list[KindEntry]:
     """The kinds in the order ``restore.all`` restores them."""
-    return sorted(REGISTRY.values(), key=lambda e: e.priority)
+    return sorted(REGISTRY.values(), key=lambda e: e.restore.priority)
 
 
 def drill_writers() -> dict[StoreKind, DrillWriter]:

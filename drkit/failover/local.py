@@ -39,7 +39,7 @@ from drkit.local.names import StableName, point, read_names, resolve
 from drkit.ops.executor import Confirm, Executor, RunReport, Status, write_report
 from drkit.ops.journal import Journal, new_run_id
 from drkit.ops.plan import FunctionStep, Plan, Step, StepContext
-from drkit.ops.run import JOURNAL_DIR, REPORTS_DIR, RunOptions
+from drkit.ops.run import JOURNAL_DIR, REPORTS_DIR, RunOptions, execute
 from stackmodels import StackConfig
 from stackmodels.config import ProtectionKind
 
@@ -388,13 +388,7 @@ def run_local(
     journal_dir = project_dir / JOURNAL_DIR
     executor = Executor(journal_dir, out, confirm=confirm)
     run_id = options.resume or new_run_id(plan.name, now)
-    report = executor.run(
-        plan,
-        run_id=run_id,
-        dry_run=options.dry_run,
-        assume_yes=options.yes,
-        resume=options.resume is not None,
-    )
+    report = execute(executor, plan, run_id, options)
     report.figures |= figures(Journal(journal_dir, run_id), switch)
     markdown, _ = write_report(report, project_dir / REPORTS_DIR, "failover")
     out.write(

@@ -26,7 +26,7 @@ from drkit.failover.stack_config import ConfigChange, active_region_change, stac
 from drkit.failover.topology import Topology, resolve
 from drkit.ops.executor import Confirm, Executor, RunReport, Status, terminal_confirm, write_report
 from drkit.ops.journal import Journal, new_run_id
-from drkit.ops.run import JOURNAL_DIR, REPORTS_DIR, RunOptions
+from drkit.ops.run import JOURNAL_DIR, REPORTS_DIR, RunOptions, execute
 from drkit.storage.objectstore import Encryption, ObjectStoreError
 from drkit.storage.s3 import S3Store
 
@@ -95,13 +95,7 @@ def run_operation(
     journal_dir = project_dir / JOURNAL_DIR
     executor = Executor(journal_dir, out, confirm=confirm, retry_sleep=runtime.sleep)
     run_id = options.resume or new_run_id(plan.name, runtime.now())
-    report = executor.run(
-        plan,
-        run_id=run_id,
-        dry_run=options.dry_run,
-        assume_yes=options.yes,
-        resume=options.resume is not None,
-    )
+    report = execute(executor, plan, run_id, options)
     journal = Journal(journal_dir, run_id)
     report.figures |= figures(journal, topology, preflight)
     if not options.dry_run:

@@ -17,8 +17,8 @@ from drkit.local.postgres import LocalPostgres
 from drkit.local.redis import LocalRedis
 from drkit.local.s3 import LocalAws
 from stackmodels import StackConfig
-from stackmodels.config import Store
-from stackmodels.outputs import StoreEndpoint, StoreService
+from stackmodels.config import Store, StoreKind
+from stackmodels.outputs import SELF_HOSTED, StoreEndpoint, StoreService
 
 
 class LocalServers(Protocol):
@@ -46,7 +46,7 @@ def postgres(
     env: LocalServers, config: StackConfig, name: str, store: Store, suffix: str | None
 ) -> Provisioned:
     """The store's database on the local PostgreSQL, created if missing."""
-    database = store.database or name.replace("-", "_")
+    database = _database(name, store)
     if suffix is not None:
         database = f"{database}_{suffix}"
     with env.postgres.connect(autocommit=True) as connection:
@@ -55,13 +55,7 @@ def postgres(
         ).fetchone()
     if not exists:
         env.postgres.create_database(database)
-    endpoint = StoreEndpoint(
-        kind="postgres",
-        service=StoreService.POSTGRESQL,
-        host=env.postgres.host,
-        port=env.postgres.port,
-        database=database,
-    )
+    endpoint = _served(StoreKind.POSTGRES, env.postgres.host, env.postgres.port, database)
     return endpoint, StoreCredentials(env.postgres.user, env.postgres.password)
 
 
@@ -89,15 +83,9 @@ def timeseries(
     """The store's database on the local InfluxDB, if the servers run one."""
     if env.influxdb is None:
         return None
-    database = store.database or name.replace("-", "_")
+    database = _database(name, store)
     env.influxdb.create_database(database)
-    endpoint = StoreEndpoint(
-        kind="timeseries",
-        service=StoreService.INFLUXDB,
-        host=env.influxdb.host,
-        port=env.influxdb.port,
-        database=database,
-    )
+    endpoint = _served(StoreKind.TIMESERIES, env.influxdb.host, env.influxdb.port, database)
     return endpoint, StoreCredentials(env.influxdb.user or "", env.influxdb.password or "")
 
 
@@ -119,6 +107,17 @@ def kubernetes(
     if cluster is None:
         return None
     return kubernetes_endpoint(cluster, config.kubernetes.namespace), None
+
+
+def _database(name: str, store: Store) -> str:
+    return store.database or name.replace("-", "_")
+
+
+def _served(kind: StoreKind, host: str, port: int, database: str) -> StoreEndpoint:
+    """A database on the kind's self-hosted server."""
+    return StoreEndpoint(
+        kind=kind, service=SELF_HOSTED[kind], host=host, port=port, database=database
+    )
 
 
 def _kubernetes(env: LocalServers) -> LocalKubernetes | None:

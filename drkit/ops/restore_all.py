@@ -56,7 +56,7 @@ def prepare(ctx: OpsContext, request: RestoreAllRequest) -> Prepared:
     names = list(request.stores)
     left_out: dict[str, str] = {}
     for name in names:
-        restore = REGISTRY[ctx.store_config(name).kind].restore
+        restore = REGISTRY[ctx.store_config(name).kind].restore.plan
         if isinstance(restore, NotYet):
             raise RecoveryError(
                 f"store {name!r} is {ctx.store_config(name).kind.value}, which has "
@@ -64,7 +64,7 @@ def prepare(ctx: OpsContext, request: RestoreAllRequest) -> Prepared:
             )
     if not names:
         names = [
-            n for n in _restorable(ctx) if not REGISTRY[ctx.store_config(n).kind].restore_named_only
+            n for n in _restorable(ctx) if not REGISTRY[ctx.store_config(n).kind].restore.named_only
         ]
         left_out = {
             name: _left_out(store.kind)
@@ -93,13 +93,13 @@ def _restorable(ctx: OpsContext) -> list[str]:
     return [
         name
         for name, store in ctx.config.stores.items()
-        if not isinstance(REGISTRY[store.kind].restore, NotYet)
+        if not isinstance(REGISTRY[store.kind].restore.plan, NotYet)
     ]
 
 
 def _left_out(kind: StoreKind) -> str:
     """Why a restore of "everything" leaves out the stores of ``kind``."""
-    restore = REGISTRY[kind].restore
+    restore = REGISTRY[kind].restore.plan
     if isinstance(restore, NotYet):
         return f"{kind.value}: {restore.reason}"
     return (
@@ -117,14 +117,14 @@ def build_plan(
     depends: dict[str, list[str]] = {}
     barrier: list[str] = []
     order: list[str] = []
-    for kind in restore_order():
-        group = [s for s in prepared.selections if kinds[s.store] is kind.kind]
-        if not group or isinstance(kind.restore, NotYet):
+    for entry in restore_order():
+        group = [s for s in prepared.selections if kinds[s.store] is entry.kind]
+        if not group or isinstance(entry.restore.plan, NotYet):
             continue
         ends: list[str] = []
         for selection in group:
             backup = selection.entry.backup_id
-            plan = kind.restore(
+            plan = entry.restore.plan(
                 ctx,
                 RestoreOf(selection.store, backup, request.force, request.source, project_dir),
             )
@@ -136,7 +136,7 @@ def build_plan(
                 previous = [step.id for step in layer]
             ends += previous
             order.append(
-                f"{selection.store} ({kind.kind.value}, backup {backup}): {kind.priority_reason}"
+                f"{selection.store} ({entry.kind.value}, backup {backup}): {entry.restore.reason}"
             )
         barrier = ends
     parameters: dict[str, Any] = request.model_dump() | {

@@ -239,7 +239,7 @@ class Verification:
     # --- integrity ---------------------------------------------------------------------------
 
     def chained(self, store: str) -> bool:
-        return REGISTRY[self.ctx.config.stores[store].kind].backup_chains
+        return REGISTRY[self.ctx.config.stores[store].kind].backup.chains
 
     def integrity(self, store: str) -> Check:
         copies: list[ObjectStore] = [self.objects]
@@ -379,7 +379,7 @@ class Verification:
         if chosen is None:
             return Check(store, "test-restore", MISS, "no recent backup to restore")
         removed = self._leftovers(store)
-        restore = REGISTRY[self.ctx.config.stores[store].kind].test_restore
+        restore = REGISTRY[self.ctx.config.stores[store].kind].verify.test_restore
         detail, figures = restore(self.ctx, chosen, self.holder, self.request.source)
         Catalog(self.objects, self.ctx.outputs.vault_key_arn).mark_verified(chosen.entry, self.now)
         if removed:
@@ -389,7 +389,7 @@ class Verification:
 
     def _leftovers(self, store: str) -> list[str]:
         """Remove what killed runs left on this store's server (never a live run's)."""
-        cleanup = REGISTRY[self.ctx.config.stores[store].kind].scratch_cleanup
+        cleanup = REGISTRY[self.ctx.config.stores[store].kind].verify.scratch_cleanup
         if cleanup is None:
             return []
         lines = cleanup(self.ctx, store, datetime.now(UTC), False, False)
@@ -551,7 +551,7 @@ def run_cleanup(ctx: OpsContext, stores: list[str], out: TextIO, *, dry_run: boo
         ctx.store_config(name)
     now, failed, seen = datetime.now(UTC), 0, 0
     for name in names:
-        cleanup = REGISTRY[ctx.config.stores[name].kind].scratch_cleanup
+        cleanup = REGISTRY[ctx.config.stores[name].kind].verify.scratch_cleanup
         if cleanup is None:
             continue
         try:

@@ -4,15 +4,13 @@ run."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from drkit.drill.scenarios import SCENARIOS
 from drkit.failover.kinds import NOTHING_TO_PROMOTE, PLAN_STEP_KINDS
 from drkit.failover.kinds import REGISTRY as PROTECTIONS
 from drkit.handlers import BACKUP_PATHS
-from drkit.kinds import REGISTRY, DrillHooks, KindEntry, NotYet, restore_order
+from drkit.kinds import REGISTRY, DrillHooks, NotYet, restore_order
 from stackmodels.config import ProtectionKind, StoreKind
 from stackmodels.outputs import SERVICE_KINDS
 
@@ -25,33 +23,37 @@ def test_every_store_kind_has_an_entry_under_its_own_name() -> None:
 
 
 @pytest.mark.parametrize("kind", list(StoreKind), ids=str)
-def test_every_part_of_an_entry_is_given(kind: StoreKind) -> None:
+def test_every_part_of_an_entry_is_given_or_missing_with_a_reason(kind: StoreKind) -> None:
     entry = REGISTRY[kind]
-    for part in dataclasses.fields(KindEntry):
-        value = getattr(entry, part.name)
-        if part.name in ("implicit_service", "scratch_cleanup"):
-            continue  # None says: not needed (an endpoint is exported; nothing is left behind)
-        assert value is not None, f"{kind.value}: {part.name}"
-        if isinstance(value, NotYet):
-            assert value.reason, f"{kind.value}: {part.name} is missing without a reason"
-    assert entry.priority_reason
-    assert callable(entry.test_restore) and callable(entry.local)
+    parts = {
+        "restore plan": entry.restore.plan,
+        "test restore": entry.verify.test_restore,
+        "local provisioning": entry.local,
+        "drill hooks": entry.drill,
+    }
+    for name, part in parts.items():
+        if isinstance(part, NotYet):
+            assert part.reason, f"{kind.value}: {name} is missing without a reason"
+        else:
+            assert part is not None, f"{kind.value}: no {name}"
+    assert entry.restore.reason, f"{kind.value}: a restore priority without a reason"
+    assert callable(entry.verify.test_restore) and callable(entry.local)
 
 
 @pytest.mark.parametrize("kind", list(StoreKind), ids=str)
 def test_the_backup_paths_of_a_kind_are_those_of_its_services(kind: StoreKind) -> None:
     services = {service for service, served in SERVICE_KINDS.items() if served is kind}
-    assert set(REGISTRY[kind].backup) == services
-    assert all(path.method for path in REGISTRY[kind].backup.values())
+    assert set(REGISTRY[kind].backup.paths) == services
+    assert all(path.method for path in REGISTRY[kind].backup.paths.values())
 
 
 def test_every_service_is_backed_up_by_exactly_one_kind() -> None:
-    assert sum(len(entry.backup) for entry in REGISTRY.values()) == len(BACKUP_PATHS)
+    assert sum(len(entry.backup.paths) for entry in REGISTRY.values()) == len(BACKUP_PATHS)
 
 
 def test_the_restore_order_is_total_with_a_reason_each() -> None:
     order = restore_order()
-    assert len({entry.priority for entry in order}) == len(StoreKind)
+    assert len({entry.restore.priority for entry in order}) == len(StoreKind)
     assert order[0].kind is StoreKind.POSTGRES  # the system of record
     assert order[-1].kind is StoreKind.KUBERNETES  # workloads once their data is in place
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from drkit.backup.paths import (
     KAFKA_PATHS,
@@ -40,6 +40,7 @@ from drkit.context import OpsContext
 from drkit.drill.writers import KafkaEventWriter, PostgresOrderWriter, RedisSessionWriter, Writer
 from drkit.endpoints import postgres_source
 from drkit.local import stores as local_stores
+from drkit.local.environment import LocalEnvironment
 from drkit.local.stores import LocalServers, Provisioned
 from drkit.ops import (
     restore_k8s,
@@ -58,9 +59,6 @@ from drkit.ops.selection import Chosen
 from stackmodels import StackConfig
 from stackmodels.config import Store, StoreKind
 from stackmodels.outputs import StoreService
-
-if TYPE_CHECKING:
-    from drkit.drill.world import DrillWorld
 
 
 @dataclass(frozen=True)
@@ -92,8 +90,8 @@ Cleanup = Callable[[OpsContext, str, datetime, bool, bool], list[str]]
 LocalProvision = Callable[[LocalServers, StackConfig, str, Store, str | None], Provisioned]
 """(servers, config, store name, its config, database suffix or None) -> endpoint and
 credentials, or None when the servers do not run the kind."""
-WriterFactory = Callable[["DrillWorld", str, float], Writer]
-"""(the drill's world, store, rate per second) -> the writer that trades into the store."""
+WriterFactory = Callable[[OpsContext, LocalEnvironment, str, float], Writer]
+"""(ctx, the drill's servers, store, rate per second) -> the writer that trades into the store."""
 
 
 @dataclass(frozen=True)
@@ -187,17 +185,17 @@ def _restore_kubernetes(ctx: OpsContext, r: RestoreOf) -> Plan:
 # --- drill writers -------------------------------------------------------------------------------
 
 
-def _postgres_writer(world: DrillWorld, store: str, rate: float) -> Writer:
-    return PostgresOrderWriter(postgres_source(world.ctx, store).conninfo(), rate)
+def _postgres_writer(ctx: OpsContext, env: LocalEnvironment, store: str, rate: float) -> Writer:
+    return PostgresOrderWriter(postgres_source(ctx, store).conninfo(), rate)
 
 
-def _kafka_writer(world: DrillWorld, store: str, rate: float) -> Writer:
-    assert world.env.kafka is not None
-    return KafkaEventWriter(world.env.kafka.bootstrap, world.topics(), rate)
+def _kafka_writer(ctx: OpsContext, env: LocalEnvironment, store: str, rate: float) -> Writer:
+    assert env.kafka is not None
+    return KafkaEventWriter(env.kafka.bootstrap, list(ctx.config.stores[store].topics), rate)
 
 
-def _redis_writer(world: DrillWorld, store: str, rate: float) -> Writer:
-    return RedisSessionWriter(world.env.redis.client(), rate)
+def _redis_writer(ctx: OpsContext, env: LocalEnvironment, store: str, rate: float) -> Writer:
+    return RedisSessionWriter(env.redis.client(), rate)
 
 
 # --- the registry --------------------------------------------------------------------------------

@@ -133,4 +133,4 @@ def make_writers(world: DrillWorld, rates: dict[StoreKind, float]) -> None:
     """A writer for each store of a kind the drill writes into (``drkit.kinds``)."""
     for kind, writer in drill_writers().items():
         store = world.store(kind)
-        world.writers[store] = writer.factory(world, store, rates[kind])
+        world.writers[store] = writer.factory(world.ctx, world.env, store, rates[kind])

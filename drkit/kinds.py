@@ -266,10 +266,6 @@ REGISTRY: dict[StoreKind, KindEntry] = {
 }
 
 
-def entry(kind: StoreKind) -> KindEntry:
-    return REGISTRY[kind]
-
-
 def restore_order() -> list[KindEntry]:
     """The kinds in the order ``restore.all`` restores them."""
     return sorted(REGISTRY.values(), key=lambda e: e.restore.priority)

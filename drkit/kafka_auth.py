@@ -8,12 +8,13 @@ calls ``oauth_cb`` for a fresh one before the previous expires (15 minutes), so 
 for hours keeps its connection.
 
 Every client drkit makes (admin, consumer, producer; backup, restore, verify) takes its settings
-from :func:`client_auth`, so no code path can forget the authentication.
+from :func:`client_settings` with :func:`client_auth` as the extra settings, so no code path can
+forget the authentication.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aws_msk_iam_sasl_signer import MSKAuthTokenProvider  # type: ignore[import-untyped]
@@ -59,3 +60,9 @@ def client_auth(auth: StoreAuth, region: str) -> dict[str, Any]:
     if auth == "msk-iam":
         return oauthbearer_settings(region)
     return {}
+
+
+def client_settings(bootstrap: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """librdkafka settings shared by every client: the bootstrap plus TLS/SASL settings
+    (:func:`client_auth`)."""
+    return {"bootstrap.servers": bootstrap, "log_level": 3, **(extra or {})}

@@ -30,6 +30,8 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not all nam
     ResourceType,
 )
 
+from drkit.endpoints import endpoint, kafka_settings
+from drkit.kafka_auth import client_settings
 from drkit.storage.objectstore import Encryption, ObjectStore
 from stackmodels.config import Msk, StoreKind, TopicClass
 
@@ -226,9 +228,6 @@ def settle(admin: AdminClient, changes: list[Change], timeout_s: float = SETTLE_
 
 def admin_for(ctx: OpsContext) -> tuple[AdminClient, Msk]:
     """The admin client of the stack's MSK store (IAM auth on MSK) and its topic classes."""
-    from drkit.backup.kafka import client_settings
-    from drkit.handlers import endpoint, kafka_settings
-
     msk = ctx.config.msk
     if msk is None:
         raise ValueError(f"stack {ctx.stack!r}: its config has no msk section (no topic classes)")
@@ -311,8 +310,9 @@ def take_snapshots(ctx: OpsContext, out: TextIO, now: datetime | None = None) ->
     """``invoke kafka.topics --snapshot``: each Kafka store's topic configuration, as its backup
     reads it, stored now by the same rule as a backup's (changed, or none yet today). The exit
     code: 0, or 1 when a store's topics could not be read."""
-    from drkit.backup.kafka import KafkaBackupError, _topics_json, client_settings, describe_topics
-    from drkit.handlers import endpoint, kafka_settings
+    from drkit.backup.kafka import KafkaBackupError, _topics_json, describe_topics
+    from drkit.endpoints import endpoint, kafka_settings
+    from drkit.kafka_auth import client_settings
 
     moment = now or datetime.now(UTC)
     failed = 0

@@ -21,8 +21,9 @@ def human_bytes(size: float) -> str:
     return f"{size:.1f} TiB"
 
 
-class ByteProgress:
-    """Callable as the engine's ``progress(name, raw_bytes)``."""
+class _Progress:
+    """A line now and then: in place a few times a second on a terminal, otherwise a line every
+    few seconds."""
 
     def __init__(self, label: str, stream: TextIO | None = None) -> None:
         self.label = label
@@ -33,17 +34,16 @@ class ByteProgress:
         self._last = self.started
         self._shown = False
 
-    def __call__(self, name: str, raw: int) -> None:
+    def _due(self) -> float | None:
+        """The time now when a line is due, else None."""
         now = time.monotonic()
         if now - self._last < self.interval:
-            return
+            return None
         self._last = now
-        rate = raw / max(now - self.started, 1e-6)
-        line = f"{self.label}: {name} {human_bytes(raw)} read, {human_bytes(rate)}/s"
-        if self.interactive:
-            self.stream.write("\r" + line.ljust(78))
-        else:
-            self.stream.write(line + "\n")
+        return now
+
+    def _show(self, line: str) -> None:
+        self.stream.write(("\r" + line.ljust(78)) if self.interactive else line + "\n")
         self.stream.flush()
         self._shown = True
 
@@ -51,3 +51,23 @@ class ByteProgress:
         if self._shown and self.interactive:
             self.stream.write("\r" + " " * 78 + "\r")
             self.stream.flush()
+
+
+class ByteProgress(_Progress):
+    """Callable as the engine's ``progress(name, raw_bytes)``."""
+
+    def __call__(self, name: str, raw: int) -> None:
+        now = self._due()
+        if now is None:
+            return
+        rate = raw / max(now - self.started, 1e-6)
+        self._show(f"{self.label}: {name} {human_bytes(raw)} read, {human_bytes(rate)}/s")
+
+
+class RecordProgress(_Progress):
+    """Records produced per partition (a Kafka restore)."""
+
+    def __call__(self, topic: str, partition: int, produced: int) -> None:
+        if self._due() is None:
+            return
+        self._show(f"{self.label}: {topic}/{partition} {produced:,} records produced")

@@ -25,7 +25,7 @@ from drkit.backup.engine import run_backup
 from drkit.backup.manifest import Manifest
 from drkit.backup.postgres import PostgresHandler
 from drkit.context import OpsContext
-from drkit.handlers import postgres_source
+from drkit.endpoints import postgres_source
 from drkit.local.environment import LocalEnvironment
 from drkit.local.stack import provision, write_state
 from drkit.ops.redis_target import write_local_control

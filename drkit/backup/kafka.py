@@ -51,6 +51,7 @@ from pydantic import BaseModel, ConfigDict
 from drkit.backup.engine import BackupSession, Capture
 from drkit.backup.manifest import Manifest, parse_backup_prefix
 from drkit.bounds import io_bounds
+from drkit.kafka_auth import client_settings
 from drkit.kafka_frames import VERSION as FRAME_VERSION
 from drkit.kafka_frames import FrameWriter, ObjectHeader, Record, encode
 from drkit.kafka_topics import store_snapshot
@@ -138,12 +139,6 @@ class TopicConfig(_Model):
 
 
 # --- talking to the cluster --------------------------------------------------------------------
-
-
-def client_settings(bootstrap: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """librdkafka settings shared by every client: the bootstrap plus TLS/SASL settings
-    (:func:`drkit.kafka_auth.client_auth`)."""
-    return {"bootstrap.servers": bootstrap, "log_level": 3, **(extra or {})}
 
 
 def reader(bootstrap: str, extra: Mapping[str, Any] | None = None) -> Consumer:

@@ -23,7 +23,8 @@ from drkit.drill.scenarios import (
 )
 from drkit.drill.scheduler import CompressedScheduler
 from drkit.drill.world import DrillWorld, create_topics, make_writers, seeded_digests
-from drkit.handlers import postgres_source
+from drkit.endpoints import postgres_source
+from drkit.kinds import drill_writers
 from drkit.local.environment import LocalEnvironment
 from drkit.local.kubernetes import BUILD_SCRIPT, kube_apiserver_available, kube_apiserver_binary
 from drkit.local.stack import provision, write_state
@@ -58,11 +59,7 @@ class DrillOptions:
     between_seconds: float = 3.0
     keep: bool = False
     rates: dict[StoreKind, float] = field(
-        default_factory=lambda: {
-            StoreKind.POSTGRES: 20.0,
-            StoreKind.KAFKA: 40.0,
-            StoreKind.REDIS: 40.0,
-        }
+        default_factory=lambda: {kind: w.rate for kind, w in drill_writers().items()}
     )
 
     def __post_init__(self) -> None:
@@ -176,7 +173,7 @@ def _seed(world: DrillWorld, options: DrillOptions, report: DrillReport) -> None
 
 def _initial_backups(world: DrillWorld) -> None:
     """A fresh deployment's first run of every CronJob, before the schedules take over."""
-    for kind in (StoreKind.POSTGRES, StoreKind.KAFKA, StoreKind.REDIS):
+    for kind in drill_writers():
         store = world.store(kind)
         manifest = world.backup(store)
         world.say(f"first backup of {store}: {manifest.backup_id}, {manifest.size:,} bytes")
@@ -184,8 +181,7 @@ def _initial_backups(world: DrillWorld) -> None:
 
 def _soak(world: DrillWorld, options: DrillOptions) -> None:
     schedules = {
-        world.store(k): world.config.stores[world.store(k)].schedule
-        for k in (StoreKind.POSTGRES, StoreKind.KAFKA, StoreKind.REDIS)
+        world.store(k): world.config.stores[world.store(k)].schedule for k in drill_writers()
     }
     world.scheduler = CompressedScheduler(schedules, world.backup, options.time_factor)
     world.scheduler.start()

@@ -22,7 +22,7 @@ from drkit.catalog import CatalogEntry
 from drkit.drill.verify import Verification, verify_kafka, verify_postgres, verify_redis
 from drkit.drill.world import DrillWorld, delete_topics, seeded_digests
 from drkit.drill.writers import KafkaEventWriter, PostgresOrderWriter
-from drkit.handlers import postgres_source
+from drkit.endpoints import postgres_source
 from drkit.kubestate.api import KubeApi
 from drkit.kubestate.compare import compare_states, namespace_state
 from drkit.kubestate.sealing import decrypt_data_key

@@ -17,13 +17,8 @@ from drkit.backup.manifest import Manifest
 from drkit.backups import backup_store
 from drkit.context import OpsContext
 from drkit.drill.scheduler import CompressedScheduler
-from drkit.drill.writers import (
-    KafkaEventWriter,
-    PostgresOrderWriter,
-    RedisSessionWriter,
-    StableAddress,
-    Writer,
-)
+from drkit.drill.writers import StableAddress, Writer
+from drkit.kinds import drill_writers
 from drkit.local.environment import LocalEnvironment
 from drkit.local.names import NAMES_FILE, StableName, write_names_file
 from drkit.recovery import BackupIndex
@@ -174,20 +169,11 @@ def stable_address(world: DrillWorld, names_file: Path, store: str) -> StableAdd
 def make_writers(
     world: DrillWorld, rates: dict[StoreKind, float], names_file: Path | None = None
 ) -> None:
-    """The writers, each reaching its store through the stable name in ``names_file`` (the drill's
-    own map when None), re-read before every write."""
+    """A writer for each store of a kind the drill writes into (``drkit.kinds``), each reaching
+    its store through the stable name in ``names_file`` (the drill's own map when None),
+    re-read before every write."""
     names_file = names_file or write_stable_names(world)
-    pg, kafka, cache = (
-        world.store(k) for k in (StoreKind.POSTGRES, StoreKind.KAFKA, StoreKind.REDIS)
-    )
-    world.writers[pg] = PostgresOrderWriter(
-        stable_address(world, names_file, pg), rates[StoreKind.POSTGRES]
-    )
-    world.writers[kafka] = KafkaEventWriter(
-        stable_address(world, names_file, kafka), world.topics(), rates[StoreKind.KAFKA]
-    )
-    world.writers[cache] = RedisSessionWriter(
-        stable_address(world, names_file, cache),
-        rates[StoreKind.REDIS],
-        tls_ca_file=world.ctx.outputs.stores[cache].tls_ca_file,
-    )
+    for kind, writer in drill_writers().items():
+        store = world.store(kind)
+        address = stable_address(world, names_file, store)
+        world.writers[store] = writer.factory(world.ctx, address, store, rates[kind])

@@ -23,19 +23,26 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
-from drkit.failover.kinds import REGISTRY, Endpoint, Health, Protection, StoreSides, protection_for
-from drkit.failover.operation import Outcome, PreflightBlocked
+from drkit.failover.kinds import (
+    NOTHING_TO_PROMOTE,
+    REGISTRY,
+    Endpoint,
+    Health,
+    Protection,
+    StoreSides,
+    protection_for,
+)
+from drkit.failover.operation import Outcome, PreflightBlocked, lag_at_cutover, run_figures
+from drkit.failover.plan import MEASURE, POSTCHECK
 from drkit.failover.request import FailoverRequest
 from drkit.local.names import StableName, point, read_names, resolve
 from drkit.ops.executor import Confirm, Executor, RunReport, Status, write_report
 from drkit.ops.journal import Journal, new_run_id
 from drkit.ops.plan import FunctionStep, Plan, Step, StepContext
-from drkit.ops.run import JOURNAL_DIR, REPORTS_DIR, RunOptions
+from drkit.ops.run import JOURNAL_DIR, REPORTS_DIR, RunOptions, execute
 from stackmodels import StackConfig
 from stackmodels.config import ProtectionKind
 
-MEASURE = "measure.lag"
-POSTCHECK = "postcheck"
 WORKLOADS = "workloads.scale-up"
 
 
@@ -118,7 +125,7 @@ class LocalSwitch:
         self.kinds: list[Protection] = []
         for store, entry in sorted(self.entries.items()):
             protection = entry.get("protection")
-            if protection is None or protection == ProtectionKind.GITOPS.value:
+            if protection is None or ProtectionKind(protection) in NOTHING_TO_PROMOTE:
                 continue
             kind = ProtectionKind(protection)
             if kind not in REGISTRY:
@@ -381,13 +388,7 @@ def run_local(
     journal_dir = project_dir / JOURNAL_DIR
     executor = Executor(journal_dir, out, confirm=confirm)
     run_id = options.resume or new_run_id(plan.name, now)
-    report = executor.run(
-        plan,
-        run_id=run_id,
-        dry_run=options.dry_run,
-        assume_yes=options.yes,
-        resume=options.resume is not None,
-    )
+    report = execute(executor, plan, run_id, options)
     report.figures |= figures(Journal(journal_dir, run_id), switch)
     markdown, _ = write_report(report, project_dir / REPORTS_DIR, "failover")
     out.write(
@@ -400,31 +401,16 @@ def run_local(
 
 
 def figures(journal: Journal, switch: LocalSwitch) -> dict[str, Any]:
-    events = list(journal.events())
-    started = next((e["ts"] for e in events if e["event"] == "run_started"), None)
-    results = journal.results()
-    values: dict[str, Any] = {
+    head = {
         "direction": f"{switch.source} -> {switch.target}",
         "mode": "planned" if switch.request.planned else "unplanned",
         "stack": "local",
     }
-    check = results.get(POSTCHECK) or {}
-    if started and isinstance(check, dict) and check.get("verified_at"):
-        seconds = (
-            datetime.fromisoformat(check["verified_at"]) - datetime.fromisoformat(started)
-        ).total_seconds()
-        values["rto"] = f"{seconds:.1f}s"
-        values["rto_seconds"] = round(seconds, 3)
-        values["rto_objective"] = switch.rto_objective()
-    measured = results.get(MEASURE) or {}
-    readings = measured.get("readings") if isinstance(measured, dict) else None
+    values, readings = run_figures(journal, head, switch.rto_objective)
     if readings is not None:
         values["lag_before_cutover"] = {
             r["store"]: {k: r[k] for k in ("kind", "seconds", "rpo_seconds", "note", "detail")}
             for r in readings
         }
-        values["lag_at_cutover"] = "; ".join(
-            f"{r['store']} {'unknown' if r['seconds'] is None else str(r['seconds']) + 's'}"
-            for r in readings
-        )
+        values["lag_at_cutover"] = lag_at_cutover(readings)
     return values

@@ -10,6 +10,7 @@ agree with the new primary.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ from drkit.failover.stack_config import ConfigChange, active_region_change, stac
 from drkit.failover.topology import Topology, resolve
 from drkit.ops.executor import Confirm, Executor, RunReport, Status, terminal_confirm, write_report
 from drkit.ops.journal import Journal, new_run_id
-from drkit.ops.run import JOURNAL_DIR, REPORTS_DIR, RunOptions
+from drkit.ops.run import JOURNAL_DIR, REPORTS_DIR, RunOptions, execute
 from drkit.storage.objectstore import Encryption, ObjectStoreError
 from drkit.storage.s3 import S3Store
 
@@ -94,13 +95,7 @@ def run_operation(
     journal_dir = project_dir / JOURNAL_DIR
     executor = Executor(journal_dir, out, confirm=confirm, retry_sleep=runtime.sleep)
     run_id = options.resume or new_run_id(plan.name, runtime.now())
-    report = executor.run(
-        plan,
-        run_id=run_id,
-        dry_run=options.dry_run,
-        assume_yes=options.yes,
-        resume=options.resume is not None,
-    )
+    report = execute(executor, plan, run_id, options)
     journal = Journal(journal_dir, run_id)
     report.figures |= figures(journal, topology, preflight)
     if not options.dry_run:
@@ -121,30 +116,14 @@ def run_operation(
 
 
 def figures(journal: Journal, topology: Topology, preflight: Preflight | None) -> dict[str, Any]:
-    events = list(journal.events())
-    started = next((e["ts"] for e in events if e["event"] == "run_started"), None)
-    results = journal.results()
-    values: dict[str, Any] = {
+    head = {
         "direction": f"{topology.source} -> {topology.target}",
         "mode": "planned" if topology.planned else "unplanned",
     }
-    check = results.get(POSTCHECK) or {}
-    if started and isinstance(check, dict) and check.get("verified_at"):
-        seconds = (
-            datetime.fromisoformat(check["verified_at"]) - datetime.fromisoformat(started)
-        ).total_seconds()
-        values["rto"] = f"{seconds:.1f}s"
-        values["rto_seconds"] = round(seconds, 3)
-        values["rto_objective"] = _objective(topology)
-    measured = results.get(MEASURE) or {}
-    readings = measured.get("readings") if isinstance(measured, dict) else None
+    values, readings = run_figures(journal, head, lambda: _objective(topology))
     if readings is not None:
         values |= data_loss_window(readings)
-        values["lag_at_cutover"] = "; ".join(
-            f"{r['store']} {'unknown' if r['seconds'] is None else str(r['seconds']) + 's'}"
-            for r in readings
-            if r.get("metric") != "none"
-        )
+        values["lag_at_cutover"] = lag_at_cutover(r for r in readings if r.get("metric") != "none")
         if topology.planned:
             values["data_loss_note"] = (
                 "planned: writers were fenced before the lag was read, and Aurora's switchover "
@@ -156,6 +135,35 @@ def figures(journal: Journal, topology: Topology, preflight: Preflight | None) -
             f"{len(preflight.blocking)} blocking"
         )
     return values
+
+
+def run_figures(
+    journal: Journal, head: dict[str, Any], objective: Callable[[], str]
+) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+    """A switch's figures from its journal: ``head``, then the RTO (the run's start to the
+    post-check's write) against ``objective()``; and the lag readings taken at cut-over."""
+    events = list(journal.events())
+    started = next((e["ts"] for e in events if e["event"] == "run_started"), None)
+    results = journal.results()
+    values = dict(head)
+    check = results.get(POSTCHECK) or {}
+    if started and isinstance(check, dict) and check.get("verified_at"):
+        seconds = (
+            datetime.fromisoformat(check["verified_at"]) - datetime.fromisoformat(started)
+        ).total_seconds()
+        values["rto"] = f"{seconds:.1f}s"
+        values["rto_seconds"] = round(seconds, 3)
+        values["rto_objective"] = objective()
+    measured = results.get(MEASURE) or {}
+    readings = measured.get("readings") if isinstance(measured, dict) else None
+    return values, readings
+
+
+def lag_at_cutover(readings: Iterable[dict[str, Any]]) -> str:
+    return "; ".join(
+        f"{r['store']} {'unknown' if r['seconds'] is None else str(r['seconds']) + 's'}"
+        for r in readings
+    )
 
 
 def _objective(topology: Topology) -> str:

@@ -6,40 +6,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
-from urllib.parse import urlsplit
+from typing import Any
 
 from drkit.context import Credentials, StoreCredentials
-from drkit.kubestate.api import NAMESPACES, KubeApi
-from drkit.local.gcs import LocalGcs
-from drkit.local.influxdb import LocalInfluxDB
-from drkit.local.kafka import LocalKafka
-from drkit.local.kubernetes import LocalKubernetes
-from drkit.local.postgres import LocalPostgres
-from drkit.local.redis import LocalRedis
-from drkit.local.s3 import LocalAws
+from drkit.kinds import REGISTRY
+from drkit.local.stores import LocalServers
 from stackmodels import StackConfig, StackOutputs
-from stackmodels.config import StoreKind
-from stackmodels.outputs import Bucket, StoreEndpoint, StoreService
+from stackmodels.outputs import Bucket, StoreEndpoint
 
 LOCAL_ACCOUNT_BUCKET_SUFFIX = "local"
-
-
-class LocalServers(Protocol):
-    """What provisioning needs: ``LocalEnvironment``, or the test session's fixtures."""
-
-    @property
-    def postgres(self) -> LocalPostgres: ...
-    @property
-    def redis(self) -> LocalRedis: ...
-    @property
-    def aws(self) -> LocalAws: ...
-    @property
-    def gcs(self) -> LocalGcs: ...
-    @property
-    def kafka(self) -> LocalKafka | None: ...
-    @property
-    def influxdb(self) -> LocalInfluxDB | None: ...
 
 
 def _bucket(name: str, region: str) -> Bucket:
@@ -87,58 +62,14 @@ def provision(
     stores: dict[str, StoreEndpoint] = {}
     credentials: dict[str, StoreCredentials] = {}
     for name, store in config.stores.items():
-        if store.kind is StoreKind.POSTGRES:
-            database = store.database or name.replace("-", "_")
-            if separate_databases:
-                database = f"{database}_{suffix}"
-            with env.postgres.connect(autocommit=True) as connection:
-                exists = connection.execute(
-                    "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
-                ).fetchone()
-            if not exists:
-                env.postgres.create_database(database)
-            stores[name] = StoreEndpoint(
-                kind="postgres",
-                service=StoreService.POSTGRESQL,
-                host=env.postgres.host,
-                port=env.postgres.port,
-                database=database,
-            )
-            credentials[name] = StoreCredentials(env.postgres.user, env.postgres.password)
-        elif store.kind is StoreKind.REDIS:
-            # An ElastiCache-shaped server is still exported as self-hosted Redis: the backup
-            # then meets BGSAVE/SYNC refused, as it would pointing at ElastiCache.
-            ca_file = env.redis.tls_ca_file
-            stores[name] = StoreEndpoint(
-                kind="redis",
-                service=StoreService.REDIS,
-                host=env.redis.host,
-                port=env.redis.port,
-                data_path=str(env.redis.rdb_path),
-                tls=env.redis.tls,
-                tls_ca_file=str(ca_file) if ca_file else None,
-            )
-            credentials[name] = StoreCredentials("default", env.redis.password)
-        elif store.kind is StoreKind.TIMESERIES and env.influxdb is not None:
-            database = store.database or name.replace("-", "_")
-            env.influxdb.create_database(database)
-            stores[name] = StoreEndpoint(
-                kind="timeseries",
-                service=StoreService.INFLUXDB,
-                host=env.influxdb.host,
-                port=env.influxdb.port,
-                database=database,
-            )
-            credentials[name] = StoreCredentials(
-                env.influxdb.user or "", env.influxdb.password or ""
-            )
-        elif store.kind is StoreKind.KAFKA and env.kafka is not None:
-            host, _, port = env.kafka.bootstrap.rpartition(":")
-            stores[name] = StoreEndpoint(
-                kind="kafka", service=StoreService.KAFKA, host=host, port=int(port)
-            )
-        elif store.kind is StoreKind.KUBERNETES and (cluster := _kubernetes(env)) is not None:
-            stores[name] = kubernetes_endpoint(cluster, config.kubernetes.namespace)
+        provisioned = REGISTRY[store.kind].local(
+            env, config, name, store, suffix if separate_databases else None
+        )
+        if provisioned is None:
+            continue
+        stores[name], found = provisioned
+        if found is not None:
+            credentials[name] = found
     outputs = StackOutputs(
         stack="local",
         role=config.role,
@@ -155,35 +86,6 @@ def provision(
         gcs_endpoint_url=env.gcs.endpoint_url,
     )
     return outputs, Credentials(credentials)
-
-
-def _kubernetes(env: LocalServers) -> LocalKubernetes | None:
-    """The environment's API server, if it runs one (the test session's servers may not)."""
-    cluster = getattr(env, "kubernetes", None)
-    return cluster if isinstance(cluster, LocalKubernetes) else None
-
-
-def kubernetes_endpoint(cluster: LocalKubernetes, namespace: str) -> StoreEndpoint:
-    """The API server's address, and as ``data_path`` the kubeconfig the harness wrote (its
-    admin token and pinned CA, mode 600): ops reaches the cluster with it, as a backup CronJob
-    does with its service account (``drkit.handlers.kubernetes_client_factory``). The token stays
-    in that file: credentials.json holds passwords only. The app namespace is created if missing.
-    """
-    url = urlsplit(cluster.server)
-    with cluster.api_client() as client:
-        api = KubeApi(client)
-        if not api.exists(NAMESPACES.object_path(namespace)):
-            api.create(
-                NAMESPACES.collection_path(),
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
-            )
-    return StoreEndpoint(
-        kind="kubernetes",
-        service=StoreService.KUBERNETES,
-        host=url.hostname or "127.0.0.1",
-        port=url.port or 443,
-        data_path=str(cluster.kubeconfig_path),
-    )
 
 
 def write_state(state_dir: Path, outputs: StackOutputs, credentials: Credentials) -> None:

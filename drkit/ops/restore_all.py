@@ -8,13 +8,14 @@ has and another lacks).
 The order is an explicit priority list with a reason per entry, as Velero orders a restore; a
 store waits for every store of the kinds before it, stores of one kind restore in parallel. Each
 store's steps are exactly those of its own task (``restore.postgres``, ``restore.kafka``,
-``restore.redis``), built by a builder per store kind; a kind without a builder (Kubernetes state
-and time series, being written) is left out of the default selection and named in the plan.
+``restore.redis``, ``restore.k8s``). The order, the reasons and the plan builder of each kind are
+its entry in ``drkit.kinds``; a kind without a builder (time series, being written), or one
+restored only when named (Kubernetes state), is left out of the default selection and named in
+the plan.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,41 +24,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from drkit.context import OpsContext
-from drkit.ops import restore_k8s, restore_kafka, restore_postgres, restore_redis
+from drkit.kinds import REGISTRY, NotYet, RestoreOf, restore_order
 from drkit.ops.plan import Plan, Step
 from drkit.ops.selection import object_store, readable
 from drkit.recovery import BackupIndex, RecoveryError, Selection, parse_timestamp
 from stackmodels.config import StoreKind
-
-
-@dataclass(frozen=True)
-class Priority:
-    kind: StoreKind
-    reason: str
-
-
-PRIORITIES = [
-    Priority(
-        StoreKind.POSTGRES,
-        "the system of record (accounts, orders, strategies): every other store refers to it",
-    ),
-    Priority(
-        StoreKind.TIMESERIES,
-        "historical market data: read by strategies and risk at start, depends on no stream",
-    ),
-    Priority(
-        StoreKind.KAFKA,
-        "event streams: consumers resume against the restored records, so those come first",
-    ),
-    Priority(
-        StoreKind.REDIS,
-        "caches: derived data, restored after their sources so no entry is newer than them",
-    ),
-    Priority(
-        StoreKind.KUBERNETES,
-        "application state and workloads last: they start only once their data is in place",
-    ),
-]
 
 
 class RestoreAllRequest(BaseModel):
@@ -69,51 +40,6 @@ class RestoreAllRequest(BaseModel):
     """Store -> backup id, fixed: a resumed run restores what the first run chose."""
     force: bool = False
     source: str = Field(default="vault", pattern="^(vault|mirror)$")
-
-
-Builder = Callable[[OpsContext, str, str, RestoreAllRequest, Path], Plan]
-
-
-def _postgres(ctx: OpsContext, store: str, backup: str, r: RestoreAllRequest, _: Path) -> Plan:
-    request = restore_postgres.RestorePostgresRequest(
-        store=store, backup=backup, force=r.force, source=r.source
-    )
-    return restore_postgres.build_plan(ctx, request)[0]
-
-
-def _kafka(ctx: OpsContext, store: str, backup: str, r: RestoreAllRequest, _: Path) -> Plan:
-    request = restore_kafka.RestoreKafkaRequest(
-        store=store, backup=backup, force=r.force, source=r.source
-    )
-    return restore_kafka.build_plan(ctx, request)[0]
-
-
-def _redis(ctx: OpsContext, store: str, backup: str, r: RestoreAllRequest, root: Path) -> Plan:
-    request = restore_redis.RestoreRedisRequest(
-        store=store, backup=backup, force=r.force, source=r.source
-    )
-    return restore_redis.build_plan(ctx, request, root)[0]
-
-
-def _kubernetes(ctx: OpsContext, store: str, backup: str, r: RestoreAllRequest, root: Path) -> Plan:
-    """The namespace's objects back in priority order; --force replaces existing objects. The
-    data key is decrypted now and lives until the process ends (restore.k8s wipes it earlier)."""
-    request = restore_k8s.RestoreK8sRequest(
-        store=store, backup=backup, replace=r.force, source=r.source
-    )
-    return restore_k8s.build_plan(ctx, request, root)[0]
-
-
-BUILDERS: dict[StoreKind, Builder] = {
-    StoreKind.POSTGRES: _postgres,
-    StoreKind.KAFKA: _kafka,
-    StoreKind.REDIS: _redis,
-    StoreKind.KUBERNETES: _kubernetes,
-}
-"""Time series registers here when its restore task lands."""
-NAMED_ONLY = frozenset({StoreKind.KUBERNETES})
-"""Kinds a restore of "everything" leaves out unless named: restoring the application's
-Kubernetes objects over a running cluster is a decision of its own."""
 
 
 @dataclass(frozen=True)
@@ -130,21 +56,18 @@ def prepare(ctx: OpsContext, request: RestoreAllRequest) -> Prepared:
     names = list(request.stores)
     left_out: dict[str, str] = {}
     for name in names:
-        kind = ctx.store_config(name).kind
-        if kind not in BUILDERS:
+        restore = REGISTRY[ctx.store_config(name).kind].restore.plan
+        if isinstance(restore, NotYet):
             raise RecoveryError(
-                f"store {name!r} is {kind.value}, which has no restore in this build yet; "
-                f"restorable stores: {', '.join(_restorable(ctx))}"
+                f"store {name!r} is {ctx.store_config(name).kind.value}, which has "
+                f"{restore.reason}; restorable stores: {', '.join(_restorable(ctx))}"
             )
     if not names:
-        names = [n for n in _restorable(ctx) if ctx.store_config(n).kind not in NAMED_ONLY]
+        names = [
+            n for n in _restorable(ctx) if not REGISTRY[ctx.store_config(n).kind].restore.named_only
+        ]
         left_out = {
-            name: (
-                f"{store.kind.value}: restored only when named with --stores (it replaces the "
-                "application's objects)"
-                if store.kind in NAMED_ONLY
-                else f"{store.kind.value}: no restore in this build yet"
-            )
+            name: _left_out(store.kind)
             for name, store in ctx.config.stores.items()
             if name not in names
         }
@@ -167,7 +90,22 @@ def prepare(ctx: OpsContext, request: RestoreAllRequest) -> Prepared:
 
 
 def _restorable(ctx: OpsContext) -> list[str]:
-    return [name for name, store in ctx.config.stores.items() if store.kind in BUILDERS]
+    return [
+        name
+        for name, store in ctx.config.stores.items()
+        if not isinstance(REGISTRY[store.kind].restore.plan, NotYet)
+    ]
+
+
+def _left_out(kind: StoreKind) -> str:
+    """Why a restore of "everything" leaves out the stores of ``kind``."""
+    restore = REGISTRY[kind].restore.plan
+    if isinstance(restore, NotYet):
+        return f"{kind.value}: {restore.reason}"
+    return (
+        f"{kind.value}: restored only when named with --stores (it replaces the "
+        "application's objects)"
+    )
 
 
 def build_plan(
@@ -179,14 +117,17 @@ def build_plan(
     depends: dict[str, list[str]] = {}
     barrier: list[str] = []
     order: list[str] = []
-    for priority in PRIORITIES:
-        group = [s for s in prepared.selections if kinds[s.store] is priority.kind]
-        if not group:
+    for entry in restore_order():
+        group = [s for s in prepared.selections if kinds[s.store] is entry.kind]
+        if not group or isinstance(entry.restore.plan, NotYet):
             continue
         ends: list[str] = []
         for selection in group:
-            build = BUILDERS[priority.kind]
-            plan = build(ctx, selection.store, selection.entry.backup_id, request, project_dir)
+            backup = selection.entry.backup_id
+            plan = entry.restore.plan(
+                ctx,
+                RestoreOf(selection.store, backup, request.force, request.source, project_dir),
+            )
             previous = barrier
             for layer in plan.layers:
                 for step in layer:
@@ -195,8 +136,7 @@ def build_plan(
                 previous = [step.id for step in layer]
             ends += previous
             order.append(
-                f"{selection.store} ({priority.kind.value}, backup {selection.entry.backup_id}): "
-                f"{priority.reason}"
+                f"{selection.store} ({entry.kind.value}, backup {backup}): {entry.restore.reason}"
             )
         barrier = ends
     parameters: dict[str, Any] = request.model_dump() | {

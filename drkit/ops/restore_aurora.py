@@ -8,7 +8,7 @@ cluster's ``EarliestRestorableTime`` or after its ``LatestRestorableTime`` (both
 or writer instance id that is taken; more than one of ``--at``, ``--latest``, ``--snapshot``.
 
 The new cluster takes its network, encryption and access settings from the source cluster (for a
-snapshot: from the stack's cluster in that region, or ``--cluster``), see ``drkit.aurora_restore``.
+snapshot: from the stack's cluster in that region, or ``--cluster``), see ``drkit.restore.aurora``.
 The source is only ever described. A run interrupted once the restore started is finished with
 ``--resume RUN_ID``: the target then exists tagged ``trading-dr:restore-run=RUN_ID`` and the plan
 goes on with the waits and the writer. A target without that tag is never touched.
@@ -29,7 +29,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from drkit import targets
 from drkit.aurora import AuroraError
-from drkit.aurora_restore import (
+from drkit.context import OpsContext
+from drkit.ops.plan import FunctionStep, Plan, StepContext
+from drkit.ops.selection import TargetNotEmptyError
+from drkit.recovery import RecoveryError, parse_timestamp
+from drkit.restore.aurora import (
     RESTORE_TYPE,
     RESTORE_WAIT,
     TAG_REASON,
@@ -51,10 +55,6 @@ from drkit.aurora_restore import (
     writer_arguments,
     writer_of,
 )
-from drkit.context import OpsContext
-from drkit.ops.plan import FunctionStep, Plan, StepContext
-from drkit.ops.selection import TargetNotEmptyError
-from drkit.recovery import RecoveryError, parse_timestamp
 
 CLUSTER_ID = r"^[a-z]([a-z0-9]|-[a-z0-9])*$"
 """RDS's rule: a letter first, letters, digits and single hyphens, no hyphen last (lower case)."""

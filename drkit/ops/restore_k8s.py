@@ -28,7 +28,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from drkit.backup.manifest import Manifest, StoredObject
 from drkit.context import OpsContext
-from drkit.handlers import kubernetes_client_factory
+from drkit.endpoints import kubernetes_client_factory
 from drkit.kubestate.api import CRDS, NAMESPACES, KubeApi, KubeApiError
 from drkit.kubestate.order import PRIORITIES, Priority, rank
 from drkit.kubestate.sealing import DataKey, SealingError, decrypt_data_key

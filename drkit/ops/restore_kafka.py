@@ -18,22 +18,21 @@ refused unless ``--force``.
 from __future__ import annotations
 
 import re
-import sys
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any
 
 from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from pydantic import BaseModel, ConfigDict, Field
 
-from drkit.backup.kafka import KafkaPoint, client_settings, read_range, reader
+from drkit.backup.kafka import KafkaPoint, read_range, reader
 from drkit.backup.manifest import Manifest, StoredObject
 from drkit.catalog import CatalogEntry
 from drkit.context import OpsContext
-from drkit.handlers import endpoint, kafka_settings
+from drkit.endpoints import endpoint, kafka_settings
+from drkit.kafka_auth import client_settings
 from drkit.ops.plan import FunctionStep, Plan, StepContext
 from drkit.ops.selection import (
     Chosen,
@@ -44,7 +43,7 @@ from drkit.ops.selection import (
     readable,
     verify_checksums,
 )
-from drkit.progress import ByteProgress, human_bytes
+from drkit.progress import ByteProgress, RecordProgress, human_bytes
 from drkit.recovery import RecoveryError, parse_timestamp
 from drkit.restore.kafka import (
     KafkaRestoreError,
@@ -81,7 +80,7 @@ class Prepared:
     targets: dict[str, str]
     bootstrap: str
     client_config: dict[str, Any]
-    """Authentication settings for the target cluster (:func:`drkit.handlers.kafka_settings`)."""
+    """Authentication settings for the target cluster (:func:`drkit.endpoints.kafka_settings`)."""
     since: datetime | None
     until: datetime | None
 
@@ -222,33 +221,6 @@ def refuse_foreign_records(
                     )
     finally:
         consumer.close()
-
-
-class RecordProgress:
-    """Records produced per partition, a line every few seconds (or in place on a terminal)."""
-
-    def __init__(self, label: str, stream: TextIO | None = None) -> None:
-        self.label = label
-        self.stream = stream or sys.stderr
-        self.interactive = self.stream.isatty()
-        self.interval = 0.25 if self.interactive else 5.0
-        self._last = time.monotonic()
-        self._shown = False
-
-    def __call__(self, topic: str, partition: int, produced: int) -> None:
-        now = time.monotonic()
-        if now - self._last < self.interval:
-            return
-        self._last = now
-        line = f"{self.label}: {topic}/{partition} {produced:,} records produced"
-        self.stream.write(("\r" + line.ljust(78)) if self.interactive else line + "\n")
-        self.stream.flush()
-        self._shown = True
-
-    def done(self) -> None:
-        if self._shown and self.interactive:
-            self.stream.write("\r" + " " * 78 + "\r")
-            self.stream.flush()
 
 
 def build_plan(ctx: OpsContext, request: RestoreKafkaRequest) -> tuple[Plan, Prepared]:

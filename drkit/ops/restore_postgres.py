@@ -21,7 +21,7 @@ from drkit.backup.manifest import Manifest
 from drkit.backup.postgres import PostgresSource
 from drkit.catalog import CatalogEntry
 from drkit.context import OpsContext
-from drkit.handlers import postgres_source
+from drkit.endpoints import postgres_source
 from drkit.ops.plan import FunctionStep, Plan, StepContext
 from drkit.ops.selection import TargetNotEmptyError, check_bound_objects
 from drkit.progress import ByteProgress

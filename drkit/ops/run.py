@@ -32,6 +32,17 @@ class RunOptions:
     resume: str | None = None
 
 
+def execute(executor: Executor, plan: Plan, run_id: str, options: RunOptions) -> RunReport:
+    """Run ``plan`` as the options say: a dry run, confirmed (or ``--yes``), or resumed."""
+    return executor.run(
+        plan,
+        run_id=run_id,
+        dry_run=options.dry_run,
+        assume_yes=options.yes,
+        resume=options.resume is not None,
+    )
+
+
 def journal_parameters(project_dir: Path, run_id: str) -> dict[str, Any]:
     """The parameters a journaled run started with, so ``--resume ID`` needs nothing else."""
     journal = Journal(project_dir / JOURNAL_DIR, run_id)
@@ -54,13 +65,7 @@ def run_plan(
     executor = Executor(project_dir / JOURNAL_DIR, out, confirm=confirm)
     run_id = options.resume or new_run_id(plan.name)
     with _target_lease(ctx, plan, options, run_id):
-        report = executor.run(
-            plan,
-            run_id=run_id,
-            dry_run=options.dry_run,
-            assume_yes=options.yes,
-            resume=options.resume is not None,
-        )
+        report = execute(executor, plan, run_id, options)
     report.figures |= figures or {}
     if not options.dry_run:
         report.figures["journal_copy"] = _upload_journal(

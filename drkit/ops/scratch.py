@@ -60,6 +60,10 @@ class RestoreDiffers(RuntimeError):
     """The scratch copy is not what the backup holds."""
 
 
+class CheckMissed(RuntimeError):
+    """A check of ``invoke verify`` found a problem (the step fails; the others still run)."""
+
+
 def host_digest(name: str | None = None) -> str:
     """Eight hex digits naming a host (its name may be long, or not fit a database name)."""
     return hashlib.sha256((name or socket.gethostname()).encode()).hexdigest()[:8]

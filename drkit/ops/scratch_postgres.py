@@ -30,7 +30,7 @@ from psycopg import sql
 
 from drkit.backup.postgres import PostgresSource
 from drkit.context import OpsContext
-from drkit.handlers import postgres_source
+from drkit.endpoints import postgres_source
 from drkit.ops.scratch import (
     VERIFY,
     Holder,

@@ -43,44 +43,20 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
-from confluent_kafka.admin import AdminClient
 from pydantic import BaseModel, ConfigDict, Field
 
-from drkit.backup.kafka import client_settings
 from drkit.catalog import Catalog, CatalogEntry
 from drkit.context import OpsContext
-from drkit.handlers import endpoint, kafka_settings
+from drkit.kinds import REGISTRY
 from drkit.ops.executor import Confirm, RunReport, Status, terminal_confirm
 from drkit.ops.integrity import check_store
 from drkit.ops.plan import FunctionStep, Plan, Step, StepContext
-from drkit.ops.redis_target import SCRATCH_KIND as REDIS_KIND
-from drkit.ops.redis_target import scratch_redis
-from drkit.ops.restore_kafka import chain_for
 from drkit.ops.run import REPORTS_DIR, RunOptions, run_plan
-from drkit.ops.scratch import (
-    PURPOSES,
-    VERIFY,
-    Holder,
-    parse_topic,
-    sweep,
-    topic_name,
-    topic_prefix,
-)
-from drkit.ops.scratch_postgres import cleanup as postgres_cleanup
-from drkit.ops.scratch_postgres import scratch_database
+from drkit.ops.scratch import PURPOSES, VERIFY, CheckMissed, Holder
 from drkit.ops.selection import Chosen, object_store, readable, verify_checksums
-from drkit.ops.throwaway import sweep_servers
-from drkit.ops.verify_k8s import cleanup as kubernetes_cleanup
-from drkit.ops.verify_k8s import test_restore as kubernetes_test_restore
-from drkit.ops.verify_timeseries import cleanup as timeseries_cleanup
-from drkit.ops.verify_timeseries import test_restore as timeseries_test_restore
 from drkit.progress import ByteProgress, human_bytes
 from drkit.recovery import BackupIndex
-from drkit.restore.kafka import restore_kafka
-from drkit.restore.postgres import count_rows, restore_postgres
-from drkit.restore.redis import rdb_object, restore_redis
 from drkit.storage.objectstore import Encryption, ObjectStore
-from stackmodels.config import StoreKind
 from stackmodels.schedule import Cron
 
 LOOKBACK = timedelta(days=7)
@@ -90,42 +66,6 @@ LAG_WINDOW = timedelta(minutes=10)
 
 OK, MISS, NOT_CONFIGURED, UNREACHABLE = "ok", "miss", "not_configured", "unreachable"
 PASSING = {OK, NOT_CONFIGURED}
-
-Cleanup = Callable[[OpsContext, str, datetime, bool, bool], list[str]]
-
-
-def kafka_cleanup(
-    ctx: OpsContext, store: str, now: datetime, forced: bool, dry_run: bool
-) -> list[str]:
-    """Delete the scratch topics (``<purpose>.<holder tag>.<topic>``) killed runs left on the
-    store's cluster; one line per one found."""
-    host, port = endpoint(ctx, store)
-    admin = AdminClient(client_settings(f"{host}:{port}", kafka_settings(ctx, store)))
-    listed = admin.list_topics(timeout=30).topics
-    found = [(t, parsed[0]) for t in sorted(listed) if (parsed := parse_topic(t)) is not None]
-
-    def delete(topic: str) -> None:
-        for future in admin.delete_topics([topic], operation_timeout=30).values():
-            future.result()
-
-    return sweep(found, now, forced, dry_run, delete, "topic", ("delete", "deleted"))
-
-
-def redis_cleanup(
-    ctx: OpsContext, store: str, now: datetime, forced: bool, dry_run: bool
-) -> list[str]:
-    """Stop and remove the throwaway ``redis-server`` processes killed runs left on this host."""
-    return sweep_servers(REDIS_KIND, now, forced, dry_run)
-
-
-CLEANUPS: dict[StoreKind, Cleanup] = {
-    StoreKind.POSTGRES: postgres_cleanup,
-    StoreKind.KAFKA: kafka_cleanup,
-    StoreKind.REDIS: redis_cleanup,
-    StoreKind.KUBERNETES: kubernetes_cleanup,
-    StoreKind.TIMESERIES: timeseries_cleanup,
-}
-"""Per kind: find the scratch targets killed runs left on the store's server, remove them."""
 
 
 class VerifyRequest(BaseModel):
@@ -138,10 +78,6 @@ class VerifyRequest(BaseModel):
     """Integrity-check every backup in the retention window, not the newest and a sample."""
     purpose: str = Field(default=VERIFY, pattern=f"^({'|'.join(PURPOSES)})$")
     """What the scratch targets are named for: ``verify``, or ``dr-test`` (the monthly drill)."""
-
-
-class CheckMissed(RuntimeError):
-    """A check found a problem (the step fails; the others still run)."""
 
 
 @dataclass
@@ -304,8 +240,8 @@ class Verification:
 
     # --- integrity ---------------------------------------------------------------------------
 
-    def is_kafka(self, store: str) -> bool:
-        return self.ctx.config.stores[store].kind is StoreKind.KAFKA
+    def chained(self, store: str) -> bool:
+        return REGISTRY[self.ctx.config.stores[store].kind].backup.chains
 
     def integrity(self, store: str) -> Check:
         copies: list[ObjectStore] = [self.objects]
@@ -444,24 +380,11 @@ class Verification:
         chosen = self.chosen(store)
         if chosen is None:
             return Check(store, "test-restore", MISS, "no recent backup to restore")
-        kind = self.ctx.config.stores[store].kind
-        restore = {
-            StoreKind.POSTGRES: self._postgres,
-            StoreKind.REDIS: self._redis,
-            StoreKind.KAFKA: self._kafka,
-            StoreKind.KUBERNETES: self._kubernetes,
-            StoreKind.TIMESERIES: self._timeseries,
-        }.get(kind)
-        if restore is None:
-            return Check(
-                store,
-                "test-restore",
-                MISS,
-                f"{kind.value}: no test restore in this build yet, so backup "
-                f"{chosen.entry.backup_id} is unverified",
-            )
         removed = self._leftovers(store)
-        detail, figures = restore(chosen)
+        restore = REGISTRY[self.ctx.config.stores[store].kind].verify.test_restore
+        detail, figures = restore(
+            self.ctx, chosen, self.holder, self.request.source, self.request.purpose
+        )
         Catalog(self.objects, self.ctx.outputs.vault_key_arn).mark_verified(chosen.entry, self.now)
         if removed:
             detail += "; before it, " + "; ".join(removed)
@@ -470,87 +393,11 @@ class Verification:
 
     def _leftovers(self, store: str) -> list[str]:
         """Remove what killed runs left on this store's server (never a live run's)."""
-        cleanup = CLEANUPS.get(self.ctx.config.stores[store].kind)
+        cleanup = REGISTRY[self.ctx.config.stores[store].kind].verify.scratch_cleanup
         if cleanup is None:
             return []
         lines = cleanup(self.ctx, store, datetime.now(UTC), False, False)
         return [line for line in lines if not line.startswith("kept ")]
-
-    def _kubernetes(self, chosen: Chosen) -> tuple[str, dict[str, Any]]:
-        return kubernetes_test_restore(
-            self.ctx, chosen, self.holder, self.request.source, self.request.purpose
-        )
-
-    def _timeseries(self, chosen: Chosen) -> tuple[str, dict[str, Any]]:
-        return timeseries_test_restore(self.ctx, chosen, self.holder, self.request.purpose)
-
-    def _postgres(self, chosen: Chosen) -> tuple[str, dict[str, Any]]:
-        with scratch_database(self.ctx, chosen.store, self.holder, self.request.purpose) as scratch:
-            restore_postgres(chosen.manifest, chosen.objects, scratch.target)
-            found = count_rows(scratch.target, list(chosen.manifest.counts))
-        detail, figures = _compare(chosen, found, "rows", scratch.where)
-        return detail, figures | {"scratch_database": scratch.target.database}
-
-    def _redis(self, chosen: Chosen) -> tuple[str, dict[str, Any]]:
-        rdb_object(chosen.manifest)  # one RDB: a multi-shard export does not fit one server
-        with scratch_redis(holder=self.holder) as target:
-            result = restore_redis(chosen.manifest, chosen.objects, target)
-        keys = sum(result.keys_per_db.values())
-        loaded = (result.loaded or 0) + (result.expired_on_load or 0)
-        expected = chosen.manifest.counts.get("keys")
-        if expected is None:
-            raise CheckMissed(f"backup {chosen.entry.backup_id} has no key counts to compare")
-        return (
-            f"{chosen.entry.backup_id}: {loaded:,} keys loaded into a scratch redis-server, "
-            f"manifest {expected:,}; {keys:,} present after expiry",
-            {"keys_loaded": loaded, "keys_expected": expected},
-        )
-
-    def _kafka(self, chosen: Chosen) -> tuple[str, dict[str, Any]]:
-        chain = chain_for(chosen)
-        host, port = endpoint(self.ctx, chosen.store)
-        bootstrap = f"{host}:{port}"
-        settings = kafka_settings(self.ctx, chosen.store)
-        topics = sorted({t for m in chain for t in m.counts})
-        rename = {t: topic_name(t, self.holder, self.request.purpose) for t in topics}
-        try:
-            result = restore_kafka(
-                chain, chosen.objects, bootstrap, topics, rename, client_config=settings
-            )
-        finally:
-            admin = AdminClient(client_settings(bootstrap, settings))
-            futures = admin.delete_topics(list(rename.values()), operation_timeout=30)
-            for future in futures.values():
-                try:
-                    future.result()
-                except Exception:  # a topic the failed restore never created
-                    continue
-        counts = result.counts()
-        found = {t: counts.get(rename[t], 0) for t in topics}
-        expected = {t: sum(m.counts.get(t, 0) for m in chain) for t in topics}
-        wrong = {t: (found[t], expected[t]) for t in topics if found[t] != expected[t]}
-        if wrong:
-            raise CheckMissed(f"records (restored, in the chain) differ: {wrong}")
-        return (
-            f"chain {chain[0].backup_id}..{chain[-1].backup_id} ({len(chain)} backups): "
-            f"{sum(found.values()):,} records into scratch topics "
-            f"{topic_prefix(self.holder, self.request.purpose)}* (deleted), counts match",
-            {"records": found, "scratch_topics": sorted(rename.values())},
-        )
-
-
-def _compare(
-    chosen: Chosen, found: dict[str, int], what: str, where: str
-) -> tuple[str, dict[str, Any]]:
-    expected = chosen.manifest.counts
-    wrong = {k: (found.get(k), n) for k, n in expected.items() if found.get(k) != n}
-    if wrong:
-        raise CheckMissed(f"{what} (restored, manifest) differ in {where}: {wrong}")
-    return (
-        f"{chosen.entry.backup_id}: {sum(found.values()):,} {what} in {len(found)} tables "
-        f"match the manifest ({where})",
-        {what: sum(found.values())},
-    )
 
 
 def _duration(value: timedelta) -> str:
@@ -619,7 +466,7 @@ def build_plan(
                 "integrity",
                 f"{scope} of {store}'s backups in its retention window: manifest bound to its "
                 "backup, objects' fingerprints in both copies (LIST and HEAD, no data read)"
-                + (", chain continuity" if verification.is_kafka(store) else "")
+                + (", chain continuity" if verification.chained(store) else "")
                 + "; report coverage",
                 partial(verification.integrity, store),
             )
@@ -708,7 +555,7 @@ def run_cleanup(ctx: OpsContext, stores: list[str], out: TextIO, *, dry_run: boo
         ctx.store_config(name)
     now, failed, seen = datetime.now(UTC), 0, 0
     for name in names:
-        cleanup = CLEANUPS.get(ctx.config.stores[name].kind)
+        cleanup = REGISTRY[ctx.config.stores[name].kind].verify.scratch_cleanup
         if cleanup is None:
             continue
         try:

@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from drkit.context import OpsContext
-from drkit.handlers import endpoint
-from drkit.influx import InfluxEndpoint, quote_ident
+from drkit.endpoints import influx_endpoint
+from drkit.influx import quote_ident
 from drkit.ops.scratch import (
     VERIFY,
     Holder,
@@ -32,29 +32,15 @@ from drkit.restore.timeseries import restore_timeseries
 INFIX = "_verify_"
 
 
-def influx_endpoint(ctx: OpsContext, store: str) -> tuple[InfluxEndpoint, str]:
-    """The store's server (as its backup reaches it) and its database."""
-    host, port = endpoint(ctx, store)
-    credentials = ctx.credentials.for_store(store)
-    exported = ctx.outputs.stores[store]
-    server = InfluxEndpoint(
-        host,
-        port,
-        credentials.user,
-        credentials.password,
-        tls=exported.tls,  # Timestream for InfluxDB answers HTTPS only
-        tls_ca_file=exported.tls_ca_file,
-    )
-    return server, exported.database or store
-
-
 def scratch_database(database: str, holder: Holder, purpose: str = VERIFY) -> str:
     return database_name(database, holder, purpose)
 
 
 def test_restore(
-    ctx: OpsContext, chosen: Chosen, holder: Holder, purpose: str = VERIFY
+    ctx: OpsContext, chosen: Chosen, holder: Holder, source: str, purpose: str = VERIFY
 ) -> tuple[str, dict[str, Any]]:
+    """Restore ``chosen`` (read from ``source`` already: ``chosen.objects``) into a scratch
+    database on the store's server, compare, drop; (detail, figures) or raises."""
     server, database = influx_endpoint(ctx, chosen.store)
     scratch = scratch_database(database, holder, purpose)
     if scratch in server.databases():

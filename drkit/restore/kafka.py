@@ -53,12 +53,12 @@ from drkit.backup.kafka import (
     KafkaPoint,
     PartitionBackup,
     TopicConfig,
-    client_settings,
     parse_topics_json,
     read_range,
     reader,
 )
 from drkit.backup.manifest import Manifest, StoredObject
+from drkit.kafka_auth import client_settings
 from drkit.kafka_frames import TIMESTAMP_NOT_AVAILABLE, FrameError, FrameReader, Record
 from drkit.restore.stream import IntegrityError, raw_chunks
 from drkit.storage.objectstore import ObjectStore, read_all

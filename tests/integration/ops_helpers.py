@@ -23,7 +23,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # NewTopic: n
 from drkit.backup.manifest import Manifest
 from drkit.backups import backup_store
 from drkit.context import Credentials, OpsContext, StoreCredentials
-from drkit.handlers import postgres_source
+from drkit.endpoints import postgres_source
 from drkit.kafka_frames import TIMESTAMP_CREATE_TIME, Record
 from drkit.local.redis import LocalRedis
 from drkit.ops.executor import RunReport

@@ -64,7 +64,7 @@ from components.backup_cronjobs import CONFIG_DIR
 from drkit.backup.kafka import reader
 from drkit.backup.manifest import MANIFEST_NAME, Manifest
 from drkit.context import Credentials, OpsContext
-from drkit.handlers import postgres_source
+from drkit.endpoints import postgres_source
 from drkit.local.pushgateway import LocalPushgateway
 from drkit.local.redis import LocalRedis
 from drkit.local.s3 import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, LocalAws

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from drkit.drill.monthly import CLOUDWATCH_NAMESPACE, run_monthly_drill
-from drkit.handlers import postgres_source
+from drkit.endpoints import postgres_source
 from drkit.local.pushgateway import LocalPushgateway
 from drkit.local.redis import LocalRedis
 from drkit.local.s3 import LocalAws

@@ -26,7 +26,7 @@ from drkit.kubestate.archive import Record
 from drkit.kubestate.compare import compare_states, namespace_state
 from drkit.local.kubernetes import LocalKubernetes
 from drkit.local.s3 import LocalAws
-from drkit.local.stack import kubernetes_endpoint
+from drkit.local.stores import kubernetes_endpoint
 from drkit.ops.executor import Status
 from drkit.ops.restore_k8s import OBJECTS_REPORT, RestoreK8sRequest, build_plan
 from drkit.ops.run import RunOptions, run_plan

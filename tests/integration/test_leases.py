@@ -24,7 +24,7 @@ import pytest
 from drkit.backup.engine import Destinations
 from drkit.backup.manifest import MANIFEST_NAME, Manifest
 from drkit.backups import backup_store
-from drkit.handlers import postgres_source
+from drkit.endpoints import postgres_source
 from drkit.killpoints import ENV as KILL_AT
 from drkit.lease import (
     LeaseHeld,

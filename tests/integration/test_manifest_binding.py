@@ -18,7 +18,7 @@ import pytest
 
 from drkit.backup.manifest import MANIFEST_NAME, Manifest
 from drkit.context import OpsContext
-from drkit.handlers import postgres_source
+from drkit.endpoints import postgres_source
 from drkit.ops.restore_postgres import RestorePostgresRequest, build_plan
 from drkit.ops.run import RunOptions
 from drkit.ops.verify import Check, VerifyRequest, run_verify

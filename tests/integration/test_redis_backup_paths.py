@@ -20,7 +20,8 @@ import redis
 from drkit.backup.engine import run_backup
 from drkit.backup.redis import ElastiCacheHandler, Polling, RedisHandler
 from drkit.context import Credentials, OpsContext, StoreCredentials
-from drkit.handlers import NoHandler, backup_handler
+from drkit.endpoints import NoHandler
+from drkit.handlers import backup_handler
 from drkit.local.redis import ELASTICACHE_DISABLED, LocalRedis
 from drkit.local.s3 import LocalAws
 from drkit.local.stack import write_state

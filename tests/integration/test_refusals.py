@@ -28,7 +28,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from drkit.handlers import postgres_source
+from drkit.endpoints import postgres_source
 from drkit.local.s3 import LocalAws
 from tests.integration.ops_helpers import context, database_backup
 

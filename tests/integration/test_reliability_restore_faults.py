@@ -26,7 +26,7 @@ import redis
 
 from drkit.backup.manifest import Manifest
 from drkit.bounds import IoBounds
-from drkit.handlers import postgres_source
+from drkit.endpoints import postgres_source
 from drkit.local.faultproxy import LOOPBACK, Direction, Fault, FaultProxy
 from drkit.local.gcs import LocalGcs
 from drkit.local.postgres import LocalPostgres

@@ -33,7 +33,7 @@ import redis
 from invoke.context import Context
 
 from drkit.backup.manifest import Manifest
-from drkit.handlers import postgres_source
+from drkit.endpoints import postgres_source
 from drkit.killpoints import ENV
 from drkit.local.gcs import LocalGcs
 from drkit.local.postgres import LocalPostgres

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from drkit.handlers import postgres_source
+from drkit.endpoints import postgres_source
 from drkit.local.redis import LocalRedis
 from drkit.ops.executor import Status
 from drkit.ops.restore_all import RestoreAllRequest, build_plan

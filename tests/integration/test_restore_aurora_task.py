@@ -21,13 +21,13 @@ from typing import Any
 import pytest
 
 from drkit.aurora import SnapshotRequest, snapshot_to_dr
-from drkit.aurora_restore import TAG_REASON, TAG_RESTORE_POINT, TAG_RESTORED_FROM, TAG_RUN
 from drkit.local.s3 import LocalAws
 from drkit.ops.executor import RunReport, Status
 from drkit.ops.restore_aurora import RestoreAuroraRequest, build_plan
 from drkit.ops.run import RunOptions, run_plan
 from drkit.ops.selection import TargetNotEmptyError
 from drkit.recovery import RecoveryError
+from drkit.restore.aurora import TAG_REASON, TAG_RESTORE_POINT, TAG_RESTORED_FROM, TAG_RUN
 from drkit.targets import TargetRefused
 from tests.integration.aurora_world import (
     ROOT,

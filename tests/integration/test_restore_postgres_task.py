@@ -16,7 +16,7 @@ import pytest
 from drkit.backup.manifest import Manifest
 from drkit.backups import backup_store
 from drkit.context import OpsContext
-from drkit.handlers import postgres_source
+from drkit.endpoints import postgres_source
 from drkit.ops.executor import Status
 from drkit.ops.restore_postgres import RestorePostgresRequest, build_plan
 from drkit.ops.run import RunOptions, run_plan

@@ -22,7 +22,7 @@ from psycopg import sql
 
 import tasks
 from drkit.context import OpsContext
-from drkit.handlers import postgres_source
+from drkit.endpoints import postgres_source
 from drkit.local.redis import LocalRedis
 from drkit.ops.run import RunOptions
 from drkit.ops.scratch import (

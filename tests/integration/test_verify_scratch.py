@@ -24,6 +24,7 @@ import tasks
 from drkit.backup.timeseries import TimeWindow
 from drkit.backups import backup_store
 from drkit.context import OpsContext
+from drkit.endpoints import influx_endpoint
 from drkit.influx import quote_ident
 from drkit.kubestate.api import NAMESPACES, KubeApi
 from drkit.kubestate.reader import NamespaceReader
@@ -34,7 +35,7 @@ from drkit.local.kubernetes import LocalKubernetes
 from drkit.local.postgres import LocalPostgres
 from drkit.local.redis import LocalRedis
 from drkit.local.s3 import LocalAws
-from drkit.local.stack import kubernetes_endpoint
+from drkit.local.stores import kubernetes_endpoint
 from drkit.ops.restore_k8s import RestoreK8sRequest, prepare
 from drkit.ops.run import RunOptions
 from drkit.ops.scratch import Holder, host_digest
@@ -47,7 +48,7 @@ from drkit.ops.verify_k8s import (
     scratch_labels,
     scratch_name,
 )
-from drkit.ops.verify_timeseries import INFIX, influx_endpoint, scratch_database
+from drkit.ops.verify_timeseries import INFIX, scratch_database
 from drkit.restore.kubernetes import open_archive, restore_all
 from drkit.seed.kubernetes import SeededNamespace, seed_namespace
 from drkit.seed.timeseries import seed_market_data

@@ -17,7 +17,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from drkit.backup.manifest import Manifest
-from drkit.handlers import postgres_source
+from drkit.endpoints import postgres_source
 from drkit.local.redis import LocalRedis
 from drkit.ops.backups_info import ListRequest, list_backups
 from drkit.ops.executor import Status

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from drkit.context import OpsContext
-from drkit.handlers import kafka_settings
+from drkit.endpoints import kafka_settings
 from drkit.kafka_auth import msk_iam_token, oauthbearer_settings, region_of_cluster
 from stackmodels import StackConfig, StackOutputs
 from tests.unit.test_stack_outputs import valid_outputs

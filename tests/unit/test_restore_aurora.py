@@ -14,9 +14,17 @@ from botocore.stub import Stubber
 from botocore.validate import ParamValidator
 from pydantic import ValidationError
 
-import drkit.aurora_restore as mechanics
+import drkit.restore.aurora as mechanics
 from drkit.aurora import AuroraError
-from drkit.aurora_restore import (
+from drkit.ops.restore_aurora import (
+    MAX_TARGET,
+    RestoreAuroraRequest,
+    Wanted,
+    check_restorable,
+    default_target,
+)
+from drkit.recovery import RecoveryError
+from drkit.restore.aurora import (
     TAG_RESTORED_FROM,
     TAG_RUN,
     ClusterSettings,
@@ -28,14 +36,6 @@ from drkit.aurora_restore import (
     wait_until_available,
     writer_arguments,
 )
-from drkit.ops.restore_aurora import (
-    MAX_TARGET,
-    RestoreAuroraRequest,
-    Wanted,
-    check_restorable,
-    default_target,
-)
-from drkit.recovery import RecoveryError
 
 pytestmark = pytest.mark.unit
 

@@ -14,9 +14,12 @@ clients and names, post-check); what differs per store comes from its protection
 - ``repoint``: move what the clients read besides the stable name (a ConfigMap), if anything;
 - ``postcheck``: the new primary accepts a write, reached through the stable name.
 
-Adding a kind is one module here plus one line in ``REGISTRY``. The AWS kinds
-(``aurora-global-database``, ``elasticache-global-datastore``, ``msk-replicator``) are still the
-steps of ``drkit.failover.plan`` (issue 17 moves them behind this interface later).
+Adding a kind is one module here plus one line in ``REGISTRY``. Every ``ProtectionKind`` is in
+exactly one of ``REGISTRY``, ``PLAN_STEP_KINDS`` and ``NOTHING_TO_PROMOTE``
+(``tests/unit/test_kinds.py`` checks): the AWS kinds (``aurora-global-database``,
+``elasticache-global-datastore``, ``msk-replicator``) are still the steps of
+``drkit.failover.plan`` (issue 17 moves them behind this interface later), and ``gitops`` has
+nothing to promote.
 """
 
 from __future__ import annotations
@@ -32,6 +35,18 @@ REGISTRY: dict[ProtectionKind, type[Protection]] = {
     ProtectionKind.REDIS_REPLICA: RedisReplica,
     ProtectionKind.MIRRORMAKER2: MirrorMaker2,
 }
+"""The kinds with a local module, used by the local two-region stack (``drkit.failover.local``)."""
+PLAN_STEP_KINDS = frozenset(
+    {
+        ProtectionKind.AURORA_GLOBAL_DATABASE,
+        ProtectionKind.ELASTICACHE_GLOBAL_DATASTORE,
+        ProtectionKind.MSK_REPLICATOR,
+    }
+)
+"""The AWS kinds: still steps of ``drkit.failover.plan`` (``aurora_step``, ``cache_step``,
+``kafka_step``), not modules behind ``Protection``."""
+NOTHING_TO_PROMOTE = frozenset({ProtectionKind.GITOPS})
+"""Both clusters already run the same manifests: a failover moves no data for these."""
 
 
 def protection_for(sides: StoreSides) -> Protection:
@@ -43,4 +58,13 @@ def protection_for(sides: StoreSides) -> Protection:
     return REGISTRY[sides.kind](sides)
 
 
-__all__ = ["REGISTRY", "Endpoint", "Health", "Protection", "StoreSides", "protection_for"]
+__all__ = [
+    "NOTHING_TO_PROMOTE",
+    "PLAN_STEP_KINDS",
+    "REGISTRY",
+    "Endpoint",
+    "Health",
+    "Protection",
+    "StoreSides",
+    "protection_for",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -59,6 +60,53 @@ class Protection(ABC):
     @property
     def store(self) -> str:
         return self.sides.store
+
+    @property
+    def answering_source(self) -> str | None:
+        """The source's URL where it answered when the switch started, else None."""
+        source = self.sides.source
+        return source.url if source.answers else None
+
+    def target_health(
+        self,
+        role: str,
+        planned: bool,
+        errors: type[Exception] | tuple[type[Exception], ...],
+        probe: Callable[[], str],
+    ) -> Health:
+        """The target (``role``: standby, replica...) as ``probe`` finds it; an error blocks a
+        planned switch."""
+        name = f"{self.store}: {self.sides.target.region} {role}"
+        try:
+            return Health(name, True, probe())
+        except errors as error:
+            return Health(name, False, one_line(error), planned)
+
+    def source_health(self, role: str, planned: bool) -> Health:
+        """Whether the source (``role``: primary, master...) answered when the switch started:
+        a planned switch needs it, an unplanned one expects it not to."""
+        answers = self.sides.source.answers
+        return Health(
+            f"{self.store}: {self.sides.source.region} {role}",
+            answers,
+            "answers" if answers else "does not answer",
+            planned and not answers,
+        )
+
+    def fence_source(
+        self,
+        role: str,
+        errors: type[Exception] | tuple[type[Exception], ...],
+        fence: Callable[[], str],
+    ) -> str:
+        """``fence`` the old ``role`` where it answered at preflight and still does; what was
+        done, or why nothing was."""
+        if not self.sides.source.answers:
+            return f"{self.store}: old {role} did not answer at preflight; nothing to fence"
+        try:
+            return fence()
+        except errors as error:
+            return f"{self.store}: old {role} unreachable ({one_line(error)}); nothing to fence"
 
     @abstractmethod
     def health(self, planned: bool) -> list[Health]: ...

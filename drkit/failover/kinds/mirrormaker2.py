@@ -19,7 +19,7 @@ from typing import Any
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from drkit.failover.kinds.base import CONNECT_TIMEOUT_S, Health, Protection, one_line
+from drkit.failover.kinds.base import CONNECT_TIMEOUT_S, Health, Protection
 from drkit.local.lag import Lag, kafka_lag, read_checkpoints
 from stackmodels.config import ProtectionKind
 
@@ -52,13 +52,11 @@ class MirrorMaker2(Protection):
         )
 
     def health(self, planned: bool) -> list[Health]:
-        sides = self.sides
-        name = f"{self.store}: {sides.target.region} cluster"
-        try:
-            self._admin(sides.target.url).list_topics(timeout=CONNECT_TIMEOUT_S)
-            target = Health(name, True, "answers")
-        except KafkaException as error:
-            target = Health(name, False, one_line(error), planned)
+        def answers() -> str:
+            self._admin(self.sides.target.url).list_topics(timeout=CONNECT_TIMEOUT_S)
+            return "answers"
+
+        target = self.target_health("cluster", planned, KafkaException, answers)
         mirror = self._mirror()
         running = mirror is not None and _alive(mirror)
         return [
@@ -68,12 +66,7 @@ class MirrorMaker2(Protection):
                 running,
                 "mirroring" if running else "not running (lag unknown)",
             ),
-            Health(
-                f"{self.store}: {sides.source.region} cluster",
-                sides.source.answers,
-                "answers" if sides.source.answers else "does not answer",
-                planned and not sides.source.answers,
-            ),
+            self.source_health("cluster", planned),
         ]
 
     def lag(self) -> Lag:
@@ -81,9 +74,8 @@ class MirrorMaker2(Protection):
         if mirror is not None and not _alive(mirror):
             # dr's offsets stop moving the moment it dies: never read that as caught up
             return Lag("mirrormaker2", None, note=MIRROR_DEAD)
-        source = self.sides.source
         topics = list(self.sides.state.get("mirrored_topics", []))
-        return kafka_lag(source.url if source.answers else None, self.sides.target.url, topics)
+        return kafka_lag(self.answering_source, self.sides.target.url, topics)
 
     def fence(self) -> str:
         return f"{self.store}: nothing to fence on the broker; clients leave it with the bootstrap"

@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from drkit.failover.kinds.base import CONNECT_TIMEOUT_S, Health, Protection, one_line
+from drkit.failover.kinds.base import CONNECT_TIMEOUT_S, Health, Protection
 from drkit.local.lag import Lag, postgres_lag
 from stackmodels.config import ProtectionKind
 
@@ -37,34 +37,23 @@ class PostgresStreaming(Protection):
     kind = ProtectionKind.POSTGRES_STREAMING
 
     def health(self, planned: bool) -> list[Health]:
-        sides = self.sides
-        try:
-            standby = in_recovery(sides.target.url)
-            target = Health(
-                f"{self.store}: {sides.target.region} standby",
-                True,
-                "in recovery (a standby)" if standby else "already promoted",
+        def standby() -> str:
+            return (
+                "in recovery (a standby)"
+                if in_recovery(self.sides.target.url)
+                else ("already promoted")
             )
-        except psycopg.Error as error:
-            target = Health(
-                f"{self.store}: {sides.target.region} standby", False, one_line(error), planned
-            )
-        source = Health(
-            f"{self.store}: {sides.source.region} primary",
-            sides.source.answers,
-            "answers" if sides.source.answers else "does not answer",
-            planned and not sides.source.answers,
-        )
-        return [target, source]
+
+        return [
+            self.target_health("standby", planned, psycopg.Error, standby),
+            self.source_health("primary", planned),
+        ]
 
     def lag(self) -> Lag:
-        source = self.sides.source
-        return postgres_lag(source.url if source.answers else None, self.sides.target.url)
+        return postgres_lag(self.answering_source, self.sides.target.url)
 
     def fence(self) -> str:
-        if not self.sides.source.answers:
-            return f"{self.store}: old primary did not answer at preflight; nothing to fence"
-        try:
+        def read_only() -> str:
             with _connect(self.sides.source.url) as connection:
                 connection.execute("ALTER SYSTEM SET default_transaction_read_only = on")
                 connection.execute("SELECT pg_reload_conf()")
@@ -72,13 +61,13 @@ class PostgresStreaming(Protection):
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                     "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
                 ).fetchone()
-        except psycopg.Error as error:
-            return f"{self.store}: old primary unreachable ({one_line(error)}); nothing to fence"
-        count = ended[0] if ended else 0
-        return (
-            f"{self.store}: old primary read-only (default_transaction_read_only, kept across a "
-            f"restart); {count} client sessions ended"
-        )
+            count = ended[0] if ended else 0
+            return (
+                f"{self.store}: old primary read-only (default_transaction_read_only, kept across "
+                f"a restart); {count} client sessions ended"
+            )
+
+        return self.fence_source("primary", psycopg.Error, read_only)
 
     def promoted(self) -> bool:
         return not in_recovery(self.sides.target.url)

@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from drkit.failover.kinds.base import Health, Protection, one_line
+from drkit.failover.kinds.base import Health, Protection
 from drkit.local.lag import Lag, _redis_client, redis_lag
 from stackmodels.config import ProtectionKind
 
@@ -30,34 +30,26 @@ class RedisReplica(Protection):
     kind = ProtectionKind.REDIS_REPLICA
 
     def health(self, planned: bool) -> list[Health]:
-        sides = self.sides
-        name = f"{self.store}: {sides.target.region} replica"
-        try:
-            now = role(sides.target.url)
-            target = Health(name, True, "a replica" if now == "slave" else "already a master")
-        except redis.RedisError as error:
-            target = Health(name, False, one_line(error), planned)
-        source = Health(
-            f"{self.store}: {sides.source.region} master",
-            sides.source.answers,
-            "answers" if sides.source.answers else "does not answer",
-            planned and not sides.source.answers,
-        )
-        return [target, source]
+        def replica() -> str:
+            return "a replica" if role(self.sides.target.url) == "slave" else "already a master"
+
+        return [
+            self.target_health("replica", planned, redis.RedisError, replica),
+            self.source_health("master", planned),
+        ]
 
     def lag(self) -> Lag:
-        source = self.sides.source
-        return redis_lag(source.url if source.answers else None, self.sides.target.url)
+        return redis_lag(self.answering_source, self.sides.target.url)
 
     def fence(self) -> str:
-        if not self.sides.source.answers:
-            return f"{self.store}: old master did not answer at preflight; nothing to fence"
-        try:
+        def refuse_writes() -> str:
             with _redis_client(self.sides.source.url) as client:
                 client.config_set("min-replicas-to-write", FENCE_REPLICAS)
-        except redis.RedisError as error:
-            return f"{self.store}: old master unreachable ({one_line(error)}); nothing to fence"
-        return f"{self.store}: old master refuses writes (min-replicas-to-write {FENCE_REPLICAS})"
+            return (
+                f"{self.store}: old master refuses writes (min-replicas-to-write {FENCE_REPLICAS})"
+            )
+
+        return self.fence_source("master", redis.RedisError, refuse_writes)
 
     def promoted(self) -> bool:
         return role(self.sides.target.url) == "master"

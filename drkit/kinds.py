@@ -1,0 +1,285 @@
+"""The registry of store kinds: everything that differs per kind of data store, in one entry.
+
+Each ``stackmodels.config.StoreKind`` has one ``KindEntry`` in ``REGISTRY``:
+
+- ``backup``: the backup path (plan text and handler factory) of each service that can serve the
+  kind (``drkit.backup.paths``), whether its backups form chains, and the service of a store the
+  stack exports no endpoint for (a Kubernetes store's job reads its own cluster);
+- ``restore``: the plan builder ``invoke restore.all`` uses for one store of the kind, the same
+  steps as the kind's own restore task (``drkit.ops.restore_*``), or ``NotYet`` with the reason;
+  its priority in the order of ``restore.all`` (lowest first) with the reason, as Velero orders a
+  restore; whether it is restored only when named;
+- ``verify``: the test restore of ``invoke verify`` (``drkit.ops.verify_*``) and, where it
+  leaves a scratch target that a killed run can orphan, the cleanup of those;
+- ``local``: what the local stack provisions for a store of the kind (``drkit.local.stores``);
+- ``drill``: the drill's writer and its rate, and the scenario that loses the kind's data.
+
+``drkit.handlers``, ``drkit.ops.restore_all``, ``drkit.ops.verify``, ``drkit.local.stack`` and
+the drill iterate this registry; none of them dispatches on a kind itself.
+``tests/unit/test_kinds.py`` fails when a kind lacks an entry or an entry lacks a part.
+Adding a kind: ``drkit/README.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from drkit.backup.paths import (
+    KAFKA_PATHS,
+    KUBERNETES_PATHS,
+    POSTGRES_PATHS,
+    REDIS_PATHS,
+    TIMESERIES_PATHS,
+    BackupPath,
+)
+from drkit.context import OpsContext
+from drkit.drill.writers import (
+    KafkaEventWriter,
+    PostgresOrderWriter,
+    RedisSessionWriter,
+    StableAddress,
+    Writer,
+)
+from drkit.local import stores as local_stores
+from drkit.local.stores import LocalServers, Provisioned
+from drkit.ops import (
+    restore_k8s,
+    restore_kafka,
+    restore_postgres,
+    restore_redis,
+    scratch_postgres,
+    verify_k8s,
+    verify_kafka,
+    verify_postgres,
+    verify_redis,
+    verify_timeseries,
+)
+from drkit.ops.plan import Plan
+from drkit.ops.scratch import Holder
+from drkit.ops.selection import Chosen
+from stackmodels import StackConfig
+from stackmodels.config import Store, StoreKind
+from stackmodels.outputs import StoreService
+
+
+@dataclass(frozen=True)
+class RestoreOf:
+    """One store of a ``restore.all`` run: which backup, and the run's options."""
+
+    store: str
+    backup: str
+    force: bool
+    source: str
+    project_dir: Path
+
+
+RestorePlanBuilder = Callable[[OpsContext, RestoreOf], Plan]
+
+
+@dataclass(frozen=True)
+class NotYet:
+    """A part this build does not have for the kind yet, and why (said where it is missing)."""
+
+    reason: str
+
+
+TestRestore = Callable[[OpsContext, Chosen, Holder, str, str], tuple[str, dict[str, Any]]]
+"""(ctx, the backup, this run's holder tag, vault or mirror, purpose: ``verify`` or ``dr-test``)
+-> (detail, figures); raises when the restored copy differs from the manifest."""
+Cleanup = Callable[[OpsContext, str, datetime, bool, bool], list[str]]
+"""(ctx, store, now, forced, dry run) -> one line per scratch target a killed run left."""
+LocalProvision = Callable[[LocalServers, StackConfig, str, Store, str | None], Provisioned]
+"""(servers, config, store name, its config, database suffix or None) -> endpoint and
+credentials, or None when the servers do not run the kind."""
+WriterFactory = Callable[[OpsContext, StableAddress, str, float], Writer]
+"""(ctx, the store's stable address, store, rate per second) -> the writer that trades into the
+store through its stable name (re-read before every write)."""
+
+
+@dataclass(frozen=True)
+class DrillWriter:
+    factory: WriterFactory
+    rate: float
+    """The writer's default rate, writes per second."""
+
+
+@dataclass(frozen=True)
+class DrillHooks:
+    scenario: str
+    """The drill scenario that loses a store of the kind (``drkit.drill.scenarios.SCENARIOS``)."""
+    writer: DrillWriter | None
+    """What trades into a store of the kind during the drill; None: nothing writes into it."""
+
+
+@dataclass(frozen=True)
+class Backup:
+    paths: Mapping[StoreService, BackupPath]
+    """The backup path of each service that can serve the kind (``drkit.backup.paths``)."""
+    chains: bool = False
+    """Its backups are incrementals on a full: verify checks the chains' continuity."""
+    implicit_service: StoreService | None = None
+    """The service of a store the stack exports no endpoint for (a Kubernetes store's job reads
+    its own cluster); None: such a store has no backup."""
+
+
+@dataclass(frozen=True)
+class Restore:
+    plan: RestorePlanBuilder | NotYet
+    """One store's steps in ``restore.all``: those of the kind's own restore task."""
+    priority: int
+    """``restore.all``'s order, lowest first; stores of one kind restore in parallel."""
+    reason: str
+    """Why the kind restores at that point of the order."""
+    named_only: bool = False
+    """Left out of a restore of "everything" unless named with ``--stores``."""
+
+
+@dataclass(frozen=True)
+class Verify:
+    test_restore: TestRestore
+    scratch_cleanup: Cleanup | None = None
+    """Removes the scratch targets a killed test restore left; None: it leaves none behind."""
+
+
+@dataclass(frozen=True)
+class KindEntry:
+    kind: StoreKind
+    backup: Backup
+    restore: Restore
+    verify: Verify
+    local: LocalProvision
+    drill: DrillHooks | NotYet
+
+
+# --- restore plans: the kind's own restore task, for one store of restore.all ------------------
+
+
+def _restore_postgres(ctx: OpsContext, r: RestoreOf) -> Plan:
+    request = restore_postgres.RestorePostgresRequest(
+        store=r.store, backup=r.backup, force=r.force, source=r.source
+    )
+    return restore_postgres.build_plan(ctx, request)[0]
+
+
+def _restore_kafka(ctx: OpsContext, r: RestoreOf) -> Plan:
+    request = restore_kafka.RestoreKafkaRequest(
+        store=r.store, backup=r.backup, force=r.force, source=r.source
+    )
+    return restore_kafka.build_plan(ctx, request)[0]
+
+
+def _restore_redis(ctx: OpsContext, r: RestoreOf) -> Plan:
+    request = restore_redis.RestoreRedisRequest(
+        store=r.store, backup=r.backup, force=r.force, source=r.source
+    )
+    return restore_redis.build_plan(ctx, request, r.project_dir)[0]
+
+
+def _restore_kubernetes(ctx: OpsContext, r: RestoreOf) -> Plan:
+    """The namespace's objects back in priority order; --force replaces existing objects. The
+    data key is decrypted now and lives until the process ends (restore.k8s wipes it earlier)."""
+    request = restore_k8s.RestoreK8sRequest(
+        store=r.store, backup=r.backup, replace=r.force, source=r.source
+    )
+    return restore_k8s.build_plan(ctx, request, r.project_dir)[0]
+
+
+# --- drill writers -------------------------------------------------------------------------------
+
+
+def _postgres_writer(ctx: OpsContext, address: StableAddress, store: str, rate: float) -> Writer:
+    return PostgresOrderWriter(address, rate)
+
+
+def _kafka_writer(ctx: OpsContext, address: StableAddress, store: str, rate: float) -> Writer:
+    return KafkaEventWriter(address, list(ctx.config.stores[store].topics), rate)
+
+
+def _redis_writer(ctx: OpsContext, address: StableAddress, store: str, rate: float) -> Writer:
+    return RedisSessionWriter(address, rate, tls_ca_file=ctx.outputs.stores[store].tls_ca_file)
+
+
+# --- the registry --------------------------------------------------------------------------------
+
+REGISTRY: dict[StoreKind, KindEntry] = {
+    StoreKind.POSTGRES: KindEntry(
+        StoreKind.POSTGRES,
+        Backup(POSTGRES_PATHS),
+        Restore(
+            _restore_postgres,
+            10,
+            "the system of record (accounts, orders, strategies): every other store refers to it",
+        ),
+        Verify(verify_postgres.test_restore, scratch_cleanup=scratch_postgres.cleanup),
+        local_stores.postgres,
+        DrillHooks("database-corruption", DrillWriter(_postgres_writer, 20.0)),
+    ),
+    StoreKind.TIMESERIES: KindEntry(
+        StoreKind.TIMESERIES,
+        Backup(TIMESERIES_PATHS),
+        Restore(
+            NotYet("no restore in this build yet"),
+            20,
+            "historical market data: read by strategies and risk at start, depends on no stream",
+        ),
+        Verify(verify_timeseries.test_restore, scratch_cleanup=verify_timeseries.cleanup),
+        local_stores.timeseries,
+        NotYet("the drill runs no InfluxDB"),
+    ),
+    StoreKind.KAFKA: KindEntry(
+        StoreKind.KAFKA,
+        Backup(KAFKA_PATHS, chains=True),
+        Restore(
+            _restore_kafka,
+            30,
+            "event streams: consumers resume against the restored records, so those come first",
+        ),
+        Verify(verify_kafka.test_restore, scratch_cleanup=verify_kafka.cleanup),
+        local_stores.kafka,
+        DrillHooks("kafka-data-loss", DrillWriter(_kafka_writer, 40.0)),
+    ),
+    StoreKind.REDIS: KindEntry(
+        StoreKind.REDIS,
+        Backup(REDIS_PATHS),
+        Restore(
+            _restore_redis,
+            40,
+            "caches: derived data, restored after their sources so no entry is newer than them",
+        ),
+        Verify(verify_redis.test_restore, scratch_cleanup=verify_redis.cleanup),
+        local_stores.redis,
+        DrillHooks("redis-loss", DrillWriter(_redis_writer, 40.0)),
+    ),
+    StoreKind.KUBERNETES: KindEntry(
+        StoreKind.KUBERNETES,
+        Backup(KUBERNETES_PATHS, implicit_service=StoreService.KUBERNETES),
+        Restore(
+            _restore_kubernetes,
+            50,
+            "application state and workloads last: they start only once their data is in place",
+            # Restoring the application's objects over a running cluster is a decision of its own.
+            named_only=True,
+        ),
+        Verify(verify_k8s.test_restore, scratch_cleanup=verify_k8s.cleanup),
+        local_stores.kubernetes,
+        DrillHooks("kubernetes-namespace-loss", None),
+    ),
+}
+
+
+def restore_order() -> list[KindEntry]:
+    """The kinds in the order ``restore.all`` restores them."""
+    return sorted(REGISTRY.values(), key=lambda e: e.restore.priority)
+
+
+def drill_writers() -> dict[StoreKind, DrillWriter]:
+    """The kinds the drill writes into, in the registry's order, and their writers."""
+    return {
+        kind: item.drill.writer
+        for kind, item in REGISTRY.items()
+        if isinstance(item.drill, DrillHooks) and item.drill.writer is not None
+    }

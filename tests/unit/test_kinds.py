@@ -1,0 +1,72 @@
+"""The registries of kinds are complete: every store kind has every part, every protection kind
+is accounted for. A kind missing a part fails here, not as "no restore in this build yet" in a
+run."""
+
+from __future__ import annotations
+
+import pytest
+
+from drkit.drill.scenarios import SCENARIOS
+from drkit.failover.kinds import NOTHING_TO_PROMOTE, PLAN_STEP_KINDS
+from drkit.failover.kinds import REGISTRY as PROTECTIONS
+from drkit.handlers import BACKUP_PATHS
+from drkit.kinds import REGISTRY, DrillHooks, NotYet, restore_order
+from stackmodels.config import ProtectionKind, StoreKind
+from stackmodels.outputs import SERVICE_KINDS
+
+pytestmark = pytest.mark.unit
+
+
+def test_every_store_kind_has_an_entry_under_its_own_name() -> None:
+    assert set(REGISTRY) == set(StoreKind)
+    assert all(entry.kind is kind for kind, entry in REGISTRY.items())
+
+
+@pytest.mark.parametrize("kind", list(StoreKind), ids=str)
+def test_every_part_of_an_entry_is_given_or_missing_with_a_reason(kind: StoreKind) -> None:
+    entry = REGISTRY[kind]
+    parts = {
+        "restore plan": entry.restore.plan,
+        "test restore": entry.verify.test_restore,
+        "local provisioning": entry.local,
+        "drill hooks": entry.drill,
+    }
+    for name, part in parts.items():
+        if isinstance(part, NotYet):
+            assert part.reason, f"{kind.value}: {name} is missing without a reason"
+        else:
+            assert part is not None, f"{kind.value}: no {name}"
+    assert entry.restore.reason, f"{kind.value}: a restore priority without a reason"
+    assert callable(entry.verify.test_restore) and callable(entry.local)
+
+
+@pytest.mark.parametrize("kind", list(StoreKind), ids=str)
+def test_the_backup_paths_of_a_kind_are_those_of_its_services(kind: StoreKind) -> None:
+    services = {service for service, served in SERVICE_KINDS.items() if served is kind}
+    assert set(REGISTRY[kind].backup.paths) == services
+    assert all(path.method for path in REGISTRY[kind].backup.paths.values())
+
+
+def test_every_service_is_backed_up_by_exactly_one_kind() -> None:
+    assert sum(len(entry.backup.paths) for entry in REGISTRY.values()) == len(BACKUP_PATHS)
+
+
+def test_the_restore_order_is_total_with_a_reason_each() -> None:
+    order = restore_order()
+    assert len({entry.restore.priority for entry in order}) == len(StoreKind)
+    assert order[0].kind is StoreKind.POSTGRES  # the system of record
+    assert order[-1].kind is StoreKind.KUBERNETES  # workloads once their data is in place
+
+
+def test_every_drill_hook_names_a_scenario_the_drill_plays() -> None:
+    for kind, entry in REGISTRY.items():
+        if isinstance(entry.drill, DrillHooks):
+            assert entry.drill.scenario in SCENARIOS, kind.value
+            assert entry.drill.writer is None or entry.drill.writer.rate > 0
+
+
+def test_every_protection_kind_is_a_local_module_a_plan_step_or_nothing_to_promote() -> None:
+    groups = [set(PROTECTIONS), set(PLAN_STEP_KINDS), set(NOTHING_TO_PROMOTE)]
+    assert set().union(*groups) == set(ProtectionKind)
+    assert sum(len(g) for g in groups) == len(ProtectionKind)  # each in one group only
+    assert all(module.kind is kind for kind, module in PROTECTIONS.items())

@@ -35,7 +35,7 @@ from drkit.local.kafka import LocalKafka
 from drkit.local.kubernetes import LocalKubernetes
 from drkit.local.postgres import LocalPostgres
 from drkit.local.redis import LocalRedis
-from drkit.local.stack import kubernetes_endpoint
+from drkit.local.stores import kubernetes_endpoint
 from drkit.local.standby_postgres import LocalStandbyPostgres
 from drkit.ops.scratch import parse_topic, pid_alive
 from drkit.ops.throwaway import working_in

@@ -37,7 +37,14 @@ class LocalPushgateway(LocalServer):
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._process = ManagedProcess(
             "pushgateway",
-            [executable, f"--web.listen-address={self.host}:{self.port}", "--log.level=warn"],
+            [
+                executable,
+                f"--web.listen-address={self.host}:{self.port}",
+                # Debian's build persists to /var/lib/prometheus/pushgateway.data by default: one
+                # file shared by every gateway on the machine. Each keeps its own.
+                f"--persistence.file={self.workdir / 'pushgateway.data'}",
+                "--log.level=warn",
+            ],
             self.workdir / "pushgateway.log",
         )
         self._process.start()

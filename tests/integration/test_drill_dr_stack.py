@@ -35,8 +35,8 @@ from drkit.local.kafka import LocalKafka
 from drkit.local.kubernetes import LocalKubernetes
 from drkit.local.postgres import LocalPostgres
 from drkit.local.redis import LocalRedis
-from drkit.local.stores import kubernetes_endpoint
 from drkit.local.standby_postgres import LocalStandbyPostgres
+from drkit.local.stores import kubernetes_endpoint
 from drkit.ops.scratch import parse_topic, pid_alive
 from drkit.ops.throwaway import working_in
 from drkit.seed.kubernetes import seed_namespace
@@ -193,16 +193,16 @@ import os, signal, sys
 from pathlib import Path
 from drkit.context import OpsContext
 from drkit.drill.monthly import run_monthly_drill
-from drkit.ops import verify
+from drkit.ops import verify_postgres
 from drkit.ops.run import RunOptions
 
-count_rows = verify.count_rows
+count_rows = verify_postgres.count_rows
 
 def counted_then_killed(*args, **kwargs):
     count_rows(*args, **kwargs)
     os.kill(os.getpid(), signal.SIGKILL)
 
-verify.count_rows = counted_then_killed
+verify_postgres.count_rows = counted_then_killed
 project, outputs = Path(sys.argv[1]), Path(sys.argv[2])
 ctx = OpsContext.load("dr", outputs, project)
 run_monthly_drill(ctx, ["trading-db"], RunOptions(yes=True), project, sys.stdout)

@@ -87,12 +87,12 @@ KILLED_RUN = """
 import os, signal, sys, threading
 from pathlib import Path
 from drkit.context import OpsContext
-from drkit.ops import verify
+from drkit.ops import verify, verify_kafka, verify_postgres
 from drkit.local.redis import LocalRedis
 from drkit.ops.run import RunOptions
 
 both = threading.Barrier(2, timeout=90)
-count_rows, restore_kafka = verify.count_rows, verify.restore_kafka
+count_rows, restore_kafka = verify_postgres.count_rows, verify_kafka.restore_kafka
 
 def killed():
     both.wait()  # the other store's scratch target is made too
@@ -106,8 +106,8 @@ def restored_then_killed(*args, **kwargs):
     restore_kafka(*args, **kwargs)
     killed()
 
-verify.count_rows = counted_then_killed
-verify.restore_kafka = restored_then_killed
+verify_postgres.count_rows = counted_then_killed
+verify_kafka.restore_kafka = restored_then_killed
 project = Path(sys.argv[1])
 ctx = OpsContext.load("local", project_dir=project)
 request = verify.VerifyRequest(stores=["trading-db", "event-stream"])
@@ -206,17 +206,17 @@ KILLED_REDIS_RUN = """
 import os, signal, sys
 from pathlib import Path
 from drkit.context import OpsContext
-from drkit.ops import verify
+from drkit.ops import verify, verify_redis
 from drkit.local.redis import LocalRedis
 from drkit.ops.run import RunOptions
 
-restore_redis = verify.restore_redis
+restore_redis = verify_redis.restore_redis
 
 def restored_then_killed(*args, **kwargs):
     restore_redis(*args, **kwargs)
     os.kill(os.getpid(), signal.SIGKILL)
 
-verify.restore_redis = restored_then_killed
+verify_redis.restore_redis = restored_then_killed
 project = Path(sys.argv[1])
 ctx = OpsContext.load("local", project_dir=project)
 request = verify.VerifyRequest(stores=["session-cache"])

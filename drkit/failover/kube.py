@@ -33,6 +33,7 @@ class Workload:
     replicas: int
     wanted_when_primary: int
     restarted_by: str | None = None
+    service: str | None = None
 
     def key(self) -> str:
         return f"{self.kind}/{self.name}"
@@ -66,6 +67,7 @@ def labelled_workloads(
                     item.spec.replicas or 0,
                     int(value),
                     annotations.get(RESTARTED_ANNOTATION),
+                    item.metadata.labels.get(SERVICE_LABEL),
                 )
             )
     return sorted(found, key=lambda w: w.key())

@@ -164,9 +164,11 @@ class Executor:
         clock = time.monotonic()
         status = Status.SUCCEEDED
         try:
-            if plan.eager:
-                if "failed" in self._run_eager(plan, context, journal, records, finished):
-                    status = Status.FAILED
+            eager_outcomes = (
+                self._run_eager(plan, context, journal, records, finished) if plan.eager else []
+            )
+            if "failed" in eager_outcomes:
+                status = Status.FAILED
             for number, layer in enumerate([] if plan.eager else plan.layers, start=1):
                 self.out.write(
                     f"layer {number}/{len(plan.layers)}: {', '.join(s.id for s in layer)}\n"

@@ -93,7 +93,7 @@ class Ids:
 
 SERVICES = {"db": "trading-db", "cache": "session-cache"}
 WORKLOADS = {"trading-engine": ("deployment", 3), "market-data-feed": ("statefulset", 2)}
-SERVICES = {"trading-engine": "trading", "market-data-feed": "market-data"}
+WORKLOAD_SERVICES = {"trading-engine": "trading", "market-data-feed": "market-data"}
 """The service (Pulumi.dr.yaml services) of each workload: it starts once that service's stores
 are promoted."""
 DEAD = {PROD}
@@ -393,7 +393,11 @@ def _workloads(kube: LocalKubernetes, namespace: str, primary: bool) -> None:
         core, apps = CoreV1Api(api), AppsV1Api(api)
         core.create_namespace({"metadata": {"name": namespace}})
         for name, (kind, count) in WORKLOADS.items():
-            labels = {"app": name, REPLICAS_LABEL: str(count), SERVICE_LABEL: SERVICES[name]}
+            labels = {
+                "app": name,
+                REPLICAS_LABEL: str(count),
+                SERVICE_LABEL: WORKLOAD_SERVICES[name],
+            }
             spec = {
                 "replicas": count if primary else 0,
                 "selector": {"matchLabels": {"app": name}},

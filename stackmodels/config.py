@@ -453,6 +453,21 @@ class Dns(Frozen):
     services: dict[Annotated[str, Field(pattern=DNS_LABEL)], DnsService] = Field(min_length=1)
 
 
+class Service(Frozen):
+    """An application: the stores it uses and whether its DR workloads run before a failover.
+
+    A failover starts a service's workloads (those labelled ``trading-dr/service=<name>``) as soon
+    as the stores it uses are promoted, not once every store is. ``warm``: its workloads run in the
+    DR region at their failover count all the time (they cost as much there as in prod), so the
+    failover only restarts them to read the new primaries; for a service whose RTO is shorter
+    than a cold start (an image pull, a node to add)."""
+
+    stores: list[Slug] = Field(min_length=1)
+    data_class: Slug
+    """Its objectives (the seed's table is by service and data type)."""
+    warm: bool = False
+
+
 def seed_retention_classes() -> dict[str, RetentionClass]:
     """000_6de71234cc3057c0.txt, compliance: financial 7 years, audit 3, system logs 1."""
     return {
@@ -493,6 +508,9 @@ class StackConfig(Frozen):
     budgets: dict[Slug, Budget] = Field(default_factory=seed_budgets)
     """Account-wide (AWS Budgets is global): created by the primary stack only."""
     dns: Dns | None = None
+    services: dict[Slug, Service] = Field(default_factory=dict)
+    """What each application uses; the failover plan orders each service after its own stores.
+    Empty: every workload waits for every promotion."""
 
     @property
     def primary_region(self) -> str:
@@ -513,6 +531,7 @@ class StackConfig(Frozen):
         problems = [*self._region_problems(), *self._reference_problems()]
         problems += self._schedule_problems() + self._retention_problems()
         problems += self._data_store_problems() + self._dns_problems()
+        problems += self._service_problems()
         if problems:
             raise ValidationError.from_exception_data(type(self).__name__, problems)
         return self
@@ -713,6 +732,26 @@ class StackConfig(Frozen):
                     )
                 )
         return problems
+
+    def _service_problems(self) -> list[InitErrorDetails]:
+        return [
+            _problem(
+                ("services", name, "stores"),
+                store,
+                f"is not a store of this stack; allowed: {sorted(self.stores)}",
+            )
+            for name, service in self.services.items()
+            for store in service.stores
+            if store not in self.stores
+        ] + [
+            _problem(
+                ("services", name, "data_class"),
+                service.data_class,
+                f"is not a data class; allowed: {sorted(self.data_classes)}",
+            )
+            for name, service in self.services.items()
+            if service.data_class not in self.data_classes
+        ]
 
     # ---- loading -----------------------------------------------------------------------------
 

@@ -17,6 +17,10 @@ from kubernetes.client.rest import ApiException  # type: ignore[import-untyped]
 from drkit.failover.clients import request_timeout
 
 REPLICAS_LABEL = "trading-dr/failover-replicas"
+SERVICE_LABEL = "trading-dr/service"
+"""Which service (stack config ``services``) a workload belongs to: it starts with that service."""
+RESTARTED_ANNOTATION = "trading-dr/restarted-by"
+"""On a warm workload's pod template: the failover run that restarted it (its pods roll)."""
 BOOTSTRAP_CONFIGMAP = "kafka-bootstrap"
 BOOTSTRAP_KEY = "bootstrap.servers"
 FIELD_MANAGER = "drkit-failover"
@@ -28,12 +32,17 @@ class Workload:
     name: str
     replicas: int
     wanted_when_primary: int
+    restarted_by: str | None = None
+    service: str | None = None
 
     def key(self) -> str:
         return f"{self.kind}/{self.name}"
 
 
-def labelled_workloads(api: Any, namespace: str, fast_fail: bool = False) -> list[Workload]:
+def labelled_workloads(
+    api: Any, namespace: str, fast_fail: bool = False, selector: str = REPLICAS_LABEL
+) -> list[Workload]:
+    """The workloads carrying the replicas label (and matching ``selector``, a label selector)."""
     apps = AppsV1Api(api)
     timeout = request_timeout(fast_fail)
     found: list[Workload] = []
@@ -41,7 +50,7 @@ def labelled_workloads(api: Any, namespace: str, fast_fail: bool = False) -> lis
         ("deployment", apps.list_namespaced_deployment),
         ("statefulset", apps.list_namespaced_stateful_set),
     ):
-        items = lister(namespace, label_selector=REPLICAS_LABEL, _request_timeout=timeout).items
+        items = lister(namespace, label_selector=selector, _request_timeout=timeout).items
         for item in items:
             value = item.metadata.labels[REPLICAS_LABEL]
             if not value.isdigit():
@@ -49,7 +58,18 @@ def labelled_workloads(api: Any, namespace: str, fast_fail: bool = False) -> lis
                     f"{kind} {namespace}/{item.metadata.name}: label {REPLICAS_LABEL}={value!r} "
                     "is not a replica count"
                 )
-            found.append(Workload(kind, item.metadata.name, item.spec.replicas or 0, int(value)))
+            template = item.spec.template.metadata if item.spec.template else None
+            annotations = (template.annotations if template else None) or {}
+            found.append(
+                Workload(
+                    kind,
+                    item.metadata.name,
+                    item.spec.replicas or 0,
+                    int(value),
+                    annotations.get(RESTARTED_ANNOTATION),
+                    item.metadata.labels.get(SERVICE_LABEL),
+                )
+            )
     return sorted(found, key=lambda w: w.key())
 
 
@@ -69,12 +89,39 @@ def scale(
         )
 
 
+def service_selector(service: str | None) -> str:
+    """Workloads of ``service``; None: the labelled workloads of no service."""
+    if service is None:
+        return f"{REPLICAS_LABEL},!{SERVICE_LABEL}"
+    return f"{REPLICAS_LABEL},{SERVICE_LABEL}={service}"
+
+
+def restart(api: Any, namespace: str, workload: Workload, by: str) -> None:
+    """Roll the workload's pods (as ``kubectl rollout restart`` does: a pod template annotation),
+    so running pods start again and read the new primaries' addresses."""
+    apps = AppsV1Api(api)
+    body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_ANNOTATION: by}}}}}
+    timeout = request_timeout(False)
+    if workload.kind == "deployment":
+        apps.patch_namespaced_deployment(
+            workload.name, namespace, body, field_manager=FIELD_MANAGER, _request_timeout=timeout
+        )
+    else:
+        apps.patch_namespaced_stateful_set(
+            workload.name, namespace, body, field_manager=FIELD_MANAGER, _request_timeout=timeout
+        )
+
+
 def scale_all(
-    api: Any, namespace: str, primary: bool, fast_fail: bool = False
+    api: Any,
+    namespace: str,
+    primary: bool,
+    fast_fail: bool = False,
+    selector: str = REPLICAS_LABEL,
 ) -> dict[str, list[int]]:
     """Scale every labelled workload to its primary count (or 0); returns key -> [from, to]."""
     changes: dict[str, list[int]] = {}
-    for workload in labelled_workloads(api, namespace, fast_fail):
+    for workload in labelled_workloads(api, namespace, fast_fail, selector):
         wanted = workload.wanted_when_primary if primary else 0
         if workload.replicas != wanted:
             scale(api, namespace, workload, wanted, fast_fail)
@@ -82,11 +129,11 @@ def scale_all(
     return changes
 
 
-def misscaled(api: Any, namespace: str, primary: bool) -> list[str]:
+def misscaled(api: Any, namespace: str, primary: bool, selector: str = REPLICAS_LABEL) -> list[str]:
     """The labelled workloads whose ``spec.replicas`` is not what the role asks for."""
     return [
         f"{w.key()} has {w.replicas}, wants {w.wanted_when_primary if primary else 0}"
-        for w in labelled_workloads(api, namespace)
+        for w in labelled_workloads(api, namespace, selector=selector)
         if w.replicas != (w.wanted_when_primary if primary else 0)
     ]
 

@@ -1,15 +1,19 @@
-"""The failover plan: layers of steps, each idempotent, from the topology.
+"""The failover plan: a dependency graph of idempotent steps, from the topology.
 
-    1  fence.primary                       stop the old primary's writers where they answer
-    2  measure.lag                         replication lag into the target just before cut-over
-    3  aurora.promote | elasticache.promote | kafka.clients     in parallel
-    4  workloads.scale-up | dns.<service>...                    in parallel
-    5  postcheck                           the new primary writes; names lead to it
+    fence.primary                          stop the old primary's writers where they answer
+    measure.lag                            replication lag into the target just before cut-over
+    aurora.promote | elasticache.promote | kafka.clients     in parallel, after the lag
+    workloads.<service>                    once the stores that service uses are promoted
+    dns.<name>                             once the store it fronts is promoted
+    workloads.scale-up                     workloads of no service, once every store is
+    postcheck                              the new primary writes; names lead to it
 
 The lag is read after the fence (in a planned switchover the writers are stopped, so what is left
-is the true loss bound) and before any promotion. Workloads start only once every store is
-promoted and Kafka clients point at the target; DNS moves once the stores it fronts are writable.
-A failback puts its rejoin checks before the fence.
+is the true loss bound) and before any promotion. Each service (stack config ``services``) waits
+only for its own stores: trading signals on Kafka do not wait for Aurora's promotion. The plan is
+eager: the executor starts each step as soon as its own dependencies end. With no services in the
+config, the workloads wait for every promotion. A failback puts its rejoin checks before the
+fence.
 """
 
 from __future__ import annotations
@@ -26,10 +30,13 @@ from drkit.failover.lag import read_lags
 from drkit.failover.postchecks import postcheck_step
 from drkit.failover.request import Runtime
 from drkit.failover.topology import Topology
-from drkit.failover.workloads import workloads_step
+from drkit.failover.workloads import service_steps, workloads_step
 from drkit.ops.plan import FunctionStep, Plan, Step, StepContext
 
 MEASURE = "measure.lag"
+AURORA = "aurora.promote"
+ELASTICACHE = "elasticache.promote"
+KAFKA = "kafka.clients"
 POSTCHECK = "postcheck"
 
 
@@ -75,16 +82,50 @@ def build_plan(
     if outputs.msk is not None and topology.config.msk is not None:
         promotions.append(kafka_step(topology, runtime))
     workloads = workloads_step(topology, runtime)
+    services = service_steps(topology, runtime)
     names = dns_steps(topology, runtime)
     check = postcheck_step(topology, runtime, credentials)
-    stores = [s.id for s in promotions if s.id != "kafka.clients"]
+    promoted = store_promotions(topology)
+    after_all = [s.id for s in promotions] or [measure.id]
+
+    def after(stores: list[str]) -> list[str]:
+        return sorted({promoted[s] for s in stores if s in promoted}) or [measure.id]
+
+    fronted = (
+        {name: entry.store for name, entry in outputs.dns.services.items()}
+        if outputs.dns is not None
+        else {}
+    )
     depends: dict[str, list[str]] = {
         fence.id: [g.id for g in gates],
         measure.id: [fence.id],
         **{s.id: [measure.id] for s in promotions},
-        workloads.id: [s.id for s in promotions] or [measure.id],
-        **{n.id: stores or [measure.id] for n in names},
-        check.id: [workloads.id, *(n.id for n in names)],
+        **{
+            step.id: after(topology.config.services[step.id.removeprefix("workloads.")].stores)
+            for step in services
+        },
+        workloads.id: after_all,
+        **{
+            n.id: after([fronted[n.id.removeprefix("dns.")]])
+            if n.id.removeprefix("dns.") in fronted
+            else after_all
+            for n in names
+        },
+        check.id: [*(s.id for s in services), workloads.id, *(n.id for n in names)],
     }
-    steps: list[Step] = [*gates, fence, measure, *promotions, workloads, *names, check]
-    return Plan.from_dependencies(plan_name(topology), steps, depends, parameters)
+    steps: list[Step] = [*gates, fence, measure, *promotions, *services, workloads, *names, check]
+    return Plan.from_dependencies(plan_name(topology), steps, depends, parameters, eager=True)
+
+
+def store_promotions(topology: Topology) -> dict[str, str]:
+    """Store -> the step after which it is usable in the target region (Kafka: the clients'
+    bootstrap list points there)."""
+    config, outputs = topology.config, topology.outputs
+    found: dict[str, str] = {}
+    if outputs.aurora is not None and config.aurora is not None:
+        found[config.aurora.store] = AURORA
+    if outputs.elasticache is not None and config.elasticache is not None:
+        found[config.elasticache.store] = ELASTICACHE
+    if outputs.msk is not None and config.msk is not None:
+        found[config.msk.store] = KAFKA
+    return found

@@ -151,6 +151,15 @@ def run_preflight(topology: Topology, runtime: Runtime) -> Preflight:
             + ("" if workloads else ": nothing would serve after the switch"),
             planned,
         )
+        for service in topology.config.services:
+            count = sum(1 for w in workloads if w.service == service)
+            report.add(
+                f"service {service}",
+                count > 0,
+                f"{count} workloads labelled {kube.SERVICE_LABEL}={service} in {where}"
+                + ("" if count else f": nothing of {service} would start after the switch"),
+                False,
+            )
     except Exception as error:
         report.add("kubernetes", False, f"{where}: {error}", planned)
     if planned:

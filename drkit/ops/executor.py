@@ -1,4 +1,5 @@
-"""Run a plan: print it, confirm, run layer by layer, journal every event, report a timeline."""
+"""Run a plan: print it, confirm, run layer by layer (or each step once its own dependencies end,
+for an eager plan), journal every event, report a timeline."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -163,7 +164,12 @@ class Executor:
         clock = time.monotonic()
         status = Status.SUCCEEDED
         try:
-            for number, layer in enumerate(plan.layers, start=1):
+            eager_outcomes = (
+                self._run_eager(plan, context, journal, records, finished) if plan.eager else []
+            )
+            if "failed" in eager_outcomes:
+                status = Status.FAILED
+            for number, layer in enumerate([] if plan.eager else plan.layers, start=1):
                 self.out.write(
                     f"layer {number}/{len(plan.layers)}: {', '.join(s.id for s in layer)}\n"
                 )
@@ -186,6 +192,48 @@ class Executor:
             "run_finished", status=status.value, seconds=round(time.monotonic() - clock, 3)
         )
         return self._finish(report, status, clock)
+
+    def _run_eager(
+        self,
+        plan: Plan,
+        context: StepContext,
+        journal: Journal,
+        records: dict[str, StepRecord],
+        finished: set[str],
+    ) -> list[str]:
+        """Start every step whose dependencies all succeeded, as soon as they have; a step
+        downstream of a failure stays not_run (and says which dependency failed)."""
+        needs = {s.id: set(plan.depends_on.get(s.id, ())) for s in plan.steps}
+        pending = {s.id: s for s in plan.steps}
+        succeeded: set[str] = set()
+        failed: set[str] = set()
+        outcomes: list[str] = []
+        running: dict[Future[str], str] = {}
+        with ThreadPoolExecutor(self.max_parallel) as pool:
+            while pending or running:
+                for step_id in [i for i in pending if needs[i] & failed]:
+                    records[step_id].detail = "not run: " + ", ".join(
+                        f"{d} failed" for d in sorted(needs[step_id] & failed)
+                    )
+                    failed.add(step_id)
+                    del pending[step_id]
+                for step_id in [i for i in pending if needs[i] <= succeeded]:
+                    step = pending.pop(step_id)
+                    waits = (
+                        f" (after {', '.join(sorted(needs[step_id]))})" if needs[step_id] else ""
+                    )
+                    self.out.write(f"start {step_id}{waits}\n")
+                    future = pool.submit(self._run_step, step, context, journal, records, finished)
+                    running[future] = step_id
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    step_id = running.pop(future)
+                    outcome = future.result()
+                    outcomes.append(outcome)
+                    (failed if outcome == "failed" else succeeded).add(step_id)
+        return outcomes
 
     def _run_step(
         self,

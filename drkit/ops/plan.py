@@ -89,6 +89,10 @@ class Plan:
     parameters: dict[str, Any] = field(default_factory=dict)
     depends_on: dict[str, list[str]] = field(default_factory=dict)
     """The dependency edges the layers were resolved from (step id -> the ids it waits for)."""
+    eager: bool = False
+    """Start each step as soon as its own dependencies have ended, not when its whole layer
+    before has (the layers then only number the steps). A step whose dependency failed does not
+    run; steps that do not depend on it go on."""
 
     @property
     def steps(self) -> list[Step]:
@@ -105,6 +109,7 @@ class Plan:
         steps: Iterable[Step],
         depends_on: Mapping[str, Iterable[str]] | None = None,
         parameters: dict[str, Any] | None = None,
+        eager: bool = False,
     ) -> Plan:
         """Resolve a dependency graph into layers (Kahn's algorithm), keeping the given order."""
         ordered = list(steps)
@@ -130,17 +135,21 @@ class Plan:
             layers.append(layer)
             placed |= {s.id for s in layer}
         edges = {step.id: sorted(needs[step.id]) for step in ordered if needs[step.id]}
-        return cls(name, layers, parameters or {}, edges)
+        return cls(name, layers, parameters or {}, edges, eager)
 
     def describe(self) -> str:
         lines = [f"plan: {self.name}"]
         for key, value in self.parameters.items():
             lines.append(f"  {key}: {value}")
+        if self.eager:
+            lines.append("  (each step starts once the steps it depends on have ended)")
         for number, layer in enumerate(self.layers, start=1):
             parallel = " (in parallel)" if len(layer) > 1 else ""
             lines.append(f"  layer {number}{parallel}:")
             for step in layer:
                 marker = "*" if step.mutates else "-"
-                lines.append(f"    {marker} [{step.id}] {step.description}")
+                after = self.depends_on.get(step.id) if self.eager else None
+                waits = f" (after {', '.join(after)})" if after else ""
+                lines.append(f"    {marker} [{step.id}] {step.description}{waits}")
         lines.append("  (* changes something, - reads only)")
         return "\n".join(lines)

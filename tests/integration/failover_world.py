@@ -32,7 +32,7 @@ from kubernetes.client import AppsV1Api, CoreV1Api  # type: ignore[import-untype
 from drkit.catalog import Catalog, CatalogEntry
 from drkit.context import Credentials, OpsContext, StoreCredentials
 from drkit.failover.clients import BotoClients, KubeconfigClients
-from drkit.failover.kube import REPLICAS_LABEL
+from drkit.failover.kube import REPLICAS_LABEL, SERVICE_LABEL
 from drkit.failover.request import FailoverRequest, Runtime
 from drkit.local.kubernetes import ADMIN_USER, LocalKubernetes
 from drkit.local.postgres import LocalPostgres
@@ -93,6 +93,9 @@ class Ids:
 
 SERVICES = {"db": "trading-db", "cache": "session-cache"}
 WORKLOADS = {"trading-engine": ("deployment", 3), "market-data-feed": ("statefulset", 2)}
+WORKLOAD_SERVICES = {"trading-engine": "trading", "market-data-feed": "market-data"}
+"""The service (Pulumi.dr.yaml services) of each workload: it starts once that service's stores
+are promoted."""
 DEAD = {PROD}
 
 
@@ -390,7 +393,11 @@ def _workloads(kube: LocalKubernetes, namespace: str, primary: bool) -> None:
         core, apps = CoreV1Api(api), AppsV1Api(api)
         core.create_namespace({"metadata": {"name": namespace}})
         for name, (kind, count) in WORKLOADS.items():
-            labels = {"app": name, REPLICAS_LABEL: str(count)}
+            labels = {
+                "app": name,
+                REPLICAS_LABEL: str(count),
+                SERVICE_LABEL: WORKLOAD_SERVICES[name],
+            }
             spec = {
                 "replicas": count if primary else 0,
                 "selector": {"matchLabels": {"app": name}},

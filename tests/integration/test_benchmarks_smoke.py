@@ -105,7 +105,7 @@ def test_quick_run_writes_well_formed_results(
     assert trip["ours"]["records back"] == trip["ours"]["records"] > 0
 
     failover = data["sections"]["failover"]
-    assert len(failover["tables"]) == 5
+    assert len(failover["tables"]) == 6
     assert failover["data"]["layers"] and failover["data"]["depends"]
     for level in ("low", "typical", "high"):
         figures = failover["data"]["levels"][level]
@@ -114,6 +114,8 @@ def test_quick_run_writes_well_formed_results(
         assert len(figures["measured_one_after_another"]["values"]) == 1
         assert figures["critical_path"]
     assert failover["data"]["stores"]
+    signals = failover["data"]["services"]["signals"]  # waits for Kafka only, not for Aurora
+    assert signals["critical_path_typical"][2] == ["kafka.clients"]
 
     # --only: the chosen section is measured again, the others keep their first run's figures
     again = Options.for_quick(runs=1)

@@ -17,8 +17,10 @@ from benchmarks.failover import (
     critical_path,
     dag_finish,
     failover_plan,
+    path_to_marks,
     ready_at,
     sequential_finish,
+    service_marks,
     step_kind,
     store_marks,
     timing,
@@ -63,6 +65,7 @@ def test_every_step_of_the_real_plan_has_figures_and_recorded_edges() -> None:
         assert set(figures.seconds) == set(ids)
         total = sum(figures.seconds.values())
         assert figures.dag.total <= figures.batch.total <= figures.sequential.total == total
+        assert figures.ours is figures.dag  # the plan is eager
         assert figures.critical_path[0] == ["fence.primary"]
         assert figures.critical_path[-1] == ["postcheck"]
 
@@ -76,10 +79,36 @@ def test_the_stores_the_failover_moves_and_what_their_recovery_waits_for() -> No
     failover = failover_plan()
     marks = store_marks(failover)
     assert marks["trading-db"] == ["aurora.promote", "route53.db"]
-    assert marks["event-stream"] == ["kafka.clients", PODS]
+    # Kafka serves its data class's service (trading signals), which waits for nothing else
+    assert marks["event-stream"] == ["kafka.clients", "pods.signals"]
+    assert set(marks["app-state"]) == {PODS, "pods.signals", "pods.market-data", "pods.trading"}
     assert "market-ticks" not in marks  # no standby: a failover does not move it
     typical = timing(failover, "typical", poll_seconds=15.0)
-    assert ready_at(typical.batch, marks["trading-db"]) == typical.batch.tails["route53.db"]
+    assert ready_at(typical.ours, marks["trading-db"]) == typical.ours.tails["route53.db"]
+
+
+def test_each_service_serves_after_its_own_stores_and_event_stream_fits_its_rto() -> None:
+    failover = failover_plan()
+    marks = service_marks(failover)
+    assert marks["signals"] == ["pods.signals", "kafka.clients"]
+    assert marks["trading"][:4] == [
+        "pods.trading",
+        "aurora.promote",
+        "elasticache.promote",
+        "kafka.clients",
+    ]
+    typical = timing(failover, "typical", poll_seconds=15.0)
+    signals = ready_at(typical.ours, marks["signals"])
+    assert signals < ready_at(typical.batch, marks["signals"])  # layers: after every promotion
+    assert ready_at(typical.ours, store_marks(failover)["event-stream"]) == signals <= 60
+    path = path_to_marks(failover, typical, marks["signals"])
+    assert path == [
+        ["fence.primary"],
+        ["measure.lag"],
+        ["kafka.clients"],
+        ["workloads.signals"],
+        ["pods.signals"],
+    ]
 
 
 def test_a_planned_switchover_builds_too() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +151,14 @@ def test_an_unplanned_failover_fences_measures_promotes_then_serves_then_checks(
         ["fence.primary"],
         ["measure.lag"],
         ["aurora.promote", "elasticache.promote", "kafka.clients"],
-        ["workloads.scale-up", "dns.cache", "dns.db"],
+        [
+            "workloads.signals",
+            "workloads.market-data",
+            "workloads.trading",
+            "workloads.scale-up",
+            "dns.cache",
+            "dns.db",
+        ],
         ["postcheck"],
     ]
     text = descriptions(topo)
@@ -161,6 +169,44 @@ def test_an_unplanned_failover_fences_measures_promotes_then_serves_then_checks(
     assert "3 s timeout; unplanned: unreachable is fine" in text["fence.primary"]
     assert "PrimaryFenced=1" in text["dns.db"] and "wait for alarm" in text["dns.db"]
     assert "drains" not in text["kafka.clients"]
+
+
+def test_each_service_waits_only_for_the_promotions_of_its_own_stores() -> None:
+    topo = topology()
+    plan = build_plan(topo, RUNTIME, Credentials(), {})
+    assert plan.eager  # the executor starts a step once its own dependencies end
+    promotion = {
+        "trading-db": "aurora.promote",
+        "session-cache": "elasticache.promote",
+        "event-stream": "kafka.clients",
+    }
+    services = topo.config.services
+    assert services  # Pulumi.dr.yaml names the services
+    for name, service in services.items():
+        wanted = sorted(promotion[s] for s in service.stores)
+        assert plan.depends_on[f"workloads.{name}"] == wanted, name
+    # trading signals use only Kafka: they do not wait for Aurora or ElastiCache.
+    assert services["signals"].stores == ["event-stream"] and services["signals"].warm
+    assert plan.depends_on["workloads.signals"] == ["kafka.clients"]
+    assert "restart (warm: already running)" in descriptions(topo)["workloads.signals"]
+    # each name waits for the store it fronts; workloads of no service for every promotion
+    assert plan.depends_on["dns.db"] == ["aurora.promote"]
+    assert plan.depends_on["dns.cache"] == ["elasticache.promote"]
+    assert plan.depends_on["workloads.scale-up"] == sorted(promotion.values())
+
+
+def test_without_services_every_workload_waits_for_every_promotion() -> None:
+    topo = topology()
+    config = topo.config.model_copy(update={"services": {}})
+    plan = build_plan(replace(topo, config=config), RUNTIME, Credentials(), {})
+    assert not [
+        s.id for s in plan.steps if s.id.startswith("workloads.") and s.id != "workloads.scale-up"
+    ]
+    assert plan.depends_on["workloads.scale-up"] == [
+        "aurora.promote",
+        "elasticache.promote",
+        "kafka.clients",
+    ]
 
 
 def test_a_planned_switchover_asks_for_no_data_loss() -> None:

@@ -224,3 +224,53 @@ def test_reports_are_written_as_markdown_and_json(tmp_path: Path) -> None:
     markdown, body = write_report(report, tmp_path / "reports", "restore")
     assert "| 1 | a | done |" in markdown.read_text()
     assert json.loads(body.read_text())["figures"] == {"rto_seconds": 1.5}
+
+
+def test_an_eager_plan_starts_a_step_once_its_own_dependencies_end(tmp_path: Path) -> None:
+    r = Recorder()
+    slow_started, fast_done = threading.Event(), threading.Event()
+
+    def slow(context: StepContext) -> str:
+        slow_started.set()
+        # the fast branch's follower ends while this step still runs (layers would wait for it)
+        assert fast_done.wait(10), "the follower of the fast step did not run alongside"
+        return "slow"
+
+    def follower(context: StepContext) -> str:
+        fast_done.set()
+        return "follower"
+
+    steps = [
+        FunctionStep("slow", "a slow promotion", slow),
+        r.step("fast"),
+        FunctionStep("follower", "after fast only", follower),
+        r.step("last"),
+    ]
+    depends = {"follower": ["fast"], "last": ["slow", "follower"]}
+    plan = Plan.from_dependencies("p", steps, depends, eager=True)
+    assert [[s.id for s in layer] for layer in plan.layers] == [
+        ["slow", "fast"],
+        ["follower"],
+        ["last"],
+    ]
+    run, out = executor(tmp_path)
+    report = run.run(plan, run_id="e1", assume_yes=True)
+    assert report.status is Status.SUCCEEDED and slow_started.is_set()
+    assert {r.id: r.outcome for r in report.steps} == dict.fromkeys(
+        ["slow", "fast", "follower", "last"], "done"
+    )
+    assert "start follower (after fast)" in out.getvalue()
+
+
+def test_an_eager_plan_runs_what_does_not_depend_on_a_failure(tmp_path: Path) -> None:
+    r = Recorder()
+    steps = [r.step("db", fail=True), r.step("kafka"), r.step("db-app"), r.step("signals")]
+    depends = {"db-app": ["db"], "signals": ["kafka"]}
+    plan = Plan.from_dependencies("p", steps, depends, eager=True)
+    run, _ = executor(tmp_path)
+    report = run.run(plan, run_id="e2", assume_yes=True)
+    outcomes = {r.id: (r.outcome, r.detail) for r in report.steps}
+    assert report.status is Status.FAILED and report.exit_code == 1
+    assert outcomes["signals"] == ("done", "") and outcomes["kafka"][0] == "done"
+    assert outcomes["db-app"] == ("not_run", "not run: db failed")
+    assert "db-app" not in r.applied

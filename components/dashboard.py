@@ -5,9 +5,11 @@ duration, failures, and the last drill's result and measured RTO/RPO. The JSON i
 the same component list as the alert rules, and shipped in a ConfigMap labelled for Grafana's
 dashboard sidecar (``grafana_dashboard: "1"``), so a new store gets its row with its alert.
 
-Failures are counted from ``backup_last_result`` changes: the Pushgateway keeps the last value of
-a gauge, so a failure shows as a 1 -> 0 change; ``(changes + (1 - last)) / 2`` counts those over
-24 hours (two failures in a row without a success in between count once).
+Failures are counted from the ``backup_failures_total`` counter, which every run pushes as what the
+Pushgateway held plus this run (``drkit.backup.metrics``): ``increase`` over 24 hours, rounded
+(the extrapolation at the window's edges), so runs ending 1, 0, 0, 0, 0 show 4. Durations come
+from the ``backup_run_duration_seconds`` histogram (median and 95th percentile over a day) beside
+the last run's ``backup_duration_seconds``.
 """
 
 from __future__ import annotations
@@ -45,6 +47,37 @@ def _panel(
     }
 
 
+def failures_expression(component: str) -> str:
+    return f"round(increase({_selector(metrics.FAILURES_TOTAL, component)}[24h]))"
+
+
+def duration_panel(panel_id: int, component: str, y: int) -> dict[str, Any]:
+    buckets = _selector(f"{metrics.RUN_DURATION}_bucket", component)
+    panel = _panel(panel_id, "Duration", "timeseries", "", "s", 10, y, 5)
+    panel["targets"] = [
+        {
+            "refId": chr(ord("A") + index),
+            "expr": f"histogram_quantile({quantile}, sum by (le) (increase({buckets}[1d])))",
+            "legendFormat": f"p{int(quantile * 100)} (1d)",
+        }
+        for index, quantile in enumerate((0.5, 0.95))
+    ] + [
+        {
+            "refId": "C",
+            "expr": _selector(metrics.DURATION_SECONDS, component),
+            "legendFormat": "last run",
+        }
+    ]
+    panel["fieldConfig"]["defaults"]["thresholds"] = {
+        "mode": "absolute",
+        "steps": [
+            {"color": "green", "value": None},
+            {"color": "red", "value": metrics.DURATION_TARGET_SECONDS},
+        ],
+    }
+    return panel
+
+
 def dashboard(title: str, components: list[WatchedComponent]) -> dict[str, Any]:
     panels: list[dict[str, Any]] = []
     next_id = 1
@@ -63,7 +96,6 @@ def dashboard(title: str, components: list[WatchedComponent]) -> dict[str, Any]:
         )
         next_id += 1
         last = _selector(metrics.LAST_SUCCESS_TIMESTAMP, name)
-        result = _selector(metrics.LAST_RESULT, name)
         age = _panel(next_id, "Since last success", "stat", f"time() - {last}", "s", 0, y + 1, 4)
         window = int(component.window.total_seconds())
         age["fieldConfig"]["defaults"]["thresholds"] = {
@@ -82,21 +114,12 @@ def dashboard(title: str, components: list[WatchedComponent]) -> dict[str, Any]:
                 y + 1,
                 6,
             ),
-            _panel(
-                next_id + 2,
-                "Duration",
-                "timeseries",
-                _selector(metrics.DURATION_SECONDS, name),
-                "s",
-                10,
-                y + 1,
-                5,
-            ),
+            duration_panel(next_id + 2, name, y + 1),
             _panel(
                 next_id + 3,
                 "Failures (24h)",
                 "stat",
-                f"(changes({result}[24h]) + (1 - {result})) / 2",
+                failures_expression(name),
                 "short",
                 15,
                 y + 1,

@@ -44,6 +44,11 @@ length field can make a reader buffer before its checksum fails.
 
 The object is then zstd-compressed by the backup engine; the fixed-width integers here cost
 little after compression and keep the codec simple and fast in Python.
+
+The specification for readers without drkit is ``drkit/kafka_format/KAFKA_FORMAT.md``, with a
+standard-library reader, ``read_drkf.py``, beside it; the Kafka backup stores both in the vault
+(``<data class>/<store>/format/drkf-v1/``). A change here is a new ``VERSION``, a new spec and a
+new reader, never an edit of v1's.
 """
 
 from __future__ import annotations

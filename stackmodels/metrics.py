@@ -45,3 +45,29 @@ DRILL_LAST_RESULT = "drill_last_result"
 """1 if the last drill of a component restored and verified, 0 if not (the dashboard's row)."""
 DRILL_RTO_SECONDS = "drill_rto_seconds"
 DRILL_RPO_SECONDS = "drill_rpo_seconds"
+DRILL_LAST_RUN_TIMESTAMP = "drill_last_run_timestamp_seconds"
+"""Unix time a drill last finished, pushed by both drills (``DrillStale`` watches it)."""
+DRILL_LABEL = "drill"
+"""Which of the seed's tests a drill is: ``restore`` or ``failover``."""
+DRILL_SCHEDULES_DAYS = {"restore": 7, "failover": 31}
+"""The first seed's testing schedule: the backup restore test weekly, the failover test monthly
+(31 days, so the longest month does not alert). ``invoke drill --stack dr`` (scratch restores of
+every store) is the restore test; the local drill (disasters, failover, failback) the failover
+test."""
+
+# ---- Counting runs (the Pushgateway keeps the last push: drkit adds to what it holds) ----------
+
+FAILURES_TOTAL = "backup_failures_total"
+"""Failed runs per component, a counter: each run reads the gateway's value and pushes it + 1."""
+RUNS_TOTAL = "backup_runs_total"
+"""Every run per component, a counter (the denominator of the success rate)."""
+RUN_DURATION = "backup_run_duration_seconds"
+"""A histogram of run durations (``backup_duration_seconds`` keeps only the last run)."""
+DURATION_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 1800.0, 2700.0, 3600.0, 7200.0)
+
+# ---- The first seed's performance targets ------------------------------------------------------
+
+DURATION_TARGET_SECONDS = 1800
+"""Backup duration: < 30 minutes per backup (a bucket boundary, so the histogram counts it)."""
+SUCCESS_RATE_TARGET = 0.999
+"""Backup success rate: 99.9 %, measured daily."""

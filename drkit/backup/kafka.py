@@ -52,6 +52,7 @@ from drkit.backup.engine import BackupSession, Capture
 from drkit.backup.manifest import Manifest, parse_backup_prefix
 from drkit.bounds import io_bounds
 from drkit.kafka_auth import client_settings
+from drkit.kafka_format import store_reader_once
 from drkit.kafka_frames import VERSION as FRAME_VERSION
 from drkit.kafka_frames import FrameWriter, ObjectHeader, Record, encode
 from drkit.kafka_topics import store_snapshot
@@ -393,7 +394,9 @@ class KafkaHandler:
     @staticmethod
     def _snapshot_topic_configs(session: BackupSession, topics_json: bytes) -> None:
         """The topics' configuration in the store's ``topic-configs/`` folder when it changed
-        since the last stored snapshot, and daily otherwise (drkit.kafka_topics)."""
+        since the last stored snapshot, and daily otherwise (drkit.kafka_topics); and the
+        format's specification and standalone reader in ``format/drkf-v1/`` when absent
+        (drkit.kafka_format)."""
         parsed = parse_backup_prefix(session.prefix + "x")
         if parsed is None:
             return
@@ -407,6 +410,8 @@ class KafkaHandler:
                 stored.key,
                 extra={"store": parsed[1]},
             )
+        for key in store_reader_once(session.vault, parsed[0], parsed[1], session.encryption):
+            log.info("format specification and reader stored: %s", key, extra={"store": parsed[1]})
 
     def _previous_end_offsets(
         self, cluster: str | None, ids: dict[str, str], warnings: list[str]

@@ -3,7 +3,16 @@
 - ``backup_last_success_timestamp_seconds``: pushed on success only, so a failure never hides
   an old success (``BackupMissing`` fires when it gets too old);
 - ``backup_last_result``: 1 on success, 0 on failure (``BackupFailed``);
-- ``backup_size_bytes`` and ``backup_duration_seconds``.
+- ``backup_size_bytes`` and ``backup_duration_seconds`` (the last run);
+- ``backup_failures_total`` and ``backup_runs_total``, counters, and
+  ``backup_run_duration_seconds``, a histogram of every run's duration.
+
+The Pushgateway keeps the last value pushed per group, so a counter pushed as "1 this run" would
+stay 1. Each run therefore reads what the gateway holds for its component and pushes that plus this
+run: the counters only grow (``increase()`` counts failures right), and if the gateway restarts
+empty they restart from 0, a counter reset Prometheus handles. If the read fails nothing is pushed,
+so a counter never goes back to 0 because of an unreachable gateway. One backup of a store runs at
+a time (the lease), so two runs never read the same value.
 
 They go to a Prometheus Pushgateway (POST, so a failed run replaces only the metrics it pushes)
 and to CloudWatch, where the freshness alarm counts ``BackupSuccess`` per RPO window and treats
@@ -13,12 +22,16 @@ missing data as breaching.
 from __future__ import annotations
 
 import logging
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway
+from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from stackmodels import metrics as names
 
@@ -38,7 +51,88 @@ class BackupOutcome:
     size_bytes: int = 0
 
 
-def prometheus_registry(outcome: BackupOutcome) -> CollectorRegistry:
+@dataclass(frozen=True)
+class RunCounts:
+    """What the gateway holds for one component: the counters and the duration histogram."""
+
+    failures: float = 0.0
+    runs: float = 0.0
+    buckets: tuple[float, ...] = (0.0,) * (len(names.DURATION_BUCKETS) + 1)
+    """Cumulative counts per ``names.DURATION_BUCKETS`` boundary, then ``+Inf``."""
+    duration_sum: float = 0.0
+
+    def after(self, outcome: BackupOutcome) -> RunCounts:
+        bounds = (*names.DURATION_BUCKETS, float("inf"))
+        return RunCounts(
+            failures=self.failures + (0 if outcome.success else 1),
+            runs=self.runs + 1,
+            buckets=tuple(
+                count + (1 if outcome.duration_seconds <= bound else 0)
+                for count, bound in zip(self.buckets, bounds, strict=True)
+            ),
+            duration_sum=self.duration_sum + outcome.duration_seconds,
+        )
+
+
+def _gateway_url(gateway: str) -> str:
+    return gateway if "://" in gateway else f"http://{gateway}"
+
+
+def read_counts(gateway: str, component: str, timeout: float = 10.0) -> RunCounts:
+    """The counters the gateway holds for ``component`` (zeros where it holds none)."""
+    with urllib.request.urlopen(f"{_gateway_url(gateway)}/metrics", timeout=timeout) as response:
+        text = response.read().decode()
+    bounds = (*names.DURATION_BUCKETS, float("inf"))
+    failures = runs = duration_sum = 0.0
+    buckets = [0.0] * len(bounds)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            if labels.get("job") != JOB or labels.get(names.COMPONENT_LABEL) != component:
+                continue
+            if sample.name == names.FAILURES_TOTAL:
+                failures = sample.value
+            elif sample.name == names.RUNS_TOTAL:
+                runs = sample.value
+            elif sample.name == f"{names.RUN_DURATION}_sum":
+                duration_sum = sample.value
+            elif sample.name == f"{names.RUN_DURATION}_bucket":
+                bound = float(labels["le"])
+                if bound in bounds:
+                    buckets[bounds.index(bound)] = sample.value
+    return RunCounts(failures, runs, tuple(buckets), duration_sum)
+
+
+class _Families(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> list[Metric]:
+        return self.families
+
+
+def count_families(counts: RunCounts, labels: dict[str, str]) -> list[Metric]:
+    keys, values = list(labels), list(labels.values())
+    failures = CounterMetricFamily(names.FAILURES_TOTAL, "Failed backup runs", labels=keys)
+    failures.add_metric(values, counts.failures)
+    runs = CounterMetricFamily(names.RUNS_TOTAL, "Backup runs, failed or not", labels=keys)
+    runs.add_metric(values, counts.runs)
+    duration = HistogramMetricFamily(names.RUN_DURATION, "Duration of backup runs", labels=keys)
+    duration.add_metric(
+        values,
+        buckets=[
+            (str(bound), count)
+            for bound, count in zip((*names.DURATION_BUCKETS, "+Inf"), counts.buckets, strict=True)
+        ],
+        sum_value=counts.duration_sum,
+    )
+    return [failures, runs, duration]
+
+
+def prometheus_registry(
+    outcome: BackupOutcome, counts: RunCounts | None = None
+) -> CollectorRegistry:
+    """The gauges of this run and, given what the gateway held (``counts``), the counters."""
     registry = CollectorRegistry()
     labels = {names.COMPONENT_LABEL: outcome.component, names.DATA_CLASS_LABEL: outcome.data_class}
 
@@ -59,14 +153,17 @@ def prometheus_registry(outcome: BackupOutcome) -> CollectorRegistry:
             outcome.finished_at.timestamp(),
         )
         gauge(names.SIZE_BYTES, "Bytes stored by the last successful backup", outcome.size_bytes)
+    if counts is not None:
+        registry.register(_Families(count_families(counts.after(outcome), labels)))
     return registry
 
 
 def push_to_gateway(outcome: BackupOutcome, gateway: str) -> None:
+    counts = read_counts(gateway, outcome.component)
     pushadd_to_gateway(
         gateway,
         job=JOB,
-        registry=prometheus_registry(outcome),
+        registry=prometheus_registry(outcome, counts),
         grouping_key={names.COMPONENT_LABEL: outcome.component},
         timeout=10,
     )

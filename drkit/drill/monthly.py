@@ -31,6 +31,7 @@ from typing import Any, TextIO
 from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway
 
 from drkit.context import OpsContext
+from drkit.drill.metrics import push_drill_run
 from drkit.ops.executor import Confirm, RunReport, terminal_confirm
 from drkit.ops.run import RunOptions
 from drkit.ops.scratch import DRILL
@@ -196,6 +197,7 @@ def run_monthly_drill(
     report.components = component_results(ctx, run, verify)
     if pushgateway:
         publish_to_gateway(report.components, pushgateway)
+        push_drill_run("restore", ctx.stack, report.ok, pushgateway)
         report.published.append(pushgateway)
     if cloudwatch:
         publish_to_cloudwatch(report.components, ctx.aws("cloudwatch"))

@@ -14,6 +14,7 @@ from typing import TextIO
 from drkit.context import OpsContext
 from drkit.drill import region_failover
 from drkit.drill import report as drill_report
+from drkit.drill.metrics import push_drill_run
 from drkit.drill.report import DrillReport
 from drkit.drill.scenarios import (
     REGION_FAILOVER,
@@ -142,6 +143,7 @@ def run_drill(
         store: {"written": w.next_n - 1, "failed": w.failures} for store, w in world.writers.items()
     }
     paths = drill_report.write(report, reports_dir)
+    push_drill_run("failover", "local", report.ok)  # to $DRKIT_PUSHGATEWAY, if set
     out.write("\n" + drill_report.terminal_table(report))
     out.write(f"reports: {paths['markdown']}, {paths['json']}, timeline {paths['timeline']}\n")
     return report

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ def test_monthly_drill_restores_to_scratch_measures_and_publishes(
     fill_cache(cache_server.client(), "drill")
     cache_backup(ctx)
     out = io.StringIO()
+    started = datetime.now(UTC)
     report = run_monthly_drill(
         ctx,
         ["trading-db", "session-cache"],
@@ -80,7 +82,11 @@ def test_monthly_drill_restores_to_scratch_measures_and_publishes(
     for family in text_string_to_metric_families(pushgateway.metrics_text()):
         for sample in family.samples:
             if sample.name.startswith("drill_"):
-                samples[(sample.name, sample.labels["component"])] = sample.value
+                # per store (component=...), and the drill as a whole (drill="restore")
+                label = sample.labels.get("component") or sample.labels["drill"]
+                samples[(sample.name, label)] = sample.value
+    assert samples[("drill_last_result", "restore")] == 1
+    assert samples[("drill_last_run_timestamp_seconds", "restore")] > started.timestamp()
     assert samples[("drill_last_result", "trading-db")] == 1
     assert (
         samples[("drill_rto_seconds", "session-cache")] == by_store["session-cache"].restore_seconds

@@ -30,7 +30,7 @@ def test_rendered_rules_pass_promtool_check(prod: StackRun, tmp_path: Path) -> N
     rules, _ = render(prod, tmp_path)
     result = run("check", "rules", str(rules))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 10 rules found" in result.stdout
+    assert "SUCCESS: 16 rules found" in result.stdout
 
 
 def test_backup_alerts_fire_and_stay_quiet(prod: StackRun, tmp_path: Path) -> None:

@@ -115,6 +115,17 @@ class LocalSwitch:
                 "(invoke local.down, then local.up --regions 2)"
             )
         if request.to != "dr":
+            dark = sorted(
+                store
+                for store, entry in state["stores"][request.to].items()
+                if entry.get("protection") not in (None, ProtectionKind.GITOPS.value)
+                and not _answers(state, entry, request.to)
+            )
+            if dark:
+                raise LocalFailoverError(
+                    f"--to {request.to}: the old primaries of {', '.join(dark)} do not answer; "
+                    f"a failback re-seeds them from the new ones: bring {request.to} back first"
+                )
             raise LocalFailoverError(
                 f"--to {request.to}: failback on the local stack is not implemented yet "
                 "(issue 17); only `invoke failover --stack local --to dr`"

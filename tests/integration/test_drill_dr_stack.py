@@ -35,8 +35,8 @@ from drkit.local.kafka import LocalKafka
 from drkit.local.kubernetes import LocalKubernetes
 from drkit.local.postgres import LocalPostgres
 from drkit.local.redis import LocalRedis
-from drkit.local.stores import kubernetes_endpoint
 from drkit.local.standby_postgres import LocalStandbyPostgres
+from drkit.local.stores import kubernetes_endpoint
 from drkit.ops.scratch import parse_topic, pid_alive
 from drkit.ops.throwaway import working_in
 from drkit.seed.kubernetes import seed_namespace

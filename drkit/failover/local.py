@@ -4,6 +4,9 @@ The plan has the shape of the AWS one (``drkit.failover.plan``); each store's pa
 protection kind (``drkit.failover.kinds``), read from the local stack's state:
 
     1  fence.primary          each kind fences the old primary where it answers
+    1b replayed               --planned only: wait until every standby has replayed all the fenced
+                              primary wrote (PostgreSQL replay LSN = flush LSN, Redis offsets,
+                              MirrorMaker 2 end offsets), so no acknowledged write is lost
     2  measure.lag            each store's replication lag into the target, just before cut-over
     3  promote.<store>        in parallel; each checks first whether it is already promoted
     4  names.<store>          the stable name (``.drkit/local/names.json``, the local DNS) and
@@ -12,12 +15,14 @@ protection kind (``drkit.failover.kinds``), read from the local stack's state:
     6  postcheck              every new primary accepts a write, reached through its stable name
 
 Every step is idempotent, so ``--resume`` after a killed run finishes it without promoting twice,
-and a failover to the region that is already primary is a no-op that says so. Unplanned only: a
-planned switchover and the failback are later parts of issue 17, and are refused here.
+and a failover to the region that is already primary is a no-op that says so. ``--planned`` needs
+both sides of every store answering and every standby's lag within its RPO (else it is refused
+before anything changes); the failback is a later part of issue 17, and is refused here.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -43,6 +48,11 @@ from drkit.ops.run import JOURNAL_DIR, REPORTS_DIR, RunOptions, execute
 from stackmodels import StackConfig
 from stackmodels.config import ProtectionKind
 
+REPLAYED = "replayed"
+NOT_FENCED = "nothing to fence"
+"""What a kind's ``fence`` says when it could not fence an old primary."""
+REPLAY_WAIT_S = 60.0
+REPLAY_POLL_S = 0.2
 WORKLOADS = "workloads.scale-up"
 
 
@@ -105,14 +115,20 @@ class LocalSwitch:
                 "(invoke local.down, then local.up --regions 2)"
             )
         if request.to != "dr":
+            dark = sorted(
+                store
+                for store, entry in state["stores"][request.to].items()
+                if entry.get("protection") not in (None, ProtectionKind.GITOPS.value)
+                and not _answers(state, entry, request.to)
+            )
+            if dark:
+                raise LocalFailoverError(
+                    f"--to {request.to}: the old primaries of {', '.join(dark)} do not answer; "
+                    f"a failback re-seeds them from the new ones: bring {request.to} back first"
+                )
             raise LocalFailoverError(
                 f"--to {request.to}: failback on the local stack is not implemented yet "
                 "(issue 17); only `invoke failover --stack local --to dr`"
-            )
-        if request.planned:
-            raise LocalFailoverError(
-                "--planned: a planned switchover on the local stack is not implemented yet "
-                "(issue 17); run it unplanned"
             )
         self.project_dir = project_dir
         self.request = request
@@ -188,6 +204,11 @@ def _fence_step(switch: LocalSwitch) -> FunctionStep:
         done = {kind.store: kind.fence() for kind in switch.kinds}
         for note in done.values():
             context.note(note)
+        unfenced = [note for note in done.values() if NOT_FENCED in note]
+        if switch.request.planned and unfenced:
+            # a planned switchover promises no lost write: an old primary that may still take
+            # writes must not be cut over from
+            raise RuntimeError("not fenced: " + "; ".join(unfenced))
         return done
 
     return FunctionStep(
@@ -195,6 +216,38 @@ def _fence_step(switch: LocalSwitch) -> FunctionStep:
         f"fence each old primary in {switch.source} where it answers (read-only PostgreSQL, "
         "Redis refusing writes)",
         apply,
+    )
+
+
+def _replayed_step(switch: LocalSwitch) -> FunctionStep:
+    def apply(context: StepContext) -> dict[str, Any]:
+        started = time.monotonic()
+        while True:
+            readings = {kind.store: kind.replayed() for kind in switch.kinds}
+            behind = {store: r for store, r in readings.items() if r.behind > 0}
+            waited = time.monotonic() - started
+            if not behind:
+                break
+            if waited > REPLAY_WAIT_S:
+                raise RuntimeError(
+                    f"not replayed within {REPLAY_WAIT_S:.0f}s: "
+                    + "; ".join(f"{s} {r.behind} {r.unit} behind" for s, r in behind.items())
+                    + "; the old primaries stay fenced, --resume retries"
+                )
+            time.sleep(REPLAY_POLL_S)
+        for store, reading in readings.items():
+            context.note(f"{store}: 0 {reading.unit} behind {reading.detail}")
+        return {
+            "waited_seconds": round(waited, 3),
+            "stores": {s: {"unit": r.unit, **r.detail} for s, r in readings.items()},
+        }
+
+    return FunctionStep(
+        REPLAYED,
+        f"wait until every standby in {switch.target} has replayed all its fenced primary in "
+        f"{switch.source} wrote (at most {REPLAY_WAIT_S:.0f}s)",
+        apply,
+        mutates=False,
     )
 
 
@@ -317,6 +370,11 @@ def build_local_plan(switch: LocalSwitch, parameters: dict[str, Any]) -> Plan:
         **{n.id: [promotions[store].id] for store, n in names.items()},
     }
     steps: list[Step] = [fence, measure, *promotions.values(), *names.values()]
+    if switch.request.planned:
+        replayed = _replayed_step(switch)
+        depends[replayed.id] = [fence.id]
+        depends[measure.id] = [replayed.id]
+        steps.insert(1, replayed)
     last = [n.id for n in names.values()] or [measure.id]
     if switch.has_cluster:
         workloads = _workloads_step(switch)
@@ -341,7 +399,29 @@ def _preflight(switch: LocalSwitch, out: TextIO) -> list[Health]:
         out.write(f"  {mark:9} {health.name}: {health.detail}\n")
     for skipped in switch.skipped:
         out.write(f"  WARNING   {skipped}; left alone\n")
+    if switch.request.planned:
+        unhealthy = {h.name.partition(":")[0] for h in findings if h.blocking}
+        for kind in switch.kinds:
+            if kind.store in unhealthy:
+                continue
+            gate = _lag_gate(switch, kind)
+            mark = "ok" if gate.ok else "BLOCKING"
+            out.write(f"  {mark:9} {gate.name}: {gate.detail}\n")
+            findings.append(gate)
     return findings
+
+
+def _lag_gate(switch: LocalSwitch, kind: Protection) -> Health:
+    """A planned switchover waits for the standby to catch up once the writers are fenced: it
+    starts only when the lag is measured and within the store's RPO."""
+    lag = kind.lag()
+    rpo = switch.rpo_seconds(kind.store)
+    name = f"{kind.store}: lag"
+    if lag.seconds is None:
+        return Health(name, False, f"unknown ({lag.note}); RPO {rpo:g}s", blocking=True)
+    if lag.seconds > rpo:
+        return Health(name, False, f"{lag.seconds:g}s, above its RPO {rpo:g}s", blocking=True)
+    return Health(name, True, f"{lag.seconds:g}s, within its RPO {rpo:g}s")
 
 
 def run_local(

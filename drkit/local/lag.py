@@ -178,6 +178,15 @@ def _end_offsets(consumer: Consumer, partitions: Sequence[TopicPartition]) -> di
     return ends
 
 
+def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[str, int]:
+    """The end offset of every partition of ``topics`` in the cluster at ``bootstrap``."""
+    consumer = _consumer(bootstrap)
+    try:
+        return _end_offsets(consumer, _partitions(bootstrap, topics))
+    finally:
+        consumer.close()
+
+
 def _newest_timestamp(consumer: Consumer, bootstrap: str, topic: str) -> float | None:
     """The timestamp (seconds) of the newest record of ``topic``, or None if it has none."""
     newest: float | None = None

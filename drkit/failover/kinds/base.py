@@ -40,6 +40,16 @@ class StoreSides:
 
 
 @dataclass(frozen=True)
+class Replayed:
+    """How far a standby is behind its answering primary, in the replication's own unit, read with
+    the writers fenced: a planned switchover promotes only at ``behind == 0``."""
+
+    behind: int
+    unit: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Health:
     """A preflight finding: ``ok`` False with ``blocking`` False is a loud warning."""
 
@@ -117,6 +127,10 @@ class Protection(ABC):
     @abstractmethod
     def fence(self) -> str:
         """Fence the source where it answers; return what was done (or why nothing was)."""
+
+    @abstractmethod
+    def replayed(self) -> Replayed:
+        """The source (fenced, answering) against the target: what the target has not replayed."""
 
     @abstractmethod
     def promoted(self) -> bool: ...

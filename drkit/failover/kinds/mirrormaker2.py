@@ -1,6 +1,11 @@
 """``mirrormaker2``: Kafka's MirrorMaker 2 mirrors the critical topics into the dr cluster.
 
-- fence: nothing on the old broker; the clients leave it when their bootstrap moves;
+- fence, where the old cluster answers: ``max.message.bytes`` of each mirrored topic set to 1, so
+  the broker refuses every batch produced to it (MSG_SIZE_TOO_LARGE, whatever the producer's
+  ``acks``) until an operator deletes the override; consumers and MirrorMaker still read it. (A
+  ``min.insync.replicas`` above the replica count does not fence: Kafka caps it at the replication
+  factor.) The clients leave the old cluster when their bootstrap moves;
+- replayed: each mirrored partition's end offset in the target against the fenced source's;
 - promote: stop the mirroring (the ``connect-mirror-maker`` process, by recorded pid and start
   time), then translate each consumer group's committed offsets into the target cluster from MM2's
   newest checkpoints (a group never moves backwards); done when the mirroring is stopped;
@@ -17,15 +22,23 @@ import time
 from typing import Any
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 
-from drkit.failover.kinds.base import CONNECT_TIMEOUT_S, Health, Protection
-from drkit.local.lag import Lag, kafka_lag, read_checkpoints
+from drkit.failover.kinds.base import CONNECT_TIMEOUT_S, Health, Protection, Replayed
+from drkit.local.lag import Lag, end_offsets, kafka_lag, read_checkpoints
 from stackmodels.config import ProtectionKind
 
 MIRROR_PROCESS = "mirror-maker"
 STOP_WAIT_S = 30.0
 CHECK_TOPIC = "drkit.failover.checks"
+FENCE_MAX_MESSAGE_BYTES = 1
 
 
 MIRROR_DEAD = "MirrorMaker 2 is not running: nothing mirrors, the lag is unknown"
@@ -74,11 +87,46 @@ class MirrorMaker2(Protection):
         if mirror is not None and not _alive(mirror):
             # dr's offsets stop moving the moment it dies: never read that as caught up
             return Lag("mirrormaker2", None, note=MIRROR_DEAD)
-        topics = list(self.sides.state.get("mirrored_topics", []))
-        return kafka_lag(self.answering_source, self.sides.target.url, topics)
+        return kafka_lag(self.answering_source, self.sides.target.url, self._topics())
+
+    def _topics(self) -> list[str]:
+        return list(self.sides.state.get("mirrored_topics", []))
 
     def fence(self) -> str:
-        return f"{self.store}: nothing to fence on the broker; clients leave it with the bootstrap"
+        topics = self._topics()
+
+        def refuse_writes() -> str:
+            fenced = [
+                ConfigResource(
+                    ResourceType.TOPIC,
+                    topic,
+                    incremental_configs=[
+                        ConfigEntry(
+                            "max.message.bytes",
+                            str(FENCE_MAX_MESSAGE_BYTES),
+                            incremental_operation=AlterConfigOpType.SET,
+                        )
+                    ],
+                )
+                for topic in topics
+            ]
+            admin = self._admin(self.sides.source.url)  # kept until every future is done
+            for future in admin.incremental_alter_configs(fenced).values():
+                future.result()
+            return (
+                f"{self.store}: old cluster refuses writes to its {len(topics)} mirrored topics "
+                f"(max.message.bytes {FENCE_MAX_MESSAGE_BYTES})"
+            )
+
+        return self.fence_source("cluster", KafkaException, refuse_writes)
+
+    def replayed(self) -> Replayed:
+        topics = self._topics()
+        source = end_offsets(self.sides.source.url, topics)
+        target = end_offsets(self.sides.target.url, topics)
+        behind = sum(max(0, end - target.get(key, 0)) for key, end in source.items())
+        detail = {"source_end_offsets": source, "target_end_offsets": target}
+        return Replayed(behind, "records", detail)
 
     def promoted(self) -> bool:
         """Done when the mirroring is stopped and every group's offset is translated."""

@@ -3,6 +3,7 @@
 - fence, where the old primary answers: ``default_transaction_read_only`` on, written with
   ``ALTER SYSTEM`` (so it survives a restart), reloaded, and every client session ended, so no
   session keeps writing to it;
+- replayed: the standby's replay LSN against the fenced primary's flush LSN (bytes behind);
 - promote: ``SELECT pg_promote(wait => true)`` on the standby; done when ``pg_is_in_recovery()`` is
   false, so a run killed after the promotion never promotes twice;
 - post-check: a row written and read back through the stable name.
@@ -15,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from drkit.failover.kinds.base import CONNECT_TIMEOUT_S, Health, Protection
+from drkit.failover.kinds.base import CONNECT_TIMEOUT_S, Health, Protection, Replayed
 from drkit.local.lag import Lag, postgres_lag
 from stackmodels.config import ProtectionKind
 
@@ -68,6 +69,22 @@ class PostgresStreaming(Protection):
             )
 
         return self.fence_source("primary", psycopg.Error, read_only)
+
+    def replayed(self) -> Replayed:
+        with _connect(self.sides.source.url) as primary:
+            row = primary.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()
+        assert row is not None
+        flush = str(row[0])
+        with _connect(self.sides.target.url) as standby:
+            replay = standby.execute(
+                "SELECT pg_last_wal_replay_lsn()::text, "
+                "pg_wal_lsn_diff(%s::pg_lsn, pg_last_wal_replay_lsn())::bigint",
+                (flush,),
+            ).fetchone()
+        if replay is None or replay[1] is None:
+            raise RuntimeError(f"{self.store}: the standby has replayed nothing (not a standby?)")
+        detail = {"primary_flush_lsn": flush, "standby_replay_lsn": replay[0]}
+        return Replayed(max(0, int(replay[1])), "bytes", detail)
 
     def promoted(self) -> bool:
         return not in_recovery(self.sides.target.url)

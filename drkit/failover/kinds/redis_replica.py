@@ -2,6 +2,7 @@
 
 - fence, where the old master answers: ``min-replicas-to-write`` set far above its replica count,
   so it refuses every write (NOREPLICAS) until an operator resets it;
+- replayed: the replica's processed offset against the fenced master's ``master_repl_offset``;
 - promote: ``REPLICAOF NO ONE``; done when ``INFO replication`` says ``role:master``;
 - post-check: a key set and read back through the stable name.
 """
@@ -13,7 +14,7 @@ from typing import Any
 
 import redis
 
-from drkit.failover.kinds.base import Health, Protection
+from drkit.failover.kinds.base import Health, Protection, Replayed
 from drkit.local.lag import Lag, _redis_client, redis_lag
 from stackmodels.config import ProtectionKind
 
@@ -50,6 +51,19 @@ class RedisReplica(Protection):
             )
 
         return self.fence_source("master", redis.RedisError, refuse_writes)
+
+    def replayed(self) -> Replayed:
+        with _redis_client(self.sides.source.url) as master:
+            offset = int(master.info("replication")["master_repl_offset"])
+        with _redis_client(self.sides.target.url) as replica:
+            info = replica.info("replication")
+        processed = int(info.get("slave_repl_offset", -1))
+        detail = {
+            "master_offset": offset,
+            "replica_offset": processed,
+            "master_link_status": info.get("master_link_status"),
+        }
+        return Replayed(max(0, offset - processed), "bytes", detail)
 
     def promoted(self) -> bool:
         return role(self.sides.target.url) == "master"

@@ -10,11 +10,14 @@ empty), value (a tombstone stays ``None``), headers (the same list: order, repea
 values; nothing added) and timestamp, in the same partition and order. Its offset is the target's.
 The timestamp type is what the producer API allows: a producer sets a record's timestamp, and the
 broker keeps it as CreateTime in a topic with ``message.timestamp.type=CreateTime`` (Kafka's
-default) but replaces it with its own clock in a ``LogAppendTime`` topic. So an original
-LogAppendTime record comes back with the same timestamp value as CreateTime, and a target topic
-configured LogAppendTime gets the broker's clock (its restore then fails verify, naming the
-partition). A record that had no timestamp (pre-0.10 format) gets the producer's clock, which
-fails the exact verify: restore such a chain with ``--lineage-header``.
+default) but replaces it with its own clock in a ``LogAppendTime`` topic; no client can write a
+LogAppendTime of its choosing. So an original LogAppendTime record comes back with the same
+timestamp value, as CreateTime. A topic saved with ``LogAppendTime`` is created as CreateTime and
+switched to LogAppendTime once all its partitions are restored (the records in it keep theirs; new
+ones get the broker's clock as before). An EXISTING target topic configured LogAppendTime would
+stamp the restored records with the broker's clock: the restore then fails verify, naming the
+partition. A record that had no timestamp (pre-0.10 format) gets the producer's clock, which fails
+the exact verify too: restore such a chain with ``--lineage-header``.
 
 Re-runs and resumes without touching the records. A partition's restore produces the chain's
 records in order, one partition at a time, through the idempotent producer: the broker appends a
@@ -79,7 +82,11 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # NewTopic: not in its stubs
     AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
     NewTopic,
+    ResourceType,
 )
 
 from drkit.backup.kafka import (
@@ -106,6 +113,8 @@ RESUME_WINDOW = 64
 POLL_EVERY = 1000
 """Serve delivery reports every this many records: errors surface early, the queue stays short."""
 TOPIC_READY_TIMEOUT_S = 30.0
+TIMESTAMP_TYPE = "message.timestamp.type"
+LOG_APPEND_TIME = "LogAppendTime"
 
 Progress = Callable[[str, int, int], None]
 """Called with (source topic, partition, records produced so far for it) after each record."""
@@ -320,6 +329,7 @@ def restore_kafka(
     for topic in chosen:
         if _ensure_topic(admin, targets[topic], configs[topic]):
             result.created_topics.append(targets[topic])
+    append_time = [t for t in chosen if configs[t].configs.get(TIMESTAMP_TYPE) == LOG_APPEND_TIME]
     producer = Producer(
         {
             **client_settings(bootstrap, client_config),
@@ -341,9 +351,21 @@ def restore_kafka(
             restore.run()
     finally:
         consumer.close()
+    for topic in append_time:
+        if all(p.status != "failed" for p in result.partitions if p.source_topic == topic):
+            _set_log_append_time(admin, targets[topic])
     if not result.ok:
         raise KafkaRestoreFailed(result)
     return result
+
+
+def _set_log_append_time(admin: AdminClient, name: str) -> None:
+    entry = ConfigEntry(
+        TIMESTAMP_TYPE, LOG_APPEND_TIME, incremental_operation=AlterConfigOpType.SET
+    )
+    resource = ConfigResource(ResourceType.TOPIC, name, incremental_configs=[entry])
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(timeout=REQUEST_TIMEOUT_S)
 
 
 def _pieces_by_partition(
@@ -380,11 +402,14 @@ def _ensure_topic(admin: AdminClient, name: str, config: TopicConfig) -> bool:
             )
         return False
     replication = max(1, min(config.replication_factor, len(metadata.brokers)))
+    settings = dict(config.configs)
+    if settings.get(TIMESTAMP_TYPE) == LOG_APPEND_TIME:
+        settings[TIMESTAMP_TYPE] = "CreateTime"  # until restored: the records keep their times
     new = NewTopic(
         name,
         num_partitions=config.partitions,
         replication_factor=replication,
-        config=dict(config.configs),
+        config=settings,
     )
     future = admin.create_topics([new], request_timeout=REQUEST_TIMEOUT_S)[name]
     try:

@@ -11,7 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import pytest
@@ -37,7 +37,7 @@ from drkit.backup.kafka import (
     to_record,
 )
 from drkit.backup.manifest import MANIFEST_NAME, Manifest
-from drkit.kafka_frames import TIMESTAMP_CREATE_TIME, Record
+from drkit.kafka_frames import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME, Record
 from drkit.kafka_topics import Change, settle, snapshot_prefix
 from drkit.local.kafka import LocalKafka
 from drkit.restore.kafka import (
@@ -589,3 +589,30 @@ def test_records_someone_else_wrote_into_the_target_are_refused_naming_the_parti
     assert [comparable(r) for r in restored[1]] == 2 * [
         as_restored(seeded.topic, r) for r in seeded.originals[1]
     ]
+
+
+def test_log_append_time_records_keep_their_timestamp_as_create_time(
+    kafka_broker: LocalKafka, destinations: Destinations
+) -> None:
+    """A producer cannot write a LogAppendTime: the value comes back as CreateTime, and the topic,
+    created CreateTime for the restore, is LogAppendTime again afterwards."""
+    topic = unique("broker-stamped")
+    create_topic(kafka_broker, topic, {"message.timestamp.type": "LogAppendTime"})
+    produce(kafka_broker, topic, (signal_record(i) for i in range(30)))
+    originals = read_partitions(kafka_broker, topic)
+    assert {r.timestamp_type for rs in originals.values() for r in rs} == {
+        TIMESTAMP_LOG_APPEND_TIME
+    }
+    manifest = backup(topic, kafka_broker, destinations)
+    target = unique("restored-stamped")
+    restore_kafka([manifest], destinations.vault, kafka_broker.bootstrap, rename={topic: target})
+    restored = read_partitions(kafka_broker, target)
+    for partition in range(PARTITIONS):
+        assert [comparable(r) for r in restored[partition]] == [
+            comparable(replace(r, timestamp_type=TIMESTAMP_CREATE_TIME))
+            for r in originals[partition]
+        ]
+    admin = admin_for(kafka_broker)  # kept: a destroyed client fails its pending futures
+    configs = admin.describe_configs([ConfigResource(ResourceType.TOPIC, target)])
+    entries = next(iter(configs.values())).result(timeout=30)
+    assert entries["message.timestamp.type"].value == "LogAppendTime"

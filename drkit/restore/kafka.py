@@ -513,10 +513,10 @@ class _PartitionRestore:
             else:
                 present = self._present()
                 outcome.expected = self._verify_objects()
-                self._check_prefix(present)
                 if outcome.expected == 0:
                     outcome.status = "skipped"
                     return
+                self._check_prefix(present)
                 self._produce(present - 1, by_index=True)
                 counted = self._count_exact()
             outcome.verified = counted

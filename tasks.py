@@ -354,6 +354,7 @@ def restore_kafka(
     since: str = "",
     until: str = "",
     force: bool = False,
+    lineage_header: bool = False,
     source: str = "vault",
     stack: str = "local",
     outputs: str = "",
@@ -377,6 +378,7 @@ def restore_kafka(
                 since=since or None,
                 until=until or None,
                 force=force,
+                lineage_header=lineage_header,
                 source=source,
             )
         )

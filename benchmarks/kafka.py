@@ -33,7 +33,6 @@ from benchmarks.measure import Figure, run_measured, shell
 from benchmarks.report import PIPELINE_HEADERS, Runs, Section, Table, pipeline_rows, ratio, spread
 from drkit.backup.kafka import read_range, reader
 from drkit.local.kafka import KAFKA_VERSION, cache_root
-from drkit.restore.kafka import SOURCE_HEADER
 
 TOPICS = ("strategy-signals", "order-events", "market-data")
 PARTITIONS = 3
@@ -239,9 +238,7 @@ def read_topic(bootstrap: str, topic: str) -> Iterator[tuple[bytes, Seen]]:
                 raw = message.headers() or []
                 pairs = raw.items() if isinstance(raw, dict) else raw
                 headers = tuple(
-                    (str(name), value if isinstance(value, bytes) else b"")
-                    for name, value in pairs
-                    if name != SOURCE_HEADER
+                    (str(name), value if isinstance(value, bytes) else b"") for name, value in pairs
                 )
                 offset = message.offset()
                 assert offset is not None
@@ -419,8 +416,8 @@ def kafka_section(bench: Bench) -> Section:
             " a few of those at their old offset.",
             "The seed's restore is its own script: `aws s3 cp - | gunzip |"
             " kafka-console-producer` into a topic made with 3 partitions. Ours is"
-            " `restore_kafka` into a new topic; its `drkit.source` lineage header is left out of"
-            " the header comparison. Values here hold no newline; a binary value with one would"
+            " `restore_kafka` into a new topic, exact by default: no header added. Values here"
+            " hold no newline; a binary value with one would"
             " be split in two by the seed's line-based export.",
             f"Fields the seed loses: {', '.join(lost) or 'none'}; fields ours keeps on every"
             f" record: {', '.join(kept) or 'none'}.",

@@ -7,12 +7,13 @@ incremental up to it, in order. The chain is followed back through ``incremental
 catalog segment of the chosen backup's day (one GET) and one manifest per link, which the restore
 reads anyway.
 
-Per topic, one step: records go back to the same partition with key, value, headers and original
-timestamp, with a lineage header (``drkit.source``) that makes a re-run or a resumed run produce
-only what is missing (``drkit.restore.kafka``). Before anything is created, a read-only step reads
-every object the restore will use and checks it against the manifest, so a damaged backup fails
-with no topic created. A target topic that holds records not restored from this source topic is
-refused unless ``--force``.
+Per topic, one step: records go back exactly (same partition and order, key, value, headers and
+timestamp, nothing added); a re-run or a resumed run produces only what is missing, found from the
+target partitions' offsets (``drkit.restore.kafka``). ``--lineage-header`` adds the
+``drkit.source`` header to each record and resumes from it instead. Before anything is created, a
+read-only step reads every object the restore will use and checks it against the manifest, so a
+damaged backup fails with no topic created. A target topic that holds records not restored from
+this source topic is refused unless ``--force`` (which appends the chain after them).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class RestoreKafkaRequest(BaseModel):
     until: str | None = None
     force: bool = False
     source: str = Field(default="vault", pattern="^(vault|mirror)$")
+    lineage_header: bool = False
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,9 @@ def prepare(ctx: OpsContext, request: RestoreKafkaRequest) -> Prepared:
     bootstrap = f"{host}:{port}"
     settings = kafka_settings(ctx, request.store)
     if not request.force:
-        refuse_foreign_records(bootstrap, targets, settings)
+        refuse_foreign_records(
+            bootstrap, targets, settings, None if request.lineage_header else chain
+        )
     return Prepared(chosen, chain, topics, targets, bootstrap, settings, since, until)
 
 
@@ -189,10 +193,18 @@ def _valid_topic(name: str) -> bool:
 
 
 def refuse_foreign_records(
-    bootstrap: str, targets: dict[str, str], client_config: Mapping[str, Any] | None = None
+    bootstrap: str,
+    targets: dict[str, str],
+    client_config: Mapping[str, Any] | None = None,
+    chain: list[Manifest] | None = None,
 ) -> None:
     """A target topic whose newest record in some partition was not restored from its source
-    topic holds other data: restoring into it would mix the two."""
+    topic holds other data: restoring into it would mix the two.
+
+    With ``chain`` (an exact restore, no lineage header), a partition is foreign when it holds
+    more records than the chain has for it or its newest record's timestamp is outside the
+    chain's; the restore compares that record itself before producing into the partition.
+    Without, its newest record must carry the source topic's ``drkit.source`` header."""
     admin = AdminClient(client_settings(bootstrap, client_config))
     try:
         existing = admin.list_topics(timeout=30).topics
@@ -211,8 +223,12 @@ def refuse_foreign_records(
                 if high <= low:
                     continue
                 last = list(read_range(consumer, target, partition, high - 1, high, 30))
-                lineage = parse_source(last[-1].headers()) if last else None
-                if lineage is None or lineage[0] != source:
+                if chain is not None:
+                    ours = _from_chain(chain, source, partition, high - low, last)
+                else:
+                    lineage = parse_source(last[-1].headers()) if last else None
+                    ours = lineage is not None and lineage[0] == source
+                if not ours:
                     raise TargetNotEmptyError(
                         f"target topic {target!r} partition {partition} holds {high - low} "
                         f"records not restored from {source!r}; restoring would mix them. "
@@ -221,6 +237,23 @@ def refuse_foreign_records(
                     )
     finally:
         consumer.close()
+
+
+def _from_chain(
+    chain: list[Manifest], source: str, partition: int, held: int, last: list[Any]
+) -> bool:
+    """Could ``held`` records ending with ``last`` be a prefix of the chain's partition?"""
+    pieces = [
+        p
+        for m in chain
+        for p in KafkaPoint.of(m).partitions
+        if (p.topic, p.partition) == (source, partition) and p.records
+    ]
+    low = min((p.min_timestamp for p in pieces if p.min_timestamp is not None), default=None)
+    high = max((p.max_timestamp for p in pieces if p.max_timestamp is not None), default=None)
+    if not last or held > sum(p.records for p in pieces) or low is None or high is None:
+        return False
+    return bool(low <= last[-1].timestamp()[1] <= high)
 
 
 def build_plan(ctx: OpsContext, request: RestoreKafkaRequest) -> tuple[Plan, Prepared]:
@@ -253,6 +286,8 @@ def build_plan(ctx: OpsContext, request: RestoreKafkaRequest) -> tuple[Plan, Pre
                     until=prepared.until,
                     client_config=prepared.client_config,
                     progress=progress,
+                    lineage_header=request.lineage_header,
+                    append=request.force,
                 )
             except KafkaRestoreFailed as error:
                 raise RecoveryError(str(error)) from None

@@ -2,19 +2,51 @@
 
 For each topic: create it if missing, with the saved partition count and config overrides (the
 replication factor capped at the target's broker count). For each partition, in chain order, every
-record goes back to the SAME partition number with its key, value, headers and original timestamp
-(as CreateTime), in offset order, through an idempotent producer (``enable.idempotence``,
-``acks=all``).
+record goes back to the SAME partition number, in offset order, through an idempotent producer
+(``enable.idempotence``, ``acks=all``, which keeps at most 5 requests in flight and their order).
 
-Lineage and re-runs: each restored record gets one more header, appended after its own,
-``drkit.source`` = ``<source topic>/<partition>/<source offset>`` (UTF-8). Before producing into a
-partition, the restore reads the target partition's newest records (a small window from the end,
-widened only if needed) for the highest source offset already there and skips everything up to it.
-Records go in strictly in source-offset order, and the idempotent producer commits them in that
-order, so what an interrupted restore left is a prefix: re-running resumes after it, and a finished
-restore re-run produces nothing. (A later re-run with an earlier ``since`` does not fill in records
-older than what is already restored.) When the source record itself came from a restore, the LAST
-``drkit.source`` header is the one that counts.
+Exact by default: a restored record is the original's key (``None`` stays ``None``, empty stays
+empty), value (a tombstone stays ``None``), headers (the same list: order, repeated names, ``None``
+values; nothing added) and timestamp, in the same partition and order. Its offset is the target's.
+The timestamp type is what the producer API allows: a producer sets a record's timestamp, and the
+broker keeps it as CreateTime in a topic with ``message.timestamp.type=CreateTime`` (Kafka's
+default) but replaces it with its own clock in a ``LogAppendTime`` topic; no client can write a
+LogAppendTime of its choosing. So an original LogAppendTime record comes back with the same
+timestamp value, as CreateTime. A topic saved with ``LogAppendTime`` is created as CreateTime and
+switched to LogAppendTime once all its partitions are restored (the records in it keep theirs; new
+ones get the broker's clock as before). An EXISTING target topic configured LogAppendTime would
+stamp the restored records with the broker's clock: the restore then fails verify, naming the
+partition. A record that had no timestamp (pre-0.10 format) gets the producer's clock, which fails
+the exact verify too: restore such a chain with ``--lineage-header``.
+
+Re-runs and resumes without touching the records. A partition's restore produces the chain's
+records in order, one partition at a time, through the idempotent producer: the broker appends a
+producer's batches in order and exactly once, so whatever an interrupted run (Ctrl-C, a SIGKILL,
+a failing broker) left in a target partition that held nothing when the restore began is a prefix
+of the chain's records for it. Its length is the partition's end offset minus its start offset (a
+non-transactional producer leaves no offset holes). A re-run reads those two numbers, checks that
+the target's last record is the chain's record at that position (key, value, headers and
+timestamp) and produces only the rest; a finished restore re-run produces nothing. This needs no
+marker in the records, no state outside the target, and one read of one record per partition.
+
+Someone else writing into the target partition (before the restore, between runs or during one)
+breaks the prefix: the partition then holds more records than the chain has, or a last record
+that is not the chain's at its position. The restore refuses that partition with one line naming
+it (before producing into it) or, if the writes came while it produced, fails the partition's
+verify; the other partitions go on. ``append=True`` (``--force``) instead leaves whatever the
+target holds and appends every record of the chain after it (a re-run appends again). Retention
+deleting restored records from a partition's start (original timestamps older than
+``retention.ms``) shortens the prefix from below and is refused the same way. A re-run with
+another time range (``since``/``until``) than the first run is refused too, unless the first
+run's records happen to be a prefix of the new range's.
+
+Lineage (``lineage_header=True``, ``--lineage-header``): each restored record gets one more header,
+appended after its own, ``drkit.source`` = ``<source topic>/<partition>/<source offset>``
+(UTF-8), and re-runs find where they stopped from it instead: the target partition's newest
+records (a small window from the end, widened only if needed) give the highest source offset
+already there, and everything up to it is skipped. That also works in a topic that holds other
+records. When the source record itself came from a restore, the LAST ``drkit.source`` header is the
+one that counts.
 
 Corruption: a partition's objects are read twice. The first pass verifies each object completely
 (SHA-256 and size against the manifest, the zstd stream, every frame checksum and the trailer) and
@@ -24,9 +56,12 @@ bounded by one record, at the cost of reading the partition's objects twice (no 
 needed; a restore pod's ephemeral storage may be smaller than a partition). Other partitions go on;
 the run raises :class:`KafkaRestoreFailed` at the end, with every partition's outcome.
 
-Verify: after producing a partition, the target partition is read back and the records carrying this
-partition's ``drkit.source`` within the restored offsets are counted (and checked to be strictly
-increasing, so a duplicate fails); the count must equal the backup's (in the time range).
+Verify: after producing a partition, the target partition is read back. Exact: the records from
+the offset where the chain starts must be as many as the backup's (in the time range) and their
+running SHA-256 (key, value, headers, timestamp of each, in order) must equal the one the second
+pass computed over the chain, so a changed, missing, extra or reordered record fails. Lineage: the
+records carrying this partition's ``drkit.source`` within the restored offsets are counted (and
+checked to be strictly increasing, so a duplicate fails); the count must equal the backup's.
 
 Time range: ``since <= timestamp < until`` (record timestamps, milliseconds). Objects whose
 timestamp range (kept in the manifest) misses it are not read at all. Records without a timestamp
@@ -35,7 +70,9 @@ are left out of a time-range restore.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import struct
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +82,11 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # NewTopic: not in its stubs
     AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
     NewTopic,
+    ResourceType,
 )
 
 from drkit.backup.kafka import (
@@ -56,6 +97,7 @@ from drkit.backup.kafka import (
     parse_topics_json,
     read_range,
     reader,
+    to_record,
 )
 from drkit.backup.manifest import Manifest, StoredObject
 from drkit.kafka_auth import client_settings
@@ -71,6 +113,8 @@ RESUME_WINDOW = 64
 POLL_EVERY = 1000
 """Serve delivery reports every this many records: errors surface early, the queue stays short."""
 TOPIC_READY_TIMEOUT_S = 30.0
+TIMESTAMP_TYPE = "message.timestamp.type"
+LOG_APPEND_TIME = "LogAppendTime"
 
 Progress = Callable[[str, int, int], None]
 """Called with (source topic, partition, records produced so far for it) after each record."""
@@ -132,6 +176,27 @@ class KafkaRestoreResult:
 
 def source_header(topic: str, partition: int, offset: int) -> tuple[str, bytes]:
     return SOURCE_HEADER, f"{topic}/{partition}/{offset}".encode()
+
+
+def record_digest(record: Record, running: Any | None = None) -> bytes:
+    """SHA-256 of what a restore must keep of a record: key, value, headers, timestamp.
+
+    ``None`` and empty are told apart; the offset, partition and timestamp type are left out (the
+    target assigns the first, the caller compares the second, the third is CreateTime). With
+    ``running`` (a ``hashlib.sha256()``), the same bytes are fed to it as well.
+    """
+    parts = [_field(record.key), _field(record.value), struct.pack(">q", record.timestamp)]
+    parts.append(struct.pack(">I", len(record.headers)))
+    for name, value in record.headers:
+        parts += [_field(name.encode()), _field(value)]
+    data = b"".join(parts)
+    if running is not None:
+        running.update(data)
+    return hashlib.sha256(data).digest()
+
+
+def _field(value: bytes | None) -> bytes:
+    return b"\xff" if value is None else struct.pack(">I", len(value)) + value
 
 
 def parse_source(
@@ -238,12 +303,16 @@ def restore_kafka(
     *,
     client_config: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
+    lineage_header: bool = False,
+    append: bool = False,
 ) -> KafkaRestoreResult:
     """Restore the chain's topics (or ``topics``) into the cluster at ``bootstrap``.
 
-    ``rename`` maps a backed-up topic to the topic to restore it into. Raises KafkaRestoreError
-    before producing anything when the request cannot work, and KafkaRestoreFailed after the run
-    when any partition failed.
+    ``rename`` maps a backed-up topic to the topic to restore it into. ``lineage_header`` adds
+    the ``drkit.source`` header to each record; ``append`` (exact mode) appends the chain after
+    whatever the target partitions hold instead of resuming. Raises KafkaRestoreError before
+    producing anything when the request cannot work, and KafkaRestoreFailed after the run when
+    any partition failed.
     """
     points = check_chain(manifests)
     window = _Range(_millis(since, "since"), _millis(until, "until"))
@@ -260,6 +329,7 @@ def restore_kafka(
     for topic in chosen:
         if _ensure_topic(admin, targets[topic], configs[topic]):
             result.created_topics.append(targets[topic])
+    append_time = [t for t in chosen if configs[t].configs.get(TIMESTAMP_TYPE) == LOG_APPEND_TIME]
     producer = Producer(
         {
             **client_settings(bootstrap, client_config),
@@ -276,12 +346,26 @@ def restore_kafka(
                 continue
             outcome = PartitionOutcome(topic, partition, targets[topic])
             result.partitions.append(outcome)
-            _PartitionRestore(store, producer, consumer, outcome, chain, window, progress).run()
+            restore = _PartitionRestore(store, producer, consumer, outcome, chain, window, progress)
+            restore.lineage, restore.append = lineage_header, append
+            restore.run()
     finally:
         consumer.close()
+    for topic in append_time:
+        if all(p.status != "failed" for p in result.partitions if p.source_topic == topic):
+            _set_log_append_time(admin, targets[topic])
     if not result.ok:
         raise KafkaRestoreFailed(result)
     return result
+
+
+def _set_log_append_time(admin: AdminClient, name: str) -> None:
+    entry = ConfigEntry(
+        TIMESTAMP_TYPE, LOG_APPEND_TIME, incremental_operation=AlterConfigOpType.SET
+    )
+    resource = ConfigResource(ResourceType.TOPIC, name, incremental_configs=[entry])
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(timeout=REQUEST_TIMEOUT_S)
 
 
 def _pieces_by_partition(
@@ -318,11 +402,14 @@ def _ensure_topic(admin: AdminClient, name: str, config: TopicConfig) -> bool:
             )
         return False
     replication = max(1, min(config.replication_factor, len(metadata.brokers)))
+    settings = dict(config.configs)
+    if settings.get(TIMESTAMP_TYPE) == LOG_APPEND_TIME:
+        settings[TIMESTAMP_TYPE] = "CreateTime"  # until restored: the records keep their times
     new = NewTopic(
         name,
         num_partitions=config.partitions,
         replication_factor=replication,
-        config=dict(config.configs),
+        config=settings,
     )
     future = admin.create_topics([new], request_timeout=REQUEST_TIMEOUT_S)[name]
     try:
@@ -400,6 +487,14 @@ class _PartitionRestore:
         self.errors: list[str] = []
         self.first_wanted = -1
         self.last_wanted = -1
+        self.lineage = False
+        self.append = False
+        self.base = 0
+        """Exact mode: the target offset of the chain's first record (in the range)."""
+        self.keep_at = -1
+        """Exact mode: the index (among records in the range) whose digest the first pass keeps."""
+        self.kept: bytes | None = None
+        self.chain_digest = hashlib.sha256()
 
     @property
     def label(self) -> str:
@@ -408,13 +503,22 @@ class _PartitionRestore:
     def run(self) -> None:
         outcome = self.outcome
         try:
-            outcome.expected = self._verify_objects()
-            if outcome.expected == 0:
-                outcome.status = "skipped"
-                return
-            done = self._restored_up_to()
-            self._produce(done)
-            counted = self._count_restored()
+            if self.lineage:
+                outcome.expected = self._verify_objects()
+                if outcome.expected == 0:
+                    outcome.status = "skipped"
+                    return
+                self._produce(self._restored_up_to())
+                counted = self._count_restored()
+            else:
+                present = self._present()
+                outcome.expected = self._verify_objects()
+                if outcome.expected == 0:
+                    outcome.status = "skipped"
+                    return
+                self._check_prefix(present)
+                self._produce(present - 1, by_index=True)
+                counted = self._count_exact()
             outcome.verified = counted
             if counted != outcome.expected:
                 raise IntegrityError(
@@ -454,11 +558,66 @@ class _PartitionRestore:
         for piece in self.pieces:
             for record in self._records(piece):
                 if self.window.wants(record.timestamp):
+                    if wanted == self.keep_at:
+                        self.kept = record_digest(record)
                     wanted += 1
                     if self.first_wanted < 0:
                         self.first_wanted = record.offset
                     self.last_wanted = record.offset
         return wanted
+
+    def _present(self) -> int:
+        """Exact mode: how many of the chain's records the target partition holds already."""
+        low, high = watermarks(self.consumer, self.outcome.target_topic, self.outcome.partition)
+        if self.append:
+            self.base = high
+            return 0
+        self.base = low
+        self.keep_at = high - low - 1
+        return high - low
+
+    def _check_prefix(self, present: int) -> None:
+        """What the target holds must be the chain's first ``present`` records (the last one
+        compared): anything else was written by someone else; refuse before producing."""
+        if present == 0:
+            return
+        target, partition = self.outcome.target_topic, self.outcome.partition
+        where = f"target {target}/{partition}"
+        advice = "restore into another topic (--rename) or pass --force to append"
+        if present > self.outcome.expected:
+            raise TargetMismatchError(
+                f"{where} holds {present} records, the backup has {self.outcome.expected} for "
+                f"it: it holds other records; {advice}"
+            )
+        last = self.base + present - 1
+        found = list(read_range(self.consumer, target, partition, last, last + 1))
+        if not found or record_digest(to_record(found[-1])) != self.kept:
+            raise TargetMismatchError(
+                f"{where}: its record at offset {last} is not the backup's record #{present} of "
+                f"the partition (key, value, headers, timestamp): it holds other records; "
+                f"{advice}"
+            )
+
+    def _count_exact(self) -> int:
+        """Exact mode: the target's records from ``base``, counted and digested in order; the
+        digest must be the chain's."""
+        target, partition = self.outcome.target_topic, self.outcome.partition
+        low, high = watermarks(self.consumer, target, partition)
+        if low > self.base:
+            raise IntegrityError(
+                f"{target}/{partition}: records from offset {self.base} were deleted (log start "
+                f"{low}), by retention or by someone else"
+            )
+        count, running = 0, hashlib.sha256()
+        for message in read_range(self.consumer, target, partition, self.base, high):
+            record_digest(to_record(message), running)
+            count += 1
+        if count == self.outcome.expected and running.digest() != self.chain_digest.digest():
+            raise IntegrityError(
+                f"{target}/{partition}: the {count} records from offset {self.base} differ from "
+                f"the backup's (key, value, headers or timestamp changed, or another writer)"
+            )
+        return count
 
     def _restored_up_to(self) -> int:
         """The highest source offset of this partition already in the target, else -1."""
@@ -476,9 +635,11 @@ class _PartitionRestore:
                 return found
             size *= 8
 
-    def _produce(self, done: int) -> None:
-        """Second pass: every record in the range and past ``done``, in order."""
+    def _produce(self, done: int, by_index: bool = False) -> None:
+        """Second pass: every record in the range past ``done`` (its source offset, or with
+        ``by_index`` its index among the records in the range), in order."""
         outcome = self.outcome
+        index = -1
 
         def delivered(error: KafkaError | None, _message: Message) -> None:
             if error is not None:
@@ -489,7 +650,10 @@ class _PartitionRestore:
                 for record in self._records(piece):
                     if not self.window.wants(record.timestamp):
                         continue
-                    if record.offset <= done:
+                    index += 1
+                    if not self.lineage:
+                        record_digest(record, self.chain_digest)
+                    if (index if by_index else record.offset) <= done:
                         outcome.already_present += 1
                         continue
                     self._send(record, delivered)
@@ -514,8 +678,9 @@ class _PartitionRestore:
         self, record: Record, delivered: Callable[[KafkaError | None, Message], None]
     ) -> None:
         outcome = self.outcome
-        lineage = source_header(outcome.source_topic, record.partition, record.offset)
-        headers: list[tuple[str, str | bytes | None]] = [*record.headers, lineage]
+        headers: list[tuple[str, str | bytes | None]] = list(record.headers)
+        if self.lineage:
+            headers.append(source_header(outcome.source_topic, record.partition, record.offset))
         timestamp = 0 if record.timestamp_type == TIMESTAMP_NOT_AVAILABLE else record.timestamp
         while True:
             try:
@@ -563,6 +728,10 @@ class _PartitionRestore:
 
 class KafkaDeliveryError(RuntimeError):
     """The broker did not take some records."""
+
+
+class TargetMismatchError(RuntimeError):
+    """A target partition holds records that are not a prefix of the chain's: someone else's."""
 
 
 def describe(result: KafkaRestoreResult) -> str:

@@ -170,6 +170,7 @@ def test_kafka_refuses_a_topic_of_other_records_and_a_damaged_chain_creates_no_t
     for topic in topics:
         produce(bootstrap, topic, 0, 9)
     manifest = stream_backup(ctx)
+    produce(bootstrap, topics[0], 9, 3)  # after the backup: more records than it has
     with pytest.raises(TargetNotEmptyError, match=f"target topic '{topics[0]}' partition 0 holds"):
         kafka_plan(ctx, RestoreKafkaRequest(topics=[topics[0]]))
     merged = f"({', '.join(sorted(topics[:2]))} -> '{topics[1]}')"

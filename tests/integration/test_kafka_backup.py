@@ -11,7 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import pytest
@@ -37,7 +37,7 @@ from drkit.backup.kafka import (
     to_record,
 )
 from drkit.backup.manifest import MANIFEST_NAME, Manifest
-from drkit.kafka_frames import TIMESTAMP_CREATE_TIME, Record
+from drkit.kafka_frames import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME, Record
 from drkit.kafka_topics import Change, settle, snapshot_prefix
 from drkit.local.kafka import LocalKafka
 from drkit.restore.kafka import (
@@ -137,14 +137,15 @@ def read_partitions(broker: LocalKafka, topic: str) -> dict[int, list[Record]]:
         consumer.close()
 
 
-def as_restored(source_topic: str, original: Record) -> tuple[object, ...]:
-    """What the restored copy must be: the original plus its lineage header, at any offset."""
-    lineage = (SOURCE_HEADER, f"{source_topic}/{original.partition}/{original.offset}".encode())
+def as_restored(source_topic: str, original: Record, lineage: bool = False) -> tuple[object, ...]:
+    """What the restored copy must be: the original, field by field, at any offset; with
+    ``lineage``, plus its ``drkit.source`` header last."""
+    added = (SOURCE_HEADER, f"{source_topic}/{original.partition}/{original.offset}".encode())
     return (
         original.partition,
         original.key,
         original.value,
-        (*original.headers, lineage),
+        (*original.headers, added) if lineage else original.headers,
         original.timestamp,
         original.timestamp_type,
     )
@@ -162,13 +163,17 @@ def comparable(record: Record) -> tuple[object, ...]:
 
 
 def assert_restored(
-    broker: LocalKafka, source: str, target: str, expected: dict[int, list[Record]]
+    broker: LocalKafka,
+    source: str,
+    target: str,
+    expected: dict[int, list[Record]],
+    lineage: bool = False,
 ) -> None:
     """Partition by partition, in order: the same records, each once, nothing else."""
     restored = read_partitions(broker, target)
     for partition in range(PARTITIONS):
         assert [comparable(r) for r in restored[partition]] == [
-            as_restored(source, r) for r in expected[partition]
+            as_restored(source, r, lineage) for r in expected[partition]
         ], f"{target}/{partition}"
 
 
@@ -240,6 +245,12 @@ def test_full_then_incremental_restore_record_by_record_and_rerun_is_a_no_op(
 
     originals = read_partitions(kafka_broker, topic)
     assert sum(len(records) for records in originals.values()) == 90
+    every = [r for records in originals.values() for r in records]
+    names = [[n for n, _ in r.headers] for r in every]
+    assert {None, b"", b"\x00\xff"} <= {r.key for r in every}  # null, empty and binary keys
+    assert any(r.value is None for r in every) and any(not r.headers for r in every)
+    assert any(n.count("trace") == 2 for n in names)  # a repeated header name
+    assert any(v is None for r in every for _n, v in r.headers)  # a null header value
     target = unique("restored-signals")
     result = restore_kafka(
         [full, incremental], destinations.vault, kafka_broker.bootstrap, rename={topic: target}
@@ -509,3 +520,99 @@ def test_the_topic_configuration_is_stored_in_the_vault_only_when_it_changed(
     assert len(after) == 2 and after[0] == keys[0]
     changed = parse_topics_json(destinations.vault.get_bytes(after[1]), after[1])
     assert changed[seeded.topic].configs["retention.ms"] == str(HOUR_MS)
+
+
+def test_lineage_header_is_opt_in_and_resumes_from_it(
+    kafka_broker: LocalKafka, destinations: Destinations
+) -> None:
+    seeded = seed(kafka_broker, 90)
+    manifest = backup(seeded.topic, kafka_broker, destinations)
+    target = unique("lineage-signals")
+
+    def stop(topic: str, partition: int, produced: int) -> None:
+        if partition == 1 and produced == 10:
+            raise Interrupted
+
+    args = ([manifest], destinations.vault, kafka_broker.bootstrap)
+    with pytest.raises(Interrupted):
+        restore_kafka(*args, rename={seeded.topic: target}, lineage_header=True, progress=stop)
+    result = restore_kafka(*args, rename={seeded.topic: target}, lineage_header=True)
+    assert [(p.already_present, p.produced) for p in result.partitions] == [
+        (30, 0),
+        (10, 20),
+        (0, 30),
+    ]
+    assert_restored(kafka_broker, seeded.topic, target, seeded.originals, lineage=True)
+
+
+def test_records_someone_else_wrote_into_the_target_are_refused_naming_the_partition(
+    kafka_broker: LocalKafka, destinations: Destinations
+) -> None:
+    """No marker in the records: a re-run trusts the target's offsets only while the target's
+    records are the chain's; a stranger's record makes that partition fail, the others go on."""
+    seeded = seed(kafka_broker, 90)
+    manifest = backup(seeded.topic, kafka_broker, destinations)
+    target = unique("shared-signals")
+    args = ([manifest], destinations.vault, kafka_broker.bootstrap)
+    restore_kafka(*args, rename={seeded.topic: target})
+    stranger = Record(1, -1, BASE_TS, TIMESTAMP_CREATE_TIME, b"k", b"not from the backup")
+    produce(kafka_broker, target, [stranger])
+    with pytest.raises(KafkaRestoreFailed) as failure:
+        restore_kafka(*args, rename={seeded.topic: target})
+    outcomes = failure.value.result.partitions
+    assert [(p.status, p.produced) for p in outcomes] == [
+        ("restored", 0),
+        ("failed", 0),
+        ("restored", 0),
+    ]
+    assert outcomes[1].error == (
+        f"target {target}/1 holds 31 records, the backup has 30 for it: it holds other "
+        "records; restore into another topic (--rename) or pass --force to append"
+    )
+
+    # Fewer records than the chain, but not the chain's: the compared last record tells.
+    early = unique("early-signals")
+    create_topic(kafka_broker, early)
+    produce(kafka_broker, early, [Record(0, -1, BASE_TS, TIMESTAMP_CREATE_TIME, None, b"x")])
+    with pytest.raises(KafkaRestoreFailed, match=f"target {early}/0: its record at offset 0 is"):
+        restore_kafka(*args, rename={seeded.topic: early})
+    assert len(read_partitions(kafka_broker, early)[0]) == 1  # nothing produced into it
+
+    # append (--force): the chain after whatever is there, in every partition (the failed run
+    # restored partitions 1 and 2, so they get the chain twice: append is not a resume).
+    result = restore_kafka(*args, rename={seeded.topic: early}, append=True)
+    assert [p.produced for p in result.partitions] == [30, 30, 30]
+    restored = read_partitions(kafka_broker, early)
+    assert [comparable(r) for r in restored[0][1:]] == [
+        as_restored(seeded.topic, r) for r in seeded.originals[0]
+    ]
+    assert [comparable(r) for r in restored[1]] == 2 * [
+        as_restored(seeded.topic, r) for r in seeded.originals[1]
+    ]
+
+
+def test_log_append_time_records_keep_their_timestamp_as_create_time(
+    kafka_broker: LocalKafka, destinations: Destinations
+) -> None:
+    """A producer cannot write a LogAppendTime: the value comes back as CreateTime, and the topic,
+    created CreateTime for the restore, is LogAppendTime again afterwards."""
+    topic = unique("broker-stamped")
+    create_topic(kafka_broker, topic, {"message.timestamp.type": "LogAppendTime"})
+    produce(kafka_broker, topic, (signal_record(i) for i in range(30)))
+    originals = read_partitions(kafka_broker, topic)
+    assert {r.timestamp_type for rs in originals.values() for r in rs} == {
+        TIMESTAMP_LOG_APPEND_TIME
+    }
+    manifest = backup(topic, kafka_broker, destinations)
+    target = unique("restored-stamped")
+    restore_kafka([manifest], destinations.vault, kafka_broker.bootstrap, rename={topic: target})
+    restored = read_partitions(kafka_broker, target)
+    for partition in range(PARTITIONS):
+        assert [comparable(r) for r in restored[partition]] == [
+            comparable(replace(r, timestamp_type=TIMESTAMP_CREATE_TIME))
+            for r in originals[partition]
+        ]
+    admin = admin_for(kafka_broker)  # kept: a destroyed client fails its pending futures
+    configs = admin.describe_configs([ConfigResource(ResourceType.TOPIC, target)])
+    entries = next(iter(configs.values())).result(timeout=30)
+    assert entries["message.timestamp.type"].value == "LogAppendTime"

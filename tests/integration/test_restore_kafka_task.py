@@ -52,15 +52,21 @@ def read_topic(bootstrap: str, topic: str) -> dict[int, list[Record]]:
         consumer.close()
 
 
-def restored_view(source: str, records: dict[int, list[Record]]) -> dict[int, list[tuple]]:  # type: ignore[type-arg]
-    """What a restore must hold: each original record, in order, with its lineage header."""
+def restored_view(
+    source: str, records: dict[int, list[Record]], lineage: bool = False
+) -> dict[int, list[tuple]]:  # type: ignore[type-arg]
+    """What a restore must hold: each original record, in order, exactly; with ``lineage``, plus
+    its ``drkit.source`` header last."""
     return {
         p: [
             (
                 r.key,
                 r.value,
-                (*r.headers, (SOURCE_HEADER, f"{source}/{p}/{r.offset}".encode())),
+                (*r.headers, (SOURCE_HEADER, f"{source}/{p}/{r.offset}".encode()))
+                if lineage
+                else r.headers,
                 r.timestamp,
+                r.timestamp_type,
             )
             for r in rs
         ]
@@ -69,7 +75,10 @@ def restored_view(source: str, records: dict[int, list[Record]]) -> dict[int, li
 
 
 def as_tuples(records: dict[int, list[Record]]) -> dict[int, list[tuple]]:  # type: ignore[type-arg]
-    return {p: [(r.key, r.value, r.headers, r.timestamp) for r in rs] for p, rs in records.items()}
+    return {
+        p: [(r.key, r.value, r.headers, r.timestamp, r.timestamp_type) for r in rs]
+        for p, rs in records.items()
+    }
 
 
 def seeded(project: Path) -> tuple[list[str], str]:
@@ -207,3 +216,22 @@ sys.exit(report.exit_code)
     assert as_tuples(read_topic(bootstrap, target)) == restored_view(
         topics[2], read_topic(bootstrap, topics[2])
     )  # every record exactly once
+
+
+def test_lineage_header_adds_the_source_of_each_record_when_asked(
+    project_with_kafka: Path,
+) -> None:
+    project = project_with_kafka
+    topics, bootstrap = seeded(project)
+    ctx = context(project)
+    stream_backup(ctx)
+    target = f"{topics[0]}-lineage"
+    request = RestoreKafkaRequest(
+        topics=[topics[0]], rename={topics[0]: target}, lineage_header=True
+    )
+    for _ in range(2):  # the re-run resumes from the headers: nothing added
+        report, out = run(ctx, project, build_plan(ctx, request)[0], yes=True)
+        assert report.status is Status.SUCCEEDED, out
+    assert as_tuples(read_topic(bootstrap, target)) == restored_view(
+        topics[0], read_topic(bootstrap, topics[0]), lineage=True
+    )

@@ -23,13 +23,14 @@ import os
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
+from drkit.storage.objectstore import is_missing_bucket
+
 REFUSED = 2
 FAILED = 1
 DEBUG_VARIABLE = "DRKIT_DEBUG"
 MAX_LINE = 2000
 """A cause longer than this is cut: one line on a terminal, not a server's whole error page."""
 
-MISSING_BUCKET_CODES = ("NoSuchBucket", "The specified bucket does not exist")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -43,7 +44,7 @@ def exit_code(error: BaseException) -> int:
     """2 for a refusal (bad input, nothing changed), 1 for a failure."""
     if isinstance(error, ValueError):
         return REFUSED
-    if _is_missing_bucket(error):
+    if is_missing_bucket(error):
         return REFUSED
     return FAILED
 
@@ -69,7 +70,7 @@ def describe(error: BaseException) -> tuple[int, str]:
     code = exit_code(error)
     if code == REFUSED:
         line = one_line(error)
-        if _is_missing_bucket(error):
+        if is_missing_bucket(error):
             line += "; check --stack and --outputs: they name a bucket that does not exist"
         return code, f"error: {line}"
     cause = one_line(error)
@@ -133,17 +134,3 @@ def _validation_text(error: Any) -> str:
         else:
             parts.append(f"{where} = {item.get('input')!r}: {message}")
     return "; ".join(parts)
-
-
-def _is_missing_bucket(error: BaseException) -> bool:
-    seen: BaseException | None = error
-    for _ in range(5):  # the storage layer wraps boto3's error: look down the chain
-        if seen is None:
-            return False
-        response = getattr(seen, "response", None)
-        if isinstance(response, dict) and response.get("Error", {}).get("Code") == "NoSuchBucket":
-            return True
-        if any(code in str(seen) for code in MISSING_BUCKET_CODES):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False

@@ -34,7 +34,12 @@ from drkit.backup.manifest import (
 from drkit.bounds import io_bounds
 from drkit.catalog import Catalog
 from drkit.lease import DEFAULT_TTL, Lease, acquire, holder_id
-from drkit.storage.objectstore import Encryption, ObjectStore, ObjectStoreError
+from drkit.storage.objectstore import (
+    Encryption,
+    ObjectStore,
+    ObjectStoreError,
+    is_missing_bucket,
+)
 from drkit.storage.tee import TeeWriter
 
 log = logging.getLogger("drkit.backup")
@@ -260,6 +265,8 @@ def run_backup(
             ttl=lease_ttl,
         )
     except ObjectStoreError as error:
+        if is_missing_bucket(error):
+            raise  # a vault that does not exist is a wrong name: a refusal, nothing done
         raise BackupFailed(f"backup of {store} failed before it began: {error}") from error
     try:
         manifest = _run_backup(store, data_class, handler, destinations, progress, now, lease)

@@ -23,6 +23,25 @@ class ObjectStoreError(RuntimeError):
     """A request to the vault or the mirror failed; the message names the store and the key."""
 
 
+MISSING_BUCKET_CODES = ("NoSuchBucket", "The specified bucket does not exist")
+
+
+def is_missing_bucket(error: BaseException) -> bool:
+    """The bucket itself does not exist (a wrong name: a refusal), as S3 or GCS says it, anywhere
+    down the chain of causes (the storage layer wraps the client's error)."""
+    seen: BaseException | None = error
+    for _ in range(5):
+        if seen is None:
+            return False
+        response = getattr(seen, "response", None)
+        if isinstance(response, dict) and response.get("Error", {}).get("Code") == "NoSuchBucket":
+            return True
+        if any(code in str(seen) for code in MISSING_BUCKET_CODES):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class ObjectNotFound(ObjectStoreError):
     """The key does not exist."""
 

@@ -241,7 +241,7 @@ def test_lineage_header_adds_the_source_of_each_record_when_asked(
         topics=[topics[0]], rename={topics[0]: target}, lineage_header=True
     )
     for _ in range(2):  # the re-run resumes from the headers: nothing added
-        report, out = run(ctx, project, build_plan(ctx, request)[0], yes=True)
+        report, out = run(ctx, project, build_plan(ctx, request, RestoreEnv(project))[0], yes=True)
         assert report.status is Status.SUCCEEDED, out
     assert as_tuples(read_topic(bootstrap, target)) == restored_view(
         topics[0], read_topic(bootstrap, topics[0]), lineage=True

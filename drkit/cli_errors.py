@@ -11,6 +11,10 @@ which kind of wrong.
 
 Never a traceback, unless ``DRKIT_DEBUG=1``: then the exception goes up as it is.
 
+A command whose outcome, not an error, sets its exit code (a plan that failed, a drill that
+missed an objective, a config check that found problems) raises ``Ended``: its code, and the line
+of its own if it has one; never a traceback.
+
 This module imports nothing heavy (the invoke tasks import it at load, ``invoke --list`` stays
 fast) and nothing of invoke (``drkit`` does not depend on it): the invoke tasks hand ``guarded``
 the exception that exits.
@@ -34,6 +38,15 @@ MAX_LINE = 2000
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+class Ended(Exception):
+    """The command ends with exit ``code`` and, if given, ``line`` on stderr."""
+
+    def __init__(self, code: int, line: str = "") -> None:
+        super().__init__(line or f"exit {code}")
+        self.code = code
+        self.line = line
 
 
 def debug_enabled() -> bool:
@@ -84,8 +97,9 @@ def guarded(body: Callable[P, R], exit_with: Callable[[str, int], BaseException]
     """``body`` that ends on any exception with ``exit_with(line, code)``: one line, exit 2 or 1.
 
     An exception that is already an exit (``exit_with``'s type) passes, its message made one
-    line; so does ``KeyboardInterrupt`` (the plan runner turns it into exit 130 and a resumable
-    journal). ``DRKIT_DEBUG=1`` lets every exception through with its traceback.
+    line; ``Ended`` becomes one (``exit_with(line, code)``), even with ``DRKIT_DEBUG=1``;
+    ``KeyboardInterrupt`` passes (the plan runner turns it into exit 130 and a resumable
+    journal). ``DRKIT_DEBUG=1`` lets every other exception through with its traceback.
     """
     exit_type = type(exit_with("", 0))
 
@@ -98,6 +112,9 @@ def guarded(body: Callable[P, R], exit_with: Callable[[str, int], BaseException]
             if isinstance(message, str) and "\n" in message:
                 exiting.message = " ".join(message.split())  # type: ignore[attr-defined]
             raise
+        except Ended as ended:
+            line = " ".join(ended.line.split()) if "\n" in ended.line else ended.line
+            raise exit_with(line, ended.code) from None
         except Exception as error:
             if debug_enabled():
                 raise
@@ -111,6 +128,10 @@ def main_guarded(main: Callable[[], int], write: Callable[[str], Any]) -> int:
     """For ``python -m drkit``: ``main()``'s exit code, or the error's one line and 2 or 1."""
     try:
         return main()
+    except Ended as ended:
+        if ended.line:
+            write(ended.line + "\n")
+        return ended.code
     except Exception as error:
         if debug_enabled():
             raise

@@ -61,6 +61,7 @@ from drkit.ops import (
 from drkit.ops.plan import Plan
 from drkit.ops.scratch import Holder
 from drkit.ops.selection import Chosen
+from drkit.ops.verbs import Prepared, RestoreEnv
 from stackmodels import StackConfig
 from stackmodels.config import Store, StoreKind
 from stackmodels.outputs import StoreService
@@ -68,7 +69,8 @@ from stackmodels.outputs import StoreService
 
 @dataclass(frozen=True)
 class RestoreOf:
-    """One store of a ``restore.all`` run: which backup, and the run's options."""
+    """One store of a ``restore.all`` run: which backup, and the run's options. Its plan is built
+    as its own verb builds it for a fresh run (``drkit.ops.verbs``: an env with no resume)."""
 
     store: str
     backup: str
@@ -77,7 +79,7 @@ class RestoreOf:
     project_dir: Path
 
 
-RestorePlanBuilder = Callable[[OpsContext, RestoreOf], Plan]
+RestorePlanBuilder = Callable[[OpsContext, RestoreOf], tuple[Plan, Prepared]]
 
 
 @dataclass(frozen=True)
@@ -158,34 +160,34 @@ class KindEntry:
 # --- restore plans: the kind's own restore task, for one store of restore.all ------------------
 
 
-def _restore_postgres(ctx: OpsContext, r: RestoreOf) -> Plan:
+def _restore_postgres(ctx: OpsContext, r: RestoreOf) -> tuple[Plan, Prepared]:
     request = restore_postgres.RestorePostgresRequest(
         store=r.store, backup=r.backup, force=r.force, source=r.source
     )
-    return restore_postgres.build_plan(ctx, request)[0]
+    return restore_postgres.build_plan(ctx, request, RestoreEnv(r.project_dir))
 
 
-def _restore_kafka(ctx: OpsContext, r: RestoreOf) -> Plan:
+def _restore_kafka(ctx: OpsContext, r: RestoreOf) -> tuple[Plan, Prepared]:
     request = restore_kafka.RestoreKafkaRequest(
         store=r.store, backup=r.backup, force=r.force, source=r.source
     )
-    return restore_kafka.build_plan(ctx, request)[0]
+    return restore_kafka.build_plan(ctx, request, RestoreEnv(r.project_dir))
 
 
-def _restore_redis(ctx: OpsContext, r: RestoreOf) -> Plan:
+def _restore_redis(ctx: OpsContext, r: RestoreOf) -> tuple[Plan, Prepared]:
     request = restore_redis.RestoreRedisRequest(
         store=r.store, backup=r.backup, force=r.force, source=r.source
     )
-    return restore_redis.build_plan(ctx, request, r.project_dir)[0]
+    return restore_redis.build_plan(ctx, request, RestoreEnv(r.project_dir))
 
 
-def _restore_kubernetes(ctx: OpsContext, r: RestoreOf) -> Plan:
+def _restore_kubernetes(ctx: OpsContext, r: RestoreOf) -> tuple[Plan, Prepared]:
     """The namespace's objects back in priority order; --force replaces existing objects. The
-    data key is decrypted now and lives until the process ends (restore.k8s wipes it earlier)."""
+    data key is decrypted now and wiped when the run is over (``restore_all.Prepared.close``)."""
     request = restore_k8s.RestoreK8sRequest(
         store=r.store, backup=r.backup, replace=r.force, source=r.source
     )
-    return restore_k8s.build_plan(ctx, request, r.project_dir)[0]
+    return restore_k8s.build_plan(ctx, request, RestoreEnv(r.project_dir))
 
 
 # --- drill writers -------------------------------------------------------------------------------

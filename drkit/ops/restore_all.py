@@ -16,30 +16,41 @@ the plan.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from drkit.context import OpsContext
 from drkit.kinds import REGISTRY, NotYet, RestoreOf, restore_order
 from drkit.ops.plan import Plan, Step
 from drkit.ops.selection import object_store, readable
+from drkit.ops.verbs import Prepared as Held
+from drkit.ops.verbs import RestoreEnv, RestoreRequest, RestoreVerb, comma_list
 from drkit.recovery import BackupIndex, RecoveryError, Selection, parse_timestamp
 from stackmodels.config import StoreKind
 
 
-class RestoreAllRequest(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class RestoreAllRequest(RestoreRequest):
     at: str | None = None
     stores: list[str] = Field(default_factory=list)
     backups: dict[str, str] = Field(default_factory=dict)
     """Store -> backup id, fixed: a resumed run restores what the first run chose."""
     force: bool = False
     source: str = Field(default="vault", pattern="^(vault|mirror)$")
+
+    @classmethod
+    def from_flags(cls, **flags: Any) -> Self:
+        """``--stores`` given comma-separated."""
+        return super().from_flags(**flags | {"stores": comma_list(flags.get("stores"))})
+
+    @classmethod
+    def pinned(cls, saved: Mapping[str, Any]) -> dict[str, Any]:
+        """The journaled run's ``backups`` (store -> the backup it chose) are read as they are;
+        they replace ``--at``."""
+        return {"at": None} if saved.get("backups") else {}
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,13 @@ class Prepared:
     selections: list[Selection]
     skew_seconds: float
     left_out: dict[str, str]
+    members: list[Held] = field(default_factory=list)
+    """Each store's own prepared restore, closed with this one."""
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        for member in self.members:
+            member.close()
 
 
 def prepare(ctx: OpsContext, request: RestoreAllRequest) -> Prepared:
@@ -109,9 +127,12 @@ def _left_out(kind: StoreKind) -> str:
 
 
 def build_plan(
-    ctx: OpsContext, request: RestoreAllRequest, project_dir: Path
+    ctx: OpsContext, request: RestoreAllRequest, env: RestoreEnv
 ) -> tuple[Plan, Prepared]:
+    """Each store's plan is its own verb's for a fresh run (``drkit.kinds.RestoreOf``), placed by
+    priority."""
     prepared = prepare(ctx, request)
+    prepared.figures.update(figures(prepared))
     kinds = {s.store: ctx.store_config(s.store).kind for s in prepared.selections}
     steps: list[Step] = []
     depends: dict[str, list[str]] = {}
@@ -124,10 +145,13 @@ def build_plan(
         ends: list[str] = []
         for selection in group:
             backup = selection.entry.backup_id
-            plan = entry.restore.plan(
-                ctx,
-                RestoreOf(selection.store, backup, request.force, request.source, project_dir),
-            )
+            of = RestoreOf(selection.store, backup, request.force, request.source, env.project_dir)
+            try:
+                plan, member = entry.restore.plan(ctx, of)
+            except BaseException:
+                prepared.close()  # the members prepared so far: a refusal leaves no key open
+                raise
+            prepared.members.append(member)
             previous = barrier
             for layer in plan.layers:
                 for step in layer:
@@ -164,3 +188,6 @@ def figures(prepared: Prepared, now: datetime | None = None) -> dict[str, Any]:
     for name, why in prepared.left_out.items():
         values[f"{name}.not_restored"] = why
     return values
+
+
+VERB = RestoreVerb(RestoreAllRequest, build_plan, "restore-all")

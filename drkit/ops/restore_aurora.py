@@ -22,16 +22,17 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
 from itertools import pairwise
-from typing import Annotated, Any, TextIO
+from typing import Annotated, Any
 
 import boto3
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, Field
 
 from drkit import targets
 from drkit.aurora import AuroraError
 from drkit.context import OpsContext
 from drkit.ops.plan import FunctionStep, Plan, StepContext
 from drkit.ops.selection import TargetNotEmptyError
+from drkit.ops.verbs import Holds, RestoreEnv, RestoreRequest, RestoreVerb
 from drkit.recovery import RecoveryError, parse_timestamp
 from drkit.restore.aurora import (
     RESTORE_TYPE,
@@ -68,8 +69,10 @@ def _target_name(name: str | None) -> str | None:
     return None if name is None else targets.aurora_cluster(name)
 
 
-class RestoreAuroraRequest(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class RestoreAuroraRequest(RestoreRequest):
+    """A journaled run's plan parameters hold what it resolved under the fields' own names (the
+    target cluster, the source cluster, its region, the instance class): ``resumed`` pins them
+    as it reads them."""
 
     at: str | None = None
     latest: bool = False
@@ -82,11 +85,6 @@ class RestoreAuroraRequest(BaseModel):
     reason: str = Field(default="manual", min_length=1, max_length=200, pattern=TAG_VALUE)
     wait_delay: int = Field(default=RESTORE_WAIT["Delay"], ge=0)
     wait_attempts: int = Field(default=RESTORE_WAIT["MaxAttempts"], ge=1)
-
-    @classmethod
-    def resumed(cls, saved: Mapping[str, Any]) -> RestoreAuroraRequest:
-        """The request of a journaled run: its plan's parameters, which also hold descriptions."""
-        return cls(**{key: value for key, value in saved.items() if key in cls.model_fields})
 
     def wanted(self) -> Wanted:
         """Which restore point was asked for; exactly one of --at, --latest, --snapshot."""
@@ -126,7 +124,7 @@ class Wanted:
 
 
 @dataclass
-class Prepared:
+class Prepared(Holds):
     region: str
     source: dict[str, Any]
     """The described cluster restored (point in time) or whose settings are copied (snapshot)."""
@@ -347,13 +345,13 @@ def _iso(moment: datetime | None) -> str:
 
 
 def build_plan(
-    ctx: OpsContext,
-    request: RestoreAuroraRequest,
-    resume: str | None = None,
-    out: TextIO | None = None,
+    ctx: OpsContext, request: RestoreAuroraRequest, env: RestoreEnv
 ) -> tuple[Plan, Prepared]:
+    """``env.resume``: a target cluster tagged with that run id is the run's own: the plan goes
+    on with the waits and the writer. Waits are reported to ``env.out`` (default stderr)."""
+    resume = env.resume
     prepared = prepare(ctx, request, resume)
-    stream = out or sys.stderr
+    stream = env.out or sys.stderr
     spec, region, writer_id = prepared.spec, prepared.region, prepared.writer_id
     target_id, source_id = spec.target_cluster_id, str(prepared.source["DBClusterIdentifier"])
     source_resource = prepared.source.get("DbClusterResourceId")
@@ -557,3 +555,6 @@ def _age(point: str) -> dict[str, Any]:
     except RecoveryError:
         return {}
     return {"recovery_point_age_seconds": round((datetime.now(UTC) - moment).total_seconds(), 1)}
+
+
+VERB = RestoreVerb(RestoreAuroraRequest, build_plan, "restore-aurora")

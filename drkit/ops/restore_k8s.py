@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Annotated, Any, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, Field
 
 from drkit.backup.manifest import Manifest, StoredObject
 from drkit.context import OpsContext
@@ -34,6 +34,7 @@ from drkit.kubestate.order import PRIORITIES, Priority, rank
 from drkit.kubestate.sealing import DataKey, SealingError, decrypt_data_key
 from drkit.ops.plan import FunctionStep, Plan, StepContext
 from drkit.ops.selection import Chosen, check_present, choose, verify_checksums
+from drkit.ops.verbs import RestoreEnv, RestoreRequest, RestoreVerb, comma_list
 from drkit.recovery import RecoveryError
 from drkit.restore.kubernetes import (
     KubernetesRestoreError,
@@ -56,9 +57,7 @@ def _namespace_name(name: str | None) -> str | None:
     return None if name is None else kubernetes_namespace(name)
 
 
-class RestoreK8sRequest(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class RestoreK8sRequest(RestoreRequest):
     store: str = "app-state"
     at: str | None = None
     backup: str | None = None
@@ -68,6 +67,11 @@ class RestoreK8sRequest(BaseModel):
     """Only these kinds: ``configmaps``, ``deployments.apps``, ``Deployment``; default all."""
     replace: bool = False
     source: str = Field(default="vault", pattern="^(vault|mirror)$")
+
+    @classmethod
+    def from_flags(cls, **flags: Any) -> Self:
+        """``--kinds`` given comma-separated."""
+        return super().from_flags(**flags | {"kinds": comma_list(flags.get("kinds"))})
 
 
 @dataclass
@@ -219,11 +223,12 @@ def _refuse_terminating(api: KubeApi, namespace: str) -> None:
 
 
 def build_plan(
-    ctx: OpsContext,
-    request: RestoreK8sRequest,
-    project_dir: Path | None = None,
-    out: TextIO | None = None,
+    ctx: OpsContext, request: RestoreK8sRequest, env: RestoreEnv
 ) -> tuple[Plan, Prepared]:
+    """Each object's outcome is written to ``env.out`` as it happens, and all of them to
+    ``reports/restore-k8s-objects.json`` of ``env.project_dir``."""
+    out = env.out
+
     def say(outcome: ObjectOutcome) -> None:
         if out is not None:
             out.write(outcome.line() + "\n")
@@ -232,7 +237,7 @@ def build_plan(
     prepared = prepare(ctx, request, say)
     manifest, target = prepared.manifest, prepared.target
     entry = prepared.chosen.entry
-    report_path = project_dir / "reports" / OBJECTS_REPORT if project_dir else None
+    report_path = env.project_dir / "reports" / OBJECTS_REPORT
     prepared.figures.update(figures(prepared))
     steps: list[FunctionStep] = []
     for priority in PRIORITIES:
@@ -280,7 +285,7 @@ def build_plan(
 
 
 def _restore_step(
-    prepared: Prepared, priority: Priority, counts: dict[str, int], report_path: Path | None
+    prepared: Prepared, priority: Priority, counts: dict[str, int], report_path: Path
 ) -> FunctionStep:
     target = prepared.target
     mode = "existing objects replaced" if target.replace else "existing objects skipped"
@@ -294,8 +299,7 @@ def _restore_step(
         finally:
             records.close()
             prepared.figures.update(figures(prepared))
-            if report_path is not None:
-                write_objects_report(prepared.ledger, report_path)
+            write_objects_report(prepared.ledger, report_path)
         result = prepared.ledger.counts(priority.name)
         context.note(", ".join(f"{n} {outcome}" for outcome, n in result.items() if n))
         for failure in prepared.ledger.failures(priority.name)[:5]:
@@ -323,3 +327,6 @@ def figures(prepared: Prepared, now: datetime | None = None) -> dict[str, Any]:
 def write_objects_report(ledger: Ledger, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(ledger.as_dicts(), indent=2) + "\n")
+
+
+VERB = RestoreVerb(RestoreK8sRequest, build_plan, "restore-k8s")

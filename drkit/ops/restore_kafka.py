@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from drkit.backup.kafka import KafkaPoint, read_range, reader
 from drkit.backup.manifest import Manifest, StoredObject
@@ -44,6 +44,7 @@ from drkit.ops.selection import (
     readable,
     verify_checksums,
 )
+from drkit.ops.verbs import Holds, RestoreEnv, RestoreRequest, RestoreVerb
 from drkit.progress import ByteProgress, RecordProgress, human_bytes
 from drkit.recovery import RecoveryError, parse_timestamp
 from drkit.restore.kafka import (
@@ -59,9 +60,7 @@ from stackmodels.config import StoreKind
 TOPIC = r"^[A-Za-z0-9._-]{1,249}$"
 
 
-class RestoreKafkaRequest(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class RestoreKafkaRequest(RestoreRequest):
     store: str = "event-stream"
     at: str | None = None
     backup: str | None = None
@@ -73,9 +72,17 @@ class RestoreKafkaRequest(BaseModel):
     source: str = Field(default="vault", pattern="^(vault|mirror)$")
     lineage_header: bool = False
 
+    @classmethod
+    def from_flags(cls, **flags: Any) -> Self:
+        """``--topic`` (repeatable) gives ``topics``; ``--rename`` is ``SOURCE=TARGET`` pairs
+        (``parse_renames``)."""
+        topics = flags.pop("topic", None)
+        renames = parse_renames(flags.pop("rename", None) or [])
+        return super().from_flags(**flags, topics=topics, rename=renames)
+
 
 @dataclass(frozen=True)
-class Prepared:
+class Prepared(Holds):
     chosen: Chosen
     chain: list[Manifest]
     topics: list[str]
@@ -85,6 +92,7 @@ class Prepared:
     """Authentication settings for the target cluster (:func:`drkit.endpoints.kafka_settings`)."""
     since: datetime | None
     until: datetime | None
+    figures: dict[str, Any] = field(default_factory=dict)
 
     @property
     def expected(self) -> dict[str, int]:
@@ -256,8 +264,11 @@ def _from_chain(
     return bool(low <= last[-1].timestamp()[1] <= high)
 
 
-def build_plan(ctx: OpsContext, request: RestoreKafkaRequest) -> tuple[Plan, Prepared]:
+def build_plan(
+    ctx: OpsContext, request: RestoreKafkaRequest, env: RestoreEnv
+) -> tuple[Plan, Prepared]:
     prepared = prepare(ctx, request)
+    prepared.figures.update(data_loss_figures(prepared))
     chosen, chain = prepared.chosen, prepared.chain
     to_read = objects_to_read(chain, prepared.topics)
 
@@ -376,3 +387,6 @@ def data_loss_figures(prepared: Prepared, now: datetime | None = None) -> dict[s
         "recovery_point_age_seconds": round((moment - entry.recovery_point).total_seconds(), 1),
         "records_in_chain": sum(prepared.expected.values()),
     }
+
+
+VERB = RestoreVerb(RestoreKafkaRequest, build_plan, "restore-kafka")

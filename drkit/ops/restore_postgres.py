@@ -9,13 +9,14 @@ target that is not empty. The default target is a new database next to the sourc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 import psycopg
 from psycopg import sql
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from drkit.backup.manifest import Manifest
 from drkit.backup.postgres import PostgresSource
@@ -24,6 +25,7 @@ from drkit.context import OpsContext
 from drkit.endpoints import postgres_source
 from drkit.ops.plan import FunctionStep, Plan, StepContext
 from drkit.ops.selection import TargetNotEmptyError, check_bound_objects
+from drkit.ops.verbs import Holds, RestoreEnv, RestoreRequest, RestoreVerb
 from drkit.progress import ByteProgress
 from drkit.recovery import BackupIndex, RecoveryError, parse_timestamp
 from drkit.restore.postgres import (
@@ -38,9 +40,7 @@ from drkit.targets import postgres_database
 from stackmodels.config import StoreKind
 
 
-class RestorePostgresRequest(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class RestorePostgresRequest(RestoreRequest):
     store: str = "trading-db"
     at: str | None = None
     backup: str | None = None
@@ -49,13 +49,30 @@ class RestorePostgresRequest(BaseModel):
     force: bool = False
     source: str = Field(default="vault", pattern="^(vault|mirror)$")
 
+    @classmethod
+    def from_flags(cls, **flags: Any) -> Self:
+        """``--table`` (repeatable) gives ``tables``."""
+        tables = flags.pop("table", None)
+        return super().from_flags(**flags, tables=tables)
+
+    @classmethod
+    def pinned(cls, saved: Mapping[str, Any]) -> dict[str, Any]:
+        """The backup the journaled run chose and the database it restored into (its ``target``
+        is ``host:port/database``)."""
+        pins = super().pinned(saved)
+        target = saved.get("target")
+        if isinstance(target, str) and "/" in target:
+            pins["target_database"] = target.rpartition("/")[2]
+        return pins
+
 
 @dataclass(frozen=True)
-class Prepared:
+class Prepared(Holds):
     entry: CatalogEntry
     manifest: Manifest
     objects: ObjectStore
     target: PostgresSource
+    figures: dict[str, Any] = field(default_factory=dict)
 
 
 def prepare(ctx: OpsContext, request: RestorePostgresRequest, resume: bool = False) -> Prepared:
@@ -99,9 +116,11 @@ def prepare(ctx: OpsContext, request: RestorePostgresRequest, resume: bool = Fal
 
 
 def build_plan(
-    ctx: OpsContext, request: RestorePostgresRequest, resume: bool = False
+    ctx: OpsContext, request: RestorePostgresRequest, env: RestoreEnv
 ) -> tuple[Plan, Prepared]:
+    resume = env.resume is not None
     prepared = prepare(ctx, request, resume)
+    prepared.figures.update(data_loss_figures(prepared))
     entry, target = prepared.entry, prepared.target
     server = postgres_source(ctx, request.store)
     selected = _selected(request.tables, prepared.manifest)
@@ -228,3 +247,6 @@ def _database_exists(server: PostgresSource, name: str) -> bool:
     with psycopg.connect(server.conninfo("postgres")) as connection:
         row = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
     return row is not None
+
+
+VERB = RestoreVerb(RestorePostgresRequest, build_plan, "restore-postgres")

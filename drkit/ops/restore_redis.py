@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 from botocore.exceptions import ClientError
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, Field
 
 from drkit import targets
 from drkit.backup.manifest import Manifest, StoredObject
@@ -37,6 +37,7 @@ from drkit.ops.journal import Journal
 from drkit.ops.plan import FunctionStep, Plan, StepContext
 from drkit.ops.redis_target import live_target, server_run_id
 from drkit.ops.selection import Chosen, TargetNotEmptyError, check_present, choose
+from drkit.ops.verbs import Holds, RestoreEnv, RestoreRequest, RestoreVerb
 from drkit.progress import ByteProgress
 from drkit.recovery import RecoveryError
 from drkit.restore.redis import (
@@ -70,9 +71,7 @@ def _group_name(name: str | None) -> str | None:
     return None if name is None else targets.replication_group(name)
 
 
-class RestoreRedisRequest(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class RestoreRedisRequest(RestoreRequest):
     store: str = "session-cache"
     at: str | None = None
     backup: str | None = None
@@ -85,7 +84,7 @@ class RestoreRedisRequest(BaseModel):
 
 
 @dataclass(frozen=True)
-class Prepared:
+class Prepared(Holds):
     chosen: Chosen
     rdbs: list[StoredObject]
     target: VolumeTarget | None
@@ -94,6 +93,7 @@ class Prepared:
     """The run whose swap was cut short on this target (its journal holds the record)."""
     recovering: bool = False
     """The server is down after a killed restore: the step brings it back before anything."""
+    figures: dict[str, Any] = field(default_factory=dict)
 
 
 def pending_swap(journal_dir: Path, rdb_path: Path, resume: str | None) -> tuple[str, Swap] | None:
@@ -218,11 +218,13 @@ def _refuse_existing_group(ctx: OpsContext, group: str) -> None:
 
 
 def build_plan(
-    ctx: OpsContext, request: RestoreRedisRequest, project_dir: Path, resume: str | None = None
+    ctx: OpsContext, request: RestoreRedisRequest, env: RestoreEnv
 ) -> tuple[Plan, Prepared]:
-    """``resume``: the run id being resumed (its journal is where a cut-short swap is looked
+    """``env.resume``: the run id being resumed (its journal is where a cut-short swap is looked
     for; a fresh run looks in the newest journals)."""
+    project_dir, resume = env.project_dir, env.resume
     prepared = prepare(ctx, request, project_dir, resume)
+    prepared.figures.update(data_loss_figures(prepared))
     steps = (
         _elasticache_steps(ctx, request, prepared)
         if prepared.elasticache is not None
@@ -424,3 +426,6 @@ def data_loss_figures(prepared: Prepared, now: datetime | None = None) -> dict[s
         "recovery_point_age_seconds": round((moment - entry.recovery_point).total_seconds(), 1),
         "keys_in_backup": prepared.chosen.manifest.counts.get("keys", "not counted"),
     }
+
+
+VERB = RestoreVerb(RestoreRedisRequest, build_plan, "restore-redis")

@@ -36,6 +36,7 @@ from drkit.ops.restore_kafka import build_plan as kafka_plan
 from drkit.ops.restore_redis import RestoreRedisRequest
 from drkit.ops.restore_redis import build_plan as redis_plan
 from drkit.ops.selection import MissingObject, TargetNotEmptyError, VaultAccessError
+from drkit.ops.verbs import RestoreEnv
 from drkit.ops.verify import VerifyRequest
 from drkit.ops.verify import build_plan as verify_plan
 from drkit.recovery import RecoveryError
@@ -68,9 +69,9 @@ def nothing_journaled(project: Path) -> bool:
 def test_an_unknown_store_is_named_by_every_task(project: Path) -> None:
     ctx = context(project)
     attempts = [
-        lambda: redis_plan(ctx, RestoreRedisRequest(store="orders-db"), project),
-        lambda: kafka_plan(ctx, RestoreKafkaRequest(store="orders-db")),
-        lambda: restore_all_plan(ctx, RestoreAllRequest(stores=["orders-db"]), project),
+        lambda: redis_plan(ctx, RestoreRedisRequest(store="orders-db"), RestoreEnv(project)),
+        lambda: kafka_plan(ctx, RestoreKafkaRequest(store="orders-db"), RestoreEnv(project)),
+        lambda: restore_all_plan(ctx, RestoreAllRequest(stores=["orders-db"]), RestoreEnv(project)),
         lambda: verify_plan(ctx, VerifyRequest(stores=["orders-db"])),
         lambda: list_backups(ctx, ListRequest(stores=["orders-db"])),
         lambda: backup_info(ctx, InfoRequest(backup_id=MISSING_ID, store="orders-db")),
@@ -79,7 +80,7 @@ def test_an_unknown_store_is_named_by_every_task(project: Path) -> None:
         with pytest.raises(ValueError, match="unknown store 'orders-db'; this stack has: app-st"):
             attempt()
     with pytest.raises(RecoveryError, match="'trading-db' is postgres, not redis"):
-        redis_plan(ctx, RestoreRedisRequest(store="trading-db"), project)
+        redis_plan(ctx, RestoreRedisRequest(store="trading-db"), RestoreEnv(project))
     assert nothing_journaled(project)
 
 
@@ -88,19 +89,21 @@ def test_times_in_the_future_or_beyond_retention_and_missing_ids(project: Path) 
     future = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
     ancient = (datetime.now(UTC) - timedelta(days=3000)).isoformat()
     with pytest.raises(RecoveryError, match="is in the future"):
-        redis_plan(ctx, RestoreRedisRequest(at=future), project)
+        redis_plan(ctx, RestoreRedisRequest(at=future), RestoreEnv(project))
     with pytest.raises(RecoveryError, match=r"older than the retention of 'event-stream' \(2555"):
-        kafka_plan(ctx, RestoreKafkaRequest(at=ancient))
+        kafka_plan(ctx, RestoreKafkaRequest(at=ancient), RestoreEnv(project))
     with pytest.raises(RecoveryError, match="is in the future"):
-        restore_all_plan(ctx, RestoreAllRequest(at=future, stores=["trading-db"]), project)
+        restore_all_plan(
+            ctx, RestoreAllRequest(at=future, stores=["trading-db"]), RestoreEnv(project)
+        )
     with pytest.raises(RecoveryError, match="is not a timestamp"):
-        kafka_plan(ctx, RestoreKafkaRequest(since="last tuesday"))
+        kafka_plan(ctx, RestoreKafkaRequest(since="last tuesday"), RestoreEnv(project))
     with pytest.raises(RecoveryError, match=f"backup '{MISSING_ID}' of 'session-cache' does not"):
-        redis_plan(ctx, RestoreRedisRequest(backup=MISSING_ID), project)
+        redis_plan(ctx, RestoreRedisRequest(backup=MISSING_ID), RestoreEnv(project))
     with pytest.raises(RecoveryError, match=f"backup '{MISSING_ID}' of 'event-stream' does not"):
-        kafka_plan(ctx, RestoreKafkaRequest(backup=MISSING_ID))
+        kafka_plan(ctx, RestoreKafkaRequest(backup=MISSING_ID), RestoreEnv(project))
     with pytest.raises(RecoveryError, match="give --at or --backup, not both"):
-        redis_plan(ctx, RestoreRedisRequest(at=future, backup=MISSING_ID), project)
+        redis_plan(ctx, RestoreRedisRequest(at=future, backup=MISSING_ID), RestoreEnv(project))
     assert nothing_journaled(project)
 
 
@@ -125,7 +128,7 @@ def test_checksums_that_do_not_match_fail_before_the_server_is_touched(
         before = cache_snapshot(client)
     running = run_id(cache_server)
 
-    plan, _ = redis_plan(ctx, RestoreRedisRequest(force=True), project)
+    plan, _ = redis_plan(ctx, RestoreRedisRequest(force=True), RestoreEnv(project))
     report, _out = run(ctx, project, plan, yes=True)
 
     assert report.status is Status.FAILED
@@ -147,12 +150,12 @@ def test_a_truncated_object_and_a_busy_target_are_refused_before_the_plan(
         client.set("backed-up", "yes")
     manifest = cache_backup(ctx)
     with pytest.raises(TargetNotEmptyError, match=r"holds keys \(db0: 1\).*Nothing was changed"):
-        redis_plan(ctx, RestoreRedisRequest(), project)
+        redis_plan(ctx, RestoreRedisRequest(), RestoreEnv(project))
     rdb = manifest.objects[0]
     stored = ctx.vault().get_bytes(rdb.key)
     overwrite(ctx.vault(), rdb.key, stored[: len(stored) // 2])
     with pytest.raises(MissingObject, match=rf"{rdb.key} is {len(stored) // 2} bytes.*truncated"):
-        redis_plan(ctx, RestoreRedisRequest(force=True), project)
+        redis_plan(ctx, RestoreRedisRequest(force=True), RestoreEnv(project))
     with cache_server.client() as client:
         assert client.get("backed-up") == b"yes"
     assert nothing_journaled(project)
@@ -172,15 +175,21 @@ def test_kafka_refuses_a_topic_of_other_records_and_a_damaged_chain_creates_no_t
     manifest = stream_backup(ctx)
     produce(bootstrap, topics[0], 9, 3)  # after the backup: more records than it has
     with pytest.raises(TargetNotEmptyError, match=f"target topic '{topics[0]}' partition 0 holds"):
-        kafka_plan(ctx, RestoreKafkaRequest(topics=[topics[0]]))
+        kafka_plan(ctx, RestoreKafkaRequest(topics=[topics[0]]), RestoreEnv(project))
     merged = f"({', '.join(sorted(topics[:2]))} -> '{topics[1]}')"
     with pytest.raises(TargetRefused, match=re.escape(merged)):
-        kafka_plan(ctx, RestoreKafkaRequest(rename={topics[0]: topics[1]}))  # merges the two
+        kafka_plan(
+            ctx, RestoreKafkaRequest(rename={topics[0]: topics[1]}), RestoreEnv(project)
+        )  # merges the two
 
     frames = next(i for i in manifest.objects if i.name.startswith(f"topics/{topics[1]}/"))
     overwrite(ctx.vault(), frames.key, b"\1" * frames.size)  # same size, other bytes
     target = f"{topics[1]}-copy"
-    plan, _ = kafka_plan(ctx, RestoreKafkaRequest(topics=[topics[1]], rename={topics[1]: target}))
+    plan, _ = kafka_plan(
+        ctx,
+        RestoreKafkaRequest(topics=[topics[1]], rename={topics[1]: target}),
+        RestoreEnv(project),
+    )
     report, out = run(ctx, project, plan, yes=True)
     assert report.status is Status.FAILED, out
     check = next(s for s in report.steps if s.id == "check.event-stream")
@@ -269,7 +278,9 @@ def test_credentials_that_cannot_read_the_vault(
     running = run_id(cache_server)
 
     with pytest.raises(VaultAccessError, match=rf"cannot read s3://{vault} .*InvalidAccessKeyId"):
-        redis_plan(ctx, RestoreRedisRequest(force=True), project)  # keys IAM does not know
+        redis_plan(
+            ctx, RestoreRedisRequest(force=True), RestoreEnv(project)
+        )  # keys IAM does not know
     limited = KeyedContext(
         ctx.stack,
         ctx.config,
@@ -281,7 +292,7 @@ def test_credentials_that_cannot_read_the_vault(
     with pytest.raises(
         VaultAccessError, match=rf"cannot read s3://{vault} .*AccessDenied.*GetObject"
     ):
-        redis_plan(limited, RestoreRedisRequest(force=True), project)
+        redis_plan(limited, RestoreRedisRequest(force=True), RestoreEnv(project))
     with pytest.raises(VaultAccessError, match="s3:GetObject on the vault"):
         list_backups(limited, ListRequest())
 

@@ -30,6 +30,7 @@ from drkit.local.stores import kubernetes_endpoint
 from drkit.ops.executor import Status
 from drkit.ops.restore_k8s import OBJECTS_REPORT, RestoreK8sRequest, build_plan
 from drkit.ops.run import RunOptions, run_plan
+from drkit.ops.verbs import RestoreEnv
 from drkit.recovery import RecoveryError
 from drkit.restore.stream import raw_chunks
 from drkit.seed.kubernetes import SeededNamespace, seed_namespace, wipe_namespace
@@ -73,7 +74,7 @@ def restore(
     ctx: OpsContext, project: Path, request: RestoreK8sRequest, **options: Any
 ) -> tuple[Any, str, list[dict[str, Any]]]:
     out = io.StringIO()
-    plan, prepared = build_plan(ctx, request, project, out)
+    plan, prepared = build_plan(ctx, request, RestoreEnv(project, out))
     try:
         report = run_plan(
             ctx, plan, RunOptions(**options), project, out, "restore-k8s", prepared.figures
@@ -318,7 +319,7 @@ def test_a_key_that_cannot_decrypt_refuses_before_touching_the_cluster(
     for case, changes in cases.items():
         ctx = attach(project, kubernetes_api, seeded.namespace, **changes)
         with pytest.raises(RecoveryError, match=r"KMS Decrypt.*AccessDenied") as refused:
-            build_plan(ctx, RestoreK8sRequest(namespace_to=target))
+            build_plan(ctx, RestoreK8sRequest(namespace_to=target), RestoreEnv(project))
         assert "Nothing was changed" in str(refused.value), case
         assert manifest.consistent_point["secrets"]["kms_key_id"] in str(refused.value)
     assert not api.exists(f"/api/v1/namespaces/{target}")
@@ -354,7 +355,7 @@ def test_dry_run_shows_the_plan_and_changes_nothing(
     assert not (project / "reports" / OBJECTS_REPORT).exists()
 
     with pytest.raises(RecoveryError, match="--kinds meteors: is not in this backup; the backup"):
-        build_plan(ctx, RestoreK8sRequest(kinds=["configmaps", "meteors"]))
+        build_plan(ctx, RestoreK8sRequest(kinds=["configmaps", "meteors"]), RestoreEnv(project))
 
 
 def test_an_interrupted_restore_resumes_where_it_stopped(
@@ -370,6 +371,7 @@ from pathlib import Path
 from drkit.context import OpsContext
 from drkit.ops.restore_k8s import RestoreK8sRequest, build_plan
 from drkit.ops.run import RunOptions, run_plan
+from drkit.ops.verbs import RestoreEnv
 import drkit.restore.kubernetes as restore
 real, calls = restore.restore_object, []
 def interrupted(record, *args, **kwargs):  # Ctrl-C in the middle of the Secrets
@@ -380,7 +382,8 @@ def interrupted(record, *args, **kwargs):  # Ctrl-C in the middle of the Secrets
 restore.restore_object = interrupted
 project = Path({str(project)!r})
 ctx = OpsContext.load("local", project_dir=project)
-plan, prepared = build_plan(ctx, RestoreK8sRequest(namespace_to={target!r}), project, sys.stdout)
+request = RestoreK8sRequest(namespace_to={target!r})
+plan, prepared = build_plan(ctx, request, RestoreEnv(project, sys.stdout))
 report = run_plan(ctx, plan, RunOptions(yes=True), project, sys.stdout, "r", prepared.figures)
 print("RUN_ID", report.run_id, report.status.value)
 sys.exit(report.exit_code)

@@ -39,6 +39,7 @@ from drkit.lease import (
 )
 from drkit.ops.restore_postgres import RestorePostgresRequest, build_plan
 from drkit.ops.selection import verify_checksums
+from drkit.ops.verbs import RestoreEnv
 from drkit.restore.postgres import count_rows
 from drkit.seed.postgres import TradingDataSize, seed_trading_database
 from drkit.storage.s3 import S3Store
@@ -173,7 +174,7 @@ def test_a_second_restore_into_one_target_is_refused(project: Path) -> None:
     )
     backup_store(ctx, "trading-db", [])
     request = RestorePostgresRequest(target_database="leased_target")
-    plan, _ = build_plan(ctx, request)
+    plan, _ = build_plan(ctx, request, RestoreEnv(project))
     scope = scope_slug(f"restore/{plan.parameters['target']}")
     holding = held(ctx.vault(), scope, "another-run", "restore postgres trading-db (run x)")
     with holding, pytest.raises(LeaseHeld, match="is busy: restore postgres trading-db"):
@@ -271,7 +272,7 @@ def test_a_fresh_restore_takes_over_the_lease_of_a_sigkilled_one(project: Path) 
     env = {**os.environ, KILL_AT: f"applied:create-database.{database}"}
     killed = invoke(project, "restore.postgres", "--target-database", database, "--yes", env=env)
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
-    plan, _ = build_plan(ctx, RestorePostgresRequest(target_database=database))
+    plan, _ = build_plan(ctx, RestorePostgresRequest(target_database=database), RestoreEnv(project))
     scope = scope_slug(f"restore/{plan.parameters['target']}")
     left = current(ctx.vault(), scope)
     assert left is not None and not left.released and left.pid != os.getpid()

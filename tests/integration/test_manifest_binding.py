@@ -21,6 +21,7 @@ from drkit.context import OpsContext
 from drkit.endpoints import postgres_source
 from drkit.ops.restore_postgres import RestorePostgresRequest, build_plan
 from drkit.ops.run import RunOptions
+from drkit.ops.verbs import RestoreEnv
 from drkit.ops.verify import Check, VerifyRequest, run_verify
 from drkit.recovery import RecoveryError
 from drkit.storage.s3 import S3Store
@@ -95,8 +96,8 @@ def test_verify_all_finds_five_tampered_of_fifteen_and_forged_manifests_are_refu
             backup=backups[forged].backup_id, target_database="forged_target"
         )
         with pytest.raises(RecoveryError, match=reason):
-            build_plan(ctx, request)
+            build_plan(ctx, request, RestoreEnv(project))
     copied = RestorePostgresRequest(backup=backups[7].backup_id, target_database="forged_target")
     with pytest.raises(RecoveryError, match=f"belongs to backup {backups[6].backup_id}"):
-        build_plan(ctx, copied)
+        build_plan(ctx, copied, RestoreEnv(project))
     assert not database_exists(ctx, "forged_target")

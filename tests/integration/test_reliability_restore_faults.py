@@ -36,6 +36,7 @@ from drkit.ops.restore_postgres import RestorePostgresRequest
 from drkit.ops.restore_postgres import build_plan as postgres_plan
 from drkit.ops.restore_redis import MARKER_SUFFIX, RestoreRedisRequest
 from drkit.ops.restore_redis import build_plan as redis_plan
+from drkit.ops.verbs import RestoreEnv
 from drkit.restore.postgres import count_rows, user_tables
 from stackmodels import StackOutputs
 from tests.integration.conftest import SessionServers, provision_project
@@ -182,7 +183,7 @@ def test_postgres_restore_download_fault_fails_cleanly_and_resumes(
     database = f"faulted_{source}_{fault.value}"
     ctx = context(world.project)
     request = RestorePostgresRequest(target_database=database, source=source)
-    plan, _ = postgres_plan(ctx, request)
+    plan, _ = postgres_plan(ctx, request, RestoreEnv(world.project))
 
     run_id, _ = fail_within_bound(world, source, fault, plan)
 
@@ -190,7 +191,7 @@ def test_postgres_restore_download_fault_fails_cleanly_and_resumes(
     assert pg_restore_sessions(postgres_server, database) == 0
     with psycopg.connect(target.conninfo()) as connection:
         assert user_tables(connection) == []  # its single transaction rolled back
-    resumed, _ = postgres_plan(ctx, request, resume=True)
+    resumed, _ = postgres_plan(ctx, request, RestoreEnv(world.project, resume=run_id))
     report, out = run(ctx, world.project, resumed, yes=True, resume=run_id)
     assert report.exit_code == 0, out
     expected = world.database_manifest.counts
@@ -213,7 +214,7 @@ def test_redis_restore_download_fault_leaves_the_server_serving_and_resumes(
     cache.rdb_path.with_name(cache.rdb_path.name + MARKER_SUFFIX).unlink(missing_ok=True)
     ctx = context(world.project)
     request = RestoreRedisRequest(store=CACHE, force=True, source=source)
-    plan, _ = redis_plan(ctx, request, world.project)
+    plan, _ = redis_plan(ctx, request, RestoreEnv(world.project))
 
     run_id, _ = fail_within_bound(world, source, fault, plan)
 
@@ -221,7 +222,7 @@ def test_redis_restore_download_fault_leaves_the_server_serving_and_resumes(
         assert client.info("server")["run_id"] == server_run
         assert cache_snapshot(client) == before
     assert sorted(p.name for p in cache.data_dir.iterdir() if p.name.endswith(".partial")) == []
-    resumed, _ = redis_plan(ctx, request, world.project, resume=run_id)
+    resumed, _ = redis_plan(ctx, request, RestoreEnv(world.project, resume=run_id))
     report, out = run(ctx, world.project, resumed, yes=True, resume=run_id)
     assert report.exit_code == 0, out
     with cache.client() as client:

@@ -15,6 +15,7 @@ from drkit.endpoints import postgres_source
 from drkit.local.redis import LocalRedis
 from drkit.ops.executor import Status
 from drkit.ops.restore_all import RestoreAllRequest, build_plan
+from drkit.ops.verbs import RestoreEnv
 from drkit.recovery import RecoveryError
 from drkit.seed.postgres import table_digests
 from tests.integration.ops_helpers import (
@@ -72,7 +73,7 @@ def test_one_point_for_every_store_in_priority_order(
         client.flushall()  # the cache and the topics are lost; the database is restored beside
     delete_topics(bootstrap, topics)
 
-    plan, prepared = build_plan(ctx, RestoreAllRequest(), project)
+    plan, prepared = build_plan(ctx, RestoreAllRequest(), RestoreEnv(project))
     chosen = {s.store: s.entry.backup_id for s in prepared.selections}
     assert chosen == {
         "trading-db": database_1.backup_id,
@@ -114,11 +115,11 @@ def test_a_store_without_a_restore_and_a_store_without_backups_are_refused(
 ) -> None:
     ctx = context(project)
     with pytest.raises(RecoveryError, match="'market-ticks' is timeseries, which has no restore"):
-        build_plan(ctx, RestoreAllRequest(stores=["market-ticks"]), project)
+        build_plan(ctx, RestoreAllRequest(stores=["market-ticks"]), RestoreEnv(project))
     with pytest.raises(RecoveryError, match="no backup of 'trading-db' within its retention"):
-        build_plan(ctx, RestoreAllRequest(stores=["trading-db"]), project)
+        build_plan(ctx, RestoreAllRequest(stores=["trading-db"]), RestoreEnv(project))
     with pytest.raises(ValueError, match="unknown store 'orders-db'"):
-        build_plan(ctx, RestoreAllRequest(stores=["orders-db"]), project)
+        build_plan(ctx, RestoreAllRequest(stores=["orders-db"]), RestoreEnv(project))
 
 
 def test_the_invoke_task_dry_run(project: Path) -> None:

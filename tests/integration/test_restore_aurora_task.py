@@ -26,6 +26,7 @@ from drkit.ops.executor import RunReport, Status
 from drkit.ops.restore_aurora import RestoreAuroraRequest, build_plan
 from drkit.ops.run import RunOptions, run_plan
 from drkit.ops.selection import TargetNotEmptyError
+from drkit.ops.verbs import RestoreEnv
 from drkit.recovery import RecoveryError
 from drkit.restore.aurora import TAG_REASON, TAG_RESTORE_POINT, TAG_RESTORED_FROM, TAG_RUN
 from drkit.targets import TargetRefused
@@ -78,7 +79,7 @@ def run(
     **options: Any,
 ) -> tuple[RunReport, str]:
     out = io.StringIO()
-    plan, prepared = build_plan(ctx, request, resume, out)
+    plan, prepared = build_plan(ctx, request, RestoreEnv(project, out, resume))
     report = run_plan(
         ctx,
         plan,
@@ -314,11 +315,17 @@ def test_bad_input_is_named_and_changes_nothing(aws_emulator: LocalAws, tmp_path
     ]
     for request, message in refusals:
         with pytest.raises(RecoveryError, match=message):
-            build_plan(ctx, request)
+            build_plan(ctx, request, RestoreEnv(tmp_path))
     with pytest.raises(TargetRefused, match=f"--target-cluster '{source.id}' is the cluster being"):
-        build_plan(ctx, RestoreAuroraRequest(snapshot=snapshot, target_cluster=source.id))
+        build_plan(
+            ctx,
+            RestoreAuroraRequest(snapshot=snapshot, target_cluster=source.id),
+            RestoreEnv(tmp_path),
+        )
     with pytest.raises(TargetNotEmptyError):
-        build_plan(ctx, RestoreAuroraRequest(latest=True, target_cluster=other.id))
+        build_plan(
+            ctx, RestoreAuroraRequest(latest=True, target_cluster=other.id), RestoreEnv(tmp_path)
+        )
 
     assert cluster_ids(aws_emulator) == before
     assert still(cluster(aws_emulator, source.id)) == still(described)
@@ -326,7 +333,7 @@ def test_bad_input_is_named_and_changes_nothing(aws_emulator: LocalAws, tmp_path
 
 
 def test_a_time_after_the_latest_restorable_and_a_snapshot_not_available_stubbed(
-    aws_emulator: LocalAws,
+    aws_emulator: LocalAws, tmp_path: Path
 ) -> None:
     """moto's LatestRestorableTime is always "now" and its snapshots are available at once: the
     describe call that reports those states is answered by a Stubber, with RDS's own shapes."""
@@ -359,7 +366,11 @@ def test_a_time_after_the_latest_restorable_and_a_snapshot_not_available_stubbed
         )
         + ".*or --latest",
     ):
-        build_plan(ctx, RestoreAuroraRequest(at=two_minutes_ago, target_cluster=target))
+        build_plan(
+            ctx,
+            RestoreAuroraRequest(at=two_minutes_ago, target_cluster=target),
+            RestoreEnv(tmp_path),
+        )
     stubbed.stubber.assert_no_pending_responses()
 
     creating = StubOnly({"describe_db_cluster_snapshots"})
@@ -386,7 +397,7 @@ def test_a_time_after_the_latest_restorable_and_a_snapshot_not_available_stubbed
     with pytest.raises(
         RecoveryError, match="cluster snapshot 'pre-deploy-1' is creating, not available"
     ):
-        build_plan(ctx, RestoreAuroraRequest(snapshot="pre-deploy-1"))
+        build_plan(ctx, RestoreAuroraRequest(snapshot="pre-deploy-1"), RestoreEnv(tmp_path))
     creating.stubber.assert_no_pending_responses()
     assert target not in cluster_ids(aws_emulator)
 
@@ -422,7 +433,7 @@ def test_a_run_that_failed_at_the_writer_is_resumed_without_a_second_cluster(
         match=f"restore run {first.run_id} created it. Finish that run with --resume "
         f"{first.run_id}",
     ):
-        build_plan(ctx, request)
+        build_plan(ctx, request, RestoreEnv(tmp_path))
 
     second, out = run(ctx, tmp_path, request, resume=first.run_id, yes=True)
 

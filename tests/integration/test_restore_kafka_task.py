@@ -17,6 +17,7 @@ from drkit.backup.kafka import read_range, reader, to_record
 from drkit.kafka_frames import Record
 from drkit.ops.executor import Status
 from drkit.ops.restore_kafka import RestoreKafkaRequest, build_plan
+from drkit.ops.verbs import RestoreEnv
 from drkit.restore.kafka import SOURCE_HEADER
 from tests.integration.ops_helpers import (
     PARTITIONS,
@@ -103,7 +104,7 @@ def test_every_topic_from_a_full_plus_incremental_chain_into_renamed_topics(
     originals = {t: read_topic(bootstrap, t) for t in topics}
     rename = {t: f"{t}-restored" for t in topics}
 
-    plan, prepared = build_plan(ctx, RestoreKafkaRequest(rename=rename))
+    plan, prepared = build_plan(ctx, RestoreKafkaRequest(rename=rename), RestoreEnv(project))
     assert [m.backup_id for m in prepared.chain] == [full.backup_id, incremental.backup_id]
     report, out = run(ctx, project, plan, yes=True)
     assert report.status is Status.SUCCEEDED, out
@@ -115,7 +116,12 @@ def test_every_topic_from_a_full_plus_incremental_chain_into_renamed_topics(
     # Partitions kept: a record's key landed where the original was (same partition number).
     assert sum(len(v) for v in read_topic(bootstrap, rename[topics[0]]).values()) == 42
 
-    again, out = run(ctx, project, build_plan(ctx, RestoreKafkaRequest(rename=rename))[0], yes=True)
+    again, out = run(
+        ctx,
+        project,
+        build_plan(ctx, RestoreKafkaRequest(rename=rename), RestoreEnv(project))[0],
+        yes=True,
+    )
     assert again.status is Status.SUCCEEDED, out
     assert out.count("0 produced, 42 already there") == 3  # a re-run duplicates nothing
 
@@ -136,9 +142,11 @@ def test_one_topic_into_its_own_name_after_it_was_lost_and_at_picks_the_chain(
     original = read_topic(bootstrap, lost)
     delete_topics(bootstrap, [lost])
 
-    plan, prepared = build_plan(ctx, RestoreKafkaRequest(topics=[lost], at=between.isoformat()))
+    plan, prepared = build_plan(
+        ctx, RestoreKafkaRequest(topics=[lost], at=between.isoformat()), RestoreEnv(project)
+    )
     assert [m.backup_id for m in prepared.chain] == [full.backup_id]  # the full alone
-    plan, prepared = build_plan(ctx, RestoreKafkaRequest(topics=[lost]))
+    plan, prepared = build_plan(ctx, RestoreKafkaRequest(topics=[lost]), RestoreEnv(project))
     assert len(prepared.chain) == 2
     report, out = run(ctx, project, plan, yes=True)
     assert report.status is Status.SUCCEEDED, out
@@ -162,7 +170,7 @@ def test_a_time_range_restores_only_the_records_timestamped_in_it(
         since=datetime.fromtimestamp(since / 1000, UTC).isoformat(),
         until=datetime.fromtimestamp(until / 1000, UTC).isoformat(),
     )
-    report, out = run(ctx, project, build_plan(ctx, request)[0], yes=True)
+    report, out = run(ctx, project, build_plan(ctx, request, RestoreEnv(project))[0], yes=True)
     assert report.status is Status.SUCCEEDED, out
     restored = read_topic(bootstrap, f"{topics[1]}-window")
     assert sorted(r.timestamp for rs in restored.values() for r in rs) == stamps[10:20]
@@ -182,6 +190,7 @@ from pathlib import Path
 from drkit.context import OpsContext
 from drkit.ops.restore_kafka import RestoreKafkaRequest, build_plan
 from drkit.ops.run import RunOptions, run_plan
+from drkit.ops.verbs import RestoreEnv
 import drkit.ops.restore_kafka as ops
 class Stop:
     def __init__(self, label, stream=None):
@@ -195,7 +204,7 @@ ops.RecordProgress = Stop
 project = Path({str(project)!r})
 ctx = OpsContext.load("local", project_dir=project)
 request = RestoreKafkaRequest(topics=[{topics[2]!r}], rename={{{topics[2]!r}: {target!r}}})
-plan, _ = build_plan(ctx, request)
+plan, _ = build_plan(ctx, request, RestoreEnv(project))
 report = run_plan(ctx, plan, RunOptions(yes=True), project, sys.stdout, "r")
 print("RUN_ID", report.run_id)
 sys.exit(report.exit_code)
@@ -209,7 +218,9 @@ sys.exit(report.exit_code)
 
     request = RestoreKafkaRequest(topics=[topics[2]], rename={topics[2]: target})
     resume = first.stdout.split("RUN_ID ")[1].split()[0]
-    report, out = run(ctx, project, build_plan(ctx, request)[0], yes=True, resume=resume)
+    report, out = run(
+        ctx, project, build_plan(ctx, request, RestoreEnv(project))[0], yes=True, resume=resume
+    )
     assert report.status is Status.SUCCEEDED, out
     outcomes = {s.id: s.outcome for s in report.steps}
     assert outcomes["check.event-stream"] == "resumed"
@@ -230,7 +241,7 @@ def test_lineage_header_adds_the_source_of_each_record_when_asked(
         topics=[topics[0]], rename={topics[0]: target}, lineage_header=True
     )
     for _ in range(2):  # the re-run resumes from the headers: nothing added
-        report, out = run(ctx, project, build_plan(ctx, request)[0], yes=True)
+        report, out = run(ctx, project, build_plan(ctx, request, RestoreEnv(project))[0], yes=True)
         assert report.status is Status.SUCCEEDED, out
     assert as_tuples(read_topic(bootstrap, target)) == restored_view(
         topics[0], read_topic(bootstrap, topics[0]), lineage=True

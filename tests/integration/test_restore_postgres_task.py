@@ -3,8 +3,11 @@ nothing, confirmation, journal, resume after an interruption, and a report."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import io
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -12,7 +15,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from invoke.context import Context
 
+from drkit import killpoints
 from drkit.backup.manifest import Manifest
 from drkit.backups import backup_store
 from drkit.context import OpsContext
@@ -21,7 +26,9 @@ from drkit.ops.executor import Status
 from drkit.ops.restore_postgres import RestorePostgresRequest, build_plan
 from drkit.ops.run import RunOptions, run_plan
 from drkit.ops.selection import TargetNotEmptyError
+from drkit.ops.verbs import RestoreEnv
 from drkit.recovery import RecoveryError
+from drkit.restore.postgres import count_rows
 from drkit.seed.postgres import TradingDataSize, seed_trading_database, table_digests
 from drkit.targets import TargetRefused
 
@@ -54,7 +61,7 @@ def run(
     ctx: OpsContext, project: Path, request: RestorePostgresRequest, options: RunOptions
 ) -> tuple[Status, str]:
     out = io.StringIO()
-    plan, _ = build_plan(ctx, request)
+    plan, _ = build_plan(ctx, request, RestoreEnv(project))
     report = run_plan(ctx, plan, options, project, out, "restore-postgres")
     return report.status, out.getvalue()
 
@@ -93,18 +100,20 @@ def test_at_picks_the_newest_backup_at_or_before_and_refuses_bad_times(project: 
         manifests[0].recovery_point
         + (manifests[1].recovery_point - manifests[0].recovery_point) / 2
     )
-    _plan, prepared = build_plan(ctx, RestorePostgresRequest(at=between.isoformat()))
+    _plan, prepared = build_plan(
+        ctx, RestorePostgresRequest(at=between.isoformat()), RestoreEnv(project)
+    )
     assert prepared.entry.backup_id == manifests[0].backup_id
     future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     with pytest.raises(RecoveryError, match="is in the future"):
-        build_plan(ctx, RestorePostgresRequest(at=future))
+        build_plan(ctx, RestorePostgresRequest(at=future), RestoreEnv(project))
     ancient = (datetime.now(UTC) - timedelta(days=4000)).isoformat()
     with pytest.raises(
         RecoveryError, match=r"older than the retention of 'trading-db' \(2555 days"
     ):
-        build_plan(ctx, RestorePostgresRequest(at=ancient))
+        build_plan(ctx, RestorePostgresRequest(at=ancient), RestoreEnv(project))
     with pytest.raises(RecoveryError, match="is not a timestamp"):
-        build_plan(ctx, RestorePostgresRequest(at="yesterday"))
+        build_plan(ctx, RestorePostgresRequest(at="yesterday"), RestoreEnv(project))
 
 
 def test_bad_inputs_are_named_and_change_nothing(project: Path) -> None:
@@ -112,32 +121,42 @@ def test_bad_inputs_are_named_and_change_nothing(project: Path) -> None:
     with pytest.raises(
         RecoveryError, match="backup '20200101T000000Z-abcdef' of 'trading-db' does not exist"
     ):
-        build_plan(ctx, RestorePostgresRequest(backup="20200101T000000Z-abcdef"))
+        build_plan(
+            ctx, RestorePostgresRequest(backup="20200101T000000Z-abcdef"), RestoreEnv(project)
+        )
     with pytest.raises(RecoveryError, match="is malformed"):
-        build_plan(ctx, RestorePostgresRequest(backup="latest-one"))
+        build_plan(ctx, RestorePostgresRequest(backup="latest-one"), RestoreEnv(project))
     with pytest.raises(ValueError, match="unknown store 'orders-db'"):
-        build_plan(ctx, RestorePostgresRequest(store="orders-db"))
+        build_plan(ctx, RestorePostgresRequest(store="orders-db"), RestoreEnv(project))
     with pytest.raises(RecoveryError, match="is kafka, not postgres"):
-        build_plan(ctx, RestorePostgresRequest(store="event-stream"))
+        build_plan(ctx, RestorePostgresRequest(store="event-stream"), RestoreEnv(project))
     with pytest.raises(RecoveryError, match="--table trades: not in backup"):
-        build_plan(ctx, RestorePostgresRequest(tables=["trades"]))
+        build_plan(ctx, RestorePostgresRequest(tables=["trades"]), RestoreEnv(project))
     source_db = postgres_source(ctx, "trading-db").database
     with pytest.raises(TargetRefused, match=f"target database '{source_db}' is the source"):
-        build_plan(ctx, RestorePostgresRequest(target_database=source_db, force=True))
+        build_plan(
+            ctx, RestorePostgresRequest(target_database=source_db, force=True), RestoreEnv(project)
+        )
     for reserved in ("postgres", "template0", "template1"):
         with pytest.raises(TargetRefused, match=f"'{reserved}' is one of PostgreSQL's own"):
-            build_plan(ctx, RestorePostgresRequest(target_database=reserved, force=True))
+            build_plan(
+                ctx,
+                RestorePostgresRequest(target_database=reserved, force=True),
+                RestoreEnv(project),
+            )
     with pytest.raises(TargetRefused, match="is 64 bytes; PostgreSQL names are at most 63"):
-        build_plan(ctx, RestorePostgresRequest(target_database="r" * 64))
+        build_plan(ctx, RestorePostgresRequest(target_database="r" * 64), RestoreEnv(project))
     with pytest.raises(TargetRefused, match="not a connection string"):
-        build_plan(ctx, RestorePostgresRequest(target_database=f"dbname={source_db}"))
+        build_plan(
+            ctx, RestorePostgresRequest(target_database=f"dbname={source_db}"), RestoreEnv(project)
+        )
     busy = postgres_source(ctx, "trading-db", f"{source_db}_busy")
     with psycopg.connect(busy.conninfo("postgres"), autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{busy.database}"')
     with psycopg.connect(busy.conninfo(), autocommit=True) as connection:
         connection.execute("CREATE TABLE live (id int)")
     with pytest.raises(TargetNotEmptyError, match=f"'{busy.database}' .* is not empty"):
-        build_plan(ctx, RestorePostgresRequest(target_database=busy.database))
+        build_plan(ctx, RestorePostgresRequest(target_database=busy.database), RestoreEnv(project))
 
 
 def test_dry_run_shows_the_plan_and_creates_nothing(project: Path) -> None:
@@ -179,6 +198,7 @@ from pathlib import Path
 from drkit.context import OpsContext
 from drkit.ops.restore_postgres import RestorePostgresRequest, build_plan
 from drkit.ops.run import RunOptions, run_plan
+from drkit.ops.verbs import RestoreEnv
 import drkit.restore.postgres as restore
 real = restore.raw_chunks
 def interrupted(store, item):  # Ctrl-C after pg_restore got the first part of the dump
@@ -188,7 +208,8 @@ def interrupted(store, item):  # Ctrl-C after pg_restore got the first part of t
 restore.raw_chunks = interrupted
 project = Path({str(project)!r})
 ctx = OpsContext.load("local", project_dir=project)
-plan, _ = build_plan(ctx, RestorePostgresRequest(target_database="resumed_target"))
+request = RestorePostgresRequest(target_database="resumed_target")
+plan, _ = build_plan(ctx, request, RestoreEnv(project))
 report = run_plan(ctx, plan, RunOptions(yes=True, resume=None), project, sys.stdout, "r")
 print("RUN_ID", report.run_id, report.status.value)
 sys.exit(report.exit_code)
@@ -205,7 +226,9 @@ sys.exit(report.exit_code)
         ).fetchone() == (0,)
 
     out = io.StringIO()
-    plan, _ = build_plan(ctx, RestorePostgresRequest(target_database="resumed_target"))
+    plan, _ = build_plan(
+        ctx, RestorePostgresRequest(target_database="resumed_target"), RestoreEnv(project)
+    )
     report = run_plan(ctx, plan, RunOptions(yes=True, resume=run_id), project, out, "r")
     assert report.status is Status.SUCCEEDED, out.getvalue()
     outcomes = {s.id: s.outcome for s in report.steps}
@@ -246,3 +269,51 @@ def test_the_invoke_task_end_to_end(project: Path) -> None:
     )
     assert refused.returncode == 2
     assert "error: backup id 'nope' is malformed" in refused.stderr
+
+
+def test_a_resumed_restore_of_the_newest_backup_keeps_the_first_runs_backup(
+    project: Path,
+) -> None:
+    """Issue 15: ``--resume`` restores what the killed run chose. The first ``invoke
+    restore.postgres`` (the newest backup, the default target) is killed as its restore step
+    starts; a newer backup with one more order is taken; the resumed run restores the first
+    run's backup into the first run's database, not the newer one."""
+    ctx, [first] = seeded_backups(project, count=1)
+    source = postgres_source(ctx, "trading-db")
+    (project / "tasks.py").write_text(
+        (ROOT / "tasks.py")
+        .read_text()
+        .replace("ROOT = Path(__file__).resolve().parent", f"ROOT = Path({str(project)!r})")
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DRKIT_DEBUG"}
+    killed = subprocess.run(
+        [sys.executable, "-m", "invoke", "restore.postgres", "--yes"],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        env=env | {killpoints.ENV: "before:restore.trading-db"},
+        check=False,
+    )
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    [journal] = (project / ".drkit" / "journal").glob("*.jsonl")
+    with psycopg.connect(source.conninfo(), autocommit=True) as connection:
+        connection.execute(
+            "INSERT INTO orders (account_id, symbol, side, qty, status, placed_at)"
+            " VALUES (1, 'AAPL', 'buy', 1, 'open', now())"
+        )
+    newer = backup_store(ctx, "trading-db", [])
+    assert newer.counts["public.orders"] == first.counts["public.orders"] + 1
+
+    spec = importlib.util.spec_from_file_location("resumed_tasks", project / "tasks.py")
+    assert spec is not None and spec.loader is not None
+    tasks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tasks)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        tasks.restore_postgres(Context(), resume=journal.stem, yes=True)
+
+    assert "succeeded: restore postgres trading-db" in out.getvalue()
+    assert first.backup_id in out.getvalue() and newer.backup_id not in out.getvalue()
+    database = f"{source.database}_restored_{first.recovery_point.astimezone(UTC):%Y%m%d%H%M}"
+    target = postgres_source(ctx, "trading-db", database)
+    assert count_rows(target, list(first.counts)) == first.counts

@@ -15,6 +15,7 @@ from drkit.local.redis import LocalRedis
 from drkit.ops.executor import Status
 from drkit.ops.restore_redis import RestoreRedisRequest, build_plan
 from drkit.ops.selection import TargetNotEmptyError
+from drkit.ops.verbs import RestoreEnv
 from tests.integration.ops_helpers import (
     ROOT,
     attach_cache,
@@ -44,7 +45,7 @@ def test_restore_into_the_stopped_server_brings_every_key_back(
         client.flushall()  # the disaster: the cache lost everything
     first_run = run_id(cache_server)
 
-    plan, _ = build_plan(ctx, RestoreRedisRequest(), project)
+    plan, _ = build_plan(ctx, RestoreRedisRequest(), RestoreEnv(project))
     report, out = run(ctx, project, plan, yes=True)
 
     assert report.status is Status.SUCCEEDED, out
@@ -71,8 +72,8 @@ def test_a_server_holding_keys_is_refused_unless_forced_and_rerun_is_idempotent(
     running = run_id(cache_server)
 
     with pytest.raises(TargetNotEmptyError, match=r"holds keys \(db0: 43\).*--force"):
-        build_plan(ctx, RestoreRedisRequest(), project)
-    plan, _ = build_plan(ctx, RestoreRedisRequest(force=True), project)
+        build_plan(ctx, RestoreRedisRequest(), RestoreEnv(project))
+    plan, _ = build_plan(ctx, RestoreRedisRequest(force=True), RestoreEnv(project))
     report, out = run(ctx, project, plan, dry_run=True)
     assert report.status is Status.DRY_RUN and "swap the file in" in out
     with cache_server.client() as client:  # neither refusal nor dry run touched it
@@ -84,7 +85,9 @@ def test_a_server_holding_keys_is_refused_unless_forced_and_rerun_is_idempotent(
     with cache_server.client() as client:
         assert client.get("quote:0") == b"old-0"
     restarted = run_id(cache_server)
-    plan, _ = build_plan(ctx, RestoreRedisRequest(), project)  # its own data: not refused
+    plan, _ = build_plan(
+        ctx, RestoreRedisRequest(), RestoreEnv(project)
+    )  # its own data: not refused
     again, out = run(ctx, project, plan, yes=True)
     assert again is not None and again.status is Status.SUCCEEDED, out
     assert "ok (already done)  restore.session-cache" in out
@@ -108,6 +111,7 @@ from pathlib import Path
 from drkit.context import OpsContext
 from drkit.ops.restore_redis import RestoreRedisRequest, build_plan
 from drkit.ops.run import RunOptions, run_plan
+from drkit.ops.verbs import RestoreEnv
 import drkit.restore.redis as restore
 real = restore.raw_chunks
 def interrupted(store, item):
@@ -117,7 +121,7 @@ def interrupted(store, item):
 restore.raw_chunks = interrupted
 project = Path({str(project)!r})
 ctx = OpsContext.load("local", project_dir=project)
-plan, _ = build_plan(ctx, RestoreRedisRequest(), project)
+plan, _ = build_plan(ctx, RestoreRedisRequest(), RestoreEnv(project))
 report = run_plan(ctx, plan, RunOptions(yes=True), project, sys.stdout, "r")
 print("RUN_ID", report.run_id)
 sys.exit(report.exit_code)
@@ -130,7 +134,7 @@ sys.exit(report.exit_code)
     assert not list(cache_server.data_dir.glob(".drkit-restore-*"))  # no staging file left
     run_id_ = first.stdout.split("RUN_ID ")[1].split()[0]
 
-    plan, _ = build_plan(ctx, RestoreRedisRequest(), project)
+    plan, _ = build_plan(ctx, RestoreRedisRequest(), RestoreEnv(project))
     report, out = run(ctx, project, plan, yes=True, resume=run_id_)
     assert report.status is Status.SUCCEEDED, out
     with cache_server.client() as client:
@@ -148,7 +152,7 @@ def test_into_a_new_elasticache_group_seeded_from_the_vault(
     request = RestoreRedisRequest(
         replication_group="cache-restored", node_type="cache.t4g.small", wait_delay=1
     )
-    plan, _ = build_plan(ctx, request, project)
+    plan, _ = build_plan(ctx, request, RestoreEnv(project))
     report, out = run(ctx, project, plan, yes=True)
     assert report.status is Status.SUCCEEDED, out
     assert "key count not checked from here" in out  # said, not faked
@@ -159,7 +163,7 @@ def test_into_a_new_elasticache_group_seeded_from_the_vault(
     seed = f"restore-seeds/{manifest.backup_id}/dump.rdb"  # the zstd dump written out raw
     assert ctx.vault().exists(seed)
     with pytest.raises(TargetNotEmptyError, match="'cache-restored' already exists"):
-        build_plan(ctx, request, project)
+        build_plan(ctx, request, RestoreEnv(project))
 
 
 def test_the_invoke_task_end_to_end(project: Path, cache_server: LocalRedis) -> None:

@@ -12,7 +12,7 @@ from invoke.exceptions import Exit
 from invoke.tasks import Task
 from pydantic import BaseModel, Field, ValidationError
 
-from drkit.cli_errors import describe, guarded, main_guarded, one_line
+from drkit.cli_errors import Ended, describe, guarded, main_guarded, one_line
 from drkit.context import Credentials, MissingCredentials
 from drkit.recovery import RecoveryError
 from drkit.storage.objectstore import ObjectStoreError
@@ -133,6 +133,28 @@ def test_main_guarded_writes_one_line() -> None:
         "than 4096 KiB\n"
     ]
     assert main_guarded(lambda: 0, written.append) == 0
+
+
+def test_a_command_that_ends_with_its_own_code_is_no_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Ended``: a failed plan or drill sets the exit code, with its own line if any; never a
+    traceback, not even with DRKIT_DEBUG=1."""
+
+    def failed_plan() -> None:
+        raise Ended(1)
+
+    def missed() -> None:
+        raise Ended(1, "drill FAILED: an objective\nwas missed")
+
+    monkeypatch.setenv("DRKIT_DEBUG", "1")
+    with pytest.raises(Exit) as plain:
+        guarded(failed_plan, exit_with)()
+    assert (plain.value.code, plain.value.message) == (1, "")
+    with pytest.raises(Exit) as drill:
+        guarded(missed, exit_with)()
+    assert (drill.value.code, drill.value.message) == (1, "drill FAILED: an objective was missed")
+    written: list[str] = []
+    assert main_guarded(missed, written.append) == 1
+    assert written == ["drill FAILED: an objective\nwas missed\n"]
 
 
 def every_task(collection: Collection) -> Iterator[tuple[str, Task[..., object]]]:

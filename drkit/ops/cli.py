@@ -1,0 +1,431 @@
+"""What each ``invoke`` task calls: one function per command, taking the flags as the task got
+them (a blank string is a flag not given), printing to stdout, and ending in one of three ways:
+
+- it returns: exit 0;
+- it raises a ``ValueError`` (a refusal: bad input, nothing changed) or any other error (a
+  failure): ``drkit.cli_errors`` turns it into one line and exit 2 or 1;
+- it raises ``Ended``: the command's outcome sets the exit code (a plan that failed, a drill
+  that missed an objective), with the line of its own, if any, that the command has always given.
+
+Loading the stack (``context``), resuming a journaled run and choosing stores happen here, once
+for every command. ``tasks.py`` declares the flags and their help; it holds no logic. This module
+imports the ops modules inside the functions that use them, so ``invoke --list`` stays fast, and
+it never imports invoke (the ops package does not depend on it).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from drkit.cli_errors import Ended, debug_enabled, one_line
+
+if TYPE_CHECKING:
+    from drkit.context import OpsContext
+    from drkit.ops.verbs import RestoreVerb
+
+RESTORE_VERBS = ("postgres", "redis", "kafka", "k8s", "aurora", "all")
+"""``restore.<verb>``: each the module ``drkit.ops.restore_<verb>``, keeping ``drkit.ops.verbs``."""
+
+
+def context(project_dir: Path, stack: str, outputs: str = "") -> OpsContext:
+    """The stack's config and outputs: ``Pulumi.<stack>.yaml`` and ``--outputs FILE`` (default:
+    ``pulumi stack output``, or the local stack's own file)."""
+    from drkit.context import OpsContext
+
+    return OpsContext.load(stack, Path(outputs) if outputs else None, project_dir)
+
+
+def refused(error: BaseException, code: int = 2) -> Ended:
+    """``error: <the error in one line>`` and ``code``, for an error that is not a ``ValueError``
+    but ends the command as a refusal would. ``DRKIT_DEBUG=1`` raises it with its traceback."""
+    if debug_enabled():
+        raise error
+    return Ended(code, f"error: {one_line(error)}")
+
+
+def _exit(code: int) -> None:
+    if code:
+        raise Ended(code)
+
+
+# --- restores -----------------------------------------------------------------------------------
+
+
+def restore_verb(name: str) -> RestoreVerb[Any, Any]:
+    if name not in RESTORE_VERBS:
+        raise ValueError(f"restore verb {name!r}: one of {', '.join(RESTORE_VERBS)}")
+    verb: RestoreVerb[Any, Any] = importlib.import_module(f"drkit.ops.restore_{name}").VERB
+    return verb
+
+
+def restore(
+    name: str,
+    project_dir: Path,
+    *,
+    stack: str,
+    outputs: str = "",
+    dry_run: bool = False,
+    yes: bool = False,
+    resume: str = "",
+    **flags: Any,
+) -> None:
+    """``invoke restore.<name>``, every verb the same way: the request from the verb's own
+    ``flags`` (``RestoreRequest.from_flags``) or, with ``--resume ID``, from that run's journal,
+    pinned to what it resolved (its stack, backup and target: ``RestoreRequest.resumed``); the
+    stack loaded; the plan built (every refusal before it: exit 2, nothing changed); the plan
+    run; what the run held released."""
+    from drkit.ops.run import RunOptions, journal_parameters, run_plan
+    from drkit.ops.verbs import RestoreEnv
+
+    verb = restore_verb(name)
+    if resume:
+        saved = journal_parameters(project_dir, resume)
+        stack = str(saved.get("stack", stack))
+        request = verb.request.resumed(saved)
+    else:
+        request = verb.request.from_flags(**flags)
+    ctx = context(project_dir, stack, outputs)
+    out = sys.stdout
+    plan, prepared = verb.build_plan(ctx, request, RestoreEnv(project_dir, out, resume or None))
+    try:
+        options = RunOptions(dry_run, yes, resume or None)
+        report = run_plan(ctx, plan, options, project_dir, out, verb.report, prepared.figures)
+    finally:
+        prepared.close()
+    _exit(report.exit_code)
+
+
+# --- backups and checks -------------------------------------------------------------------------
+
+
+def backup_store(
+    project_dir: Path, *, store: str, wait: int, stack: str, outputs: str, dry_run: bool
+) -> None:
+    from drkit.backups import BackupRequest, take_backup
+
+    request = BackupRequest(
+        stack=stack, store=store, outputs=outputs or None, dry_run=dry_run, wait_seconds=wait
+    )
+    _exit(take_backup(request, project_dir, sys.stdout))
+
+
+def aurora_snapshot(
+    project_dir: Path, *, reason: str, kms_key: str, stack: str, outputs: str, dry_run: bool
+) -> None:
+    from drkit.aurora import AuroraError
+    from drkit.ops.aurora_snapshot import AuroraSnapshotRequest, take_snapshot
+
+    ctx = context(project_dir, stack, outputs)
+    try:
+        take_snapshot(ctx, AuroraSnapshotRequest(reason, kms_key or None, dry_run), sys.stdout)
+    except AuroraError as error:
+        raise Ended(1, f"FAILED: {error}") from None
+
+
+def config_check(project_dir: Path, *, stack: str) -> None:
+    """The check's verdict: one line per problem on stderr and exit 1, or the stores it found."""
+    from stackmodels import ConfigError, StackConfig
+
+    try:
+        config = StackConfig.for_stack(stack, project_dir)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise Ended(1) from None
+    print(
+        f"Pulumi.{stack}.yaml: valid ({config.role.value} in {config.region}, "
+        f"{len(config.data_classes)} data classes, {len(config.stores)} stores)"
+    )
+    for name, store in config.stores.items():
+        data_class = config.data_classes[store.data_class]
+        print(
+            f"  {name:14} {store.kind.value:10} {store.schedule:14} -> {store.data_class} "
+            f"(RPO {data_class.rpo}, RTO {data_class.rto})"
+        )
+
+
+def verify(
+    project_dir: Path,
+    *,
+    stores: str,
+    skip_test_restore: bool,
+    source: str,
+    all_: bool,
+    cleanup: bool,
+    stack: str,
+    outputs: str,
+    dry_run: bool,
+    yes: bool,
+) -> None:
+    """``invoke verify``, or with ``cleanup`` only the removal of scratch targets left behind."""
+    from drkit.ops.run import RunOptions
+    from drkit.ops.verbs import comma_list
+    from drkit.ops.verify import VerifyRequest, exit_code, run_cleanup, run_verify
+
+    if cleanup:
+        ctx = context(project_dir, stack, outputs)
+        _exit(run_cleanup(ctx, comma_list(stores), sys.stdout, dry_run=dry_run))
+        return
+    request = VerifyRequest(
+        stores=comma_list(stores),
+        test_restore=not skip_test_restore,
+        source=source,
+        all_backups=all_,
+    )
+    ctx = context(project_dir, stack, outputs)
+    run, report = run_verify(ctx, request, RunOptions(dry_run, yes), project_dir, sys.stdout)
+    _exit(exit_code(run, report))
+
+
+def backups_list(
+    project_dir: Path,
+    *,
+    stores: str,
+    days: int,
+    source: str,
+    detail: bool,
+    format: str,
+    stack: str,
+    outputs: str,
+) -> None:
+    from drkit.ops.backups_info import ListRequest, list_backups
+    from drkit.ops.verbs import comma_list
+
+    request = ListRequest(stores=comma_list(stores), days=days, source=source, detail=detail)
+    listing = list_backups(context(project_dir, stack, outputs), request)
+    print(listing.to_json() if format == "json" else listing.to_text(), end="")
+
+
+def backups_info(
+    project_dir: Path,
+    *,
+    backup_id: str,
+    store: str,
+    source: str,
+    format: str,
+    stack: str,
+    outputs: str,
+) -> None:
+    from drkit.ops.backups_info import InfoRequest, backup_info
+
+    request = InfoRequest(backup_id=backup_id, store=store or None, source=source)
+    info = backup_info(context(project_dir, stack, outputs), request)
+    print(info.to_json() if format == "json" else info.to_text(), end="")
+
+
+def kafka_topics(
+    project_dir: Path, *, stack: str, outputs: str, dry_run: bool, yes: bool, snapshot: bool
+) -> None:
+    """Reconcile the topics with their classes, or (``snapshot``) only store their configuration
+    in the vault as each backup does."""
+    from confluent_kafka import KafkaException
+
+    from drkit.kafka_topics import admin_for, reconcile, take_snapshots
+    from drkit.ops.executor import terminal_confirm
+
+    ctx = context(project_dir, stack, outputs)
+    admin, msk = admin_for(ctx)
+    try:
+        if snapshot:
+            code = take_snapshots(ctx, sys.stdout)
+        else:
+            code = reconcile(
+                admin, msk, sys.stdout, dry_run=dry_run, yes=yes, confirm=terminal_confirm
+            )
+    except KafkaException as error:
+        raise Ended(1, f"error: kafka: {error}") from None
+    _exit(code)
+
+
+# --- drills -------------------------------------------------------------------------------------
+
+
+def drill(
+    project_dir: Path,
+    *,
+    scenario: list[str] | None,
+    size_mb: float,
+    time_factor: float,
+    soak_seconds: float,
+    keep: bool,
+    monthly: bool,
+    stores: str,
+    pushgateway: str,
+    cloudwatch: bool,
+    stack: str,
+    outputs: str,
+    dry_run: bool,
+    yes: bool,
+) -> None:
+    """``invoke drill``: on ``--stack local`` the full drill on this machine (seed, trade, back
+    up, break, restore, verify, measure); against a provisioned stack, or with ``monthly``, the
+    monthly drill (``drkit.drill.monthly``)."""
+    if stack != "local" or monthly:
+        monthly_drill(project_dir, stores, pushgateway, cloudwatch, stack, outputs, dry_run, yes)
+        return
+    from drkit.drill.run import DrillOptions, run_drill
+    from drkit.drill.scenarios import SCENARIOS
+
+    options = DrillOptions(
+        size_mb=size_mb,
+        time_factor=time_factor,
+        soak_seconds=soak_seconds,
+        keep=keep,
+        scenarios=scenario or list(SCENARIOS),
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="drkit-drill-"))
+    report = run_drill(options, project_dir, workdir, project_dir / "reports")
+    if not report.ok:
+        raise Ended(1, "drill FAILED: an objective was missed or a restore did not verify")
+
+
+def monthly_drill(
+    project_dir: Path,
+    stores: str,
+    pushgateway: str,
+    cloudwatch: bool,
+    stack: str,
+    outputs: str,
+    dry_run: bool,
+    yes: bool,
+) -> None:
+    """Every chosen store's newest backup restored into a scratch target, counted, removed,
+    timed and published; by default the stack's postgres, kafka, redis and kubernetes stores."""
+    from drkit.drill.monthly import run_monthly_drill
+    from drkit.ops.run import RunOptions
+    from drkit.ops.verbs import comma_list
+    from stackmodels.config import StoreKind
+
+    ctx = context(project_dir, stack, outputs)
+    kinds = (StoreKind.POSTGRES, StoreKind.KAFKA, StoreKind.REDIS, StoreKind.KUBERNETES)
+    chosen = comma_list(stores) or [name for kind in kinds for name in ctx.config.stores_of(kind)]
+    for name in chosen:
+        ctx.store_config(name)  # an unknown store is refused before anything runs
+    options = RunOptions(dry_run, yes)
+    report = run_monthly_drill(
+        ctx, chosen, options, project_dir, sys.stdout, pushgateway or None, cloudwatch
+    )
+    if not dry_run and not report.ok:
+        raise Ended(1, "monthly drill FAILED: a restore did not verify or missed its RTO")
+
+
+def roundtrip(project_dir: Path, *, size_mb: float, keep_dir: str) -> None:
+    from drkit.roundtrip import run_round_trip
+
+    workdir = Path(keep_dir) if keep_dir else Path(tempfile.mkdtemp(prefix="drkit-local-"))
+    report = run_round_trip(workdir, project_dir, size_mb, project_dir / "reports")
+    print(f"reports: {project_dir / 'reports' / 'roundtrip.md'} and roundtrip.json")
+    if not report.ok:
+        raise Ended(1, "round trip FAILED: a restore did not match the source")
+
+
+# --- failover, failback, status -----------------------------------------------------------------
+
+
+def failover(
+    project_dir: Path, *, to: str, planned: bool, cache_promotion: str, **switch: Any
+) -> None:
+    """``invoke failover``: to the dr side, planned (a switchover) or not."""
+    if to != "dr":
+        hint = "failover goes to dr; to return, run `invoke failback --to prod`"
+        raise Ended(2, f"error: --to {to!r}: {hint}")
+    _switch(
+        project_dir, {"to": to, "planned": planned, "cache_promotion": cache_promotion}, **switch
+    )
+
+
+def failback(project_dir: Path, *, to: str, **switch: Any) -> None:
+    """``invoke failback``: back to prod, always planned (replication toward it caught up)."""
+    if to != "prod":
+        hint = "failback returns to prod; to leave prod, run `invoke failover`"
+        raise Ended(2, f"error: --to {to!r}: {hint}")
+    _switch(project_dir, {"to": to, "planned": True}, **switch)
+
+
+def _switch(
+    project_dir: Path,
+    own: dict[str, Any],
+    *,
+    stack: str,
+    outputs: str,
+    kubeconfig: str,
+    kube_context: str,
+    source_kube_context: str,
+    dry_run: bool,
+    yes: bool,
+    resume: str,
+    **shared: Any,
+) -> None:
+    """A new run of failover's or failback's ``own`` arguments and those they share, or
+    ``--resume``; a blocked preflight is a refusal (exit 2)."""
+    from drkit.failover.command import switch_regions
+    from drkit.failover.operation import PreflightBlocked
+    from drkit.ops.run import RunOptions
+
+    contexts = {
+        "kube_context": kube_context or None,
+        "source_kube_context": source_kube_context or None,
+    }
+    try:
+        outcome = switch_regions(
+            own | contexts | shared,
+            stack=stack,
+            outputs=outputs or None,
+            kubeconfig=kubeconfig or None,
+            options=RunOptions(dry_run, yes, resume or None),
+            project_dir=project_dir,
+            out=sys.stdout,
+        )
+    except PreflightBlocked as error:
+        raise refused(error) from None
+    _exit(outcome.exit_code)
+
+
+def dr_status(project_dir: Path, *, format: str, kubeconfig: str, stack: str, outputs: str) -> None:
+    from drkit.failover.command import status
+
+    report = status(
+        stack=stack, outputs=outputs or None, kubeconfig=kubeconfig or None, project_dir=project_dir
+    )
+    print(report.to_json() if format == "json" else report.to_text(), end="")
+    _exit(report.exit_code)
+
+
+# --- the local stack ----------------------------------------------------------------------------
+
+
+def local_up(project_dir: Path, *, regions: int, only: str) -> None:
+    from drkit.local.daemon import LocalStackError, up
+
+    try:
+        up(project_dir, regions, [item for item in only.split(",") if item])
+    except LocalStackError as error:
+        raise refused(error, code=1) from None
+
+
+def local_status(project_dir: Path, *, json: bool) -> None:
+    """Each local store's role, pid, URL and lag (``json``: as JSON); exit 1 when it is down."""
+    import json as json_module
+
+    from drkit.local.daemon import status
+    from drkit.local.status import describe
+
+    report = status(project_dir)
+    if json:
+        print(json_module.dumps(report, indent=2))
+    else:
+        print(describe(report), end="")
+    if not report.get("regions"):
+        raise Ended(1)
+
+
+def local_down(project_dir: Path) -> None:
+    from drkit.local.daemon import LocalStackError, down
+
+    try:
+        down(project_dir)
+    except LocalStackError as error:
+        raise refused(error, code=1) from None

@@ -370,6 +370,8 @@ def test_destination_reset_at_each_point_of_the_upload(
     )
     assert manifest.objects and manifest.counts
     assert len(manifests(direct)) == 2 * len(direct.stores)
+    for store in direct.stores:  # the failed run's upload, if one was left, is gone with this run
+        assert store.pending_uploads(PREFIX) == []
 
 
 def test_postgres_source_stall_ends_the_run_and_stops_pg_dump(

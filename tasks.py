@@ -99,12 +99,16 @@ def command(
     declared = flags | {key: flags.get(key, SHARED[key]) for key in shared}
     defaults = {key: default for key, (default, _) in declared.items() if default is not REQUIRED}
 
-    def run(c: Context, **given: Any) -> None:
-        call(ROOT, **(defaults | given))
+    def run(c: Context, *values: Any, **given: Any) -> None:
+        call(ROOT, **(defaults | dict(zip(positional, values)) | given))
 
-    keyword = inspect.Parameter.KEYWORD_ONLY
-    arguments = [inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-    arguments += [inspect.Parameter(key, keyword, default=d) for key, (d, _) in declared.items()]
+    either, keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY
+    ordered = [*positional, *(key for key in declared if key not in positional)]
+    arguments = [inspect.Parameter("c", either)]
+    arguments += [
+        inspect.Parameter(key, either if key in positional else keyword, default=declared[key][0])
+        for key in ordered
+    ]
     run.__signature__ = inspect.Signature(arguments)  # type: ignore[attr-defined]
     run.__name__, run.__doc__ = name.replace("-", "_"), doc
     safe = guarded(run, Exit)

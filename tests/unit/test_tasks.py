@@ -84,3 +84,21 @@ def test_a_task_called_in_python_fills_the_flags_it_is_not_given(monkeypatch: An
 def test_tasks_py_stays_under_400_lines() -> None:
     lines = (ROOT / "tasks.py").read_text().count("\n")
     assert lines < MAX_LINES, f"tasks.py has {lines} lines: move logic to drkit/ops/cli.py"
+
+
+def test_a_task_called_in_python_takes_its_positional_arguments_in_order(monkeypatch: Any) -> None:
+    """``invoke backups.info ID`` takes the id positionally; so does ``tasks.backups_info(c, ID)``."""
+    called: list[dict[str, Any]] = []
+    monkeypatch.setattr(cli, "backups_info", lambda root, **given: called.append(given))
+    task = tasks.command(
+        "info",
+        cli.backups_info,
+        "doc",
+        positional=("backup_id",),
+        backup_id=(tasks.REQUIRED, "id"),
+        store=("", "store"),
+    )
+    task(Context(), "20261121T041500Z-3f9a1c", store="trading-db")
+    assert called == [{"backup_id": "20261121T041500Z-3f9a1c", "store": "trading-db"}]
+    assert [a.name for a in task.get_arguments(ignore_unknown_help=True)] == ["backup_id", "store"]
+    assert list(task.positional) == ["backup_id"]

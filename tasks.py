@@ -100,7 +100,8 @@ def command(
     defaults = {key: default for key, (default, _) in declared.items() if default is not REQUIRED}
 
     def run(c: Context, *values: Any, **given: Any) -> None:
-        call(ROOT, **(defaults | dict(zip(positional, values)) | given))
+        named = dict(zip(positional[: len(values)], values, strict=True))  # too many: TypeError
+        call(ROOT, **(defaults | named | given))
 
     either, keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY
     ordered = [*positional, *(key for key in declared if key not in positional)]

@@ -227,16 +227,17 @@ def test_the_throwaway_server_a_killed_drill_left_is_stopped_and_removed_by_clea
     (project / "Pulumi.dr.yaml").write_text((ROOT / "Pulumi.dr.yaml").read_text())
     before = set(Path(tempfile.gettempdir()).glob("drkit-scratch-postgres-*"))
 
-    done = subprocess.run(
+    child = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(KILLED_DRILL), str(project), str(dr_outputs)],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        check=False,
-        timeout=180,
     )
+    printed_by_child, _ = child.communicate(timeout=180)
 
-    assert done.returncode == -signal.SIGKILL, done.stdout + done.stderr
-    (left,) = set(Path(tempfile.gettempdir()).glob("drkit-scratch-postgres-*")) - before
+    assert child.returncode == -signal.SIGKILL, printed_by_child
+    new = set(Path(tempfile.gettempdir()).glob("drkit-scratch-postgres-*")) - before
+    (left,) = [path for path in new if f"_{child.pid}_" in path.name]  # not a concurrent run's
     record = json.loads((left / "server.json").read_text())
     (server,) = working_in(record["cwd"])  # the killed run's server still runs
     monkeypatch.setattr(tasks, "ROOT", project)

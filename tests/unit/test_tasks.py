@@ -87,7 +87,8 @@ def test_tasks_py_stays_under_400_lines() -> None:
 
 
 def test_a_task_called_in_python_takes_its_positional_arguments_in_order(monkeypatch: Any) -> None:
-    """``invoke backups.info ID`` takes the id positionally; so does ``tasks.backups_info(c, ID)``."""
+    """``invoke backups.info ID`` takes the id positionally, and so does
+    ``tasks.backups_info(c, ID)``."""
     called: list[dict[str, Any]] = []
     monkeypatch.setattr(cli, "backups_info", lambda root, **given: called.append(given))
     task = tasks.command(

@@ -103,14 +103,7 @@ def command(
         named = dict(zip(positional[: len(values)], values, strict=True))  # too many: TypeError
         call(ROOT, **(defaults | named | given))
 
-    either, keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY
-    ordered = [*positional, *(key for key in declared if key not in positional)]
-    arguments = [inspect.Parameter("c", either)]
-    arguments += [
-        inspect.Parameter(key, either if key in positional else keyword, default=declared[key][0])
-        for key in ordered
-    ]
-    run.__signature__ = inspect.Signature(arguments)  # type: ignore[attr-defined]
+    run.__signature__ = cli.task_signature(positional, declared)  # type: ignore[attr-defined]
     run.__name__, run.__doc__ = name.replace("-", "_"), doc
     safe = guarded(run, Exit)
     safe.drkit_guarded = True  # type: ignore[attr-defined]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import sys
 import tempfile
+from inspect import Parameter, Signature
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -429,3 +430,16 @@ def local_down(project_dir: Path) -> None:
         down(project_dir)
     except LocalStackError as error:
         raise refused(error, code=1) from None
+
+
+def task_signature(positional: tuple[str, ...], declared: dict[str, tuple[Any, str]]) -> Signature:
+    """What invoke reads of a task: the context, the ``positional`` arguments in order (they may
+    be passed positionally from Python too), then every other flag keyword-only."""
+    either, keyword = Parameter.POSITIONAL_OR_KEYWORD, Parameter.KEYWORD_ONLY
+    ordered = [*positional, *(key for key in declared if key not in positional)]
+    arguments = [Parameter("c", either)]
+    arguments += [
+        Parameter(key, either if key in positional else keyword, default=declared[key][0])
+        for key in ordered
+    ]
+    return Signature(arguments)

@@ -4,7 +4,8 @@ resets or stalls while a restore downloads the backup.
 Each failed restore must end within its bound with exit 1 and the store named, leave the target
 as it was (a PostgreSQL target without a table: ``pg_restore``'s single transaction rolled back;
 a Redis server still serving its own data, nothing swapped in), and ``--resume`` must finish it
-once the path is healed.
+once the path is healed. A Kafka restore writes as it downloads: what it left is a prefix of
+each partition, and the resumed run completes it with every record once.
 
 One project serves the module, its vault and mirror endpoints routed through a proxy each, which
 passes everything until a test arms it. The bounds are set small by environment.
@@ -23,7 +24,9 @@ from typing import Any
 import psycopg
 import pytest
 import redis
+from confluent_kafka import Producer, TopicPartition
 
+from drkit.backup.kafka import read_range, reader, to_record
 from drkit.backup.manifest import Manifest
 from drkit.bounds import IoBounds
 from drkit.endpoints import postgres_source
@@ -32,6 +35,8 @@ from drkit.local.gcs import LocalGcs
 from drkit.local.postgres import LocalPostgres
 from drkit.local.redis import LocalRedis
 from drkit.local.s3 import LocalAws
+from drkit.ops.restore_kafka import RestoreKafkaRequest
+from drkit.ops.restore_kafka import build_plan as kafka_plan
 from drkit.ops.restore_postgres import RestorePostgresRequest
 from drkit.ops.restore_postgres import build_plan as postgres_plan
 from drkit.ops.restore_redis import MARKER_SUFFIX, RestoreRedisRequest
@@ -43,13 +48,17 @@ from tests.integration.conftest import SessionServers, provision_project
 from tests.integration.ops_helpers import (
     CACHE,
     DATABASE,
+    PARTITIONS,
     attach_cache,
     cache_backup,
     cache_snapshot,
     context,
+    create_topics,
     database_backup,
     fill_cache,
     run,
+    stream_backup,
+    unique_topics,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.timeout(180)]
@@ -138,11 +147,14 @@ def world(
             cache.stop()
 
 
-def fail_within_bound(world: World, source: str, fault: Fault, plan: Any) -> tuple[str, str]:
-    """Run ``plan`` with ``fault`` armed on ``source``'s path; returns (run id, output)."""
+def fail_within_bound(
+    world: World, source: str, fault: Fault, plan: Any, after: int = FAULT_AT
+) -> tuple[str, str]:
+    """Run ``plan`` with ``fault`` armed on ``source``'s path ``after`` bytes down; returns (run
+    id, output)."""
     proxy = world.proxy(source)
     ctx = context(world.project)
-    proxy.arm(fault, after=FAULT_AT, direction=Direction.DOWN)
+    proxy.arm(fault, after=after, direction=Direction.DOWN)
     started = time.monotonic()
     report, out = run(ctx, world.project, plan, yes=True)
     elapsed = time.monotonic() - started
@@ -155,7 +167,8 @@ def fail_within_bound(world: World, source: str, fault: Fault, plan: Any) -> tup
     assert failed, out
     bucket = ctx.outputs.backup_vault.name if source == "vault" else ctx.outputs.gcs_mirror_bucket
     scheme = "s3" if source == "vault" else "gs"
-    assert any(f"{scheme}://{bucket}" in line for line in failed), out
+    # The object is named on the FAILED line, or (Kafka: a line per partition) just below it.
+    assert f"{scheme}://{bucket}" in out[out.index(failed[0]) :].split("\nfailed: ")[0], out
     assert "Traceback" not in out
     return report.run_id, out
 
@@ -227,3 +240,67 @@ def test_redis_restore_download_fault_leaves_the_server_serving_and_resumes(
     assert report.exit_code == 0, out
     with cache.client() as client:
         assert cache_snapshot(client) == world.backed_up
+
+
+def kafka_partitions(bootstrap: str, topic: str) -> dict[int, list[tuple[Any, ...]]]:
+    consumer = reader(bootstrap)
+    try:
+        found = {}
+        for partition in range(PARTITIONS):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
+            found[partition] = [
+                (r.key, r.value, r.headers, r.timestamp)
+                for r in map(to_record, read_range(consumer, topic, partition, low, high, 20))
+            ]
+        return found
+    finally:
+        consumer.close()
+
+
+@pytest.mark.parametrize("source", ["vault", "mirror"])
+def test_kafka_restore_download_reset_leaves_a_prefix_and_resumes_without_duplicates(
+    project_with_kafka: Path, aws_emulator: LocalAws, gcs_emulator: LocalGcs, source: str
+) -> None:
+    project = project_with_kafka
+    topics = unique_topics(project)
+    topic = topics[0]
+    endpoint = context(project).outputs.stores["event-stream"]
+    bootstrap = f"{endpoint.host}:{endpoint.port}"
+    create_topics(bootstrap, topics)  # the store's others stay empty
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    for index in range(1600):  # about 3 MiB of random values: several times FAULT_AT
+        producer.produce(topic, key=f"k{index}".encode(), value=os.urandom(2048))
+    assert producer.flush(30) == 0
+    with (
+        FaultProxy((LOOPBACK, aws_emulator.port)) as s3_proxy,
+        FaultProxy((LOOPBACK, gcs_emulator.port)) as gcs_proxy,
+    ):
+        route_through(project, s3_proxy, gcs_proxy)
+        ctx = context(project)
+        manifest = stream_backup(ctx)
+        world = World(project, s3_proxy, gcs_proxy, LocalRedis(project), {}, None)  # type: ignore[arg-type]
+        target = f"{topic}-restored"
+        request = RestoreKafkaRequest(topics=[topic], rename={topic: target}, source=source)
+        plan, _ = kafka_plan(ctx, request, RestoreEnv(project))
+
+        # Past the check, which reads the chain once, and most of the restore's own read: the
+        # reset strikes mid-write, with records already produced.
+        after = 2 * manifest.size - manifest.size // 8
+        run_id, out = fail_within_bound(world, source, Fault.RESET, plan, after)
+        assert "FAILED             restore.event-stream." in out
+
+        original = kafka_partitions(bootstrap, topic)
+        left = kafka_partitions(bootstrap, target) if target in listed(bootstrap) else {}
+        for partition, records in left.items():
+            assert records == original[partition][: len(records)]  # a prefix, nothing else
+        assert 0 < sum(map(len, left.values())) < sum(map(len, original.values()))
+        resumed, _ = kafka_plan(ctx, request, RestoreEnv(project, resume=run_id))
+        report, out = run(ctx, project, resumed, yes=True, resume=run_id)
+        assert report.exit_code == 0, out
+        assert kafka_partitions(bootstrap, target) == original
+
+
+def listed(bootstrap: str) -> set[str]:
+    from confluent_kafka.admin import AdminClient
+
+    return set(AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics)

@@ -41,6 +41,9 @@ from pathlib import Path
 from drkit.recovery import RecoveryError
 
 STALE_AFTER = timedelta(hours=6)
+PID_CLOCK_SLACK_S = 2.0
+"""A holder's run started before it named itself; a process under that pid started later than
+this after the name is another process (the clock ticks and whole seconds, rounded)."""
 _TAG_BODY = r"[0-9a-f]{8}_\d{1,10}_\d{1,12}_[0-9a-f]{6}"
 _TAG = re.compile(r"^([0-9a-f]{8})_(\d{1,10})_(\d{1,12})_([0-9a-f]{6})$")
 VERIFY, DRILL = "verify", "dr-test"
@@ -65,8 +68,37 @@ class CheckMissed(RuntimeError):
 
 
 def host_digest(name: str | None = None) -> str:
-    """Eight hex digits naming a host (its name may be long, or not fit a database name)."""
-    return hashlib.sha256((name or socket.gethostname()).encode()).hexdigest()[:8]
+    """Eight hex digits naming where a pid means one process: this host, its current boot and
+    this pid namespace (two pods on one node, or one host rebooted, are different places: a pid
+    seen there proves nothing here). ``name`` digests a given host name instead."""
+    if name is not None:
+        return hashlib.sha256(name.encode()).hexdigest()[:8]
+    boot = _read("/proc/sys/kernel/random/boot_id") or ""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    place = "/".join(part for part in (socket.gethostname(), boot, namespace) if part)
+    return hashlib.sha256(place.encode()).hexdigest()[:8]
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return None
+
+
+def process_started(pid: int) -> float | None:
+    """When ``pid`` started, in seconds since the epoch (from ``/proc``), or None if unknown."""
+    stat, kernel = _read(f"/proc/{pid}/stat"), _read("/proc/stat")
+    if stat is None or kernel is None:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    boot = [line.split()[1] for line in kernel.splitlines() if line.startswith("btime ")]
+    if len(fields) < 20 or not boot:
+        return None
+    return int(boot[0]) + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -105,6 +137,9 @@ class Holder:
         if self.host == host_digest():
             if self.pid != os.getpid() and not pid_alive(self.pid):
                 return f"its run (pid {self.pid} on this host) is gone"
+            started = process_started(self.pid) if self.pid != os.getpid() else None
+            if started is not None and started > self.started + PID_CLOCK_SLACK_S:
+                return f"its run (pid {self.pid} on this host) is gone: the pid is reused"
             if age > STALE_AFTER:
                 return f"started {_hours(age)} ago, past the {_hours(STALE_AFTER)} bound"
             return None

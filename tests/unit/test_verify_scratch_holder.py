@@ -48,6 +48,30 @@ def test_a_live_run_keeps_its_targets_and_a_gone_one_loses_them() -> None:
     assert gone.orphaned(NOW) == f"its run (pid {gone.pid} on this host) is gone"
 
 
+def test_a_holder_whose_pid_now_belongs_to_a_later_process_is_gone() -> None:
+    """A pid reused after its run ended is not that run: the live process started after the
+    holder named itself."""
+    later = subprocess.Popen(["sleep", "30"])
+    try:
+        now = datetime.now(UTC)
+        reused = Holder(host_digest(), later.pid, int(now.timestamp()) - 3600, "abcdef")
+        assert reused.orphaned(now) == (
+            f"its run (pid {later.pid} on this host) is gone: the pid is reused"
+        )
+        same = Holder(host_digest(), later.pid, int(now.timestamp()), "abcdef")
+        assert same.orphaned(now) is None  # the run that named itself, still alive
+    finally:
+        later.kill()
+        later.wait()
+
+
+def test_the_host_digest_names_this_boot_and_pid_namespace_not_only_the_host_name() -> None:
+    import socket
+
+    assert host_digest() != host_digest(socket.gethostname())
+    assert host_digest() == host_digest() and len(host_digest()) == 8
+
+
 def test_another_hosts_targets_wait_for_the_bound_or_cleanup() -> None:
     elsewhere = Holder("ffffffff", 1, int(NOW.timestamp()), "abcdef")
     assert elsewhere.orphaned(NOW) is None

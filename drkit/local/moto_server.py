@@ -50,15 +50,15 @@ def patch_kms() -> None:
         parsed = deserialize(ciphertext_blob=ciphertext_blob)
         return parsed._replace(key_id=parsed.key_id.rstrip("\0"))
 
-    utils._deserialize_ciphertext_blob = without_padding  # type: ignore[assignment]
+    utils._deserialize_ciphertext_blob = without_padding
     pending = threading.local()
-    generate_key_id = models.generate_key_id
+    generate_key_id = models.generate_key_id  # type: ignore[attr-defined]
 
     def key_id(multi_region: bool = False) -> str:
         given = getattr(pending, "key_id", None)
         return str(given) if given else generate_key_id(multi_region)
 
-    models.generate_key_id = key_id  # type: ignore[assignment]
+    models.generate_key_id = key_id  # type: ignore[attr-defined]
     create_key = models.KmsBackend.create_key
 
     def create(self: Any, *args: Any, **kwargs: Any) -> Any:

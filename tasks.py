@@ -381,6 +381,13 @@ local_status = command(
 local_down = command(
     "down", cli.local_down, "Stop every process local.up started, and nothing else."
 )
+reports_list = command(
+    "list",
+    cli.reports_list,
+    "The recent runs that wrote a report: run id, operation, stack, outcome, start, duration.",
+    limit=(20, "how many runs, newest first (default 20)"),
+    json=(False, "print the runs as JSON (each run's reports/<run id>/run.json)"),
+)
 
 restores = [restore_postgres, restore_redis, restore_kafka, restore_all, restore_k8s]
 namespace = Collection(drill, verify, failover, failback, dr_status)
@@ -390,4 +397,5 @@ namespace.add_collection(Collection("backup", store, aurora_snapshot))
 namespace.add_collection(Collection("restore", *restores, restore_aurora))
 namespace.add_collection(Collection("backups", backups_list, backups_info))
 namespace.add_collection(Collection("kafka", kafka_topics))
+namespace.add_collection(Collection("reports", reports_list))
 refuse_parse_errors()  # invoke's parse errors exit 2, one line (drkit.invoke_parse)

@@ -29,12 +29,36 @@ def parse_duration(value: Any) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def format_duration(value: timedelta) -> str:
-    seconds = int(value.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+def format_duration(value: timedelta | float) -> str:
+    """The inverse of ``parse_duration``: ``30s``, ``15m``, ``1h``, ``7d`` for a whole number of
+    one unit (the way the config writes it), seconds under two minutes (``90s``). Any other
+    duration, a measured one: its two largest units, rounded (``2m30s``, ``2h15m``, ``3d4h``), or
+    tenths of a second under a minute (``3.6s``)."""
+    total = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    sign, total = ("-", -total) if total < 0 else ("", total)
+    if total < 60 and total != int(total):
+        tenths = round(total, 1)
+        return f"{sign}{tenths:g}s" if tenths < 60 else f"{sign}1m"
+    seconds = round(total)
+    if seconds == 0:
+        return "0s"
+    for unit, size in _LARGEST_FIRST[:-1]:
         if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+            return f"{sign}{seconds // size}{unit}"
+    if seconds < 120:
+        return f"{sign}{seconds}s"
+    for index, (unit, size) in enumerate(_LARGEST_FIRST):
+        if seconds >= size:
+            smaller, small_size = _LARGEST_FIRST[index + 1]
+            rest = round((seconds % size) / small_size)
+            whole = seconds // size
+            if rest * small_size == size:
+                whole, rest = whole + 1, 0
+            return f"{sign}{whole}{unit}" + (f"{rest}{smaller}" if rest else "")
+    return f"{sign}{seconds}s"
+
+
+_LARGEST_FIRST = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 
 
 Duration = Annotated[

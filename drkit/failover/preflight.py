@@ -25,6 +25,7 @@ from drkit.failover.topology import Topology
 from drkit.recovery import BackupIndex, RecoveryError
 from drkit.storage.s3 import S3Store
 from stackmodels import StackConfig
+from stackmodels.durations import format_duration
 from stackmodels.schedule import Cron
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
@@ -102,8 +103,8 @@ def backup_checks(
             continue
         age = (now - entry.recovery_point).total_seconds()
         detail = (
-            f"newest {entry.backup_id}, {human_age(age)} old (window {human_age(window)}) "
-            f"in {bucket.name}"
+            f"newest {entry.backup_id}, {format_duration(age)} old "
+            f"(window {format_duration(window)}) in {bucket.name}"
         )
         found.append((store, age <= window, detail, age))
     return found
@@ -217,12 +218,3 @@ def _primary_answers(topology: Topology, runtime: Runtime, report: Preflight) ->
             f"a planned switchover needs it: {error} (use an unplanned failover)",
             True,
         )
-
-
-def human_age(seconds: float) -> str:
-    seconds = round(seconds)
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

@@ -128,7 +128,10 @@ def _summary(directory: Path) -> RunSummary:
         body = json.loads((directory / RUN_FILE).read_text())
         return RunSummary.from_json(body)
     except (OSError, ValueError, TypeError):
-        started = datetime.fromtimestamp(directory.stat().st_mtime, UTC)
+        try:  # a run id starts with its start time
+            started = datetime.strptime(directory.name[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        except ValueError:
+            started = datetime.fromtimestamp(directory.stat().st_mtime, UTC)
         files = sorted(p.name for p in directory.iterdir())
         return RunSummary(directory.name, "?", "?", "unknown", iso_time(started), files=files)
 

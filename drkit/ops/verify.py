@@ -225,7 +225,8 @@ class Verification:
             copies.append(mirror)
         problems, checked = [], []
         for copy in copies:
-            progress = ByteProgress(f"checksums {store} {copy.name}")
+            total = sum(item.size for item in chosen.manifest.objects)
+            progress = ByteProgress(f"checksums {store} {copy.name}", total=total)
             try:
                 count, size = verify_checksums(copy, chosen.manifest.objects, progress)
                 checked.append(f"{copy.name}: {count} objects, {human_bytes(size)}")

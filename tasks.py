@@ -1,14 +1,13 @@
 """invoke tasks: each declares its flags and their help, and is one call of ``drkit.ops.cli``.
 
 invoke --list                       every task
-invoke local.roundtrip              the main job on the local embedded default (no cloud)
 invoke local.up / local.status [--json] / local.down   the two-region local stack, kept up
 invoke config.check --stack prod    validate Pulumi.<stack>.yaml against the config model
 invoke backup.store trading-db --stack prod [--dry-run]
 invoke restore.redis|restore.kafka|restore.all --dry-run   the plan with the real backup ids
 invoke restore.aurora --at TIME|--latest|--snapshot ID --dry-run   into a NEW Aurora cluster
 invoke verify --stores trading-db,event-stream            freshness, checksums, test restores
-invoke backups.list / backups.info ID                     what exists, from the catalog
+invoke backups.list / backups.info ID / reports.list      what exists; the recent runs' reports
 invoke kafka.topics --stack prod --dry-run                topic retention vs the topic classes
 
 A task is ``command(name, call, doc, *SHARED options, flag=(default, help))``, which runs
@@ -384,9 +383,8 @@ local_down = command(
 reports_list = command(
     "list",
     cli.reports_list,
-    "The recent runs that wrote a report: run id, operation, stack, outcome, start, duration.",
-    limit=(20, "how many runs, newest first (default 20)"),
-    json=(False, "print the runs as JSON (each run's reports/<run id>/run.json)"),
+    "The recent runs that wrote a report (reports/<run id>/): operation, stack, outcome, time.",
+    **{"limit": (20, "how many runs, newest first (default 20)"), "json": (False, "as JSON")},
 )
 
 restores = [restore_postgres, restore_redis, restore_kafka, restore_all, restore_k8s]

@@ -123,9 +123,13 @@ class ByteProgress(_Progress):
         if self.total is None:
             return f"{head} {human_bytes(done)} read, {human_bytes(rate)}/s"
         about = "~" if self.estimate else ""
+        if done > self.total and self.estimate:
+            return (
+                f"{head} {human_bytes(done)} of {about}{human_bytes(self.total)} (past the "
+                f"previous backup's size), {human_bytes(rate)}/s"
+            )
         if done >= self.total:
-            past = " (past the previous backup's size)" if self.estimate else ""
-            return f"{head} {human_bytes(done)} of {about}{human_bytes(self.total)}{past}, " + (
+            return f"{head} 100% ({human_bytes(done)} of {human_bytes(self.total)}), " + (
                 f"{human_bytes(rate)}/s"
             )
         percent = 100 * done / self.total

@@ -13,16 +13,24 @@ from drkit.human import iso_time, table
 from drkit.ops import cli
 from drkit.ops.backups_info import Listing, StoreSummary
 from drkit.ops.plan import FunctionStep, Plan
-from stackmodels.durations import format_duration, parse_duration
+from stackmodels.durations import config_text, format_duration, parse_duration
 
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("written", ["30s", "90s", "15m", "90m", "1h", "4h", "7d", "365d"])
+@pytest.mark.parametrize("written", ["30s", "1m", "5m", "15m", "30m", "1h", "4h", "7d", "365d"])
 def test_a_config_duration_prints_as_the_config_writes_it(written: str) -> None:
     assert format_duration(parse_duration(written)) == written
+    assert config_text(parse_duration(written)) == written
+
+
+def test_the_config_keeps_what_people_read_as_two_units_in_one() -> None:
+    """``90s`` reads ``1m30s``; the config model serializes it as ``90s``, which it reads back."""
+    for written, shown in (("90s", "1m30s"), ("90m", "1h30m"), ("36h", "1d12h")):
+        assert format_duration(parse_duration(written)) == shown
+        assert config_text(parse_duration(written)) == written
 
 
 @pytest.mark.parametrize(
@@ -34,12 +42,14 @@ def test_a_config_duration_prints_as_the_config_writes_it(written: str) -> None:
         (45.377, "45.4s"),
         (59.97, "1m"),
         (60, "1m"),
-        (119, "119s"),
+        (90, "1m30s"),
+        (119, "1m59s"),
         (150, "2m30s"),
         (1009.8, "16m50s"),
         (3599.6, "1h"),
         (7199, "2h"),
-        (8100, "135m"),
+        (5400, "1h30m"),
+        (8100, "2h15m"),
         (16335.7, "4h32m"),
         (273700, "3d4h"),
         (-30, "-30s"),
@@ -141,7 +151,7 @@ def test_backups_list_shows_long_store_names_and_times_whole() -> None:
     text = listing.to_text()
     assert name in text and "2026-11-21T04:15:00+00:00" in text and ".123456" not in text
     assert "backups in vault from 2026-11-14T04:15:00+00:00 to 2026-11-21T05:45:00+00:00" in text
-    assert " 90m " in text  # the age, as a duration
+    assert " 1h30m " in text  # the age, as a duration
     assert "app-state" in text and "none" in text
 
 

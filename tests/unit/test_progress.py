@@ -40,11 +40,11 @@ def test_a_log_gets_one_line_per_tenth_with_percentage_and_eta() -> None:
     lines = text.splitlines()
     assert len(lines) == 10, lines  # 10%, 20%, ... 100%: one line each, nothing between
     assert lines[0] == (
-        "restore trading-db: database.dump 10% (10.0 MiB of 100.0 MiB), 1.0 MiB/s, ETA 90s"
+        "restore trading-db: database.dump 10% (10.0 MiB of 100.0 MiB), 1.0 MiB/s, ETA 1m30s"
     )
     assert lines[3].startswith("restore trading-db: database.dump 40% (40.0 MiB")
     assert lines[3].endswith("ETA 1m")
-    assert lines[-1] == "restore trading-db: database.dump 100.0 MiB of 100.0 MiB, 1.0 MiB/s"
+    assert lines[-1] == "restore trading-db: database.dump 100% (100.0 MiB of 100.0 MiB), 1.0 MiB/s"
 
 
 def test_a_log_still_gets_a_line_in_a_long_quiet_stretch() -> None:
@@ -106,7 +106,7 @@ def test_a_terminal_gets_the_line_redrawn_in_place() -> None:
     assert "\n" not in written.replace("\r\n", "")  # no new line: the same line, redrawn
     drawn = [part.strip() for part in written.split("\r") if part.strip()]
     assert drawn == [
-        "restore trading-db: database.dump 10% (10.0 MiB of 100.0 MiB), 1.0 MiB/s, ETA 90s",
+        "restore trading-db: database.dump 10% (10.0 MiB of 100.0 MiB), 1.0 MiB/s, ETA 1m30s",
         "restore trading-db: database.dump 55% (55.0 MiB of 100.0 MiB), 2.7 MiB/s, ETA 16.4s",
         "restore trading-db: database.dump 90% (90.0 MiB of 100.0 MiB), 3.0 MiB/s, ETA 3.3s",
     ]

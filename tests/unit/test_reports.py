@@ -17,7 +17,7 @@ from drkit.ops import cli
 from drkit.ops.executor import Executor, Status
 from drkit.ops.plan import FunctionStep, Plan
 from drkit.ops.run import RunOptions, keep_report
-from drkit.reports import LATEST, record_run, recent_runs, run_dir, runs_text
+from drkit.reports import LATEST, recent_runs, record_run, run_dir, runs_text
 
 pytestmark = pytest.mark.unit
 
@@ -86,7 +86,7 @@ def test_the_listing_is_a_table_with_durations_as_people_read_them(tmp_path: Pat
         "local",
         "succeeded",
         "2026-11-21T04:15:00+00:00",
-        "95s",
+        "1m35s",
     ]
     assert lines[3].split()[0] == "20261120T000000Z-broken" and "unknown" in lines[3]
     assert lines[-1] == f"latest: {root / LATEST} -> 20261121T041500Z-restore-postgres"

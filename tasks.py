@@ -384,7 +384,7 @@ reports_list = command(
     "list",
     cli.reports_list,
     "The recent runs that wrote a report (reports/<run id>/): operation, stack, outcome, time.",
-    **{"limit": (20, "how many runs, newest first (default 20)"), "json": (False, "as JSON")},
+    **dict[str, Flag](limit=(20, "how many, newest first (default 20)"), json=(False, "as JSON")),
 )
 
 restores = [restore_postgres, restore_redis, restore_kafka, restore_all, restore_k8s]

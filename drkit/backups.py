@@ -110,7 +110,7 @@ def previous_size(ctx: OpsContext, store: str) -> int | None:
     try:
         return BackupIndex(ctx.config, ctx.vault()).latest(store).raw_size or None
     except Exception as error:  # no backup yet, or an unreadable catalog
-        log.info("no previous backup size for %s (%s): progress without a percentage", store, error)
+        log.debug("no previous backup of %s to count against (%s)", store, error)
         return None
 
 
@@ -160,7 +160,7 @@ def take_backup(
         out.write("dry run: nothing was read or written\n")
         return 0
     backup_handler(ctx, request.store)  # fails here, before any write, if it cannot be built
-    previous = previous_size(ctx, request.store)
+    previous = partial(previous_size, ctx, request.store)
     progress = ByteProgress(request.store, progress_to, total=previous, estimate=True)
     try:
         manifest = backup_store(

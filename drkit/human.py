@@ -23,12 +23,14 @@ def iso_time(moment: datetime | str | None, missing: str = "-") -> str:
         return missing
     if isinstance(moment, str):
         try:
-            moment = datetime.fromisoformat(moment)
+            parsed = datetime.fromisoformat(moment)
         except ValueError:
             return moment
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.isoformat(timespec="seconds")
+    else:
+        parsed = moment
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.isoformat(timespec="seconds")
 
 
 def table(

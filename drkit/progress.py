@@ -75,29 +75,39 @@ class _Progress:
 class ByteProgress(_Progress):
     """Callable as the engine's ``progress(name, bytes of that object so far)``: the bytes of
     every object are added up. With ``total`` (a restore: the manifest's size; a backup: the
-    previous backup's, an ``estimate``) each line has the percentage and the time left."""
+    previous backup's, an ``estimate``) each line has the percentage and the time left. A
+    callable ``total`` is asked once, at the first call (a backup reads its catalog once the run
+    holds its lease and reads data, so a dead vault fails the run as it did, no later)."""
 
     def __init__(
         self,
         label: str,
         stream: TextIO | None = None,
         *,
-        total: int | None = None,
+        total: int | Callable[[], int | None] | None = None,
         estimate: bool = False,
         step_percent: int = 10,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(label, stream, clock=clock)
-        self.total = total if total and total > 0 else None
+        self.total: int | None = None
+        self._pending_total = total if callable(total) else None
         self.estimate = estimate
         self.step_percent = step_percent
-        if self.total is not None and not self.interactive:
-            self.interval = 30.0  # the percentage steps give the lines; this the quiet stretches
+        self._set_total(None if callable(total) else total)
         self._objects: dict[str, int] = {}
         self.done_bytes = 0
         self._step = 0
 
+    def _set_total(self, total: int | None) -> None:
+        self.total = total if total and total > 0 else None
+        if self.total is not None and not self.interactive:
+            self.interval = 30.0  # the percentage steps give the lines; this the quiet stretches
+
     def __call__(self, name: str, raw: int) -> None:
+        if self._pending_total is not None:
+            ask, self._pending_total = self._pending_total, None
+            self._set_total(ask())
         self.done_bytes += raw - self._objects.get(name, 0)
         self._objects[name] = raw
         step = self._percent_step()

@@ -47,9 +47,7 @@ def test_a_backup_counts_against_the_previous_one_and_a_restore_against_its_mani
     assert "\r" not in second_log.getvalue()
     assert ESTIMATED.search(second_log.getvalue()), lines
     assert len(lines) <= 12  # one line per tenth (and the end), not one per chunk
-    assert re.search(
-        r"committed: .* stored, \S+, consistent at \S+:\d\d\+00:00\n", out.getvalue()
-    )
+    assert re.search(r"committed: .* stored, \S+, consistent at \S+:\d\d\+00:00\n", out.getvalue())
 
     capsys.readouterr()
     target = f"progress_{uuid.uuid4().hex[:8]}"

@@ -121,3 +121,23 @@ def _read_all(master: int) -> str:
             break
         chunks.append(chunk)
     return b"".join(chunks).decode()
+
+
+def test_a_total_given_as_a_callable_is_asked_once_at_the_first_call() -> None:
+    """A backup reads its catalog for the estimate only once it reads data (after its lease)."""
+    clock, log, asked = Clock(), io.StringIO(), []
+
+    def previous() -> int:
+        asked.append(clock.now)
+        return 10 * MiB
+
+    progress = ByteProgress("trading-db", log, total=previous, estimate=True, clock=clock)
+    assert asked == [] and progress.total is None
+    clock.now += 1.0
+    progress("database.dump", 2 * MiB)
+    progress("database.dump", 3 * MiB)
+    assert asked == [1001.0] and progress.total == 10 * MiB
+    assert log.getvalue().startswith("trading-db: database.dump 20% (2.0 MiB of ~10.0 MiB)")
+    nothing = ByteProgress("trading-db", log, total=lambda: None, clock=clock)
+    nothing("database.dump", MiB)
+    assert nothing.total is None and nothing.interval == 5.0

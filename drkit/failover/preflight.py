@@ -22,6 +22,7 @@ from drkit.failover import kube
 from drkit.failover.lag import read_lags
 from drkit.failover.request import Runtime
 from drkit.failover.topology import Topology
+from drkit.human import table
 from drkit.recovery import BackupIndex, RecoveryError
 from drkit.storage.s3 import S3Store
 from stackmodels import StackConfig
@@ -58,7 +59,8 @@ class Preflight:
 
     def to_text(self) -> str:
         lines = ["preflight:"]
-        lines += [f"  {c.status:4} {c.name:28} {c.detail}" for c in self.checks]
+        rows = [(c.status, c.name, c.detail) for c in self.checks]
+        lines += ["  " + line for line in table(("", "check", "detail"), rows, rule=False)[1:]]
         if self.blocking:
             lines.append(f"  BLOCKED: {len(self.blocking)} check(s) failed; nothing was changed")
         elif self.warnings and not self.planned:

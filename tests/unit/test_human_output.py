@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from drkit.failover.preflight import Preflight
 from drkit.failover.status import StatusReport, StoreRow
 from drkit.human import iso_time, table
 from drkit.ops import cli
@@ -161,3 +162,13 @@ def test_dr_status_fits_its_columns_to_the_rows() -> None:
     report = StatusReport("us-east-1", "stack config", "us-west-2", [long, StoreRow("db")])
     lines = report.to_text().splitlines()
     assert lines[1].startswith("store ") and "historical-market-data-ticks  1.5s / 30s" in lines[3]
+
+
+def test_the_preflight_lines_up_its_details_after_the_longest_check() -> None:
+    preflight = Preflight(planned=True)
+    preflight.add("aurora.global-cluster-membership-of-dr", True, "in the cluster", blocks=True)
+    preflight.add("dns", False, "health check unreadable", blocks=False)
+    lines = preflight.to_text().splitlines()
+    assert lines[0] == "preflight:"
+    assert lines[1].index("in the cluster") == lines[2].index("health check unreadable")
+    assert "aurora.global-cluster-membership-of-dr" in lines[1]

@@ -419,10 +419,11 @@ def _lag_gate(switch: LocalSwitch, kind: Protection) -> Health:
     rpo = switch.rpo_seconds(kind.store)
     name = f"{kind.store}: lag"
     if lag.seconds is None:
-        return Health(name, False, f"unknown ({lag.note}); RPO {rpo:g}s", blocking=True)
+        return Health(name, False, f"unknown ({lag.note}); RPO {format_duration(rpo)}", True)
+    shown = format_duration(lag.seconds)
     if lag.seconds > rpo:
-        return Health(name, False, f"{lag.seconds:g}s, above its RPO {rpo:g}s", blocking=True)
-    return Health(name, True, f"{lag.seconds:g}s, within its RPO {rpo:g}s")
+        return Health(name, False, f"{shown}, above its RPO {format_duration(rpo)}", blocking=True)
+    return Health(name, True, f"{shown}, within its RPO {format_duration(rpo)}")
 
 
 def run_local(

@@ -1,14 +1,13 @@
 """invoke tasks: each declares its flags and their help, and is one call of ``drkit.ops.cli``.
 
 invoke --list                       every task
-invoke local.roundtrip              the main job on the local embedded default (no cloud)
 invoke local.up / local.status [--json] / local.down   the two-region local stack, kept up
 invoke config.check --stack prod    validate Pulumi.<stack>.yaml against the config model
 invoke backup.store trading-db --stack prod [--dry-run]
 invoke restore.redis|restore.kafka|restore.all --dry-run   the plan with the real backup ids
 invoke restore.aurora --at TIME|--latest|--snapshot ID --dry-run   into a NEW Aurora cluster
 invoke verify --stores trading-db,event-stream            freshness, checksums, test restores
-invoke backups.list / backups.info ID                     what exists, from the catalog
+invoke backups.list / backups.info ID / reports.list      what exists; the recent runs' reports
 invoke kafka.topics --stack prod --dry-run                topic retention vs the topic classes
 
 A task is ``command(name, call, doc, *SHARED options, flag=(default, help))``, which runs
@@ -381,6 +380,12 @@ local_status = command(
 local_down = command(
     "down", cli.local_down, "Stop every process local.up started, and nothing else."
 )
+reports_list = command(
+    "list",
+    cli.reports_list,
+    "The recent runs that wrote a report (reports/<run id>/): operation, stack, outcome, time.",
+    **dict[str, Flag](limit=(20, "how many, newest first (default 20)"), json=(False, "as JSON")),
+)
 
 restores = [restore_postgres, restore_redis, restore_kafka, restore_all, restore_k8s]
 namespace = Collection(drill, verify, failover, failback, dr_status)
@@ -390,4 +395,5 @@ namespace.add_collection(Collection("backup", store, aurora_snapshot))
 namespace.add_collection(Collection("restore", *restores, restore_aurora))
 namespace.add_collection(Collection("backups", backups_list, backups_info))
 namespace.add_collection(Collection("kafka", kafka_topics))
+namespace.add_collection(Collection("reports", reports_list))
 refuse_parse_errors()  # invoke's parse errors exit 2, one line (drkit.invoke_parse)

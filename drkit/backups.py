@@ -6,6 +6,7 @@ the Pushgateway and CloudWatch.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -25,9 +26,14 @@ from drkit.backup.metrics import (
 )
 from drkit.context import OpsContext, env_prefix
 from drkit.handlers import backup_handler, backup_path, needs_credentials, service_of
+from drkit.human import iso_time
 from drkit.lease import LeaseHeld
 from drkit.progress import ByteProgress, human_bytes
+from drkit.recovery import BackupIndex
+from stackmodels.durations import format_duration
 from stackmodels.outputs import SERVICE_NAMES
+
+log = logging.getLogger("drkit.backups")
 
 
 class BackupRequest(BaseModel):
@@ -97,6 +103,17 @@ def backup_store(
     return manifest
 
 
+def previous_size(ctx: OpsContext, store: str) -> int | None:
+    """The bytes the store's previous backup read (its catalog entry's ``raw_size``): the
+    estimate a backup's progress counts against. None when there is none, or the catalog cannot
+    be read (progress then shows bytes and rate only; the backup itself is not held up)."""
+    try:
+        return BackupIndex(ctx.config, ctx.vault()).latest(store).raw_size or None
+    except Exception as error:  # no backup yet, or an unreadable catalog
+        log.debug("no previous backup of %s to count against (%s)", store, error)
+        return None
+
+
 def take_backup(
     request: BackupRequest, project_dir: Path, out: TextIO, progress_to: TextIO | None = None
 ) -> int:
@@ -143,7 +160,8 @@ def take_backup(
         out.write("dry run: nothing was read or written\n")
         return 0
     backup_handler(ctx, request.store)  # fails here, before any write, if it cannot be built
-    progress = ByteProgress(request.store, progress_to)
+    previous = partial(previous_size, ctx, request.store)
+    progress = ByteProgress(request.store, progress_to, total=previous, estimate=True)
     try:
         manifest = backup_store(
             ctx,
@@ -162,7 +180,7 @@ def take_backup(
     progress.done()
     out.write(
         f"backup {manifest.backup_id} committed: {human_bytes(manifest.raw_size)} read, "
-        f"{human_bytes(manifest.size)} stored, {manifest.duration_seconds:.1f}s, "
-        f"consistent at {manifest.recovery_point.isoformat()}\n"
+        f"{human_bytes(manifest.size)} stored, {format_duration(manifest.duration_seconds)}, "
+        f"consistent at {iso_time(manifest.recovery_point)}\n"
     )
     return 0

@@ -28,8 +28,10 @@ from drkit.context import OpsContext
 from drkit.endpoints import postgres_source
 from drkit.local.environment import LocalEnvironment
 from drkit.local.stack import provision, write_state
+from drkit.ops.journal import new_run_id
 from drkit.ops.redis_target import write_local_control
 from drkit.progress import ByteProgress, human_bytes
+from drkit.reports import record_run, run_dir
 from drkit.restore.postgres import restore_postgres
 from drkit.seed.postgres import TradingDataSize, seed_trading_database, table_digests
 from stackmodels import StackConfig
@@ -147,8 +149,9 @@ def run_round_trip(
     finally:
         with say.step("stop local servers"):
             env.__exit__(None, None, None)
-    _write_reports(report, reports_dir)
+    directory = _write_reports(report, reports_dir)
     out.write(_summary(report))
+    out.write(f"reports: {directory / 'roundtrip.md'} and roundtrip.json\n")
     return report
 
 
@@ -200,8 +203,11 @@ def _summary(report: RoundTripReport) -> str:
     )
 
 
-def _write_reports(report: RoundTripReport, reports_dir: Path) -> None:
-    reports_dir.mkdir(parents=True, exist_ok=True)
+def _write_reports(report: RoundTripReport, root: Path) -> Path:
+    """``root/<run id>/roundtrip.md`` and ``.json``, ``root/latest`` pointed at them."""
+    started = datetime.fromisoformat(report.started_at)
+    run_id = new_run_id("local roundtrip", started)
+    reports_dir = run_dir(root, run_id)
     body = asdict(report) | {"ok": report.ok}
     (reports_dir / "roundtrip.json").write_text(json.dumps(body, indent=2, default=str) + "\n")
     lines = [
@@ -216,3 +222,13 @@ def _write_reports(report: RoundTripReport, reports_dir: Path) -> None:
     lines += ["", "| figure | value |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in report.figures.items() if k != "consistent_point"]
     (reports_dir / "roundtrip.md").write_text("\n".join(lines) + "\n")
+    record_run(
+        root,
+        run_id,
+        operation="local roundtrip",
+        stack="local",
+        outcome="passed" if report.ok else "failed",
+        started_at=started,
+        seconds=(datetime.now(UTC) - started).total_seconds(),
+    )
+    return reports_dir

@@ -29,9 +29,38 @@ def parse_duration(value: Any) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def format_duration(value: timedelta) -> str:
+def format_duration(value: timedelta | float) -> str:
+    """The inverse of ``parse_duration``: ``30s``, ``15m``, ``1h``, ``7d`` for a whole number of
+    its largest unit (the way the config writes it). Any other duration, a measured one: its two
+    largest units, rounded (``1m30s``, ``2h15m``, ``3d4h``), or tenths of a second under a minute
+    (``3.6s``)."""
+    total = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    sign, total = ("-", -total) if total < 0 else ("", total)
+    if total < 60 and total != int(total):
+        tenths = round(total, 1)
+        return f"{sign}{tenths:g}s" if tenths < 60 else f"{sign}1m"
+    seconds = round(total)
+    if seconds == 0:
+        return "0s"
+    for index, (unit, size) in enumerate(_LARGEST_FIRST[:-1]):
+        if seconds >= size:
+            smaller, small_size = _LARGEST_FIRST[index + 1]
+            rest = round((seconds % size) / small_size)
+            whole = seconds // size
+            if rest * small_size == size:
+                whole, rest = whole + 1, 0
+            return f"{sign}{whole}{unit}" + (f"{rest}{smaller}" if rest else "")
+    return f"{sign}{seconds}s"
+
+
+_LARGEST_FIRST = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
+def config_text(value: timedelta) -> str:
+    """A duration as the config file holds it, which ``parse_duration`` reads back: one whole
+    number and one unit (``90s`` stays ``90s``, where people read ``1m30s``)."""
     seconds = int(value.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+    for unit, size in _LARGEST_FIRST[:-1]:
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
@@ -40,5 +69,5 @@ def format_duration(value: timedelta) -> str:
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
-    PlainSerializer(format_duration, return_type=str),
+    PlainSerializer(config_text, return_type=str),
 ]

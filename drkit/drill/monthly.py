@@ -36,6 +36,7 @@ from drkit.ops.executor import Confirm, RunReport, terminal_confirm
 from drkit.ops.run import RunOptions
 from drkit.ops.scratch import DRILL
 from drkit.ops.verify import PASSING, VerifyReport, VerifyRequest, run_verify
+from drkit.reports import record_run, reports_root, run_dir
 from stackmodels import metrics as names
 
 DRILL_JOB = "drkit-drill"
@@ -202,9 +203,19 @@ def run_monthly_drill(
     if cloudwatch:
         publish_to_cloudwatch(report.components, ctx.aws("cloudwatch"))
         report.published.append(f"cloudwatch {CLOUDWATCH_NAMESPACE}")
-    directory = project_dir / "reports"
-    directory.mkdir(parents=True, exist_ok=True)
+    root = reports_root(project_dir)
+    directory = run_dir(root, run.run_id)  # beside the verify run's reports
     (directory / "drill-monthly.json").write_text(report.to_json())
     (directory / "drill-monthly.md").write_text(report.to_markdown())
+    record_run(
+        root,
+        run.run_id,
+        operation="drill monthly",
+        stack=ctx.stack,
+        outcome="passed" if report.ok else "failed",
+        started_at=report.started_at,
+        seconds=(datetime.now(UTC) - datetime.fromisoformat(report.started_at)).total_seconds(),
+        journal=run.journal,
+    )
     out.write(report.to_markdown())
     return report

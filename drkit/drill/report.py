@@ -12,6 +12,8 @@ from typing import Any
 
 from drkit.drill.scenarios import ScenarioResult
 from drkit.drill.world import Phase
+from drkit.human import table
+from stackmodels.durations import format_duration
 
 
 @dataclass
@@ -57,13 +59,7 @@ class DrillReport:
 
 
 def _seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if value >= 3600:
-        return f"{value / 3600:.1f}h"
-    if value >= 120:
-        return f"{value / 60:.1f}m"
-    return f"{value:.1f}s"
+    return "-" if value is None else format_duration(value)
 
 
 def _verdict(met: bool | None) -> str:
@@ -125,10 +121,7 @@ HEADERS = [
 
 
 def terminal_table(report: DrillReport) -> str:
-    rows = [HEADERS, *summary_rows(report)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
-    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = table(HEADERS, summary_rows(report))
     for name, reason in report.skipped.items():
         lines.append(f"{name}: skipped ({reason})")
     verdict = (

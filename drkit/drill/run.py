@@ -29,7 +29,9 @@ from drkit.kinds import drill_writers
 from drkit.local.environment import LocalEnvironment
 from drkit.local.kubernetes import BUILD_SCRIPT, kube_apiserver_available, kube_apiserver_binary
 from drkit.local.stack import provision, write_state
+from drkit.ops.journal import new_run_id
 from drkit.ops.redis_target import write_local_control
+from drkit.reports import record_run, run_dir
 from drkit.seed.postgres import TradingDataSize, seed_trading_database
 from stackmodels import StackConfig
 from stackmodels.config import StoreKind
@@ -142,11 +144,30 @@ def run_drill(
     report.writes = {
         store: {"written": w.next_n - 1, "failed": w.failures} for store, w in world.writers.items()
     }
-    paths = drill_report.write(report, reports_dir)
+    paths = _write_reports(report, reports_dir)
     push_drill_run("failover", "local", report.ok)  # to $DRKIT_PUSHGATEWAY, if set
     out.write("\n" + drill_report.terminal_table(report))
     out.write(f"reports: {paths['markdown']}, {paths['json']}, timeline {paths['timeline']}\n")
     return report
+
+
+def _write_reports(report: DrillReport, root: Path) -> dict[str, Path]:
+    """``root/<run id>/drill.json``, ``drill.md`` and ``drill-timeline.html``, with the run's
+    ``run.json``, and ``root/latest`` pointed at them (``drkit.reports``)."""
+    started = datetime.fromisoformat(report.started_at)
+    run_id = new_run_id("drill local", started)
+    paths = drill_report.write(report, run_dir(root, run_id))
+    record_run(
+        root,
+        run_id,
+        operation="drill",
+        stack="local",
+        outcome="passed" if report.ok else "failed",
+        started_at=started,
+        seconds=report.seconds,
+        finished_at=report.finished_at or None,
+    )
+    return paths
 
 
 def _seed(world: DrillWorld, options: DrillOptions, report: DrillReport) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from drkit.failover.request import Runtime
 from drkit.failover.topology import Topology
+from stackmodels.durations import format_duration
 
 WINDOW = timedelta(minutes=10)
 PERIOD_S = 60
@@ -33,8 +34,9 @@ class LagReading:
         return None if self.seconds is None else self.seconds <= self.rpo_seconds
 
     def describe(self) -> str:
-        value = "unknown" if self.seconds is None else f"{self.seconds:.1f}s"
-        return f"{self.store}: lag {value} (RPO {self.rpo_seconds:.0f}s){self._suffix()}"
+        value = "unknown" if self.seconds is None else format_duration(self.seconds)
+        rpo = format_duration(self.rpo_seconds)
+        return f"{self.store}: lag {value} (RPO {rpo}){self._suffix()}"
 
     def _suffix(self) -> str:
         return f"; {self.note}" if self.note else ""

@@ -41,12 +41,13 @@ from drkit.failover.operation import Outcome, PreflightBlocked, lag_at_cutover, 
 from drkit.failover.plan import MEASURE, POSTCHECK
 from drkit.failover.request import FailoverRequest
 from drkit.local.names import StableName, point, read_names, resolve
-from drkit.ops.executor import Confirm, Executor, RunReport, Status, write_report
+from drkit.ops.executor import Confirm, Executor, RunReport, Status
 from drkit.ops.journal import Journal, new_run_id
 from drkit.ops.plan import FunctionStep, Plan, Step, StepContext
-from drkit.ops.run import JOURNAL_DIR, REPORTS_DIR, RunOptions, execute
+from drkit.ops.run import JOURNAL_DIR, RunOptions, execute, keep_report
 from stackmodels import StackConfig
 from stackmodels.config import ProtectionKind
+from stackmodels.durations import format_duration
 
 REPLAYED = "replayed"
 NOT_FENCED = "nothing to fence"
@@ -418,10 +419,11 @@ def _lag_gate(switch: LocalSwitch, kind: Protection) -> Health:
     rpo = switch.rpo_seconds(kind.store)
     name = f"{kind.store}: lag"
     if lag.seconds is None:
-        return Health(name, False, f"unknown ({lag.note}); RPO {rpo:g}s", blocking=True)
+        return Health(name, False, f"unknown ({lag.note}); RPO {format_duration(rpo)}", True)
+    shown = format_duration(lag.seconds)
     if lag.seconds > rpo:
-        return Health(name, False, f"{lag.seconds:g}s, above its RPO {rpo:g}s", blocking=True)
-    return Health(name, True, f"{lag.seconds:g}s, within its RPO {rpo:g}s")
+        return Health(name, False, f"{shown}, above its RPO {format_duration(rpo)}", blocking=True)
+    return Health(name, True, f"{shown}, within its RPO {format_duration(rpo)}")
 
 
 def run_local(
@@ -470,12 +472,12 @@ def run_local(
     run_id = options.resume or new_run_id(plan.name, now)
     report = execute(executor, plan, run_id, options)
     report.figures |= figures(Journal(journal_dir, run_id), switch)
-    markdown, _ = write_report(report, project_dir / REPORTS_DIR, "failover")
+    markdown = keep_report(report, project_dir, "failover", "local", options)
     out.write(
-        f"{report.status.value}: {report.plan} in {report.seconds:.1f}s; RTO "
+        f"{report.status.value}: {report.plan} in {format_duration(report.seconds)}; RTO "
         f"{report.figures.get('rto', 'not reached')}, lag at cut-over "
-        f"{report.figures.get('lag_at_cutover', 'not measured')}; report {markdown}; "
-        f"journal {report.journal}\n"
+        f"{report.figures.get('lag_at_cutover', 'not measured')}"
+        + (f"; report {markdown}; journal {report.journal}\n" if markdown else "\n")
     )
     return Outcome(report, None)
 

@@ -16,6 +16,7 @@ from typing import Any
 from drkit.failover.status import StatusReport, StoreRow
 from drkit.local.regions import DR, PROD
 from stackmodels.config import ProtectionKind
+from stackmodels.durations import format_duration
 
 
 def local_status(project_dir: Path) -> StatusReport:
@@ -49,13 +50,14 @@ def local_status(project_dir: Path) -> StatusReport:
         if protection is None or protection == ProtectionKind.GITOPS.value:
             row.lag = "not replicated" if protection is None else f"{protection} (no lag)"
         elif primary != PROD:
-            row.lag, row.lag_ok = f"no standby in {standby} (failed over) / {rpo:.0f}s", False
+            row.lag = f"no standby in {standby} (failed over) / {format_duration(rpo)}"
+            row.lag_ok = False
         else:
             theirs: dict[str, Any] = live.get(DR, {}).get("stores", {}).get(store) or {}
             seconds = theirs.get("lag_seconds")
             note = (theirs.get("lag") or {}).get("note", "")
-            shown = "unknown" if seconds is None else f"{seconds:.1f}s"
-            row.lag = f"{shown} / {rpo:.0f}s" + (f" ({note})" if note else "")
+            shown = "unknown" if seconds is None else format_duration(seconds)
+            row.lag = f"{shown} / {format_duration(rpo)}" + (f" ({note})" if note else "")
             row.lag_ok = seconds is not None and seconds <= rpo
             row.standby = theirs.get("role", "absent")
             row.standby_ok = row.standby == "standby"

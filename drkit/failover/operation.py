@@ -24,11 +24,12 @@ from drkit.failover.preflight import Preflight, run_preflight
 from drkit.failover.request import FailoverRequest, Runtime
 from drkit.failover.stack_config import ConfigChange, active_region_change, stack_files
 from drkit.failover.topology import Topology, resolve
-from drkit.ops.executor import Confirm, Executor, RunReport, Status, terminal_confirm, write_report
+from drkit.ops.executor import Confirm, Executor, RunReport, Status, terminal_confirm
 from drkit.ops.journal import Journal, new_run_id
-from drkit.ops.run import JOURNAL_DIR, REPORTS_DIR, RunOptions, execute
+from drkit.ops.run import JOURNAL_DIR, RunOptions, execute, keep_report
 from drkit.storage.objectstore import Encryption, ObjectStoreError
 from drkit.storage.s3 import S3Store
+from stackmodels.durations import format_duration
 
 log = logging.getLogger("drkit.failover")
 
@@ -101,12 +102,12 @@ def run_operation(
     if not options.dry_run:
         report.figures["journal_copy"] = upload_journal(ctx, runtime, journal)
     name = "failback" if topology.failback else "failover"
-    markdown, _ = write_report(report, project_dir / REPORTS_DIR, name)
+    markdown = keep_report(report, project_dir, name, ctx.stack, options)
     out.write(
-        f"{report.status.value}: {report.plan} in {report.seconds:.1f}s; RTO "
+        f"{report.status.value}: {report.plan} in {format_duration(report.seconds)}; RTO "
         f"{report.figures.get('rto', 'not reached')}, data-loss window "
-        f"{report.figures.get('data_loss_window', 'unknown')}; report {markdown}; "
-        f"journal {report.journal}\n"
+        f"{report.figures.get('data_loss_window', 'unknown')}"
+        + (f"; report {markdown}; journal {report.journal}\n" if markdown else "\n")
     )
     outcome = Outcome(report, preflight)
     if report.status in (Status.SUCCEEDED, Status.DRY_RUN):

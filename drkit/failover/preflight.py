@@ -22,9 +22,11 @@ from drkit.failover import kube
 from drkit.failover.lag import read_lags
 from drkit.failover.request import Runtime
 from drkit.failover.topology import Topology
+from drkit.human import table
 from drkit.recovery import BackupIndex, RecoveryError
 from drkit.storage.s3 import S3Store
 from stackmodels import StackConfig
+from stackmodels.durations import format_duration
 from stackmodels.schedule import Cron
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
@@ -57,7 +59,8 @@ class Preflight:
 
     def to_text(self) -> str:
         lines = ["preflight:"]
-        lines += [f"  {c.status:4} {c.name:28} {c.detail}" for c in self.checks]
+        rows = [(c.status, c.name, c.detail) for c in self.checks]
+        lines += ["  " + line for line in table(("", "check", "detail"), rows, rule=False)[1:]]
         if self.blocking:
             lines.append(f"  BLOCKED: {len(self.blocking)} check(s) failed; nothing was changed")
         elif self.warnings and not self.planned:
@@ -102,8 +105,8 @@ def backup_checks(
             continue
         age = (now - entry.recovery_point).total_seconds()
         detail = (
-            f"newest {entry.backup_id}, {human_age(age)} old (window {human_age(window)}) "
-            f"in {bucket.name}"
+            f"newest {entry.backup_id}, {format_duration(age)} old "
+            f"(window {format_duration(window)}) in {bucket.name}"
         )
         found.append((store, age <= window, detail, age))
     return found
@@ -217,12 +220,3 @@ def _primary_answers(topology: Topology, runtime: Runtime, report: Preflight) ->
             f"a planned switchover needs it: {error} (use an unplanned failover)",
             True,
         )
-
-
-def human_age(seconds: float) -> str:
-    seconds = round(seconds)
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

@@ -17,9 +17,11 @@ from typing import Any
 from drkit.context import OpsContext
 from drkit.failover import aurora as aurora_steps
 from drkit.failover.lag import arn_region, read_lags
-from drkit.failover.preflight import backup_checks, human_age
+from drkit.failover.preflight import backup_checks
 from drkit.failover.request import FailoverRequest, Runtime
 from drkit.failover.topology import Topology, resolve
+from drkit.human import table
+from stackmodels.durations import format_duration
 
 
 @dataclass
@@ -65,11 +67,15 @@ class StatusReport:
         lines = [
             f"primary region: {self.primary_region} ({self.primary_source}); standby: "
             f"{self.standby_region}",
-            f"{'store':15} {'replication lag vs RPO':34} {'newest backup (dr vault)':40} standby",
         ]
-        for row in self.rows:
-            mark = "  MISS: " + ", ".join(row.misses) if row.misses else ""
-            lines.append(f"{row.store:15} {row.lag:34} {row.backup:40} {row.standby}{mark}")
+        header = ("store", "replication lag vs RPO", "newest backup (dr vault)", "standby", "")
+        rows = [
+            (row.store, row.lag, row.backup, row.standby, "MISS: " + ", ".join(row.misses))
+            if row.misses
+            else (row.store, row.lag, row.backup, row.standby)
+            for row in self.rows
+        ]
+        lines += table(header, rows)
         lines += [f"note: {n}" for n in self.notes]
         lines.append("ready" if self.ok else "NOT READY: see MISS above")
         return "\n".join(lines) + "\n"
@@ -92,9 +98,8 @@ def read_status(ctx: OpsContext, runtime: Runtime, project_dir: Path) -> StatusR
             if reading.metric == "none":
                 row.lag = "not replicated toward " + standby
                 continue
-            row.lag = ("unknown" if reading.seconds is None else f"{reading.seconds:.1f}s") + (
-                f" / {reading.rpo_seconds:.0f}s"
-            )
+            shown = "unknown" if reading.seconds is None else format_duration(reading.seconds)
+            row.lag = f"{shown} / {format_duration(reading.rpo_seconds)}"
             row.lag_ok = reading.within_rpo is True
     except Exception as error:
         report.notes.append(f"replication lag unreadable in {standby}: {error}")
@@ -103,7 +108,7 @@ def read_status(ctx: OpsContext, runtime: Runtime, project_dir: Path) -> StatusR
     try:
         for store, fresh, detail, age in backup_checks(topology, runtime, topology.dr_region):
             row = rows[store]
-            row.backup = f"{human_age(age)} old" if age is not None else "none"
+            row.backup = f"{format_duration(age)} old" if age is not None else "none"
             row.backup_ok = fresh
             if not fresh:
                 report.notes.append(f"{store}: {detail}")

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from drkit.context import LOCAL_STATE
+from drkit.human import table
 from drkit.local.local_config import local_stack_config
 from drkit.local.process import port_open
 from drkit.local.regions import DR, PROD, LocalRegions, critical_topics, selected_kinds
@@ -245,8 +246,9 @@ def _print_where(state: dict[str, Any], out: TextIO) -> None:
     out.write("  slowest to start: " + ", ".join(f"{k} {v:.0f}s" for k, v in slowest[:4]) + "\n")
     for region, stores in state["stores"].items():
         out.write(f"{region}:\n")
-        for name, store in stores.items():
-            out.write(f"  {name:<14} {store['role']:<8} {store['url']}\n")
+        rows = [(name, store["role"], store["url"]) for name, store in stores.items()]
+        for line in table(("store", "role", "url"), rows, rule=False):
+            out.write(f"  {line}\n")
         out.write(f"  outputs        {state['outputs'][region]}\n")
     if state.get("kubeconfig"):
         out.write(f"kubeconfig: {state['kubeconfig']} (contexts local-prod, local-dr)\n")

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 
+from drkit.human import table
 from drkit.local import lag as lag_readers
 
 PROBE_TIMEOUT_S = 3
@@ -160,15 +161,15 @@ def describe(report: dict[str, Any]) -> str:
     lines = []
     for region, body in report["regions"].items():
         lines.append(f"{region}:")
+        rows = []
         for name, store in body["stores"].items():
             lag = store["lag_seconds"]
             replicated = store.get("protection") is not None and store.get("kind") != "kubernetes"
             shown = "-" if not replicated else ("unknown" if lag is None else f"{lag:.2f}s")
             note = store.get("lag", {}).get("note", "") if store.get("lag") else ""
-            lines.append(
-                f"  {name:<14} {store['role']:<8} pid {store['pid'] or '-':<8} lag {shown:<8} "
-                f"{store['url']}{'  (' + note + ')' if note else ''}"
-            )
+            rows.append((name, store["role"], store["pid"] or "-", shown, store["url"], note))
+        header = ("store", "role", "pid", "lag", "url", "note")
+        lines += ["  " + line for line in table(header, rows, right=(2, 3))]
     down = [p for p in report["processes"] if not p["alive"]]
     lines.append(
         f"{len(report['processes'])} processes, {len(down)} down"

@@ -23,11 +23,13 @@ from drkit.backup.kafka import parse_topics_json
 from drkit.backup.manifest import Manifest
 from drkit.catalog import CatalogEntry
 from drkit.context import OpsContext
+from drkit.human import iso_time, table
 from drkit.kafka_topics import newest_snapshots, snapshot_diff
 from drkit.ops.selection import object_store, readable
 from drkit.progress import human_bytes
 from drkit.recovery import BACKUP_ID, BackupIndex, RecoveryError
 from drkit.storage.objectstore import ObjectStore
+from stackmodels.durations import format_duration
 
 
 class ListRequest(BaseModel):
@@ -67,44 +69,52 @@ class Listing:
         return json.dumps(self, default=lambda o: o.__dict__, indent=2) + "\n"
 
     def to_text(self) -> str:
-        lines = [f"backups in {self.source} from {self.since[:16]} to {self.until[:16]} UTC"]
-        lines.append(
-            f"{'store':15} {'kind':10} {'n':>5} {'stored':>10} {'newest':26} {'age':>8} "
-            f"{'consistent at':25} verified"
-        )
+        lines = [f"backups in {self.source} from {iso_time(self.since)} to {iso_time(self.until)}"]
+        header = ("store", "kind", "n", "stored", "newest", "age", "consistent at", "verified")
+        rows: list[tuple[object, ...]] = []
+        details: list[str] = []
         for s in self.stores:
             if s.newest is None:
-                lines.append(f"{s.store:15} {s.kind:10} {0:>5} {'-':>10} none")
+                rows.append((s.store, s.kind, 0, "-", "none"))
                 continue
             n = s.newest
-            lines.append(
-                f"{s.store:15} {s.kind:10} {s.backups:>5} {human_bytes(s.size):>10} "
-                f"{n['backup_id']:26} {_age(n['age_seconds']):>8} {n['recovery_point'][:25]:25} "
-                f"{s.verified}/{s.backups}" + (" (newest verified)" if n["verified_at"] else "")
+            verified = f"{s.verified}/{s.backups}" + (
+                " (newest verified)" if n["verified_at"] else ""
             )
-            for e in s.entries:
-                lines.append(
-                    f"    {e['backup_id']:26} {human_bytes(e['size']):>10} "
-                    f"consistent at {e['recovery_point'][:25]}  "
-                    f"{'verified ' + e['verified_at'][:19] if e['verified_at'] else 'not verified'}"
+            rows.append(
+                (
+                    s.store,
+                    s.kind,
+                    s.backups,
+                    human_bytes(s.size),
+                    n["backup_id"],
+                    format_duration(n["age_seconds"]),
+                    iso_time(n["recovery_point"]),
+                    verified,
                 )
+            )
+            if s.entries:
+                details.append(f"{s.store}:")
+                entries = [
+                    (
+                        e["backup_id"],
+                        human_bytes(e["size"]),
+                        iso_time(e["recovery_point"]),
+                        iso_time(e["verified_at"]) if e["verified_at"] else "not verified",
+                    )
+                    for e in s.entries
+                ]
+                columns = ("backup", "stored", "consistent at", "verified")
+                details += ["  " + line for line in table(columns, entries, right=(1,))]
+        lines += table(header, rows, right=(2, 3, 5))
+        lines += details
         if self.common_point:
             lines.append(
-                f"restore.all now would pick {self.common_point} (skew {self.skew_seconds:.0f}s "
-                "between the stores)"
+                f"restore.all now would pick {iso_time(self.common_point)} (skew "
+                f"{format_duration(self.skew_seconds or 0.0)} between the stores)"
             )
         lines.append(f"({self.catalog_reads} catalog reads, no manifest read)")
         return "\n".join(lines) + "\n"
-
-
-def _age(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
 
 
 def _point(summary: StoreSummary) -> datetime:
@@ -228,11 +238,11 @@ class BackupInfo:
         lines = [
             f"backup {m.backup_id} of {m.store} ({m.kind}, data class {m.data_class})",
             f"  in            {self.source}/{m.prefix}",
-            f"  taken         {m.started_at.isoformat()} .. {m.finished_at.isoformat()} "
-            f"({m.duration_seconds:.1f}s)",
-            f"  consistent at {m.recovery_point.isoformat()}",
+            f"  taken         {iso_time(m.started_at)} .. {iso_time(m.finished_at)} "
+            f"({format_duration(m.duration_seconds)})",
+            f"  consistent at {iso_time(m.recovery_point)}",
             f"  size          {human_bytes(m.raw_size)} read, {human_bytes(m.size)} stored",
-            f"  verified      {verified.isoformat() if verified else 'not yet (invoke verify)'}",
+            f"  verified      {iso_time(verified) if verified else 'not yet (invoke verify)'}",
             f"  encryption    {m.encryption}",
             f"  copies        {', '.join(m.destinations)}",
             f"  tools         {', '.join(f'{k} {v}' for k, v in m.tool_versions.items())}",
@@ -245,11 +255,18 @@ class BackupInfo:
             lines.append("  counts:")
             lines += [f"    {key}: {value:,}" for key, value in m.counts.items()]
         lines.append("  objects:")
-        for item in m.objects:
-            lines.append(
-                f"    {item.name:32} {human_bytes(item.size):>10} stored "
-                f"{human_bytes(item.raw_size):>10} raw {item.compression:5} sha256 {item.sha256}"
+        objects = [
+            (
+                item.name,
+                human_bytes(item.size),
+                human_bytes(item.raw_size),
+                item.compression,
+                item.sha256,
             )
+            for item in m.objects
+        ]
+        header = ("name", "stored", "raw", "compression", "sha256")
+        lines += ["    " + line for line in table(header, objects, right=(1, 2))]
         if self.topic_configs is not None:
             lines += self.topic_configs.to_text()
         return "\n".join(lines) + "\n"

@@ -129,7 +129,9 @@ def aurora_snapshot(
 
 def config_check(project_dir: Path, *, stack: str) -> None:
     """The check's verdict: one line per problem on stderr and exit 1, or the stores it found."""
+    from drkit.human import table
     from stackmodels import ConfigError, StackConfig
+    from stackmodels.durations import format_duration
 
     try:
         config = StackConfig.for_stack(stack, project_dir)
@@ -140,12 +142,13 @@ def config_check(project_dir: Path, *, stack: str) -> None:
         f"Pulumi.{stack}.yaml: valid ({config.role.value} in {config.region}, "
         f"{len(config.data_classes)} data classes, {len(config.stores)} stores)"
     )
+    rows = []
     for name, store in config.stores.items():
         data_class = config.data_classes[store.data_class]
-        print(
-            f"  {name:14} {store.kind.value:10} {store.schedule:14} -> {store.data_class} "
-            f"(RPO {data_class.rpo}, RTO {data_class.rto})"
-        )
+        objectives = f"RPO {format_duration(data_class.rpo)}, RTO {format_duration(data_class.rto)}"
+        rows.append((name, store.kind.value, store.schedule, store.data_class, objectives))
+    header = ("store", "kind", "schedule", "data class", "objectives")
+    print("\n".join("  " + line for line in table(header, rows)))
 
 
 def verify(
@@ -318,9 +321,17 @@ def roundtrip(project_dir: Path, *, size_mb: float, keep_dir: str) -> None:
 
     workdir = Path(keep_dir) if keep_dir else Path(tempfile.mkdtemp(prefix="drkit-local-"))
     report = run_round_trip(workdir, project_dir, size_mb, project_dir / "reports")
-    print(f"reports: {project_dir / 'reports' / 'roundtrip.md'} and roundtrip.json")
     if not report.ok:
         raise Ended(1, "round trip FAILED: a restore did not match the source")
+
+
+def reports_list(project_dir: Path, *, limit: int, json: bool) -> None:
+    """``invoke reports.list``: the newest runs that wrote a report (``reports/<run id>/``)."""
+    from drkit.reports import recent_runs, reports_root, runs_json, runs_text
+
+    root = reports_root(project_dir)
+    runs = recent_runs(root, limit)
+    print(runs_json(runs) if json else runs_text(runs, root), end="")
 
 
 # --- failover, failback, status -----------------------------------------------------------------

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from drkit import killpoints
+from drkit.human import iso_time
 from drkit.ops.journal import Journal, operator
 from drkit.ops.plan import Plan, Step, StepContext
 from drkit.ops.retry import with_retries
+from stackmodels.durations import format_duration
 
 
 class Status(StrEnum):
@@ -73,8 +75,8 @@ class RunReport:
         lines = [
             f"# {self.plan}",
             "",
-            f"Run `{self.run_id}`: **{self.status.value}** in {self.seconds:.1f}s "
-            f"({self.started_at} to {self.finished_at}).",
+            f"Run `{self.run_id}`: **{self.status.value}** in {format_duration(self.seconds)} "
+            f"({iso_time(self.started_at)} to {iso_time(self.finished_at)}).",
             "",
         ]
         if self.figures:
@@ -88,7 +90,7 @@ class RunReport:
         for r in self.steps:
             seconds = f"{r.seconds:.2f}" if r.seconds is not None else ""
             lines.append(
-                f"| {r.layer} | {r.id} | {r.outcome} | {r.started_at or ''} | "
+                f"| {r.layer} | {r.id} | {r.outcome} | {iso_time(r.started_at, '')} | "
                 f"{seconds} | {r.detail} |"
             )
         return "\n".join(lines) + "\n"

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
+
+from drkit.human import iso_time
+from stackmodels.durations import format_duration
 
 if TYPE_CHECKING:
     from drkit.ops.journal import Journal
@@ -140,7 +144,8 @@ class Plan:
     def describe(self) -> str:
         lines = [f"plan: {self.name}"]
         for key, value in self.parameters.items():
-            lines.append(f"  {key}: {value}")
+            if is_set(value):
+                lines.append(f"  {key}: {show(value)}")
         if self.eager:
             lines.append("  (each step starts once the steps it depends on have ended)")
         for number, layer in enumerate(self.layers, start=1):
@@ -153,3 +158,30 @@ class Plan:
                 lines.append(f"    {marker} [{step.id}] {step.description}{waits}")
         lines.append("  (* changes something, - reads only)")
         return "\n".join(lines)
+
+
+def is_set(value: Any) -> bool:
+    """Whether a plan shows this option: an option left unset (``None``, ``False``, blank,
+    empty) is left out, so ``at: None``, ``tables: []`` or ``force: False`` never print."""
+    if value is None or value is False:
+        return False
+    if isinstance(value, str | list | tuple | dict | set | frozenset):
+        return bool(value)
+    return True
+
+
+def show(value: Any) -> str:
+    """An option as a person reads it: times to the second with their offset, durations as
+    the config writes them, lists comma-separated, mappings ``key=value``."""
+    if value is True:
+        return "yes"
+    if isinstance(value, datetime):
+        return iso_time(value)
+    if isinstance(value, timedelta):
+        return format_duration(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(show(item) for item in value)
+    if isinstance(value, dict):
+        shown = {key: item for key, item in value.items() if is_set(item)}
+        return ", ".join(f"{key}={show(item)}" for key, item in shown.items())
+    return str(value)

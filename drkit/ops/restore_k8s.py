@@ -11,7 +11,7 @@ Each step restores its priority's objects and reports each one: restored, replac
 skipped (exists), failed (with the API server's error). A failed object does not stop the others;
 the last step checks that every object of the backup is in the target and fails the run if any
 object failed or is missing, so a partial restore is never reported as a success. The per-object
-outcomes are printed as they happen and written to ``reports/restore-k8s-objects.json``.
+outcomes are printed as they happen and written to ``reports/<run id>/restore-k8s-objects.json``.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from drkit.ops.plan import FunctionStep, Plan, StepContext
 from drkit.ops.selection import Chosen, check_present, choose, verify_checksums
 from drkit.ops.verbs import RestoreEnv, RestoreRequest, RestoreVerb, comma_list
 from drkit.recovery import RecoveryError
+from drkit.reports import reports_root, run_dir
 from drkit.restore.kubernetes import (
     KubernetesRestoreError,
     Ledger,
@@ -226,7 +227,7 @@ def build_plan(
     ctx: OpsContext, request: RestoreK8sRequest, env: RestoreEnv
 ) -> tuple[Plan, Prepared]:
     """Each object's outcome is written to ``env.out`` as it happens, and all of them to
-    ``reports/restore-k8s-objects.json`` of ``env.project_dir``."""
+    ``reports/<run id>/restore-k8s-objects.json`` of ``env.project_dir``."""
     out = env.out
 
     def say(outcome: ObjectOutcome) -> None:
@@ -237,13 +238,13 @@ def build_plan(
     prepared = prepare(ctx, request, say)
     manifest, target = prepared.manifest, prepared.target
     entry = prepared.chosen.entry
-    report_path = env.project_dir / "reports" / OBJECTS_REPORT
+    reports = reports_root(env.project_dir)
     prepared.figures.update(figures(prepared))
     steps: list[FunctionStep] = []
     for priority in PRIORITIES:
         counts = prepared.selected.get(priority.name)
         if counts:
-            steps.append(_restore_step(prepared, priority, counts, report_path))
+            steps.append(_restore_step(prepared, priority, counts, reports))
     total = sum(sum(c.values()) for c in prepared.selected.values())
 
     def verify(context: StepContext) -> None:
@@ -285,7 +286,7 @@ def build_plan(
 
 
 def _restore_step(
-    prepared: Prepared, priority: Priority, counts: dict[str, int], report_path: Path
+    prepared: Prepared, priority: Priority, counts: dict[str, int], reports: Path
 ) -> FunctionStep:
     target = prepared.target
     mode = "existing objects replaced" if target.replace else "existing objects skipped"
@@ -299,7 +300,7 @@ def _restore_step(
         finally:
             records.close()
             prepared.figures.update(figures(prepared))
-            write_objects_report(prepared.ledger, report_path)
+            write_objects_report(prepared.ledger, run_dir(reports, context.run_id) / OBJECTS_REPORT)
         result = prepared.ledger.counts(priority.name)
         context.note(", ".join(f"{n} {outcome}" for outcome, n in result.items() if n))
         for failure in prepared.ledger.failures(priority.name)[:5]:

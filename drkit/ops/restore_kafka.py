@@ -273,7 +273,8 @@ def build_plan(
     to_read = objects_to_read(chain, prepared.topics)
 
     def check(context: StepContext) -> dict[str, int]:
-        progress = ByteProgress(f"check {request.store}")
+        total = sum(item.size for _m, item in to_read)
+        progress = ByteProgress(f"check {request.store}", total=total)
         try:
             count, size = verify_checksums(chosen.objects, [i for _m, i in to_read], progress)
         finally:

@@ -141,7 +141,8 @@ def build_plan(
             if restored_already(context):
                 context.note("the killed run's pg_restore had committed: nothing to redo")
                 return expected
-        progress = ByteProgress(f"restore {request.store}")
+        dump = next(o for o in prepared.manifest.objects if o.name == "database.dump")
+        progress = ByteProgress(f"restore {request.store}", total=dump.raw_size)
         result = restore_postgres(
             prepared.manifest,
             prepared.objects,

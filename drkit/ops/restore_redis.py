@@ -304,7 +304,7 @@ def _self_hosted_steps(
                 write_marker()
             record(context, phase, swap)
 
-        progress = ByteProgress(f"stage {rdb.name} for {target.name}")
+        progress = ByteProgress(f"stage {rdb.name} for {target.name}", total=rdb.raw_size)
         try:
             result = restore_redis(
                 manifest, objects, target, force=True, progress=progress, on_swap=on_swap

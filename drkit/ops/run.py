@@ -1,5 +1,6 @@
 """Run an operation's plan the same way every time: journal under ``.drkit/journal``, a copy in
-the audit bucket, reports under ``reports/``, and the exit code of the aggregated status."""
+the audit bucket, reports under ``reports/<run id>/`` (``drkit.reports``; none for a dry run),
+and the exit code of the aggregated status."""
 
 from __future__ import annotations
 
@@ -12,17 +13,25 @@ from typing import Any, TextIO
 
 from drkit.context import OpsContext
 from drkit.lease import held, scope_slug
-from drkit.ops.executor import Confirm, Executor, RunReport, terminal_confirm, write_report
+from drkit.ops.executor import (
+    Confirm,
+    Executor,
+    RunReport,
+    Status,
+    terminal_confirm,
+    write_report,
+)
 from drkit.ops.journal import Journal, JournalError, new_run_id
 from drkit.ops.plan import Plan
 from drkit.ops.selection import object_store
+from drkit.reports import REPORTS_DIR, record_run, run_dir
 from drkit.storage.objectstore import Encryption, ObjectStoreError
 from drkit.storage.s3 import S3Store
+from stackmodels.durations import format_duration
 
 log = logging.getLogger("drkit.ops")
 
 JOURNAL_DIR = Path(".drkit/journal")
-REPORTS_DIR = Path("reports")
 
 
 @dataclass(frozen=True)
@@ -71,12 +80,35 @@ def run_plan(
         report.figures["journal_copy"] = _upload_journal(
             ctx, Journal(project_dir / JOURNAL_DIR, run_id)
         )
-    markdown, _ = write_report(report, project_dir / REPORTS_DIR, report_name)
+    written = keep_report(report, project_dir, report_name, ctx.stack, options)
     out.write(
-        f"{report.status.value}: {report.plan} in {report.seconds:.1f}s; "
-        f"report {markdown}; journal {report.journal}\n"
+        f"{report.status.value}: {report.plan} in {format_duration(report.seconds)}"
+        + (f"; report {written}; journal {report.journal}\n" if written else "\n")
     )
     return report
+
+
+def keep_report(
+    report: RunReport, project_dir: Path, name: str, stack: str, options: RunOptions
+) -> Path | None:
+    """``reports/<run id>/<name>.md`` and ``.json`` with the run's ``run.json``, and
+    ``reports/latest`` pointed at it; a dry run writes none (None)."""
+    if options.dry_run or report.status is Status.DRY_RUN:
+        return None
+    root = project_dir / REPORTS_DIR
+    markdown, _ = write_report(report, run_dir(root, report.run_id), name)
+    record_run(
+        root,
+        report.run_id,
+        operation=report.plan,
+        stack=stack,
+        outcome=report.status.value,
+        started_at=report.started_at,
+        seconds=report.seconds,
+        finished_at=report.finished_at,
+        journal=report.journal,
+    )
+    return markdown
 
 
 @contextlib.contextmanager

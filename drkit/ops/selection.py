@@ -145,13 +145,17 @@ Progress = Callable[[str, int], None]
 def verify_checksums(
     objects: ObjectStore, items: Iterable[StoredObject], progress: Progress | None = None
 ) -> tuple[int, int]:
-    """Read every object through and check its SHA-256 and size; (objects, bytes) checked."""
+    """Read every object through and check its SHA-256 and size; (objects, bytes) checked.
+    ``progress(key, bytes of that object so far)`` after every chunk (the key: a chain's
+    manifests may hold objects of the same name)."""
     count = total = 0
     for item in items:
+        done = 0
         with readable(objects):
             for chunk in verified_chunks(objects, item):
-                total += len(chunk)
+                done += len(chunk)
                 if progress is not None:
-                    progress(item.name, total)
+                    progress(item.key, done)
+        total += done
         count += 1
     return count, total

@@ -51,12 +51,14 @@ from drkit.kinds import REGISTRY
 from drkit.ops.executor import Confirm, RunReport, Status, terminal_confirm
 from drkit.ops.integrity import check_store
 from drkit.ops.plan import FunctionStep, Plan, Step, StepContext
-from drkit.ops.run import REPORTS_DIR, RunOptions, run_plan
+from drkit.ops.run import RunOptions, run_plan
 from drkit.ops.scratch import PURPOSES, VERIFY, CheckMissed, Holder
 from drkit.ops.selection import Chosen, object_store, readable, verify_checksums
 from drkit.progress import ByteProgress, human_bytes
 from drkit.recovery import BackupIndex
+from drkit.reports import REPORTS_DIR, record_run, run_dir
 from drkit.storage.objectstore import Encryption, ObjectStore
+from stackmodels.durations import format_duration
 from stackmodels.schedule import Cron
 
 LOOKBACK = timedelta(days=7)
@@ -223,7 +225,8 @@ class Verification:
             copies.append(mirror)
         problems, checked = [], []
         for copy in copies:
-            progress = ByteProgress(f"checksums {store} {copy.name}")
+            total = sum(item.size for item in chosen.manifest.objects)
+            progress = ByteProgress(f"checksums {store} {copy.name}", total=total)
             try:
                 count, size = verify_checksums(copy, chosen.manifest.objects, progress)
                 checked.append(f"{copy.name}: {count} objects, {human_bytes(size)}")
@@ -401,14 +404,7 @@ class Verification:
 
 
 def _duration(value: timedelta) -> str:
-    seconds = int(value.total_seconds())
-    if seconds < 120:
-        return f"{value.total_seconds():.0f}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
+    return format_duration(value)
 
 
 def build_plan(
@@ -531,7 +527,19 @@ def run_verify(
     report.run_status = run.status.value
     if options.dry_run:
         return run, report
-    markdown, _ = write_verify_report(report, project_dir / REPORTS_DIR)
+    root = project_dir / REPORTS_DIR
+    markdown, _ = write_verify_report(report, run_dir(root, run.run_id))
+    record_run(
+        root,
+        run.run_id,
+        operation="verify",
+        stack=ctx.stack,
+        outcome=run.status.value if run.exit_code else ("passed" if report.ok else "failed"),
+        started_at=run.started_at,
+        seconds=run.seconds,
+        finished_at=run.finished_at,
+        journal=run.journal,
+    )
     for miss in report.misses:
         out.write(f"MISS {miss.check} {miss.subject} ({miss.status}): {miss.detail}\n")
     verdict = "PASS" if report.ok else f"FAIL: {len(report.misses)} check(s) missed"

@@ -34,7 +34,7 @@ def test_small_drill_plays_every_scenario_and_reports_consistent_figures(tmp_pat
     options = DrillOptions(size_mb=2, soak_seconds=6, between_seconds=1, time_factor=360)
     out = io.StringIO()
     report = run_drill(options, project, tmp_path / "servers", tmp_path / "reports", out)
-    body = json.loads((tmp_path / "reports" / "drill.json").read_text())
+    body = json.loads((tmp_path / "reports" / "latest" / "drill.json").read_text())
 
     assert body["ok"] is True, out.getvalue()[-4000:]
     assert [s["name"] for s in body["scenarios"]] == SCENARIOS
@@ -95,9 +95,10 @@ def test_small_drill_plays_every_scenario_and_reports_consistent_figures(tmp_pat
     assert app_state["store"] == "app-state" and app_state["verification"]["expected"] == 23
     lanes = {phase["lane"] for phase in body["timeline"]}
     assert {"trading-db", "event-stream", "session-cache", "app-state", "region"} <= lanes
-    page = (tmp_path / "reports" / "drill-timeline.html").read_text()
+    page = (tmp_path / "reports" / "latest" / "drill-timeline.html").read_text()
     assert page.startswith("<!doctype html>") and "<svg" in page and "<script" not in page
-    assert "| database-corruption | trading-db |" in (tmp_path / "reports" / "drill.md").read_text()
+    markdown = (tmp_path / "reports" / "latest" / "drill.md").read_text()
+    assert "| database-corruption | trading-db |" in markdown
     assert report.ok and "PASSED" in out.getvalue()
 
 

@@ -165,7 +165,7 @@ def test_drill_on_the_dr_stack_restores_only_into_scratch_targets(
     assert databases(standby) == before["standby"]
     assert "Monthly DR drill: passed" in printed
 
-    body = json.loads((project / "reports" / "verify.json").read_text())
+    body = json.loads((project / "reports" / "latest" / "verify.json").read_text())
     restores = {c["subject"]: c for c in body["checks"] if c["check"] == "test-restore"}
     assert set(restores) == {"trading-db", "event-stream", "session-cache", K8S}
     assert all(c["status"] == "ok" for c in restores.values()), restores
@@ -184,7 +184,7 @@ def test_drill_on_the_dr_stack_restores_only_into_scratch_targets(
     with kubernetes_api.api_client() as client:
         assert not KubeApi(client).exists(NAMESPACES.object_path(f"{namespace}-dr-test"))
         assert KubeApi(client).exists(NAMESPACES.object_path(namespace))
-    drill = json.loads((project / "reports" / "drill-monthly.json").read_text())
+    drill = json.loads((project / "reports" / "latest" / "drill-monthly.json").read_text())
     assert drill["ok"] is True and drill["stack"] == "dr"
 
 

@@ -65,7 +65,7 @@ def test_monthly_drill_restores_to_scratch_measures_and_publishes(
 
     # the scratch database, named for the drill, is gone; the source is untouched
     server = postgres_source(ctx, "trading-db")
-    verify_report = json.loads((project / "reports" / "verify.json").read_text())
+    verify_report = json.loads((project / "reports" / "latest" / "verify.json").read_text())
     (restored,) = [
         c["figures"]
         for c in verify_report["checks"]
@@ -96,7 +96,7 @@ def test_monthly_drill_restores_to_scratch_measures_and_publishes(
         m["MetricName"] for m in cloudwatch.list_metrics(Namespace=CLOUDWATCH_NAMESPACE)["Metrics"]
     }
     assert {"DrillResult", "DrillRestoreSeconds"} <= names
-    written = json.loads((project / "reports" / "drill-monthly.json").read_text())
+    written = json.loads((project / "reports" / "latest" / "drill-monthly.json").read_text())
     assert written["ok"] is True and len(written["components"]) == 2
 
 
@@ -106,4 +106,4 @@ def test_monthly_drill_dry_run_changes_nothing(project: Path) -> None:
     out = io.StringIO()
     report = run_monthly_drill(ctx, ["trading-db"], RunOptions(dry_run=True), project, out)
     assert report.components == [] and "dry run" in out.getvalue()
-    assert not (project / "reports" / "drill-monthly.json").exists()
+    assert not (project / "reports").exists()  # a dry run writes no report

@@ -110,9 +110,9 @@ def test_unplanned_failover_completes_with_the_primary_region_refusing_connectio
     assert figures["rto_seconds"] > 0
     assert figures["data_loss_window"] == "2.5s"
     assert figures["data_loss_window_seconds"] == 2.5
-    body = json.loads((world.project / "reports" / "failover.json").read_text())
+    body = json.loads((world.project / "reports" / "latest" / "failover.json").read_text())
     assert body["status"] == "succeeded" and body["figures"]["rto"].endswith("s")
-    markdown = (world.project / "reports" / "failover.md").read_text()
+    markdown = (world.project / "reports" / "latest" / "failover.md").read_text()
     assert "| 5 | postcheck | done |" in markdown and "| data_loss_window | 2.5s |" in markdown
     check = next(s for s in report.steps if s.id == "postcheck")
     assert check.outcome == "done"

@@ -81,7 +81,7 @@ def restore(
         )
     finally:
         prepared.close()
-    objects_report = project / "reports" / OBJECTS_REPORT
+    objects_report = project / "reports" / report.run_id / OBJECTS_REPORT
     outcomes = json.loads(objects_report.read_text()) if objects_report.exists() else []
     return report, out.getvalue(), outcomes
 
@@ -149,7 +149,9 @@ def test_round_trip_into_another_namespace_every_object_equal(
     assert sum(o["outcome"] == "restored" for o in outcomes) == 22  # all but the existing CRD
     assert f"all 23 objects of the backup are in namespace {target!r}" in out
     # Nowhere in what the run wrote either.
-    for path in [*(project / ".drkit" / "journal").glob("*"), *(project / "reports").glob("*")]:
+    for path in [*(project / ".drkit" / "journal").glob("*"), *(project / "reports").rglob("*")]:
+        if path.is_dir():
+            continue
         assert_no_secret(path.read_bytes(), seeded, str(path))
 
 
@@ -286,12 +288,12 @@ def test_a_failed_object_is_reported_and_the_task_exits_non_zero(
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"failed    Venue {target}/bad-venue: 422 Invalid" in result.stdout
     assert "FAILED" in result.stdout and "failed: restore k8s app-state" in result.stdout
-    outcomes = json.loads((project / "reports" / OBJECTS_REPORT).read_text())
+    outcomes = json.loads((project / "reports" / "latest" / OBJECTS_REPORT).read_text())
     failed = [o for o in outcomes if o["outcome"] == "failed"]
     assert [o["name"] for o in failed] == ["bad-venue"]
     assert "spec.mic" in failed[0]["detail"]
     assert api.exists(f"/apis/{seeded.group}/v1/namespaces/{target}/venues/xnys")  # the rest
-    report = json.loads((project / "reports" / "restore-k8s.json").read_text())
+    report = json.loads((project / "reports" / "latest" / "restore-k8s.json").read_text())
     assert report["status"] == "failed" and report["figures"]["objects_failed"] == 1
     verify = report["steps"][-1]
     assert verify["outcome"] == "failed" and "bad-venue" in verify["detail"]
@@ -352,7 +354,7 @@ def test_dry_run_shows_the_plan_and_changes_nothing(
     assert "3 secrets" in result.stdout and "Why now: configuration that pods" in result.stdout
     assert not api.exists(f"/api/v1/namespaces/{target}")
     assert not (project / ".drkit" / "journal").exists()
-    assert not (project / "reports" / OBJECTS_REPORT).exists()
+    assert not (project / "reports").exists()  # a dry run writes no report
 
     with pytest.raises(RecoveryError, match="--kinds meteors: is not in this backup; the backup"):
         build_plan(ctx, RestoreK8sRequest(kinds=["configmaps", "meteors"]), RestoreEnv(project))

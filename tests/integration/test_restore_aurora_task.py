@@ -145,7 +145,7 @@ def test_point_in_time_restore_into_a_new_cluster_with_the_source_settings(
     assert report.figures["recovery_point"] == at.isoformat()
     assert report.figures["recovery_point_kind"] == "requested time"
     assert f"{target} available at {endpoint}" in out
-    saved = json.loads((tmp_path / "reports" / "restore-aurora.json").read_text())
+    saved = json.loads((tmp_path / "reports" / "latest" / "restore-aurora.json").read_text())
     assert saved["figures"]["endpoint"] == endpoint and saved["status"] == "succeeded"
 
 
@@ -501,7 +501,7 @@ def test_the_invoke_task_end_to_end(aws_emulator: LocalAws, tmp_path: Path) -> N
     done = invoke("--yes")
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"succeeded: restore aurora {target}" in done.stdout
-    report = json.loads((project / "reports" / "restore-aurora.json").read_text())
+    report = json.loads((project / "reports" / "latest" / "restore-aurora.json").read_text())
     assert report["figures"]["endpoint"] == f"{cluster(aws_emulator, target)['Endpoint']}:5433"
     assert tags(cluster(aws_emulator, target))[TAG_REASON] == "cli test"
 

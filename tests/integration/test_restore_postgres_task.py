@@ -84,8 +84,14 @@ def test_latest_restore_into_a_new_database_is_verified_and_reported(project: Pa
     assert table_digests(target.conninfo()) == table_digests(
         postgres_source(ctx, "trading-db").conninfo()
     )
-    report = json.loads((project / "reports" / "restore-postgres.json").read_text())
+    latest = project / "reports" / "latest"
+    report = json.loads((latest / "restore-postgres.json").read_text())
     assert report["status"] == "succeeded"
+    assert latest.resolve() == (project / "reports" / report["run_id"]).resolve()
+    summary = json.loads((latest / "run.json").read_text())
+    assert summary["operation"] == "restore postgres trading-db" and summary["stack"] == "local"
+    assert summary["outcome"] == "succeeded" and summary["seconds"] > 0
+    assert "restore-postgres.md" in summary["files"] and summary["journal"].endswith(".jsonl")
     assert [s["outcome"] for s in report["steps"]] == ["done", "done", "done"]
     assert report["figures"]["journal_copy"].startswith("s3://")
 

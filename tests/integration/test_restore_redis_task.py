@@ -181,7 +181,7 @@ def test_the_invoke_task_end_to_end(project: Path, cache_server: LocalRedis) -> 
     result = subprocess.run(command, capture_output=True, text=True, cwd=project, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "succeeded: restore redis session-cache" in result.stdout
-    report = json.loads((project / "reports" / "restore-redis.json").read_text())
+    report = json.loads((project / "reports" / "latest" / "restore-redis.json").read_text())
     assert report["figures"]["keys_in_backup"] == 43
     with cache_server.client() as client:  # restarted by the task's process, still serving
         assert client.get("quote:1") == b"backed-up-1"

@@ -41,9 +41,10 @@ def test_round_trip_backs_up_restores_and_measures(tmp_path: Path) -> None:
         "restore",
         "stop",
     ]
-    written = json.loads((tmp_path / "reports" / "roundtrip.json").read_text())
+    written = json.loads((tmp_path / "reports" / "latest" / "roundtrip.json").read_text())
     assert written["ok"] is True and written["figures"]["backup_id"] == figures["backup_id"]
-    assert "| restore from the mirror" in (tmp_path / "reports" / "roundtrip.md").read_text()
+    markdown = (tmp_path / "reports" / "latest" / "roundtrip.md").read_text()
+    assert "| restore from the mirror" in markdown
     outputs = StackOutputs.from_file(project / ".drkit" / "local" / "outputs.json", "local")
     assert outputs.aws_endpoint_url and outputs.stores["trading-db"].kind == "postgres"
     assert "== Round trip PASS" in out.getvalue()

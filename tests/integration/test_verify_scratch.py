@@ -168,7 +168,9 @@ def test_both_stores_restore_into_scratch_targets_that_are_removed_and_a_tampere
         assert scratch_databases(ctx) == []
         assert api.exists(f"/api/v1/namespaces/{seeded.namespace}/secrets/aws-credentials")
         # No Secret value in what the run wrote.
-        for path in [*(world / ".drkit" / "journal").glob("*"), *(world / "reports").glob("*")]:
+        for path in [*(world / ".drkit" / "journal").glob("*"), *(world / "reports").rglob("*")]:
+            if path.is_dir():
+                continue
             blob = path.read_bytes()
             for value in seeded.secret_values:
                 assert value.encode() not in blob, path
@@ -426,6 +428,6 @@ def test_invoke_verify_over_the_five_shipped_stores_passes(
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert "verify PASS" in done.stdout
-    body = json.loads((project / "reports" / "verify.json").read_text())
+    body = json.loads((project / "reports" / "latest" / "verify.json").read_text())
     restored = {c["subject"]: c["status"] for c in body["checks"] if c["check"] == "test-restore"}
     assert restored == dict.fromkeys(ctx.config.stores, "ok")

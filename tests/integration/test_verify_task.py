@@ -84,9 +84,10 @@ def test_fresh_intact_restorable_backups_pass_and_are_marked_verified(
     assert "s3://" in checksums.detail and "gs://" in checksums.detail  # both copies read
     listing = list_backups(ctx, ListRequest(stores=STORES))
     assert all(s.newest and s.newest["verified_at"] for s in listing.stores)
-    body = json.loads((project / "reports" / "verify.json").read_text())
+    body = json.loads((project / "reports" / "latest" / "verify.json").read_text())
     assert body["ok"] is True and body["misses"] == 0
-    assert "# Backup verification: PASS" in (project / "reports" / "verify.md").read_text()
+    markdown = (project / "reports" / "latest" / "verify.md").read_text()
+    assert "# Backup verification: PASS" in markdown
     # The scratch targets are gone.
     server = postgres_source(ctx, "trading-db")
     with psycopg.connect(server.conninfo("postgres")) as connection:
@@ -133,7 +134,7 @@ def test_stale_missing_and_corrupt_backups_are_misses_with_a_non_zero_exit(
     )
     assert "no complete backup in the last 7 days" in detail[("freshness", "session-cache")]
     assert "MISS checksums trading-db" in out.getvalue()
-    assert "FAIL" in (project / "reports" / "verify.md").read_text()
+    assert "FAIL" in (project / "reports" / "latest" / "verify.md").read_text()
 
     later = manifest.recovery_point + timedelta(hours=1)  # an hour on, nothing new: stale
     run, report = run_verify(
@@ -145,7 +146,7 @@ def test_stale_missing_and_corrupt_backups_are_misses_with_a_non_zero_exit(
         now=later,
     )
     stale = next(c for c in report.checks if c.check == "freshness")
-    assert stale.status == "miss" and "is 60m old, window 15m (RPO 15m of user-data" in stale.detail
+    assert stale.status == "miss" and "is 1h old, window 15m (RPO 15m of user-data" in stale.detail
 
 
 def test_replication_health_reports_what_it_reads(project: Path) -> None:

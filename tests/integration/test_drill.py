@@ -13,7 +13,7 @@ import pytest
 from drkit.drill.run import DrillOptions, UnknownScenario, run_drill
 from tests.integration.kubernetes_fixture import require_kube_apiserver
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]  # the default drill: ~270 s idle
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = [

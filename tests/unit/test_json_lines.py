@@ -80,4 +80,4 @@ def test_bad_input_is_one_error_object_and_exit_code_2(
     assert stack["message"] == "stack: local (local, on this machine; from --stack)"
     [line] = objects(captured.err)
     assert line["level"] == "error" and line["store"] == "trading-db"
-    assert line["message"].startswith("error: ") and "outputs.json not found" in line["message"]
+    assert line["message"].startswith("error: ") and "`invoke local.up`" in line["message"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
 AWS_SSO_LOGIN = "aws sso login"
 LOCAL_UP = "invoke local.up"
@@ -101,7 +102,8 @@ def _one(error: BaseException) -> str | None:
             f"{aws_where()}; {_login()}"
         )
     if "EndpointConnectionError" in names:
-        endpoint = getattr(error, "kwargs", {}).get("endpoint_url", "") or str(error)
+        url = urlsplit(str(getattr(error, "kwargs", {}).get("endpoint_url", "")))
+        endpoint = f"{url.scheme}://{url.netloc}{url.path}" if url.netloc else str(error)
         return (
             f"cannot reach {endpoint} (connection refused, no such host or timed out): for "
             f"--stack local, start the local stack with `{LOCAL_UP}` (`invoke local.status` "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import pty
 import subprocess
 import sys
 from collections import defaultdict
@@ -250,3 +251,37 @@ def test_the_real_commands_refuse_without_a_stack_in_one_line() -> None:
         assert result.stdout == ""
         assert result.stderr.startswith("error: no stack given: pass --stack NAME or set DRKIT")
         assert result.stderr.count("\n") == 1
+
+
+def test_on_a_terminal_a_production_stack_is_confirmed_by_typing_its_name() -> None:
+    """A real terminal (a pty) on stdin: the answer ``prod`` lets the task go on (to the Pulumi
+    CLI, absent here: its refusal shows the question was passed); another answer stops it."""
+    env = {key: value for key, value in os.environ.items() if key != "DRKIT_STACK"}
+    env["PATH"] = str(Path(sys.executable).parent)  # no pulumi
+    outcomes = {}
+    for answer in ("prod", "yes"):
+        leader, follower = pty.openpty()
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "invoke", "kafka.topics", "--stack", "prod"],
+                cwd=ROOT,
+                env=env,
+                stdin=follower,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            os.write(leader, f"{answer}\n".encode())
+            out, err = process.communicate(timeout=120)
+        finally:
+            os.close(leader)
+            os.close(follower)
+        outcomes[answer] = (process.returncode, out, err)
+    code, out, err = outcomes["prod"]
+    assert out == (
+        "stack: prod (production; from --stack)\n"
+        "prod is a production stack; type its name to go on: "
+    )
+    assert code == 2 and "the pulumi CLI is not on PATH" in err
+    code, out, err = outcomes["yes"]
+    assert code == 2 and err == "error: not confirmed ('prod' not typed); nothing was done\n"

@@ -4,14 +4,15 @@ invoke --list                       every task
 invoke local.up / local.status [--json] / local.down   the two-region local stack, kept up
 invoke config.check --stack prod    validate Pulumi.<stack>.yaml against the config model
 invoke backup.store trading-db --stack prod [--dry-run]
-invoke restore.redis|restore.kafka|restore.all --dry-run   the plan with the real backup ids
-invoke restore.aurora --at TIME|--latest|--snapshot ID --dry-run   into a NEW Aurora cluster
-invoke verify --stores trading-db,event-stream            freshness, checksums, test restores
-invoke backups.list / backups.info ID / reports.list      what exists; the recent runs' reports
+invoke restore.redis|restore.kafka|restore.all --stack S --dry-run   the plan with real ids
+invoke restore.aurora --stack dr --at TIME|--latest|--snapshot ID --dry-run   a NEW cluster
+invoke verify --stack S --stores trading-db,event-stream  freshness, checksums, test restores
+invoke backups.list / backups.info ID / reports.list --stack S   what exists; recent runs
 invoke kafka.topics --stack prod --dry-run                topic retention vs the topic classes
 
 A task is ``command(name, call, doc, *SHARED options, flag=(default, help))``, which runs
-``call(ROOT, **flags)``. No task has short flags: a long flag means one thing in every task.
+``call(ROOT, **flags)``, the stack chosen first (``--stack`` or DRKIT_STACK: ``cli.on_stack``).
+No task has short flags: a long flag means one thing in every task.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ Flag = tuple[Any, str]  # (default, help); the default REQUIRED makes a position
 REQUIRED = inspect.Parameter.empty
 
 SHARED: dict[str, Flag] = {
-    "stack": ("local", "prod, dr, or local"),
+    "stack": ("", "prod, dr or local (required, or DRKIT_STACK; prod and dr ask unless --yes)"),
     "outputs": ("", "stack outputs JSON file instead of `pulumi stack output`"),
     "dry_run": (False, "print the plan with the real backup ids and targets; change nothing"),
     "yes": (False, "do not ask for confirmation"),
@@ -70,7 +71,7 @@ KUBE = ("kubeconfig", "kube_context", "source_kube_context")
 WAITS = ("wait_seconds", "dns_wait_seconds")
 SWITCH = (*PLAN, *KUBE, *WAITS, "update_stack_config", "dns_control_plane")
 ON_DR = {  # failover, failback and status: the dr stack's outputs carry both regions
-    "stack": ("dr", "the dr stack (its outputs carry both regions)"),
+    "stack": ("", "dr (its outputs carry both regions) or local; required, or DRKIT_STACK"),
     "outputs": ("", "dr stack outputs JSON file instead of `pulumi stack output`"),
 }
 SOURCE: Flag = ("vault", "vault (S3, default) or mirror (GCS)")
@@ -100,7 +101,7 @@ def command(
 
     def run(c: Context, *values: Any, **given: Any) -> None:
         named = dict(zip(positional[: len(values)], values, strict=True))  # too many: TypeError
-        call(ROOT, **(defaults | named | given))
+        call(ROOT, **cli.on_stack(call, ROOT, defaults | named | given))  # stack: chosen, named
 
     run.__signature__ = cli.task_signature(positional, declared)  # type: ignore[attr-defined]
     run.__name__, run.__doc__ = name.replace("-", "_"), doc
@@ -123,7 +124,7 @@ check = command(
     "check",
     cli.config_check,
     "Validate a stack's config: one line per problem, naming key, value and what is allowed.",
-    stack=("prod", "prod, dr (reads Pulumi.<stack>.yaml)"),
+    stack=("", "prod, dr (reads Pulumi.<stack>.yaml); required, or DRKIT_STACK"),
 )
 store = command(
     "store",
@@ -133,10 +134,11 @@ store = command(
     Another run of the store holding its lease: refused (exit 2, naming it), or ``--wait S``.""",
     positional=("store",),
     store=(REQUIRED, "a store of the stack config, e.g. trading-db"),
-    stack=("local", "prod, dr, or local (the local embedded default)"),
+    stack=("", "prod, dr, or local (`invoke local.up`); required, or DRKIT_STACK"),
     outputs=("", "read stack outputs from this JSON file instead of `pulumi stack output`"),
     dry_run=(False, "print what would be backed up, and where, without doing it"),
     wait=(0, "seconds to wait for another run of the store to finish (default: refuse)"),
+    yes=(False, "do not ask for confirmation on a production stack"),
 )
 
 restore_postgres = command(
@@ -221,7 +223,7 @@ restore_aurora = command(
     region=("", "where to restore (default: the writer region in the stack outputs)"),
     instance_class=("", "the new writer's class (default: the source writer's)"),
     reason=("manual", "why (recorded as the trading-dr:reason tag): drill, corruption, ..."),
-    stack=("dr", "dr (its outputs list both regions' clusters) or prod"),
+    stack=("", "dr (its outputs list both regions' clusters) or prod; required, or DRKIT_STACK"),
     resume=("", "finish the journaled run with this id (its cluster; waits and writer go on)"),
 )
 
@@ -299,10 +301,7 @@ drill = command(
     time_factor=(360.0, "how many times faster than real time the schedules run (default 360)"),
     soak_seconds=(15.0, "seconds of trading and scheduled backups before the first disaster"),
     keep=(False, "leave the local servers up afterwards, for inspection (Ctrl-C stops them)"),
-    stack=(
-        "local",
-        "local (default: the full drill on this machine); prod or dr: the monthly drill",
-    ),
+    stack=("", "none or local: the full drill on its own servers; prod or dr: the monthly drill"),
     monthly=(False, "run the monthly drill (scratch restores) even on --stack local"),
     stores=(
         "",
@@ -318,10 +317,10 @@ aurora_snapshot = command(
     "aurora-snapshot",
     cli.aurora_snapshot,
     "Take a manual Aurora cluster snapshot of the writer and copy it to the other region.",
-    *SNAPSHOT,
+    *CHECK,
     reason=("manual", "why (recorded as a tag and in the snapshot id): pre-deploy, monthly, ..."),
     kms_key=("", "KMS key ARN in the other region for the copy (default: its cluster's key)"),
-    stack=("dr", "dr (its outputs list both regions' clusters) or prod"),
+    stack=("", "dr (its outputs list both regions' clusters) or prod; required, or DRKIT_STACK"),
     dry_run=(False, "print what would be created, and where, without doing it"),
 )
 

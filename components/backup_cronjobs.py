@@ -322,6 +322,7 @@ def container_env(args: BackupCronJobsArgs, job: StoreJob) -> list[k8s.core.v1.E
     """Settings as plain values; anything secret only as a reference to its Secret."""
     env: list[k8s.core.v1.EnvVarArgsDict] = [
         {"name": "DRKIT_STACK", "value": args.stack},
+        {"name": "DRKIT_YES", "value": "true"},  # unattended: the schedule is the confirmation
         {"name": "DRKIT_PROJECT", "value": CONFIG_DIR},
         {"name": "DRKIT_OUTPUTS", "value": f"{CONFIG_DIR}/{OUTPUTS_FILE}"},
         {"name": "DRKIT_CLOUDWATCH", "value": "true" if args.cloudwatch else "false"},

@@ -1,8 +1,10 @@
 """The backup CronJobs' entrypoint: ``python -m drkit backup STORE``.
 
 Everything comes from flags or, in Kubernetes, from the environment the CronJob sets: the stack
-(DRKIT_STACK), the stack outputs file mounted from a ConfigMap (DRKIT_OUTPUTS), the Pushgateway
-(DRKIT_PUSHGATEWAY) and the store's credentials (DRKIT_<STORE>_USER/PASSWORD from its Secret).
+(DRKIT_STACK; required, no default), its confirmation (DRKIT_YES=true, the CronJob's ``--yes``:
+every stack but ``local`` is production), the stack outputs file mounted from a ConfigMap
+(DRKIT_OUTPUTS), the Pushgateway (DRKIT_PUSHGATEWAY) and the store's credentials
+(DRKIT_<STORE>_USER/PASSWORD from its Secret).
 Exit codes: 0 backup committed, 1 backup failed, 2 bad input or another run of the store holds
 its lease (nothing was done; the message says who holds it and until when).
 """
@@ -32,7 +34,13 @@ def parser() -> argparse.ArgumentParser:
     commands = main.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     backup = commands.add_parser("backup", help="take one backup of a store now")
     backup.add_argument("store")
-    backup.add_argument("--stack", default=os.environ.get("DRKIT_STACK", "prod"))
+    backup.add_argument("--stack", default="", help="required, or DRKIT_STACK")
+    backup.add_argument(
+        "--yes",
+        action="store_true",
+        default=os.environ.get("DRKIT_YES") == "true",
+        help="do not ask for confirmation on a production stack (DRKIT_YES=true)",
+    )
     backup.add_argument("--outputs", type=Path, default=os.environ.get("DRKIT_OUTPUTS") or None)
     backup.add_argument(
         "--project-dir", type=Path, default=Path(os.environ.get("DRKIT_PROJECT", "."))
@@ -60,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     from drkit.backups import BackupRequest, take_backup
     from drkit.cli_errors import debug_enabled, describe
     from drkit.logs import JsonLines, configure_logging
+    from drkit.stack_choice import choose, confirm
 
     arguments = parser().parse_args(argv)
     json_lines = arguments.log_format == "json"
@@ -72,8 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         JsonLines(sys.stderr, "drkit", store=arguments.store) if json_lines else sys.stderr
     )
     try:
+        choice = choose(arguments.stack, arguments.project_dir)
+        out.write(choice.line() + "\n")
+        confirm(choice, yes=arguments.yes, read_only=arguments.dry_run)
         request = BackupRequest(
-            stack=arguments.stack,
+            stack=choice.name,
             store=arguments.store,
             outputs=arguments.outputs,
             dry_run=arguments.dry_run,

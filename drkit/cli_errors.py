@@ -6,8 +6,11 @@ which kind of wrong.
   outputs file that is not JSON, a vault bucket that does not exist) and nothing was changed.
   Every ``ValueError`` the ops package raises is one: ``RecoveryError``, ``ConfigError``,
   ``OutputsError``, ``TargetRefused``, pydantic's ``ValidationError``.
+- exit 2 as well, ``error: ...``, for what an operator fixes with a command: no or expired AWS
+  credentials, an AWS endpoint that does not answer, no GCP credentials
+  (``drkit.operator_errors``: what is missing, where it was looked for, the command).
 - exit 1, ``FAILED: ...``: a **failure**. The input was fine but the work could not be done
-  (S3 unreachable, a server that does not answer, a bug); the line names the cause.
+  (a server that does not answer mid-work, a bug); the line names the cause.
 
 Never a traceback, unless ``DRKIT_DEBUG=1``: then the exception goes up as it is.
 
@@ -27,6 +30,7 @@ import os
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
+from drkit.operator_errors import actionable
 from drkit.storage.objectstore import is_missing_bucket
 
 REFUSED = 2
@@ -79,7 +83,12 @@ def one_line(error: BaseException) -> str:
 
 
 def describe(error: BaseException) -> tuple[int, str]:
-    """(exit code, the one line to print) for an error that ended a command."""
+    """(exit code, the one line to print) for an error that ended a command: the likeliest
+    3 a.m. failures (no or expired credentials, an endpoint that does not answer) as a refusal
+    that names the fix (``drkit.operator_errors``)."""
+    fix = actionable(error)
+    if fix is not None:
+        return REFUSED, f"error: {fix}"
     code = exit_code(error)
     if code == REFUSED:
         line = one_line(error)

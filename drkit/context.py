@@ -24,7 +24,7 @@ from drkit.bounds import io_bounds
 from drkit.storage.gcs import GcsStore
 from drkit.storage.objectstore import Encryption
 from drkit.storage.s3 import S3Store
-from stackmodels import StackConfig, StackOutputs
+from stackmodels import OutputsError, StackConfig, StackOutputs
 from stackmodels.config import StoreKind
 
 LOCAL_STACK = "local"
@@ -130,6 +130,14 @@ class OpsContext:
         if stack == LOCAL_STACK:
             state = root / LOCAL_STATE
             config = _local_config(root)
+            if outputs_file is None and not (state / "outputs.json").exists():
+                raise OutputsError(
+                    stack,
+                    [
+                        f"no local stack outputs (looked for {state / 'outputs.json'}): start "
+                        "the local stack with `invoke local.up`, or pass --outputs FILE"
+                    ],
+                )
             outputs = StackOutputs.from_file(outputs_file or state / "outputs.json", stack)
             credentials_path = state / "credentials.json"
             credentials = (

@@ -389,7 +389,14 @@ class StackOutputs(Frozen):
         """Ask the Pulumi CLI; it reads the state backend, not the (possibly dead) region."""
         pulumi = shutil.which("pulumi")
         if pulumi is None:
-            raise OutputsError(stack, ["the pulumi CLI is not on PATH; pass --outputs FILE"])
+            raise OutputsError(
+                stack,
+                [
+                    "the pulumi CLI is not on PATH (looked in $PATH): install it from "
+                    "https://www.pulumi.com/docs/install/ (it is not on PyPI) and run "
+                    "`pulumi login`, or pass --outputs FILE"
+                ],
+            )
         command = [pulumi, "stack", "output", "--json", "--show-secrets", "--stack", stack]
         result = subprocess.run(command, capture_output=True, text=True, cwd=cwd, check=False)
         if result.returncode != 0:

@@ -16,6 +16,7 @@ it never imports invoke (the ops package does not depend on it).
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import tempfile
 from inspect import Parameter, Signature
@@ -38,6 +39,40 @@ def context(project_dir: Path, stack: str, outputs: str = "") -> OpsContext:
     from drkit.context import OpsContext
 
     return OpsContext.load(stack, Path(outputs) if outputs else None, project_dir)
+
+
+READ_ONLY = frozenset({"config_check", "backups_list", "backups_info", "dr_status"})
+"""The commands that only read: on a production stack they need the stack but no confirmation."""
+
+
+def on_stack(call: Any, project_dir: Path, flags: dict[str, Any]) -> dict[str, Any]:
+    """``flags`` with the stack chosen (``drkit.stack_choice``): from ``--stack``,
+    ``DRKIT_STACK`` or the resumed run's journal, else refused; named in the first line (on
+    stderr when the output is JSON); a production stack confirmed unless ``--yes`` or the command
+    only reads. ``invoke drill`` told no stack runs its own servers: it acts on none."""
+    from drkit.stack_choice import LOCAL, STACK_VARIABLE, choose, confirm
+
+    if "stack" not in flags:
+        return flags
+    func = getattr(call, "func", call)  # restore.<verb> is a partial
+    name = getattr(func, "__name__", "")
+    out = sys.stderr if flags.get("format") == "json" else sys.stdout
+    if name == "drill" and not (flags["stack"] or os.environ.get(STACK_VARIABLE, "").strip()):
+        out.write("stack: none (the drill's own servers on this machine; --stack for a stack)\n")
+        return flags | {"stack": LOCAL}
+    resume = str(flags.get("resume") or "")
+    journal = None
+    if resume:
+        from drkit.ops.run import journal_parameters
+
+        journal = journal_parameters(project_dir, resume).get("stack")
+    choice = choose(flags["stack"], project_dir, journal_stack=journal, journal_run=resume)
+    out.write(choice.line() + "\n")
+    out.flush()
+    only_reads = name == "verify" and flags.get("skip_test_restore") and not flags.get("cleanup")
+    read_only = name in READ_ONLY or bool(flags.get("dry_run")) or bool(only_reads)
+    confirm(choice, yes=bool(flags.get("yes")), read_only=read_only)
+    return flags | {"stack": choice.name}
 
 
 def refused(error: BaseException, code: int = 2) -> Ended:
@@ -104,7 +139,14 @@ def restore(
 
 
 def backup_store(
-    project_dir: Path, *, store: str, wait: int, stack: str, outputs: str, dry_run: bool
+    project_dir: Path,
+    *,
+    store: str,
+    wait: int,
+    stack: str,
+    outputs: str,
+    dry_run: bool,
+    yes: bool = False,  # the production stack's confirmation, asked by ``on_stack``
 ) -> None:
     from drkit.backups import BackupRequest, take_backup
 
@@ -115,7 +157,14 @@ def backup_store(
 
 
 def aurora_snapshot(
-    project_dir: Path, *, reason: str, kms_key: str, stack: str, outputs: str, dry_run: bool
+    project_dir: Path,
+    *,
+    reason: str,
+    kms_key: str,
+    stack: str,
+    outputs: str,
+    dry_run: bool,
+    yes: bool = False,  # the production stack's confirmation, asked by ``on_stack``
 ) -> None:
     from drkit.aurora import AuroraError
     from drkit.ops.aurora_snapshot import AuroraSnapshotRequest, take_snapshot

@@ -35,6 +35,14 @@ with contextlib.suppress(ImportError):
     from tests.integration.influxdb_fixture import influxdb_server  # noqa: F401
 
 
+@pytest.fixture(autouse=True)
+def drkit_stack_local(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every task acts on a stack it is told (``drkit.stack_choice``): here, unless a test says
+    otherwise with ``--stack``, the local stack the ``project`` fixtures provision. Inherited by
+    the ``invoke`` and ``python -m drkit`` subprocesses the tests run."""
+    monkeypatch.setenv("DRKIT_STACK", "local")
+
+
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
     with LocalPostgres(tmp_path_factory.mktemp("postgres")) as server:

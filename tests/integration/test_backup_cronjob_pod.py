@@ -587,7 +587,10 @@ def test_the_pod_backs_up_its_store_and_reports_it(
     logs = json_lines(run)
     assert all(line["store"] == store for line in logs), logs
     assert {line["level"] for line in logs} == {"info"}, logs
-    messages = [line["message"] for line in logs]
+    stack_line, *messages = [line["message"] for line in logs]
+    assert (
+        stack_line == f"stack: {STACK} (production; from DRKIT_STACK)"
+    )  # DRKIT_YES=true: asked none
     assert (
         messages[0].startswith(f"plan: back up {store} (") and f"of stack {STACK} " in messages[0]
     )

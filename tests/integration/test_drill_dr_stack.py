@@ -243,7 +243,8 @@ def test_the_throwaway_server_a_killed_drill_left_is_stopped_and_removed_by_clea
     monkeypatch.setattr(tasks, "ROOT", project)
     capsys.readouterr()
 
-    tasks.verify(Context(), stack="dr", outputs=str(dr_outputs), stores="trading-db", cleanup=True)
+    dr = {"stack": "dr", "outputs": str(dr_outputs), "yes": True}
+    tasks.verify(Context(), **dr, stores="trading-db", cleanup=True)
 
     printed = capsys.readouterr().out
     assert f"trading-db: removed throwaway postgres server in {left}: its run (pid" in printed

@@ -479,6 +479,8 @@ def test_the_invoke_task_end_to_end(aws_emulator: LocalAws, tmp_path: Path) -> N
         "-m",
         "invoke",
         "restore.aurora",
+        "--stack",
+        "dr",
         "--latest",
         "--target-cluster",
         target,
@@ -509,7 +511,7 @@ def test_the_invoke_task_end_to_end(aws_emulator: LocalAws, tmp_path: Path) -> N
     assert again.returncode == 2
     assert f"error: cluster '{target}' already exists in us-east-1: restore run" in again.stderr
     run_id = again.stderr.split("--resume ")[1].split(",")[0]
-    resume = ["--resume", run_id, "--yes", "--outputs", str(outputs)]
+    resume = ["--stack", "dr", "--resume", run_id, "--yes", "--outputs", str(outputs)]
     resumed = subprocess.run(
         [sys.executable, "-m", "invoke", "restore.aurora", *resume],
         capture_output=True,

@@ -75,7 +75,9 @@ def test_bad_input_is_one_error_object_and_exit_code_2(
     arguments = ["backup", "trading-db", "--stack", "local", "--project-dir", str(tmp_path)]
     code = main([*arguments, "--log-format", "json"])
     captured = capsys.readouterr()
-    assert code == 2 and captured.out == ""
+    assert code == 2
+    [stack] = objects(captured.out)  # the stack it acts on, first, as JSON like every line
+    assert stack["message"] == "stack: local (local, on this machine; from --stack)"
     [line] = objects(captured.err)
     assert line["level"] == "error" and line["store"] == "trading-db"
-    assert line["message"].startswith("error: ") and "outputs.json not found" in line["message"]
+    assert line["message"].startswith("error: ") and "`invoke local.up`" in line["message"]

@@ -107,8 +107,17 @@ def test_unreadable_files_are_named(tmp_path: Path) -> None:
 
 def test_pulumi_cli_absent_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "")
-    with pytest.raises(OutputsError, match="pulumi CLI is not on PATH; pass --outputs FILE"):
+    with pytest.raises(OutputsError) as refused:
         StackOutputs.from_pulumi("prod")
+    assert (
+        str(refused.value)
+        .splitlines()[-1]
+        .endswith(
+            "the pulumi CLI is not on PATH (looked in $PATH): install it from "
+            "https://www.pulumi.com/docs/install/ (it is not on PyPI) and run `pulumi login`, or "
+            "pass --outputs FILE"
+        )
+    )
 
 
 @pytest.mark.parametrize("kind", [k.value for k in StoreKind])

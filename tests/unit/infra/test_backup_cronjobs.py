@@ -41,6 +41,7 @@ from drkit.backup.manifest import backup_prefix, new_backup_id
 from drkit.backup.metrics import CLOUDWATCH_NAMESPACE
 from drkit.context import OpsContext, env_prefix
 from drkit.kubestate.api import CRDS, NAMESPACES
+from drkit.stack_choice import choose
 from drkit.storage.objectstore import DEFAULT_PART_SIZE, MiB
 from drkit.storage.tee import ThreadedWriter
 from stackmodels import StackConfig, StackOutputs
@@ -319,7 +320,8 @@ def test_the_container_env_is_what_python_m_drkit_parses(
                 monkeypatch.setenv(name, item["value"])
         arguments = parser().parse_args(container(cronjob)["args"])
         assert arguments.command == "backup" and arguments.store == store
-        assert arguments.stack == jobs.stack
+        assert arguments.stack == "" and arguments.yes is True  # DRKIT_STACK, DRKIT_YES=true
+        assert choose(arguments.stack, Path("/etc/drkit")).name == jobs.stack
         assert str(arguments.outputs) == "/etc/drkit/outputs.json"
         assert str(arguments.project_dir) == "/etc/drkit"
         assert arguments.pushgateway == jobs.config.kubernetes.pushgateway_url

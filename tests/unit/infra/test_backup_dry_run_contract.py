@@ -116,7 +116,8 @@ def test_every_cronjobs_dry_run_prints_its_plan_without_credentials(
         code, out, err = dry_run(run, args, etc, capsys)
 
         assert code == 0, f"{store}: {err}"
-        lines = out.splitlines()
+        stack_line, *lines = out.splitlines()
+        assert stack_line == f"stack: {run.stack} (production; from --stack)"
         assert lines[0].startswith(f"plan: back up {store} (")
         assert f"of stack {run.stack} to s3://{outputs.backup_vault.name}, " in lines[0]
         assert f"gs://{outputs.gcs_mirror_bucket}" in lines[0]
@@ -147,9 +148,8 @@ def test_a_missing_credential_is_reported_not_a_key_error(
 
     # A real run stops before reading or writing anything: one line, exit 2, no traceback.
     outputs = str(etc / "outputs.json")
-    code = main(
-        ["backup", "trading-db", "--stack", "prod", "--outputs", outputs, "--project-dir", str(etc)]
-    )
+    stack = ["--stack", "prod", "--yes"]
+    code = main(["backup", "trading-db", *stack, "--outputs", outputs, "--project-dir", str(etc)])
     err = capsys.readouterr().err
     assert code == 2
     assert err == (
@@ -188,7 +188,7 @@ def test_outputs_of_another_kind_are_refused_at_load_naming_both(
 
     code, out, err = dry_run(prod, ["backup", "session-cache"], etc, capsys)
 
-    assert code == 2 and out == ""
+    assert code == 2 and out == "stack: prod (production; from --stack)\n"
     assert "Traceback" not in err
     assert err.splitlines() == [  # one line (drkit.cli_errors), naming both kinds
         "error: stack outputs of stack 'prod' are unusable: store 'trading-db' is of kind "

@@ -44,6 +44,7 @@ from psycopg import sql
 FINGERPRINT_VERSION = 1
 MAX_MB_ENV = "DRKIT_PG_CHECKSUM_MAX_MB"
 DEFAULT_MAX_MB = 1024.0
+DEFAULT_PRIVILEGES = "default privileges of "
 LARGE_OBJECTS = "large objects"
 """The content entry of every large object together."""
 
@@ -172,9 +173,7 @@ def create_roles(connection: Connection, roles: list[dict[str, Any]], names: lis
     wanted = [role for role in roles if role["name"] in names]
     for role in wanted:
         options = [
-            ("" if role.get(flag) else "NO") + flag.upper()
-            for flag in ROLE_FLAGS
-            if flag in role
+            ("" if role.get(flag) else "NO") + flag.upper() for flag in ROLE_FLAGS if flag in role
         ]
         statement = sql.SQL("CREATE ROLE {} WITH " + " ".join(options)).format(
             sql.Identifier(str(role["name"]))
@@ -278,29 +277,34 @@ def schema_objects(connection: Connection) -> dict[str, SchemaObject]:
         }
         table = qualified if kind in ("r", "p", "f") else None
         relation_keys[qualified] = f"{kinds[kind]} {qualified}"
-        add(
-            SchemaObject(
-                relation_keys[qualified], definition, [owner, _acl(acl, default)], table
-            )
-        )
+        add(SchemaObject(relation_keys[qualified], definition, [owner, _acl(acl, default)], table))
 
     def relation_key(oid: int) -> str | None:
         return relations.get(int(oid))
 
     columns: dict[str, list[Any]] = {}
     column_acls: dict[str, list[Any]] = {}
-    for relid, name, type_, notnull, default, identity, generated, collation, acl, comment in (
-        connection.execute(
-            "SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,"
-            " pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,"
-            " CASE WHEN a.attcollation <> t.typcollation THEN co.collname END,"
-            " a.attacl::text[], col_description(a.attrelid, a.attnum)"
-            " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
-            " LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
-            " LEFT JOIN pg_collation co ON co.oid = a.attcollation"
-            " WHERE a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attrelid, a.attnum"
-        ).fetchall()
-    ):
+    for (
+        relid,
+        name,
+        type_,
+        notnull,
+        default,
+        identity,
+        generated,
+        collation,
+        acl,
+        comment,
+    ) in connection.execute(
+        "SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,"
+        " pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,"
+        " CASE WHEN a.attcollation <> t.typcollation THEN co.collname END,"
+        " a.attacl::text[], col_description(a.attrelid, a.attnum)"
+        " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
+        " LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+        " LEFT JOIN pg_collation co ON co.oid = a.attcollation"
+        " WHERE a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attrelid, a.attnum"
+    ).fetchall():
         owner_key = relation_key(relid)
         if owner_key is None:
             continue
@@ -413,11 +417,11 @@ def schema_objects(connection: Connection) -> dict[str, SchemaObject]:
         " AND NOT EXISTS (SELECT 1 FROM pg_type e WHERE e.typarray = t.oid)"
         f" AND {not_extension_member('pg_type', 't.oid')}"
     ).fetchall():
-        schema, name, typtype, owner, acl, default, comment, *definition = row
+        schema, name, typtype, owner, acl, default, comment, *details = row
         add(
             SchemaObject(
                 f"type {_name(schema, name)}",
-                [typtype, comment, *definition],
+                [typtype, comment, *details],
                 [owner, _acl(acl, default)],
             )
         )
@@ -455,7 +459,7 @@ def schema_objects(connection: Connection) -> dict[str, SchemaObject]:
         " LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace"
     ).fetchall():
         where = f" in schema {schema}" if schema else ""
-        key = f"default privileges of {role} on {objtype}{where}"
+        key = f"{DEFAULT_PRIVILEGES}{role} on {objtype}{where}"
         add(SchemaObject(key, [], sorted(acl or [])))
 
     for name, event, owner, function, enabled, tags in connection.execute(
@@ -659,6 +663,9 @@ def compare(
             keep = {key for key in expected if owned.get(key) in tables and key.startswith("table")}
             expected = {key: value for key, value in expected.items() if key in keep}
             found = {key: value for key, value in found.items() if key in keep}
+        if not privileges:  # default privileges are privileges only
+            expected = {k: v for k, v in expected.items() if not k.startswith(DEFAULT_PRIVILEGES)}
+            found = {k: v for k, v in found.items() if not k.startswith(DEFAULT_PRIVILEGES)}
         for key in sorted(set(expected) | set(found)):
             if key not in found:
                 return f"{key} is in the backup but not in the restored database", ""
@@ -671,7 +678,9 @@ def compare(
             if privileges and want_priv != have_priv:
                 detail = describe_privileges(objects, key)
                 return f"{key}: its owner or privileges differ from the backup's{detail}", ""
-        compared.append(f"{len(expected)} schema objects" + ("" if privileges else " (no privileges)"))
+        compared.append(
+            f"{len(expected)} schema objects" + ("" if privileges else " (no privileges)")
+        )
     content = checks.get("content")
     if content:
         recorded: dict[str, str | None] = content["tables"]
@@ -709,8 +718,8 @@ def _matviews(schema: dict[str, Any] | None) -> set[str]:
     return {k[len(prefix) :] for k in (schema or {}).get("objects", {}) if k.startswith(prefix)}
 
 
-def _rows(have: str | None, want: str) -> str:
-    if have is None or ":" not in have or ":" not in want:
+def _rows(have: str | None, want: str | None) -> str:
+    if have is None or want is None or ":" not in have or ":" not in want:
         return f"restored {have}, backup {want}"
     found, expected = have.split(":")[0], want.split(":")[0]
     if found != expected:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -81,7 +82,7 @@ def max_checksum_bytes(environ: dict[str, str] | None = None) -> int:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not value >= 0:
+    if not (math.isfinite(value) and value >= 0):
         raise ValueError(f"{MAX_MB_ENV}={text!r} is not valid: expected megabytes, 0 or more")
     return int(value * 1024 * 1024)
 

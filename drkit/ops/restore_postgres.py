@@ -183,9 +183,8 @@ def build_plan(
             return False
 
     def compare(target: PostgresSource) -> tuple[str | None, str]:
-        return compare_restored(
-            prepared.manifest, target, request.tables or None, not request.no_privileges
-        )
+        only = selected if request.tables else None  # as the manifest names them
+        return compare_restored(prepared.manifest, target, only, not request.no_privileges)
 
     def verify(context: StepContext) -> None:
         found = count_rows(target, selected)

@@ -24,6 +24,7 @@ from drkit.backup.postgres import PostgresSource
 from drkit.backups import backup_store
 from drkit.context import OpsContext
 from drkit.endpoints import postgres_source
+from drkit.ops.backups_info import InfoRequest, backup_info
 from drkit.ops.executor import Status
 from drkit.ops.restore_postgres import RestorePostgresRequest, build_plan
 from drkit.ops.run import RunOptions, run_plan
@@ -86,6 +87,9 @@ def test_the_tricky_dataset_round_trips_exactly_from_the_vault_and_the_mirror(
     assert "table odd schema.order items" in manifest.checks["schema"]["objects"]
     assert manifest.checks["content"]["tables"]["large objects"].startswith("1:")
     assert manifest.checks["sequences"]["odd schema.cycling seq"] == [1, True]
+    info = backup_info(ctx, InfoRequest(backup_id=manifest.backup_id)).to_text()
+    assert f"roles         {role}, postgres" in info
+    assert "content checksums of 5/5 tables, 3 sequence states" in info
     expected = snapshot(source)
     for where in ("vault", "mirror"):
         database = f"exact_{where}"

@@ -18,7 +18,7 @@ name the first object or table that differs (``compare``).
   ... ON DATABASE``, ``ALTER DATABASE SET``: ``pg_dump`` without ``--create`` leaves them out).
 - **Content** (``table_contents``): per table (a partitioned table with its partitions), per
   populated materialized view, and for the large objects together, a checksum of every row's
-  text: the sum of 128-bit hashes of each row, so the server neither sorts nor buffers the
+  text: the sums of two 64-bit hashes of each row, so the server neither sorts nor buffers the
   table. Tables larger than ``DRKIT_PG_CHECKSUM_MAX_MB`` (default 1024) are checked by row count.
 - **Sequences** (``sequence_states``): last value and ``is_called``. A sequence is read outside
   any snapshot (as ``pg_dump`` reads it), so the backup reads each before and after the dump; a
@@ -530,10 +530,12 @@ def user_relations(connection: Connection) -> list[tuple[str, str, str, int, boo
 
 
 CHECKSUM = (
-    "SELECT count(*), coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint), 0)::text,"
-    " coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint), 0)::text"
-    " FROM (SELECT md5(t::text) AS h FROM {} AS t) AS rows"
+    "SELECT count(*), coalesce(sum(hashtextextended(r, 0)), 0)::text,"
+    " coalesce(sum(hashtextextended(r, 1)), 0)::text"
+    " FROM (SELECT t::text AS r FROM {} AS t) AS rows"
 )
+"""Each row's text hashed twice (64 bits each, the hash of hash partitioning: the same on every
+server since PostgreSQL 11), summed: the order does not matter and nothing is buffered."""
 
 
 def table_checksum(connection: Connection, schema: str, name: str) -> str:
@@ -545,9 +547,9 @@ def table_checksum(connection: Connection, schema: str, name: str) -> str:
 
 def large_object_checksum(connection: Connection) -> str | None:
     row = connection.execute(
-        "SELECT count(*), coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint), 0)::text,"
-        " coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint), 0)::text"
-        " FROM (SELECT md5(oid::text || ':' || md5(lo_get(oid))) AS h"
+        "SELECT count(*), coalesce(sum(hashtextextended(r, 0)), 0)::text,"
+        " coalesce(sum(hashtextextended(r, 1)), 0)::text"
+        " FROM (SELECT oid::text || ':' || md5(lo_get(oid)) AS r"
         "       FROM pg_largeobject_metadata) AS objects"
     ).fetchone()
     assert row is not None

@@ -152,6 +152,8 @@ restore_postgres = command(
     target_database=("", "database to restore into (default: <db>_restored_<backup time>)"),
     table=(None, "restore only this table (repeatable): the seed's selective recovery"),
     force=(False, "restore into a database that already has tables (its tables are replaced)"),
+    create_roles=(False, "create the backup's roles the target cluster lacks (no password)"),
+    no_privileges=(False, "restore without owners and grants (all owned by the restoring user)"),
 )
 restore_redis = command(
     "redis",

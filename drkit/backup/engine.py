@@ -74,6 +74,8 @@ class Capture:
     tool_versions: dict[str, str] = field(default_factory=dict)
     consistent_point: dict[str, Any] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    roles: list[dict[str, Any]] | None = None
+    checks: dict[str, Any] = field(default_factory=dict)
 
 
 Progress = Callable[[str, int], None]
@@ -308,6 +310,8 @@ def _run_backup(
             finished_at=now(),
             consistent_point=capture.consistent_point,
             counts=capture.counts,
+            roles=capture.roles,
+            checks=capture.checks,
             objects=session.objects,
             destinations=[s.name for s in destinations.stores],
             encryption={"kms_key_id": destinations.encryption.kms_key_id},

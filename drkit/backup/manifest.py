@@ -79,6 +79,16 @@ class Manifest(BaseModel):
     counts: dict[str, int] = Field(
         default_factory=dict, description="rows per table, keys, records: what verify compares"
     )
+    roles: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="PostgreSQL: the roles the database's objects reference (name, attributes, "
+        "memberships; never a password), which a restore needs on the target cluster",
+    )
+    checks: dict[str, Any] = Field(
+        default_factory=dict,
+        description="PostgreSQL: the schema fingerprint, content checksums and sequence states "
+        "recorded in the backup's snapshot (drkit.pg_exact); empty for older backups",
+    )
     objects: list[StoredObject]
     destinations: list[str]
     encryption: dict[str, str | None]

@@ -1,8 +1,11 @@
 """PostgreSQL: one ``pg_dump`` in custom format, consistent with a recorded snapshot and LSN.
 
 A connection exports a REPEATABLE READ snapshot; ``pg_dump --snapshot`` dumps exactly that state,
-and the same connection records the snapshot's time, its WAL position and every table's row count
-(for verify) while the dump streams. A dump that ends early (non-zero exit) fails the backup.
+and the same connection records the snapshot's time, its WAL position, every table's row count,
+and what makes a restore checkable exactly (``drkit.pg_exact``): the roles the objects reference,
+the schema fingerprint and each table's content checksum, all inside that snapshot, while the dump
+streams; and each sequence's state before and after the dump (sequences are outside snapshots).
+A dump that ends early (non-zero exit) fails the backup.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from drkit import pg_exact
 from drkit.backup.child import ChildStream
 from drkit.backup.engine import BackupSession, Capture
 from drkit.bounds import IoBounds, io_bounds
@@ -91,17 +96,22 @@ class PostgresHandler:
                     "SELECT pg_export_snapshot(), clock_timestamp(),"
                     " CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()"
                     " ELSE pg_current_wal_lsn() END::text,"
-                    " current_setting('server_version'), txid_current_snapshot()::text"
+                    " current_setting('server_version'), txid_current_snapshot()::text,"
+                    " current_setting('server_version_num')"
                 ).fetchone()
-            assert row is not None
-            snapshot, snapshot_time, lsn, server_version, txid_snapshot = row
-            counter = _RowCounter(connection)
+                assert row is not None
+                pg_exact.apply_settings(connection)
+                sequences_before = pg_exact.sequence_states(connection)
+            snapshot, snapshot_time, lsn, server_version, txid_snapshot, version_num = row
+            counter = _RowCounter(connection, pg_exact.max_checksum_bytes())
             counter.start()
             binary = postgres_binary("pg_dump")
             dump = session.write_stream(
                 "database.dump", self._dump(binary, snapshot, bounds), content=DUMP_CONTENT
             )
             counts = counter.result(bounds.stall)
+            with _deadline(connection, bounds.timeout, "reading the sequences after the dump"):
+                sequences_after = pg_exact.sequence_states(connection)
         except BaseException:
             # Whatever failed, the snapshot must not outlive the run: sever the connection
             # (no ROLLBACK, which a stalled path would never answer), so the server ends the
@@ -119,7 +129,11 @@ class PostgresHandler:
                 "port": self.source.port,
                 "database": self.source.database,
             },
-            tool_versions={"pg_dump": tool_version(binary), "server": str(server_version)},
+            tool_versions={
+                "pg_dump": tool_version(binary),
+                "server": str(server_version),
+                "server_version_num": str(version_num),
+            },
             consistent_point={
                 "snapshot_time": snapshot_time.isoformat(),
                 "lsn": lsn,
@@ -127,6 +141,9 @@ class PostgresHandler:
                 "dump_object": dump.name,
             },
             counts=counts,
+            roles=counter.roles,
+            checks=counter.checks
+            | {"sequences": pg_exact.sequence_record(sequences_before, sequences_after)},
         )
 
     def _dump(self, binary: str, snapshot: str, bounds: IoBounds) -> Iterator[bytes]:
@@ -177,16 +194,23 @@ def _deadline(
 
 
 class _RowCounter(threading.Thread):
-    """Counts every user table's rows inside the exported snapshot while the dump runs."""
+    """Counts every user table's rows inside the exported snapshot while the dump runs, and
+    records there the roles, the schema fingerprint and the content checksums."""
 
-    def __init__(self, connection: psycopg.Connection[tuple[object, ...]]) -> None:
+    def __init__(self, connection: psycopg.Connection[tuple[object, ...]], limit: int) -> None:
         super().__init__(name="row counts", daemon=True)
         self._connection = connection
+        self._limit = limit
         self._counts: dict[str, int] = {}
         self._error: BaseException | None = None
+        self.roles: list[dict[str, Any]] = []
+        self.checks: dict[str, Any] = {}
 
     def run(self) -> None:
         try:
+            self.roles = pg_exact.referenced_roles(self._connection)
+            self.checks = pg_exact.record(self._connection, self._limit)
+            checksums: dict[str, str | None] = self.checks["content"]["tables"]
             tables = self._connection.execute(
                 "SELECT n.nspname, c.relname FROM pg_class c"
                 " JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -195,11 +219,16 @@ class _RowCounter(threading.Thread):
                 " AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2"
             ).fetchall()
             for schema, table in tables:
+                name = f"{schema}.{table}"
+                checksum = checksums.get(name)
+                if checksum is not None and ":" in checksum:  # rows:checksum, counted already
+                    self._counts[name] = int(checksum.split(":")[0])
+                    continue
                 query = sql.SQL("SELECT count(*) FROM {}.{}").format(
                     sql.Identifier(str(schema)), sql.Identifier(str(table))
                 )
                 count = self._connection.execute(query).fetchone()
-                self._counts[f"{schema}.{table}"] = int(str(count[0])) if count else 0
+                self._counts[name] = int(str(count[0])) if count else 0
         except BaseException as error:
             self._error = error
 

@@ -33,7 +33,7 @@ from drkit.recovery import BackupIndex
 from drkit.restore.kafka import restore_kafka
 from drkit.restore.kubernetes import Target as KubernetesTarget
 from drkit.restore.kubernetes import restore_namespace
-from drkit.restore.postgres import restore_postgres
+from drkit.restore.postgres import compare_restored, restore_postgres
 from drkit.restore.redis import local_redis_target, restore_redis
 from drkit.seed.kubernetes import seed_namespace, wipe_namespace
 from drkit.storage.objectstore import ObjectStore
@@ -180,10 +180,13 @@ def database_corruption(world: DrillWorld) -> ScenarioResult:
         restore_postgres(manifest, vault, target)
     world.say(f"restored {manifest.backup_id} into {recovered}; verifying every order")
     with world.phase(store, "verify"):
-        check = _verify_pg(world, target.conninfo(), manifest, writer, disaster_at)
-    with world.phase(store, "swap in"):
-        _swap_database(world.env.postgres, source.database, recovered, writer)
-        verified_at = datetime.now(UTC)
+        check = _verify_pg(world, target, manifest, writer, disaster_at)
+    if check.ok:
+        with world.phase(store, "swap in"):
+            _swap_database(world.env.postgres, source.database, recovered, writer)
+    else:
+        world.say(f"{recovered} differs from the backup: not swapped in, left for inspection")
+    verified_at = datetime.now(UTC)
     writer.forget(set(check.lost))
     writer.resume()
     _resume_backups(world, store)
@@ -396,7 +399,7 @@ def _region_pg(
     with world.phase(store, "restore (DR)"):
         restore_postgres(manifest, mirror, target)
     writer = world.writers[store]
-    return manifest, _verify_pg(world, target.conninfo(), manifest, writer, disaster_at)
+    return manifest, _verify_pg(world, target, manifest, writer, disaster_at)
 
 
 def _region_kafka(
@@ -439,9 +442,16 @@ def _region_redis(
 
 
 def _verify_pg(
-    world: DrillWorld, conninfo: str, manifest: Manifest, writer: Any, disaster_at: datetime
+    world: DrillWorld,
+    target: PostgresSource,
+    manifest: Manifest,
+    writer: Any,
+    disaster_at: datetime,
 ) -> Verification:
-    return verify_postgres(
+    """Every order against the writers' ledger, then the restored database against what the
+    backup recorded in its snapshot (schema fingerprint, content checksums, sequences)."""
+    conninfo = target.conninfo()
+    check = verify_postgres(
         conninfo,
         writer.ledger,
         manifest.consistent_point["txid_snapshot"],
@@ -449,6 +459,11 @@ def _verify_pg(
         world.baseline,
         seeded_digests(conninfo, world.seeded_order_max),
     )
+    difference, _compared = compare_restored(manifest, target)
+    if difference is not None:
+        check.mismatched += 1
+        check.example(f"differs from the backup's snapshot: {difference}")
+    return check
 
 
 def _reindex_kafka(writer: KafkaEventWriter, found: dict[int, dict[str, Any]]) -> None:

@@ -254,6 +254,16 @@ class BackupInfo:
         if m.counts:
             lines.append("  counts:")
             lines += [f"    {key}: {value:,}" for key, value in m.counts.items()]
+        if m.roles is not None:
+            lines.append(f"  roles         {', '.join(r['name'] for r in m.roles) or 'none'}")
+        if m.checks.get("schema"):
+            content = m.checks.get("content", {}).get("tables", {})
+            lines.append(
+                f"  recorded      schema fingerprint {m.checks['schema']['digest']} "
+                f"({len(m.checks['schema']['objects'])} objects), content checksums of "
+                f"{sum(1 for v in content.values() if v is not None)}/{len(content)} tables, "
+                f"{len(m.checks.get('sequences', {}))} sequence states"
+            )
         lines.append("  objects:")
         objects = [
             (

@@ -3,8 +3,17 @@
 Everything that can be refused is refused before the plan is printed: an unknown store, a store of
 another kind, a recovery point that cannot be served, a target that is not a plain database name
 (``drkit.targets``: never a connection string, ``postgres``, a template or the source database), a
-target that is not empty. The default target is a new database next to the source
-(``<db>_restored_<backup time>``); the restore connects to exactly the database it checked.
+target that is not empty, a target server older than the backup's (naming both versions), a
+target cluster without the roles the backup's objects reference (listing them; ``--create-roles``
+creates them without passwords, ``--no-privileges`` restores without owners and grants). The
+default target is a new database next to the source (``<db>_restored_<backup time>``); the
+restore connects to exactly the database it checked.
+
+The verify step compares the restored database with what the backup recorded in its snapshot:
+row counts, then the schema fingerprint (every object, its definition and privileges), each
+table's content checksum and each sequence's state (``drkit.pg_exact``), and names the first
+difference; the run fails and the target database is left as it is, for inspection. A backup
+made before these were recorded is compared by row counts ("not recorded").
 """
 
 from __future__ import annotations
@@ -30,7 +39,10 @@ from drkit.progress import ByteProgress
 from drkit.recovery import BackupIndex, RecoveryError, parse_timestamp
 from drkit.restore.postgres import (
     TargetNotEmpty,
+    check_target_server,
+    compare_restored,
     count_rows,
+    create_missing_roles,
     end_orphaned_restores,
     ensure_empty,
     restore_postgres,
@@ -48,6 +60,8 @@ class RestorePostgresRequest(RestoreRequest):
     tables: list[str] = Field(default_factory=list)
     force: bool = False
     source: str = Field(default="vault", pattern="^(vault|mirror)$")
+    create_roles: bool = False
+    no_privileges: bool = False
 
     @classmethod
     def from_flags(cls, **flags: Any) -> Self:
@@ -72,6 +86,7 @@ class Prepared(Holds):
     manifest: Manifest
     objects: ObjectStore
     target: PostgresSource
+    missing_roles: list[str] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
 
 
@@ -104,6 +119,7 @@ def prepare(ctx: OpsContext, request: RestorePostgresRequest, resume: bool = Fal
         database = f"{source.database}_restored_{entry.recovery_point.astimezone(UTC):%Y%m%d%H%M}"
     postgres_database(database, [source.database, str(manifest.source.get("database") or "")])
     target = postgres_source(ctx, request.store, database)
+    missing = check_target_server(manifest, source, not request.no_privileges, request.create_roles)
     if _database_exists(source, database) and not (
         resume and _holds_backup(target, manifest, request.tables)
     ):
@@ -112,7 +128,7 @@ def prepare(ctx: OpsContext, request: RestorePostgresRequest, resume: bool = Fal
         except TargetNotEmpty as error:
             raise TargetNotEmptyError(f"{error}. Nothing was changed.") from None
     _check_tables(request.tables, manifest)
-    return Prepared(entry, manifest, objects, target)
+    return Prepared(entry, manifest, objects, target, missing)
 
 
 def build_plan(
@@ -150,25 +166,51 @@ def build_plan(
             tables=request.tables or None,
             force=request.force,
             progress=progress,
+            privileges=not request.no_privileges,
         )
         progress.done()
         context.note(f"{sum(result.counts.values()):,} rows in {len(result.counts)} tables")
         return result.counts
 
     def restored_already(context: StepContext) -> bool:
+        """Judged by the data: the row counts, and what the backup recorded, are the backup's."""
         if not _database_exists(server, target.database):
             return False
         try:
-            return count_rows(target, selected) == expected
+            if count_rows(target, selected) != expected:
+                return False
+            return compare(target)[0] is None
         except psycopg.Error:
             return False
+
+    def compare(target: PostgresSource) -> tuple[str | None, str]:
+        only = selected if request.tables else None  # as the manifest names them
+        return compare_restored(prepared.manifest, target, only, not request.no_privileges)
 
     def verify(context: StepContext) -> None:
         found = count_rows(target, selected)
         wrong = {t: (found.get(t), n) for t, n in expected.items() if found.get(t) != n}
         if wrong:
-            raise RuntimeError(f"row counts differ from the manifest (found, expected): {wrong}")
+            raise RuntimeError(
+                f"row counts differ from the manifest (found, expected): {wrong}; "
+                f"{target.database!r} is left as it is, for inspection"
+            )
         context.note(f"{len(expected)} tables match the manifest's row counts")
+        difference, compared = compare(target)
+        if difference is not None:
+            raise RuntimeError(
+                f"the restored database differs from backup {entry.backup_id}: {difference}; "
+                f"{target.database!r} is left as it is, for inspection"
+            )
+        context.note(f"{compared}: as recorded in the backup's snapshot")
+
+    def create_roles(context: StepContext) -> list[str]:
+        create_missing_roles(prepared.manifest, server, prepared.missing_roles)
+        context.note(f"created {len(prepared.missing_roles)} role(s) without passwords")
+        return prepared.missing_roles
+
+    def roles_exist(context: StepContext) -> bool:
+        return not check_target_server(prepared.manifest, server, True, True)
 
     steps = [
         FunctionStep(
@@ -187,7 +229,13 @@ def build_plan(
         ),
         FunctionStep(
             f"verify.{request.store}",
-            f"compare row counts of {len(selected)} tables with the manifest",
+            f"compare row counts of {len(selected)} tables"
+            + (
+                ", the schema fingerprint, content checksums and sequences"
+                if prepared.manifest.checks
+                else " (schema fingerprint and content checksums not recorded in this backup)"
+            )
+            + " with the manifest",
             lambda c: None,
             confirm=verify,
             mutates=False,
@@ -199,11 +247,19 @@ def build_plan(
         "recovery_point": entry.recovery_point.isoformat(),
         "target": f"{target.host}:{target.port}/{target.database}",
     }
+    dependencies = {steps[1].id: [steps[0].id], steps[2].id: [steps[1].id]}
+    if prepared.missing_roles:
+        roles = FunctionStep(
+            "create-roles",
+            f"create role(s) {', '.join(prepared.missing_roles)} on {server.host}:{server.port}"
+            " without passwords (--create-roles)",
+            create_roles,
+            check=roles_exist,
+        )
+        dependencies[steps[1].id] = [steps[0].id, roles.id]
+        steps.insert(0, roles)
     plan = Plan.from_dependencies(
-        f"restore postgres {request.store}",
-        steps,
-        {steps[1].id: [steps[0].id], steps[2].id: [steps[1].id]},
-        parameters,
+        f"restore postgres {request.store}", steps, dependencies, parameters
     )
     return plan, prepared
 

@@ -1,7 +1,9 @@
 """The test restore of a PostgreSQL backup for ``invoke verify`` and the monthly drill: into a
 scratch database (``drkit.ops.scratch_postgres``: on the store's own server, or on a throwaway
-server where the exported endpoint is a read-only standby), rows counted per table against the
-manifest, the database dropped."""
+server where the exported endpoint is a read-only standby, where the backup's roles are created
+without passwords), rows counted per table against the manifest, then the schema fingerprint,
+content checksums and sequence states the backup recorded compared (``drkit.pg_exact``: the
+first difference named), the database dropped."""
 
 from __future__ import annotations
 
@@ -9,19 +11,26 @@ from typing import Any
 
 from drkit.context import OpsContext
 from drkit.ops.scratch import VERIFY, CheckMissed, Holder
-from drkit.ops.scratch_postgres import scratch_database
+from drkit.ops.scratch_postgres import read_only_reason, scratch_database
 from drkit.ops.selection import Chosen
-from drkit.restore.postgres import count_rows, restore_postgres
+from drkit.restore.postgres import compare_restored, count_rows, restore_postgres
 
 
 def test_restore(
     ctx: OpsContext, chosen: Chosen, holder: Holder, source: str, purpose: str = VERIFY
 ) -> tuple[str, dict[str, Any]]:
+    throwaway = read_only_reason(ctx, chosen.store) is not None
     with scratch_database(ctx, chosen.store, holder, purpose) as scratch:
-        restore_postgres(chosen.manifest, chosen.objects, scratch.target)
+        restore_postgres(chosen.manifest, chosen.objects, scratch.target, create_roles=throwaway)
         found = count_rows(scratch.target, list(chosen.manifest.counts))
+        difference, compared = compare_restored(chosen.manifest, scratch.target)
     detail, figures = _compare(chosen, found, "rows", scratch.where)
-    return detail, figures | {"scratch_database": scratch.target.database}
+    if difference is not None:
+        raise CheckMissed(
+            f"{chosen.entry.backup_id}: the test restore differs from the backup's snapshot in "
+            f"{scratch.where}: {difference}"
+        )
+    return f"{detail}; {compared}", figures | {"scratch_database": scratch.target.database}
 
 
 def _compare(

@@ -1,4 +1,14 @@
-"""Restore a PostgreSQL backup with ``pg_restore`` fed from the vault as a stream."""
+"""Restore a PostgreSQL backup with ``pg_restore`` fed from the vault as a stream.
+
+A restore is the database with its privileges: owners, grants, default privileges, comments,
+large objects, materialized views (refreshed from the restored tables), sequences with their
+state, partitions. Before anything is touched, the target server must run the backup's major
+version or a newer one, and have every role the backup's objects reference (``missing_roles``);
+``create_roles`` creates the missing ones without a password. ``privileges=False`` is the
+explicit ``--no-privileges`` choice: no owner and no grant restored, everything owned by the
+restoring user. ``compare_restored`` then compares the restored database with what the backup
+recorded in its snapshot (``drkit.pg_exact``) and names the first difference.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +21,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from drkit import killpoints
+from drkit import killpoints, pg_exact
 from drkit.backup.manifest import Manifest
 from drkit.backup.postgres import PostgresSource, postgres_binary
 from drkit.restore.stream import raw_chunks
@@ -20,6 +30,89 @@ from drkit.storage.objectstore import ObjectStore
 
 class TargetNotEmpty(RuntimeError):
     """The target database has tables; restoring over them needs ``--force``."""
+
+
+class MissingRoles(ValueError):
+    """The target cluster lacks roles the backup's objects reference."""
+
+
+class OlderServer(ValueError):
+    """The target server's major version is older than the backup's."""
+
+
+def _major(version_num: int) -> int:
+    return version_num // 10000 if version_num >= 100000 else version_num // 100
+
+
+def backup_server_version(manifest: Manifest) -> tuple[int, str] | None:
+    """(server_version_num, shown) the backup was taken from; older manifests: parsed from
+    ``tool_versions.server`` ("15.4 (Debian ...)")."""
+    shown = manifest.tool_versions.get("server", "")
+    number = manifest.tool_versions.get("server_version_num", "")
+    if number.isdigit():
+        return int(number), shown.split(" ")[0] or number
+    parts = shown.split(" ")[0].split(".")
+    if not parts[0].isdigit():
+        return None
+    major = int(parts[0])
+    minor = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+    return (major * 10000 + minor if major >= 10 else major * 10000), shown.split(" ")[0]
+
+
+def check_target_server(
+    manifest: Manifest, server: PostgresSource, privileges: bool = True, create_roles: bool = False
+) -> list[str]:
+    """Refuse a target server older than the backup's (``OlderServer``) or one without the
+    roles the backup references (``MissingRoles``, unless ``create_roles`` or no privileges);
+    returns the roles to create. Reads only."""
+    with psycopg.connect(server.conninfo()) as connection:
+        row = connection.execute(
+            "SELECT current_setting('server_version_num')::int, current_setting('server_version')"
+        ).fetchone()
+        assert row is not None
+        recorded = backup_server_version(manifest)
+        if recorded is not None and _major(int(row[0])) < _major(recorded[0]):
+            raise OlderServer(
+                f"target server {server.host}:{server.port} runs PostgreSQL "
+                f"{str(row[1]).split(' ')[0]}, older than the backup's {recorded[1]} (backup "
+                f"{manifest.backup_id}): a dump loads into the same major version or a newer "
+                f"one; restore into a PostgreSQL {_major(recorded[0])} or newer. Nothing was "
+                "changed."
+            )
+        if not privileges or not manifest.roles:
+            return []
+        missing = pg_exact.missing_roles(connection, manifest.roles)
+    if missing and not create_roles:
+        raise MissingRoles(
+            f"target cluster {server.host}:{server.port} lacks {len(missing)} role(s) that the "
+            f"objects of backup {manifest.backup_id} reference: {', '.join(missing)}. Create "
+            "them (pass --create-roles to create them without passwords), or restore without "
+            "owners and grants with --no-privileges. Nothing was changed."
+        )
+    return missing
+
+
+def create_missing_roles(manifest: Manifest, server: PostgresSource, names: list[str]) -> None:
+    with psycopg.connect(server.conninfo(), autocommit=True) as connection:
+        still = pg_exact.missing_roles(
+            connection, [r for r in manifest.roles or [] if r["name"] in names]
+        )
+        with connection.transaction():
+            pg_exact.create_roles(connection, manifest.roles or [], still)
+
+
+def compare_restored(
+    manifest: Manifest,
+    target: PostgresSource,
+    tables: list[str] | None = None,
+    privileges: bool = True,
+) -> tuple[str | None, str]:
+    """(the first difference between ``target`` and what the backup recorded, or None; what
+    was compared). A backup made before fingerprints were recorded: (None, "not recorded")."""
+    if not manifest.checks:
+        return None, "schema fingerprint and content checksums not recorded (an older backup)"
+    with psycopg.connect(target.conninfo()) as connection:
+        return pg_exact.compare(manifest.checks, connection, tables, privileges)
 
 
 @dataclass(frozen=True)
@@ -97,11 +190,20 @@ def restore_postgres(
     tables: list[str] | None = None,
     force: bool = False,
     progress: Callable[[str, int], None] | None = None,
+    privileges: bool = True,
+    create_roles: bool = False,
 ) -> PostgresRestoreResult:
-    """Stream the dump into ``pg_restore``; ``tables`` restores only those (schema.table)."""
+    """Stream the dump into ``pg_restore``; ``tables`` restores only those (schema.table).
+    ``privileges``: owners and grants too (the target server needs the backup's roles:
+    ``create_roles`` creates those it lacks, without passwords)."""
+    missing = check_target_server(manifest, target, privileges, create_roles)
     ensure_empty(target, force)
+    if missing:
+        create_missing_roles(manifest, target, missing)
     dump = next(item for item in manifest.objects if item.name == "database.dump")
-    command = [postgres_binary("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error"]
+    command = [postgres_binary("pg_restore"), "--exit-on-error"]
+    if not privileges:
+        command += ["--no-owner", "--no-privileges"]
     # A conninfo with only ``dbname``: pg_restore would read a bare value holding "=" or a URI
     # prefix as a connection string and connect elsewhere; this connects to exactly this name.
     dbname = psycopg.conninfo.make_conninfo(dbname=target.database)

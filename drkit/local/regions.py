@@ -43,6 +43,7 @@ from drkit.local.influxdb import LocalInfluxDB
 from drkit.local.kafka import LocalKafka
 from drkit.local.kubernetes import LocalKubernetes
 from drkit.local.mirrormaker import LocalMirrorMaker
+from drkit.local.moto_server import COMPLETED, REPLICA
 from drkit.local.postgres import LocalPostgres
 from drkit.local.process import LocalServer, ManagedProcess, ServerStartError
 from drkit.local.redis import LocalRedis
@@ -188,7 +189,8 @@ class LocalRegions:
         aws_regions = {PROD: config.region, DR: config.peer_region}
         for name in names:
             base = workdir / name
-            self.regions[name] = Region(name, aws_regions[name], LocalAws(base / "aws"), self.gcs)
+            aws = LocalAws(base / "aws", replication_dir=workdir / "shared" / "replication")
+            self.regions[name] = Region(name, aws_regions[name], aws, self.gcs)
         self.started = Started()
         self.outputs: dict[str, StackOutputs] = {}
         self.credentials: dict[str, Credentials] = {}
@@ -298,7 +300,8 @@ class LocalRegions:
             if name == DR and region.postgres is not None:
                 _wait_replayed(self.regions[PROD].postgres, region.postgres)
             config = region_config(self.config, region, self.kinds)
-            outputs, credentials = provision(_ProvisionView(region), config)
+            primary_key = self.outputs[PROD].vault_key_arn if name == DR else None
+            outputs, credentials = provision(_ProvisionView(region), config, replica_of=primary_key)
             self.outputs[name], self.credentials[name] = outputs, credentials
         if self.two_regions:
             self._describe_vault_replication()
@@ -489,6 +492,9 @@ class VaultCopier:
         self.target = dr.aws.s3(dr.aws_region)
         self.source_bucket = outputs[PROD].backup_vault.name
         self.target_bucket = outputs[DR].backup_vault.name
+        self.notes = prod.aws.replication_dir or prod.aws.workdir  # where moto_server reads them
+        self.notes.mkdir(parents=True, exist_ok=True)
+        (self.notes / f"{self.source_bucket}{COMPLETED}").touch()  # it replicates: PENDING first
         self.copied = 0
         self.last_error = ""
         self._stop = threading.Event()
@@ -514,8 +520,15 @@ class VaultCopier:
         for key in missing:
             body = self.source.get_object(Bucket=self.source_bucket, Key=key)["Body"]
             self.target.upload_fileobj(body, self.target_bucket, key)
+            self._note(key)
             self.copied += 1
         return len(missing)
+
+    def _note(self, key: str) -> None:
+        """What S3 then reports of ``key``: REPLICA in dr, COMPLETED in prod (moto_server)."""
+        for bucket, suffix in ((self.target_bucket, REPLICA), (self.source_bucket, COMPLETED)):
+            with (self.notes / f"{bucket}{suffix}").open("a") as notes:
+                notes.write(key + "\n")
 
 
 def _keys(s3: Any, bucket: str) -> Iterator[str]:

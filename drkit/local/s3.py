@@ -8,6 +8,7 @@ exactly as it will to AWS; only the endpoint URL and the dummy credentials diffe
 
 from __future__ import annotations
 
+import os
 import sys
 import urllib.request
 from pathlib import Path
@@ -17,6 +18,7 @@ import boto3
 from botocore.client import BaseClient
 from botocore.config import Config
 
+from drkit.local.moto_server import REPLICATION_DIR_ENV
 from drkit.local.process import LOOPBACK, LocalServer, ManagedProcess, free_port
 
 if TYPE_CHECKING:
@@ -32,8 +34,11 @@ DUMMY_SECRET_KEY = "testing"
 class LocalAws(LocalServer):
     """``python -m moto.server`` in the foreground on a free loopback port."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, replication_dir: Path | None = None) -> None:
+        """``replication_dir``: where the local vault copier notes what it replicated, for the
+        replication status S3 reports (``drkit.local.moto_server``)."""
         self.workdir = workdir
+        self.replication_dir = replication_dir
         self.host = LOOPBACK
         self.port = free_port()
         self._process: ManagedProcess | None = None
@@ -71,8 +76,14 @@ class LocalAws(LocalServer):
         return self.client("s3", region)  # type: ignore[return-value]
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)]
-        self._process = ManagedProcess("moto", command, self.workdir / "moto.log", cwd=self.workdir)
+        server = "drkit.local.moto_server"  # moto's, with multi-Region keys and replication status
+        command = [sys.executable, "-m", server, "-H", self.host, "-p", str(self.port)]
+        env = dict(os.environ)
+        if self.replication_dir is not None:
+            env[REPLICATION_DIR_ENV] = str(self.replication_dir)
+        self._process = ManagedProcess(
+            "moto", command, self.workdir / "moto.log", cwd=self.workdir, env=env
+        )
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._process.start()
         self._process.wait_until(self._answers, START_TIMEOUT, "answering /moto-api/")

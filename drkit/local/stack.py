@@ -10,6 +10,7 @@ from typing import Any
 
 from drkit.context import Credentials, StoreCredentials
 from drkit.kinds import REGISTRY
+from drkit.local.moto_server import REPLICA_TAG
 from drkit.local.stores import LocalServers
 from stackmodels import StackConfig, StackOutputs
 from stackmodels.outputs import Bucket, StoreEndpoint
@@ -26,11 +27,13 @@ def provision(
     config: StackConfig,
     suffix: str = LOCAL_ACCOUNT_BUCKET_SUFFIX,
     separate_databases: bool = False,
+    replica_of: str | None = None,
 ) -> tuple[StackOutputs, Credentials]:
     """Create the vault, mirror, audit bucket and key on the emulators; describe the servers.
 
     ``suffix`` ends every bucket name (and, with ``separate_databases``, every database name), so
-    several local stacks can share one set of servers.
+    several local stacks can share one set of servers. ``replica_of``: the vault key is that
+    multi-Region key's replica in this region (the dr region of a two-region stack).
     """
     region = config.region
     vault = f"{config.platform}-backup-vault-{region}-{suffix}"
@@ -46,11 +49,11 @@ def provision(
     for bucket in (vault, audit):
         s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True, **location)
     kms: Any = env.aws.client("kms", region)
-    # Single-Region, unlike the real vault key: moto 5.2.5 writes a 36-character key id into its
-    # ciphertexts, which cuts a multi-Region key's 40-character "mrk-..." id short, so nothing
-    # encrypted under one (the Kubernetes Secrets' data keys) would ever decrypt again.
+    # A multi-Region key as the real vault key is (components.keys); ``replica_of`` (dr, given
+    # prod's key) makes its replica in this region (drkit.local.moto_server).
+    tags = [{"TagKey": REPLICA_TAG, "TagValue": replica_of}] if replica_of else []
     key_arn = kms.create_key(
-        Description=f"{config.platform} backup vault key (local)", MultiRegion=False
+        Description=f"{config.platform} backup vault key (local)", MultiRegion=True, Tags=tags
     )["KeyMetadata"]["Arn"]
     # The mirror's locked retention policy, as components.gcs_mirror sets it: the shortest
     # retention of the data classes. Nothing younger can be replaced or deleted.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -324,6 +325,71 @@ def test_invoke_status_on_the_local_stack_shows_the_primary_and_each_lag_against
         assert rows[store].lag.endswith(f"/ {rpo}s"), rows[store]
         assert rows[store].lag_ok is True and rows[store].standby == "standby", rows[store]
     assert report.exit_code == 0, report.to_text()
+
+
+def test_the_monthly_drill_on_the_dr_region_restores_from_the_replicated_vault_and_passes(
+    stack: tuple[Path, dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``invoke drill --stack dr`` against the dr region ``local.up`` runs, as on AWS: prod's
+    backups reach dr's vault by replication (REPLICA there, COMPLETED in prod), the drill restores
+    each into a scratch target (never dr's read-only standby), counts it, and removes it. The
+    Secrets of a Kubernetes backup open there with the vault key's multi-Region replica
+    (``test_local_moto_server``)."""
+    from invoke.context import Context
+
+    import tasks
+
+    project, state = stack
+    shutil.copy(ROOT / "Pulumi.dr.yaml", project / "Pulumi.dr.yaml")
+    tag = uuid.uuid4().hex
+    with psycopg.connect(url(state, "prod", "trading-db"), autocommit=True) as prod:
+        prod.execute("CREATE TABLE IF NOT EXISTS drill_marks (mark text PRIMARY KEY)")
+        prod.execute(
+            "INSERT INTO drill_marks SELECT %s || g FROM generate_series(1, 250) g", (tag,)
+        )
+    with redis.Redis.from_url(url(state, "prod", "session-cache")) as master:
+        master.mset({f"session:{tag}:{n}": b"x" for n in range(40)})
+    _produce(url(state, "prod", "event-stream"), tag, 30)
+    tasks_root = tasks.ROOT
+    tasks.ROOT = project
+    try:
+        for store in STORES:
+            tasks.store(Context(), store=store, stack="local")
+        dr = StackOutputs.from_file(project / ".drkit/local/dr/outputs.json", "local")
+        s3: Any = boto3.client(
+            "s3",
+            region_name=dr.region,
+            endpoint_url=dr.aws_endpoint_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+        def replicated() -> int | None:
+            listed = s3.list_objects_v2(Bucket=dr.backup_vault.name)
+            manifests = [
+                o for o in listed.get("Contents", []) if o["Key"].endswith("manifest.json")
+            ]
+            return len(manifests) if len(manifests) >= len(STORES) else None
+
+        eventually(replicated, "the backups' manifests in dr's vault")
+        capsys.readouterr()
+        tasks.drill(
+            Context(),
+            stack="dr",
+            outputs=str(project / ".drkit/local/dr/outputs.json"),
+            stores=",".join(STORES),
+            yes=True,
+        )
+    finally:
+        tasks.ROOT = tasks_root
+    printed = capsys.readouterr().out
+    print(printed)
+    assert "# Monthly DR drill: passed" in printed
+    assert "replication.vault" in printed and "newest objects replica" in printed
+    assert "not the read-only endpoint the stack exports" in printed
+    assert re.search(r"\b([1-9]\d*) rows in [1-9]\d* tables match the manifest", printed)
+    assert re.search(r"\b([1-9]\d*) keys loaded into a scratch redis-server", printed)
+    assert re.search(r"\b([1-9]\d*) records into scratch topics dr-test\.", printed)
 
 
 def test_killing_the_prod_postgresql_shows_as_down(stack: tuple[Path, dict[str, Any]]) -> None:

@@ -14,6 +14,8 @@ from typing import TextIO
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from drkit import audit
+from drkit.audit import audited
 from drkit.backup.engine import BackupFailed, Progress, run_backup
 from drkit.backup.manifest import Manifest
 from drkit.backup.metrics import (
@@ -142,6 +144,17 @@ def take_backup(
             out.write("  a real run would stop here: the store's credentials are not set\n")
         out.write("dry run: nothing was read or written\n")
         return 0
+    arguments = {"store": request.store, "wait_seconds": request.wait_seconds}
+    with audited(ctx, "backup", arguments) as trail:
+        code = _back_up(ctx, request, out, progress_to)
+        if trail is not None and code:
+            trail.failed()
+        return code
+
+
+def _back_up(
+    ctx: OpsContext, request: BackupRequest, out: TextIO, progress_to: TextIO | None
+) -> int:
     backup_handler(ctx, request.store)  # fails here, before any write, if it cannot be built
     progress = ByteProgress(request.store, progress_to)
     try:
@@ -158,8 +171,16 @@ def take_backup(
     except BackupFailed as error:
         progress.done()
         out.write(f"FAILED: {error}\n")
+        audit.step("backup", "failed", error=str(error))
         return 1
     progress.done()
+    audit.step(
+        "backup",
+        "committed",
+        backup_id=manifest.backup_id,
+        size=manifest.size,
+        recovery_point=manifest.recovery_point.isoformat(),
+    )
     out.write(
         f"backup {manifest.backup_id} committed: {human_bytes(manifest.raw_size)} read, "
         f"{human_bytes(manifest.size)} stored, {manifest.duration_seconds:.1f}s, "

@@ -70,11 +70,7 @@ def vault_data_classes(config: StackConfig) -> list[VaultDataClass]:
 
 def audit_retention(config: StackConfig) -> RetentionClass:
     """The journal keeps the audit data class's retention (or the ``audit`` retention class)."""
-    if config.audit_data_class is not None:
-        return config.retention_of(config.audit_data_class)
-    if "audit" in config.retention_classes:
-        return config.retention_classes["audit"]
-    return max(config.retention_classes.values(), key=lambda r: r.days)
+    return config.journal_retention()
 
 
 def _bucket(name: pulumi.Input[str], arn: pulumi.Input[str], region: str) -> dict[str, Any]:

@@ -259,6 +259,20 @@ def kafka_topics(
         _exit(code)
 
 
+def audit_list(
+    project_dir: Path, *, since: str, operation: str, json: bool, stack: str, outputs: str
+) -> None:
+    """The audit journal's events, oldest first: a table, or JSON."""
+    from drkit.audit import ListRequest, parse_since, read_events, to_json, to_text
+    from drkit.storage.s3 import S3Store
+
+    request = ListRequest(parse_since(since), operation or None)
+    ctx = context(project_dir, stack, outputs)
+    bucket = ctx.outputs.audit_bucket
+    events = read_events(S3Store(ctx.aws("s3", bucket.region), bucket.name), request)
+    print(to_json(events) if json else to_text(events), end="")
+
+
 # --- drills -------------------------------------------------------------------------------------
 
 

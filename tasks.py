@@ -10,7 +10,6 @@ invoke restore.aurora --at TIME|--latest|--snapshot ID --dry-run   into a NEW Au
 invoke verify --stores trading-db,event-stream            freshness, checksums, test restores
 invoke backups.list / backups.info ID                     what exists, from the catalog
 invoke kafka.topics --stack prod --dry-run                topic retention vs the topic classes
-invoke audit.list --since 7d [--operation backup] [--json] who ran what, when, with what outcome
 
 A task is ``command(name, call, doc, *SHARED options, flag=(default, help))``, which runs
 ``call(ROOT, **flags)``. No task has short flags: a long flag means one thing in every task.
@@ -283,15 +282,7 @@ kafka_topics = command(
         "snapshot, or none was stored today), as each backup does; change nothing",
     ),
 )
-audit_list = command(
-    "list",
-    cli.audit_list,
-    "The audit journal: every operation's events (who, what, when, run id, outcome), oldest first.",
-    *READ,
-    since=("", "only events at or after this time (ISO 8601) or this age back (90m, 6h, 7d)"),
-    operation=("", "only this operation, e.g. backup, restore.postgres, verify, failover"),
-    json=(False, "print the events as JSON"),
-)
+audit_list = command("list", cli.audit_list, cli.AUDIT_LIST_DOC, *READ, **cli.AUDIT_LIST_FLAGS)
 
 drill = command(
     "drill",

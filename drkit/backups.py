@@ -106,6 +106,17 @@ def take_backup(
 
     Progress goes to ``progress_to`` (stderr by default)."""
     ctx = OpsContext.load(request.stack, request.outputs, project_dir)
+    arguments = {"store": request.store, "wait_seconds": request.wait_seconds}
+    with audited(ctx, "backup", arguments, dry_run=request.dry_run) as trail:
+        code = _take_backup(ctx, request, out, progress_to)
+        if trail is not None and code:
+            trail.failed()
+        return code
+
+
+def _take_backup(
+    ctx: OpsContext, request: BackupRequest, out: TextIO, progress_to: TextIO | None
+) -> int:
     store = ctx.store_config(request.store)
     path = backup_path(ctx, request.store)  # refuses here if the stack cannot serve the store
     service = service_of(ctx, request.store)
@@ -144,17 +155,6 @@ def take_backup(
             out.write("  a real run would stop here: the store's credentials are not set\n")
         out.write("dry run: nothing was read or written\n")
         return 0
-    arguments = {"store": request.store, "wait_seconds": request.wait_seconds}
-    with audited(ctx, "backup", arguments) as trail:
-        code = _back_up(ctx, request, out, progress_to)
-        if trail is not None and code:
-            trail.failed()
-        return code
-
-
-def _back_up(
-    ctx: OpsContext, request: BackupRequest, out: TextIO, progress_to: TextIO | None
-) -> int:
     backup_handler(ctx, request.store)  # fails here, before any write, if it cannot be built
     progress = ByteProgress(request.store, progress_to)
     try:

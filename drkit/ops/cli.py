@@ -259,6 +259,14 @@ def kafka_topics(
         _exit(code)
 
 
+AUDIT_LIST_DOC = "The audit journal: each operation's events (who, what, when, run, outcome)."
+AUDIT_LIST_FLAGS: dict[str, tuple[Any, str]] = {  # here, not in tasks.py: it has no lines to spare
+    "since": ("", "only events at or after this time (ISO 8601) or this age back (90m, 6h, 7d)"),
+    "operation": ("", "only this operation, e.g. backup, restore.postgres, verify, failover"),
+    "json": (False, "print the events as JSON"),
+}
+
+
 def audit_list(
     project_dir: Path, *, since: str, operation: str, json: bool, stack: str, outputs: str
 ) -> None:

@@ -221,7 +221,7 @@ class AuditSink:
                 when = datetime.fromisoformat(json.loads(body)["when"])
                 self._put(key, when, body)
             except ObjectStoreError as error:
-                log.warning("spooled audit events stay spooled: %s", _one_line(error))
+                log.debug("spooled audit events stay spooled: %s", _one_line(error))
                 self.offline = True
                 break
             except (OSError, ValueError, KeyError) as error:

@@ -277,7 +277,12 @@ def define_storage(site: Site) -> Storage:
     )
     # The backup CronJobs' roles exist before the key: its policy names every user.
     job_roles = define_backup_job_roles(
-        config, account=account, partition=partition, vault_arn=vault_arn, provider=stack.provider
+        config,
+        account=account,
+        partition=partition,
+        vault_arn=vault_arn,
+        audit_arn=naming.s3_arn(partition, naming.audit_bucket_name(platform, account, region)),
+        provider=stack.provider,
     )
     key_common = _key_common(site, writer, job_roles)
 

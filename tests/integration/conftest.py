@@ -35,16 +35,6 @@ with contextlib.suppress(ImportError):
     from tests.integration.influxdb_fixture import influxdb_server  # noqa: F401
 
 
-@pytest.fixture(scope="session", autouse=True)
-def audit_spool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Audit events a test's run could not upload are spooled here, not in the user's state
-    directory (``drkit.audit``); each test's buckets have their own directory in it."""
-    spool = tmp_path_factory.mktemp("audit-spool")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DRKIT_AUDIT_SPOOL", str(spool))
-        yield spool
-
-
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
     with LocalPostgres(tmp_path_factory.mktemp("postgres")) as server:

@@ -1,18 +1,15 @@
 """invoke tasks: each declares its flags and their help, and is one call of ``drkit.ops.cli``.
 
-invoke --list                       every task
 invoke local.up / local.status [--json] / local.down   the two-region local stack, kept up
-invoke config.check --stack prod    validate Pulumi.<stack>.yaml against the config model
 invoke backup.store trading-db --stack prod [--dry-run]
 invoke restore.redis|restore.kafka|restore.all --stack S --dry-run   the plan with real ids
 invoke restore.aurora --stack dr --at TIME|--latest|--snapshot ID --dry-run   a NEW cluster
 invoke verify --stack S --stores trading-db,event-stream  freshness, checksums, test restores
 invoke backups.list / backups.info ID / reports.list --stack S   what exists; recent runs
-invoke kafka.topics --stack prod --dry-run                topic retention vs the topic classes
 
 A task is ``command(name, call, doc, *SHARED options, flag=(default, help))``, which runs
-``call(ROOT, **flags)``, the stack chosen first (``--stack`` or DRKIT_STACK: ``cli.on_stack``).
-No task has short flags: a long flag means one thing in every task.
+``call(ROOT, **flags)``, the stack chosen first (``--stack`` or DRKIT_STACK: ``cli.on_stack``);
+``invoke --list`` lists them all, and none has a short flag.
 """
 
 from __future__ import annotations
@@ -285,6 +282,7 @@ kafka_topics = command(
         "snapshot, or none was stored today), as each backup does; change nothing",
     ),
 )
+audit_list = command("list", cli.audit_list, cli.AUDIT_LIST_DOC, *READ, **cli.AUDIT_LIST_FLAGS)
 
 drill = command(
     "drill",
@@ -378,9 +376,7 @@ local_status = command(
     "Each local store's role (primary, standby, down), pid, URL and measured lag.",
     json=(False, "print the status as JSON"),
 )
-local_down = command(
-    "down", cli.local_down, "Stop every process local.up started, and nothing else."
-)
+local_down = command("down", cli.local_down, "Stop every process local.up started, only them.")
 reports_list = command(
     "list",
     cli.reports_list,
@@ -390,11 +386,15 @@ reports_list = command(
 
 restores = [restore_postgres, restore_redis, restore_kafka, restore_all, restore_k8s]
 namespace = Collection(drill, verify, failover, failback, dr_status)
-namespace.add_collection(Collection("local", roundtrip, local_up, local_status, local_down))
-namespace.add_collection(Collection("config", check))
-namespace.add_collection(Collection("backup", store, aurora_snapshot))
-namespace.add_collection(Collection("restore", *restores, restore_aurora))
-namespace.add_collection(Collection("backups", backups_list, backups_info))
-namespace.add_collection(Collection("kafka", kafka_topics))
-namespace.add_collection(Collection("reports", reports_list))
+for collection in (
+    Collection("local", roundtrip, local_up, local_status, local_down),
+    Collection("config", check),
+    Collection("backup", store, aurora_snapshot),
+    Collection("restore", *restores, restore_aurora),
+    Collection("backups", backups_list, backups_info),
+    Collection("kafka", kafka_topics),
+    Collection("reports", reports_list),
+    Collection("audit", audit_list),
+):
+    namespace.add_collection(collection)
 refuse_parse_errors()  # invoke's parse errors exit 2, one line (drkit.invoke_parse)

@@ -29,7 +29,10 @@ OIDC provider. What the role may do is what one backup run does, no more:
   into the vault. ``CopySnapshot`` also needs the caller to have ``s3:ListAllMyBuckets`` and
   ``s3:GetBucketLocation`` on ``*`` (ElastiCache API permissions reference); they show bucket
   names and regions, never data;
-- put metrics in the ``TradingDR/Backups`` CloudWatch namespace only.
+- put metrics in the ``TradingDR/Backups`` CloudWatch namespace only;
+- journal its runs: create the audit events of ``drkit.audit`` under ``events/`` of the region's
+  audit bucket, with their Object Lock (``PutObjectRetention``), the vault key through S3 for
+  that bucket only; never read, delete or reconfigure anything there.
 
 It can neither read a backup nor delete one (the
 engine's best-effort clean-up of a failed run's objects is denied and logged; the vault's
@@ -68,6 +71,8 @@ from stackmodels.sealing import (
 METRICS_NAMESPACE = "TradingDR/Backups"
 """drkit.backup.metrics.CLOUDWATCH_NAMESPACE (components never import the ops package)."""
 STS_AUDIENCE = "sts.amazonaws.com"
+AUDIT_EVENTS_PREFIX = "events/"
+"""drkit.audit.PREFIX: where each run's audit events go."""
 
 WRITE_ACTIONS = [
     "s3:AbortMultipartUpload",
@@ -116,6 +121,8 @@ class BackupJobRoleArgs(ComponentArgs):
     namespace: str = Field(pattern=_K8S_NAME)
     service_account: str = Field(pattern=_K8S_NAME)
     vault_arn: S3BucketArnInput
+    audit_bucket_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:s3:::[a-z0-9.-]+$")
+    """The region's audit bucket, where the job journals its runs (``drkit.audit``)."""
     data_class: str = Field(pattern=_SLUG)
     store: str = Field(pattern=_SLUG)
     region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
@@ -257,8 +264,30 @@ def elasticache_statements(vault_arn: str, args: BackupJobRoleArgs) -> list[dict
     ]
 
 
+def audit_statements(args: BackupJobRoleArgs) -> list[dict[str, Any]]:
+    """Create audit events, locked; nothing else in the audit bucket."""
+    if args.audit_bucket_arn is None:
+        return []
+    audit = args.audit_bucket_arn
+    return [
+        {
+            "Sid": "JournalRuns",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject", "s3:PutObjectRetention"],
+            "Resource": f"{audit}/{AUDIT_EVENTS_PREFIX}*",
+        },
+        {
+            "Sid": "NeverEraseTheJournal",
+            "Effect": "Deny",
+            "Action": DENIED_ACTIONS,
+            "Resource": [audit, f"{audit}/*"],
+        },
+    ]
+
+
 def job_policy(vault_arn: str, args: BackupJobRoleArgs) -> dict[str, Any]:
     own = f"{vault_arn}/{args.prefix}*"
+    audit = [args.audit_bucket_arn] if args.audit_bucket_arn else []
     keys = f"arn:{args.partition}:kms:{args.region}:{args.account_id}:key/*"
     sealing: list[dict[str, Any]] = []
     if args.seals_secrets:
@@ -310,10 +339,11 @@ def job_policy(vault_arn: str, args: BackupJobRoleArgs) -> dict[str, Any]:
                     "StringEquals": {"kms:ViaService": f"s3.{args.region}.amazonaws.com"},
                     # S3 Bucket Keys (the vault's setting) use the bucket ARN as the context;
                     # without them it is the object ARN, which must be under the own prefix.
-                    "StringLike": {"kms:EncryptionContext:aws:s3:arn": [vault_arn, own]},
+                    "StringLike": {"kms:EncryptionContext:aws:s3:arn": [vault_arn, own, *audit]},
                 },
             },
             *sealing,
+            *audit_statements(args),
             {
                 "Sid": "BackupMetrics",
                 "Effect": "Allow",

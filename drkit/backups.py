@@ -15,6 +15,8 @@ from typing import TextIO
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from drkit import audit
+from drkit.audit import audited
 from drkit.backup.engine import BackupFailed, Progress, run_backup
 from drkit.backup.manifest import Manifest
 from drkit.backup.metrics import (
@@ -121,6 +123,17 @@ def take_backup(
 
     Progress goes to ``progress_to`` (stderr by default)."""
     ctx = OpsContext.load(request.stack, request.outputs, project_dir)
+    arguments = {"store": request.store, "wait_seconds": request.wait_seconds}
+    with audited(ctx, "backup", arguments, dry_run=request.dry_run) as trail:
+        code = _take_backup(ctx, request, out, progress_to)
+        if trail is not None and code:
+            trail.failed()
+        return code
+
+
+def _take_backup(
+    ctx: OpsContext, request: BackupRequest, out: TextIO, progress_to: TextIO | None
+) -> int:
     store = ctx.store_config(request.store)
     path = backup_path(ctx, request.store)  # refuses here if the stack cannot serve the store
     service = service_of(ctx, request.store)
@@ -176,8 +189,16 @@ def take_backup(
     except BackupFailed as error:
         progress.done()
         out.write(f"FAILED: {error}\n")
+        audit.step("backup", "failed", error=str(error))
         return 1
     progress.done()
+    audit.step(
+        "backup",
+        "committed",
+        backup_id=manifest.backup_id,
+        size=manifest.size,
+        recovery_point=manifest.recovery_point.isoformat(),
+    )
     out.write(
         f"backup {manifest.backup_id} committed: {human_bytes(manifest.raw_size)} read, "
         f"{human_bytes(manifest.size)} stored, {format_duration(manifest.duration_seconds)}, "

@@ -142,6 +142,7 @@ def define_backup_job_roles(
     account: str,
     partition: str,
     vault_arn: pulumi.Input[str],
+    audit_arn: str | None = None,
     provider: aws.Provider,
 ) -> dict[str, BackupJobRole]:
     """One IRSA role per store, by store name. Create before the vault key; see the docstring."""
@@ -161,6 +162,7 @@ def define_backup_job_roles(
                 namespace=kube.backup_namespace,
                 service_account=service_account_name(store),
                 vault_arn=vault_arn,
+                audit_bucket_arn=audit_arn,
                 data_class=settings.data_class,
                 store=store,
                 region=config.region,

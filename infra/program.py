@@ -70,11 +70,7 @@ def vault_data_classes(config: StackConfig) -> list[VaultDataClass]:
 
 def audit_retention(config: StackConfig) -> RetentionClass:
     """The journal keeps the audit data class's retention (or the ``audit`` retention class)."""
-    if config.audit_data_class is not None:
-        return config.retention_of(config.audit_data_class)
-    if "audit" in config.retention_classes:
-        return config.retention_classes["audit"]
-    return max(config.retention_classes.values(), key=lambda r: r.days)
+    return config.journal_retention()
 
 
 def _bucket(name: pulumi.Input[str], arn: pulumi.Input[str], region: str) -> dict[str, Any]:
@@ -281,7 +277,12 @@ def define_storage(site: Site) -> Storage:
     )
     # The backup CronJobs' roles exist before the key: its policy names every user.
     job_roles = define_backup_job_roles(
-        config, account=account, partition=partition, vault_arn=vault_arn, provider=stack.provider
+        config,
+        account=account,
+        partition=partition,
+        vault_arn=vault_arn,
+        audit_arn=naming.s3_arn(partition, naming.audit_bucket_name(platform, account, region)),
+        provider=stack.provider,
     )
     key_common = _key_common(site, writer, job_roles)
 

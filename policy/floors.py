@@ -31,9 +31,13 @@ MIN_BACKUP_LOCK_CHANGEABLE_DAYS = 3
 SEED_TIERS = (("STANDARD_IA", 30), ("GLACIER", 90), ("DEEP_ARCHIVE", 365))
 """The first seed's tiers, coldest last: a transition may skip a tier, never reorder them."""
 LOCK_STRENGTH = {"GOVERNANCE": 0, "COMPLIANCE": 1}
+AUDIT_JOURNAL_DAYS = 3 * 365
+"""The first seed: audit logging of all access, audit logs kept 3 years."""
+AUDIT_JOURNAL_MODE = "COMPLIANCE"
+"""Nothing, root included, may shorten or lift an audit event's lock (issue 19)."""
 SEED_RETENTION = {
     "financial": (7 * 365, "COMPLIANCE"),
-    "audit": (3 * 365, "GOVERNANCE"),
+    "audit": (3 * 365, "COMPLIANCE"),
     "system": (365, "GOVERNANCE"),
 }
 """The first seed's compliance table: a retention class of one of these names is held to at

@@ -57,6 +57,12 @@ RULES: tuple[Rule, ...] = (
         strength.object_lock_meets_retention,
     ),
     Rule(
+        "audit-journal-locked",
+        "The audit bucket is created with Object Lock, COMPLIANCE for 3 years at least (the "
+        "first seed's audit logs), whatever the config says.",
+        strength.audit_journal_locked,
+    ),
+    Rule(
         "lifecycle-keeps-retention",
         "No lifecycle expiry before the retention class; tiers in the seed's order, no earlier "
         "than the data class's.",

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from policy.floors import (
+    AUDIT_JOURNAL_DAYS,
+    AUDIT_JOURNAL_MODE,
     LOCK_STRENGTH,
     MIN_BACKUP_LOCK_CHANGEABLE_DAYS,
     MIN_KMS_DELETION_WINDOW_DAYS,
@@ -233,6 +235,28 @@ def object_lock_meets_retention(resources: Sequence[Resource], floors: Floors) -
                         f"other than COMPLIANCE; floor: COMPLIANCE ({floor.describe()})",
                     )
                 )
+    return violations
+
+
+def audit_journal_locked(resources: Sequence[Resource], floors: Floors) -> list[Violation]:
+    """The audit journal: created with Object Lock and locked COMPLIANCE for the seed's 3 years
+    at least, whatever retention class the config gives it (the absolute floor: an audit log
+    that an administrator can unlock, or that ends sooner, is not one)."""
+    why = "the audit journal: the first seed keeps audit logs 3 years, under COMPLIANCE"
+    floor = f"floor: {AUDIT_JOURNAL_MODE} {AUDIT_JOURNAL_DAYS} days ({why})"
+    violations: list[Violation] = []
+    for bucket in _of(resources, BUCKET):
+        if _purpose(bucket) != PURPOSE_AUDIT:
+            continue
+        if bucket.props.get("objectLockEnabled") is not True:
+            violations.append(_violation(bucket, f"Object Lock is not enabled; {floor}"))
+        configs = _for_bucket(resources, OBJECT_LOCK, bucket)
+        if not configs:
+            violations.append(
+                _violation(bucket, f"Object Lock default retention is unset; {floor}")
+            )
+        for config in configs:
+            violations += _lock_floor_problems(config, AUDIT_JOURNAL_MODE, AUDIT_JOURNAL_DAYS, why)
     return violations
 
 

@@ -472,7 +472,7 @@ def seed_retention_classes() -> dict[str, RetentionClass]:
     """000_6de71234cc3057c0.txt, compliance: financial 7 years, audit 3, system logs 1."""
     return {
         "financial": RetentionClass(days=7 * 365, object_lock=ObjectLockMode.COMPLIANCE),
-        "audit": RetentionClass(days=3 * 365, object_lock=ObjectLockMode.GOVERNANCE),
+        "audit": RetentionClass(days=3 * 365, object_lock=ObjectLockMode.COMPLIANCE),
         "system": RetentionClass(days=365, object_lock=ObjectLockMode.GOVERNANCE),
     }
 
@@ -525,6 +525,15 @@ class StackConfig(Frozen):
 
     def retention_of(self, data_class: str) -> RetentionClass:
         return self.retention_classes[self.data_classes[data_class].retention]
+
+    def journal_retention(self) -> RetentionClass:
+        """The audit journal's retention: the audit data class's, else the ``audit`` retention
+        class, else the longest (the audit bucket's Object Lock and each event's own lock)."""
+        if self.audit_data_class is not None:
+            return self.retention_of(self.audit_data_class)
+        if "audit" in self.retention_classes:
+            return self.retention_classes["audit"]
+        return max(self.retention_classes.values(), key=lambda r: r.days)
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> Self:

@@ -3,6 +3,7 @@ the disasters one after another, then the report."""
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import sys
 import time
@@ -11,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from drkit import audit
+from drkit.audit import audited
 from drkit.context import OpsContext
 from drkit.drill import region_failover
 from drkit.drill import report as drill_report
@@ -105,7 +108,8 @@ def run_drill(
         workdir, with_kafka=True, with_kubernetes=KUBERNETES_SCENARIO in options.scenarios
     )
     world: DrillWorld | None = None
-    with env:
+    # The drill journals in the audit bucket of the stack it provisions, from then on.
+    with env, contextlib.ExitStack() as exit_stack:
         outputs, credentials = provision(env, config)
         write_state(project_dir / ".drkit" / "local", outputs, credentials)
         write_local_control(project_dir, config.stores_of(StoreKind.REDIS)[0], env.redis)
@@ -116,6 +120,7 @@ def run_drill(
             f"servers up; vault s3://{outputs.backup_vault.name}, "
             f"mirror gs://{outputs.gcs_mirror_bucket}"
         )
+        trail = exit_stack.enter_context(audited(ctx, "drill", report.settings))
         try:
             if REGION_FAILOVER in options.scenarios:
                 region_failover.start_stack(world)  # in the background, while the drill seeds
@@ -126,6 +131,7 @@ def run_drill(
                 world.say(f"== scenario {name}")
                 result = SCENARIOS[name](world)
                 report.scenarios.append(result)
+                audit.step(name, result.status)
                 _say_result(world, result)
                 if name != REGION_LOSS_FROM_BACKUPS:
                     time.sleep(options.between_seconds)
@@ -137,6 +143,8 @@ def run_drill(
                 writer.stop()
             if options.keep:
                 _keep(world, project_dir)
+            if trail is not None and not report.ok:
+                trail.failed()
     report.finished_at = datetime.now(UTC).isoformat()
     report.seconds = round(time.monotonic() - clock, 1)
     report.phases = world.phases

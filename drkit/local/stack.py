@@ -48,6 +48,21 @@ def provision(
     )
     for bucket in (vault, audit):
         s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True, **location)
+    # The audit bucket's default retention, as components.audit_bucket sets it: the journal's
+    # retention class (COMPLIANCE, 3 years). Each audit event also asks for its own lock.
+    journal = config.journal_retention()
+    s3.put_object_lock_configuration(
+        Bucket=audit,
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {
+                "DefaultRetention": {
+                    "Mode": journal.object_lock.value.upper(),  # type: ignore[typeddict-item]
+                    "Days": journal.days,
+                }
+            },
+        },
+    )
     kms: Any = env.aws.client("kms", region)
     # A multi-Region key as the real vault key is (components.keys); ``replica_of`` (dr, given
     # prod's key) makes its replica in this region (drkit.local.moto_server).

@@ -15,6 +15,7 @@ it never imports invoke (the ops package does not depend on it).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -88,6 +89,16 @@ def _exit(code: int) -> None:
         raise Ended(code)
 
 
+def audited(
+    ctx: OpsContext | None, operation: str, dry_run: bool = False, **arguments: Any
+) -> contextlib.AbstractContextManager[Any]:
+    """Journal the command in the stack's audit bucket as it runs (``drkit.audit``): started,
+    its steps, finished with the outcome its exit code says. A dry run journals nothing."""
+    from drkit.audit import audited as journaled
+
+    return journaled(ctx, operation, arguments, dry_run=dry_run)
+
+
 # --- restores -----------------------------------------------------------------------------------
 
 
@@ -126,13 +137,16 @@ def restore(
         request = verb.request.from_flags(**flags)
     ctx = context(project_dir, stack, outputs)
     out = sys.stdout
-    plan, prepared = verb.build_plan(ctx, request, RestoreEnv(project_dir, out, resume or None))
-    try:
-        options = RunOptions(dry_run, yes, resume or None)
-        report = run_plan(ctx, plan, options, project_dir, out, verb.report, prepared.figures)
-    finally:
-        prepared.close()
-    _exit(report.exit_code)
+    arguments = request.model_dump(mode="json") | {"resume": resume}
+    with audited(ctx, f"restore.{name}", dry_run, **arguments):
+        env = RestoreEnv(project_dir, out, resume or None)
+        plan, prepared = verb.build_plan(ctx, request, env)
+        try:
+            options = RunOptions(dry_run, yes, resume or None)
+            report = run_plan(ctx, plan, options, project_dir, out, verb.report, prepared.figures)
+        finally:
+            prepared.close()
+        _exit(report.exit_code)
 
 
 # --- backups and checks -------------------------------------------------------------------------
@@ -170,10 +184,11 @@ def aurora_snapshot(
     from drkit.ops.aurora_snapshot import AuroraSnapshotRequest, take_snapshot
 
     ctx = context(project_dir, stack, outputs)
-    try:
-        take_snapshot(ctx, AuroraSnapshotRequest(reason, kms_key or None, dry_run), sys.stdout)
-    except AuroraError as error:
-        raise Ended(1, f"FAILED: {error}") from None
+    with audited(ctx, "backup.aurora-snapshot", dry_run, reason=reason, kms_key=kms_key):
+        try:
+            take_snapshot(ctx, AuroraSnapshotRequest(reason, kms_key or None, dry_run), sys.stdout)
+        except AuroraError as error:
+            raise Ended(1, f"FAILED: {error}") from None
 
 
 def config_check(project_dir: Path, *, stack: str) -> None:
@@ -220,7 +235,8 @@ def verify(
 
     if cleanup:
         ctx = context(project_dir, stack, outputs)
-        _exit(run_cleanup(ctx, comma_list(stores), sys.stdout, dry_run=dry_run))
+        with audited(ctx, "verify.cleanup", dry_run, stores=stores):
+            _exit(run_cleanup(ctx, comma_list(stores), sys.stdout, dry_run=dry_run))
         return
     request = VerifyRequest(
         stores=comma_list(stores),
@@ -229,8 +245,9 @@ def verify(
         all_backups=all_,
     )
     ctx = context(project_dir, stack, outputs)
-    run, report = run_verify(ctx, request, RunOptions(dry_run, yes), project_dir, sys.stdout)
-    _exit(exit_code(run, report))
+    with audited(ctx, "verify", dry_run, **vars(request)):
+        run, report = run_verify(ctx, request, RunOptions(dry_run, yes), project_dir, sys.stdout)
+        _exit(exit_code(run, report))
 
 
 def backups_list(
@@ -280,17 +297,40 @@ def kafka_topics(
     from drkit.ops.executor import terminal_confirm
 
     ctx = context(project_dir, stack, outputs)
-    admin, msk = admin_for(ctx)
-    try:
-        if snapshot:
-            code = take_snapshots(ctx, sys.stdout)
-        else:
-            code = reconcile(
-                admin, msk, sys.stdout, dry_run=dry_run, yes=yes, confirm=terminal_confirm
-            )
-    except KafkaException as error:
-        raise Ended(1, f"error: kafka: {error}") from None
-    _exit(code)
+    with audited(ctx, "kafka.topics", dry_run, snapshot=snapshot):
+        admin, msk = admin_for(ctx)
+        try:
+            if snapshot:
+                code = take_snapshots(ctx, sys.stdout)
+            else:
+                code = reconcile(
+                    admin, msk, sys.stdout, dry_run=dry_run, yes=yes, confirm=terminal_confirm
+                )
+        except KafkaException as error:
+            raise Ended(1, f"error: kafka: {error}") from None
+        _exit(code)
+
+
+AUDIT_LIST_DOC = "The audit journal: each operation's events (who, what, when, run, outcome)."
+AUDIT_LIST_FLAGS: dict[str, tuple[Any, str]] = {  # here, not in tasks.py: it has no lines to spare
+    "since": ("", "only events at or after this time (ISO 8601) or this age back (90m, 6h, 7d)"),
+    "operation": ("", "only this operation, e.g. backup, restore.postgres, verify, failover"),
+    "json": (False, "print the events as JSON"),
+}
+
+
+def audit_list(
+    project_dir: Path, *, since: str, operation: str, json: bool, stack: str, outputs: str
+) -> None:
+    """The audit journal's events, oldest first: a table, or JSON."""
+    from drkit.audit import ListRequest, parse_since, read_events, to_json, to_text
+    from drkit.storage.s3 import S3Store
+
+    request = ListRequest(parse_since(since), operation or None)
+    ctx = context(project_dir, stack, outputs)
+    bucket = ctx.outputs.audit_bucket
+    events = read_events(S3Store(ctx.aws("s3", bucket.region), bucket.name), request)
+    print(to_json(events) if json else to_text(events), end="")
 
 
 # --- drills -------------------------------------------------------------------------------------
@@ -358,11 +398,12 @@ def monthly_drill(
     for name in chosen:
         ctx.store_config(name)  # an unknown store is refused before anything runs
     options = RunOptions(dry_run, yes)
-    report = run_monthly_drill(
-        ctx, chosen, options, project_dir, sys.stdout, pushgateway or None, cloudwatch
-    )
-    if not dry_run and not report.ok:
-        raise Ended(1, "monthly drill FAILED: a restore did not verify or missed its RTO")
+    with audited(ctx, "drill", dry_run, monthly=True, stores=chosen):
+        report = run_monthly_drill(
+            ctx, chosen, options, project_dir, sys.stdout, pushgateway or None, cloudwatch
+        )
+        if not dry_run and not report.ok:
+            raise Ended(1, "monthly drill FAILED: a restore did not verify or missed its RTO")
 
 
 def roundtrip(project_dir: Path, *, size_mb: float, keep_dir: str) -> None:
@@ -430,19 +471,39 @@ def _switch(
         "kube_context": kube_context or None,
         "source_kube_context": source_kube_context or None,
     }
+    operation = "failover" if own["to"] == "dr" else "failback"
+    arguments = own | contexts | shared | {"resume": resume}
+    with audited(
+        _switch_context(project_dir, stack, outputs, own["to"]), operation, dry_run, **arguments
+    ):
+        try:
+            outcome = switch_regions(
+                own | contexts | shared,
+                stack=stack,
+                outputs=outputs or None,
+                kubeconfig=kubeconfig or None,
+                options=RunOptions(dry_run, yes, resume or None),
+                project_dir=project_dir,
+                out=sys.stdout,
+            )
+        except PreflightBlocked as error:
+            raise refused(error) from None
+        _exit(outcome.exit_code)
+
+
+def _switch_context(project_dir: Path, stack: str, outputs: str, to: str) -> OpsContext | None:
+    """Where a switch journals: the stack it runs on (dr's outputs: dr's audit bucket, alive
+    while prod is dark); on ``--stack local``, the side it switches to. None when it cannot be
+    loaded: the switch itself then says why."""
+    from drkit.context import LOCAL_STACK, LOCAL_STATE
+
+    if stack == LOCAL_STACK and not outputs:
+        side = project_dir / LOCAL_STATE / to / "outputs.json"
+        outputs = str(side) if side.exists() else ""
     try:
-        outcome = switch_regions(
-            own | contexts | shared,
-            stack=stack,
-            outputs=outputs or None,
-            kubeconfig=kubeconfig or None,
-            options=RunOptions(dry_run, yes, resume or None),
-            project_dir=project_dir,
-            out=sys.stdout,
-        )
-    except PreflightBlocked as error:
-        raise refused(error) from None
-    _exit(outcome.exit_code)
+        return context(project_dir, stack, outputs)
+    except Exception:
+        return None
 
 
 def dr_status(project_dir: Path, *, format: str, kubeconfig: str, stack: str, outputs: str) -> None:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from drkit import audit
 from drkit.storage.objectstore import Encryption, ObjectExists, ObjectStore
 
 SUCCESSFUL = {"done", "already_done", "resumed"}
@@ -69,6 +70,7 @@ class Journal:
                 handle.write(line)
                 handle.flush()
                 os.fsync(handle.fileno())
+        audit.journal_event(self.run_id, event, fields)
 
     def events(self) -> Iterator[dict[str, Any]]:
         if not self.path.exists():

@@ -207,6 +207,31 @@ MUTATIONS = [
         "object-lock-meets-retention",
         ("default retention is 30 days", "floor: 1095 days", "audit journal"),
     ),
+    # the audit journal: COMPLIANCE for the seed's 3 years, whatever the config says
+    Mutation(
+        "audit-lock-governance",
+        "prod",
+        "audit-object-lock",
+        setting("rule.defaultRetention.mode", "GOVERNANCE"),
+        "audit-journal-locked",
+        ("mode is GOVERNANCE", "floor: COMPLIANCE", "audit journal", "3 years"),
+    ),
+    Mutation(
+        "audit-lock-1-year",
+        "dr",
+        "audit-object-lock",
+        setting("rule.defaultRetention", {"mode": "COMPLIANCE", "years": 1}),
+        "audit-journal-locked",
+        ("is 365 days", "floor: 1095 days", "audit journal"),
+    ),
+    Mutation(
+        "audit-bucket-without-object-lock",
+        "prod",
+        "audit-bucket",
+        setting("objectLockEnabled", None),
+        "audit-journal-locked",
+        ("Object Lock is not enabled", "floor: COMPLIANCE 1095 days"),
+    ),
     # lifecycle: expiry before retention, tiers out of order
     Mutation(
         "every-vault-expiry-1-day",
@@ -647,7 +672,27 @@ def test_retention_class_weakened_in_config_fails_on_the_seed_floor() -> None:
     assert any("is 1095 days; floor: 2555 days" in m for m in lock), violations
     assert {p for p, _ in violations} == {
         "object-lock-meets-retention",
+        "audit-journal-locked",
         "lifecycle-keeps-retention",
         "backup-vault-locked",
         "gcs-mirror-retained",
     }
+
+
+def test_audit_class_weakened_in_config_fails_on_the_absolute_floor() -> None:
+    """A PR that makes the audit class GOVERNANCE for 400 days in ``Pulumi.prod.yaml`` (which also
+    sets the floors the config-relative rules compare with) still fails: the journal's floor is
+    absolute."""
+    weakened = config_variant(
+        "prod",
+        retention_classes={
+            "financial": {"days": 2555, "object_lock": "compliance"},
+            "audit": {"days": 400, "object_lock": "governance"},
+            "system": {"days": 365, "object_lock": "governance"},
+        },
+    )
+    run = run_stack("prod", config=weakened)
+    violations = evaluate(as_policy_resources(run), Floors.from_config("prod", weakened))
+    journal = [v.message for p, v in violations if p == "audit-journal-locked"]
+    assert any("mode is GOVERNANCE; floor: COMPLIANCE" in m for m in journal), violations
+    assert any("is 400 days; floor: 1095 days" in m for m in journal), violations

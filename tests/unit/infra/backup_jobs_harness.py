@@ -62,6 +62,7 @@ def run_backup_jobs(stack: str, config: StackConfig | None = None) -> StackRun:
             account=ACCOUNT,
             partition="aws",
             vault_arn=outputs["backup_vault"]["arn"],
+            audit_arn=outputs["audit_bucket"]["arn"],
             provider=aws_provider,
         )
         role_arns: dict[str, pulumi.Input[str]] = {s: r.arn for s, r in roles.items()}

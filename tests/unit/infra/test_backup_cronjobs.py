@@ -125,6 +125,10 @@ def vault_arn(run: StackRun) -> str:
     return f"arn:aws:s3:::aipx-backup-vault-{ACCOUNT}-{run.config.region}"
 
 
+def audit_arn(run: StackRun) -> str:
+    return f"arn:aws:s3:::aipx-audit-{ACCOUNT}-{run.config.region}"
+
+
 def walk(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
     yield path, value
     if isinstance(value, dict):
@@ -419,6 +423,8 @@ def test_role_may_write_only_its_own_prefix(jobs: StackRun) -> None:
                 }
             elif exports and resources == [staged]:
                 assert set(_actions(statement)) == {"s3:GetObject", "s3:DeleteObject"}
+            elif resources == [f"{audit_arn(jobs)}/events/*"]:  # its runs' audit events
+                assert set(_actions(statement)) == {"s3:PutObject", "s3:PutObjectRetention"}
             elif resources == [vault]:
                 # bucket-level: listing is narrowed to the prefix, uploads are names only
                 assert set(_actions(statement)) <= {
@@ -472,6 +478,7 @@ def test_role_uses_the_vault_key_through_s3_only_and_its_metric_namespace(jobs: 
             "kms:EncryptionContext:aws:s3:arn": [
                 vault_arn(jobs),
                 f"{vault_arn(jobs)}/{settings.data_class}/{store}/*",
+                audit_arn(jobs),
             ]
         }
         metrics = found["BackupMetrics"]
@@ -479,6 +486,27 @@ def test_role_uses_the_vault_key_through_s3_only_and_its_metric_namespace(jobs: 
         assert metrics["Condition"] == {
             "StringEquals": {"cloudwatch:namespace": CLOUDWATCH_NAMESPACE}
         }
+
+
+def test_role_journals_its_runs_create_only_and_erases_nothing(jobs: StackRun) -> None:
+    """Each job writes its audit events (drkit.audit) under ``events/`` of the region's audit
+    bucket, with their lock; it may not read, delete or reconfigure anything there."""
+    audit = audit_arn(jobs)
+    for store in jobs.config.stores:
+        _, policy = role_of(jobs, store)
+        found = statements(policy, "policy")
+        journal = found["JournalRuns"]
+        assert (journal["Effect"], _resources(journal)) == ("Allow", [f"{audit}/events/*"])
+        assert set(_actions(journal)) == {"s3:PutObject", "s3:PutObjectRetention"}
+        on_audit = [
+            s
+            for s in found.values()
+            if s["Effect"] == "Allow" and any(r.startswith(audit) for r in _resources(s))
+        ]
+        assert on_audit == [journal], store
+        denied = found["NeverEraseTheJournal"]
+        assert denied["Effect"] == "Deny" and _resources(denied) == [audit, f"{audit}/*"]
+        assert {"s3:Delete*", "s3:BypassGovernanceRetention"} <= set(denied["Action"])
 
 
 def test_only_the_msk_store_may_read_kafka_and_only_its_own_topics(jobs: StackRun) -> None:

@@ -165,7 +165,7 @@ def test_vault_default_lock_is_the_strictest_class(run: StackRun) -> None:
     [
         ("trading-signals", "COMPLIANCE", 2555),
         ("user-data", "COMPLIANCE", 2555),
-        ("app-config", "GOVERNANCE", 1095),
+        ("app-config", "COMPLIANCE", 1095),
         ("monitoring-logs", "GOVERNANCE", 365),
     ],
 )
@@ -235,7 +235,7 @@ def test_audit_bucket_is_object_locked_with_the_audit_retention(run: StackRun) -
     [bucket] = [b for b in run.of_type(BUCKET) if b.inputs["bucket"] == name]
     assert bucket.inputs["objectLockEnabled"] is True
     [lock] = run.for_bucket(LOCK, name)
-    assert lock.inputs["rule"]["defaultRetention"] == {"mode": "GOVERNANCE", "days": 1095}
+    assert lock.inputs["rule"]["defaultRetention"] == {"mode": "COMPLIANCE", "days": 1095}
     [lifecycle] = run.for_bucket(LIFECYCLE, name)
     [rule] = lifecycle.inputs["rules"]
     assert rule["expiration"] == {"days": 1095}

@@ -3,7 +3,6 @@
 invoke local.up / local.status [--json] / local.down   the two-region local stack, kept up
 invoke backup.store trading-db --stack prod [--dry-run]
 invoke restore.redis|restore.kafka|restore.all --stack S --dry-run   the plan with real ids
-invoke restore.aurora --stack dr --at TIME|--latest|--snapshot ID --dry-run   a NEW cluster
 invoke verify --stack S --stores trading-db,event-stream  freshness, checksums, test restores
 invoke backups.list / backups.info ID / reports.list --stack S   what exists; recent runs
 

@@ -70,13 +70,19 @@ from stackmodels.outputs import StoreService
 @dataclass(frozen=True)
 class RestoreOf:
     """One store of a ``restore.all`` run: which backup, and the run's options. Its plan is built
-    as its own verb builds it for a fresh run (``drkit.ops.verbs``: an env with no resume)."""
+    as its own verb builds it (``drkit.ops.verbs``), resuming when the run resumes."""
 
     store: str
     backup: str
     force: bool
     source: str
     project_dir: Path
+    resume: str | None = None
+    """The ``restore.all`` run being resumed: each store's restore resumes its own part."""
+
+    @property
+    def env(self) -> RestoreEnv:
+        return RestoreEnv(self.project_dir, resume=self.resume)
 
 
 RestorePlanBuilder = Callable[[OpsContext, RestoreOf], tuple[Plan, Prepared]]
@@ -164,21 +170,21 @@ def _restore_postgres(ctx: OpsContext, r: RestoreOf) -> tuple[Plan, Prepared]:
     request = restore_postgres.RestorePostgresRequest(
         store=r.store, backup=r.backup, force=r.force, source=r.source
     )
-    return restore_postgres.build_plan(ctx, request, RestoreEnv(r.project_dir))
+    return restore_postgres.build_plan(ctx, request, r.env)
 
 
 def _restore_kafka(ctx: OpsContext, r: RestoreOf) -> tuple[Plan, Prepared]:
     request = restore_kafka.RestoreKafkaRequest(
         store=r.store, backup=r.backup, force=r.force, source=r.source
     )
-    return restore_kafka.build_plan(ctx, request, RestoreEnv(r.project_dir))
+    return restore_kafka.build_plan(ctx, request, r.env)
 
 
 def _restore_redis(ctx: OpsContext, r: RestoreOf) -> tuple[Plan, Prepared]:
     request = restore_redis.RestoreRedisRequest(
         store=r.store, backup=r.backup, force=r.force, source=r.source
     )
-    return restore_redis.build_plan(ctx, request, RestoreEnv(r.project_dir))
+    return restore_redis.build_plan(ctx, request, r.env)
 
 
 def _restore_kubernetes(ctx: OpsContext, r: RestoreOf) -> tuple[Plan, Prepared]:
@@ -187,7 +193,7 @@ def _restore_kubernetes(ctx: OpsContext, r: RestoreOf) -> tuple[Plan, Prepared]:
     request = restore_k8s.RestoreK8sRequest(
         store=r.store, backup=r.backup, replace=r.force, source=r.source
     )
-    return restore_k8s.build_plan(ctx, request, RestoreEnv(r.project_dir))
+    return restore_k8s.build_plan(ctx, request, r.env)
 
 
 # --- drill writers -------------------------------------------------------------------------------

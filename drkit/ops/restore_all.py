@@ -129,8 +129,8 @@ def _left_out(kind: StoreKind) -> str:
 def build_plan(
     ctx: OpsContext, request: RestoreAllRequest, env: RestoreEnv
 ) -> tuple[Plan, Prepared]:
-    """Each store's plan is its own verb's for a fresh run (``drkit.kinds.RestoreOf``), placed by
-    priority."""
+    """Each store's plan is its own verb's (``drkit.kinds.RestoreOf``), resuming when this run
+    resumes, placed by priority."""
     prepared = prepare(ctx, request)
     prepared.figures.update(figures(prepared))
     kinds = {s.store: ctx.store_config(s.store).kind for s in prepared.selections}
@@ -145,7 +145,14 @@ def build_plan(
         ends: list[str] = []
         for selection in group:
             backup = selection.entry.backup_id
-            of = RestoreOf(selection.store, backup, request.force, request.source, env.project_dir)
+            of = RestoreOf(
+                selection.store,
+                backup,
+                request.force,
+                request.source,
+                env.project_dir,
+                env.resume,
+            )
             try:
                 plan, member = entry.restore.plan(ctx, of)
             except BaseException:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from drkit.drill.scenarios import SCENARIOS
-from drkit.failover.kinds import NOTHING_TO_PROMOTE, PLAN_STEP_KINDS
+from drkit.failover.kinds import NOTHING_TO_PROMOTE, PLAN_STEPS
 from drkit.failover.kinds import REGISTRY as PROTECTIONS
 from drkit.handlers import BACKUP_PATHS
 from drkit.kinds import REGISTRY, DrillHooks, NotYet, VerbPlan, restore_order
@@ -107,7 +107,19 @@ def test_every_drill_hook_names_a_scenario_the_drill_plays() -> None:
 
 
 def test_every_protection_kind_is_a_local_module_a_plan_step_or_nothing_to_promote() -> None:
-    groups = [set(PROTECTIONS), set(PLAN_STEP_KINDS), set(NOTHING_TO_PROMOTE)]
+    groups = [set(PROTECTIONS), set(PLAN_STEPS), set(NOTHING_TO_PROMOTE)]
     assert set().union(*groups) == set(ProtectionKind)
     assert sum(len(g) for g in groups) == len(ProtectionKind)  # each in one group only
     assert all(module.kind is kind for kind, module in PROTECTIONS.items())
+    assert all(step.kind is kind for kind, step in PLAN_STEPS.items())
+
+
+@pytest.mark.parametrize("kind", list(PLAN_STEPS), ids=str)
+def test_every_plan_step_kind_builds_its_own_step_for_the_store_of_its_section(
+    kind: ProtectionKind,
+) -> None:
+    step = PLAN_STEPS[kind]
+    assert callable(step.build.load()), step.build.path
+    config = StackConfig.for_stack("dr", ROOT)
+    assert step.store(config) in config.stores  # the shipped dr stack protects a store with it
+    assert len({s.step for s in PLAN_STEPS.values()}) == len(PLAN_STEPS)

@@ -277,6 +277,12 @@ def restore_order() -> list[KindEntry]:
     return sorted(REGISTRY.values(), key=lambda e: e.restore.priority)
 
 
+def restorable_kinds() -> list[StoreKind]:
+    """The kinds this build restores (a restore plan, not ``NotYet``), in the registry's order:
+    what ``restore.all`` may restore and the monthly DR test restores by default."""
+    return [kind for kind, item in REGISTRY.items() if not isinstance(item.restore.plan, NotYet)]
+
+
 def drill_writers() -> dict[StoreKind, DrillWriter]:
     """The kinds the drill writes into, in the registry's order, and their writers."""
     return {

@@ -24,7 +24,7 @@ from typing import Any, Self
 from pydantic import Field
 
 from drkit.context import OpsContext
-from drkit.kinds import REGISTRY, NotYet, RestoreOf, restore_order
+from drkit.kinds import REGISTRY, NotYet, RestoreOf, restorable_kinds, restore_order
 from drkit.ops.plan import Plan, Step
 from drkit.ops.selection import object_store, readable
 from drkit.ops.verbs import Prepared as Held
@@ -108,11 +108,8 @@ def prepare(ctx: OpsContext, request: RestoreAllRequest) -> Prepared:
 
 
 def _restorable(ctx: OpsContext) -> list[str]:
-    return [
-        name
-        for name, store in ctx.config.stores.items()
-        if not isinstance(REGISTRY[store.kind].restore.plan, NotYet)
-    ]
+    kinds = restorable_kinds()
+    return [name for name, store in ctx.config.stores.items() if store.kind in kinds]
 
 
 def _left_out(kind: StoreKind) -> str:

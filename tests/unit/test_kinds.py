@@ -14,7 +14,7 @@ from drkit.drill.scenarios import SCENARIOS
 from drkit.failover.kinds import NOTHING_TO_PROMOTE, PLAN_STEPS
 from drkit.failover.kinds import REGISTRY as PROTECTIONS
 from drkit.handlers import BACKUP_PATHS
-from drkit.kinds import REGISTRY, DrillHooks, NotYet, VerbPlan, restore_order
+from drkit.kinds import REGISTRY, DrillHooks, NotYet, VerbPlan, restorable_kinds, restore_order
 from drkit.lazy import Lazy
 from drkit.local.regions import selected_kinds
 from drkit.ops.verbs import RestoreVerb
@@ -52,7 +52,7 @@ def test_every_part_of_an_entry_is_given_or_missing_with_a_reason(kind: StoreKin
     assert callable(entry.local.servers) and callable(entry.local.provision)
 
 
-def lazy_parts(value: object) -> list[Lazy[..., object]]:
+def lazy_parts(value: object) -> list[Lazy]:
     """Every ``Lazy`` in a registry entry, however deep."""
     if isinstance(value, Lazy):
         return [value]
@@ -99,6 +99,16 @@ def test_the_restore_order_is_total_with_a_reason_each() -> None:
     assert order[-1].kind is StoreKind.KUBERNETES  # workloads once their data is in place
 
 
+def test_the_restorable_kinds_are_those_with_a_restore_in_registry_order() -> None:
+    """What restore.all may restore and the monthly DR test's default kinds."""
+    assert restorable_kinds() == [
+        StoreKind.POSTGRES,
+        StoreKind.KAFKA,
+        StoreKind.REDIS,
+        StoreKind.KUBERNETES,
+    ]
+
+
 def test_every_drill_hook_names_a_scenario_the_drill_plays() -> None:
     for kind, entry in REGISTRY.items():
         if isinstance(entry.drill, DrillHooks):
@@ -119,7 +129,7 @@ def test_every_plan_step_kind_builds_its_own_step_for_the_store_of_its_section(
     kind: ProtectionKind,
 ) -> None:
     step = PLAN_STEPS[kind]
-    assert callable(step.build.load()), step.build.path
+    assert isinstance(step.build, Lazy) and callable(step.build.load()), step.build
     config = StackConfig.for_stack("dr", ROOT)
     assert step.store(config) in config.stores  # the shipped dr stack protects a store with it
     assert len({s.step for s in PLAN_STEPS.values()}) == len(PLAN_STEPS)

@@ -37,7 +37,7 @@ class PlanStep:
     """Its section of the stack outputs; the step is planned when the outputs have it."""
     config: Callable[[StackConfig], Section | None]
     """Its section of the stack config, which names the store it protects."""
-    build: Lazy[[Topology, Runtime], FunctionStep]
+    build: Callable[[Topology, Runtime], FunctionStep]
     needs_config: bool = False
     """Planned only when the config has its section too (MSK's clients step reads its topics)."""
 

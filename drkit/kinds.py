@@ -32,7 +32,6 @@ import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drkit.backup.paths import (
@@ -44,19 +43,19 @@ from drkit.backup.paths import (
     BackupPath,
 )
 from drkit.lazy import Lazy
-from drkit.ops.verbs import RestoreEnv
 from stackmodels.config import StoreKind
 from stackmodels.outputs import StoreService
 
 if TYPE_CHECKING:
     from drkit.context import OpsContext
     from drkit.drill.writers import StableAddress, Writer
+    from drkit.local.lag import Lag
     from drkit.local.regions import LocalRegions
     from drkit.local.stores import LocalServers, Provisioned
     from drkit.ops.plan import Plan
     from drkit.ops.scratch import Holder
     from drkit.ops.selection import Chosen
-    from drkit.ops.verbs import Prepared
+    from drkit.ops.verbs import Prepared, RestoreEnv
     from stackmodels import StackConfig
     from stackmodels.config import Store
 
@@ -70,13 +69,9 @@ class RestoreOf:
     backup: str
     force: bool
     source: str
-    project_dir: Path
-    resume: str | None = None
-    """The ``restore.all`` run being resumed: each store's restore resumes its own part."""
-
-    @property
-    def env(self) -> RestoreEnv:
-        return RestoreEnv(self.project_dir, resume=self.resume)
+    env: RestoreEnv
+    """Where the journals are, and the ``restore.all`` run being resumed: each store's restore
+    resumes its own part."""
 
 
 RestorePlanBuilder = Callable[["OpsContext", RestoreOf], "tuple[Plan, Prepared]"]
@@ -115,6 +110,12 @@ LocalProvision = Callable[
 ]
 """(servers, config, store name, its config, database suffix or None) -> endpoint and
 credentials, or None when the servers do not run the kind."""
+RoleProbe = Callable[[str, str], str]
+"""(the server's URL, its region) -> ``primary``, ``standby`` or ``down``, asked of the server;
+raises when it does not answer."""
+LagReader = Callable[[str | None, str, list[str]], "Lag"]
+"""(the primary's URL or None when it is down, the standby's, the mirrored topics) -> the
+replication lag into the standby, read from the replication itself."""
 StartServers = Callable[["LocalRegions"], None]
 """Start the kind's servers in each region of the local stack and the continuous protection
 from prod into dr (run in parallel with the other kinds')."""
@@ -172,6 +173,10 @@ class Verify:
 class Local:
     servers: StartServers
     provision: LocalProvision
+    probe: RoleProbe
+    """What ``local.status`` asks a server of the kind (``drkit.local.status``)."""
+    lag: LagReader | None
+    """The lag of its continuous protection into dr; None: nothing replicates it continuously."""
 
 
 @dataclass(frozen=True)
@@ -184,10 +189,16 @@ class KindEntry:
     drill: DrillHooks | NotYet
 
 
-def _local(kind: str) -> Local:
-    """The local stack's parts of ``kind``: ``drkit.local.regions.start_<kind>`` and
-    ``drkit.local.stores.<kind>``."""
-    return Local(Lazy(f"drkit.local.regions:start_{kind}"), Lazy(f"drkit.local.stores:{kind}"))
+def _local(kind: str, replicated: bool) -> Local:
+    """The local stack's parts of ``kind``: ``drkit.local.regions.start_<kind>``,
+    ``drkit.local.stores.<kind>`` and ``drkit.local.status.probe_<kind>`` (and ``lag_<kind>``
+    when prod replicates it into dr continuously)."""
+    return Local(
+        Lazy(f"drkit.local.regions:start_{kind}"),
+        Lazy(f"drkit.local.stores:{kind}"),
+        Lazy(f"drkit.local.status:probe_{kind}"),
+        Lazy(f"drkit.local.status:lag_{kind}") if replicated else None,
+    )
 
 
 def _verify(module: str) -> Verify:
@@ -214,7 +225,7 @@ REGISTRY: dict[StoreKind, KindEntry] = {
             Lazy("drkit.ops.verify_postgres:test_restore"),
             scratch_cleanup=Lazy("drkit.ops.scratch_postgres:cleanup"),
         ),
-        _local("postgres"),
+        _local("postgres", replicated=True),
         DrillHooks("database-corruption", _writer("postgres", 20.0)),
     ),
     StoreKind.TIMESERIES: KindEntry(
@@ -226,7 +237,7 @@ REGISTRY: dict[StoreKind, KindEntry] = {
             "historical market data: read by strategies and risk at start, depends on no stream",
         ),
         _verify("verify_timeseries"),
-        _local("timeseries"),
+        _local("timeseries", replicated=False),
         NotYet("the drill runs no InfluxDB"),
     ),
     StoreKind.KAFKA: KindEntry(
@@ -238,7 +249,7 @@ REGISTRY: dict[StoreKind, KindEntry] = {
             "event streams: consumers resume against the restored records, so those come first",
         ),
         _verify("verify_kafka"),
-        _local("kafka"),
+        _local("kafka", replicated=True),
         DrillHooks("kafka-data-loss", _writer("kafka", 40.0)),
     ),
     StoreKind.REDIS: KindEntry(
@@ -250,7 +261,7 @@ REGISTRY: dict[StoreKind, KindEntry] = {
             "caches: derived data, restored after their sources so no entry is newer than them",
         ),
         _verify("verify_redis"),
-        _local("redis"),
+        _local("redis", replicated=True),
         DrillHooks("redis-loss", _writer("redis", 40.0)),
     ),
     StoreKind.KUBERNETES: KindEntry(
@@ -266,7 +277,7 @@ REGISTRY: dict[StoreKind, KindEntry] = {
             named_only=True,
         ),
         _verify("verify_k8s"),
-        _local("kubernetes"),
+        _local("kubernetes", replicated=False),
         DrillHooks("kubernetes-namespace-loss", None),
     ),
 }

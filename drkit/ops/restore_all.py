@@ -142,14 +142,8 @@ def build_plan(
         ends: list[str] = []
         for selection in group:
             backup = selection.entry.backup_id
-            of = RestoreOf(
-                selection.store,
-                backup,
-                request.force,
-                request.source,
-                env.project_dir,
-                env.resume,
-            )
+            member_env = RestoreEnv(env.project_dir, resume=env.resume)
+            of = RestoreOf(selection.store, backup, request.force, request.source, member_env)
             try:
                 plan, member = entry.restore.plan(ctx, of)
             except BaseException:

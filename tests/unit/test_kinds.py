@@ -40,6 +40,7 @@ def test_every_part_of_an_entry_is_given_or_missing_with_a_reason(kind: StoreKin
         "test restore": entry.verify.test_restore,
         "local servers": entry.local.servers,
         "local provisioning": entry.local.provision,
+        "local role probe": entry.local.probe,
         "drill hooks": entry.drill,
     }
     for name, part in parts.items():
@@ -50,6 +51,7 @@ def test_every_part_of_an_entry_is_given_or_missing_with_a_reason(kind: StoreKin
     assert entry.restore.reason, f"{kind.value}: a restore priority without a reason"
     assert callable(entry.verify.test_restore)
     assert callable(entry.local.servers) and callable(entry.local.provision)
+    assert callable(entry.local.probe)
 
 
 def lazy_parts(value: object) -> list[Lazy]:

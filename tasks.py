@@ -204,18 +204,18 @@ restore_k8s = command(
 restore_aurora = command(
     "aurora",
     partial(cli.restore, "aurora"),
-    "Restore Aurora into a NEW cluster: to a point in time (--at, --latest) or a --snapshot.",
+    "Restore Aurora into a NEW cluster: to a point in time (--at, --latest) or a --snapshot-id.",
     *PLAN,
     at=("", "restore the cluster as it was at this time (ISO 8601, UTC if no zone)"),
     latest=(False, "restore the cluster to its latest restorable time"),
-    snapshot=("", "restore this cluster snapshot (id or ARN) instead"),
+    snapshot_id=("", "restore this cluster snapshot (id or ARN) instead"),
     target_cluster=(
         "",
         "the NEW cluster's id (default: <cluster>-restored-<time>); never an existing one",
     ),
     cluster=(
         "",
-        "the cluster to restore, or to copy settings from for --snapshot (default: the "
+        "the cluster to restore, or to copy settings from for --snapshot-id (default: the "
         "stack's cluster in --region)",
     ),
     region=("", "where to restore (default: the writer region in the stack outputs)"),

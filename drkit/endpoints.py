@@ -1,26 +1,23 @@
 """Where a store is and how to log in: its endpoint and credentials, from the stack's outputs.
 
 Every module that reaches a store (backup, restore, verify, the drill) builds its client from
-here, so the outputs' fields and the credentials are read in one place.
+here, so the outputs' fields and the credentials are read in one place. Each function imports
+its own kind's client when it is called: a backup of one kind imports none of the others'.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from drkit.backup.postgres import PostgresSource
-from drkit.backup.redis import RedisSource
 from drkit.context import OpsContext
-from drkit.influx import InfluxEndpoint
-from drkit.kafka_auth import client_auth, region_of_cluster
-from drkit.kubestate.api import (
-    ApiClientFactory,
-    in_cluster_client_factory,
-    kubeconfig_client_factory,
-    running_in_cluster,
-)
-from stackmodels.outputs import ReplicationGroup
+
+if TYPE_CHECKING:
+    from drkit.backup.postgres import PostgresSource
+    from drkit.backup.redis import RedisSource
+    from drkit.influx import InfluxEndpoint
+    from drkit.kubestate.api import ApiClientFactory
+    from stackmodels.outputs import ReplicationGroup
 
 
 class NoHandler(ValueError):
@@ -37,6 +34,8 @@ def endpoint(ctx: OpsContext, store: str) -> tuple[str, int]:
 def kafka_settings(ctx: OpsContext, store: str) -> dict[str, Any]:
     """The authentication settings of every Kafka client made for ``store``: IAM tokens for the
     region of the exported MSK cluster, nothing for a plain listener."""
+    from drkit.kafka_auth import client_auth, region_of_cluster
+
     exported = ctx.outputs.stores.get(store)
     if exported is None:
         raise NoHandler(f"stack {ctx.stack!r} exports no endpoint for store {store!r}")
@@ -44,6 +43,8 @@ def kafka_settings(ctx: OpsContext, store: str) -> dict[str, Any]:
 
 
 def postgres_source(ctx: OpsContext, store: str, database: str | None = None) -> PostgresSource:
+    from drkit.backup.postgres import PostgresSource
+
     host, port = endpoint(ctx, store)
     credentials = ctx.credentials.for_store(store)
     exported = ctx.outputs.stores[store].database
@@ -57,6 +58,8 @@ def postgres_source(ctx: OpsContext, store: str, database: str | None = None) ->
 
 
 def redis_source(ctx: OpsContext, store: str) -> RedisSource:
+    from drkit.backup.redis import RedisSource
+
     exported = ctx.outputs.stores[store]
     credentials = ctx.credentials.for_store(store)
     return RedisSource(
@@ -70,6 +73,8 @@ def redis_source(ctx: OpsContext, store: str) -> RedisSource:
 
 def influx_endpoint(ctx: OpsContext, store: str) -> tuple[InfluxEndpoint, str]:
     """The store's InfluxDB server (as its backup reaches it) and its database."""
+    from drkit.influx import InfluxEndpoint
+
     host, port = endpoint(ctx, store)
     credentials = ctx.credentials.for_store(store)
     exported = ctx.outputs.stores[store]
@@ -101,6 +106,12 @@ def kubernetes_client_factory(ctx: OpsContext, store: str) -> ApiClientFactory:
     - otherwise ``$KUBECONFIG`` or ``~/.kube/config`` at the stack config's
       ``kubernetes.context`` (an operator's machine).
     """
+    from drkit.kubestate.api import (
+        in_cluster_client_factory,
+        kubeconfig_client_factory,
+        running_in_cluster,
+    )
+
     exported = ctx.outputs.stores.get(store)
     if exported is not None and exported.data_path:
         return kubeconfig_client_factory(Path(exported.data_path))

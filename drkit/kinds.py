@@ -11,22 +11,28 @@ Each ``stackmodels.config.StoreKind`` has one ``KindEntry`` in ``REGISTRY``:
   restore; whether it is restored only when named;
 - ``verify``: the test restore of ``invoke verify`` (``drkit.ops.verify_*``) and, where it
   leaves a scratch target that a killed run can orphan, the cleanup of those;
-- ``local``: what the local stack provisions for a store of the kind (``drkit.local.stores``);
+- ``local``: the servers the local two-region stack starts for the kind, with the continuous
+  protection between them (``drkit.local.regions``), and what it provisions for a store of the
+  kind (``drkit.local.stores``);
 - ``drill``: the drill's writer and its rate, and the scenario that loses the kind's data.
 
-``drkit.handlers``, ``drkit.ops.restore_all``, ``drkit.ops.verify``, ``drkit.local.stack`` and
-the drill iterate this registry; none of them dispatches on a kind itself.
+``drkit.handlers``, ``drkit.ops.restore_all``, ``drkit.ops.verify``, ``drkit.local.stack``,
+``drkit.local.regions`` and the drill iterate this registry; none of them dispatches on a kind
+itself. Every function is named by its import path (``drkit.lazy.Lazy``) and imported when it is
+called, so importing the registry imports no kind's modules: the backup CronJob of one store
+imports its own kind's handler and nothing of the others, nor the restore, verify, local and
+drill modules.
 ``tests/unit/test_kinds.py`` fails when a kind lacks an entry or an entry lacks a part.
 Adding a kind: ``drkit/README.md``.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drkit.backup.paths import (
     KAFKA_PATHS,
@@ -36,50 +42,55 @@ from drkit.backup.paths import (
     TIMESERIES_PATHS,
     BackupPath,
 )
-from drkit.context import OpsContext
-from drkit.drill.writers import (
-    KafkaEventWriter,
-    PostgresOrderWriter,
-    RedisSessionWriter,
-    StableAddress,
-    Writer,
-)
-from drkit.local import stores as local_stores
-from drkit.local.stores import LocalServers, Provisioned
-from drkit.ops import (
-    restore_k8s,
-    restore_kafka,
-    restore_postgres,
-    restore_redis,
-    scratch_postgres,
-    verify_k8s,
-    verify_kafka,
-    verify_postgres,
-    verify_redis,
-    verify_timeseries,
-)
-from drkit.ops.plan import Plan
-from drkit.ops.scratch import Holder
-from drkit.ops.selection import Chosen
-from drkit.ops.verbs import Prepared, RestoreEnv
-from stackmodels import StackConfig
-from stackmodels.config import Store, StoreKind
+from drkit.lazy import Lazy
+from stackmodels.config import StoreKind
 from stackmodels.outputs import StoreService
+
+if TYPE_CHECKING:
+    from drkit.context import OpsContext
+    from drkit.drill.writers import StableAddress, Writer
+    from drkit.local.lag import Lag
+    from drkit.local.regions import LocalRegions
+    from drkit.local.stores import LocalServers, Provisioned
+    from drkit.ops.plan import Plan
+    from drkit.ops.scratch import Holder
+    from drkit.ops.selection import Chosen
+    from drkit.ops.verbs import Prepared, RestoreEnv
+    from stackmodels import StackConfig
+    from stackmodels.config import Store
 
 
 @dataclass(frozen=True)
 class RestoreOf:
     """One store of a ``restore.all`` run: which backup, and the run's options. Its plan is built
-    as its own verb builds it for a fresh run (``drkit.ops.verbs``: an env with no resume)."""
+    as its own verb builds it (``drkit.ops.verbs``), resuming when the run resumes."""
 
     store: str
     backup: str
     force: bool
     source: str
-    project_dir: Path
+    env: RestoreEnv
+    """Where the journals are, and the ``restore.all`` run being resumed: each store's restore
+    resumes its own part."""
 
 
-RestorePlanBuilder = Callable[[OpsContext, RestoreOf], tuple[Plan, Prepared]]
+RestorePlanBuilder = Callable[["OpsContext", RestoreOf], "tuple[Plan, Prepared]"]
+
+
+@dataclass(frozen=True)
+class VerbPlan:
+    """One store's plan in ``restore.all``: that of the kind's own restore verb (the module's
+    ``VERB``, ``drkit.ops.verbs``), its request made from the store, the backup and the run's
+    options; ``force`` is the request field ``--force`` sets."""
+
+    module: str
+    force: str = "force"
+
+    def __call__(self, ctx: OpsContext, r: RestoreOf) -> tuple[Plan, Prepared]:
+        verb = importlib.import_module(self.module).VERB
+        fields = {"store": r.store, "backup": r.backup, "source": r.source, self.force: r.force}
+        plan, prepared = verb.build_plan(ctx, verb.request(**fields), r.env)
+        return plan, prepared
 
 
 @dataclass(frozen=True)
@@ -89,15 +100,26 @@ class NotYet:
     reason: str
 
 
-TestRestore = Callable[[OpsContext, Chosen, Holder, str, str], tuple[str, dict[str, Any]]]
+TestRestore = Callable[["OpsContext", "Chosen", "Holder", str, str], "tuple[str, dict[str, Any]]"]
 """(ctx, the backup, this run's holder tag, vault or mirror, purpose: ``verify`` or ``dr-test``)
 -> (detail, figures); raises when the restored copy differs from the manifest."""
-Cleanup = Callable[[OpsContext, str, datetime, bool, bool], list[str]]
+Cleanup = Callable[["OpsContext", str, datetime, bool, bool], list[str]]
 """(ctx, store, now, forced, dry run) -> one line per scratch target a killed run left."""
-LocalProvision = Callable[[LocalServers, StackConfig, str, Store, str | None], Provisioned]
+LocalProvision = Callable[
+    ["LocalServers", "StackConfig", str, "Store", "str | None"], "Provisioned"
+]
 """(servers, config, store name, its config, database suffix or None) -> endpoint and
 credentials, or None when the servers do not run the kind."""
-WriterFactory = Callable[[OpsContext, StableAddress, str, float], Writer]
+RoleProbe = Callable[[str, str], str]
+"""(the server's URL, its region) -> ``primary``, ``standby`` or ``down``, asked of the server;
+raises when it does not answer."""
+LagReader = Callable[[str | None, str, list[str]], "Lag"]
+"""(the primary's URL or None when it is down, the standby's, the mirrored topics) -> the
+replication lag into the standby, read from the replication itself."""
+StartServers = Callable[["LocalRegions"], None]
+"""Start the kind's servers in each region of the local stack and the continuous protection
+from prod into dr (run in parallel with the other kinds')."""
+WriterFactory = Callable[["OpsContext", "StableAddress", str, float], "Writer"]
 """(ctx, the store's stable address, store, rate per second) -> the writer that trades into the
 store through its stable name (re-read before every write)."""
 
@@ -148,61 +170,44 @@ class Verify:
 
 
 @dataclass(frozen=True)
+class Local:
+    servers: StartServers
+    provision: LocalProvision
+    probe: RoleProbe
+    """What ``local.status`` asks a server of the kind (``drkit.local.status``)."""
+    lag: LagReader | None
+    """The lag of its continuous protection into dr; None: nothing replicates it continuously."""
+
+
+@dataclass(frozen=True)
 class KindEntry:
     kind: StoreKind
     backup: Backup
     restore: Restore
     verify: Verify
-    local: LocalProvision
+    local: Local
     drill: DrillHooks | NotYet
 
 
-# --- restore plans: the kind's own restore task, for one store of restore.all ------------------
-
-
-def _restore_postgres(ctx: OpsContext, r: RestoreOf) -> tuple[Plan, Prepared]:
-    request = restore_postgres.RestorePostgresRequest(
-        store=r.store, backup=r.backup, force=r.force, source=r.source
+def _local(kind: str, replicated: bool) -> Local:
+    """The local stack's parts of ``kind``: ``drkit.local.regions.start_<kind>``,
+    ``drkit.local.stores.<kind>`` and ``drkit.local.status.probe_<kind>`` (and ``lag_<kind>``
+    when prod replicates it into dr continuously)."""
+    return Local(
+        Lazy(f"drkit.local.regions:start_{kind}"),
+        Lazy(f"drkit.local.stores:{kind}"),
+        Lazy(f"drkit.local.status:probe_{kind}"),
+        Lazy(f"drkit.local.status:lag_{kind}") if replicated else None,
     )
-    return restore_postgres.build_plan(ctx, request, RestoreEnv(r.project_dir))
 
 
-def _restore_kafka(ctx: OpsContext, r: RestoreOf) -> tuple[Plan, Prepared]:
-    request = restore_kafka.RestoreKafkaRequest(
-        store=r.store, backup=r.backup, force=r.force, source=r.source
-    )
-    return restore_kafka.build_plan(ctx, request, RestoreEnv(r.project_dir))
+def _verify(module: str) -> Verify:
+    """``test_restore`` and ``cleanup`` of ``drkit.ops.<module>``."""
+    return Verify(Lazy(f"drkit.ops.{module}:test_restore"), Lazy(f"drkit.ops.{module}:cleanup"))
 
 
-def _restore_redis(ctx: OpsContext, r: RestoreOf) -> tuple[Plan, Prepared]:
-    request = restore_redis.RestoreRedisRequest(
-        store=r.store, backup=r.backup, force=r.force, source=r.source
-    )
-    return restore_redis.build_plan(ctx, request, RestoreEnv(r.project_dir))
-
-
-def _restore_kubernetes(ctx: OpsContext, r: RestoreOf) -> tuple[Plan, Prepared]:
-    """The namespace's objects back in priority order; --force replaces existing objects. The
-    data key is decrypted now and wiped when the run is over (``restore_all.Prepared.close``)."""
-    request = restore_k8s.RestoreK8sRequest(
-        store=r.store, backup=r.backup, replace=r.force, source=r.source
-    )
-    return restore_k8s.build_plan(ctx, request, RestoreEnv(r.project_dir))
-
-
-# --- drill writers -------------------------------------------------------------------------------
-
-
-def _postgres_writer(ctx: OpsContext, address: StableAddress, store: str, rate: float) -> Writer:
-    return PostgresOrderWriter(address, rate)
-
-
-def _kafka_writer(ctx: OpsContext, address: StableAddress, store: str, rate: float) -> Writer:
-    return KafkaEventWriter(address, list(ctx.config.stores[store].topics), rate)
-
-
-def _redis_writer(ctx: OpsContext, address: StableAddress, store: str, rate: float) -> Writer:
-    return RedisSessionWriter(address, rate, tls_ca_file=ctx.outputs.stores[store].tls_ca_file)
+def _writer(kind: str, rate: float) -> DrillWriter:
+    return DrillWriter(Lazy(f"drkit.drill.writers:{kind}_writer"), rate)
 
 
 # --- the registry --------------------------------------------------------------------------------
@@ -212,13 +217,16 @@ REGISTRY: dict[StoreKind, KindEntry] = {
         StoreKind.POSTGRES,
         Backup(POSTGRES_PATHS),
         Restore(
-            _restore_postgres,
+            VerbPlan("drkit.ops.restore_postgres"),
             10,
             "the system of record (accounts, orders, strategies): every other store refers to it",
         ),
-        Verify(verify_postgres.test_restore, scratch_cleanup=scratch_postgres.cleanup),
-        local_stores.postgres,
-        DrillHooks("database-corruption", DrillWriter(_postgres_writer, 20.0)),
+        Verify(
+            Lazy("drkit.ops.verify_postgres:test_restore"),
+            scratch_cleanup=Lazy("drkit.ops.scratch_postgres:cleanup"),
+        ),
+        _local("postgres", replicated=True),
+        DrillHooks("database-corruption", _writer("postgres", 20.0)),
     ),
     StoreKind.TIMESERIES: KindEntry(
         StoreKind.TIMESERIES,
@@ -228,46 +236,48 @@ REGISTRY: dict[StoreKind, KindEntry] = {
             20,
             "historical market data: read by strategies and risk at start, depends on no stream",
         ),
-        Verify(verify_timeseries.test_restore, scratch_cleanup=verify_timeseries.cleanup),
-        local_stores.timeseries,
+        _verify("verify_timeseries"),
+        _local("timeseries", replicated=False),
         NotYet("the drill runs no InfluxDB"),
     ),
     StoreKind.KAFKA: KindEntry(
         StoreKind.KAFKA,
         Backup(KAFKA_PATHS, chains=True),
         Restore(
-            _restore_kafka,
+            VerbPlan("drkit.ops.restore_kafka"),
             30,
             "event streams: consumers resume against the restored records, so those come first",
         ),
-        Verify(verify_kafka.test_restore, scratch_cleanup=verify_kafka.cleanup),
-        local_stores.kafka,
-        DrillHooks("kafka-data-loss", DrillWriter(_kafka_writer, 40.0)),
+        _verify("verify_kafka"),
+        _local("kafka", replicated=True),
+        DrillHooks("kafka-data-loss", _writer("kafka", 40.0)),
     ),
     StoreKind.REDIS: KindEntry(
         StoreKind.REDIS,
         Backup(REDIS_PATHS),
         Restore(
-            _restore_redis,
+            VerbPlan("drkit.ops.restore_redis"),
             40,
             "caches: derived data, restored after their sources so no entry is newer than them",
         ),
-        Verify(verify_redis.test_restore, scratch_cleanup=verify_redis.cleanup),
-        local_stores.redis,
-        DrillHooks("redis-loss", DrillWriter(_redis_writer, 40.0)),
+        _verify("verify_redis"),
+        _local("redis", replicated=True),
+        DrillHooks("redis-loss", _writer("redis", 40.0)),
     ),
     StoreKind.KUBERNETES: KindEntry(
         StoreKind.KUBERNETES,
         Backup(KUBERNETES_PATHS, implicit_service=StoreService.KUBERNETES),
         Restore(
-            _restore_kubernetes,
+            # The namespace's objects back in priority order; --force replaces existing objects.
+            # The data key is decrypted now and wiped when the run is over (``Prepared.close``).
+            VerbPlan("drkit.ops.restore_k8s", force="replace"),
             50,
             "application state and workloads last: they start only once their data is in place",
             # Restoring the application's objects over a running cluster is a decision of its own.
             named_only=True,
         ),
-        Verify(verify_k8s.test_restore, scratch_cleanup=verify_k8s.cleanup),
-        local_stores.kubernetes,
+        _verify("verify_k8s"),
+        _local("kubernetes", replicated=False),
         DrillHooks("kubernetes-namespace-loss", None),
     ),
 }
@@ -276,6 +286,12 @@ REGISTRY: dict[StoreKind, KindEntry] = {
 def restore_order() -> list[KindEntry]:
     """The kinds in the order ``restore.all`` restores them."""
     return sorted(REGISTRY.values(), key=lambda e: e.restore.priority)
+
+
+def restorable_kinds() -> list[StoreKind]:
+    """The kinds this build restores (a restore plan, not ``NotYet``), in the registry's order:
+    what ``restore.all`` may restore and the monthly DR test restores by default."""
+    return [kind for kind, item in REGISTRY.items() if not isinstance(item.restore.plan, NotYet)]
 
 
 def drill_writers() -> dict[StoreKind, DrillWriter]:

@@ -2,7 +2,8 @@
 built from the stack's outputs and credentials (``drkit.endpoints``).
 
 Each store kind's entry in ``drkit.kinds`` names the paths of its services; ``drkit.handlers``
-picks the one the stack's outputs name for a store.
+picks the one the stack's outputs name for a store. Each builder imports its own handler and
+client modules when it is called: the backup of one kind imports nothing of the others.
 """
 
 from __future__ import annotations
@@ -11,28 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from drkit.backup.engine import Handler
-from drkit.backup.kafka import KafkaHandler
-from drkit.backup.kubernetes import KubernetesHandler
-from drkit.backup.manifest import Manifest
-from drkit.backup.postgres import PostgresHandler
-from drkit.backup.redis import ElastiCacheHandler, RedisHandler
-from drkit.backup.timeseries import TimeseriesHandler
-from drkit.context import OpsContext
-from drkit.endpoints import (
-    NoHandler,
-    elasticache_group,
-    endpoint,
-    influx_endpoint,
-    kafka_settings,
-    kubernetes_client_factory,
-    postgres_source,
-    redis_source,
-)
 from drkit.recovery import BackupIndex, RecoveryError
-from drkit.storage.s3 import S3Store
 from stackmodels.outputs import StoreService
+
+if TYPE_CHECKING:
+    from drkit.backup.engine import Handler
+    from drkit.backup.manifest import Manifest
+    from drkit.context import OpsContext
 
 
 @dataclass(frozen=True)
@@ -61,10 +49,16 @@ def previous_for_incremental(ctx: OpsContext, store: str, now: datetime) -> Mani
 
 
 def _postgres(ctx: OpsContext, store: str, now: datetime) -> Handler:
+    from drkit.backup.postgres import PostgresHandler
+    from drkit.endpoints import postgres_source
+
     return PostgresHandler(postgres_source(ctx, store))
 
 
 def _kafka(ctx: OpsContext, store: str, now: datetime) -> Handler:
+    from drkit.backup.kafka import KafkaHandler
+    from drkit.endpoints import endpoint, kafka_settings
+
     host, port = endpoint(ctx, store)
     return KafkaHandler(
         f"{host}:{port}",
@@ -75,11 +69,18 @@ def _kafka(ctx: OpsContext, store: str, now: datetime) -> Handler:
 
 
 def _redis(ctx: OpsContext, store: str, now: datetime) -> Handler:
+    from drkit.backup.redis import RedisHandler
+    from drkit.endpoints import redis_source
+
     data_path = ctx.outputs.stores[store].data_path
     return RedisHandler(redis_source(ctx, store), rdb_path=Path(data_path) if data_path else None)
 
 
 def _elasticache(ctx: OpsContext, store: str, now: datetime) -> Handler:
+    from drkit.backup.redis import ElastiCacheHandler
+    from drkit.endpoints import NoHandler, elasticache_group
+    from drkit.storage.s3 import S3Store
+
     exported = ctx.outputs.stores[store]
     if not exported.resource_id:
         raise NoHandler(
@@ -102,10 +103,16 @@ def _elasticache(ctx: OpsContext, store: str, now: datetime) -> Handler:
 
 
 def _timeseries(ctx: OpsContext, store: str, now: datetime) -> Handler:
+    from drkit.backup.timeseries import TimeseriesHandler
+    from drkit.endpoints import influx_endpoint
+
     return TimeseriesHandler(*influx_endpoint(ctx, store))
 
 
 def _kubernetes(ctx: OpsContext, store: str, now: datetime) -> Handler:
+    from drkit.backup.kubernetes import KubernetesHandler
+    from drkit.endpoints import kubernetes_client_factory
+
     return KubernetesHandler(
         kubernetes_client_factory(ctx, store),
         namespace=ctx.outputs.k8s_namespace,

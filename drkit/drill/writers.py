@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import psycopg
@@ -29,6 +29,9 @@ import redis
 from confluent_kafka import Producer
 
 from drkit.local.names import StableName, read_names_file
+
+if TYPE_CHECKING:
+    from drkit.context import OpsContext
 
 Locator = Callable[[], str]
 """Where a writer connects now: a client URL (PostgreSQL, Redis) or a bootstrap (Kafka)."""
@@ -364,3 +367,18 @@ class RedisSessionWriter(Writer):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+# --- each kind's writer, as its entry in ``drkit.kinds`` names it -------------------------------
+
+
+def postgres_writer(ctx: OpsContext, address: StableAddress, store: str, rate: float) -> Writer:
+    return PostgresOrderWriter(address, rate)
+
+
+def kafka_writer(ctx: OpsContext, address: StableAddress, store: str, rate: float) -> Writer:
+    return KafkaEventWriter(address, list(ctx.config.stores[store].topics), rate)
+
+
+def redis_writer(ctx: OpsContext, address: StableAddress, store: str, rate: float) -> Writer:
+    return RedisSessionWriter(address, rate, tls_ca_file=ctx.outputs.stores[store].tls_ca_file)

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from drkit.context import OpsContext
 from drkit.failover.failback import rejoin_steps
+from drkit.failover.kinds.aws import protected_stores
 from drkit.failover.lag import data_loss_window
 from drkit.failover.plan import MEASURE, POSTCHECK, build_plan
 from drkit.failover.preflight import Preflight, run_preflight
@@ -170,7 +171,7 @@ def lag_at_cutover(readings: Iterable[dict[str, Any]]) -> str:
 def _objective(topology: Topology) -> str:
     """The tightest RTO of the switched stores' data classes (what the run is measured against)."""
     config = topology.config
-    stores = [s.store for s in (config.aurora, config.elasticache, config.msk) if s is not None]
+    stores = protected_stores(config)
     if not stores:
         return "n/a"
     rto = min(config.data_classes[config.stores[s].data_class].rto for s in stores)

@@ -21,11 +21,9 @@ from __future__ import annotations
 from typing import Any
 
 from drkit.context import Credentials
-from drkit.failover.aurora import aurora_step
 from drkit.failover.dns import dns_steps
-from drkit.failover.elasticache import cache_step
 from drkit.failover.fence import fence_step
-from drkit.failover.kafka_clients import kafka_step
+from drkit.failover.kinds.aws import PLAN_STEPS
 from drkit.failover.lag import read_lags
 from drkit.failover.postchecks import postcheck_step
 from drkit.failover.request import Runtime
@@ -34,9 +32,6 @@ from drkit.failover.workloads import service_steps, workloads_step
 from drkit.ops.plan import FunctionStep, Plan, Step, StepContext
 
 MEASURE = "measure.lag"
-AURORA = "aurora.promote"
-ELASTICACHE = "elasticache.promote"
-KAFKA = "kafka.clients"
 POSTCHECK = "postcheck"
 
 
@@ -74,13 +69,9 @@ def build_plan(
     gates = list(before or [])
     fence = fence_step(topology, runtime)
     measure = measure_step(topology, runtime)
-    promotions: list[Step] = []
-    if outputs.aurora is not None:
-        promotions.append(aurora_step(topology, runtime))
-    if outputs.elasticache is not None:
-        promotions.append(cache_step(topology, runtime))
-    if outputs.msk is not None and topology.config.msk is not None:
-        promotions.append(kafka_step(topology, runtime))
+    promotions: list[Step] = [
+        p.build(topology, runtime) for p in PLAN_STEPS.values() if p.planned(topology)
+    ]
     workloads = workloads_step(topology, runtime)
     services = service_steps(topology, runtime)
     names = dns_steps(topology, runtime)
@@ -119,13 +110,10 @@ def build_plan(
 
 def store_promotions(topology: Topology) -> dict[str, str]:
     """Store -> the step after which it is usable in the target region (Kafka: the clients'
-    bootstrap list points there)."""
-    config, outputs = topology.config, topology.outputs
+    bootstrap list points there), by the AWS protection kinds (``drkit.failover.kinds.aws``)."""
     found: dict[str, str] = {}
-    if outputs.aurora is not None and config.aurora is not None:
-        found[config.aurora.store] = AURORA
-    if outputs.elasticache is not None and config.elasticache is not None:
-        found[config.elasticache.store] = ELASTICACHE
-    if outputs.msk is not None and config.msk is not None:
-        found[config.msk.store] = KAFKA
+    for protection in PLAN_STEPS.values():
+        store = protection.promotes(topology)
+        if store is not None:
+            found[store] = protection.step
     return found

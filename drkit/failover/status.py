@@ -16,6 +16,7 @@ from typing import Any
 
 from drkit.context import OpsContext
 from drkit.failover import aurora as aurora_steps
+from drkit.failover.kinds.aws import protected_stores
 from drkit.failover.lag import arn_region, read_lags
 from drkit.failover.preflight import backup_checks
 from drkit.failover.request import FailoverRequest, Runtime
@@ -121,8 +122,7 @@ def read_status(ctx: OpsContext, runtime: Runtime, project_dir: Path) -> StatusR
 
 
 def _replicated(topology: Topology) -> list[str]:
-    config = topology.config
-    return [s.store for s in (config.aurora, config.elasticache, config.msk) if s is not None]
+    return protected_stores(topology.config)
 
 
 def _primary_region(topology: Topology, runtime: Runtime) -> tuple[str, str]:

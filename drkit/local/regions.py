@@ -32,12 +32,14 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from drkit.context import Credentials
+from drkit.kinds import REGISTRY
 from drkit.local.gcs import LocalGcs
 from drkit.local.influxdb import LocalInfluxDB
 from drkit.local.kafka import LocalKafka
@@ -119,14 +121,9 @@ def managed_processes(server: LocalServer) -> list[tuple[str, ManagedProcess]]:
 
 
 def selected_kinds(config: StackConfig, only: list[str] | None) -> set[StoreKind]:
-    """The store kinds to run: all of the config's, or those of ``only`` (store names or kinds)."""
-    wanted = {
-        StoreKind.POSTGRES,
-        StoreKind.REDIS,
-        StoreKind.KAFKA,
-        StoreKind.KUBERNETES,
-        StoreKind.TIMESERIES,
-    }
+    """The store kinds to run: all of the config's, or those of ``only`` (store names or kinds);
+    the kinds the local stack can run are those of the registry (``drkit.kinds``)."""
+    wanted = set(REGISTRY)
     if not only:
         return {store.kind for store in config.stores.values()} & wanted
     kinds: set[StoreKind] = set()
@@ -216,17 +213,10 @@ class LocalRegions:
             raise
 
     def _start_servers(self) -> None:
+        """The AWS emulators, and each selected kind's servers (its ``local.servers`` in
+        ``drkit.kinds``), chains in parallel."""
         chains: list[Callable[[], None]] = [self._chain_aws]
-        if StoreKind.POSTGRES in self.kinds:
-            chains.append(self._chain_postgres)
-        if StoreKind.REDIS in self.kinds:
-            chains.append(self._chain_redis)
-        if StoreKind.TIMESERIES in self.kinds:
-            chains.append(self._chain_influxdb)
-        if StoreKind.KAFKA in self.kinds:
-            chains.append(self._chain_kafka)
-        if StoreKind.KUBERNETES in self.kinds:
-            chains.append(self._chain_kubernetes)
+        chains += [partial(e.local.servers, self) for k, e in REGISTRY.items() if k in self.kinds]
         with ThreadPoolExecutor(max_workers=len(chains)) as pool:
             futures = [pool.submit(chain) for chain in chains]
             errors = [f.exception() for f in futures]
@@ -238,60 +228,6 @@ class LocalRegions:
         self.started.start("gcs", None, self.gcs)
         for region in self.regions.values():
             self.started.start("moto", region.name, region.aws)
-
-    def _chain_postgres(self) -> None:
-        prod = self.regions[PROD]
-        prod.postgres = LocalPostgres(self.workdir / PROD / "postgres")
-        self.started.start("postgres", PROD, prod.postgres)
-        if self.two_regions:
-            standby = LocalStandbyPostgres(self.workdir / DR / "postgres", prod.postgres)
-            self.regions[DR].postgres = standby
-            self.started.start("postgres", DR, standby)
-
-    def _chain_redis(self) -> None:
-        prod = self.regions[PROD]
-        prod.redis = LocalRedis(self.workdir / PROD / "redis")
-        self.started.start("redis", PROD, prod.redis)
-        if self.two_regions:
-            replica = LocalReplicaRedis(self.workdir / DR / "redis", prod.redis)
-            self.regions[DR].redis = replica
-            self.started.start("redis", DR, replica)
-
-    def _chain_influxdb(self) -> None:
-        """market-ticks' InfluxDB, in prod only: nothing replicates it continuously (its
-        protection is the hourly backup, restored into an empty server in dr after a loss)."""
-        prod = self.regions[PROD]
-        prod.influxdb = LocalInfluxDB(self.workdir / PROD / "influxdb")
-        self.started.start("influxdb", PROD, prod.influxdb)
-
-    def _chain_kafka(self) -> None:
-        brokers: dict[str, LocalKafka] = {}
-        with ThreadPoolExecutor(max_workers=len(self.regions)) as pool:
-            futures = {}
-            for name, region in self.regions.items():
-                region.kafka = brokers[name] = LocalKafka(self.workdir / name / "kafka")
-                futures[name] = pool.submit(self.started.start, "kafka", name, region.kafka)
-            errors = [f.exception() for f in futures.values()]
-        failed = [error for error in errors if error is not None]
-        if failed:
-            raise failed[0]
-        store = self.store_of(StoreKind.KAFKA)
-        assert store is not None
-        create_topics(brokers[PROD].bootstrap, self.config.stores[store].topics)
-        if self.two_regions:
-            mirror = LocalMirrorMaker(
-                self.workdir / DR / "mirror-maker",
-                brokers[PROD].bootstrap,
-                brokers[DR].bootstrap,
-                critical_topics(self.config, store),
-            )
-            self.regions[DR].mirror_maker = mirror
-            self.started.start("mirror-maker", DR, mirror)
-
-    def _chain_kubernetes(self) -> None:
-        for name, region in self.regions.items():
-            region.kubernetes = LocalKubernetes(self.workdir / name / "kubernetes")
-            self.started.start("kubernetes", name, region.kubernetes)
 
     # -- provisioning -----------------------------------------------------------------------
 
@@ -349,6 +285,73 @@ class LocalRegions:
             for process_name, process in managed_processes(server):
                 found.append((process_name, region, process))
         return found
+
+
+# -- each kind's servers, as its entry in drkit.kinds names them ---------------------------
+
+
+def start_postgres(stack: LocalRegions) -> None:
+    """prod's PostgreSQL; dr's a hot standby of it (``postgres-streaming``)."""
+    prod = stack.regions[PROD]
+    prod.postgres = LocalPostgres(stack.workdir / PROD / "postgres")
+    stack.started.start("postgres", PROD, prod.postgres)
+    if stack.two_regions:
+        standby = LocalStandbyPostgres(stack.workdir / DR / "postgres", prod.postgres)
+        stack.regions[DR].postgres = standby
+        stack.started.start("postgres", DR, standby)
+
+
+def start_redis(stack: LocalRegions) -> None:
+    """prod's Redis; dr's a replica of it (``redis-replica``)."""
+    prod = stack.regions[PROD]
+    prod.redis = LocalRedis(stack.workdir / PROD / "redis")
+    stack.started.start("redis", PROD, prod.redis)
+    if stack.two_regions:
+        replica = LocalReplicaRedis(stack.workdir / DR / "redis", prod.redis)
+        stack.regions[DR].redis = replica
+        stack.started.start("redis", DR, replica)
+
+
+def start_timeseries(stack: LocalRegions) -> None:
+    """market-ticks' InfluxDB, in prod only: nothing replicates it continuously (its
+    protection is the hourly backup, restored into an empty server in dr after a loss)."""
+    prod = stack.regions[PROD]
+    prod.influxdb = LocalInfluxDB(stack.workdir / PROD / "influxdb")
+    stack.started.start("influxdb", PROD, prod.influxdb)
+
+
+def start_kafka(stack: LocalRegions) -> None:
+    """A broker per region, the store's topics in prod, MirrorMaker 2 into dr's broker
+    (``mirrormaker2``)."""
+    brokers: dict[str, LocalKafka] = {}
+    with ThreadPoolExecutor(max_workers=len(stack.regions)) as pool:
+        futures = {}
+        for name, region in stack.regions.items():
+            region.kafka = brokers[name] = LocalKafka(stack.workdir / name / "kafka")
+            futures[name] = pool.submit(stack.started.start, "kafka", name, region.kafka)
+        errors = [f.exception() for f in futures.values()]
+    failed = [error for error in errors if error is not None]
+    if failed:
+        raise failed[0]
+    store = stack.store_of(StoreKind.KAFKA)
+    assert store is not None
+    create_topics(brokers[PROD].bootstrap, stack.config.stores[store].topics)
+    if stack.two_regions:
+        mirror = LocalMirrorMaker(
+            stack.workdir / DR / "mirror-maker",
+            brokers[PROD].bootstrap,
+            brokers[DR].bootstrap,
+            critical_topics(stack.config, store),
+        )
+        stack.regions[DR].mirror_maker = mirror
+        stack.started.start("mirror-maker", DR, mirror)
+
+
+def start_kubernetes(stack: LocalRegions) -> None:
+    """A kube-apiserver with its etcd per region (``gitops``: the manifests come later)."""
+    for name, region in stack.regions.items():
+        region.kubernetes = LocalKubernetes(stack.workdir / name / "kubernetes")
+        stack.started.start("kubernetes", name, region.kubernetes)
 
 
 class _ProvisionView:

@@ -80,7 +80,7 @@ def provision(
     stores: dict[str, StoreEndpoint] = {}
     credentials: dict[str, StoreCredentials] = {}
     for name, store in config.stores.items():
-        provisioned = REGISTRY[store.kind].local(
+        provisioned = REGISTRY[store.kind].local.provision(
             env, config, name, store, suffix if separate_databases else None
         )
         if provisioned is None:

@@ -17,7 +17,10 @@ from urllib.parse import urlsplit
 import psycopg
 
 from drkit.human import table
+from drkit.kinds import REGISTRY
 from drkit.local import lag as lag_readers
+from drkit.local.lag import Lag
+from stackmodels.config import StoreKind
 
 PROBE_TIMEOUT_S = 3
 MIRROR_DEAD = "MirrorMaker 2 is not running: nothing mirrors, the lag is unknown"
@@ -37,48 +40,66 @@ def _process_of(state: dict[str, Any], name: str, region: str) -> dict[str, Any]
 
 
 def probe_role(kind: str, url: str, region: str) -> str:
-    """``primary``, ``standby`` or ``down``, from the server itself."""
+    """``primary``, ``standby`` or ``down``, from the server itself: the kind's ``local.probe``
+    (``drkit.kinds``, the ``probe_<kind>`` functions below); a server that does not answer is
+    ``down``."""
     try:
-        if kind == "postgres":
-            with psycopg.connect(url, connect_timeout=PROBE_TIMEOUT_S) as connection:
-                row = connection.execute("SELECT pg_is_in_recovery()").fetchone()
-            return "standby" if row and row[0] else "primary"
-        if kind == "redis":
-            with lag_readers._redis_client(url) as client:
-                role = client.info("replication").get("role")
-            return "standby" if role == "slave" else "primary"
-        if kind == "kafka":
-            from drkit.local.kafka import broker_answers
-
-            if not broker_answers(url, timeout=PROBE_TIMEOUT_S):
-                return "down"
-            return "primary" if region == "prod" else "standby"
-        if kind == "timeseries":
-            from drkit.influx import InfluxEndpoint
-
-            parts = urlsplit(url)
-            InfluxEndpoint(parts.hostname or "127.0.0.1", parts.port or 8086, timeout=2.0).ping()
-            return "primary" if region == "prod" else "standby"
-        if kind == "kubernetes":
-            from drkit.local.process import port_open
-
-            port = int(url.rpartition(":")[2])
-            if not port_open(port):
-                return "down"
-            return "primary" if region == "prod" else "standby"
+        return str(REGISTRY[StoreKind(kind)].local.probe(url, region))
     except Exception:
         return "down"
-    return "down"
 
 
-def _lag(kind: str, primary_url: str | None, standby_url: str, topics: list[str]) -> Any:
-    if kind == "postgres":
-        return lag_readers.postgres_lag(primary_url, standby_url)
-    if kind == "redis":
-        return lag_readers.redis_lag(primary_url, standby_url)
-    if kind == "kafka":
-        return lag_readers.kafka_lag(primary_url, standby_url, topics)
-    return None
+def probe_postgres(url: str, region: str) -> str:
+    with psycopg.connect(url, connect_timeout=PROBE_TIMEOUT_S) as connection:
+        row = connection.execute("SELECT pg_is_in_recovery()").fetchone()
+    return "standby" if row and row[0] else "primary"
+
+
+def probe_redis(url: str, region: str) -> str:
+    with lag_readers._redis_client(url) as client:
+        role = client.info("replication").get("role")
+    return "standby" if role == "slave" else "primary"
+
+
+def probe_kafka(url: str, region: str) -> str:
+    from drkit.local.kafka import broker_answers
+
+    if not broker_answers(url, timeout=PROBE_TIMEOUT_S):
+        return "down"
+    return _by_region(region)
+
+
+def probe_timeseries(url: str, region: str) -> str:
+    from drkit.influx import InfluxEndpoint
+
+    parts = urlsplit(url)
+    InfluxEndpoint(parts.hostname or "127.0.0.1", parts.port or 8086, timeout=2.0).ping()
+    return _by_region(region)
+
+
+def probe_kubernetes(url: str, region: str) -> str:
+    from drkit.local.process import port_open
+
+    if not port_open(int(url.rpartition(":")[2])):
+        return "down"
+    return _by_region(region)
+
+
+def _by_region(region: str) -> str:
+    """A server that does not say its role (no replication of its own): prod's is primary."""
+    return "primary" if region == "prod" else "standby"
+
+
+def lag_postgres(primary_url: str | None, standby_url: str, topics: list[str]) -> Lag:
+    return lag_readers.postgres_lag(primary_url, standby_url)
+
+
+def lag_redis(primary_url: str | None, standby_url: str, topics: list[str]) -> Lag:
+    return lag_readers.redis_lag(primary_url, standby_url)
+
+
+def lag_kafka(primary_url: str | None, standby_url: str, topics: list[str]) -> Lag:
+    return lag_readers.kafka_lag(primary_url, standby_url, topics)
 
 
 def stack_status(state: dict[str, Any]) -> dict[str, Any]:
@@ -136,7 +157,8 @@ def _add_lag(state: dict[str, Any], regions: dict[str, Any]) -> None:
     for name, standby in regions["dr"]["stores"].items():
         primary = regions["prod"]["stores"].get(name)
         kind = state["stores"]["dr"][name]["kind"]
-        if kind == "kubernetes" or standby["role"] == "down":
+        lag = REGISTRY[StoreKind(kind)].local.lag
+        if lag is None or standby["role"] == "down":
             continue
         primary_url = primary["url"] if primary and primary["role"] != "down" else None
         reading = None
@@ -145,7 +167,7 @@ def _add_lag(state: dict[str, Any], regions: dict[str, Any]) -> None:
             # dr's offsets stop moving the moment it dies: never read that as caught up
             reading = lag_readers.Lag("mirrormaker2", None, note=MIRROR_DEAD)
         with contextlib.suppress(Exception):
-            reading = reading or _lag(kind, primary_url, standby["url"], topics)
+            reading = reading or lag(primary_url, standby["url"], topics)
         if reading is None:
             continue
         standby["lag_seconds"] = reading.seconds

@@ -386,14 +386,15 @@ def monthly_drill(
     yes: bool,
 ) -> None:
     """Every chosen store's newest backup restored into a scratch target, counted, removed,
-    timed and published; by default the stack's postgres, kafka, redis and kubernetes stores."""
+    timed and published; by default the stack's stores of every kind this build restores
+    (``drkit.kinds.restorable_kinds``: postgres, kafka, redis, kubernetes)."""
     from drkit.drill.monthly import run_monthly_drill
+    from drkit.kinds import restorable_kinds
     from drkit.ops.run import RunOptions
     from drkit.ops.verbs import comma_list
-    from stackmodels.config import StoreKind
 
     ctx = context(project_dir, stack, outputs)
-    kinds = (StoreKind.POSTGRES, StoreKind.KAFKA, StoreKind.REDIS, StoreKind.KUBERNETES)
+    kinds = restorable_kinds()
     chosen = comma_list(stores) or [name for kind in kinds for name in ctx.config.stores_of(kind)]
     for name in chosen:
         ctx.store_config(name)  # an unknown store is refused before anything runs

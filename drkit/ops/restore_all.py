@@ -24,7 +24,7 @@ from typing import Any, Self
 from pydantic import Field
 
 from drkit.context import OpsContext
-from drkit.kinds import REGISTRY, NotYet, RestoreOf, restore_order
+from drkit.kinds import REGISTRY, NotYet, RestoreOf, restorable_kinds, restore_order
 from drkit.ops.plan import Plan, Step
 from drkit.ops.selection import object_store, readable
 from drkit.ops.verbs import Prepared as Held
@@ -108,11 +108,8 @@ def prepare(ctx: OpsContext, request: RestoreAllRequest) -> Prepared:
 
 
 def _restorable(ctx: OpsContext) -> list[str]:
-    return [
-        name
-        for name, store in ctx.config.stores.items()
-        if not isinstance(REGISTRY[store.kind].restore.plan, NotYet)
-    ]
+    kinds = restorable_kinds()
+    return [name for name, store in ctx.config.stores.items() if store.kind in kinds]
 
 
 def _left_out(kind: StoreKind) -> str:
@@ -129,8 +126,8 @@ def _left_out(kind: StoreKind) -> str:
 def build_plan(
     ctx: OpsContext, request: RestoreAllRequest, env: RestoreEnv
 ) -> tuple[Plan, Prepared]:
-    """Each store's plan is its own verb's for a fresh run (``drkit.kinds.RestoreOf``), placed by
-    priority."""
+    """Each store's plan is its own verb's (``drkit.kinds.RestoreOf``), resuming when this run
+    resumes, placed by priority."""
     prepared = prepare(ctx, request)
     prepared.figures.update(figures(prepared))
     kinds = {s.store: ctx.store_config(s.store).kind for s in prepared.selections}
@@ -145,7 +142,8 @@ def build_plan(
         ends: list[str] = []
         for selection in group:
             backup = selection.entry.backup_id
-            of = RestoreOf(selection.store, backup, request.force, request.source, env.project_dir)
+            member_env = RestoreEnv(env.project_dir, resume=env.resume)
+            of = RestoreOf(selection.store, backup, request.force, request.source, member_env)
             try:
                 plan, member = entry.restore.plan(ctx, of)
             except BaseException:

@@ -1,11 +1,11 @@
 """``invoke restore.aurora``: an Aurora cluster restored into a NEW cluster, as a plan: to a point
-in time (``--at TIME``, or ``--latest``) or from a cluster snapshot (``--snapshot ID``).
+in time (``--at TIME``, or ``--latest``) or from a cluster snapshot (``--snapshot-id ID``).
 
 Everything that can be refused is refused before the plan is printed, naming the bad input, with
 nothing changed: a region or cluster that does not exist; ``--at`` in the future, before the
 cluster's ``EarliestRestorableTime`` or after its ``LatestRestorableTime`` (both read from
 ``describe_db_clusters``); a snapshot that does not exist or is not ``available``; a target cluster
-or writer instance id that is taken; more than one of ``--at``, ``--latest``, ``--snapshot``.
+or writer instance id that is taken; more than one of ``--at``, ``--latest``, ``--snapshot-id``.
 
 The new cluster takes its network, encryption and access settings from the source cluster (for a
 snapshot: from the stack's cluster in that region, or ``--cluster``), see ``drkit.restore.aurora``.
@@ -76,7 +76,7 @@ class RestoreAuroraRequest(RestoreRequest):
 
     at: str | None = None
     latest: bool = False
-    snapshot: str | None = None
+    snapshot_id: str | None = None
     target_cluster: Annotated[str | None, AfterValidator(_target_name)] = None
     cluster: str | None = Field(default=None, pattern=CLUSTER_ID, max_length=63)
     """The cluster to restore (point in time) or to copy the settings from (snapshot)."""
@@ -87,28 +87,36 @@ class RestoreAuroraRequest(RestoreRequest):
     wait_attempts: int = Field(default=RESTORE_WAIT["MaxAttempts"], ge=1)
 
     def wanted(self) -> Wanted:
-        """Which restore point was asked for; exactly one of --at, --latest, --snapshot."""
+        """Which restore point was asked for; exactly one of --at, --latest, --snapshot-id."""
         given = [
             name
             for name, value in (
                 ("--at", self.at),
                 ("--latest", self.latest),
-                ("--snapshot", self.snapshot),
+                ("--snapshot-id", self.snapshot_id),
             )
             if value
         ]
         if len(given) > 1:
             raise RecoveryError(
-                f"give one of --at TIME, --latest or --snapshot ID, not {' and '.join(given)}"
+                f"give one of --at TIME, --latest or --snapshot-id ID, not {' and '.join(given)}"
             )
         if not given:
             raise RecoveryError(
                 "say what to restore: --at TIME (a point in time), --latest (the latest "
-                "restorable time) or --snapshot ID (a cluster snapshot)"
+                "restorable time) or --snapshot-id ID (a cluster snapshot)"
             )
         if self.at:
             return Wanted(at=parse_timestamp(self.at))
-        return Wanted(snapshot=self.snapshot)
+        return Wanted(snapshot=self.snapshot_id)
+
+    @classmethod
+    def pinned(cls, saved: Mapping[str, Any]) -> dict[str, Any]:
+        """A run journaled before ``--snapshot`` became ``--snapshot-id`` saved it as
+        ``snapshot``: resuming it restores the same snapshot."""
+        if saved.get("snapshot") and not saved.get("snapshot_id"):
+            return {"snapshot_id": saved["snapshot"]}
+        return {}
 
     @property
     def wait(self) -> dict[str, int]:
@@ -117,7 +125,7 @@ class RestoreAuroraRequest(RestoreRequest):
 
 @dataclass(frozen=True)
 class Wanted:
-    """``--at`` (``at``), ``--snapshot`` (``snapshot``) or, with neither, ``--latest``."""
+    """``--at`` (``at``), ``--snapshot-id`` (``snapshot``) or, with neither, ``--latest``."""
 
     at: datetime | None = None
     snapshot: str | None = None
@@ -270,7 +278,7 @@ def check_restorable(at: datetime, cluster: Mapping[str, Any], now: datetime) ->
         raise RecoveryError(
             f"--at {_iso(at)} is before the earliest restorable time of cluster {name!r}, "
             f"{_iso(earliest)} (it keeps {cluster.get('BackupRetentionPeriod', '?')} days of "
-            "backups); pick a later time or restore a snapshot with --snapshot"
+            "backups); pick a later time or restore a snapshot with --snapshot-id"
         )
     if at > latest:
         raise RecoveryError(

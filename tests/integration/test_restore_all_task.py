@@ -3,20 +3,25 @@ whose layers follow the priority list (databases, then streams, then caches) wit
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import time
+from datetime import UTC
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from drkit import killpoints
 from drkit.endpoints import postgres_source
 from drkit.local.redis import LocalRedis
 from drkit.ops.executor import Status
 from drkit.ops.restore_all import RestoreAllRequest, build_plan
 from drkit.ops.verbs import RestoreEnv
 from drkit.recovery import RecoveryError
+from drkit.restore.postgres import count_rows
 from drkit.seed.postgres import table_digests
 from tests.integration.ops_helpers import (
     ROOT,
@@ -143,3 +148,58 @@ def test_the_invoke_task_dry_run(project: Path) -> None:
         check=False,
     )
     assert refused.returncode == 2 and "is in the future" in refused.stderr
+
+
+def test_a_resumed_restore_all_restores_the_first_runs_backup_into_what_it_loaded(
+    project: Path,
+) -> None:
+    """Issue 15: ``restore.all --resume`` passes the resume on to each store's own restore. The
+    first run is killed once the database's restore has committed, before the journal says so;
+    a newer backup is taken; the resumed run restores the first run's backup, and its
+    PostgreSQL restore finds the tables it loaded rather than refusing a database not empty."""
+    ctx = context(project)
+    first = database_backup(ctx)
+    (project / "tasks.py").write_text(
+        (ROOT / "tasks.py")
+        .read_text()
+        .replace("ROOT = Path(__file__).resolve().parent", f"ROOT = Path({str(project)!r})")
+    )
+    command = [sys.executable, "-m", "invoke", "restore.all", "--yes"]
+    env = {k: v for k, v in os.environ.items() if k not in (killpoints.ENV, "DRKIT_DEBUG")}
+    killed = subprocess.run(
+        [*command, "--stores", "trading-db"],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        env=env | {killpoints.ENV: "applied:restore.trading-db"},
+        check=False,
+    )
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    [journal] = (project / ".drkit" / "journal").glob("*.jsonl")
+    source = postgres_source(ctx, "trading-db")
+    with psycopg.connect(source.conninfo(), autocommit=True) as connection:
+        connection.execute(
+            "INSERT INTO orders (account_id, symbol, side, qty, status, placed_at)"
+            " VALUES (1, 'AAPL', 'buy', 1, 'open', now())"
+        )
+    newer = database_backup(ctx, seed=False)
+    assert newer.counts["public.orders"] == first.counts["public.orders"] + 1
+
+    resumed = subprocess.run(
+        [*command, "--resume", journal.stem],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        env=env,
+        check=False,
+    )
+
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "succeeded: restore all" in resumed.stdout
+    assert first.backup_id in resumed.stdout and newer.backup_id not in resumed.stdout
+    events = [json.loads(line) for line in journal.read_text().splitlines()]
+    restored = [e for e in events if e.get("step") == "restore.trading-db" and "outcome" in e]
+    assert [e["outcome"] for e in restored] == ["already_done"]  # its pg_restore had committed
+    database = f"{source.database}_restored_{first.recovery_point.astimezone(UTC):%Y%m%d%H%M}"
+    target = postgres_source(ctx, "trading-db", database)
+    assert count_rows(target, list(first.counts)) == first.counts

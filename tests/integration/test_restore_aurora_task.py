@@ -209,7 +209,7 @@ def test_snapshot_restore_in_the_dr_region_takes_the_dr_clusters_settings(
     )["DBClusterSnapshots"][0]
     ctx = dr_context(aws_emulator, {"us-east-1": east.id, "us-west-2": west.id})
     request = RestoreAuroraRequest(
-        snapshot=snapshot["DBClusterSnapshotIdentifier"], region="us-west-2", **FAST
+        snapshot_id=snapshot["DBClusterSnapshotIdentifier"], region="us-west-2", **FAST
     )
 
     report, out = run(ctx, tmp_path, request, yes=True)
@@ -299,12 +299,12 @@ def test_bad_input_is_named_and_changes_nothing(aws_emulator: LocalAws, tmp_path
         ),
         (RestoreAuroraRequest(at="last tuesday"), "--at 'last tuesday' is not a timestamp"),
         (
-            RestoreAuroraRequest(snapshot="no-such-snapshot"),
+            RestoreAuroraRequest(snapshot_id="no-such-snapshot"),
             "cluster snapshot 'no-such-snapshot' does not exist in us-east-1",
         ),
         (
-            RestoreAuroraRequest(at=ok, snapshot=snapshot),
-            "give one of --at TIME, --latest or --snapshot ID, not --at and --snapshot",
+            RestoreAuroraRequest(at=ok, snapshot_id=snapshot),
+            "give one of --at TIME, --latest or --snapshot-id ID, not --at and --snapshot-id",
         ),
         (RestoreAuroraRequest(), "say what to restore: --at TIME"),
         (
@@ -319,7 +319,7 @@ def test_bad_input_is_named_and_changes_nothing(aws_emulator: LocalAws, tmp_path
     with pytest.raises(TargetRefused, match=f"--target-cluster '{source.id}' is the cluster being"):
         build_plan(
             ctx,
-            RestoreAuroraRequest(snapshot=snapshot, target_cluster=source.id),
+            RestoreAuroraRequest(snapshot_id=snapshot, target_cluster=source.id),
             RestoreEnv(tmp_path),
         )
     with pytest.raises(TargetNotEmptyError):
@@ -397,7 +397,7 @@ def test_a_time_after_the_latest_restorable_and_a_snapshot_not_available_stubbed
     with pytest.raises(
         RecoveryError, match="cluster snapshot 'pre-deploy-1' is creating, not available"
     ):
-        build_plan(ctx, RestoreAuroraRequest(snapshot="pre-deploy-1"), RestoreEnv(tmp_path))
+        build_plan(ctx, RestoreAuroraRequest(snapshot_id="pre-deploy-1"), RestoreEnv(tmp_path))
     creating.stubber.assert_no_pending_responses()
     assert target not in cluster_ids(aws_emulator)
 

@@ -4,17 +4,27 @@ run."""
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+
 import pytest
 
 from drkit.drill.scenarios import SCENARIOS
-from drkit.failover.kinds import NOTHING_TO_PROMOTE, PLAN_STEP_KINDS
+from drkit.failover.kinds import NOTHING_TO_PROMOTE, PLAN_STEPS
 from drkit.failover.kinds import REGISTRY as PROTECTIONS
 from drkit.handlers import BACKUP_PATHS
-from drkit.kinds import REGISTRY, DrillHooks, NotYet, restore_order
+from drkit.kinds import REGISTRY, DrillHooks, NotYet, VerbPlan, restorable_kinds, restore_order
+from drkit.lazy import Lazy
+from drkit.local.regions import selected_kinds
+from drkit.ops.verbs import RestoreVerb
+from stackmodels import StackConfig
 from stackmodels.config import ProtectionKind, StoreKind
 from stackmodels.outputs import SERVICE_KINDS
 
 pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_store_kind_has_an_entry_under_its_own_name() -> None:
@@ -28,7 +38,9 @@ def test_every_part_of_an_entry_is_given_or_missing_with_a_reason(kind: StoreKin
     parts = {
         "restore plan": entry.restore.plan,
         "test restore": entry.verify.test_restore,
-        "local provisioning": entry.local,
+        "local servers": entry.local.servers,
+        "local provisioning": entry.local.provision,
+        "local role probe": entry.local.probe,
         "drill hooks": entry.drill,
     }
     for name, part in parts.items():
@@ -37,7 +49,38 @@ def test_every_part_of_an_entry_is_given_or_missing_with_a_reason(kind: StoreKin
         else:
             assert part is not None, f"{kind.value}: no {name}"
     assert entry.restore.reason, f"{kind.value}: a restore priority without a reason"
-    assert callable(entry.verify.test_restore) and callable(entry.local)
+    assert callable(entry.verify.test_restore)
+    assert callable(entry.local.servers) and callable(entry.local.provision)
+    assert callable(entry.local.probe)
+
+
+def lazy_parts(value: object) -> list[Lazy]:
+    """Every ``Lazy`` in a registry entry, however deep."""
+    if isinstance(value, Lazy):
+        return [value]
+    if is_dataclass(value) and not isinstance(value, type):
+        return [found for f in fields(value) for found in lazy_parts(getattr(value, f.name))]
+    return []
+
+
+@pytest.mark.parametrize("kind", list(StoreKind), ids=str)
+def test_every_function_an_entry_names_exists(kind: StoreKind) -> None:
+    """The registry names its kinds' functions by import path: each must import and be a
+    function (a renamed module or function fails here, not in a run)."""
+    lazies = lazy_parts(REGISTRY[kind])
+    assert len(lazies) >= 3, kind.value  # test restore, local servers, local provisioning
+    for lazy in lazies:
+        assert callable(lazy.load()), lazy.path
+    plan = REGISTRY[kind].restore.plan
+    if isinstance(plan, VerbPlan):
+        verb = importlib.import_module(plan.module).VERB
+        assert isinstance(verb, RestoreVerb) and plan.force in verb.request.model_fields
+
+
+def test_a_local_stack_starts_the_servers_of_every_kind_it_can_run() -> None:
+    assert selected_kinds(StackConfig.for_stack("prod", ROOT), None) == set(StoreKind)
+    with pytest.raises(ValueError, match="or a kind: kafka, kubernetes, postgres, redis, time"):
+        selected_kinds(StackConfig.for_stack("prod", ROOT), ["orders-db"])
 
 
 @pytest.mark.parametrize("kind", list(StoreKind), ids=str)
@@ -58,6 +101,16 @@ def test_the_restore_order_is_total_with_a_reason_each() -> None:
     assert order[-1].kind is StoreKind.KUBERNETES  # workloads once their data is in place
 
 
+def test_the_restorable_kinds_are_those_with_a_restore_in_registry_order() -> None:
+    """What restore.all may restore and the monthly DR test's default kinds."""
+    assert restorable_kinds() == [
+        StoreKind.POSTGRES,
+        StoreKind.KAFKA,
+        StoreKind.REDIS,
+        StoreKind.KUBERNETES,
+    ]
+
+
 def test_every_drill_hook_names_a_scenario_the_drill_plays() -> None:
     for kind, entry in REGISTRY.items():
         if isinstance(entry.drill, DrillHooks):
@@ -66,7 +119,19 @@ def test_every_drill_hook_names_a_scenario_the_drill_plays() -> None:
 
 
 def test_every_protection_kind_is_a_local_module_a_plan_step_or_nothing_to_promote() -> None:
-    groups = [set(PROTECTIONS), set(PLAN_STEP_KINDS), set(NOTHING_TO_PROMOTE)]
+    groups = [set(PROTECTIONS), set(PLAN_STEPS), set(NOTHING_TO_PROMOTE)]
     assert set().union(*groups) == set(ProtectionKind)
     assert sum(len(g) for g in groups) == len(ProtectionKind)  # each in one group only
     assert all(module.kind is kind for kind, module in PROTECTIONS.items())
+    assert all(step.kind is kind for kind, step in PLAN_STEPS.items())
+
+
+@pytest.mark.parametrize("kind", list(PLAN_STEPS), ids=str)
+def test_every_plan_step_kind_builds_its_own_step_for_the_store_of_its_section(
+    kind: ProtectionKind,
+) -> None:
+    step = PLAN_STEPS[kind]
+    assert isinstance(step.build, Lazy) and callable(step.build.load()), step.build
+    config = StackConfig.for_stack("dr", ROOT)
+    assert step.store(config) in config.stores  # the shipped dr stack protects a store with it
+    assert len({s.step for s in PLAN_STEPS.values()}) == len(PLAN_STEPS)

@@ -71,9 +71,9 @@ def test_exactly_one_restore_point_is_asked_for() -> None:
     at = RestoreAuroraRequest(at="2026-11-21T03:15:00").wanted()
     assert at == Wanted(at=datetime(2026, 11, 21, 3, 15, tzinfo=UTC))  # UTC if no zone
     assert RestoreAuroraRequest(latest=True).wanted() == Wanted()
-    assert RestoreAuroraRequest(snapshot="s-1").wanted() == Wanted(snapshot="s-1")
-    with pytest.raises(RecoveryError, match="not --at and --latest and --snapshot"):
-        RestoreAuroraRequest(at="2026-11-21T03:15:00Z", latest=True, snapshot="s").wanted()
+    assert RestoreAuroraRequest(snapshot_id="s-1").wanted() == Wanted(snapshot="s-1")
+    with pytest.raises(RecoveryError, match="not --at and --latest and --snapshot-id"):
+        RestoreAuroraRequest(at="2026-11-21T03:15:00Z", latest=True, snapshot_id="s").wanted()
     with pytest.raises(RecoveryError, match="say what to restore"):
         RestoreAuroraRequest().wanted()
     with pytest.raises(RecoveryError, match="--at 'noon' is not a timestamp"):
@@ -105,6 +105,14 @@ def test_good_fields_and_a_journaled_request() -> None:
     assert request.wait == {"Delay": 30, "MaxAttempts": 480}
     saved = request.model_dump() | {"restored_from": "arn:...", "copied_settings": "..."}
     assert RestoreAuroraRequest.resumed(saved) == request  # descriptions are not fields
+
+
+def test_a_run_journaled_before_the_flag_was_snapshot_id_resumes_its_snapshot() -> None:
+    saved = RestoreAuroraRequest(target_cluster="x").model_dump()
+    del saved["snapshot_id"]
+    request = RestoreAuroraRequest.resumed(saved | {"snapshot": "pre-deploy-1"})
+    assert request.snapshot_id == "pre-deploy-1"
+    assert request.wanted() == Wanted(snapshot="pre-deploy-1")
 
 
 def test_the_default_target_fits_the_writer_suffix() -> None:

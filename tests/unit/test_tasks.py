@@ -57,17 +57,12 @@ def test_no_task_has_a_short_flag_or_a_flag_that_is_only_dashes() -> None:
     assert "dns-wait-seconds" in flags()["failover"]  # the flag once shown as `--`
 
 
-TWO_MEANINGS = {"snapshot": {"bool", "str"}}
-"""restore.aurora --snapshot ID (a cluster snapshot) and kafka.topics --snapshot (store the topic
-configuration now): both are relied on; a rename is for their owners."""
-
-
 def test_a_long_flag_takes_one_kind_of_value_in_every_task() -> None:
     kinds: dict[str, set[str]] = defaultdict(set)
     for _name, task in every_task(tasks.namespace):
         for argument in task.get_arguments(ignore_unknown_help=True):
             kinds[argument.name].add(argument.kind.__name__)
-    assert {flag: kind for flag, kind in kinds.items() if len(kind) > 1} == TWO_MEANINGS
+    assert {flag: kind for flag, kind in kinds.items() if len(kind) > 1} == {}
     assert kinds["stack"] == {"str"} and kinds["dry_run"] == {"bool"}
 
 

@@ -15,15 +15,16 @@ clients and names, post-check); what differs per store comes from its protection
 - ``postcheck``: the new primary accepts a write, reached through the stable name.
 
 Adding a kind is one module here plus one line in ``REGISTRY``. Every ``ProtectionKind`` is in
-exactly one of ``REGISTRY``, ``PLAN_STEP_KINDS`` and ``NOTHING_TO_PROMOTE``
+exactly one of ``REGISTRY``, ``PLAN_STEPS`` and ``NOTHING_TO_PROMOTE``
 (``tests/unit/test_kinds.py`` checks): the AWS kinds (``aurora-global-database``,
-``elasticache-global-datastore``, ``msk-replicator``) are still the steps of
-``drkit.failover.plan`` (issue 17 moves them behind this interface later), and ``gitops`` has
-nothing to promote.
+``elasticache-global-datastore``, ``msk-replicator``) are still steps of ``drkit.failover.plan``,
+registered with their step in ``PLAN_STEPS`` (``aws.py``; issue 17 moves them behind this
+interface later), and ``gitops`` has nothing to promote.
 """
 
 from __future__ import annotations
 
+from drkit.failover.kinds.aws import PLAN_STEPS, PlanStep
 from drkit.failover.kinds.base import Endpoint, Health, Protection, StoreSides
 from drkit.failover.kinds.mirrormaker2 import MirrorMaker2
 from drkit.failover.kinds.postgres_streaming import PostgresStreaming
@@ -36,15 +37,6 @@ REGISTRY: dict[ProtectionKind, type[Protection]] = {
     ProtectionKind.MIRRORMAKER2: MirrorMaker2,
 }
 """The kinds with a local module, used by the local two-region stack (``drkit.failover.local``)."""
-PLAN_STEP_KINDS = frozenset(
-    {
-        ProtectionKind.AURORA_GLOBAL_DATABASE,
-        ProtectionKind.ELASTICACHE_GLOBAL_DATASTORE,
-        ProtectionKind.MSK_REPLICATOR,
-    }
-)
-"""The AWS kinds: still steps of ``drkit.failover.plan`` (``aurora_step``, ``cache_step``,
-``kafka_step``), not modules behind ``Protection``."""
 NOTHING_TO_PROMOTE = frozenset({ProtectionKind.GITOPS})
 """Both clusters already run the same manifests: a failover moves no data for these."""
 
@@ -60,10 +52,11 @@ def protection_for(sides: StoreSides) -> Protection:
 
 __all__ = [
     "NOTHING_TO_PROMOTE",
-    "PLAN_STEP_KINDS",
+    "PLAN_STEPS",
     "REGISTRY",
     "Endpoint",
     "Health",
+    "PlanStep",
     "Protection",
     "StoreSides",
     "protection_for",

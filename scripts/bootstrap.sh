@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh Debian machine, idempotently:
 # Debian's PostgreSQL and Redis servers, promtool (the prometheus package: the alert rules'
-# tests), uv and the locked Python environment (.venv),
+# tests), Chromium (headless, for the drill timeline's test), uv and the locked Python
+# environment (.venv),
 # and the Apache Kafka broker's and MirrorMaker 2's jars from Maven Central (cached under
 # ~/.cache/drkit).
 set -euo pipefail
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/.."
 step() { printf '\n== %s\n' "$*"; }
 
 need_debs=()
-for pkg in postgresql redis-server zstd prometheus-pushgateway prometheus etcd-server influxdb; do
+for pkg in postgresql redis-server zstd prometheus-pushgateway prometheus etcd-server influxdb chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_debs+=("$pkg")
 done
 command -v java >/dev/null || need_debs+=(openjdk-17-jre-headless)

@@ -1,19 +1,24 @@
 """The drill's report: a summary table for the terminal, Markdown and JSON for the record, and a
-self-contained HTML page with the timeline of every phase (no scripts, no network)."""
+self-contained HTML page with the timeline of every phase (``drkit.drill.timeline``)."""
 
 from __future__ import annotations
 
-import html
 import json
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from drkit.drill.scenarios import ScenarioResult
-from drkit.drill.world import Phase
+from drkit.drill.world import BACKUP_PHASE, Phase
 from drkit.human import table
 from stackmodels.durations import format_duration
+
+
+@dataclass(frozen=True)
+class FailedBackup:
+    store: str
+    started_at: str
+    reason: str
 
 
 @dataclass
@@ -33,9 +38,21 @@ class DrillReport:
     def ok(self) -> bool:
         return bool(self.scenarios) and all(s.status == "passed" for s in self.scenarios)
 
+    @property
+    def failed_backups(self) -> list[FailedBackup]:
+        """Every backup run that failed during the drill, scheduled or a scenario's own, oldest
+        first: the scenarios may all pass without them, the record must not hide them."""
+        return [
+            FailedBackup(p.lane.removeprefix(f"{BACKUP_PHASE} "), p.start.isoformat(), p.reason)
+            for p in sorted(self.phases, key=lambda p: p.start)
+            if p.name == BACKUP_PHASE and p.outcome != "ok"
+        ]
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "verdict": verdict(self),
+            "failed_backups": [asdict(f) for f in self.failed_backups],
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "seconds": self.seconds,
@@ -52,7 +69,9 @@ class DrillReport:
                     "start": p.start.isoformat(),
                     "end": p.end.isoformat(),
                     "outcome": p.outcome,
+                    "scenario": p.scenario,
                 }
+                | ({"reason": p.reason} if p.outcome != "ok" else {})
                 for p in self.phases
             ],
         }
@@ -124,12 +143,43 @@ def terminal_table(report: DrillReport) -> str:
     lines = table(HEADERS, summary_rows(report))
     for name, reason in report.skipped.items():
         lines.append(f"{name}: skipped ({reason})")
-    verdict = (
-        "PASSED: every scenario restored, verified and met its objectives"
+    return "\n".join(lines) + f"\n\n{verdict(report)}\n"
+
+
+def verdict(report: DrillReport) -> str:
+    """The drill's one-line verdict. A failed backup is named with its reason even when every
+    scenario passed: the next disaster would restore from an older backup than the schedule
+    promises."""
+    failed = report.failed_backups
+    head = "PASSED" if report.ok else "FAILED"
+    if failed:
+        head += f" with {_failed_backups(failed)}"
+    tail = (
+        "every scenario restored, verified and met its objectives"
         if report.ok
-        else "FAILED: see the rows above"
+        else "see the rows above"
     )
-    return "\n".join(lines) + f"\n\n{verdict}\n"
+    return f"{head}{'; ' if failed else ': '}{tail}"
+
+
+def _failed_backups(failed: list[FailedBackup]) -> str:
+    """``3 failed backups: event-stream x2 (last: OSError: ...), trading-db (...)``: each store
+    once, with its count and its last reason (the full list is in the reports)."""
+    by_store: dict[str, list[FailedBackup]] = {}
+    for backup in failed:
+        by_store.setdefault(backup.store, []).append(backup)
+    listing = ", ".join(
+        f"{store} ({_first_line(runs[-1].reason) or 'no reason recorded'})"
+        if len(runs) == 1
+        else f"{store} x{len(runs)} (last: {_first_line(runs[-1].reason) or 'no reason recorded'})"
+        for store, runs in by_store.items()
+    )
+    return f"{len(failed)} failed backup{'s' if len(failed) > 1 else ''}: {listing}"
+
+
+def _first_line(text: str, limit: int = 200) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def markdown(report: DrillReport) -> str:
@@ -137,7 +187,7 @@ def markdown(report: DrillReport) -> str:
         "# DR drill",
         "",
         f"{report.started_at} to {report.finished_at} ({report.seconds:.0f}s); "
-        f"**{'passed' if report.ok else 'FAILED'}**.",
+        f"**{verdict(report)}**.",
         "",
         f"Schedules compressed x{report.settings.get('time_factor')}: RPO measured in the drill "
         "is multiplied by that factor to compare with the objectives; RTO is real time.",
@@ -158,6 +208,10 @@ def markdown(report: DrillReport) -> str:
             f"| {name} | {figures['runs']} | {figures['failed']} | "
             f"{figures['mean_seconds']} | {figures['last_size_bytes']} |"
         )
+    if report.failed_backups:
+        lines.append("")
+    for backup in report.failed_backups:
+        lines.append(f"- {backup.store} backup at {backup.started_at} failed: {backup.reason}")
     lines += ["", "## Scenarios", ""]
     for scenario in report.scenarios:
         lines.append(
@@ -183,75 +237,9 @@ def markdown(report: DrillReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-COLORS = {
-    "disaster": "#d9534f",
-    "restore": "#0275d8",
-    "restore (DR)": "#0275d8",
-    "verify": "#5cb85c",
-    "swap in": "#5bc0de",
-    "backup": "#999999",
-}
-
-
-def timeline_html(report: DrillReport) -> str:
-    """An SVG timeline: one lane per store (and the region), a bar per phase."""
-    if not report.phases:
-        return "<!doctype html><title>DR drill timeline</title><p>No phases recorded.</p>"
-    start = min(p.start for p in report.phases)
-    end = max(p.end for p in report.phases)
-    span = max((end - start).total_seconds(), 1e-3)
-    lanes = list(dict.fromkeys(p.lane for p in report.phases))
-    width, left, lane_height = 1100, 180, 26
-    height = 40 + lane_height * len(lanes) + 30
-
-    def x(moment: datetime) -> float:
-        return left + (moment - start).total_seconds() / span * (width - left - 20)
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        'font-family="sans-serif" font-size="11">'
-    ]
-    for index, lane in enumerate(lanes):
-        y = 30 + index * lane_height
-        parts.append(f'<text x="5" y="{y + 15}">{html.escape(lane)}</text>')
-        parts.append(
-            f'<line x1="{left}" x2="{width - 20}" y1="{y + 20}" y2="{y + 20}" stroke="#eee"/>'
-        )
-    for phase in report.phases:
-        y = 30 + lanes.index(phase.lane) * lane_height
-        x0, x1 = x(phase.start), max(x(phase.end), x(phase.start) + 2)
-        color = "#000" if phase.outcome != "ok" else COLORS.get(phase.name, "#f0ad4e")
-        seconds = (phase.end - phase.start).total_seconds()
-        parts.append(
-            f'<rect x="{x0:.1f}" y="{y + 4}" width="{x1 - x0:.1f}" height="16" '
-            f'fill="{color}"><title>{html.escape(phase.lane)}: '
-            f"{html.escape(phase.name)} {seconds:.2f}s</title></rect>"
-        )
-    for tick in range(0, int(span) + 1, max(1, int(span) // 10)):
-        tx = left + tick / span * (width - left - 20)
-        parts.append(f'<text x="{tx:.1f}" y="{height - 8}" fill="#666">{tick}s</text>')
-    parts.append("</svg>")
-    legend = " ".join(
-        f'<span style="background:{c};color:#fff;padding:1px 5px">{n}</span>'
-        for n, c in COLORS.items()
-        if n != "restore (DR)"
-    )
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-        for row in summary_rows(report)
-    )
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADERS)
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>DR drill timeline</title>"
-        "<style>body{font-family:sans-serif;margin:20px}td,th{border:1px solid #ccc;"
-        "padding:3px 8px;font-size:12px}table{border-collapse:collapse}</style></head><body>"
-        f"<h1>DR drill: {'passed' if report.ok else 'FAILED'}</h1>"
-        f"<p>{html.escape(report.started_at)}, {report.seconds:.0f}s. Legend: {legend}</p>"
-        f"{''.join(parts)}<h2>Objectives</h2><table><tr>{head}</tr>{rows}</table></body></html>"
-    )
-
-
 def write(report: DrillReport, directory: Path) -> dict[str, Path]:
+    from drkit.drill.timeline import timeline_html  # it draws from this module's figures
+
     directory.mkdir(parents=True, exist_ok=True)
     paths = {
         "json": directory / "drill.json",

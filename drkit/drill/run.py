@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from drkit import audit
 from drkit.audit import audited
@@ -129,7 +129,9 @@ def run_drill(
             _soak(world, options)
             for name in options.scenarios:
                 world.say(f"== scenario {name}")
+                world.scenario = name
                 result = SCENARIOS[name](world)
+                world.scenario = ""
                 report.scenarios.append(result)
                 audit.step(name, result.status)
                 _say_result(world, result)
@@ -245,8 +247,8 @@ def _say_result(world: DrillWorld, result: ScenarioResult) -> None:
         )
 
 
-def _backup_figures(world: DrillWorld) -> dict[str, dict[str, float | int]]:
-    figures: dict[str, dict[str, float | int]] = {}
+def _backup_figures(world: DrillWorld) -> dict[str, dict[str, Any]]:
+    figures: dict[str, dict[str, Any]] = {}
     runs = world.scheduler.runs if world.scheduler is not None else []
     for store in {r.store for r in runs}:
         mine = [r for r in runs if r.store == store]
@@ -257,6 +259,11 @@ def _backup_figures(world: DrillWorld) -> dict[str, dict[str, float | int]]:
             "failed": len(mine) - len(good),
             "mean_seconds": round(statistics.fmean(durations), 2) if durations else 0,
             "last_size_bytes": good[-1].manifest.size if good and good[-1].manifest else 0,
+            "failures": [
+                {"started_at": r.started_at.isoformat(), "reason": r.error}
+                for r in mine
+                if r.manifest is None
+            ],
         }
     return figures
 

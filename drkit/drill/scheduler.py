@@ -94,5 +94,5 @@ class CompressedScheduler:
             manifest: Manifest | None = self.backup(store)
             error = ""
         except Exception as failure:
-            manifest, error = None, f"{type(failure).__name__}: {failure}"
+            manifest, error = None, f"{type(failure).__name__}: {failure}".strip()
         self.runs.append(ScheduledRun(store, due, started, datetime.now(UTC), manifest, error))

@@ -39,6 +39,18 @@ class Phase:
     start: datetime
     end: datetime
     outcome: str = "ok"
+    reason: str = ""
+    """Why it failed (the exception, as ``failure_reason`` words it); empty when it did not."""
+    scenario: str = ""
+    """The scenario playing when it ran; empty for the drill's own phases and the backups."""
+
+
+BACKUP_PHASE = "backup"
+
+
+def failure_reason(failure: BaseException) -> str:
+    """An exception as one record line: its type and message (the scheduler's wording too)."""
+    return f"{type(failure).__name__}: {failure}".strip()
 
 
 @dataclass
@@ -59,6 +71,8 @@ class DrillWorld:
     """The checkout the drill runs for (its stack config and local overlay)."""
     background: dict[str, Any] = field(default_factory=dict)
     """What a scenario started ahead of its turn (region-failover's two-region stack)."""
+    scenario: str = ""
+    """The scenario playing now (its phases are drawn under its label), set by the run."""
 
     def store(self, kind: StoreKind) -> str:
         return self.stores[kind]
@@ -69,19 +83,30 @@ class DrillWorld:
         self.out.flush()
 
     @contextmanager
-    def phase(self, lane: str, name: str) -> Iterator[None]:
+    def phase(self, lane: str, name: str, scenario: str | None = None) -> Iterator[None]:
         start = datetime.now(UTC)
-        outcome = "ok"
+        outcome, reason = "ok", ""
         try:
             yield
-        except BaseException:
-            outcome = "failed"
+        except BaseException as failure:
+            outcome, reason = "failed", failure_reason(failure)
             raise
         finally:
-            self.phases.append(Phase(lane, name, start, datetime.now(UTC), outcome))
+            self.phases.append(
+                Phase(
+                    lane,
+                    name,
+                    start,
+                    datetime.now(UTC),
+                    outcome,
+                    reason,
+                    self.scenario if scenario is None else scenario,
+                )
+            )
 
     def backup(self, store: str) -> Manifest:
-        with self.phase(f"backup {store}", "backup"):
+        # the schedule's, from its own threads, whichever scenario plays
+        with self.phase(f"backup {store}", BACKUP_PHASE, scenario=""):
             return backup_store(self.ctx, store, [])
 
     def index(self, objects: ObjectStore) -> BackupIndex:

@@ -1,0 +1,420 @@
+"""The drill's timeline: one self-contained HTML page (no scripts, no network) whose SVG chart
+tells the drill's story on one time axis, from its first event to its last:
+
+- a labelled box per scenario, around its phases;
+- per scenario, the RTO span: disaster to verified, as long as the measured RTO, with the figure
+  and the objective;
+- per store restored, the RPO gap: its last good point (the consistent point of the backup
+  restored, or the newest write replication kept) to the disaster, with the measured RPO and the
+  objective;
+- a lane per store, per store's backups, for the region and the drill, a bar per phase; a failed
+  phase (a failed backup among them) in the failure colour, its reason on hover;
+- a legend of exactly the colours drawn.
+
+Structural ink (text, grid, axis, scenario boxes) is grey or black text and carries no meaning.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from drkit.drill.report import HEADERS, DrillReport, summary_rows, verdict
+from drkit.drill.scenarios import ScenarioResult, StoreOutcome
+from drkit.drill.world import BACKUP_PHASE, Phase
+
+
+@dataclass(frozen=True)
+class Kind:
+    color: str
+    label: str
+
+
+KINDS: dict[str, Kind] = {
+    "setup": Kind("#e69f00", "setup and load (seed, servers, writers)"),
+    "backup": Kind("#999999", "backup"),
+    "failed": Kind("#000000", "failed (hover for the reason)"),
+    "disaster": Kind("#d55e00", "disaster"),
+    "restore": Kind("#0072b2", "restore"),
+    "failover": Kind("#cc79a7", "failover"),
+    "verify": Kind("#009e73", "verify"),
+    "swap in": Kind("#56b4e9", "swap in"),
+    "rto": Kind("#332288", "RTO: disaster to verified"),
+    "rpo": Kind("#f0e442", "RPO gap: last good point to disaster"),
+}
+"""Every colour the chart gives a meaning, in legend order; the legend shows those drawn."""
+
+INK = {"text": "#222222", "muted": "#666666", "grid": "#dddddd", "frame": "#888888"}
+"""The structural colours: text, gridlines, the axis and the scenario boxes."""
+
+WIDTH, LEFT, RIGHT = 1200, 200, 50
+LANE, BAR, LINE = 22, 14, 13
+CHAR = 6.3
+"""Width of a character of the chart's 11px sans-serif text, to keep labels apart."""
+
+
+def phase_kind(phase: Phase) -> str:
+    if phase.outcome != "ok":
+        return "failed"
+    name = phase.name.lower()
+    if name == BACKUP_PHASE:
+        return "backup"
+    if name == "disaster":
+        return "disaster"
+    if name.startswith("restore"):
+        return "restore"
+    if name.startswith("verify"):
+        return "verify"
+    if name == "swap in":
+        return "swap in"
+    if "failover" in name:
+        return "failover"
+    return "setup"
+
+
+def duration(seconds: float | None) -> str:
+    """As the stack config writes durations (``30s``, ``15m``, ``1h30m``), tenths below a
+    minute."""
+    if seconds is None:
+        return "-"
+    if not math.isfinite(seconds):
+        return "unbounded"
+    if seconds < 1 and seconds != 0:
+        return f"{seconds:.2f}s"
+    if seconds < 60 and not float(seconds).is_integer():
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{v}{u}" for v, u in ((hours, "h"), (minutes, "m"), (secs, "s")) if v]
+    return "".join(parts) or "0s"
+
+
+def _when(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _judged(met: bool | None, otherwise: str = "n/a") -> str:
+    if met is None:
+        return otherwise
+    return "met" if met else "MISSED"
+
+
+def rto_label(scenario: ScenarioResult) -> str:
+    objective = min((s.rto_objective_seconds for s in scenario.stores), default=None)
+    return (
+        f"RTO {duration(scenario.rto_seconds)} / objective {duration(objective)}: "
+        f"{_judged(scenario.rto_met)}"
+    )
+
+
+def rpo_label(store: StoreOutcome, factor: float) -> str:
+    measured = duration(store.rpo_seconds)
+    if store.rpo_basis != "replication" and factor != 1:
+        measured += f" x{factor:g} = {duration(store.rpo_schedule_seconds)}"
+    judged = _judged(store.rpo_met, f"n/a, {store.continuous_protection} covers it")
+    return f"RPO {measured} / objective {duration(store.rpo_objective_seconds)}: {judged}"
+
+
+def _esc(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+@dataclass
+class _Label:
+    """A text label of an annotated row, placed on the first level where it overlaps no other."""
+
+    x: float
+    text: str
+    level: int = 0
+
+    @property
+    def end(self) -> float:
+        return self.x + len(self.text) * CHAR
+
+
+def _place(labels: list[_Label], right: float) -> int:
+    """Levels for ``labels`` (kept inside the plot), greedily; returns how many are used."""
+    ends: list[float] = []
+    for label in sorted(labels, key=lambda label: label.x):
+        label.x = max(LEFT, min(label.x, right - len(label.text) * CHAR))
+        for level, end in enumerate(ends):
+            if label.x >= end + 8:
+                label.level, ends[level] = level, label.end
+                break
+        else:
+            label.level = len(ends)
+            ends.append(label.end)
+    return max(1, len(ends))
+
+
+def _nice_step(span: float) -> float:
+    steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400]
+    return next((s for s in steps if span / s <= 10), span / 10)
+
+
+def _order_lanes(phases: list[Phase]) -> list[str]:
+    """Lanes by first appearance, each store's backup lane right under the store's own."""
+    lanes = list(dict.fromkeys(p.lane for p in phases))
+    backups = [lane for lane in lanes if lane.startswith(f"{BACKUP_PHASE} ")]
+    ordered = [lane for lane in lanes if lane not in backups]
+    for lane in backups:
+        store = lane.removeprefix(f"{BACKUP_PHASE} ")
+        at = ordered.index(store) + 1 if store in ordered else len(ordered)
+        ordered.insert(at, lane)
+    return ordered
+
+
+def chart(report: DrillReport) -> tuple[str, list[str]]:
+    """The SVG chart and the kinds it draws (for the legend)."""
+    factor = float(report.settings.get("time_factor") or 1)
+    moments = [m for p in report.phases for m in (p.start, p.end)]
+    for scenario in report.scenarios:
+        moments += [
+            m for m in (_when(scenario.disaster_at), _when(scenario.verified_at)) if m is not None
+        ]
+    moments += [m for m in (_when(report.started_at), _when(report.finished_at)) if m is not None]
+    start, end = min(moments), max(moments)
+    span = max((end - start).total_seconds(), 1e-3)
+    right = WIDTH - RIGHT
+
+    def x(moment: datetime) -> float:
+        seconds = min(max((moment - start).total_seconds(), 0.0), span)
+        return LEFT + seconds / span * (right - LEFT)
+
+    drawn: list[str] = []
+    body: list[str] = []
+
+    def mark(kind: str, x0: float, x1: float, y: float, height: float, extra: str = "") -> str:
+        if kind not in drawn:
+            drawn.append(kind)
+        stroke = f' stroke="{INK["frame"]}" stroke-width="0.5"' if kind == "rpo" else ""
+        return (
+            f'<rect class="mark" data-kind="{_esc(kind)}" x="{x0:.1f}" y="{y:.1f}" '
+            f'width="{max(x1 - x0, 2.0):.1f}" height="{height}" fill="{KINDS[kind].color}"'
+            f"{stroke}{extra}"
+        )
+
+    def row_label(y: float, text: str) -> None:
+        body.append(
+            f'<text class="row-label" x="6" y="{y:.1f}" fill="{INK["text"]}">{_esc(text)}</text>'
+        )
+
+    y = 8.0
+    # ---- scenarios: a box around each one's phases, its name on top
+    windows: list[tuple[ScenarioResult, float, float, _Label]] = []
+    for scenario in report.scenarios:
+        own = [m for p in report.phases if p.scenario == scenario.name for m in (p.start, p.end)]
+        own += [m for m in (_when(scenario.disaster_at), _when(scenario.verified_at)) if m]
+        if own:
+            x0, x1 = x(min(own)), x(max(own))
+            windows.append((scenario, x0, x1, _Label(x0 + 2, scenario.name)))
+    levels = _place([w[3] for w in windows], right)
+    scenario_top = y
+    row_label(y + LINE - 2, "scenarios")
+    y += levels * LINE + 10
+    # ---- RTO: disaster to verified, one span per scenario
+    rto_spans: list[tuple[ScenarioResult, float, float, _Label]] = []
+    for scenario in report.scenarios:
+        disaster = _when(scenario.disaster_at)
+        if disaster is None or scenario.rto_seconds is None:
+            continue
+        x0 = x(disaster)
+        x1 = x(disaster + timedelta(seconds=scenario.rto_seconds))
+        rto_spans.append((scenario, x0, x1, _Label(x0, rto_label(scenario))))
+    levels = _place([s[3] for s in rto_spans], right)
+    row_label(y + BAR - 2, "RTO")
+    for scenario, x0, x1, label in rto_spans:
+        objective = min((s.rto_objective_seconds for s in scenario.stores), default=None)
+        title = (
+            f"{scenario.name}: disaster at {scenario.disaster_at}, verified at "
+            f"{scenario.verified_at}; RTO {duration(scenario.rto_seconds)} measured, objective "
+            f"{duration(objective)} (the tightest of its stores): {_judged(scenario.rto_met)}"
+        )
+        body.append(
+            f'<g class="rto" data-scenario="{_esc(scenario.name)}" '
+            f'data-rto-seconds="{scenario.rto_seconds}" data-objective-seconds="{objective}">'
+            f"<title>{_esc(title)}</title>{mark('rto', x0, x1, y, BAR)}/>"
+            f'<text x="{label.x:.1f}" y="{y + BAR + LINE * (label.level + 1) - 2:.1f}" '
+            f'fill="{INK["text"]}">{_esc(label.text)}</text></g>'
+        )
+    y += BAR + levels * LINE + 8
+    # ---- RPO: each restored store's last good point to the disaster, a row per store
+    stores = list(dict.fromkeys(s.store for c in report.scenarios for s in c.stores))
+    for store in stores:
+        gaps: list[tuple[ScenarioResult, StoreOutcome, float, float, _Label]] = []
+        for scenario in report.scenarios:
+            disaster = _when(scenario.disaster_at)
+            for outcome in scenario.stores:
+                if outcome.store != store or disaster is None:
+                    continue
+                good = min(_when(outcome.recovery_point) or disaster, disaster)
+                x0, x1 = x(good), x(disaster)
+                gaps.append((scenario, outcome, x0, x1, _Label(x0, rpo_label(outcome, factor))))
+        levels = _place([g[4] for g in gaps], right)
+        row_label(y + BAR - 2, f"RPO gap {store}")
+        for scenario, outcome, x0, x1, label in gaps:
+            title = (
+                f"{scenario.name}, {store}: last good point {outcome.recovery_point} "
+                f"({outcome.backup_id}) to the disaster at {scenario.disaster_at}; RPO measured "
+                f"(newest write lost minus newest write kept) {duration(outcome.rpo_seconds)}"
+                + (
+                    f", x{factor:g} on the real schedule {duration(outcome.rpo_schedule_seconds)}"
+                    if outcome.rpo_basis != "replication" and factor != 1
+                    else f" ({outcome.rpo_basis})"
+                )
+                + f"; objective {duration(outcome.rpo_objective_seconds)}: "
+                + _judged(outcome.rpo_met, f"n/a, {outcome.continuous_protection} covers it")
+            )
+            body.append(
+                f'<g class="rpo" data-scenario="{_esc(scenario.name)}" data-store="{_esc(store)}" '
+                f'data-rpo-seconds="{outcome.rpo_seconds}" '
+                f'data-objective-seconds="{outcome.rpo_objective_seconds}">'
+                f"<title>{_esc(title)}</title>{mark('rpo', x0, x1, y, BAR)}/>"
+                f'<text x="{label.x:.1f}" y="{y + BAR + LINE * (label.level + 1) - 2:.1f}" '
+                f'fill="{INK["text"]}">{_esc(label.text)}</text></g>'
+            )
+        y += BAR + levels * LINE + 8
+    # ---- a lane per store, its backups, the region and the drill: a bar per phase
+    lanes = _order_lanes(report.phases)
+    lanes_top = y
+    for index, lane in enumerate(lanes):
+        top = lanes_top + index * LANE
+        row_label(top + BAR - 2, lane)
+        body.append(
+            f'<line x1="{LEFT}" x2="{right}" y1="{top + LANE - 3:.1f}" y2="{top + LANE - 3:.1f}" '
+            f'stroke="{INK["grid"]}"/>'
+        )
+    for phase in report.phases:
+        top = lanes_top + lanes.index(phase.lane) * LANE
+        seconds = (phase.end - phase.start).total_seconds()
+        title = f"{phase.lane}: {phase.name} {duration(seconds)} from {phase.start.isoformat()}"
+        if phase.outcome != "ok":
+            title = (
+                f"{phase.lane}: {phase.name} FAILED after {duration(seconds)} at "
+                f"{phase.start.isoformat()}: {phase.reason or 'no reason recorded'}"
+            )
+        body.append(
+            mark(
+                phase_kind(phase),
+                x(phase.start),
+                x(phase.end),
+                top,
+                BAR,
+                f' data-lane="{_esc(phase.lane)}" data-phase="{_esc(phase.name)}"'
+                f' data-scenario="{_esc(phase.scenario)}"',
+            )
+            + f"><title>{_esc(title)}</title></rect>"
+        )
+    y = lanes_top + len(lanes) * LANE + 4
+    # ---- the scenario boxes, from their labels down through the lanes
+    for scenario, x0, x1, label in windows:
+        body.append(
+            f'<g class="scenario" data-scenario="{_esc(scenario.name)}">'
+            f"<title>{_esc(scenario.name)}: {_esc(scenario.description)} "
+            f"({_esc(scenario.status)})</title>"
+            f'<rect x="{x0:.1f}" y="{scenario_top:.1f}" width="{max(x1 - x0, 2.0):.1f}" '
+            f'height="{y - scenario_top:.1f}" fill="none" stroke="{INK["frame"]}" '
+            'stroke-dasharray="4 3"/>'
+            f'<text class="scenario-label" x="{label.x:.1f}" '
+            f'y="{scenario_top + LINE * (label.level + 1) - 2:.1f}" fill="{INK["text"]}" '
+            f'font-weight="bold">{_esc(label.text)}</text></g>'
+        )
+    # ---- the axis: the whole run, first event to last
+    body.append(axis(start, end, x, y, right))
+    height = y + 44
+    svg = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" width="{WIDTH}" '
+        f'height="{height:.0f}" font-family="sans-serif" font-size="11">' + "".join(body) + "</svg>"
+    )
+    return svg, [kind for kind in KINDS if kind in drawn]
+
+
+def axis(
+    start: datetime, end: datetime, x: Callable[[datetime], float], y: float, right: float
+) -> str:
+    span = (end - start).total_seconds()
+    step = _nice_step(max(span, 1e-3))
+    parts = [
+        f'<g class="axis" data-start="{start.isoformat()}" data-end="{end.isoformat()}" '
+        f'data-seconds="{span:.3f}">',
+        f'<line class="axis-line" x1="{LEFT}" x2="{right}" y1="{y:.1f}" y2="{y:.1f}" '
+        f'stroke="{INK["frame"]}"/>',
+    ]
+    ticks = [i * step for i in range(int(span // step) + 1)]
+    ticks = [t for t in ticks if x(end) - x(start + timedelta(seconds=t)) >= 40] + [span]
+    for offset in ticks:
+        tx = x(start + timedelta(seconds=offset))
+        parts.append(
+            f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="{y:.1f}" y2="{y + 5:.1f}" '
+            f'stroke="{INK["frame"]}"/><text class="tick" x="{tx:.1f}" y="{y + 17:.1f}" '
+            f'fill="{INK["muted"]}" text-anchor="middle">{_esc(duration(offset))}</text>'
+        )
+    parts.append(
+        f'<text x="{LEFT}" y="{y + 32:.1f}" fill="{INK["muted"]}">start '
+        f"{_esc(start.isoformat(timespec='seconds'))}</text>"
+        f'<text x="{right}" y="{y + 32:.1f}" fill="{INK["muted"]}" text-anchor="end">end '
+        f"{_esc(end.isoformat(timespec='seconds'))}, {_esc(duration(span))} in all</text></g>"
+    )
+    return "".join(parts)
+
+
+STYLE = (
+    "body{font-family:sans-serif;margin:20px;color:#222222}"
+    "td,th{border:1px solid #cccccc;padding:3px 8px;font-size:12px}"
+    "table{border-collapse:collapse}h1{font-size:20px}"
+    ".legend{list-style:none;padding:0;margin:8px 0}"
+    ".legend li{display:inline-block;margin-right:14px;font-size:12px}"
+    ".legend svg{vertical-align:middle;margin-right:4px}"
+)
+
+
+def timeline_html(report: DrillReport) -> str:
+    """The whole page: the verdict, the legend, the chart, the failed backups, the objectives."""
+    factor = report.settings.get("time_factor")
+    head = (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>DR drill timeline</title><style>{STYLE}</style></head><body>"
+        f'<h1 class="verdict">DR drill: {_esc(verdict(report))}</h1>'
+        f"<p>{_esc(report.started_at)} to {_esc(report.finished_at)} "
+        f"({_esc(duration(report.seconds))})."
+        + (
+            f" Backup schedules ran x{float(factor):g} faster: an RPO measured here is multiplied "
+            "by that to compare with its objective; RTO is real time."
+            if factor
+            else ""
+        )
+        + " Hover over a bar for its times and, if it failed, the reason.</p>"
+    )
+    if not report.phases:
+        return head + "<p>No phases recorded.</p></body></html>"
+    svg, kinds = chart(report)
+    legend = "".join(
+        f'<li class="legend-entry" data-kind="{_esc(kind)}"><svg width="16" height="12">'
+        f'<rect class="swatch" width="16" height="12" fill="{KINDS[kind].color}"/></svg>'
+        f"{_esc(KINDS[kind].label)}</li>"
+        for kind in kinds
+    )
+    failed = "".join(
+        f"<li><b>{_esc(b.store)}</b> at {_esc(b.started_at)}: {_esc(b.reason)}</li>"
+        for b in report.failed_backups
+    )
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{_esc(cell)}</td>" for cell in row) + "</tr>"
+        for row in summary_rows(report)
+    )
+    return (
+        head
+        + f'<ul class="legend">{legend}</ul>{svg}'
+        + (f'<h2>Failed backups</h2><ul class="failed-backups">{failed}</ul>' if failed else "")
+        + "<h2>Objectives</h2><table><tr>"
+        + "".join(f"<th>{_esc(h)}</th>" for h in HEADERS)
+        + f"</tr>{rows}</table></body></html>"
+    )

@@ -139,10 +139,11 @@ def run_drill(
                     time.sleep(options.between_seconds)
         finally:
             region_failover.stop_stack(world)
-            if world.scheduler is not None:
-                world.scheduler.stop()
-            for writer in world.writers.values():
-                writer.stop()
+            with world.phase("drill", "stop the schedule and the writers"):
+                if world.scheduler is not None:
+                    world.scheduler.stop()  # waits for the backups under way
+                for writer in world.writers.values():
+                    writer.stop()
             if options.keep:
                 _keep(world, project_dir)
             if trail is not None and not report.ok:

@@ -34,7 +34,7 @@ class Kind:
 
 
 KINDS: dict[str, Kind] = {
-    "setup": Kind("#e69f00", "setup and load (seed, servers, writers)"),
+    "setup": Kind("#e69f00", "setup, load and teardown (seed, servers, writers)"),
     "backup": Kind("#999999", "backup"),
     "failed": Kind("#000000", "failed (hover for the reason)"),
     "disaster": Kind("#d55e00", "disaster"),
@@ -155,6 +155,65 @@ def _place(labels: list[_Label], right: float) -> int:
     return max(1, len(ends))
 
 
+@dataclass
+class _Span:
+    """A bar of an annotated row with its label beside it: after the bar, before it where the
+    plot ends, or on the line below where neither fits; on the first level where neither the
+    bar nor its label overlaps another span's."""
+
+    x0: float
+    x1: float
+    text: str
+    level: int = 0
+
+    @property
+    def width(self) -> float:
+        return len(self.text) * CHAR
+
+    @property
+    def side(self) -> str:
+        if self.x1 + 4 + self.width <= WIDTH - 4:
+            return "after"
+        if self.x0 - 4 - self.width >= LEFT:
+            return "before"
+        return "below"
+
+    @property
+    def text_x(self) -> float:
+        side = self.side
+        if side == "after":
+            return self.x1 + 4
+        if side == "before":
+            return self.x0 - 4
+        return max(LEFT, min(self.x0, WIDTH - 4 - self.width))
+
+    def occupies(self) -> list[tuple[int, float, float]]:
+        """(level offset, from, to) of the bar and its label."""
+        side, text = self.side, self.text_x
+        if side == "after":
+            return [(0, self.x0, text + self.width)]
+        if side == "before":
+            return [(0, text - self.width, self.x1)]
+        return [(0, self.x0, self.x1), (1, text, text + self.width)]
+
+
+def _stack(spans: list[_Span]) -> int:
+    """Levels for ``spans``, greedily in the order of time; returns how many are used."""
+    used: dict[int, list[tuple[float, float]]] = {}
+
+    def free(level: int, start: float, end: float) -> bool:
+        return all(end + 6 <= a or start >= b + 6 for a, b in used.get(level, []))
+
+    for span in sorted(spans, key=lambda span: span.x0):
+        level = 0
+        while not all(free(level + o, a, b) for o, a, b in span.occupies()):
+            level += 1
+        span.level = level
+        for offset, start, end in span.occupies():
+            used.setdefault(level + offset, []).append((start, end))
+    return max(1, len(used))
+
+
 def _nice_step(span: float) -> float:
     steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400]
     return next((s for s in steps if span / s <= 10), span / 10)
@@ -192,14 +251,16 @@ def chart(report: DrillReport) -> tuple[str, list[str]]:
     drawn: list[str] = []
     body: list[str] = []
 
-    def mark(kind: str, x0: float, x1: float, y: float, height: float, extra: str = "") -> str:
+    def mark(kind: str, x0: float, x1: float, y: float, extra: str = "", title: str = "") -> str:
+        """A bar of one of the legend's kinds (at least 2px wide), its title shown on hover."""
         if kind not in drawn:
             drawn.append(kind)
         stroke = f' stroke="{INK["frame"]}" stroke-width="0.5"' if kind == "rpo" else ""
+        x0 = min(x0, right - 2.0)  # an instant at the end of the run stays on the axis
         return (
             f'<rect class="mark" data-kind="{_esc(kind)}" x="{x0:.1f}" y="{y:.1f}" '
-            f'width="{max(x1 - x0, 2.0):.1f}" height="{height}" fill="{KINDS[kind].color}"'
-            f"{stroke}{extra}"
+            f'width="{max(x1 - x0, 2.0):.1f}" height="{BAR}" fill="{KINDS[kind].color}"'
+            f"{stroke}{extra}" + (f"><title>{_esc(title)}</title></rect>" if title else "/>")
         )
 
     def row_label(y: float, text: str) -> None:
@@ -221,17 +282,16 @@ def chart(report: DrillReport) -> tuple[str, list[str]]:
     row_label(y + LINE - 2, "scenarios")
     y += levels * LINE + 10
     # ---- RTO: disaster to verified, one span per scenario
-    rto_spans: list[tuple[ScenarioResult, float, float, _Label]] = []
+    rto_spans: list[tuple[ScenarioResult, _Span]] = []
     for scenario in report.scenarios:
         disaster = _when(scenario.disaster_at)
         if disaster is None or scenario.rto_seconds is None:
             continue
-        x0 = x(disaster)
         x1 = x(disaster + timedelta(seconds=scenario.rto_seconds))
-        rto_spans.append((scenario, x0, x1, _Label(x0, rto_label(scenario))))
-    levels = _place([s[3] for s in rto_spans], right)
-    row_label(y + BAR - 2, "RTO")
-    for scenario, x0, x1, label in rto_spans:
+        rto_spans.append((scenario, _Span(x(disaster), x1, rto_label(scenario))))
+    levels = _stack([item for _, item in rto_spans])
+    row_label(y + BAR - 3, "RTO")
+    for scenario, item in rto_spans:
         objective = min((s.rto_objective_seconds for s in scenario.stores), default=None)
         title = (
             f"{scenario.name}: disaster at {scenario.disaster_at}, verified at "
@@ -241,26 +301,24 @@ def chart(report: DrillReport) -> tuple[str, list[str]]:
         body.append(
             f'<g class="rto" data-scenario="{_esc(scenario.name)}" '
             f'data-rto-seconds="{scenario.rto_seconds}" data-objective-seconds="{objective}">'
-            f"<title>{_esc(title)}</title>{mark('rto', x0, x1, y, BAR)}/>"
-            f'<text x="{label.x:.1f}" y="{y + BAR + LINE * (label.level + 1) - 2:.1f}" '
-            f'fill="{INK["text"]}">{_esc(label.text)}</text></g>'
+            f"<title>{_esc(title)}</title>{_annotated('rto', item, y, mark)}</g>"
         )
-    y += BAR + levels * LINE + 8
+    y += levels * (BAR + 4) + 8
     # ---- RPO: each restored store's last good point to the disaster, a row per store
     stores = list(dict.fromkeys(s.store for c in report.scenarios for s in c.stores))
     for store in stores:
-        gaps: list[tuple[ScenarioResult, StoreOutcome, float, float, _Label]] = []
+        gaps: list[tuple[ScenarioResult, StoreOutcome, _Span]] = []
         for scenario in report.scenarios:
             disaster = _when(scenario.disaster_at)
             for outcome in scenario.stores:
                 if outcome.store != store or disaster is None:
                     continue
                 good = min(_when(outcome.recovery_point) or disaster, disaster)
-                x0, x1 = x(good), x(disaster)
-                gaps.append((scenario, outcome, x0, x1, _Label(x0, rpo_label(outcome, factor))))
-        levels = _place([g[4] for g in gaps], right)
-        row_label(y + BAR - 2, f"RPO gap {store}")
-        for scenario, outcome, x0, x1, label in gaps:
+                item = _Span(x(good), x(disaster), rpo_label(outcome, factor))
+                gaps.append((scenario, outcome, item))
+        levels = _stack([item for *_, item in gaps])
+        row_label(y + BAR - 3, f"RPO gap {store}")
+        for scenario, outcome, item in gaps:
             title = (
                 f"{scenario.name}, {store}: last good point {outcome.recovery_point} "
                 f"({outcome.backup_id}) to the disaster at {scenario.disaster_at}; RPO measured "
@@ -277,11 +335,9 @@ def chart(report: DrillReport) -> tuple[str, list[str]]:
                 f'<g class="rpo" data-scenario="{_esc(scenario.name)}" data-store="{_esc(store)}" '
                 f'data-rpo-seconds="{outcome.rpo_seconds}" '
                 f'data-objective-seconds="{outcome.rpo_objective_seconds}">'
-                f"<title>{_esc(title)}</title>{mark('rpo', x0, x1, y, BAR)}/>"
-                f'<text x="{label.x:.1f}" y="{y + BAR + LINE * (label.level + 1) - 2:.1f}" '
-                f'fill="{INK["text"]}">{_esc(label.text)}</text></g>'
+                f"<title>{_esc(title)}</title>{_annotated('rpo', item, y, mark)}</g>"
             )
-        y += BAR + levels * LINE + 8
+        y += levels * (BAR + 4) + 8
     # ---- a lane per store, its backups, the region and the drill: a bar per phase
     lanes = _order_lanes(report.phases)
     lanes_top = y
@@ -307,11 +363,10 @@ def chart(report: DrillReport) -> tuple[str, list[str]]:
                 x(phase.start),
                 x(phase.end),
                 top,
-                BAR,
                 f' data-lane="{_esc(phase.lane)}" data-phase="{_esc(phase.name)}"'
                 f' data-scenario="{_esc(phase.scenario)}"',
+                title,
             )
-            + f"><title>{_esc(title)}</title></rect>"
         )
     y = lanes_top + len(lanes) * LANE + 4
     # ---- the scenario boxes, from their labels down through the lanes
@@ -335,6 +390,20 @@ def chart(report: DrillReport) -> tuple[str, list[str]]:
         f'height="{height:.0f}" font-family="sans-serif" font-size="11">' + "".join(body) + "</svg>"
     )
     return svg, [kind for kind in KINDS if kind in drawn]
+
+
+def _annotated(
+    kind: str, span: _Span, top: float, mark: Callable[[str, float, float, float], str]
+) -> str:
+    """A span's bar on its level of the row starting at ``top``, its label beside it."""
+    y = top + span.level * (BAR + 4)
+    anchor = "end" if span.side == "before" else "start"
+    text_y = y + BAR - 3 + (BAR + 4 if span.side == "below" else 0)
+    return (
+        mark(kind, span.x0, span.x1, y)
+        + f'<text x="{span.text_x:.1f}" y="{text_y:.1f}" text-anchor="{anchor}" '
+        f'fill="{INK["text"]}">{_esc(span.text)}</text>'
+    )
 
 
 def axis(

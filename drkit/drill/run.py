@@ -26,7 +26,13 @@ from drkit.drill.scenarios import (
     ScenarioResult,
 )
 from drkit.drill.scheduler import CompressedScheduler
-from drkit.drill.world import DrillWorld, create_topics, make_writers, seeded_digests
+from drkit.drill.world import (
+    DrillWorld,
+    Phase,
+    create_topics,
+    make_writers,
+    seeded_digests,
+)
 from drkit.endpoints import postgres_source
 from drkit.kinds import drill_writers
 from drkit.local.environment import LocalEnvironment
@@ -115,6 +121,8 @@ def run_drill(
         write_local_control(project_dir, config.stores_of(StoreKind.REDIS)[0], env.redis)
         ctx = OpsContext("local", config, outputs, credentials)
         world = DrillWorld(config, env, ctx, options.time_factor, out, project_dir=project_dir)
+        began = datetime.fromisoformat(report.started_at)
+        world.phases.append(Phase("drill", "start the servers", began, datetime.now(UTC)))
         world.stores = {store.kind: name for name, store in config.stores.items()}
         world.say(
             f"servers up; vault s3://{outputs.backup_vault.name}, "

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from drkit.drill.report import HEADERS, DrillReport, summary_rows, verdict
 from drkit.drill.scenarios import ScenarioResult, StoreOutcome
 from drkit.drill.world import BACKUP_PHASE, Phase
+from stackmodels.durations import format_duration
 
 
 @dataclass(frozen=True)
@@ -76,21 +77,11 @@ def phase_kind(phase: Phase) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """As the stack config writes durations (``30s``, ``15m``, ``1h30m``), tenths below a
-    minute."""
+    """As the stack config writes durations (``30s``, ``15m``, ``1h58m``; tenths below a minute),
+    by the one helper of ``stackmodels.durations``."""
     if seconds is None:
         return "-"
-    if not math.isfinite(seconds):
-        return "unbounded"
-    if seconds < 1 and seconds != 0:
-        return f"{seconds:.2f}s"
-    if seconds < 60 and not float(seconds).is_integer():
-        return f"{seconds:.1f}s"
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{v}{u}" for v, u in ((hours, "h"), (minutes, "m"), (secs, "s")) if v]
-    return "".join(parts) or "0s"
+    return format_duration(seconds) if math.isfinite(seconds) else "unbounded"
 
 
 def _when(text: str) -> datetime | None:

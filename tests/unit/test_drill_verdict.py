@@ -93,14 +93,13 @@ def test_a_failed_scenario_without_failed_backups() -> None:
     [
         (None, "-"),
         (0, "0s"),
-        (0.04, "0.04s"),
         (10.8, "10.8s"),
         (13.0, "13s"),
         (30.0, "30s"),
         (69.8, "1m10s"),
         (900.0, "15m"),
         (3600.0, "1h"),
-        (7092.0, "1h58m12s"),
+        (7092.0, "1h58m"),
         (float("inf"), "unbounded"),
     ],
 )

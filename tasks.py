@@ -178,6 +178,7 @@ restore_kafka = command(
     until=("", "only records timestamped before this time (ISO 8601)"),
     force=(False, "append to a target topic that holds records of other origin"),
     lineage_header=(False, "add the drkit.source header to each record and resume from it"),
+    groups=("", "also set consumer groups' offsets on the restored topics: all, or g1,g2"),
     source=SOURCE,
 )
 restore_all = command(

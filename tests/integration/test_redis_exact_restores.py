@@ -206,7 +206,7 @@ def test_into_any_redis_by_url_with_an_acl_user_and_with_tls_from_vault_and_mirr
             assert exact(target.client) == before, source
             assert "s3cr" not in out and managed.password not in out
             assert masked(url) in plan.parameters["target_url"]
-            again, out = run(
+            _, out = run(
                 ctx, project, build_plan(ctx, request, RestoreEnv(project))[0], yes=True
             )
             assert "ok (already done)  restore.session-cache" in out

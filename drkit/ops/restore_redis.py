@@ -391,9 +391,10 @@ def _self_hosted_steps(
         }
 
     def restored_already(context: StepContext) -> bool:
-        """Judged by the data (never by the marker alone); ``--force`` always restores."""
+        """Judged by the data (never by the marker alone). ``--force`` always restores, once: a
+        resumed forced run whose restore had finished finds the backup's data and stops there."""
         return (
-            not request.force
+            (not request.force or resume is not None)
             and not staged_files(target)
             and pending_swap(journal_dir, target.rdb_path, resume) is None
             and holds_backup(manifest, target.source) is None
@@ -476,7 +477,8 @@ def _url_steps(
         }
 
     def restored_already(context: StepContext) -> bool:
-        return not request.force and holds_backup(manifest, source) is None
+        forced = request.force and resume is None  # a resumed forced run: its copy may be done
+        return not forced and holds_backup(manifest, source) is None
 
     def verify(context: StepContext) -> None:
         context.note(_content_verdict(manifest, source))

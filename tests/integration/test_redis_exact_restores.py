@@ -15,13 +15,11 @@ from typing import Any
 import pytest
 import redis
 
-from drkit.backup.redis import RedisSource
 from drkit.local.redis import LocalRedis
 from drkit.ops.executor import Status
 from drkit.ops.restore_redis import RestoreRedisRequest, build_plan
 from drkit.ops.selection import TargetNotEmptyError
 from drkit.ops.verbs import RestoreEnv
-from drkit.recovery import RecoveryError
 from drkit.restore.redis_copy import masked
 from tests.integration.ops_helpers import (
     attach_cache,
@@ -206,9 +204,7 @@ def test_into_any_redis_by_url_with_an_acl_user_and_with_tls_from_vault_and_mirr
             assert exact(target.client) == before, source
             assert "s3cr" not in out and managed.password not in out
             assert masked(url) in plan.parameters["target_url"]
-            _, out = run(
-                ctx, project, build_plan(ctx, request, RestoreEnv(project))[0], yes=True
-            )
+            _, out = run(ctx, project, build_plan(ctx, request, RestoreEnv(project))[0], yes=True)
             assert "ok (already done)  restore.session-cache" in out
 
         with managed.client() as client:
@@ -222,21 +218,3 @@ def test_into_any_redis_by_url_with_an_acl_user_and_with_tls_from_vault_and_mirr
         assert report.status is Status.SUCCEEDED, out
         assert exact(managed.client) == before  # emptied first: nothing added
     assert run_id(cache_server) == running  # the store's own server was never stopped
-
-
-def test_bad_target_urls_are_refused_naming_the_problem(project: Path) -> None:
-    ctx = context(project)
-    with pytest.raises(RecoveryError):  # no backup yet, or a bad URL: refused before anything
-        build_plan(ctx, RestoreRedisRequest(target_url="http://x:1"), RestoreEnv(project))
-    for url, message in (
-        ("http://127.0.0.1:1", "redis:// or rediss://"),
-        ("redis://127.0.0.1:1/2", "leave the database number out"),
-        ("redis://127.0.0.1:1?foo=1", "unknown parameters"),
-        ("redis://u:pw@127.0.0.1:1?ssl_ca_certs=/nope", "needs rediss://"),
-    ):
-        from drkit.ops.restore_redis import url_source
-
-        with pytest.raises(RecoveryError, match=message):
-            url_source(url)
-    assert masked("rediss://u:pw@h:1?ssl_ca_certs=/c") == "rediss://u:***@h:1?ssl_ca_certs=/c"
-    assert RedisSource("h", 1).tls is False

@@ -162,11 +162,7 @@ restore_redis = command(
     replication_group=("", "restore into this NEW ElastiCache replication group instead"),
     node_type=("", "ElastiCache node type (default: the stack config's)"),
     replicas=(1, "ElastiCache replicas per shard (default 1)"),
-    target_url=(
-        "",
-        "restore into this Redis instead, stopping nothing: redis://[user:password@]host:port, "
-        "rediss:// for TLS (?ssl_ca_certs=FILE)",
-    ),
+    target_url=("", "restore into this Redis, stopping nothing: redis[s]://[user:pw@]host:port"),
 )
 restore_kafka = command(
     "kafka",

@@ -5,6 +5,8 @@ an active group and a group on a topic left out are refused before anything chan
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from drkit.ops.restore_kafka import RestoreKafkaRequest, build_plan
 from drkit.ops.selection import TargetNotEmptyError
 from drkit.ops.verbs import RestoreEnv
 from drkit.recovery import RecoveryError
-from tests.integration.ops_helpers import PARTITIONS, context, run, stream_backup
+from tests.integration.ops_helpers import PARTITIONS, ROOT, context, run, stream_backup
 from tests.integration.test_restore_kafka_task import read_topic, seeded
 
 pytestmark = pytest.mark.integration
@@ -136,6 +138,15 @@ def test_an_active_group_and_a_group_on_a_topic_left_out_are_refused(
         rename = {t: f"{t}-restored" for t in topics}
         with pytest.raises(TargetNotEmptyError, match=rf"{group} \(1 active members\)"):
             build_plan(ctx, RestoreKafkaRequest(rename=rename, groups=["all"]), RestoreEnv(project))
+        (project / "tasks.py").write_text(
+            (ROOT / "tasks.py")
+            .read_text()
+            .replace("ROOT = Path(__file__).resolve().parent", f"ROOT = Path({str(project)!r})")
+        )
+        command = [sys.executable, "-m", "invoke", "restore.kafka", "--groups", group, "--yes"]
+        refused = subprocess.run(command, capture_output=True, text=True, cwd=project, check=False)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert f"{group} (1 active members)" in refused.stderr
     finally:
         member.close()
     # Nothing was created by the refused runs.

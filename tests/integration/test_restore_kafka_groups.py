@@ -107,6 +107,16 @@ def test_groups_resume_at_the_next_record_on_renamed_topics(project_with_kafka: 
     # Partition 2 was consumed to its end: the group waits after the last restored record.
     assert committed(bootstrap, app, target)[2] == len(source[2])
 
+    # With the lineage header the target offsets are read back from the restored records.
+    lineage = f"{topics[1]}-lineage"
+    request = RestoreKafkaRequest(
+        topics=[topics[1]], rename={topics[1]: lineage}, groups=[other], lineage_header=True
+    )
+    report, out = run(ctx, project, build_plan(ctx, request, RestoreEnv(project))[0], yes=True)
+    assert report.status is Status.SUCCEEDED, out
+    assert committed(bootstrap, other, lineage)[2] == 5
+    assert resume(bootstrap, other, lineage, 2) == (5, second[2][5].value)
+
 
 def test_an_active_group_and_a_group_on_a_topic_left_out_are_refused(
     project_with_kafka: Path,

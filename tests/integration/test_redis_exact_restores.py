@@ -118,7 +118,7 @@ def _entry(c: redis.Redis[bytes], key: bytes) -> tuple[bytes, int, Any]:
         )
     else:
         raise AssertionError(f"unexpected type {kind!r} of {key!r}")
-    return kind, int(c.pexpiretime(key)), value
+    return kind, int(c.execute_command("PEXPIRETIME", key)), value
 
 
 @contextlib.contextmanager

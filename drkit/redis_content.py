@@ -132,7 +132,7 @@ def _digest(client: redis.Redis[bytes], keys: list[bytes], state: ServerDatabase
     pipeline = client.pipeline(transaction=False)
     for key in keys:
         pipeline.type(key)
-        pipeline.execute_command("PEXPIRETIME", key)
+        pipeline.execute_command("PEXPIRETIME", key)  # type: ignore[no-untyped-call]
     replies = pipeline.execute()
     for index, key in enumerate(keys):
         kind = replies[2 * index]

@@ -200,7 +200,7 @@ def _copy_database(scratch: LocalRedis, target: RedisSource, db: int) -> tuple[i
                 reading = source.pipeline(transaction=False)
                 for key in keys:
                     reading.dump(key)
-                    reading.execute_command("PEXPIRETIME", key)
+                    reading.execute_command("PEXPIRETIME", key)  # type: ignore[no-untyped-call]
                 replies = reading.execute()
                 writing = destination.pipeline(transaction=False)
                 for index, key in enumerate(keys):

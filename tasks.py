@@ -159,10 +159,7 @@ restore_redis = command(
     store=("session-cache", "the redis store to restore (default session-cache)"),
     **ONE_BACKUP,
     force=(False, "restore into a server that holds keys (all of them are replaced)"),
-    replication_group=("", "restore into this NEW ElastiCache replication group instead"),
-    node_type=("", "ElastiCache node type (default: the stack config's)"),
-    replicas=(1, "ElastiCache replicas per shard (default 1)"),
-    target_url=("", "restore into this Redis, stopping nothing: redis[s]://[user:pw@]host:port"),
+    **cli.REDIS_TARGET_FLAGS,
 )
 restore_kafka = command(
     "kafka",

@@ -159,9 +159,7 @@ restore_redis = command(
     store=("session-cache", "the redis store to restore (default session-cache)"),
     **ONE_BACKUP,
     force=(False, "restore into a server that holds keys (all of them are replaced)"),
-    replication_group=("", "restore into this NEW ElastiCache replication group instead"),
-    node_type=("", "ElastiCache node type (default: the stack config's)"),
-    replicas=(1, "ElastiCache replicas per shard (default 1)"),
+    **cli.REDIS_TARGET_FLAGS,
 )
 restore_kafka = command(
     "kafka",
@@ -178,6 +176,7 @@ restore_kafka = command(
     until=("", "only records timestamped before this time (ISO 8601)"),
     force=(False, "append to a target topic that holds records of other origin"),
     lineage_header=(False, "add the drkit.source header to each record and resume from it"),
+    groups=("", "also set consumer groups' offsets on the restored topics: all, or g1,g2"),
     source=SOURCE,
 )
 restore_all = command(

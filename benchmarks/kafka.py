@@ -416,7 +416,8 @@ def kafka_section(bench: Bench) -> Section:
             " a few of those at their old offset.",
             "The seed's restore is its own script: `aws s3 cp - | gunzip |"
             " kafka-console-producer` into a topic made with 3 partitions. Ours is"
-            " `restore_kafka` into a new topic, exact by default: no header added. Values here"
+            " `restore_kafka` into a new topic, exact by default: no header added (the"
+            " `drkit.source` lineage header is opt-in, `--lineage-header`). Values here"
             " hold no newline; a binary value with one would"
             " be split in two by the seed's line-based export.",
             f"Fields the seed loses: {', '.join(lost) or 'none'}; fields ours keeps on every"

@@ -12,12 +12,23 @@ Memory stays bounded: values are skipped, never materialised, and the input is a
 chunks, so the same walk serves a file on disk, a ``redis-cli --rdb -`` pipe and an object read
 back from S3. ``RdbTap`` runs the walk on a thread of its own while the same chunks go elsewhere.
 
+Content fingerprint (``content=True``, what a backup records): per database, the keys without a
+TTL and those with one are counted and digested apart, each key as the first 128 bits of the
+SHA-1 of its type name and name (and, for a key with a TTL, its absolute expiry in milliseconds),
+combined with XOR (names are unique in a database), so the order of keys in the file does not
+matter and a live server's keys, read with SCAN in any order, give the same digest
+(``drkit.redis_content`` computes it inside the server with a script). Values are not decoded,
+except for a sample: the ``SAMPLE_SIZE`` string keys without a TTL whose digest is lowest keep a
+SHA-256 of their value.
+
 Format reference: Redis ``src/rdb.h`` and ``rdbLoadRioWithLoadingCtx``/``rdbLoadObject`` in
 ``src/rdb.c`` (RDB versions 1 to 12: Redis 2.x to 8.x, and Valkey up to RDB 11).
 """
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 import queue
 import struct
 import threading
@@ -87,6 +98,77 @@ _ENC_INT8, _ENC_INT16, _ENC_INT32, _ENC_LZF = range(4)
 _STREAM_ID = 16
 _MS_TIME = 8
 
+SAMPLE_SIZE = 32
+"""String keys per database whose value digest the content fingerprint keeps."""
+TYPE_OF = {
+    **dict.fromkeys((0,), "string"),
+    **dict.fromkeys((1, 10, 14, 18), "list"),
+    **dict.fromkeys((2, 11, 20), "set"),
+    **dict.fromkeys((3, 5, 12, 17), "zset"),
+    **dict.fromkeys((4, 9, 13, 16, 22, 23, 24, 25), "hash"),
+    **dict.fromkeys((15, 19, 21), "stream"),
+}
+"""The name ``TYPE`` answers for each value type (a module type answers its own name: "module")."""
+_TYPE_PREFIXES = {value_type: name.encode() + b"\0" for value_type, name in TYPE_OF.items()}
+
+
+def key_digest(kind: str, key: bytes, expiry_ms: int | None = None) -> int:
+    """One key's share of a database digest: its type name, name and absolute expiry."""
+    data = kind.encode() + b"\0" + key
+    if expiry_ms is not None:
+        data += b"\0" + str(expiry_ms).encode()
+    return int.from_bytes(hashlib.sha1(data).digest()[:16], "big")
+
+
+@dataclass
+class ContentDigest:
+    """One database's keys as the fingerprint sees them (see the module docstring)."""
+
+    persistent: int = 0
+    persistent_digest: int = 0
+    expiring: int = 0
+    expiring_digest: int = 0
+    min_expiry_ms: int | None = None
+    sample: list[tuple[int, bytes, str]] = field(default_factory=list)
+    """A heap of (-rank, key, SHA-256 of the value): the lowest-ranked string keys."""
+
+    def add(self, kind: str, key: bytes, expiry_ms: int | None) -> int:
+        """Count and digest one key; its digest (a persistent string's sample rank)."""
+        digest = key_digest(kind, key, expiry_ms)
+        if expiry_ms is None:
+            self.persistent += 1
+            self.persistent_digest ^= digest
+        else:
+            self.expiring += 1
+            self.expiring_digest ^= digest
+            if self.min_expiry_ms is None or expiry_ms < self.min_expiry_ms:
+                self.min_expiry_ms = expiry_ms
+        return digest
+
+    def wants_sample(self, rank: int) -> bool:
+        return len(self.sample) < SAMPLE_SIZE or -self.sample[0][0] > rank
+
+    def threshold(self) -> int | None:
+        """The rank a key must be below to enter the sample (None: not full yet)."""
+        return -self.sample[0][0] if len(self.sample) >= SAMPLE_SIZE else None
+
+    def keep_sample(self, rank: int, key: bytes, value: bytes) -> None:
+        entry = (-rank, key, hashlib.sha256(value).hexdigest())
+        if len(self.sample) < SAMPLE_SIZE:
+            heapq.heappush(self.sample, entry)
+        else:
+            heapq.heapreplace(self.sample, entry)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "persistent": self.persistent,
+            "persistent_digest": f"{self.persistent_digest:032x}",
+            "expiring": self.expiring,
+            "expiring_digest": f"{self.expiring_digest:032x}",
+            "min_expiry_ms": self.min_expiry_ms,
+            "sample": {key.hex(): digest for _, key, digest in sorted(self.sample)},
+        }
+
 
 class RdbFormatError(ValueError):
     """The bytes are not a complete RDB file; the message says where the walk stopped and why."""
@@ -110,6 +192,7 @@ class DatabaseCounts:
     keys_with_ttl: int = 0
     resizedb_keys: int | None = None
     resizedb_expires: int | None = None
+    content: ContentDigest | None = None
 
 
 @dataclass
@@ -155,6 +238,16 @@ class RdbSummary:
             if db.resizedb_keys is not None
             and (db.resizedb_keys, db.resizedb_expires) != (db.keys, db.keys_with_ttl)
         ]
+
+    def content(self) -> dict[str, dict[str, object]] | None:
+        """The content fingerprint per database (``db<n>``), if the walk took one."""
+        if any(db.content is None for db in self.databases.values()):
+            return None
+        return {
+            f"db{n}": db.content.as_json()
+            for n, db in sorted(self.databases.items())
+            if db.content is not None
+        }
 
     def counts(self) -> dict[str, int]:
         """Totals and per-database counts, in the shape a manifest records and verify compares."""
@@ -245,9 +338,10 @@ class _Reader:
 class _Walker:
     """The RDB grammar, skipping every value; see the module docstring."""
 
-    def __init__(self, reader: _Reader) -> None:
+    def __init__(self, reader: _Reader, content: bool = False) -> None:
         self.r = reader
         self.version = 0
+        self.content = content
 
     # -- primitives -------------------------------------------------------------------------
 
@@ -419,12 +513,18 @@ class _Walker:
     def _records(self, summary: RdbSummary) -> None:
         database: DatabaseCounts | None = None  # files before RDB 2 may have no SELECTDB
         expiry_pending = False
+        expiry_ms: int | None = None
         reader = self.r
+        fast = not self.content
         while True:
             # Fast path: runs of string-like records inside the current buffer (most keys).
             if database is not None and len(reader._buffer) - reader._position > _FAST_MARGIN:
-                end, keys, with_ttl = _skip_compact_run(reader._buffer, reader._position)
-                if keys:
+                collected: list[_Compact] | None = None if fast else []
+                buffer = reader._buffer
+                end, keys, with_ttl = _skip_compact_run(buffer, reader._position, collected)
+                if keys and (fast or not expiry_pending):
+                    if collected:
+                        self._content_run(database, buffer, collected)
                     reader._position = end
                     database.keys += keys
                     database.keys_with_ttl += with_ttl + (1 if expiry_pending else 0)
@@ -441,15 +541,17 @@ class _Walker:
                 summary.aux[key] = self.string().decode(errors="replace")
             elif opcode == OP_SELECTDB:
                 database = summary.databases.setdefault(self.plain_length(), DatabaseCounts())
+                if self.content and database.content is None:
+                    database.content = ContentDigest()
             elif opcode == OP_RESIZEDB:
                 database = database or summary.databases.setdefault(0, DatabaseCounts())
                 database.resizedb_keys = self.plain_length()
                 database.resizedb_expires = self.plain_length()
             elif opcode == OP_EXPIRETIME_MS:
-                self.r.skip(8)
+                expiry_ms = int.from_bytes(self.r.read(8), "little")
                 expiry_pending = True
             elif opcode == OP_EXPIRETIME:
-                self.r.skip(4)
+                expiry_ms = int.from_bytes(self.r.read(4), "little") * 1000
                 expiry_pending = True
             elif opcode == OP_FREQ:
                 self.r.skip(1)
@@ -473,13 +575,61 @@ class _Walker:
                     f" reader (RDB version {self.version})"
                 )
             else:
-                self.skip_string()  # the key
-                self.skip_value(opcode, opcode_offset)
                 database = database or summary.databases.setdefault(0, DatabaseCounts())
+                if self.content:
+                    self._content_record(database, opcode, opcode_offset, expiry_ms)
+                else:
+                    self.skip_string()  # the key
+                    self.skip_value(opcode, opcode_offset)
                 database.keys += 1
                 if expiry_pending:
                     database.keys_with_ttl += 1
-                expiry_pending = False
+                expiry_pending, expiry_ms = False, None
+
+    def _content_record(
+        self, database: DatabaseCounts, value_type: int, offset: int, expiry_ms: int | None
+    ) -> None:
+        if database.content is None:
+            database.content = ContentDigest()
+        content = database.content
+        key = self.string()
+        kind = TYPE_OF.get(value_type, "module")
+        rank = content.add(kind, key, expiry_ms)
+        if value_type == 0 and expiry_ms is None and content.wants_sample(rank):
+            content.keep_sample(rank, key, self.string())
+            return
+        self.skip_value(value_type, offset)
+
+    @staticmethod
+    def _content_run(database: DatabaseCounts, buffer: bytes, run: list[_Compact]) -> None:
+        """The fingerprint of records the fast path skipped (keys and values in ``buffer``)."""
+        if database.content is None:
+            database.content = ContentDigest()
+        content = database.content
+        # key_digest and ContentDigest.add inlined: this loop runs once per key.
+        sha1, from_bytes, prefixes = hashlib.sha1, int.from_bytes, _TYPE_PREFIXES
+        threshold = content.threshold()
+        persistent = expiring = 0
+        persistent_digest = expiring_digest = 0
+        for value_type, key, expiry_ms, value_at in run:
+            prefix = prefixes.get(value_type, b"module\0")
+            if expiry_ms is None:
+                rank = from_bytes(sha1(prefix + key).digest(), "big") >> 32
+                persistent += 1
+                persistent_digest ^= rank
+                if value_type == 0 and (threshold is None or rank < threshold):
+                    content.keep_sample(rank, key, _string_at(buffer, value_at))
+                    threshold = content.threshold()
+            else:
+                text = prefix + key + b"\0" + str(expiry_ms).encode()
+                expiring += 1
+                expiring_digest ^= from_bytes(sha1(text).digest(), "big") >> 32
+                if content.min_expiry_ms is None or expiry_ms < content.min_expiry_ms:
+                    content.min_expiry_ms = expiry_ms
+        content.persistent += persistent
+        content.persistent_digest ^= persistent_digest
+        content.expiring += expiring
+        content.expiring_digest ^= expiring_digest
 
 
 _FAST_MARGIN = 32
@@ -523,10 +673,17 @@ def _length_at(buffer: bytes, position: int) -> tuple[int, int]:
     raise IndexError
 
 
-def _skip_compact_run(buffer: bytes, position: int) -> tuple[int, int, int]:
+_Compact = tuple[int, bytes, int | None, int]
+"""A record the fast path skipped: (value type, key, expiry in ms or None, value offset)."""
+
+
+def _skip_compact_run(
+    buffer: bytes, position: int, collect: list[_Compact] | None = None
+) -> tuple[int, int, int]:
     """Skip consecutive ``[expiry] type key value`` records of string-like types that lie wholly
     in ``buffer``: (end, records, records with an expiry). Stops at anything else, leaving it to
     the careful path. One tight loop, because per-record calls dominate a walk of small keys.
+    ``collect`` gets each record skipped (a key that is not a short raw string stops the run).
     """
     size = len(buffer)
     keys = with_ttl = 0
@@ -544,7 +701,10 @@ def _skip_compact_run(buffer: bytes, position: int) -> tuple[int, int, int]:
                 break
             # The key: nearly always a short raw string, so check that case inline.
             first = buffer[start + 1]
+            if collect is not None and first >= 64:
+                break
             end = start + 2 + first if first < 64 else string_end(buffer, start + 1)
+            value_at = end
             first = buffer[end]
             if first < 64:
                 end += 1 + first
@@ -558,10 +718,34 @@ def _skip_compact_run(buffer: bytes, position: int) -> tuple[int, int, int]:
             break
         if end > size:
             break
+        if collect is not None:
+            expiry = (
+                int.from_bytes(buffer[position + 1 : position + 9], "little") if expires else None
+            )
+            collect.append((value_type, buffer[start + 2 : value_at], expiry, value_at))
         position = end
         keys += 1
         with_ttl += expires
     return position, keys, with_ttl
+
+
+def _string_at(buffer: bytes, position: int) -> bytes:
+    """The string encoded at ``position`` (raw, an integer or LZF), whole in ``buffer``."""
+    first = buffer[position]
+    kind = first >> 6
+    if kind != 3:
+        size, begin = _length_at(buffer, position)
+        return buffer[begin : begin + size]
+    encoding = first & 0x3F
+    if encoding == _ENC_INT8:
+        return str(struct.unpack_from("<b", buffer, position + 1)[0]).encode()
+    if encoding == _ENC_INT16:
+        return str(struct.unpack_from("<h", buffer, position + 1)[0]).encode()
+    if encoding == _ENC_INT32:
+        return str(struct.unpack_from("<i", buffer, position + 1)[0]).encode()
+    compressed, begin = _length_at(buffer, position + 1)
+    expected, begin = _length_at(buffer, begin)
+    return lzf_decompress(buffer[begin : begin + compressed], expected)
 
 
 def lzf_decompress(data: bytes, expected: int) -> bytes:
@@ -591,10 +775,13 @@ def lzf_decompress(data: bytes, expected: int) -> bytes:
     return bytes(out)
 
 
-def read_rdb(chunks: Iterable[bytes], *, allow_trailing: bool = False) -> RdbSummary:
-    """Walk a whole RDB from its chunks; raises RdbFormatError if it is truncated or malformed."""
+def read_rdb(
+    chunks: Iterable[bytes], *, allow_trailing: bool = False, content: bool = False
+) -> RdbSummary:
+    """Walk a whole RDB from its chunks; raises RdbFormatError if it is truncated or malformed.
+    ``content``: take the content fingerprint too (each key read, not skipped)."""
     reader = _Reader(chunks)
-    summary = _Walker(reader).walk()
+    summary = _Walker(reader, content).walk()
     trailing = reader.drain()
     if trailing and not allow_trailing:
         raise RdbFormatError(f"{trailing} bytes follow the RDB's EOF marker and checksum")
@@ -622,7 +809,8 @@ class RdbTap:
     blocked) and ``result()`` raises its error.
     """
 
-    def __init__(self, depth: int = 8) -> None:
+    def __init__(self, depth: int = 8, content: bool = False) -> None:
+        self.content = content
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
         self._summary: RdbSummary | None = None
         self._error: BaseException | None = None
@@ -666,7 +854,7 @@ class RdbTap:
     def _run(self) -> None:
         chunks = self._chunks()
         try:
-            self._summary = read_rdb(chunks)
+            self._summary = read_rdb(chunks, content=self.content)
         except BaseException as error:
             self._error = error
             for _ in chunks:  # keep the producer unblocked until it says the input ended

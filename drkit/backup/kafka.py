@@ -16,6 +16,12 @@ would only lose the records that still exist too. A partition with nothing new w
 
 Topic configuration (partition count, replication factor and the dynamic, non-default config
 overrides) goes into ``topics.json``, so a restore can create the topic as it was.
+
+Consumer groups: every group's committed offsets on the backed-up topics go into
+``consumer-groups.json`` (listed in the manifest, written in the same run), read right after the
+end offsets, so a restore can set each group where it was (``restore.kafka --groups``). A group
+may commit past the recorded end offsets while the backup runs: the restore clamps those to the
+end of what it restored, which is where the group resumes after the backup's last record.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from typing import Any
 import confluent_kafka
 from confluent_kafka import (
     Consumer,
+    ConsumerGroupTopicPartitions,
     IsolationLevel,
     KafkaError,
     KafkaException,
@@ -62,6 +69,8 @@ log = logging.getLogger("drkit.backup.kafka")
 
 KIND = "kafka"
 TOPICS_OBJECT = "topics.json"
+GROUPS_OBJECT = "consumer-groups.json"
+GROUPS_CONTENT = "Kafka consumer groups' committed offsets on the backed-up topics (JSON)"
 FRAMES_CONTENT = f"Kafka records, drkit framed format v{FRAME_VERSION} (drkit.kafka_frames)"
 TOPICS_CONTENT = "Kafka topic configs: partitions, replication factor, config overrides (JSON)"
 REQUEST_TIMEOUT_S = 30.0
@@ -123,6 +132,9 @@ class KafkaPoint(_Model):
     lost_to_retention: list[RetentionGap] = []
     warnings: list[str] = []
     topic_configs: str = TOPICS_OBJECT
+    consumer_groups: str | None = None
+    """The object with every consumer group's committed offsets on the backed-up topics
+    (``GROUPS_OBJECT``); None in backups taken before groups were kept."""
 
     @classmethod
     def of(cls, manifest: Manifest) -> KafkaPoint:
@@ -303,6 +315,56 @@ def _is_topic_override(source: object) -> bool:
     return source == expected or source == expected.value
 
 
+GroupOffsets = dict[str, dict[str, dict[str, int]]]
+"""Committed offsets: group -> topic -> partition (a string, JSON's) -> offset."""
+
+
+def committed_offsets(admin: AdminClient, topics: list[str]) -> GroupOffsets:
+    """Every consumer group's committed offsets on ``topics`` (groups with none there left out).
+
+    The kit's own readers never commit, so they have none. A group the broker cannot answer for
+    fails the backup, naming it: offsets silently missing would restore consumers to a guess."""
+    listing = admin.list_consumer_groups(request_timeout=REQUEST_TIMEOUT_S).result()
+    if listing.errors:
+        raise KafkaBackupError(f"listing consumer groups failed: {listing.errors[0]}")
+    wanted = set(topics)
+    found: GroupOffsets = {}
+    names = sorted(
+        g.group_id for g in listing.valid if not g.group_id.startswith(READER_GROUP_PREFIX)
+    )
+    for group in names:
+        request = [ConsumerGroupTopicPartitions(group)]
+        future = admin.list_consumer_group_offsets(request, request_timeout=REQUEST_TIMEOUT_S)
+        try:
+            answer = future[group].result()
+        except KafkaException as error:
+            raise KafkaBackupError(
+                f"consumer group {group!r}: reading its offsets failed: {error}"
+            ) from error
+        for tp in answer.topic_partitions or []:
+            if tp.topic in wanted and tp.error is None and tp.offset >= 0:
+                found.setdefault(group, {}).setdefault(tp.topic, {})[str(tp.partition)] = tp.offset
+    return found
+
+
+def groups_json(offsets: GroupOffsets) -> bytes:
+    return json.dumps({"format": 1, "groups": offsets}, indent=2, sort_keys=True).encode()
+
+
+def parse_groups_json(data: bytes, source: str) -> GroupOffsets:
+    try:
+        body = json.loads(data)
+        return {
+            str(group): {
+                str(topic): {str(p): int(o) for p, o in partitions.items()}
+                for topic, partitions in by_topic.items()
+            }
+            for group, by_topic in body["groups"].items()
+        }
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"{source}: not a consumer groups document: {error}") from error
+
+
 def cluster_id(admin: AdminClient) -> str | None:
     cluster = admin.list_topics(timeout=REQUEST_TIMEOUT_S).cluster_id
     return str(cluster) if cluster else None
@@ -344,11 +406,13 @@ class KafkaHandler:
         # The consistent point: read before any record is.
         end = list_offsets(admin, partitions, OffsetSpec.latest())  # type: ignore[no-untyped-call]
         log_start = list_offsets(admin, partitions, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
+        groups = committed_offsets(admin, self.topics)
         # Not needed past here: its connections go now, not when a failed run's traceback does.
         del admin
         topics_json = _topics_json(described)
         session.write_stream(TOPICS_OBJECT, iter([topics_json]), content=TOPICS_CONTENT)
         self._snapshot_topic_configs(session, topics_json)
+        session.write_stream(GROUPS_OBJECT, iter([groups_json(groups)]), content=GROUPS_CONTENT)
         gaps: list[RetentionGap] = []
         starts: dict[tuple[str, int], int] = {}
         for tp in partitions:
@@ -377,6 +441,7 @@ class KafkaHandler:
             partitions=entries,
             lost_to_retention=gaps,
             warnings=warnings,
+            consumer_groups=GROUPS_OBJECT,
         )
         for warning in warnings:
             log.warning(warning)

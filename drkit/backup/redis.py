@@ -6,7 +6,9 @@ were either wasted or too short, and a failed save went unnoticed). The finished
 read from the data volume the backup container shares with Redis; when that file is not
 reachable, or is not the one our save wrote, the RDB is fetched over the replication protocol
 with ``redis-cli --rdb -`` instead. Either way the bytes stream once into the engine while a
-second thread walks them (``drkit.redis_rdb``) to count the keys of each database for verify.
+second thread walks them (``drkit.redis_rdb``) to count the keys of each database and take its
+content fingerprint (``consistent_point.content``), against which a restore judges whether a
+server already holds this backup's data (``drkit.redis_content``).
 
 ElastiCache blocks ``BGSAVE`` and gives no access to its disks: a backup there is a manual
 snapshot exported with ``CopySnapshot(TargetBucket=...)`` to the region's export staging bucket
@@ -422,7 +424,7 @@ class RedisHandler:
             chunks = replication_stream(self.source)
             point["method"] = "replication (redis-cli --rdb)"
             tools["redis_cli"] = tool_version(REDIS_CLI)
-        tap = RdbTap()
+        tap = RdbTap(content=True)
         try:
             stored = session.write_stream(
                 RDB_OBJECT, tap.observe(chunks), content="Redis RDB snapshot (dump.rdb)"
@@ -439,6 +441,7 @@ class RedisHandler:
             "rdb_checksum": summary.checksum,
             "key_counts": walk.note,
             "rdb_object": stored.name,
+            "content": summary.content() if walk.counts else None,
         }
         point.setdefault("save_time", point["snapshot_time"])
         return Capture(
@@ -601,7 +604,7 @@ class ElastiCacheHandler:
             )
             walks = []
             for key in keys:
-                tap = RdbTap()
+                tap = RdbTap(content=True)
                 try:
                     session.write_stream(
                         key.rsplit("/", 1)[-1],
@@ -697,6 +700,8 @@ class ElastiCacheHandler:
                 "rdb_version": max((s.version for s in summaries), default=None),
                 "redis_version": next((s.redis_version for s in summaries), None),
                 "key_counts": (unavailable or [walk.note for walk in walks] or ["no shards"])[0],
+                # One shard: the fingerprint a restore judges by (a cluster's keys are spread).
+                "content": summaries[0].content() if len(walks) == 1 and counts else None,
             },
             counts=counts,
         )

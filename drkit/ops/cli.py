@@ -149,6 +149,19 @@ def restore(
         _exit(report.exit_code)
 
 
+REDIS_TARGET_FLAGS: dict[str, tuple[Any, str]] = {  # here, not in tasks.py: no lines to spare
+    "replication_group": ("", "restore into this NEW ElastiCache replication group instead"),
+    "node_type": ("", "ElastiCache node type (default: the stack config's)"),
+    "replicas": (1, "ElastiCache replicas per shard (default 1)"),
+    "target_url": (
+        "",
+        "restore into this Redis instead, stopping nothing: redis://[user:password@]host:port, "
+        "rediss:// for TLS (?ssl_ca_certs=FILE)",
+    ),
+}
+"""``restore.redis``'s targets other than the store's own server."""
+
+
 # --- backups and checks -------------------------------------------------------------------------
 
 

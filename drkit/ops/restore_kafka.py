@@ -14,6 +14,14 @@ target partitions' offsets (``drkit.restore.kafka``). ``--lineage-header`` adds 
 read-only step reads every object the restore will use and checks it against the manifest, so a
 damaged backup fails with no topic created. A target topic that holds records not restored from
 this source topic is refused unless ``--force`` (which appends the chain after them).
+
+``--groups all`` (or ``--groups g1,g2``) also sets consumer groups: each named group's committed
+offsets, as the chosen backup recorded them (``consumer-groups.json``), translated to the restored
+records' offsets (``drkit.restore.kafka``), in a last step once every topic is restored. Refused
+before anything changes: a backup that kept no groups, a group the backup does not have, a group
+with offsets on a backed-up topic this run does not restore (a group is set whole or not at all),
+and a group with members on the target (its consumers would overwrite the offsets, or be moved
+under their feet).
 """
 
 from __future__ import annotations
@@ -28,7 +36,13 @@ from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from pydantic import Field
 
-from drkit.backup.kafka import KafkaPoint, read_range, reader
+from drkit.backup.kafka import (
+    GroupOffsets,
+    KafkaPoint,
+    parse_groups_json,
+    read_range,
+    reader,
+)
 from drkit.backup.manifest import Manifest, StoredObject
 from drkit.catalog import CatalogEntry
 from drkit.context import OpsContext
@@ -48,12 +62,17 @@ from drkit.ops.verbs import Holds, RestoreEnv, RestoreRequest, RestoreVerb
 from drkit.progress import ByteProgress, RecordProgress, human_bytes
 from drkit.recovery import RecoveryError, parse_timestamp
 from drkit.restore.kafka import (
+    GroupOffsetsError,
     KafkaRestoreError,
     KafkaRestoreFailed,
+    active_groups,
     check_chain,
     parse_source,
     restore_kafka,
+    set_group_offsets,
 )
+from drkit.restore.stream import raw_chunks
+from drkit.storage.objectstore import read_all
 from drkit.targets import kafka_renames, kafka_targets
 from stackmodels.config import StoreKind
 
@@ -71,14 +90,18 @@ class RestoreKafkaRequest(RestoreRequest):
     force: bool = False
     source: str = Field(default="vault", pattern="^(vault|mirror)$")
     lineage_header: bool = False
+    groups: list[str] = Field(default_factory=list)
+    """Consumer groups whose offsets to set: ``["all"]`` or names."""
 
     @classmethod
     def from_flags(cls, **flags: Any) -> Self:
         """``--topic`` (repeatable) gives ``topics``; ``--rename`` is ``SOURCE=TARGET`` pairs
-        (``parse_renames``)."""
+        (``parse_renames``); ``--groups`` is ``all`` or comma-separated names."""
         topics = flags.pop("topic", None)
         renames = parse_renames(flags.pop("rename", None) or [])
-        return super().from_flags(**flags, topics=topics, rename=renames)
+        text = flags.pop("groups", None) or ""
+        groups = [g.strip() for g in text.split(",") if g.strip()] if text else None
+        return super().from_flags(**flags, topics=topics, rename=renames, groups=groups)
 
 
 @dataclass(frozen=True)
@@ -93,6 +116,8 @@ class Prepared(Holds):
     since: datetime | None
     until: datetime | None
     figures: dict[str, Any] = field(default_factory=dict)
+    groups: GroupOffsets = field(default_factory=dict)
+    """The consumer groups to set: group -> source topic -> partition -> committed offset."""
 
     @property
     def expected(self) -> dict[str, int]:
@@ -149,13 +174,16 @@ def chain_for(chosen: Chosen) -> list[Manifest]:
 def objects_to_read(
     chain: list[Manifest], topics: list[str]
 ) -> list[tuple[Manifest, StoredObject]]:
-    """The objects the restore of ``topics`` reads: their partitions' frames and topics.json."""
+    """The objects the restore of ``topics`` reads: their partitions' frames and topics.json
+    (and the last backup's consumer groups, which a restore with ``--groups`` reads)."""
     wanted = []
     for manifest in chain:
         point = KafkaPoint.of(manifest)
         names = {point.topic_configs} | {
             p.object for p in point.partitions if p.object is not None and p.topic in topics
         }
+        if manifest is chain[-1] and point.consumer_groups is not None:
+            names.add(point.consumer_groups)
         wanted += [(manifest, item) for item in manifest.objects if item.name in names]
     return wanted
 
@@ -189,11 +217,71 @@ def prepare(ctx: OpsContext, request: RestoreKafkaRequest) -> Prepared:
     host, port = endpoint(ctx, request.store)
     bootstrap = f"{host}:{port}"
     settings = kafka_settings(ctx, request.store)
+    groups = chosen_groups(chosen, chain, topics, request.groups) if request.groups else {}
+    if groups:
+        refuse_active_groups(bootstrap, settings, sorted(groups))
     if not request.force:
         refuse_foreign_records(
             bootstrap, targets, settings, None if request.lineage_header else chain
         )
-    return Prepared(chosen, chain, topics, targets, bootstrap, settings, since, until)
+    return Prepared(
+        chosen, chain, topics, targets, bootstrap, settings, since, until, groups=groups
+    )
+
+
+def chosen_groups(
+    chosen: Chosen, chain: list[Manifest], topics: list[str], names: list[str]
+) -> GroupOffsets:
+    """The committed offsets of the groups ``names`` (``["all"]``: every group the backup has)
+    as the chosen backup recorded them; refused (naming them) when the backup kept no groups, a
+    group is not in it, or a group has offsets on a backed-up topic this restore leaves out."""
+    manifest = chain[-1]
+    name = KafkaPoint.of(manifest).consumer_groups
+    item = next((o for o in manifest.objects if o.name == name), None)
+    if name is None or item is None:
+        raise RecoveryError(
+            f"backup {manifest.backup_id} kept no consumer group offsets (taken before they were "
+            "backed up); restore without --groups"
+        )
+    with readable(chosen.objects):
+        recorded = parse_groups_json(read_all(raw_chunks(chosen.objects, item)), item.key)
+    if names == ["all"]:
+        wanted = sorted(recorded)
+    else:
+        missing = sorted(set(names) - set(recorded))
+        if missing:
+            raise RecoveryError(
+                f"consumer group(s) {', '.join(missing)} not in backup {manifest.backup_id}: it "
+                f"has offsets of {', '.join(sorted(recorded)) or 'no group'}"
+            )
+        wanted = sorted(set(names))
+    left_out = {
+        group: sorted(set(recorded[group]) - set(topics))
+        for group in wanted
+        if set(recorded[group]) - set(topics)
+    }
+    if left_out:
+        named = "; ".join(f"{g} on {', '.join(t)}" for g, t in sorted(left_out.items()))
+        raise RecoveryError(
+            f"consumer group offsets on topics this restore does not restore: {named}. Restore "
+            "those topics too (--topic) or leave the group out of --groups. Nothing was changed."
+        )
+    return {group: recorded[group] for group in wanted}
+
+
+def refuse_active_groups(bootstrap: str, settings: Mapping[str, Any], groups: list[str]) -> None:
+    admin = AdminClient(client_settings(bootstrap, settings))
+    try:
+        busy = active_groups(admin, groups)
+    except KafkaException as error:
+        raise RecoveryError(f"cannot describe consumer groups on {bootstrap}: {error}") from None
+    if busy:
+        named = ", ".join(f"{g} ({n} active members)" for g, n in sorted(busy.items()))
+        raise TargetNotEmptyError(
+            f"consumer group(s) active on the target {bootstrap}: {named}; setting their offsets "
+            "would move live consumers. Stop those consumers (or leave the group out of "
+            "--groups). Nothing was changed."
+        )
 
 
 def _valid_topic(name: str) -> bool:
@@ -300,6 +388,7 @@ def build_plan(
                     progress=progress,
                     lineage_header=request.lineage_header,
                     append=request.force,
+                    committed=prepared.groups,
                 )
             except KafkaRestoreFailed as error:
                 raise RecoveryError(str(error)) from None
@@ -316,6 +405,7 @@ def build_plan(
                 "verified": sum(p.verified or 0 for p in result.partitions),
                 "produced": produced,
                 "already_present": present,
+                "group_offsets": result.group_offsets(),
             }
 
         def verify(context: StepContext) -> None:
@@ -348,6 +438,7 @@ def build_plan(
         mutates=False,
     )
     restores = [restore_topic(topic) for topic in prepared.topics]
+    groups = _groups_step(request, prepared, [step.id for step in restores])
     parameters: dict[str, Any] = request.model_dump() | {
         "stack": ctx.stack,
         "backup_id": chosen.entry.backup_id,
@@ -355,13 +446,52 @@ def build_plan(
         "chain": [m.backup_id for m in chain],
         "target": prepared.bootstrap,
     }
+    dependencies = {step.id: [checks.id] for step in restores}
+    if groups is not None:
+        dependencies[groups.id] = [step.id for step in restores]
     plan = Plan.from_dependencies(
         f"restore kafka {request.store}",
-        [checks, *restores],
-        {step.id: [checks.id] for step in restores},
+        [checks, *restores, *([groups] if groups is not None else [])],
+        dependencies,
         parameters,
     )
     return plan, prepared
+
+
+def _groups_step(
+    request: RestoreKafkaRequest, prepared: Prepared, restore_ids: list[str]
+) -> FunctionStep | None:
+    """Set the groups' translated offsets once every topic is restored, and read them back."""
+    if not prepared.groups:
+        return None
+    names = sorted(prepared.groups)
+
+    def apply(context: StepContext) -> dict[str, Any]:
+        translated: GroupOffsets = {}
+        for step_id in restore_ids:
+            found = (context.results.get(step_id) or {}).get("group_offsets") or {}
+            for group, by_topic in found.items():
+                for topic, partitions in by_topic.items():
+                    translated.setdefault(group, {}).setdefault(topic, {}).update(partitions)
+        missing = [g for g in names if g not in translated]
+        if missing:
+            raise RecoveryError(f"no translated offsets for consumer group(s) {missing}")
+        try:
+            done = set_group_offsets(prepared.bootstrap, translated, prepared.client_config)
+        except GroupOffsetsError as error:
+            raise RecoveryError(str(error)) from None
+        context.note(
+            "; ".join(f"{g}: {n} partitions set and read back" for g, n in sorted(done.items()))
+        )
+        return {"groups": translated}
+
+    targets = sorted({prepared.targets[t] for g in names for t in prepared.groups[g]})
+    return FunctionStep(
+        f"groups.{request.store}",
+        f"set consumer group offsets of {', '.join(names)} on {', '.join(targets)}, translated "
+        "to the restored records' offsets (refused if a group has members)",
+        apply,
+    )
 
 
 def _chain_text(chain: list[Manifest]) -> str:

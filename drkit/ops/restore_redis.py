@@ -13,6 +13,20 @@ this data file, and its restore step first brings the server back (``recover_swa
 finished when the staged file is the journaled one, else the previous file put back), then
 restores as usual, or stops there when the server already runs on this backup's file.
 
+Already restored is judged by the data: the server's content against the backup's fingerprint
+(keys per database, their names, types and expiries, a sample of values: ``drkit.redis_content``),
+never by a marker. A server that holds this backup's data is left alone (the step is "already
+done"); one that lost it, or part of it, without a restart is restored again. ``--force`` always
+restores. The marker beside the data file only tells that the server's keys came from a restore
+of this backup (so a re-run does not refuse them as someone else's), never that they are intact.
+The verify step compares the same fingerprint after the restore.
+
+Any Redis by URL (``--target-url redis://[user:password@]host:port``, ``rediss://`` for TLS with
+``?ssl_ca_certs=FILE``): the backup is loaded into a throwaway server here and copied key by key
+with DUMP/RESTORE, nothing stopped (``drkit.restore.redis_copy``). The password never reaches the
+plan, the journal or a report (``***``); ``--resume`` of such a run takes it from
+``REDISCLI_AUTH``.
+
 ElastiCache (``--replication-group NAME``): a new group created with ``SnapshotArns`` pointing at
 the backup's ``.rdb`` objects, after they were read through and verified. An existing group of that
 name is refused: the restore never writes into a live cache.
@@ -21,7 +35,9 @@ name is refused: the restore never writes into a live cache.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +48,7 @@ from pydantic import AfterValidator, Field
 
 from drkit import targets
 from drkit.backup.manifest import Manifest, StoredObject
+from drkit.backup.redis import RedisSource
 from drkit.context import OpsContext
 from drkit.ops.journal import Journal
 from drkit.ops.plan import FunctionStep, Plan, StepContext
@@ -48,6 +65,7 @@ from drkit.restore.redis import (
     VolumeTarget,
     _preflight,
     answers,
+    holds_backup,
     rdb_object,
     recover_swap,
     restore_elasticache,
@@ -55,6 +73,8 @@ from drkit.restore.redis import (
     staged_files,
     verify_restored,
 )
+from drkit.restore.redis_copy import PASSWORD_ENV, masked, parse_target_url, restore_by_copy
+from drkit.restore.redis_copy import preflight as url_preflight
 from stackmodels.config import StoreKind
 
 MARKER_SUFFIX = ".drkit-restored.json"
@@ -81,6 +101,8 @@ class RestoreRedisRequest(RestoreRequest):
     node_type: str | None = Field(default=None, pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
     replicas: int = Field(default=1, ge=0, le=5)
     wait_delay: int = Field(default=30, ge=0)
+    target_url: str | None = None
+    """Restore into this server (``redis://``, ``rediss://``) by DUMP/RESTORE, stopping nothing."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +116,8 @@ class Prepared(Holds):
     recovering: bool = False
     """The server is down after a killed restore: the step brings it back before anything."""
     figures: dict[str, Any] = field(default_factory=dict)
+    url_target: RedisSource | None = None
+    """``--target-url``: the server the keys are copied into."""
 
 
 def pending_swap(journal_dir: Path, rdb_path: Path, resume: str | None) -> tuple[str, Swap] | None:
@@ -131,6 +155,8 @@ def prepare(
         raise RecoveryError(f"store {request.store!r} is {config.kind.value}, not redis")
     chosen = choose(ctx, request.store, request.at, request.backup, request.source)
     manifest = chosen.manifest
+    if request.target_url is not None:
+        return _prepare_url(request, chosen, resume)
     if request.replication_group is None:
         try:
             rdbs = [rdb_object(manifest)]
@@ -150,6 +176,7 @@ def prepare(
             request.force
             or (left is not None and left[1].backup_id == manifest.backup_id)
             or loaded_by_restore(target, manifest.backup_id)
+            or holds_backup(manifest, target.source) is None
         )
         _checked(manifest, rdbs[0], target, force)
         return Prepared(chosen, rdbs, target, None, left and left[0])
@@ -172,6 +199,45 @@ def prepare(
         replicas=request.replicas,
     )
     return Prepared(chosen, rdbs, None, elasticache)
+
+
+def url_source(url: str) -> RedisSource:
+    """``--target-url`` as a server to reach; a resumed run's URL (password ``***``) takes the
+    password from ``REDISCLI_AUTH``."""
+    try:
+        source = parse_target_url(url)
+    except ValueError as error:
+        raise RecoveryError(str(error)) from None
+    if source.password == "***":
+        password = os.environ.get(PASSWORD_ENV)
+        if not password:
+            raise RecoveryError(
+                f"the journal keeps --target-url without its password ({url}): set "
+                f"{PASSWORD_ENV} to the target's password to resume"
+            )
+        source = dataclasses.replace(source, password=password)
+    return source
+
+
+def _prepare_url(request: RestoreRedisRequest, chosen: Chosen, resume: str | None) -> Prepared:
+    if request.replication_group is not None:
+        raise RecoveryError("give --target-url or --replication-group, not both")
+    assert request.target_url is not None
+    manifest = chosen.manifest
+    try:
+        rdbs = [rdb_object(manifest)]
+    except RedisRestoreError as error:
+        raise RecoveryError(str(error)) from None
+    check_present(chosen.objects, manifest, rdbs)
+    source = url_source(request.target_url)
+    already = not request.force and holds_backup(manifest, source) is None
+    try:
+        url_preflight(manifest, source, request.force or bool(resume) or already)
+    except TargetNotEmpty as error:
+        raise TargetNotEmptyError(str(error)) from None
+    except RedisRestoreError as error:
+        raise RecoveryError(str(error)) from None
+    return Prepared(chosen, rdbs, None, None, url_target=source)
 
 
 def _checked(manifest: Manifest, rdb: StoredObject, target: VolumeTarget, force: bool) -> None:
@@ -225,23 +291,27 @@ def build_plan(
     project_dir, resume = env.project_dir, env.resume
     prepared = prepare(ctx, request, project_dir, resume)
     prepared.figures.update(data_loss_figures(prepared))
-    steps = (
-        _elasticache_steps(ctx, request, prepared)
-        if prepared.elasticache is not None
-        else _self_hosted_steps(request, prepared, project_dir / JOURNAL_DIR, resume)
-    )
+    if prepared.url_target is not None:
+        steps = _url_steps(request, prepared, resume)
+    elif prepared.elasticache is not None:
+        steps = _elasticache_steps(ctx, request, prepared)
+    else:
+        steps = _self_hosted_steps(request, prepared, project_dir / JOURNAL_DIR, resume)
     entry = prepared.chosen.entry
-    target = (
-        f"new ElastiCache group {request.replication_group}"
-        if prepared.target is None
-        else prepared.target.name
-    )
+    if prepared.url_target is not None:
+        target = prepared.url_target.name
+    elif prepared.target is None:
+        target = f"new ElastiCache group {request.replication_group}"
+    else:
+        target = prepared.target.name
     parameters: dict[str, Any] = request.model_dump() | {
         "stack": ctx.stack,
         "backup_id": entry.backup_id,
         "recovery_point": entry.recovery_point.isoformat(),
         "target": target,
     }
+    if request.target_url is not None:
+        parameters["target_url"] = masked(request.target_url)
     plan = Plan.from_dependencies(
         f"restore redis {request.store}",
         steps,
@@ -321,21 +391,26 @@ def _self_hosted_steps(
         }
 
     def restored_already(context: StepContext) -> bool:
+        """Judged by the data (never by the marker alone). ``--force`` always restores, once: a
+        resumed forced run whose restore had finished finds the backup's data and stops there."""
         return (
-            not staged_files(target)
+            (not request.force or resume is not None)
+            and not staged_files(target)
             and pending_swap(journal_dir, target.rdb_path, resume) is None
-            and loaded_by_restore(target, manifest.backup_id)
+            and holds_backup(manifest, target.source) is None
         )
 
     def verify(context: StepContext) -> None:
-        keyspace, loaded, expired = verify_restored(manifest, target)
+        loaded_here = step_id in context.results  # else found holding the data already
+        keyspace, loaded, expired = verify_restored(manifest, target, loaded_here)
         if "keys" not in manifest.counts:
             context.note("the backup has no key counts: the restored keys were not compared")
             return
+        seen = f"the load saw {loaded} plus {expired} expired, " if loaded_here else ""
         context.note(
-            f"{sum(keyspace.values()):,} keys; the load saw {loaded} plus {expired} expired, "
-            f"the backup holds {manifest.counts['keys']}"
+            f"{sum(keyspace.values()):,} keys; {seen}the backup holds {manifest.counts['keys']}"
         )
+        context.note(_content_verdict(manifest, target.source))
 
     recovering = (
         f"bring back {target.name}, down after a killed restore"
@@ -356,6 +431,71 @@ def _self_hosted_steps(
         FunctionStep(
             f"verify.{request.store}",
             f"compare the keys of {target.name} with the manifest's "
+            f"({manifest.counts.get('keys', 'no count')} keys)",
+            lambda c: None,
+            confirm=verify,
+            mutates=False,
+        ),
+    ]
+
+
+def _content_verdict(manifest: Manifest, source: RedisSource) -> str:
+    """The verify's content comparison: a note when it matches or cannot be made, else fails."""
+    if not isinstance(manifest.consistent_point.get("content"), dict):
+        return "the backup has no content fingerprint: keys counted only"
+    difference = holds_backup(manifest, source)
+    if difference is not None:
+        raise RecoveryError(f"{source.name} after restoring {manifest.backup_id}: {difference}")
+    return "content matches the backup's fingerprint (key names, types, expiries, sampled values)"
+
+
+def _url_steps(
+    request: RestoreRedisRequest, prepared: Prepared, resume: str | None
+) -> list[FunctionStep]:
+    source = prepared.url_target
+    assert source is not None
+    manifest, objects = prepared.chosen.manifest, prepared.chosen.objects
+    rdb = prepared.rdbs[0]
+
+    def restore(context: StepContext) -> dict[str, Any]:
+        progress = ByteProgress(f"stage {rdb.name} for {source.name}")
+        try:
+            result = restore_by_copy(
+                manifest, objects, source, force=request.force or bool(resume), progress=progress
+            )
+        except TargetNotEmpty as error:
+            raise TargetNotEmptyError(str(error)) from None
+        finally:
+            progress.done()
+        context.note(
+            f"{result.copied:,} keys copied into {source.name} "
+            f"({result.expired} expired on the way) in {result.seconds:.2f}s"
+        )
+        return {
+            "keys_per_db": {str(db): n for db, n in result.keys_per_db.items()},
+            "copied": result.copied,
+        }
+
+    def restored_already(context: StepContext) -> bool:
+        forced = request.force and resume is None  # a resumed forced run: its copy may be done
+        return not forced and holds_backup(manifest, source) is None
+
+    def verify(context: StepContext) -> None:
+        context.note(_content_verdict(manifest, source))
+
+    return [
+        FunctionStep(
+            f"restore.{request.store}",
+            f"stream {rdb.key} of backup {manifest.backup_id} ({objects.name}, saved at "
+            f"{prepared.chosen.entry.recovery_point.isoformat()}), verify its SHA-256, load it "
+            f"into a throwaway redis-server here and copy every key into {source.name} with "
+            "DUMP/RESTORE (nothing is stopped)",
+            restore,
+            check=restored_already,
+        ),
+        FunctionStep(
+            f"verify.{request.store}",
+            f"compare the content of {source.name} with the backup's fingerprint "
             f"({manifest.counts.get('keys', 'no count')} keys)",
             lambda c: None,
             confirm=verify,

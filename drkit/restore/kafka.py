@@ -63,6 +63,24 @@ pass computed over the chain, so a changed, missing, extra or reordered record f
 records carrying this partition's ``drkit.source`` within the restored offsets are counted (and
 checked to be strictly increasing, so a duplicate fails); the count must equal the backup's.
 
+Consumer-group offsets (``committed``, from the backup's ``consumer-groups.json``): a committed
+offset C on a source partition means the group has consumed every record below C and resumes at
+the first record at or past C. The restore writes the partition's records (those in the time
+range) into the target partition in source-offset order, one after the other, from target offset
+``base`` (the target partition's log start when it restores into a new or empty topic, or resumes
+its own prefix; its end with ``append``). So the record the group reads next lands at
+``base + n``, where n is the number of restored records with a source offset below C, and that is
+the group's offset on the target. Where the source offsets have no holes, n is
+``C - first backed-up source offset``; counting (during the first pass, which reads every record
+anyway) stays exact where compaction, transaction markers or aborted records left holes. n lies
+between 0 and the number of records restored, which is the clamp: a group behind the backup's
+first record (its records were lost to retention before any backup) resumes at the first
+restored record, a group past the backup's last record (it committed while the backup ran, past
+the recorded end offsets) resumes just after the last restored one, where new records will go.
+With the lineage header the target offsets are read back with the records' source offsets
+instead: the group goes to the first restored record whose source offset is C or more, else just
+past the last one. The offsets are set by ``set_group_offsets`` once every partition is restored.
+
 Time range: ``since <= timestamp < until`` (record timestamps, milliseconds). Objects whose
 timestamp range (kept in the manifest) misses it are not read at all. Records without a timestamp
 are left out of a time-range restore.
@@ -79,7 +97,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # NewTopic: not in its stubs
     AdminClient,
     AlterConfigOpType,
@@ -151,6 +177,8 @@ class PartitionOutcome:
     """Skipped because an earlier run had restored them."""
     verified: int | None = None
     error: str | None = None
+    group_offsets: dict[str, int] = field(default_factory=dict)
+    """Consumer group -> its committed offset translated to this target partition."""
 
 
 @dataclass
@@ -165,6 +193,15 @@ class KafkaRestoreResult:
     @property
     def produced(self) -> int:
         return sum(p.produced for p in self.partitions)
+
+    def group_offsets(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Group -> target topic -> partition (a string) -> translated offset."""
+        found: dict[str, dict[str, dict[str, int]]] = {}
+        for p in self.partitions:
+            for group, offset in p.group_offsets.items():
+                by_topic = found.setdefault(group, {}).setdefault(p.target_topic, {})
+                by_topic[str(p.partition)] = offset
+        return found
 
     def counts(self) -> dict[str, int]:
         """Verified records per target topic."""
@@ -305,14 +342,17 @@ def restore_kafka(
     progress: Progress | None = None,
     lineage_header: bool = False,
     append: bool = False,
+    committed: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None,
 ) -> KafkaRestoreResult:
     """Restore the chain's topics (or ``topics``) into the cluster at ``bootstrap``.
 
     ``rename`` maps a backed-up topic to the topic to restore it into. ``lineage_header`` adds
     the ``drkit.source`` header to each record; ``append`` (exact mode) appends the chain after
-    whatever the target partitions hold instead of resuming. Raises KafkaRestoreError before
-    producing anything when the request cannot work, and KafkaRestoreFailed after the run when
-    any partition failed.
+    whatever the target partitions hold instead of resuming. ``committed`` (group -> source topic
+    -> partition -> offset) gives each partition's outcome ``group_offsets``, translated to the
+    target (see the module's docstring); nothing is set on the cluster here. Raises
+    KafkaRestoreError before producing anything when the request cannot work, and
+    KafkaRestoreFailed after the run when any partition failed.
     """
     points = check_chain(manifests)
     window = _Range(_millis(since, "since"), _millis(until, "until"))
@@ -348,6 +388,11 @@ def restore_kafka(
             result.partitions.append(outcome)
             restore = _PartitionRestore(store, producer, consumer, outcome, chain, window, progress)
             restore.lineage, restore.append = lineage_header, append
+            restore.committed = {
+                group: by_partition[str(partition)]
+                for group, by_topic in (committed or {}).items()
+                if str(partition) in (by_partition := by_topic.get(topic, {}))
+            }
             restore.run()
     finally:
         consumer.close()
@@ -495,6 +540,10 @@ class _PartitionRestore:
         """Exact mode: the index (among records in the range) whose digest the first pass keeps."""
         self.kept: bytes | None = None
         self.chain_digest = hashlib.sha256()
+        self.committed: dict[str, int] = {}
+        """Group -> committed source offset on this partition."""
+        self.below: dict[str, int] = {}
+        """Group -> records in the range with a source offset below its committed one."""
 
     @property
     def label(self) -> str:
@@ -506,7 +555,7 @@ class _PartitionRestore:
             if self.lineage:
                 outcome.expected = self._verify_objects()
                 if outcome.expected == 0:
-                    outcome.status = "skipped"
+                    self._skipped()
                     return
                 self._produce(self._restored_up_to())
                 counted = self._count_restored()
@@ -514,11 +563,14 @@ class _PartitionRestore:
                 present = self._present()
                 outcome.expected = self._verify_objects()
                 if outcome.expected == 0:
-                    outcome.status = "skipped"
+                    self._skipped()
                     return
                 self._check_prefix(present)
                 self._produce(present - 1, by_index=True)
                 counted = self._count_exact()
+                outcome.group_offsets = {
+                    group: self.base + below for group, below in self.below.items()
+                }
             outcome.verified = counted
             if counted != outcome.expected:
                 raise IntegrityError(
@@ -530,6 +582,14 @@ class _PartitionRestore:
             outcome.status = "failed"
             outcome.error = str(error)
             log.error("partition restore failed: %s", error)
+
+    def _skipped(self) -> None:
+        """Nothing to restore here: a group's offset is where the next record will go."""
+        self.outcome.status = "skipped"
+        if self.committed:
+            _, high = watermarks(self.consumer, self.outcome.target_topic, self.outcome.partition)
+            at = high if self.lineage else self.base
+            self.outcome.group_offsets = dict.fromkeys(self.committed, at)
 
     def _records(self, piece: _Piece) -> Iterator[Record]:
         item = piece.stored
@@ -555,12 +615,16 @@ class _PartitionRestore:
     def _verify_objects(self) -> int:
         """First pass: every object read through and checked; the records in the range counted."""
         wanted = 0
+        self.below = dict.fromkeys(self.committed, 0)
         for piece in self.pieces:
             for record in self._records(piece):
                 if self.window.wants(record.timestamp):
                     if wanted == self.keep_at:
                         self.kept = record_digest(record)
                     wanted += 1
+                    for group, offset in self.committed.items():
+                        if record.offset < offset:
+                            self.below[group] += 1
                     if self.first_wanted < 0:
                         self.first_wanted = record.offset
                     self.last_wanted = record.offset
@@ -708,7 +772,8 @@ class _PartitionRestore:
         """Records of this partition's restore in the target, checking each follows the last."""
         target, partition = self.outcome.target_topic, self.outcome.partition
         low, high = watermarks(self.consumer, target, partition)
-        count, previous = 0, -1
+        count, previous, last_target = 0, -1, -1
+        groups: dict[str, int] = {}
         for message in read_range(self.consumer, target, partition, low, high):
             source = parse_source(message.headers())
             if source is None or source[:2] != (self.outcome.source_topic, partition):
@@ -716,6 +781,12 @@ class _PartitionRestore:
             offset = source[2]
             if not self.first_wanted <= offset <= self.last_wanted:
                 continue
+            at = message.offset()
+            assert at is not None
+            last_target = at
+            for group, committed in self.committed.items():
+                if group not in groups and offset >= committed:
+                    groups[group] = at
             if offset <= previous:
                 raise IntegrityError(
                     f"{target}/{partition} at offset {message.offset()}: source offset {offset} "
@@ -723,6 +794,8 @@ class _PartitionRestore:
                 )
             previous = offset
             count += 1
+        past = last_target + 1 if last_target >= 0 else high
+        self.outcome.group_offsets = {g: groups.get(g, past) for g in self.committed}
         return count
 
 
@@ -732,6 +805,79 @@ class KafkaDeliveryError(RuntimeError):
 
 class TargetMismatchError(RuntimeError):
     """A target partition holds records that are not a prefix of the chain's: someone else's."""
+
+
+class GroupOffsetsError(RuntimeError):
+    """Setting a consumer group's offsets failed, or they read back different."""
+
+
+def active_groups(admin: AdminClient, groups: Sequence[str]) -> dict[str, int]:
+    """The groups among ``groups`` with members on the cluster, and how many each has. A group
+    the cluster does not know has none."""
+    if not groups:
+        return {}
+    active = {}
+    futures = admin.describe_consumer_groups(list(groups), request_timeout=REQUEST_TIMEOUT_S)
+    for group, future in futures.items():
+        try:
+            members = len(future.result().members or [])
+        except KafkaException as error:
+            code = error.args[0].code() if error.args else None
+            if code == KafkaError.GROUP_ID_NOT_FOUND:
+                continue
+            raise
+        if members:
+            active[group] = members
+    return active
+
+
+def set_group_offsets(
+    bootstrap: str,
+    offsets: Mapping[str, Mapping[str, Mapping[str, int]]],
+    client_config: Mapping[str, Any] | None = None,
+) -> dict[str, int]:
+    """Commit each group's translated offsets (group -> topic -> partition -> offset) on the
+    cluster, refuse a group that has members, and read them back; partitions set per group."""
+    admin = AdminClient(client_settings(bootstrap, client_config))
+    busy = active_groups(admin, sorted(offsets))
+    if busy:
+        named = ", ".join(f"{g} ({n} members)" for g, n in sorted(busy.items()))
+        raise GroupOffsetsError(
+            f"consumer groups active on the target: {named}; stop their consumers first"
+        )
+    done = {}
+    for group, by_topic in sorted(offsets.items()):
+        wanted = [
+            TopicPartition(topic, int(partition), offset)
+            for topic, partitions in sorted(by_topic.items())
+            for partition, offset in sorted(partitions.items())
+        ]
+        if not wanted:
+            continue
+        request = [ConsumerGroupTopicPartitions(group, wanted)]
+        future = admin.alter_consumer_group_offsets(request, request_timeout=REQUEST_TIMEOUT_S)
+        try:
+            future[group].result()
+            back = admin.list_consumer_group_offsets(
+                [
+                    ConsumerGroupTopicPartitions(
+                        group, [TopicPartition(t.topic, t.partition) for t in wanted]
+                    )
+                ],
+                request_timeout=REQUEST_TIMEOUT_S,
+            )[group].result()
+        except KafkaException as error:
+            raise GroupOffsetsError(f"consumer group {group!r}: {error}") from error
+        found = {(t.topic, t.partition): t.offset for t in back.topic_partitions or []}
+        differ = [t for t in wanted if found.get((t.topic, t.partition)) != t.offset]
+        if differ:
+            first = differ[0]
+            raise GroupOffsetsError(
+                f"consumer group {group!r}: {first.topic}/{first.partition} reads back "
+                f"{found.get((first.topic, first.partition))}, {first.offset} was set"
+            )
+        done[group] = len(wanted)
+    return done
 
 
 def describe(result: KafkaRestoreResult) -> str:

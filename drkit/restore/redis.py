@@ -42,6 +42,7 @@ import redis
 from drkit import killpoints
 from drkit.backup.manifest import Manifest, StoredObject
 from drkit.backup.redis import RedisSource
+from drkit.redis_content import judge
 from drkit.restore.stream import check_object, raw_chunks
 from drkit.storage.objectstore import ObjectStore
 
@@ -489,7 +490,7 @@ def _is_swapped(path: Path, swap: Swap) -> bool:
 
 
 def verify_restored(
-    manifest: Manifest, target: RestoreTarget
+    manifest: Manifest, target: RestoreTarget, loaded_here: bool = True
 ) -> tuple[dict[int, int], int | None, int | None]:
     """The restored server against the manifest's counts.
 
@@ -497,6 +498,8 @@ def verify_restored(
     after, so the exact check is on what the load saw: keys loaded plus keys expired on load must
     equal the RDB's keys (INFO persistence, Redis 7+). Per database, DBSIZE must lie between the
     keys without a TTL (none of those can go) and all keys; no other database may have keys.
+    ``loaded_here=False`` (the server was found holding the backup's data, not loaded by this
+    run): its last load was of something else, so only the per-database bounds apply.
     """
     counts = manifest.counts
     try:
@@ -520,7 +523,8 @@ def verify_restored(
         return as_ints
     problems = []
     if (
-        loaded is not None
+        loaded_here
+        and loaded is not None
         and expired is not None
         and int(loaded) + int(expired) != counts.get("keys")
     ):
@@ -540,6 +544,27 @@ def verify_restored(
             f"{target.name} after restoring backup {manifest.backup_id}: {'; '.join(problems)}"
         )
     return as_ints
+
+
+def holds_backup(manifest: Manifest, source: RedisSource) -> str | None:
+    """None when the server holds exactly the backup's data, judged by its content against the
+    manifest's fingerprint (``drkit.redis_content``); else why not, in words. A backup without a
+    fingerprint (taken before they were recorded) is never judged restored."""
+    recorded = manifest.consistent_point.get("content")
+    if not isinstance(recorded, dict) or not recorded:
+        if isinstance(recorded, dict) and not manifest.counts.get("keys"):
+            recorded = {}  # an empty backup: the server must be empty
+        else:
+            return (
+                f"backup {manifest.backup_id} has no content fingerprint (taken before they "
+                "were recorded): the server's data cannot be recognised as its"
+            )
+    try:
+        with source.client() as client:
+            present = sorted(_keyspace(client))
+        return judge(source.client, recorded, present)
+    except redis.RedisError as error:
+        return f"{source.name} cannot be read: {error}"
 
 
 def _int_or_none(value: object) -> int | None:

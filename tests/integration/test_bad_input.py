@@ -149,7 +149,9 @@ def test_a_truncated_object_and_a_busy_target_are_refused_before_the_plan(
     with cache_server.client() as client:
         client.set("backed-up", "yes")
     manifest = cache_backup(ctx)
-    with pytest.raises(TargetNotEmptyError, match=r"holds keys \(db0: 1\).*Nothing was changed"):
+    with cache_server.client() as client:  # no longer the backup's data: someone else's keys
+        client.set("written-later", "yes")
+    with pytest.raises(TargetNotEmptyError, match=r"holds keys \(db0: 2\).*Nothing was changed"):
         redis_plan(ctx, RestoreRedisRequest(), RestoreEnv(project))
     rdb = manifest.objects[0]
     stored = ctx.vault().get_bytes(rdb.key)

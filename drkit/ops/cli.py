@@ -42,7 +42,7 @@ def context(project_dir: Path, stack: str, outputs: str = "") -> OpsContext:
     return OpsContext.load(stack, Path(outputs) if outputs else None, project_dir)
 
 
-READ_ONLY = frozenset({"config_check", "backups_list", "backups_info", "dr_status"})
+READ_ONLY = frozenset({"config_check", "backups_list", "backups_info", "dr_status", "audit_list"})
 """The commands that only read: on a production stack they need the stack but no confirmation."""
 
 
@@ -57,7 +57,7 @@ def on_stack(call: Any, project_dir: Path, flags: dict[str, Any]) -> dict[str, A
         return flags
     func = getattr(call, "func", call)  # restore.<verb> is a partial
     name = getattr(func, "__name__", "")
-    out = sys.stderr if flags.get("format") == "json" else sys.stdout
+    out = sys.stderr if flags.get("format") == "json" or flags.get("json") is True else sys.stdout
     if name == "drill" and not (flags["stack"] or os.environ.get(STACK_VARIABLE, "").strip()):
         out.write("stack: none (the drill's own servers on this machine; --stack for a stack)\n")
         return flags | {"stack": LOCAL}

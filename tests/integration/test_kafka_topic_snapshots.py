@@ -96,3 +96,15 @@ def test_snapshots_daily_on_change_and_now_with_the_diff_in_backups_info(
         "snapshots": changed[1:],
         "diff": [f"{topics[1]} retention.ms: (default) -> {HOUR_MS}"],
     }
+
+    # Each kafka.topics run journaled itself in the audit bucket: started, then succeeded.
+    tasks.audit_list(Context(), operation="kafka.topics", json=True)
+    events = json.loads(capsys.readouterr().out)
+    by_run: dict[str, list[str]] = {}
+    for event in events:
+        assert event["stack"] == "local" and event["arguments"]["snapshot"] is True
+        by_run.setdefault(event["run_id"], []).append(f"{event['event']}:{event['outcome']}")
+    assert len(by_run) == 2
+    assert all(
+        run[0] == "started:started" and run[-1] == "finished:succeeded" for run in by_run.values()
+    )

@@ -8,6 +8,7 @@ tests (a killed prod PostgreSQL, then ``local.down``) run last, in file order.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import shutil
@@ -373,16 +374,21 @@ def test_the_monthly_drill_on_the_dr_region_restores_from_the_replicated_vault_a
 
         eventually(replicated, "the backups' manifests in dr's vault")
         capsys.readouterr()
-        tasks.drill(
-            Context(),
-            stack="dr",
-            outputs=str(project / ".drkit/local/dr/outputs.json"),
-            stores=",".join(STORES),
-            yes=True,
-        )
+        dr_outputs = str(project / ".drkit/local/dr/outputs.json")
+        tasks.drill(Context(), stack="dr", outputs=dr_outputs, stores=",".join(STORES), yes=True)
+        printed = capsys.readouterr().out
+        tasks.audit_list(Context(), stack="dr", outputs=dr_outputs, operation="drill", json=True)
+        events = json.loads(capsys.readouterr().out)
     finally:
         tasks.ROOT = tasks_root
-    printed = capsys.readouterr().out
+    # The drill journaled itself in dr's audit bucket as it ran: started, its steps, succeeded.
+    assert {event["stack"] for event in events} == {"dr"}
+    assert [events[0]["event"], events[-1]["event"], events[-1]["outcome"]] == [
+        "started",
+        "finished",
+        "succeeded",
+    ]
+    assert any(event["event"] == "step" for event in events)
     print(printed)
     assert "# Monthly DR drill: passed" in printed
     assert "replication.vault" in printed and "newest objects replica" in printed

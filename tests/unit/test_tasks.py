@@ -170,6 +170,24 @@ def test_drkit_stack_chooses_the_stack_and_the_first_line_names_it(
     )
 
 
+def test_json_output_keeps_stdout_json_and_names_the_stack_on_stderr(capsys: Any) -> None:
+    """``--format json`` and ``--json`` (audit.list, local.status) both print only JSON."""
+    called: list[dict[str, Any]] = []
+    for flag in ({"format": ("text", "f")}, {"json": (False, "j")}):
+        task = tasks.command("list", recorder("audit_list", called), "doc", *tasks.READ, **flag)
+        task(
+            Context(),
+            stack="local",
+            **{name: "json" if name == "format" else True for name in flag},
+        )
+        printed = capsys.readouterr()
+        assert printed.out == "" and printed.err.startswith("stack: local ("), flag
+    # Reading the audit journal of a production stack asks for no confirmation.
+    reader = tasks.command("list", recorder("audit_list", called), "doc", *tasks.READ)
+    reader(Context(), stack="prod")
+    assert called[-1]["stack"] == "prod"
+
+
 def test_a_production_stack_is_refused_off_a_terminal_without_yes(
     monkeypatch: Any, capsys: Any
 ) -> None:

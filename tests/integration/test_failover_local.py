@@ -176,7 +176,7 @@ def test_failover_killed_mid_promotion_then_resumed_promotes_dr_once_and_moves_t
     assert not alive(mirror["pid"], mirror["start_time"])
 
     # The report holds the lag of each store, read just before the cut-over.
-    report = json.loads((project / "reports/failover.json").read_text())
+    report = json.loads((project / "reports/latest/failover.json").read_text())
     lags = report["figures"]["lag_before_cutover"]
     assert set(lags) == set(REPLICATED)
     for store, reading in lags.items():
@@ -192,12 +192,38 @@ def test_a_failover_to_the_region_already_primary_is_a_no_op_saying_so(
     stack: tuple[Path, dict[str, Any]],
 ) -> None:
     project, _ = stack
-    before = (project / "reports/failover.json").read_text()
+    before = (project / "reports/latest/failover.json").read_text()
     outcome, printed = failover(project)
     assert outcome.exit_code == 0
     assert "dr is already the primary region" in printed
     assert outcome.report.steps == []
-    assert (project / "reports/failover.json").read_text() == before
+    assert (project / "reports/latest/failover.json").read_text() == before
+
+
+def test_invoke_failover_journals_itself_in_the_audit_bucket_of_the_side_it_switches_to(
+    stack: tuple[Path, dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from invoke.context import Context
+
+    import tasks
+
+    project, _ = stack
+    root, tasks.ROOT = tasks.ROOT, project
+    try:
+        tasks.failover(Context(), stack="local", yes=True)  # dr is already primary: a no-op
+        capsys.readouterr()
+        dr_outputs = str(project / ".drkit/local/dr/outputs.json")
+        tasks.audit_list(
+            Context(), stack="local", outputs=dr_outputs, operation="failover", json=True
+        )
+        events = json.loads(capsys.readouterr().out)
+    finally:
+        tasks.ROOT = root
+    assert [(e["event"], e["outcome"]) for e in (events[0], events[-1])] == [
+        ("started", "started"),
+        ("finished", "succeeded"),
+    ]
+    assert events[0]["arguments"]["to"] == "dr" and events[0]["who"]
 
 
 def test_a_failback_while_the_old_primaries_are_unreachable_is_refused(

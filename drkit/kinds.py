@@ -47,6 +47,8 @@ from stackmodels.config import StoreKind
 from stackmodels.outputs import StoreService
 
 if TYPE_CHECKING:
+    from drkit.backup.manifest import Manifest
+    from drkit.catalog import CatalogEntry
     from drkit.context import OpsContext
     from drkit.drill.writers import StableAddress, Writer
     from drkit.local.lag import Lag
@@ -56,6 +58,8 @@ if TYPE_CHECKING:
     from drkit.ops.scratch import Holder
     from drkit.ops.selection import Chosen
     from drkit.ops.verbs import Prepared, RestoreEnv
+    from drkit.recovery import BackupIndex
+    from drkit.storage.objectstore import ObjectStore
     from stackmodels import StackConfig
     from stackmodels.config import Store
 
@@ -119,6 +123,11 @@ replication lag into the standby, read from the replication itself."""
 StartServers = Callable[["LocalRegions"], None]
 """Start the kind's servers in each region of the local stack and the continuous protection
 from prod into dr (run in parallel with the other kinds')."""
+Continuity = Callable[["BackupIndex", "Manifest", "dict[str, CatalogEntry]"], None]
+"""(the catalog, a backup's manifest, the catalog entries of the backups before it) -> None;
+raises naming the gap when the backup does not continue its chain."""
+History = Callable[["ObjectStore", "Manifest"], Any]
+"""(where the backup is, its manifest) -> what ``backups.info`` shows beside it."""
 WriterFactory = Callable[["OpsContext", "StableAddress", str, float], "Writer"]
 """(ctx, the store's stable address, store, rate per second) -> the writer that trades into the
 store through its stable name (re-read before every write)."""
@@ -143,8 +152,12 @@ class DrillHooks:
 class Backup:
     paths: Mapping[StoreService, BackupPath]
     """The backup path of each service that can serve the kind (``drkit.backup.paths``)."""
-    chains: bool = False
-    """Its backups are incrementals on a full: verify checks the chains' continuity."""
+    chains: Continuity | None = None
+    """Its backups are incrementals on a full: this checks a backup's place in its chain
+    (verify's integrity check); None: every backup stands alone."""
+    history: History | None = None
+    """What ``backups.info`` shows beside a backup of the kind (Kafka: its topic configuration
+    snapshots and their diff); None: nothing more."""
     implicit_service: StoreService | None = None
     """The service of a store the stack exports no endpoint for (a Kubernetes store's job reads
     its own cluster); None: such a store has no backup."""
@@ -242,7 +255,11 @@ REGISTRY: dict[StoreKind, KindEntry] = {
     ),
     StoreKind.KAFKA: KindEntry(
         StoreKind.KAFKA,
-        Backup(KAFKA_PATHS, chains=True),
+        Backup(
+            KAFKA_PATHS,
+            chains=Lazy("drkit.ops.integrity:check_kafka_continuity"),
+            history=Lazy("drkit.ops.backups_info:topic_history"),
+        ),
         Restore(
             VerbPlan("drkit.ops.restore_kafka"),
             30,
@@ -301,3 +318,8 @@ def drill_writers() -> dict[StoreKind, DrillWriter]:
         for kind, item in REGISTRY.items()
         if isinstance(item.drill, DrillHooks) and item.drill.writer is not None
     }
+
+
+def of_manifest(kind: str) -> KindEntry | None:
+    """The entry of a manifest's ``kind`` (a store kind's value), or None for one it is not."""
+    return next((item for item in REGISTRY.values() if item.kind.value == kind), None)

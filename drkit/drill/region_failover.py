@@ -49,7 +49,10 @@ from drkit.drill.writers import (
     RedisSessionWriter,
     StableAddress,
     Write,
+    kafka_bootstrap,
     order_fields,
+    postgres_url,
+    redis_url,
     session_value,
     signal_value,
 )
@@ -154,12 +157,13 @@ def _play(
         seed_trading_database(prod[pg]["url"], TradingDataSize.for_megabytes(0.2))
     topics = list(state["mirrored_topics"])
     names = names_path(project)
+    pg_at, kafka_at, cache_at = (_address(names, s, prod[s]) for s in (pg, kafka, cache))
     writers: dict[str, Any] = {
-        pg: PostgresOrderWriter(_address(names, pg, prod[pg]), RATES[StoreKind.POSTGRES]),
+        pg: PostgresOrderWriter(pg_at.locator(postgres_url), RATES[StoreKind.POSTGRES]),
         kafka: KafkaEventWriter(
-            _address(names, kafka, prod[kafka]), topics, RATES[StoreKind.KAFKA]
-        ),
-        cache: RedisSessionWriter(_address(names, cache, prod[cache]), RATES[StoreKind.REDIS]),
+            kafka_at.locator(kafka_bootstrap), topics, RATES[StoreKind.KAFKA]
+        ),  # the mirrored topics only: what dr can be checked for
+        cache: RedisSessionWriter(cache_at.locator(redis_url), RATES[StoreKind.REDIS]),
     }
     for writer in writers.values():
         writer.start()
@@ -236,15 +240,9 @@ def _play(
 def _address(names: Path, store: str, entry: dict[str, Any]) -> StableAddress:
     """The writer's locator: the store's stable name, with the credentials of its URL (the same
     in both regions: the standbys are copies)."""
-    if entry["kind"] == "kafka":
-        return StableAddress(names, store, "kafka")
-    parts = urlsplit(entry["url"])
+    parts = urlsplit(entry["url"] if "://" in entry["url"] else f"//{entry['url']}")
     return StableAddress(
-        names,
-        store,
-        entry["kind"],
-        user=unquote(parts.username or ""),
-        password=unquote(parts.password or ""),
+        names, store, user=unquote(parts.username or ""), password=unquote(parts.password or "")
     )
 
 

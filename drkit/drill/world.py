@@ -161,32 +161,31 @@ def seeded_digests(conninfo: str, seeded_order_max: int) -> dict[str, str]:
 
 
 def write_stable_names(world: DrillWorld) -> Path:
-    """The drill's own name map (``<workdir>/names.json``), each store's name leading to the
-    drill's server, as ``local.up`` writes the stack's: the writers connect through it."""
-    names = {
-        store: StableName(
+    """The drill's own name map (``<workdir>/names.json``), the name of each store the drill
+    writes into leading to the drill's server, as ``local.up`` writes the stack's: the writers
+    connect through it."""
+    names = {}
+    for kind in drill_writers():
+        store = world.store(kind)
+        endpoint = world.ctx.outputs.stores[store]
+        names[store] = StableName(
             region="prod", host=endpoint.host, port=endpoint.port, database=endpoint.database
         )
-        for store, endpoint in world.ctx.outputs.stores.items()
-        if endpoint.kind in ("postgres", "redis", "kafka")
-    }
     path = world.env.workdir / NAMES_FILE
     write_names_file(path, names)
     return path
 
 
 def stable_address(world: DrillWorld, names_file: Path, store: str) -> StableAddress:
-    """A store's client URL through its stable name in ``names_file``, with its credentials."""
+    """A store's stable name in ``names_file``, with the credentials the stack holds for it
+    (none for a store whose clients need none)."""
     endpoint = world.ctx.outputs.stores[store]
-    if endpoint.kind == "kafka":
-        return StableAddress(names_file, store, "kafka")
-    credentials = world.ctx.credentials.for_store(store)
+    credentials = world.ctx.credentials.stores.get(store)
     return StableAddress(
         names_file,
         store,
-        endpoint.kind,
-        user=credentials.user if endpoint.kind == "postgres" else "",
-        password=credentials.password,
+        user=credentials.user if credentials else "",
+        password=credentials.password if credentials else "",
         tls=bool(endpoint.tls),
     )
 

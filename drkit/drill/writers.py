@@ -55,16 +55,13 @@ def session_value(n: int) -> bytes:
 
 @dataclass(frozen=True)
 class StableAddress:
-    """A store's client URL through its stable name, read from the name map at every call.
-
-    ``kind`` is ``postgres`` (``postgresql://user:password@host:port/database``), ``redis``
-    (``redis://:password@host:port/0``, ``rediss`` with ``tls``) or ``kafka`` (``host:port``, the
-    ``kafka-bootstrap`` value, which a failover moves in the same step as the name).
-    """
+    """A store's stable name, read from the name map at every call, and the credentials its
+    clients use. Each kind's writer turns it into its clients' locator with the URL form of the
+    kind (``postgres_url``, ``redis_url``, ``kafka_bootstrap``): ``drkit.kinds`` names the writer,
+    so a new kind brings its own form and nothing here changes."""
 
     names_file: Path
     store: str
-    kind: str
     user: str = ""
     password: str = ""
     tls: bool = False
@@ -75,17 +72,26 @@ class StableAddress:
             raise KeyError(f"no stable name for store {self.store!r} in {self.names_file}")
         return names[self.store]
 
-    def __call__(self) -> str:
-        name = self.name()
-        secret = quote(self.password, safe="")
-        if self.kind == "postgres":
-            return (
-                f"postgresql://{quote(self.user, safe='')}:{secret}@{name.address}/"
-                f"{name.database or 'postgres'}"
-            )
-        if self.kind == "redis":
-            return f"{'rediss' if self.tls else 'redis'}://:{secret}@{name.address}/0"
-        return name.address
+    def locator(self, form: Callable[[StableAddress, StableName], str]) -> Locator:
+        """The client URL in ``form``, through the name as it is at each call."""
+        return lambda: form(self, self.name())
+
+
+def postgres_url(address: StableAddress, name: StableName) -> str:
+    """``postgresql://user:password@host:port/database``."""
+    user, secret = quote(address.user, safe=""), quote(address.password, safe="")
+    return f"postgresql://{user}:{secret}@{name.address}/{name.database or 'postgres'}"
+
+
+def redis_url(address: StableAddress, name: StableName) -> str:
+    """``redis://:password@host:port/0`` (``rediss`` with TLS)."""
+    secret = quote(address.password, safe="")
+    return f"{'rediss' if address.tls else 'redis'}://:{secret}@{name.address}/0"
+
+
+def kafka_bootstrap(address: StableAddress, name: StableName) -> str:
+    """``host:port``, the ``kafka-bootstrap`` value a failover moves with the name."""
+    return name.address
 
 
 def _locator(target: str | Locator) -> Locator:
@@ -373,12 +379,14 @@ class RedisSessionWriter(Writer):
 
 
 def postgres_writer(ctx: OpsContext, address: StableAddress, store: str, rate: float) -> Writer:
-    return PostgresOrderWriter(address, rate)
+    return PostgresOrderWriter(address.locator(postgres_url), rate)
 
 
 def kafka_writer(ctx: OpsContext, address: StableAddress, store: str, rate: float) -> Writer:
-    return KafkaEventWriter(address, list(ctx.config.stores[store].topics), rate)
+    topics = list(ctx.config.stores[store].topics)
+    return KafkaEventWriter(address.locator(kafka_bootstrap), topics, rate)
 
 
 def redis_writer(ctx: OpsContext, address: StableAddress, store: str, rate: float) -> Writer:
-    return RedisSessionWriter(address, rate, tls_ca_file=ctx.outputs.stores[store].tls_ca_file)
+    tls_ca_file = ctx.outputs.stores[store].tls_ca_file
+    return RedisSessionWriter(address.locator(redis_url), rate, tls_ca_file=tls_ca_file)

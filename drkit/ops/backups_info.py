@@ -18,13 +18,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from drkit.backup.kafka import KIND as KAFKA
 from drkit.backup.kafka import parse_topics_json
 from drkit.backup.manifest import Manifest
 from drkit.catalog import CatalogEntry
 from drkit.context import OpsContext
 from drkit.human import iso_time, table
 from drkit.kafka_topics import newest_snapshots, snapshot_diff
+from drkit.kinds import of_manifest
 from drkit.ops.selection import object_store, readable
 from drkit.progress import human_bytes
 from drkit.recovery import BACKUP_ID, BackupIndex, RecoveryError
@@ -302,7 +302,8 @@ def backup_info(ctx: OpsContext, request: InfoRequest) -> BackupInfo:
                 f"{objects.name} (see `invoke backups.list`)"
             )
         manifest = index.manifest(entry)
-        history = topic_history(objects, manifest) if manifest.kind == KAFKA else None
+        kind = of_manifest(manifest.kind)
+        history = kind.backup.history(objects, manifest) if kind and kind.backup.history else None
     return BackupInfo(entry, manifest, objects.name, history)
 
 

@@ -31,10 +31,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from drkit.backup.binding import ManifestNotBound, check_objects
-from drkit.backup.kafka import KIND as KAFKA
 from drkit.backup.kafka import KafkaPoint
 from drkit.backup.manifest import MANIFEST_NAME, Manifest
 from drkit.catalog import CHECKED, Catalog, CatalogEntry
+from drkit.kinds import of_manifest
 from drkit.ops.selection import verify_checksums
 from drkit.recovery import BackupIndex, RecoveryError
 from drkit.storage.objectstore import Encryption, ObjectStore, ObjectStoreError
@@ -133,14 +133,16 @@ def check_backup(
                 )
         if unfingerprinted:  # written before fingerprints were recorded: read it through
             verify_checksums(copy, unfingerprinted)
-    if manifest.kind == KAFKA:
-        _check_continuity(index, manifest, parents)
+    kind = of_manifest(manifest.kind)
+    if kind is not None and kind.backup.chains is not None:
+        kind.backup.chains(index, manifest, parents)
     return manifest
 
 
-def _check_continuity(
+def check_kafka_continuity(
     index: BackupIndex, manifest: Manifest, parents: dict[str, CatalogEntry]
 ) -> None:
+    """An incremental Kafka backup continues its parent: it starts where the parent ended."""
     point = KafkaPoint.of(manifest)
     if point.incremental_from is None:
         return

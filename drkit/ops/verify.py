@@ -244,7 +244,7 @@ class Verification:
     # --- integrity ---------------------------------------------------------------------------
 
     def chained(self, store: str) -> bool:
-        return REGISTRY[self.ctx.config.stores[store].kind].backup.chains
+        return REGISTRY[self.ctx.config.stores[store].kind].backup.chains is not None
 
     def integrity(self, store: str) -> Check:
         copies: list[ObjectStore] = [self.objects]

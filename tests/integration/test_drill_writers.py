@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from drkit.drill.writers import PostgresOrderWriter, StableAddress
+from drkit.drill.writers import PostgresOrderWriter, StableAddress, postgres_url
 from drkit.local.names import StableName, point_file, write_names_file
 from drkit.local.postgres import LocalPostgres
 from drkit.seed.postgres import TradingDataSize, seed_trading_database
@@ -28,8 +28,8 @@ def test_postgres_writer_follows_its_moved_stable_name(
     names = tmp_path / "names.json"
     here = StableName(region="prod", host=server.host, port=server.port, database=first)
     write_names_file(names, {"trading-db": here})
-    address = StableAddress(names, "trading-db", "postgres", server.user, server.password)
-    writer = PostgresOrderWriter(address, rate=10)
+    address = StableAddress(names, "trading-db", server.user, server.password)
+    writer = PostgresOrderWriter(address.locator(postgres_url), rate=10)
 
     writer.burst(3)
     point_file(names, "trading-db", here.model_copy(update={"region": "dr", "database": second}))
@@ -52,4 +52,4 @@ def test_stable_address_names_a_missing_store(tmp_path: Path) -> None:
     names = tmp_path / "names.json"
     write_names_file(names, {})
     with pytest.raises(KeyError, match="no stable name for store 'trading-db'"):
-        StableAddress(names, "trading-db", "postgres")()
+        StableAddress(names, "trading-db").locator(postgres_url)()

@@ -135,3 +135,14 @@ def test_every_plan_step_kind_builds_its_own_step_for_the_store_of_its_section(
     config = StackConfig.for_stack("dr", ROOT)
     assert step.store(config) in config.stores  # the shipped dr stack protects a store with it
     assert len({s.step for s in PLAN_STEPS.values()}) == len(PLAN_STEPS)
+
+
+def test_a_manifest_finds_its_kind_and_only_chained_kinds_check_continuity() -> None:
+    from drkit.kinds import of_manifest
+
+    chained = {k.value for k, item in REGISTRY.items() if item.backup.chains is not None}
+    assert chained == {"kafka"}
+    for kind in StoreKind:
+        entry = of_manifest(kind.value)
+        assert entry is not None and entry.kind is kind
+    assert of_manifest("not-a-kind") is None

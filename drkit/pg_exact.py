@@ -6,16 +6,24 @@ name the first object or table that differs (``compare``).
 
 - **Roles** (``referenced_roles``): every role that owns a user object or is granted a privilege
   on one (schemas, relations and their columns, sequences, types, functions, large objects,
-  default privileges, policies), with its attributes and the roles it is a member of. Never a
-  password hash: ``pg_roles`` shows none. Built-in ``pg_*`` roles and ``PUBLIC`` are left out.
+  default privileges, policies, operators, text search configurations and dictionaries,
+  foreign data wrappers, servers and user mappings, publications, languages), with its
+  attributes and the roles it is a member of. Never a password hash: ``pg_roles`` shows none.
+  Built-in ``pg_*`` roles and ``PUBLIC`` are left out.
 - **Schema fingerprint** (``schema_objects``): one entry per object, keyed ``<kind> <name>``,
   whose value is two digests: its definition (columns, defaults, constraints, indexes, triggers,
   rules, policies, partition bounds and keys, view queries, sequence options, enum labels, domain
-  constraints, function bodies, extension versions, comments) and its privileges (owner and ACL,
-  a default ACL made explicit, column ACLs). Objects created by an extension are the extension's.
-  Not covered: operators, casts, text search objects, foreign data wrappers and servers,
-  publications and subscriptions, security labels, and the database itself (its owner, ``GRANT
-  ... ON DATABASE``, ``ALTER DATABASE SET``: ``pg_dump`` without ``--create`` leaves them out).
+  constraints, function bodies, aggregates, procedures, extension versions, statistics objects,
+  collations, event triggers, comments; since version 2 operators, casts, text search
+  configurations, dictionaries, parsers and templates, foreign data wrappers, servers and user
+  mappings, publications and procedural languages) and its privileges (owner and ACL, a default
+  ACL made explicit, column ACLs). Objects created by an extension are the extension's. Of the
+  options of foreign data wrappers, servers and user mappings only the names are read, never
+  the values (a password may be one). A fingerprint of version 1 did not record the kinds
+  version 2 added: ``compare`` leaves them out with it. Not covered: operator classes and
+  families, subscriptions (their connection string is a superuser's to read, and ``pg_dump``
+  restores them disabled), security labels, and the database itself (its owner, ``GRANT ... ON
+  DATABASE``, ``ALTER DATABASE SET``: ``pg_dump`` without ``--create`` leaves them out).
 - **Content** (``table_contents``): per table (a partitioned table with its partitions), per
   populated materialized view, and for the large objects together, a checksum of every row's
   text: the sums of two 64-bit hashes of each row, so the server neither sorts nor buffers the
@@ -42,7 +50,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-FINGERPRINT_VERSION = 1
+FINGERPRINT_VERSION = 2
 MAX_MB_ENV = "DRKIT_PG_CHECKSUM_MAX_MB"
 DEFAULT_MAX_MB = 1024.0
 DEFAULT_PRIVILEGES = "default privileges of "
@@ -118,6 +126,14 @@ WITH owners(oid) AS (
   UNION SELECT defaclrole FROM pg_default_acl
   UNION SELECT evtowner FROM pg_event_trigger
   UNION SELECT unnest(polroles) FROM pg_policy
+  UNION SELECT oprowner FROM pg_operator WHERE oid >= 16384
+  UNION SELECT cfgowner FROM pg_ts_config WHERE oid >= 16384
+  UNION SELECT dictowner FROM pg_ts_dict WHERE oid >= 16384
+  UNION SELECT fdwowner FROM pg_foreign_data_wrapper
+  UNION SELECT srvowner FROM pg_foreign_server
+  UNION SELECT umuser FROM pg_user_mappings
+  UNION SELECT pubowner FROM pg_publication
+  UNION SELECT lanowner FROM pg_language WHERE lanispl
 ), acls(acl) AS (
   SELECT nspacl FROM pg_namespace n WHERE {USER_SCHEMA.format(n="n")}
   UNION ALL SELECT c.relacl FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -131,6 +147,9 @@ WITH owners(oid) AS (
     WHERE {USER_SCHEMA.format(n="n")}
   UNION ALL SELECT lomacl FROM pg_largeobject_metadata
   UNION ALL SELECT defaclacl FROM pg_default_acl
+  UNION ALL SELECT fdwacl FROM pg_foreign_data_wrapper
+  UNION ALL SELECT srvacl FROM pg_foreign_server
+  UNION ALL SELECT lanacl FROM pg_language WHERE lanispl
 ), ids(oid) AS (
   SELECT oid FROM owners
   UNION SELECT (aclexplode(acl)).grantee FROM acls WHERE acl IS NOT NULL
@@ -482,6 +501,8 @@ def schema_objects(connection: Connection) -> dict[str, SchemaObject]:
     ).fetchall():
         add(SchemaObject(f"collation {_name(schema, name)}", [provider, collate, ctype], []))
 
+    _add_version_2_kinds(connection, add)
+
     objects = connection.execute(
         "SELECT oid::bigint, pg_get_userbyid(lomowner), lomacl::text[],"
         " acldefault('L', lomowner)::text[], obj_description(oid, 'pg_largeobject')"
@@ -496,6 +517,132 @@ def schema_objects(connection: Connection) -> dict[str, SchemaObject]:
             )
         )
     return found
+
+
+def _option_names(options: list[str] | None) -> list[str]:
+    """The names of ``key=value`` options, never the values (a password may be one)."""
+    return sorted(option.split("=", 1)[0] for option in options or [])
+
+
+VERSION_2_KINDS = (
+    "operator ",
+    "cast ",
+    "text search configuration ",
+    "text search dictionary ",
+    "text search parser ",
+    "text search template ",
+    "foreign data wrapper ",
+    "server ",
+    "user mapping ",
+    "publication ",
+    "language ",
+)
+"""The kinds fingerprint version 2 added: a version 1 fingerprint did not record them, so they
+are not compared with it."""
+
+
+def _add_version_2_kinds(connection: Connection, add: Any) -> None:
+    user = USER_SCHEMA.format(n="n")
+    for row in connection.execute(
+        "SELECT n.nspname, o.oprname, format_type(o.oprleft, NULL), format_type(o.oprright, NULL),"
+        " pg_get_userbyid(o.oprowner), obj_description(o.oid, 'pg_operator'),"
+        " format_type(o.oprresult, NULL), o.oprcode::regprocedure::text,"
+        " o.oprcom::regoperator::text, o.oprnegate::regoperator::text,"
+        " o.oprrest::regprocedure::text, o.oprjoin::regprocedure::text, o.oprcanmerge,"
+        " o.oprcanhash FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace"
+        f" WHERE {user} AND {not_extension_member('pg_operator', 'o.oid')}"
+    ).fetchall():
+        schema, name, left, right, owner, *definition = row
+        add(SchemaObject(f"operator {_name(schema, name)}({left}, {right})", definition, [owner]))
+
+    for source, target, *definition in connection.execute(
+        "SELECT format_type(c.castsource, NULL), format_type(c.casttarget, NULL),"
+        " c.castfunc::regprocedure::text, c.castcontext, c.castmethod,"
+        " obj_description(c.oid, 'pg_cast') FROM pg_cast c"
+        f" WHERE c.oid >= 16384 AND {not_extension_member('pg_cast', 'c.oid')}"
+    ).fetchall():
+        add(SchemaObject(f"cast ({source} AS {target})", definition, []))
+
+    for schema, name, owner, *definition in connection.execute(
+        "SELECT n.nspname, c.cfgname, pg_get_userbyid(c.cfgowner),"
+        " obj_description(c.oid, 'pg_ts_config'),"
+        " (SELECT pn.nspname || '.' || p.prsname FROM pg_ts_parser p"
+        "  JOIN pg_namespace pn ON pn.oid = p.prsnamespace WHERE p.oid = c.cfgparser),"
+        " ARRAY(SELECT m.maptokentype || ' ' || m.mapseqno || ' ' || m.mapdict::regdictionary"
+        "       FROM pg_ts_config_map m WHERE m.mapcfg = c.oid"
+        "       ORDER BY m.maptokentype, m.mapseqno)"
+        " FROM pg_ts_config c JOIN pg_namespace n ON n.oid = c.cfgnamespace"
+        f" WHERE {user} AND {not_extension_member('pg_ts_config', 'c.oid')}"
+    ).fetchall():
+        key = f"text search configuration {_name(schema, name)}"
+        add(SchemaObject(key, definition, [owner]))
+    for schema, name, owner, *definition in connection.execute(
+        "SELECT n.nspname, d.dictname, pg_get_userbyid(d.dictowner),"
+        " obj_description(d.oid, 'pg_ts_dict'),"
+        " (SELECT tn.nspname || '.' || t.tmplname FROM pg_ts_template t"
+        "  JOIN pg_namespace tn ON tn.oid = t.tmplnamespace WHERE t.oid = d.dicttemplate),"
+        " d.dictinitoption FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace"
+        f" WHERE {user} AND {not_extension_member('pg_ts_dict', 'd.oid')}"
+    ).fetchall():
+        add(SchemaObject(f"text search dictionary {_name(schema, name)}", definition, [owner]))
+    for schema, name, *definition in connection.execute(
+        "SELECT n.nspname, p.prsname, obj_description(p.oid, 'pg_ts_parser'),"
+        " p.prsstart::regproc::text, p.prstoken::regproc::text, p.prsend::regproc::text,"
+        " p.prsheadline::regproc::text, p.prslextype::regproc::text"
+        " FROM pg_ts_parser p JOIN pg_namespace n ON n.oid = p.prsnamespace"
+        f" WHERE {user} AND {not_extension_member('pg_ts_parser', 'p.oid')}"
+    ).fetchall():
+        add(SchemaObject(f"text search parser {_name(schema, name)}", definition, []))
+    for schema, name, *definition in connection.execute(
+        "SELECT n.nspname, t.tmplname, obj_description(t.oid, 'pg_ts_template'),"
+        " t.tmplinit::regproc::text, t.tmpllexize::regproc::text"
+        " FROM pg_ts_template t JOIN pg_namespace n ON n.oid = t.tmplnamespace"
+        f" WHERE {user} AND {not_extension_member('pg_ts_template', 't.oid')}"
+    ).fetchall():
+        add(SchemaObject(f"text search template {_name(schema, name)}", definition, []))
+
+    for name, owner, acl, default, options, *definition in connection.execute(
+        "SELECT w.fdwname, pg_get_userbyid(w.fdwowner), w.fdwacl::text[],"
+        " acldefault('F', w.fdwowner)::text[], w.fdwoptions,"
+        " obj_description(w.oid, 'pg_foreign_data_wrapper'), w.fdwhandler::regproc::text,"
+        " w.fdwvalidator::regproc::text FROM pg_foreign_data_wrapper w"
+        f" WHERE {not_extension_member('pg_foreign_data_wrapper', 'w.oid')}"
+    ).fetchall():
+        definition.append(_option_names(options))
+        add(SchemaObject(f"foreign data wrapper {name}", definition, [owner, _acl(acl, default)]))
+    for name, owner, acl, default, options, *definition in connection.execute(
+        "SELECT s.srvname, pg_get_userbyid(s.srvowner), s.srvacl::text[],"
+        " acldefault('S', s.srvowner)::text[], s.srvoptions,"
+        " obj_description(s.oid, 'pg_foreign_server'), w.fdwname, s.srvtype, s.srvversion"
+        " FROM pg_foreign_server s JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw"
+        f" WHERE {not_extension_member('pg_foreign_server', 's.oid')}"
+    ).fetchall():
+        definition.append(_option_names(options))
+        add(SchemaObject(f"server {name}", definition, [owner, _acl(acl, default)]))
+    for user_name, server, options in connection.execute(
+        "SELECT u.usename, u.srvname, u.umoptions FROM pg_user_mappings u"
+    ).fetchall():
+        key = f"user mapping for {user_name} server {server}"
+        add(SchemaObject(key, [_option_names(options)], []))
+
+    for name, owner, publication, tables in connection.execute(
+        "SELECT p.pubname, pg_get_userbyid(p.pubowner),"
+        " (to_jsonb(p) - 'oid' - 'pubowner')::text,"
+        " ARRAY(SELECT to_jsonb(t)::text FROM pg_publication_tables t"
+        "       WHERE t.pubname = p.pubname ORDER BY t.schemaname, t.tablename)"
+        " FROM pg_publication p"
+    ).fetchall():
+        add(SchemaObject(f"publication {name}", [publication, tables], [owner]))
+
+    for name, owner, acl, default, *definition in connection.execute(
+        "SELECT l.lanname, pg_get_userbyid(l.lanowner), l.lanacl::text[],"
+        " acldefault('l', l.lanowner)::text[], obj_description(l.oid, 'pg_language'),"
+        " l.lanpltrusted, l.lanplcallfoid::regprocedure::text,"
+        " l.laninline::regprocedure::text, l.lanvalidator::regprocedure::text"
+        " FROM pg_language l WHERE l.lanispl"
+        f" AND {not_extension_member('pg_language', 'l.oid')}"
+    ).fetchall():
+        add(SchemaObject(f"language {name}", definition, [owner, _acl(acl, default)]))
 
 
 def fingerprint(objects: dict[str, SchemaObject]) -> dict[str, Any]:
@@ -661,6 +808,8 @@ def compare(
         objects = schema_objects(connection)
         found = {key: objects[key].digest for key in objects}
         expected: dict[str, str] = schema["objects"]
+        if int(schema.get("version", 1)) < 2:  # recorded before these kinds were
+            found = {k: v for k, v in found.items() if not k.startswith(VERSION_2_KINDS)}
         if tables is not None:
             owned = schema.get("tables", {})
             keep = {key for key in expected if owned.get(key) in tables and key.startswith("table")}

@@ -72,6 +72,24 @@ CREATE SEQUENCE "odd schema".untouched START 7;
 ALTER DEFAULT PRIVILEGES IN SCHEMA "odd schema" GRANT SELECT ON TABLES TO {r};
 
 CREATE TABLE "odd schema".blobs (name text PRIMARY KEY, ref oid);
+
+CREATE FUNCTION "odd schema".near(numeric, numeric) RETURNS boolean LANGUAGE sql IMMUTABLE
+  AS 'SELECT abs($1 - $2) < 1';
+CREATE OPERATOR "odd schema".~~~ (LEFTARG = numeric, RIGHTARG = numeric,
+  FUNCTION = "odd schema".near, COMMUTATOR = OPERATOR("odd schema".~~~));
+CREATE CAST ("odd schema".mood AS text) WITH INOUT AS ASSIGNMENT;
+CREATE TEXT SEARCH CONFIGURATION "odd schema".plain (COPY = pg_catalog.simple);
+ALTER TEXT SEARCH CONFIGURATION "odd schema".plain DROP MAPPING FOR email;
+COMMENT ON TEXT SEARCH CONFIGURATION "odd schema".plain IS 'simple, without emails';
+CREATE PUBLICATION "odd pub" FOR TABLE "odd schema".blobs WITH (publish = 'insert, update');
+CREATE POLICY "own moods" ON "odd schema"."order items" FOR SELECT TO PUBLIC USING (mood <> 'sad');
+CREATE RULE "keep blobs" AS ON DELETE TO "odd schema".blobs DO INSTEAD NOTHING;
+CREATE FOREIGN DATA WRAPPER "odd fdw";
+CREATE SERVER "odd server" FOREIGN DATA WRAPPER "odd fdw" OPTIONS (host 'elsewhere');
+GRANT USAGE ON FOREIGN SERVER "odd server" TO {r};
+CREATE USER MAPPING FOR PUBLIC SERVER "odd server" OPTIONS (user 'app', password 'not recorded');
+CREATE STATISTICS "odd schema"."mood and price" (dependencies) ON mood, price
+  FROM "odd schema"."order items";
 """
 
 

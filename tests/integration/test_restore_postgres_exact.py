@@ -38,6 +38,19 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 ITEMS = '"odd schema"."order items"'
+NEW_KINDS = (
+    "operator odd schema.~~~(numeric, numeric)",
+    'cast ("odd schema".mood AS text)',
+    "text search configuration odd schema.plain",
+    "publication odd pub",
+    "foreign data wrapper odd fdw",
+    "server odd server",
+    "policy own moods on odd schema.order items",
+    "rule keep blobs on odd schema.blobs",
+    "statistics odd schema.mood and price",
+)
+"""Operators, casts, text search, publications (fingerprint version 2), policies, rules and
+statistics objects in the tricky dataset."""
 
 
 def tricky_backup(project: Path) -> tuple[OpsContext, PostgresSource, str, Manifest]:
@@ -85,6 +98,8 @@ def test_the_tricky_dataset_round_trips_exactly_from_the_vault_and_the_mirror(
     assert role in [r["name"] for r in manifest.roles or []]
     assert all("password" not in json.dumps(r) for r in manifest.roles or [])
     assert "table odd schema.order items" in manifest.checks["schema"]["objects"]
+    assert set(NEW_KINDS) <= set(manifest.checks["schema"]["objects"])
+    assert "user mapping for public server odd server" in manifest.checks["schema"]["objects"]
     assert manifest.checks["content"]["tables"]["large objects"].startswith("1:")
     assert manifest.checks["sequences"]["odd schema.cycling seq"] == [1, True]
     info = backup_info(ctx, InfoRequest(backup_id=manifest.backup_id)).to_text()
@@ -146,6 +161,49 @@ def test_verify_names_a_changed_grant_a_changed_row_and_a_lost_sequence_value(
         assert difference == (
             "sequence odd schema.cycling seq: its state (last value, is_called) is "
             "[1, False], the backup's is [1, True]"
+        )
+
+
+def test_verify_names_a_changed_text_search_configuration_and_policy_and_reads_version_1(
+    project: Path,
+) -> None:
+    ctx, _source, _role, manifest = tricky_backup(project)
+    status, out = run(ctx, project, RestorePostgresRequest(target_database="tampered_kinds"))
+    assert status is Status.SUCCEEDED, out
+    target = postgres_source(ctx, "trading-db", "tampered_kinds")
+    assert compare_restored(manifest, target)[0] is None
+    # A fingerprint recorded before version 2: without the kinds version 2 added.
+    old = json.loads(json.dumps(manifest.checks))
+    old["schema"]["version"] = 1
+    old["schema"]["objects"] = {
+        key: value
+        for key, value in old["schema"]["objects"].items()
+        if not key.startswith(pg_exact.VERSION_2_KINDS)
+    }
+    older = manifest.model_copy(update={"checks": old})
+    assert compare_restored(older, target)[0] is None
+
+    config = '"odd schema".plain'
+    with psycopg.connect(target.conninfo(), autocommit=True) as connection:
+        connection.execute(f"ALTER TEXT SEARCH CONFIGURATION {config} DROP MAPPING FOR url")
+        assert compare_restored(manifest, target)[0] == (
+            "text search configuration odd schema.plain: its definition differs from the backup's"
+        )
+        assert compare_restored(older, target)[0] is None  # not recorded: not compared
+        connection.execute(f"DROP TEXT SEARCH CONFIGURATION {config}")
+        assert compare_restored(manifest, target)[0] == (
+            "text search configuration odd schema.plain is in the backup but not in the "
+            "restored database"
+        )
+        connection.execute(
+            f"CREATE TEXT SEARCH CONFIGURATION {config} (COPY = pg_catalog.simple);"
+            f" ALTER TEXT SEARCH CONFIGURATION {config} DROP MAPPING FOR email;"
+            f" COMMENT ON TEXT SEARCH CONFIGURATION {config} IS 'simple, without emails'"
+        )
+        assert compare_restored(manifest, target)[0] is None
+        connection.execute(f'ALTER POLICY "own moods" ON {ITEMS} USING (true)')
+        assert compare_restored(manifest, target)[0] == (
+            "policy own moods on odd schema.order items: its definition differs from the backup's"
         )
 
 

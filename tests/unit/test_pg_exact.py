@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from drkit.backup.manifest import Manifest
-from drkit.pg_exact import max_checksum_bytes, sequence_matches, sequence_record
+from drkit.pg_exact import _option_names, max_checksum_bytes, sequence_matches, sequence_record
 from drkit.restore.postgres import backup_server_version
 
 
@@ -62,3 +62,9 @@ def test_the_checksum_limit_is_megabytes_and_a_bad_value_is_named() -> None:
     assert max_checksum_bytes({"DRKIT_PG_CHECKSUM_MAX_MB": "0.5"}) == 512 * 1024
     with pytest.raises(ValueError, match="DRKIT_PG_CHECKSUM_MAX_MB='lots' is not valid"):
         max_checksum_bytes({"DRKIT_PG_CHECKSUM_MAX_MB": "lots"})
+
+
+def test_foreign_options_are_recorded_by_name_never_by_value() -> None:
+    options = ["user=app", "password=s3cret=with=equals", "host=elsewhere"]
+    assert _option_names(options) == ["host", "password", "user"]
+    assert _option_names(None) == []

@@ -204,9 +204,9 @@ def _play(
             writer.stop()
     with world.phase("region", "verify (dr)"):
         checks = {
-            pg: _verify_pg(dr[pg]["url"], writers[pg].ledger, disaster_at),
-            kafka: _verify_kafka(dr[kafka]["url"], topics, writers[kafka].ledger, disaster_at),
-            cache: _verify_redis(dr[cache]["url"], writers[cache].ledger, disaster_at),
+            pg: _verify_pg(dr[pg], writers[pg].ledger, disaster_at),
+            kafka: _verify_kafka(dr[kafka], topics, writers[kafka].ledger, disaster_at),
+            cache: _verify_redis(dr[cache], writers[cache].ledger, disaster_at),
         }
         verified_at = datetime.now(UTC)
     outcomes = [
@@ -343,13 +343,16 @@ def _read_back(entry: dict[str, Any], write: Write, topics: list[str]) -> bool:
 
 
 def _split(
-    ledger: list[Write], present: set[int], disaster_at: datetime
+    ledger: list[Write], present: set[int], disaster_at: datetime, dr: dict[str, Any]
 ) -> tuple[Verification, list[Write], list[Write]]:
-    """Writes made before the kill that dr lacks are lost (the RPO); any other write missing
-    from dr (acknowledged by dr itself) is a failure."""
+    """Writes acknowledged by prod that dr lacks are lost (the RPO); a write acknowledged by dr
+    itself and missing from it is a failure. Judged by the server that acknowledged the write,
+    not by the clock: a write prod acknowledged as it was killed is stamped by its writer a
+    moment later, after the disaster's own timestamp."""
+    address = _entry_address(dr)
     kept = [w for w in ledger if w.n in present]
-    lost = [w for w in ledger if w.n not in present and w.at <= disaster_at]
-    missing = [w for w in ledger if w.n not in present and w.at > disaster_at]
+    lost = [w for w in ledger if w.n not in present and not _in_dr(w, address)]
+    missing = [w for w in ledger if w.n not in present and _in_dr(w, address)]
     check = Verification(expected=len(kept) + len(missing), missing=len(missing))
     for write in missing[:5]:
         check.example(f"write {write.n}, acknowledged at {write.at.isoformat()}, missing in dr")
@@ -360,15 +363,15 @@ def _split(
     return check, kept, lost
 
 
-def _verify_pg(url: str, ledger: list[Write], disaster_at: datetime) -> Verification:
+def _verify_pg(dr: dict[str, Any], ledger: list[Write], disaster_at: datetime) -> Verification:
     ids = {int(w.detail["id"]): w for w in ledger}
-    with psycopg.connect(url, connect_timeout=5) as connection:
+    with psycopg.connect(dr["url"], connect_timeout=5) as connection:
         rows = connection.execute(
             "SELECT id, symbol, side, qty, status FROM orders WHERE id = ANY(%s)", (list(ids),)
         ).fetchall()
     found = {int(row[0]): tuple(row[1:]) for row in rows}
     present = {ids[i].n for i in found}
-    check, kept, _ = _split(ledger, present, disaster_at)
+    check, kept, _ = _split(ledger, present, disaster_at, dr)
     for write in kept:
         if found[int(write.detail["id"])] == order_fields(write.n):
             check.restored += 1
@@ -379,10 +382,10 @@ def _verify_pg(url: str, ledger: list[Write], disaster_at: datetime) -> Verifica
 
 
 def _verify_kafka(
-    bootstrap: str, topics: list[str], ledger: list[Write], disaster_at: datetime
+    dr: dict[str, Any], topics: list[str], ledger: list[Write], disaster_at: datetime
 ) -> Verification:
-    found = read_topics(bootstrap, topics)
-    check, kept, _ = _split(ledger, set(found), disaster_at)
+    found = read_topics(dr["url"], topics)
+    check, kept, _ = _split(ledger, set(found), disaster_at, dr)
     for write in kept:
         record = found[write.n]
         wanted = (write.detail["topic"], write.detail["key"].encode(), signal_value(write.n))
@@ -396,13 +399,14 @@ def _verify_kafka(
     return check
 
 
-def _verify_redis(url: str, ledger: list[Write], disaster_at: datetime) -> Verification:
-    with redis.Redis.from_url(url, socket_timeout=10) as client, client.pipeline(False) as pipe:
+def _verify_redis(dr: dict[str, Any], ledger: list[Write], disaster_at: datetime) -> Verification:
+    client = redis.Redis.from_url(dr["url"], socket_timeout=10)
+    with client, client.pipeline(False) as pipe:
         for write in ledger:
             pipe.get(f"session:{write.n}")
         values = pipe.execute() if ledger else []
     present = {w.n for w, v in zip(ledger, values, strict=True) if v is not None}
-    check, kept, _ = _split(ledger, present, disaster_at)
+    check, kept, _ = _split(ledger, present, disaster_at, dr)
     by_n = dict(zip((w.n for w in ledger), values, strict=True))
     for write in kept:
         if by_n[write.n] == session_value(write.n):

@@ -1,0 +1,41 @@
+"""The region-failover scenario's verdict on each write (``drkit.drill.region_failover``): a write
+prod acknowledged and dr lacks is lost to the RPO, whenever its writer stamped it (a write prod
+acknowledged as it was killed is stamped a moment after the disaster's own timestamp); a write dr
+acknowledged and lacks is a failure."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from drkit.drill.region_failover import _split
+from drkit.drill.writers import Write
+
+pytestmark = pytest.mark.unit
+DISASTER = datetime(2026, 12, 3, 17, 14, 15, tzinfo=UTC)
+PROD, DR = "127.0.0.1:5001", "127.0.0.1:5002"
+
+
+def write(n: int, seconds: float, address: str) -> Write:
+    return Write(n, DISASTER + timedelta(seconds=seconds), {"address": address})
+
+
+def test_a_write_prod_acknowledged_as_it_died_is_lost_not_missing() -> None:
+    ledger = [
+        write(1, -2.0, PROD),  # replicated
+        write(2, -0.1, PROD),  # lost: acknowledged before the kill
+        write(3, +0.02, PROD),  # lost: acknowledged by prod, stamped after the disaster
+        write(4, +5.0, DR),  # written in dr after the failover
+    ]
+    check, kept, lost = _split(
+        ledger, {1, 4}, DISASTER, {"kind": "postgres", "url": f"postgresql://u:p@{DR}/db"}
+    )
+    assert [w.n for w in kept] == [1, 4] and [w.n for w in lost] == [2, 3]
+    assert check.missing == 0 and check.lost_writes == 2 and check.expected == 2
+
+
+def test_a_write_dr_acknowledged_and_lacks_is_a_failure() -> None:
+    ledger = [write(1, -1.0, PROD), write(2, +3.0, DR)]
+    check, kept, lost = _split(ledger, {1}, DISASTER, {"kind": "kafka", "url": DR})
+    assert check.missing == 1 and lost == [] and [w.n for w in kept] == [1]

@@ -36,12 +36,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import psycopg
-import redis
-from confluent_kafka import Consumer, TopicPartition
-
 from drkit.drill.scenarios import ScenarioResult, StoreOutcome
-from drkit.drill.verify import Verification, read_topics
+from drkit.drill.verify import Verification
 from drkit.drill.world import DrillWorld
 from drkit.drill.writers import (
     KafkaEventWriter,
@@ -49,12 +45,10 @@ from drkit.drill.writers import (
     RedisSessionWriter,
     StableAddress,
     Write,
+    Writer,
     kafka_bootstrap,
-    order_fields,
     postgres_url,
     redis_url,
-    session_value,
-    signal_value,
 )
 from drkit.local.names import names_path
 from drkit.seed.postgres import TradingDataSize, seed_trading_database
@@ -204,9 +198,8 @@ def _play(
             writer.stop()
     with world.phase("region", "verify (dr)"):
         checks = {
-            pg: _verify_pg(dr[pg], writers[pg].ledger, disaster_at),
-            kafka: _verify_kafka(dr[kafka], topics, writers[kafka].ledger, disaster_at),
-            cache: _verify_redis(dr[cache], writers[cache].ledger, disaster_at),
+            store: _verify(writer, dr[store]["url"], store, disaster_at)
+            for store, writer in writers.items()
         }
         verified_at = datetime.now(UTC)
     outcomes = [
@@ -280,8 +273,8 @@ def _watch(
         if not pending:
             return
         for store in pending:
-            entry, recovery = dr[store], recoveries[store]
-            address = _entry_address(entry)
+            entry, recovery, writer = dr[store], recoveries[store], writers[store]
+            address = writer.address_of(entry["url"])
             first = next(
                 (
                     w
@@ -294,65 +287,26 @@ def _watch(
                 continue
             recovery.write = first
             try:
-                if _read_back(entry, first, topics):
+                if writer.read_back(entry["url"], first):
                     recovery.read_back_at = datetime.now(UTC)
             except Exception as error:
                 recovery.error = " ".join(str(error).split())
         time.sleep(0.05)
 
 
-def _entry_address(entry: dict[str, Any]) -> str:
-    if entry["kind"] == "kafka":
-        return str(entry["url"])
-    parts = urlsplit(entry["url"])
-    return f"{parts.hostname}:{parts.port}"
-
-
-def _read_back(entry: dict[str, Any], write: Write, topics: list[str]) -> bool:
-    """Whether dr's server returns ``write`` (content included)."""
-    if entry["kind"] == "postgres":
-        with psycopg.connect(entry["url"], connect_timeout=3) as connection:
-            row = connection.execute(
-                "SELECT symbol, side, qty, status FROM orders WHERE id = %s",
-                (write.detail["id"],),
-            ).fetchone()
-        return row is not None and tuple(row) == order_fields(write.n)
-    if entry["kind"] == "redis":
-        with redis.Redis.from_url(entry["url"], socket_timeout=3) as client:
-            return client.get(f"session:{write.n}") == session_value(write.n)
-    consumer = Consumer(
-        {"bootstrap.servers": entry["url"], "group.id": "drkit-drill-readback", "log_level": 3}
-    )
-    try:
-        partition = TopicPartition(
-            write.detail["topic"], write.detail["partition"], write.detail["offset"]
-        )
-        consumer.assign([partition])
-        message = consumer.poll(3)
-        return (
-            message is not None
-            and not message.error()
-            and message.offset() == write.detail["offset"]
-            and message.value() == signal_value(write.n)
-        )
-    finally:
-        consumer.close()
-
-
 # --- verification in dr ------------------------------------------------------------------------
 
 
 def _split(
-    ledger: list[Write], present: set[int], disaster_at: datetime, dr: dict[str, Any]
+    ledger: list[Write], present: set[int], disaster_at: datetime, dr_address: str
 ) -> tuple[Verification, list[Write], list[Write]]:
     """Writes acknowledged by prod that dr lacks are lost (the RPO); a write acknowledged by dr
     itself and missing from it is a failure. Judged by the server that acknowledged the write,
     not by the clock: a write prod acknowledged as it was killed is stamped by its writer a
     moment later, after the disaster's own timestamp."""
-    address = _entry_address(dr)
     kept = [w for w in ledger if w.n in present]
-    lost = [w for w in ledger if w.n not in present and not _in_dr(w, address)]
-    missing = [w for w in ledger if w.n not in present and _in_dr(w, address)]
+    lost = [w for w in ledger if w.n not in present and not _in_dr(w, dr_address)]
+    missing = [w for w in ledger if w.n not in present and _in_dr(w, dr_address)]
     check = Verification(expected=len(kept) + len(missing), missing=len(missing))
     for write in missing[:5]:
         check.example(f"write {write.n}, acknowledged at {write.at.isoformat()}, missing in dr")
@@ -363,57 +317,17 @@ def _split(
     return check, kept, lost
 
 
-def _verify_pg(dr: dict[str, Any], ledger: list[Write], disaster_at: datetime) -> Verification:
-    ids = {int(w.detail["id"]): w for w in ledger}
-    with psycopg.connect(dr["url"], connect_timeout=5) as connection:
-        rows = connection.execute(
-            "SELECT id, symbol, side, qty, status FROM orders WHERE id = ANY(%s)", (list(ids),)
-        ).fetchall()
-    found = {int(row[0]): tuple(row[1:]) for row in rows}
-    present = {ids[i].n for i in found}
-    check, kept, _ = _split(ledger, present, disaster_at, dr)
+def _verify(writer: Writer, url: str, store: str, disaster_at: datetime) -> Verification:
+    """Every write of ``writer`` against dr's server at ``url``: kept and equal, lost to the RPO
+    (acknowledged by prod), or missing (acknowledged by dr)."""
+    found = writer.found_in(url)
+    check, kept, _ = _split(writer.ledger, set(found), disaster_at, writer.address_of(url))
     for write in kept:
-        if found[int(write.detail["id"])] == order_fields(write.n):
+        if found[write.n]:
             check.restored += 1
         else:
             check.mismatched += 1
-            check.example(f"order {write.detail['id']} (write {write.n}) differs in dr")
-    return check
-
-
-def _verify_kafka(
-    dr: dict[str, Any], topics: list[str], ledger: list[Write], disaster_at: datetime
-) -> Verification:
-    found = read_topics(dr["url"], topics)
-    check, kept, _ = _split(ledger, set(found), disaster_at, dr)
-    for write in kept:
-        record = found[write.n]
-        wanted = (write.detail["topic"], write.detail["key"].encode(), signal_value(write.n))
-        if (record["topic"], record["key"], record["value"]) == wanted and record[
-            "timestamp_ms"
-        ] == write.detail["timestamp_ms"]:
-            check.restored += 1
-        else:
-            check.mismatched += 1
-            check.example(f"record {write.n} differs in dr")
-    return check
-
-
-def _verify_redis(dr: dict[str, Any], ledger: list[Write], disaster_at: datetime) -> Verification:
-    client = redis.Redis.from_url(dr["url"], socket_timeout=10)
-    with client, client.pipeline(False) as pipe:
-        for write in ledger:
-            pipe.get(f"session:{write.n}")
-        values = pipe.execute() if ledger else []
-    present = {w.n for w, v in zip(ledger, values, strict=True) if v is not None}
-    check, kept, _ = _split(ledger, present, disaster_at, dr)
-    by_n = dict(zip((w.n for w in ledger), values, strict=True))
-    for write in kept:
-        if by_n[write.n] == session_value(write.n):
-            check.restored += 1
-        else:
-            check.mismatched += 1
-            check.example(f"session:{write.n} differs in dr")
+            check.example(f"{store}: write {write.n} differs in dr")
     return check
 
 

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import psycopg
 import redis
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from drkit.local.names import StableName, read_names_file
 
@@ -160,6 +160,21 @@ class Writer(threading.Thread):
     def close(self) -> None:
         pass
 
+    # What a check elsewhere (the region-failover scenario) asks of the writer's own store.
+
+    @staticmethod
+    def address_of(url: str) -> str:
+        """``host:port`` of a server URL, as the writer records where a write went."""
+        return _address(url)
+
+    def read_back(self, url: str, write: Write) -> bool:
+        """Whether the server at ``url`` returns ``write``, content included."""
+        raise NotImplementedError
+
+    def found_in(self, url: str) -> dict[int, bool]:
+        """The ledger's writes the server at ``url`` holds: write number -> content equal."""
+        raise NotImplementedError
+
 
 class PostgresOrderWriter(Writer):
     """One order per transaction, with the transaction id that the snapshot can be asked about."""
@@ -216,6 +231,24 @@ class PostgresOrderWriter(Writer):
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+    def read_back(self, url: str, write: Write) -> bool:
+        with psycopg.connect(url, connect_timeout=3) as connection:
+            row = connection.execute(
+                "SELECT symbol, side, qty, status FROM orders WHERE id = %s",
+                (write.detail["id"],),
+            ).fetchone()
+        return row is not None and tuple(row) == order_fields(write.n)
+
+    def found_in(self, url: str) -> dict[int, bool]:
+        ids = {int(w.detail["id"]): w.n for w in self.ledger}
+        with psycopg.connect(url, connect_timeout=5) as connection:
+            rows = connection.execute(
+                "SELECT id, symbol, side, qty, status FROM orders WHERE id = ANY(%s)",
+                (list(ids),),
+            ).fetchall()
+        found = {ids[int(row[0])]: tuple(row[1:]) for row in rows}
+        return {n: fields == order_fields(n) for n, fields in found.items()}
 
 
 def _address(url: str) -> str:
@@ -320,6 +353,46 @@ class KafkaEventWriter(Writer):
     def close(self) -> None:
         self.producer.flush(5)
 
+    @staticmethod
+    def address_of(url: str) -> str:
+        return url  # a bootstrap is host:port already
+
+    def read_back(self, url: str, write: Write) -> bool:
+        consumer = Consumer(
+            {"bootstrap.servers": url, "group.id": "drkit-drill-readback", "log_level": 3}
+        )
+        try:
+            partition = TopicPartition(
+                write.detail["topic"], write.detail["partition"], write.detail["offset"]
+            )
+            consumer.assign([partition])
+            message = consumer.poll(3)
+            return (
+                message is not None
+                and not message.error()
+                and message.offset() == write.detail["offset"]
+                and message.value() == signal_value(write.n)
+            )
+        finally:
+            consumer.close()
+
+    def found_in(self, url: str) -> dict[int, bool]:
+        from drkit.drill.verify import read_topics
+
+        found = read_topics(url, self.topics)
+        by_n = {w.n: w for w in self.ledger}
+        return {
+            n: (record["topic"], record["key"], record["value"], record["timestamp_ms"])
+            == (
+                by_n[n].detail["topic"],
+                by_n[n].detail["key"].encode(),
+                signal_value(n),
+                by_n[n].detail["timestamp_ms"],
+            )
+            for n, record in found.items()
+            if n in by_n
+        }
+
 
 class RedisSessionWriter(Writer):
     """Session keys with a TTL, and ``drill:seq`` counting them in the same transaction."""
@@ -373,6 +446,22 @@ class RedisSessionWriter(Writer):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+    def read_back(self, url: str, write: Write) -> bool:
+        with redis.Redis.from_url(url, socket_timeout=3) as client:
+            return client.get(f"session:{write.n}") == session_value(write.n)
+
+    def found_in(self, url: str) -> dict[int, bool]:
+        client = redis.Redis.from_url(url, socket_timeout=10)
+        with client, client.pipeline(False) as pipe:
+            for write in self.ledger:
+                pipe.get(f"session:{write.n}")
+            values = pipe.execute() if self.ledger else []
+        return {
+            w.n: value == session_value(w.n)
+            for w, value in zip(self.ledger, values, strict=True)
+            if value is not None
+        }
 
 
 # --- each kind's writer, as its entry in ``drkit.kinds`` names it -------------------------------

@@ -28,14 +28,20 @@ def test_a_write_prod_acknowledged_as_it_died_is_lost_not_missing() -> None:
         write(3, +0.02, PROD),  # lost: acknowledged by prod, stamped after the disaster
         write(4, +5.0, DR),  # written in dr after the failover
     ]
-    check, kept, lost = _split(
-        ledger, {1, 4}, DISASTER, {"kind": "postgres", "url": f"postgresql://u:p@{DR}/db"}
-    )
+    check, kept, lost = _split(ledger, {1, 4}, DISASTER, DR)
     assert [w.n for w in kept] == [1, 4] and [w.n for w in lost] == [2, 3]
     assert check.missing == 0 and check.lost_writes == 2 and check.expected == 2
 
 
 def test_a_write_dr_acknowledged_and_lacks_is_a_failure() -> None:
     ledger = [write(1, -1.0, PROD), write(2, +3.0, DR)]
-    check, kept, lost = _split(ledger, {1}, DISASTER, {"kind": "kafka", "url": DR})
+    check, kept, lost = _split(ledger, {1}, DISASTER, DR)
     assert check.missing == 1 and lost == [] and [w.n for w in kept] == [1]
+
+
+def test_each_writer_names_the_server_of_a_url_as_it_records_its_writes() -> None:
+    from drkit.drill.writers import KafkaEventWriter, PostgresOrderWriter, RedisSessionWriter
+
+    assert PostgresOrderWriter.address_of(f"postgresql://u:p@{DR}/db") == DR
+    assert RedisSessionWriter.address_of(f"redis://:secret@{DR}/0") == DR
+    assert KafkaEventWriter.address_of(DR) == DR

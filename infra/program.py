@@ -497,6 +497,7 @@ def stack_outputs(
         "k8s_namespace": config.kubernetes.namespace,
         "k8s_backup_namespace": config.kubernetes.backup_namespace,
         "stores": data_stores.stores,
+        "isolated_vault": None,  # the vault stack's outputs, through a StackReference (issue 22)
         "aws_endpoint_url": None,
         "gcs_endpoint_url": None,
         "backup_vaults": {region: this_vault, peer: storage.peer_vault},

@@ -308,6 +308,22 @@ class Alarm(Frozen):
     store: str | None = None
 
 
+class IsolatedVault(Frozen):
+    """The isolated backup account's vault (stack ``vault``, its own AWS account and region): a
+    third, create-only copy. The production accounts' writer roles may only create objects under
+    their prefixes; no principal outside the vault account may delete, overwrite, change retention
+    or change the policy. Restores read it through ``reader_role_arn``."""
+
+    account_id: str = Field(pattern=r"^\d{12}$")
+    bucket: Bucket
+    kms_key_arn: str = Field(pattern=KMS_KEY_ARN)
+    """The vault account's own key (owned and administered there)."""
+    reader_role_arn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/")
+    """Assumed by the dr account's operators for restores and verify (``--source isolated``)."""
+    endpoint_url: str | None = None
+    """Only the local environment sets it: the isolated account's own AWS API emulator."""
+
+
 class StackOutputs(Frozen):
     """One stack's exports. Keys are the Pulumi output names, one to one."""
 
@@ -354,6 +370,8 @@ class StackOutputs(Frozen):
     k8s_namespace: str
     k8s_backup_namespace: str
     stores: dict[str, StoreEndpoint] = Field(default_factory=dict)
+    isolated_vault: IsolatedVault | None = None
+    """The isolated backup account's vault, read from the ``vault`` stack (StackReference)."""
     aws_endpoint_url: str | None = None
     """Only the local environment sets it: the AWS API emulator's URL."""
     gcs_endpoint_url: str | None = None

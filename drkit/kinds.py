@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from drkit.context import OpsContext
     from drkit.drill.writers import StableAddress, Writer
     from drkit.local.lag import Lag
-    from drkit.local.regions import LocalRegions
+    from drkit.local.regions import LocalRegions, Served
     from drkit.local.stores import LocalServers, Provisioned
     from drkit.ops.plan import Plan
     from drkit.ops.scratch import Holder
@@ -117,9 +117,15 @@ credentials, or None when the servers do not run the kind."""
 RoleProbe = Callable[[str, str], str]
 """(the server's URL, its region) -> ``primary``, ``standby`` or ``down``, asked of the server;
 raises when it does not answer."""
-LagReader = Callable[[str | None, str, list[str]], "Lag"]
-"""(the primary's URL or None when it is down, the standby's, the mirrored topics) -> the
-replication lag into the standby, read from the replication itself."""
+LagReader = Callable[[dict[str, Any], str | None, str], "Lag"]
+"""(the local stack's state, the primary's URL or None when it is down, the standby's) -> the
+replication lag into the standby, read from the replication itself (unknown while what
+replicates, recorded in the state, is not running)."""
+Missing = Callable[[], "str | None"]
+"""Why this machine cannot run the kind's local servers (what to build first), or None."""
+ServedIn = Callable[["LocalRegions", str, str], "Served | None"]
+"""(the stack, a region, the store) -> the store's server in that region as the local stack's
+state file names it (client URL, port, process); None where the region does not run it."""
 StartServers = Callable[["LocalRegions"], None]
 """Start the kind's servers in each region of the local stack and the continuous protection
 from prod into dr (run in parallel with the other kinds')."""
@@ -185,11 +191,15 @@ class Verify:
 @dataclass(frozen=True)
 class Local:
     servers: StartServers
+    served: ServedIn
+    """Its server in a region, for the state file (``drkit.local.daemon``)."""
     provision: LocalProvision
     probe: RoleProbe
     """What ``local.status`` asks a server of the kind (``drkit.local.status``)."""
     lag: LagReader | None
     """The lag of its continuous protection into dr; None: nothing replicates it continuously."""
+    missing: Missing | None
+    """Checked by ``local.up`` before it starts anything; None: the kind needs nothing built."""
 
 
 @dataclass(frozen=True)
@@ -202,15 +212,17 @@ class KindEntry:
     drill: DrillHooks | NotYet
 
 
-def _local(kind: str, replicated: bool) -> Local:
-    """The local stack's parts of ``kind``: ``drkit.local.regions.start_<kind>``,
-    ``drkit.local.stores.<kind>`` and ``drkit.local.status.probe_<kind>`` (and ``lag_<kind>``
-    when prod replicates it into dr continuously)."""
+def _local(kind: str, replicated: bool, missing: Missing | None = None) -> Local:
+    """The local stack's parts of ``kind``: ``drkit.local.regions.start_<kind>`` and
+    ``served_<kind>``, ``drkit.local.stores.<kind>`` and ``drkit.local.status.probe_<kind>``
+    (and ``lag_<kind>`` when prod replicates it into dr continuously)."""
     return Local(
         Lazy(f"drkit.local.regions:start_{kind}"),
+        Lazy(f"drkit.local.regions:served_{kind}"),
         Lazy(f"drkit.local.stores:{kind}"),
         Lazy(f"drkit.local.status:probe_{kind}"),
         Lazy(f"drkit.local.status:lag_{kind}") if replicated else None,
+        missing,
     )
 
 
@@ -294,7 +306,7 @@ REGISTRY: dict[StoreKind, KindEntry] = {
             named_only=True,
         ),
         _verify("verify_k8s"),
-        _local("kubernetes", replicated=False),
+        _local("kubernetes", replicated=False, missing=Lazy("drkit.local.kubernetes:missing")),
         DrillHooks("kubernetes-namespace-loss", None),
     ),
 }

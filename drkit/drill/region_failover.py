@@ -245,7 +245,7 @@ def _counts(writers: dict[str, Any]) -> dict[str, int]:
 
 def _kill_region(state: dict[str, Any], region: str) -> list[str]:
     """SIGKILL every process of ``region`` that local.up recorded (by pid and start time)."""
-    from drkit.local.daemon import alive
+    from drkit.local.process import alive
 
     killed = []
     for process in state.get("processes", []):

@@ -26,7 +26,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import urlsplit, urlunsplit
 
 from drkit.failover.kinds import (
     NOTHING_TO_PROMOTE,
@@ -63,7 +62,7 @@ class LocalFailoverError(ValueError):
 
 def _answers(state: dict[str, Any], entry: dict[str, Any], region: str) -> bool:
     """The store's process is the one recorded and alive, and its server answers."""
-    from drkit.local.daemon import alive
+    from drkit.local.process import alive
     from drkit.local.status import probe_role
 
     for process in state.get("processes", []):
@@ -74,26 +73,19 @@ def _answers(state: dict[str, Any], entry: dict[str, Any], region: str) -> bool:
     return False
 
 
+def _protection(entry: dict[str, Any]) -> type[Protection]:
+    return REGISTRY[ProtectionKind(entry["protection"])]
+
+
 def stable_target(entry: dict[str, Any], region: str) -> StableName:
-    """Where the store's stable name must lead once ``region`` is primary."""
-    if entry["kind"] == "kafka":
-        host, _, port = str(entry["url"]).rpartition(":")
-        return StableName(region=region, host=host, port=int(port))
-    parts = urlsplit(entry["url"])
-    database = parts.path.lstrip("/") or None if entry["kind"] == "postgres" else None
-    return StableName(
-        region=region, host=parts.hostname or "127.0.0.1", port=parts.port or 0, database=database
-    )
+    """Where the store's stable name must lead once ``region`` is primary (its protection kind
+    reads the name from the store's URL)."""
+    return _protection(entry).stable_name(entry["url"], region)
 
 
 def through_name(entry: dict[str, Any], name: StableName) -> str:
     """The target's client URL (its credentials) at the address the stable name leads to."""
-    if entry["kind"] == "kafka":
-        return name.address
-    parts = urlsplit(entry["url"])
-    credentials = parts.netloc.rpartition("@")[0]
-    netloc = f"{credentials}@{name.address}" if credentials else name.address
-    return str(urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)))
+    return _protection(entry).through(entry["url"], name)
 
 
 class LocalSwitch:
@@ -166,9 +158,8 @@ class LocalSwitch:
 
     @property
     def has_cluster(self) -> bool:
-        return bool(self.state.get("kubeconfig")) and any(
-            e["kind"] == "kubernetes" for e in self.entries.values()
-        )
+        """The stack runs a cluster per region (``local.up`` writes a kubeconfig only then)."""
+        return bool(self.state.get("kubeconfig"))
 
     def name_of(self, store: str) -> StableName:
         return stable_target(self.entries[store], self.target)

@@ -36,11 +36,11 @@ from typing import Any, TextIO
 
 from drkit.context import LOCAL_STATE
 from drkit.human import table
+from drkit.kinds import REGISTRY
 from drkit.local.local_config import local_stack_config
-from drkit.local.process import port_open
-from drkit.local.regions import DR, PROD, LocalRegions, critical_topics, selected_kinds
+from drkit.local.process import alive, port_open, process_start_time
+from drkit.local.regions import DR, PROD, LocalRegions, selected_kinds
 from drkit.local.status import stack_status
-from stackmodels.config import StoreKind
 
 STATE_FILE = "stack.json"
 LOCK_FILE = "lock"
@@ -53,26 +53,6 @@ class LocalStackError(RuntimeError):
 
 
 # --- processes, by pid and start time ----------------------------------------------------------
-
-
-def process_start_time(pid: int) -> int | None:
-    """The process's start time (clock ticks since boot), or None if it is gone or a zombie."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])
-
-
-def alive(pid: int | None, start_time: int | None) -> bool:
-    """True when ``pid`` is the very process recorded (not a reused pid) and not a zombie."""
-    if pid is None:
-        return False
-    now = process_start_time(pid)
-    return now is not None and (start_time is None or now == start_time)
 
 
 def _reap(pid: int) -> None:
@@ -133,14 +113,10 @@ def up(
         raise ValueError(f"--regions {regions}: allowed: 1 (prod only) or 2 (prod and dr)")
     config = local_stack_config(project_dir)
     kinds = selected_kinds(config, list(only or []))
-    if StoreKind.KUBERNETES in kinds:
-        from drkit.local.kubernetes import BUILD_SCRIPT, kube_apiserver_available
-
-        if not kube_apiserver_available():
-            raise LocalStackError(
-                f"kube-apiserver is not built: run {BUILD_SCRIPT}, or leave app-state out with "
-                "--only (e.g. --only trading-db,session-cache,event-stream)"
-            )
+    for kind, item in REGISTRY.items():
+        reason = item.local.missing() if kind in kinds and item.local.missing else None
+        if reason is not None:
+            raise LocalStackError(reason)
     directory = state_dir(project_dir)
     directory.mkdir(parents=True, exist_ok=True)
     lock = (directory / LOCK_FILE).open("a+")
@@ -360,7 +336,6 @@ def _describe(world: LocalRegions, project_dir: Path, started: float) -> dict[st
     stores: dict[str, dict[str, Any]] = {}
     for name in world.regions:
         stores[name] = _store_entries(world, name)
-    kafka_store = world.store_of(StoreKind.KAFKA)
     processes = []
     for process_name, region_name, process in world.processes():
         pid = process.pid
@@ -384,7 +359,7 @@ def _describe(world: LocalRegions, project_dir: Path, started: float) -> dict[st
         "server_start_seconds": dict(world.started.seconds),
         "regions": list(world.regions),
         "stores": stores,
-        "mirrored_topics": critical_topics(world.config, kafka_store) if kafka_store else [],
+        "mirrored_topics": world.mirrored_topics,
         "processes": processes,
         "ports": _ports(stores),
         "outputs": outputs,
@@ -394,61 +369,23 @@ def _describe(world: LocalRegions, project_dir: Path, started: float) -> dict[st
 
 
 def _store_entries(world: LocalRegions, region_name: str) -> dict[str, Any]:
-    region = world.regions[region_name]
+    """Each store's server in the region, as its kind's ``local.served`` names it."""
     entries: dict[str, Any] = {}
-    protection = {name: store.continuous_protection for name, store in world.config.stores.items()}
-    pg = world.store_of(StoreKind.POSTGRES)
-    if pg is not None and region.postgres is not None:
-        database = world.outputs[region_name].stores[pg].database or "postgres"
-        server = region.postgres
-        entries[pg] = {
-            "kind": "postgres",
-            "url": f"postgresql://{server.user}:{server.password}@{server.host}:{server.port}/"
-            f"{database}",
-            "port": server.port,
-            "process": "postgres",
+    for kind, item in REGISTRY.items():
+        store = world.store_of(kind)
+        served = item.local.served(world, region_name, store) if store is not None else None
+        if store is None or served is None:
+            continue
+        entries[store] = {
+            "kind": kind.value,
+            "url": served.url,
+            "port": served.port,
+            "process": served.process,
+            "role": "primary" if region_name == PROD else "standby",
+            "protection": (
+                world.config.stores[store].continuous_protection if world.two_regions else None
+            ),
         }
-    cache = world.store_of(StoreKind.REDIS)
-    if cache is not None and region.redis is not None:
-        entries[cache] = {
-            "kind": "redis",
-            "url": region.redis.url,
-            "port": region.redis.port,
-            "process": "redis",
-        }
-    stream = world.store_of(StoreKind.KAFKA)
-    if stream is not None and region.kafka is not None:
-        bootstrap = region.kafka.bootstrap
-        entries[stream] = {
-            "kind": "kafka",
-            "url": bootstrap,
-            "port": int(bootstrap.rpartition(":")[2]),
-            "process": "kafka",
-        }
-    ticks = world.store_of(StoreKind.TIMESERIES)
-    if ticks is not None and region.influxdb is not None:
-        influx = region.influxdb
-        database = world.outputs[region_name].stores[ticks].database or "market_ticks"
-        entries[ticks] = {
-            "kind": "timeseries",
-            # the DSN InfluxDB 1.x clients accept (influxdb-python's InfluxDBClient.from_dsn)
-            "url": f"influxdb://{influx.user}:{influx.password}@{influx.host}:{influx.port}/"
-            f"{database}",
-            "port": influx.port,
-            "process": "influxd",
-        }
-    kube = world.store_of(StoreKind.KUBERNETES)
-    if kube is not None and region.kubernetes is not None:
-        server_url = region.kubernetes.server
-        entries[kube] = {
-            "kind": "kubernetes",
-            "url": server_url,
-            "port": int(server_url.rpartition(":")[2]),
-            "process": "kube-apiserver",
-        }
-    for name, entry in entries.items():
-        entry["role"] = "primary" if region_name == PROD else "standby"
-        entry["protection"] = protection.get(name) if world.two_regions else None
     return entries
 
 

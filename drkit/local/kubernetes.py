@@ -102,6 +102,17 @@ def kube_apiserver_available() -> bool:
     return os.access(kube_apiserver_binary(), os.X_OK)
 
 
+def missing() -> str | None:
+    """Why ``local.up`` cannot run a Kubernetes store here (``local.missing`` in
+    ``drkit.kinds``), or None."""
+    if kube_apiserver_available():
+        return None
+    return (
+        f"kube-apiserver is not built: run {BUILD_SCRIPT}, or leave app-state out with "
+        "--only (e.g. --only trading-db,session-cache,event-stream)"
+    )
+
+
 def _require_kube_apiserver() -> Path:
     binary = kube_apiserver_binary()
     if not os.access(binary, os.X_OK):

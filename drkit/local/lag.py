@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -34,6 +34,9 @@ REDIS_CATCH_UP_S = 2.0
 HEARTBEATS_TOPIC = "heartbeats"
 CHECKPOINTS_TOPIC = "prod.checkpoints.internal"
 HEARTBEAT_STALE_S = 15.0
+MIRROR_PROCESS = "mirror-maker"
+"""MirrorMaker 2's process in the local stack's state (``drkit.local.regions``)."""
+MIRROR_DEAD = "MirrorMaker 2 is not running: nothing mirrors, the lag is unknown"
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,21 @@ def _timestamp_at(consumer: Consumer, position: TopicPartition) -> float | None:
         return None
     finally:
         consumer.unassign()
+
+
+def mirrored_lag(
+    state: Mapping[str, Any], source_bootstrap: str | None, target_bootstrap: str
+) -> Lag:
+    """``kafka_lag`` of the topics MirrorMaker 2 mirrors on the local stack (``state``, its state
+    file), unknown while the MirrorMaker process it recorded is not running: dr's offsets stop
+    moving the moment it dies, which must never read as caught up."""
+    from drkit.local.process import recorded_alive
+
+    processes = state.get("processes", [])
+    mirror = next((p for p in processes if p["name"] == MIRROR_PROCESS), None)
+    if mirror is not None and not recorded_alive(mirror):
+        return Lag("mirrormaker2", None, note=MIRROR_DEAD)
+    return kafka_lag(source_bootstrap, target_bootstrap, list(state.get("mirrored_topics", [])))
 
 
 def kafka_lag(source_bootstrap: str | None, target_bootstrap: str, topics: Sequence[str]) -> Lag:

@@ -104,13 +104,15 @@ def _write(path: Path, names: dict[str, StableName]) -> None:
 
 
 def write_names(directory: Path, world: LocalRegions) -> Path:
-    """Every store's name pointing at prod, the primary region, as ``local.up`` leaves it."""
+    """The name of every store prod replicates into dr continuously (its kind has a ``local.lag``
+    in ``drkit.kinds``: a failover moves it), pointing at prod, as ``local.up`` leaves it."""
+    from drkit.kinds import REGISTRY
     from drkit.local.regions import PROD
 
     prod = world.regions[PROD]
     names: dict[str, StableName] = {}
     for store, endpoint in world.outputs[PROD].stores.items():
-        if endpoint.kind in ("postgres", "redis", "kafka"):
+        if REGISTRY[endpoint.kind].local.lag is not None:
             names[store] = StableName(
                 region=prod.name, host=endpoint.host, port=endpoint.port, database=endpoint.database
             )

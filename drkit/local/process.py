@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 LOOPBACK = "127.0.0.1"
 
@@ -155,3 +155,31 @@ class LocalServer:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+# --- a recorded process, by pid and start time ------------------------------------------------
+
+
+def process_start_time(pid: int) -> int | None:
+    """The process's start time (clock ticks since boot), or None if it is gone or a zombie."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def alive(pid: int | None, start_time: int | None) -> bool:
+    """True when ``pid`` is the very process recorded (not a reused pid) and not a zombie."""
+    if pid is None:
+        return False
+    now = process_start_time(pid)
+    return now is not None and (start_time is None or now == start_time)
+
+
+def recorded_alive(process: Mapping[str, Any]) -> bool:
+    """``alive`` for a process as the local stack's state records it (``pid``, ``start_time``)."""
+    return alive(process.get("pid"), process.get("start_time"))

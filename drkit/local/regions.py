@@ -192,6 +192,8 @@ class LocalRegions:
         self.outputs: dict[str, StackOutputs] = {}
         self.credentials: dict[str, Credentials] = {}
         self.vault_copier: VaultCopier | None = None
+        self.mirrored_topics: list[str] = []
+        """The Kafka topics MirrorMaker mirrors into dr (``start_kafka``); none without Kafka."""
 
     @property
     def two_regions(self) -> bool:
@@ -336,12 +338,13 @@ def start_kafka(stack: LocalRegions) -> None:
     store = stack.store_of(StoreKind.KAFKA)
     assert store is not None
     create_topics(brokers[PROD].bootstrap, stack.config.stores[store].topics)
+    stack.mirrored_topics = critical_topics(stack.config, store)
     if stack.two_regions:
         mirror = LocalMirrorMaker(
             stack.workdir / DR / "mirror-maker",
             brokers[PROD].bootstrap,
             brokers[DR].bootstrap,
-            critical_topics(stack.config, store),
+            stack.mirrored_topics,
         )
         stack.regions[DR].mirror_maker = mirror
         stack.started.start("mirror-maker", DR, mirror)
@@ -352,6 +355,57 @@ def start_kubernetes(stack: LocalRegions) -> None:
     for name, region in stack.regions.items():
         region.kubernetes = LocalKubernetes(stack.workdir / name / "kubernetes")
         stack.started.start("kubernetes", name, region.kubernetes)
+
+
+# -- each kind's server in a region, as the state file names it (``local.served``) -------------
+
+
+@dataclass(frozen=True)
+class Served:
+    """A store's server in one region: its clients' URL, its port, and the process serving it
+    (named as in ``LocalRegions.processes``)."""
+
+    url: str
+    port: int
+    process: str
+
+
+def served_postgres(stack: LocalRegions, region: str, store: str) -> Served | None:
+    server = stack.regions[region].postgres
+    if server is None:
+        return None
+    database = stack.outputs[region].stores[store].database or "postgres"
+    url = f"postgresql://{server.user}:{server.password}@{server.host}:{server.port}/{database}"
+    return Served(url, server.port, "postgres")
+
+
+def served_redis(stack: LocalRegions, region: str, store: str) -> Served | None:
+    server = stack.regions[region].redis
+    return None if server is None else Served(server.url, server.port, "redis")
+
+
+def served_kafka(stack: LocalRegions, region: str, store: str) -> Served | None:
+    broker = stack.regions[region].kafka
+    if broker is None:
+        return None
+    return Served(broker.bootstrap, int(broker.bootstrap.rpartition(":")[2]), "kafka")
+
+
+def served_timeseries(stack: LocalRegions, region: str, store: str) -> Served | None:
+    influx = stack.regions[region].influxdb
+    if influx is None:
+        return None
+    database = stack.outputs[region].stores[store].database or "market_ticks"
+    # the DSN InfluxDB 1.x clients accept (influxdb-python's InfluxDBClient.from_dsn)
+    url = f"influxdb://{influx.user}:{influx.password}@{influx.host}:{influx.port}/{database}"
+    return Served(url, influx.port, "influxd")
+
+
+def served_kubernetes(stack: LocalRegions, region: str, store: str) -> Served | None:
+    cluster = stack.regions[region].kubernetes
+    if cluster is None:
+        return None
+    return Served(cluster.server, int(cluster.server.rpartition(":")[2]), "kube-apiserver")
 
 
 class _ProvisionView:

@@ -20,16 +20,10 @@ from drkit.human import table
 from drkit.kinds import REGISTRY
 from drkit.local import lag as lag_readers
 from drkit.local.lag import Lag
+from drkit.local.process import alive
 from stackmodels.config import StoreKind
 
 PROBE_TIMEOUT_S = 3
-MIRROR_DEAD = "MirrorMaker 2 is not running: nothing mirrors, the lag is unknown"
-
-
-def _alive(pid: int | None, start_time: int | None) -> bool:
-    from drkit.local.daemon import alive
-
-    return alive(pid, start_time)
 
 
 def _process_of(state: dict[str, Any], name: str, region: str) -> dict[str, Any]:
@@ -90,16 +84,17 @@ def _by_region(region: str) -> str:
     return "primary" if region == "prod" else "standby"
 
 
-def lag_postgres(primary_url: str | None, standby_url: str, topics: list[str]) -> Lag:
+def lag_postgres(state: dict[str, Any], primary_url: str | None, standby_url: str) -> Lag:
     return lag_readers.postgres_lag(primary_url, standby_url)
 
 
-def lag_redis(primary_url: str | None, standby_url: str, topics: list[str]) -> Lag:
+def lag_redis(state: dict[str, Any], primary_url: str | None, standby_url: str) -> Lag:
     return lag_readers.redis_lag(primary_url, standby_url)
 
 
-def lag_kafka(primary_url: str | None, standby_url: str, topics: list[str]) -> Lag:
-    return lag_readers.kafka_lag(primary_url, standby_url, topics)
+def lag_kafka(state: dict[str, Any], primary_url: str | None, standby_url: str) -> Lag:
+    """MirrorMaker 2's lag, unknown while its process is not running."""
+    return lag_readers.mirrored_lag(state, primary_url, standby_url)
 
 
 def stack_status(state: dict[str, Any]) -> dict[str, Any]:
@@ -113,7 +108,7 @@ def stack_status(state: dict[str, Any]) -> dict[str, Any]:
     def one(item: tuple[str, str, dict[str, Any]]) -> dict[str, Any]:
         region, _, store = item
         process = _process_of(state, store["process"], region)
-        running = _alive(process.get("pid"), process.get("start_time"))
+        running = alive(process.get("pid"), process.get("start_time"))
         role = probe_role(store["kind"], store["url"], region) if running else "down"
         return {"role": role, "pid": process.get("pid") if running else None, "url": store["url"]}
 
@@ -130,7 +125,7 @@ def stack_status(state: dict[str, Any]) -> dict[str, Any]:
             "name": p["name"],
             "pid": p["pid"],
             "region": p["region"],
-            "alive": _alive(p["pid"], p.get("start_time")),
+            "alive": alive(p["pid"], p.get("start_time")),
         }
         for p in state.get("processes", [])
     ]
@@ -141,7 +136,7 @@ def stack_status(state: dict[str, Any]) -> dict[str, Any]:
         "processes": processes,
         "supervisor": {
             "pid": supervisor.get("pid"),
-            "alive": _alive(supervisor.get("pid"), supervisor.get("start_time")),
+            "alive": alive(supervisor.get("pid"), supervisor.get("start_time")),
         },
         "outputs": state.get("outputs", {}),
         "names": state.get("names"),
@@ -153,27 +148,26 @@ def _add_lag(state: dict[str, Any], regions: dict[str, Any]) -> None:
     """Each replicated store's lag, measured once, on both its primary and standby entries."""
     if "dr" not in regions or "prod" not in regions:
         return
-    topics = list(state.get("mirrored_topics", []))
     for name, standby in regions["dr"]["stores"].items():
         primary = regions["prod"]["stores"].get(name)
-        kind = state["stores"]["dr"][name]["kind"]
-        lag = REGISTRY[StoreKind(kind)].local.lag
+        lag = REGISTRY[StoreKind(state["stores"]["dr"][name]["kind"])].local.lag
         if lag is None or standby["role"] == "down":
             continue
         primary_url = primary["url"] if primary and primary["role"] != "down" else None
         reading = None
-        mirror = _process_of(state, "mirror-maker", "dr")
-        if kind == "kafka" and mirror and not _alive(mirror["pid"], mirror.get("start_time")):
-            # dr's offsets stop moving the moment it dies: never read that as caught up
-            reading = lag_readers.Lag("mirrormaker2", None, note=MIRROR_DEAD)
         with contextlib.suppress(Exception):
-            reading = reading or lag(primary_url, standby["url"], topics)
+            reading = lag(state, primary_url, standby["url"])
         if reading is None:
             continue
         standby["lag_seconds"] = reading.seconds
         standby["lag"] = reading.as_json()
         if primary is not None:
             primary["lag_seconds"] = reading.seconds
+
+
+def _replicated(kind: str) -> bool:
+    """Its kind has a lag to show (``local.lag``): prod replicates it into dr continuously."""
+    return REGISTRY[StoreKind(kind)].local.lag is not None
 
 
 def describe(report: dict[str, Any]) -> str:
@@ -186,7 +180,7 @@ def describe(report: dict[str, Any]) -> str:
         rows = []
         for name, store in body["stores"].items():
             lag = store["lag_seconds"]
-            replicated = store.get("protection") is not None and store.get("kind") != "kubernetes"
+            replicated = store.get("protection") is not None and _replicated(store["kind"])
             shown = "-" if not replicated else ("unknown" if lag is None else f"{lag:.2f}s")
             note = store.get("lag", {}).get("note", "") if store.get("lag") else ""
             rows.append((name, store["role"], store["pid"] or "-", shown, store["url"], note))

@@ -27,10 +27,10 @@ from confluent_kafka import Producer
 from drkit.failover.command import switch_regions
 from drkit.failover.kinds.postgres_streaming import CHECK_TABLE
 from drkit.failover.local import LocalFailoverError
-from drkit.local.daemon import alive, down, read_state, status, up
+from drkit.local.daemon import down, read_state, status, up
 from drkit.local.names import resolve
 from drkit.local.postgres import default_os_user
-from drkit.local.process import port_open
+from drkit.local.process import alive, port_open
 from drkit.ops.run import JOURNAL_DIR, RunOptions
 from tests.integration.test_local_regions import eventually, scratch_project
 

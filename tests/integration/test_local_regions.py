@@ -29,9 +29,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from drkit.local.daemon import (
     LocalStackError,
-    alive,
     down,
-    process_start_time,
     read_state,
     status,
     up,
@@ -41,7 +39,7 @@ from drkit.local.kubernetes import LocalKubernetes
 from drkit.local.lag import read_checkpoints
 from drkit.local.names import resolve
 from drkit.local.postgres import LocalPostgres
-from drkit.local.process import ServerStartError, port_open
+from drkit.local.process import ServerStartError, alive, port_open, process_start_time
 from drkit.local.regions import APP_WORKLOADS, apply_app_manifests
 from drkit.local.standby_postgres import LocalStandbyPostgres
 from stackmodels import StackOutputs

@@ -26,20 +26,27 @@ def test_each_local_protection_kind_has_one_module_behind_the_interface() -> Non
 
 
 def test_the_stable_name_of_a_target_carries_its_address_and_database() -> None:
-    postgres = {"kind": "postgres", "url": "postgresql://postgres:s3cret@127.0.0.1:5544/aipx"}
+    postgres = {
+        "protection": "postgres-streaming",
+        "url": "postgresql://postgres:s3cret@127.0.0.1:5544/aipx",
+    }
     assert stable_target(postgres, "dr") == StableName(
         region="dr", host="127.0.0.1", port=5544, database="aipx"
     )
-    kafka = {"kind": "kafka", "url": "127.0.0.1:9192"}
+    kafka = {"protection": "mirrormaker2", "url": "127.0.0.1:9192"}
     assert stable_target(kafka, "dr") == StableName(region="dr", host="127.0.0.1", port=9192)
-    redis = {"kind": "redis", "url": "redis://:pw@127.0.0.1:6380/0"}
+    redis = {"protection": "redis-replica", "url": "redis://:pw@127.0.0.1:6380/0"}
     assert stable_target(redis, "dr").database is None
 
 
 def test_a_client_url_through_the_name_keeps_the_credentials_and_takes_the_names_address() -> None:
     name = StableName(region="dr", host="127.0.0.1", port=7001)
-    redis = {"kind": "redis", "url": "redis://:pw@127.0.0.1:6380/0"}
+    redis = {"protection": "redis-replica", "url": "redis://:pw@127.0.0.1:6380/0"}
     assert through_name(redis, name) == "redis://:pw@127.0.0.1:7001/0"
-    postgres = {"kind": "postgres", "url": "postgresql://postgres:s3cret@127.0.0.1:5544/aipx"}
+    postgres = {
+        "protection": "postgres-streaming",
+        "url": "postgresql://postgres:s3cret@127.0.0.1:5544/aipx",
+    }
     assert through_name(postgres, name) == "postgresql://postgres:s3cret@127.0.0.1:7001/aipx"
-    assert through_name({"kind": "kafka", "url": "127.0.0.1:9192"}, name) == "127.0.0.1:7001"
+    kafka = {"protection": "mirrormaker2", "url": "127.0.0.1:9192"}
+    assert through_name(kafka, name) == "127.0.0.1:7001"

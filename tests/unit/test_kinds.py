@@ -5,8 +5,10 @@ run."""
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import fields, is_dataclass
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
@@ -14,7 +16,15 @@ from drkit.drill.scenarios import SCENARIOS
 from drkit.failover.kinds import NOTHING_TO_PROMOTE, PLAN_STEPS
 from drkit.failover.kinds import REGISTRY as PROTECTIONS
 from drkit.handlers import BACKUP_PATHS
-from drkit.kinds import REGISTRY, DrillHooks, NotYet, VerbPlan, restorable_kinds, restore_order
+from drkit.kinds import (
+    REGISTRY,
+    DrillHooks,
+    KindEntry,
+    NotYet,
+    VerbPlan,
+    restorable_kinds,
+    restore_order,
+)
 from drkit.lazy import Lazy
 from drkit.local.regions import selected_kinds
 from drkit.ops.verbs import RestoreVerb
@@ -32,26 +42,80 @@ def test_every_store_kind_has_an_entry_under_its_own_name() -> None:
     assert all(entry.kind is kind for kind, entry in REGISTRY.items())
 
 
-@pytest.mark.parametrize("kind", list(StoreKind), ids=str)
-def test_every_part_of_an_entry_is_given_or_missing_with_a_reason(kind: StoreKind) -> None:
-    entry = REGISTRY[kind]
-    parts = {
-        "restore plan": entry.restore.plan,
-        "test restore": entry.verify.test_restore,
-        "local servers": entry.local.servers,
-        "local provisioning": entry.local.provision,
-        "local role probe": entry.local.probe,
-        "drill hooks": entry.drill,
-    }
-    for name, part in parts.items():
-        if isinstance(part, NotYet):
-            assert part.reason, f"{kind.value}: {name} is missing without a reason"
+OPTIONAL = {
+    "backup.chains",
+    "backup.history",
+    "backup.implicit_service",
+    "verify.scratch_cleanup",
+    "local.lag",
+    "local.missing",
+    "drill.writer",
+}
+"""The hooks a kind may leave out (None): each field says what None means."""
+
+
+def hooks(entry: KindEntry) -> dict[str, object]:
+    """Every hook of an entry, ``part.field``: all the fields of its parts, so a hook added to a
+    part is checked here without this test naming it."""
+    found: dict[str, object] = {}
+    for part in fields(entry):
+        value = getattr(entry, part.name)
+        if is_dataclass(value) and not isinstance(value, (type, NotYet)):
+            found |= {f"{part.name}.{f.name}": getattr(value, f.name) for f in fields(value)}
         else:
-            assert part is not None, f"{kind.value}: no {name}"
+            found[part.name] = value
+    return found
+
+
+def test_the_optional_hooks_are_hooks_of_the_registry() -> None:
+    assert set(hooks(REGISTRY[StoreKind.POSTGRES])) >= OPTIONAL
+
+
+@pytest.mark.parametrize("kind", list(StoreKind), ids=str)
+def test_every_hook_of_an_entry_is_given_or_missing_with_a_reason(kind: StoreKind) -> None:
+    for name, hook in hooks(REGISTRY[kind]).items():
+        if isinstance(hook, NotYet):
+            assert hook.reason, f"{kind.value}: {name} is missing without a reason"
+        elif name not in OPTIONAL:
+            assert hook is not None, f"{kind.value}: no {name}"
+    entry = REGISTRY[kind]
     assert entry.restore.reason, f"{kind.value}: a restore priority without a reason"
-    assert callable(entry.verify.test_restore)
-    assert callable(entry.local.servers) and callable(entry.local.provision)
+    for name in ("verify.test_restore", "local.servers", "local.served", "local.provision"):
+        assert callable(hooks(entry)[name]), f"{kind.value}: {name}"
     assert callable(entry.local.probe)
+
+
+def declared_arity(part: object, field_name: str) -> int | None:
+    """How many arguments the registry's type for ``part.field_name`` passes (a ``Callable``
+    alias of ``drkit.kinds``), or None when the field is no such alias."""
+    import drkit.kinds
+
+    declared = next(f.type for f in fields(part) if f.name == field_name)  # type: ignore[arg-type]
+    alias = getattr(drkit.kinds, str(declared).split(" | ")[0], None)
+    arguments = get_args(alias)
+    return len(arguments[0]) if arguments and isinstance(arguments[0], list) else None
+
+
+@pytest.mark.parametrize("kind", list(StoreKind), ids=str)
+def test_every_function_an_entry_names_takes_the_arguments_its_hook_passes(kind: StoreKind) -> None:
+    entry = REGISTRY[kind]
+    checked = 0
+    for part_field in fields(entry):
+        part = getattr(entry, part_field.name)
+        if not is_dataclass(part) or isinstance(part, (type, NotYet)):
+            continue
+        for f in fields(part):
+            hook = getattr(part, f.name)
+            arity = declared_arity(part, f.name)
+            if not isinstance(hook, Lazy) or arity is None:
+                continue
+            parameters = inspect.signature(hook.load()).parameters.values()
+            positional = [
+                p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            ]
+            assert len(positional) == arity, f"{kind.value}: {part_field.name}.{f.name} {hook.path}"
+            checked += 1
+    assert checked >= 4, kind.value
 
 
 def lazy_parts(value: object) -> list[Lazy]:

@@ -7,8 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
 
 from drkit.local.lag import Lag
+from drkit.local.names import StableName
 from stackmodels.config import ProtectionKind
 
 CONNECT_TIMEOUT_S = 3
@@ -117,6 +119,22 @@ class Protection(ABC):
             return fence()
         except errors as error:
             return f"{self.store}: old {role} unreachable ({one_line(error)}); nothing to fence"
+
+    @classmethod
+    def stable_name(cls, url: str, region: str) -> StableName:
+        """Where the store's stable name leads once its server at ``url`` (its clients' URL in
+        the local stack's state) in ``region`` is primary: the URL's host and port."""
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 0
+        return StableName(region=region, host=host, port=port)
+
+    @classmethod
+    def through(cls, url: str, name: StableName) -> str:
+        """The clients' URL ``url`` (its credentials) at the address ``name`` leads to."""
+        parts = urlsplit(url)
+        credentials = parts.netloc.rpartition("@")[0]
+        netloc = f"{credentials}@{name.address}" if credentials else name.address
+        return str(urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)))
 
     @abstractmethod
     def health(self, planned: bool) -> list[Health]: ...

@@ -32,26 +32,29 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from drkit.failover.kinds.base import CONNECT_TIMEOUT_S, Health, Protection, Replayed
-from drkit.local.lag import Lag, end_offsets, kafka_lag, read_checkpoints
+from drkit.local.lag import MIRROR_PROCESS, Lag, end_offsets, mirrored_lag, read_checkpoints
+from drkit.local.names import StableName
+from drkit.local.process import recorded_alive
 from stackmodels.config import ProtectionKind
 
-MIRROR_PROCESS = "mirror-maker"
 STOP_WAIT_S = 30.0
 CHECK_TOPIC = "drkit.failover.checks"
 FENCE_MAX_MESSAGE_BYTES = 1
 
 
-MIRROR_DEAD = "MirrorMaker 2 is not running: nothing mirrors, the lag is unknown"
-
-
-def _alive(process: dict[str, Any]) -> bool:
-    from drkit.local.daemon import alive
-
-    return alive(process.get("pid"), process.get("start_time"))
-
-
 class MirrorMaker2(Protection):
     kind = ProtectionKind.MIRRORMAKER2
+
+    @classmethod
+    def stable_name(cls, url: str, region: str) -> StableName:
+        """A bootstrap, ``host:port``."""
+        host, _, port = url.rpartition(":")
+        return StableName(region=region, host=host, port=int(port))
+
+    @classmethod
+    def through(cls, url: str, name: StableName) -> str:
+        """The bootstrap the name leads to (no credentials: a plain listener)."""
+        return name.address
 
     def _mirror(self) -> dict[str, Any] | None:
         for process in self.sides.state.get("processes", []):
@@ -71,7 +74,7 @@ class MirrorMaker2(Protection):
 
         target = self.target_health("cluster", planned, KafkaException, answers)
         mirror = self._mirror()
-        running = mirror is not None and _alive(mirror)
+        running = mirror is not None and recorded_alive(mirror)
         return [
             target,
             Health(
@@ -83,11 +86,7 @@ class MirrorMaker2(Protection):
         ]
 
     def lag(self) -> Lag:
-        mirror = self._mirror()
-        if mirror is not None and not _alive(mirror):
-            # dr's offsets stop moving the moment it dies: never read that as caught up
-            return Lag("mirrormaker2", None, note=MIRROR_DEAD)
-        return kafka_lag(self.answering_source, self.sides.target.url, self._topics())
+        return mirrored_lag(self.sides.state, self.answering_source, self.sides.target.url)
 
     def _topics(self) -> list[str]:
         return list(self.sides.state.get("mirrored_topics", []))
@@ -131,19 +130,19 @@ class MirrorMaker2(Protection):
     def promoted(self) -> bool:
         """Done when the mirroring is stopped and every group's offset is translated."""
         mirror = self._mirror()
-        if mirror is not None and _alive(mirror):
+        if mirror is not None and recorded_alive(mirror):
             return False
         return not self._behind_checkpoints()
 
     def promote(self, planned: bool) -> dict[str, Any]:
         mirror = self._mirror()
         stopped = None
-        if mirror is not None and _alive(mirror):
+        if mirror is not None and recorded_alive(mirror):
             os.kill(mirror["pid"], signal.SIGTERM)
             deadline = time.monotonic() + STOP_WAIT_S
-            while _alive(mirror) and time.monotonic() < deadline:
+            while recorded_alive(mirror) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            if _alive(mirror):
+            if recorded_alive(mirror):
                 os.kill(mirror["pid"], signal.SIGKILL)
             stopped = mirror["pid"]
         return {"mirror_maker_stopped": stopped, "groups": self.translate_offsets()}
@@ -185,10 +184,7 @@ class MirrorMaker2(Protection):
 
     def _kube(self) -> Any | None:
         state, region = self.sides.state, self.sides.target.region
-        kubernetes = [
-            e for e in state.get("stores", {}).get(region, {}).values() if e["kind"] == "kubernetes"
-        ]
-        if not kubernetes or not state.get("kubeconfig"):
+        if not state.get("kubeconfig"):  # written only when every region runs a cluster
             return None
         from pathlib import Path
 

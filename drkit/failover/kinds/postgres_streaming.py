@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 
 from drkit.failover.kinds.base import CONNECT_TIMEOUT_S, Health, Protection, Replayed
 from drkit.local.lag import Lag, postgres_lag
+from drkit.local.names import StableName
 from stackmodels.config import ProtectionKind
 
 PROMOTE_WAIT_S = 60
@@ -36,6 +38,13 @@ def in_recovery(url: str) -> bool:
 
 class PostgresStreaming(Protection):
     kind = ProtectionKind.POSTGRES_STREAMING
+
+    @classmethod
+    def stable_name(cls, url: str, region: str) -> StableName:
+        """The server's address and the URL's database."""
+        name = super().stable_name(url, region)
+        database = urlsplit(url).path.lstrip("/") or None
+        return name.model_copy(update={"database": database})
 
     def health(self, planned: bool) -> list[Health]:
         def standby() -> str:

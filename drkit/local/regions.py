@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
@@ -65,6 +65,9 @@ REPLICATION_ROLE_ARN = "arn:aws:iam::123456789012:role/local-vault-replication"
 APP_IMAGE = "registry.local/aipx/trading-engine:0.1.0"
 APP_WORKLOADS = {"trading-engine": 2, "market-data-feed": 1}
 """The application's Deployments and their replica count while their region is primary."""
+
+
+Server = TypeVar("Server", bound=LocalServer)
 
 
 class StackStartError(RuntimeError):
@@ -292,26 +295,31 @@ class LocalRegions:
 # -- each kind's servers, as its entry in drkit.kinds names them ---------------------------
 
 
+def _primary_and_follower(
+    stack: LocalRegions,
+    name: str,
+    primary: Callable[[Path], Server],
+    follower: Callable[[Path, Server], Server],
+) -> None:
+    """prod's server ``name`` (``Region.<name>``, its process and its workdir's name), then, with
+    two regions, dr's follower of it, which replicates from it; each started in its region."""
+    server = primary(stack.workdir / PROD / name)
+    setattr(stack.regions[PROD], name, server)
+    stack.started.start(name, PROD, server)
+    if stack.two_regions:
+        copy = follower(stack.workdir / DR / name, server)
+        setattr(stack.regions[DR], name, copy)
+        stack.started.start(name, DR, copy)
+
+
 def start_postgres(stack: LocalRegions) -> None:
     """prod's PostgreSQL; dr's a hot standby of it (``postgres-streaming``)."""
-    prod = stack.regions[PROD]
-    prod.postgres = LocalPostgres(stack.workdir / PROD / "postgres")
-    stack.started.start("postgres", PROD, prod.postgres)
-    if stack.two_regions:
-        standby = LocalStandbyPostgres(stack.workdir / DR / "postgres", prod.postgres)
-        stack.regions[DR].postgres = standby
-        stack.started.start("postgres", DR, standby)
+    _primary_and_follower(stack, "postgres", LocalPostgres, LocalStandbyPostgres)
 
 
 def start_redis(stack: LocalRegions) -> None:
     """prod's Redis; dr's a replica of it (``redis-replica``)."""
-    prod = stack.regions[PROD]
-    prod.redis = LocalRedis(stack.workdir / PROD / "redis")
-    stack.started.start("redis", PROD, prod.redis)
-    if stack.two_regions:
-        replica = LocalReplicaRedis(stack.workdir / DR / "redis", prod.redis)
-        stack.regions[DR].redis = replica
-        stack.started.start("redis", DR, replica)
+    _primary_and_follower(stack, "redis", LocalRedis, LocalReplicaRedis)
 
 
 def start_timeseries(stack: LocalRegions) -> None:

@@ -20,6 +20,7 @@ import importlib
 import os
 import sys
 import tempfile
+from dataclasses import dataclass
 from inspect import Parameter, Signature
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -349,6 +350,19 @@ def audit_list(
 # --- drills -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class MonthlyDrill:
+    """What ``invoke drill`` passes the monthly drill (against a stack, or ``--monthly``)."""
+
+    stores: str
+    pushgateway: str
+    cloudwatch: bool
+    stack: str
+    outputs: str
+    dry_run: bool
+    yes: bool
+
+
 def drill(
     project_dir: Path,
     *,
@@ -358,19 +372,14 @@ def drill(
     soak_seconds: float,
     keep: bool,
     monthly: bool,
-    stores: str,
-    pushgateway: str,
-    cloudwatch: bool,
-    stack: str,
-    outputs: str,
-    dry_run: bool,
-    yes: bool,
+    **monthly_flags: Any,
 ) -> None:
     """``invoke drill``: on ``--stack local`` the full drill on this machine (seed, trade, back
     up, break, restore, verify, measure); against a provisioned stack, or with ``monthly``, the
-    monthly drill (``drkit.drill.monthly``)."""
-    if stack != "local" or monthly:
-        monthly_drill(project_dir, stores, pushgateway, cloudwatch, stack, outputs, dry_run, yes)
+    monthly drill (``drkit.drill.monthly``), told the flags of ``MonthlyDrill``."""
+    request = MonthlyDrill(**monthly_flags)
+    if request.stack != "local" or monthly:
+        monthly_drill(project_dir, request)
         return
     from drkit.drill.run import DrillOptions, run_drill
     from drkit.drill.scenarios import SCENARIOS
@@ -388,16 +397,7 @@ def drill(
         raise Ended(1, "drill FAILED: an objective was missed or a restore did not verify")
 
 
-def monthly_drill(
-    project_dir: Path,
-    stores: str,
-    pushgateway: str,
-    cloudwatch: bool,
-    stack: str,
-    outputs: str,
-    dry_run: bool,
-    yes: bool,
-) -> None:
+def monthly_drill(project_dir: Path, request: MonthlyDrill) -> None:
     """Every chosen store's newest backup restored into a scratch target, counted, removed,
     timed and published; by default the stack's stores of every kind this build restores
     (``drkit.kinds.restorable_kinds``: postgres, kafka, redis, kubernetes)."""
@@ -406,15 +406,24 @@ def monthly_drill(
     from drkit.ops.run import RunOptions
     from drkit.ops.verbs import comma_list
 
-    ctx = context(project_dir, stack, outputs)
+    ctx = context(project_dir, request.stack, request.outputs)
     kinds = restorable_kinds()
-    chosen = comma_list(stores) or [name for kind in kinds for name in ctx.config.stores_of(kind)]
+    chosen = comma_list(request.stores) or [
+        name for kind in kinds for name in ctx.config.stores_of(kind)
+    ]
     for name in chosen:
         ctx.store_config(name)  # an unknown store is refused before anything runs
-    options = RunOptions(dry_run, yes)
+    dry_run = request.dry_run
+    options = RunOptions(dry_run, request.yes)
     with audited(ctx, "drill", dry_run, monthly=True, stores=chosen):
         report = run_monthly_drill(
-            ctx, chosen, options, project_dir, sys.stdout, pushgateway or None, cloudwatch
+            ctx,
+            chosen,
+            options,
+            project_dir,
+            sys.stdout,
+            request.pushgateway or None,
+            request.cloudwatch,
         )
         if not dry_run and not report.ok:
             raise Ended(1, "monthly drill FAILED: a restore did not verify or missed its RTO")

@@ -174,8 +174,14 @@ def event(index: int, topic: str) -> Record:
 
 
 def produce(bootstrap: str, topic: str, first: int, count: int) -> list[Record]:
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
     records = [event(i, topic) for i in range(first, first + count)]
+    produce_records(bootstrap, topic, records)
+    return records
+
+
+def produce_records(bootstrap: str, topic: str, records: list[Record]) -> None:
+    """Each record as it is (partition, key, value, timestamp, headers), acknowledged."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
     for record in records:
         producer.produce(
             topic,
@@ -186,7 +192,6 @@ def produce(bootstrap: str, topic: str, first: int, count: int) -> list[Record]:
             headers=list(record.headers),
         )
     assert producer.flush(30) == 0
-    return records
 
 
 def stream_backup(ctx: OpsContext) -> Manifest:

@@ -9,7 +9,6 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
 
 from drkit.kafka_frames import Record
 from drkit.ops.executor import Status
@@ -19,6 +18,7 @@ from tests.integration.ops_helpers import (
     PARTITIONS,
     context,
     create_topics,
+    produce_records,
     run,
     stream_backup,
     unique_topics,
@@ -40,20 +40,6 @@ def tricky(index: int) -> Record:
     return record
 
 
-def produce(bootstrap: str, topic: str, records: list[Record]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
-    for record in records:
-        producer.produce(
-            topic,
-            key=record.key,
-            value=record.value,
-            partition=record.partition,
-            timestamp=record.timestamp,
-            headers=list(record.headers),
-        )
-    assert producer.flush(30) == 0
-
-
 def test_the_tricky_dataset_comes_back_exactly_from_the_vault_and_the_mirror(
     project_with_kafka: Path,
 ) -> None:
@@ -62,10 +48,10 @@ def test_the_tricky_dataset_comes_back_exactly_from_the_vault_and_the_mirror(
     bootstrap = bootstrap_of(project)
     create_topics(bootstrap, topics)
     topic = topics[0]
-    produce(bootstrap, topic, [tricky(i) for i in range(60)])
+    produce_records(bootstrap, topic, [tricky(i) for i in range(60)])
     ctx = context(project)
     stream_backup(ctx)
-    produce(bootstrap, topic, [tricky(i) for i in range(60, 90)])
+    produce_records(bootstrap, topic, [tricky(i) for i in range(60, 90)])
     stream_backup(ctx)  # an incremental on the first
     original = read_topic(bootstrap, topic)
     every = [r for records in original.values() for r in records]

@@ -54,54 +54,74 @@ def phase(lane: str, name: str, start: float, end: float, scenario: str = "", **
     return Phase(lane, name, at(start), at(end), scenario=scenario, **kw)
 
 
+def restored(
+    store: str,
+    data_class: str,
+    backup_at: float,
+    counts: tuple[int, int],
+    rpo: tuple[float, float, float],
+    rto: tuple[float, float],
+    protection: str | None,
+) -> StoreOutcome:
+    """A store restored from its backup of ``backup_at`` (its recovery point half a second
+    later), ``counts`` (writes restored, writes lost), ``rpo`` (measured, of its schedule,
+    objective), ``rto`` (measured, objective)."""
+    return StoreOutcome(
+        store=store,
+        data_class=data_class,
+        backup_id=f"{at(backup_at):%Y%m%dT%H%M%SZ}-{store}",
+        recovery_point=at(backup_at + 0.5).isoformat(),
+        verification=Verification(expected=counts[0], restored=counts[0], lost_writes=counts[1]),
+        rpo_seconds=rpo[0],
+        rpo_schedule_seconds=rpo[1],
+        rpo_objective_seconds=rpo[2],
+        rto_objective_seconds=rto[1],
+        continuous_protection=protection,
+        rto_seconds=rto[0],
+    )
+
+
+def passed(
+    name: str, what: str, disaster: float, verified: float, store: StoreOutcome
+) -> ScenarioResult:
+    """A passed scenario of one store: its RTO is the store's."""
+    return ScenarioResult(
+        name,
+        what,
+        status="passed",
+        disaster_at=at(disaster).isoformat(),
+        verified_at=at(verified).isoformat(),
+        rto_seconds=store.rto_seconds,
+        stores=[store],
+    )
+
+
 def drill_result() -> DrillReport:
     """Two scenarios, backups on their schedules, one of them failed (event-stream at 40s): the
     Kafka restore had to use the backup of 10s, which the RPO gap shows."""
-    corruption = ScenarioResult(
+    corruption = passed(
         "database-corruption",
         "orders deleted and accounts overwritten in trading-db; restore beside it, swap in",
-        status="passed",
-        disaster_at=at(50.2).isoformat(),
-        verified_at=at(61).isoformat(),
-        rto_seconds=10.8,
-        stores=[
-            StoreOutcome(
-                store="trading-db",
-                data_class="user-data",
-                backup_id="20261203T100030Z-trading-db",
-                recovery_point=at(30.5).isoformat(),
-                verification=Verification(expected=420, restored=420, lost_writes=37),
-                rpo_seconds=19.7,
-                rpo_schedule_seconds=7092.0,
-                rpo_objective_seconds=14400.0,
-                rto_objective_seconds=900.0,
-                continuous_protection=None,
-                rto_seconds=10.8,
-            )
-        ],
+        50.2,
+        61,
+        restored(
+            "trading-db", "user-data", 30, (420, 37), (19.7, 7092.0, 14400.0), (10.8, 900.0), None
+        ),
     )
-    kafka = ScenarioResult(
+    kafka = passed(
         "kafka-data-loss",
         "topics deleted; restore them from the full + incremental chain",
-        status="passed",
-        disaster_at=at(80).isoformat(),
-        verified_at=at(93).isoformat(),
-        rto_seconds=13.0,
-        stores=[
-            StoreOutcome(
-                store="event-stream",
-                data_class="trading-signals",
-                backup_id="20261203T100009Z-event-stream",
-                recovery_point=at(10).isoformat(),
-                verification=Verification(expected=900, restored=900, lost_writes=610),
-                rpo_seconds=69.8,
-                rpo_schedule_seconds=25128.0,
-                rpo_objective_seconds=60.0,
-                rto_objective_seconds=300.0,
-                continuous_protection="msk-replicator",
-                rto_seconds=13.0,
-            )
-        ],
+        80,
+        93,
+        restored(
+            "event-stream",
+            "trading-signals",
+            9.5,
+            (900, 610),
+            (69.8, 25128.0, 60.0),
+            (13.0, 300.0),
+            "msk-replicator",
+        ),
     )
     phases = [
         phase("drill", "seed", 0, 8),

@@ -20,7 +20,7 @@ from drkit.ops.restore_kafka import RestoreKafkaRequest, build_plan
 from drkit.ops.selection import TargetNotEmptyError
 from drkit.ops.verbs import RestoreEnv
 from drkit.recovery import RecoveryError
-from tests.integration.ops_helpers import PARTITIONS, ROOT, context, run, stream_backup
+from tests.integration.ops_helpers import PARTITIONS, ROOT, run, stream_backup
 from tests.integration.test_restore_kafka_task import read_topic, seeded
 
 pytestmark = pytest.mark.integration
@@ -72,8 +72,7 @@ def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
 
 def test_groups_resume_at_the_next_record_on_renamed_topics(project_with_kafka: Path) -> None:
     project = project_with_kafka
-    topics, bootstrap = seeded(project)  # 10 records per partition, offsets 0..9
-    ctx = context(project)
+    topics, bootstrap, ctx = seeded(project)  # 10 records per partition, offsets 0..9
     # Partition 0 of the first topic starts at offset 3 (records deleted before any backup):
     # the restored offsets are shifted from the source's, so the translation must count.
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -122,8 +121,7 @@ def test_an_active_group_and_a_group_on_a_topic_left_out_are_refused(
     project_with_kafka: Path,
 ) -> None:
     project = project_with_kafka
-    topics, bootstrap = seeded(project)
-    ctx = context(project)
+    topics, bootstrap, ctx = seeded(project)
     group = f"trading-app-{uuid.uuid4().hex[:6]}"
     commit(bootstrap, group, {(topics[0], 0): 2, (topics[1], 0): 3})
     stream_backup(ctx)

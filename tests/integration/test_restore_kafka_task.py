@@ -14,6 +14,7 @@ import pytest
 from confluent_kafka import TopicPartition
 
 from drkit.backup.kafka import read_range, reader, to_record
+from drkit.context import OpsContext
 from drkit.kafka_frames import Record
 from drkit.ops.executor import Status
 from drkit.ops.restore_kafka import RestoreKafkaRequest, build_plan
@@ -82,21 +83,22 @@ def as_tuples(records: dict[int, list[Record]]) -> dict[int, list[tuple]]:  # ty
     }
 
 
-def seeded(project: Path) -> tuple[list[str], str]:
+def seeded(project: Path) -> tuple[list[str], str, OpsContext]:
+    """Fresh topics of 30 records each (10 a partition), their broker and the project's
+    context."""
     topics = unique_topics(project)
     bootstrap = bootstrap_of(project)
     create_topics(bootstrap, topics)
     for topic in topics:
         produce(bootstrap, topic, 0, 30)
-    return topics, bootstrap
+    return topics, bootstrap, context(project)
 
 
 def test_every_topic_from_a_full_plus_incremental_chain_into_renamed_topics(
     project_with_kafka: Path,
 ) -> None:
     project = project_with_kafka
-    topics, bootstrap = seeded(project)
-    ctx = context(project)
+    topics, bootstrap, ctx = seeded(project)
     full = stream_backup(ctx)
     for topic in topics:
         produce(bootstrap, topic, 30, 12)
@@ -130,8 +132,7 @@ def test_one_topic_into_its_own_name_after_it_was_lost_and_at_picks_the_chain(
     project_with_kafka: Path,
 ) -> None:
     project = project_with_kafka
-    topics, bootstrap = seeded(project)
-    ctx = context(project)
+    topics, bootstrap, ctx = seeded(project)
     full = stream_backup(ctx)
     time.sleep(1.1)  # backup ids and recovery points a second apart
     between = datetime.now(UTC)
@@ -158,8 +159,7 @@ def test_a_time_range_restores_only_the_records_timestamped_in_it(
     project_with_kafka: Path,
 ) -> None:
     project = project_with_kafka
-    topics, bootstrap = seeded(project)
-    ctx = context(project)
+    topics, bootstrap, ctx = seeded(project)
     stream_backup(ctx)
     original = read_topic(bootstrap, topics[1])
     stamps = sorted(r.timestamp for rs in original.values() for r in rs)
@@ -180,8 +180,7 @@ def test_restore_interrupted_half_way_then_resumed_without_duplicates(
     project_with_kafka: Path,
 ) -> None:
     project = project_with_kafka
-    topics, bootstrap = seeded(project)
-    ctx = context(project)
+    topics, bootstrap, ctx = seeded(project)
     stream_backup(ctx)
     target = f"{topics[2]}-resumed"
     script = f"""
@@ -233,8 +232,7 @@ def test_lineage_header_adds_the_source_of_each_record_when_asked(
     project_with_kafka: Path,
 ) -> None:
     project = project_with_kafka
-    topics, bootstrap = seeded(project)
-    ctx = context(project)
+    topics, bootstrap, ctx = seeded(project)
     stream_backup(ctx)
     target = f"{topics[0]}-lineage"
     request = RestoreKafkaRequest(

@@ -382,9 +382,18 @@ def served_postgres(stack: LocalRegions, region: str, store: str) -> Served | No
     server = stack.regions[region].postgres
     if server is None:
         return None
-    database = stack.outputs[region].stores[store].database or "postgres"
-    url = f"postgresql://{server.user}:{server.password}@{server.host}:{server.port}/{database}"
-    return Served(url, server.port, "postgres")
+    return _database_served(stack, region, store, server, ("postgresql", "postgres", "postgres"))
+
+
+def _database_served(
+    stack: LocalRegions, region: str, store: str, server: Any, form: tuple[str, str, str]
+) -> Served:
+    """A database server's ``scheme://user:password@host:port/database``, the store's database
+    (or the default) in that region; ``form``: (scheme, default database, process)."""
+    scheme, default, process = form
+    database = stack.outputs[region].stores[store].database or default
+    url = f"{scheme}://{server.user}:{server.password}@{server.host}:{server.port}/{database}"
+    return Served(url, server.port, process)
 
 
 def served_redis(stack: LocalRegions, region: str, store: str) -> Served | None:
@@ -403,10 +412,8 @@ def served_timeseries(stack: LocalRegions, region: str, store: str) -> Served | 
     influx = stack.regions[region].influxdb
     if influx is None:
         return None
-    database = stack.outputs[region].stores[store].database or "market_ticks"
     # the DSN InfluxDB 1.x clients accept (influxdb-python's InfluxDBClient.from_dsn)
-    url = f"influxdb://{influx.user}:{influx.password}@{influx.host}:{influx.port}/{database}"
-    return Served(url, influx.port, "influxd")
+    return _database_served(stack, region, store, influx, ("influxdb", "market_ticks", "influxd"))
 
 
 def served_kubernetes(stack: LocalRegions, region: str, store: str) -> Served | None:

@@ -105,3 +105,18 @@ def test_a_start_failure_is_one_line_naming_a_taken_port() -> None:
         "127.0.0.1:6379: bind: Address already in use"
     )
     assert "\n" not in one_line(ServerStartError("kafka: did not answer\nlog tail"))
+
+
+def test_up_refuses_a_kind_whose_server_is_not_built_before_starting_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kind's ``local.missing`` hook (``drkit.kinds``): Kubernetes without kube-apiserver."""
+    from drkit.local.daemon import LocalStackError, up
+    from drkit.local.kubernetes import BINARY_ENV
+
+    shutil.copy(ROOT / "local-stack.yaml", tmp_path / "local-stack.yaml")
+    shutil.copy(ROOT / "Pulumi.prod.yaml", tmp_path / "Pulumi.prod.yaml")
+    monkeypatch.setenv(BINARY_ENV, str(tmp_path / "no-kube-apiserver"))
+    with pytest.raises(LocalStackError, match="kube-apiserver is not built: run scripts/build"):
+        up(tmp_path, only=["app-state"])
+    assert not (tmp_path / ".drkit").exists()  # nothing started, no state written

@@ -8,7 +8,7 @@ import importlib
 import inspect
 from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 import pytest
 
@@ -85,12 +85,12 @@ def test_every_hook_of_an_entry_is_given_or_missing_with_a_reason(kind: StoreKin
     assert callable(entry.local.probe)
 
 
-def declared_arity(part: object, field_name: str) -> int | None:
+def declared_arity(part: Any, field_name: str) -> int | None:
     """How many arguments the registry's type for ``part.field_name`` passes (a ``Callable``
     alias of ``drkit.kinds``), or None when the field is no such alias."""
     import drkit.kinds
 
-    declared = next(f.type for f in fields(part) if f.name == field_name)  # type: ignore[arg-type]
+    declared = next(f.type for f in fields(part) if f.name == field_name)
     alias = getattr(drkit.kinds, str(declared).split(" | ")[0], None)
     arguments = get_args(alias)
     return len(arguments[0]) if arguments and isinstance(arguments[0], list) else None

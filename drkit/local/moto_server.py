@@ -15,18 +15,34 @@
   ``$DRKIT_LOCAL_REPLICATION_DIR``: ``<source bucket>.completed`` and ``<target
   bucket>.replica``, one key a line. A bucket with a ``.completed`` file replicates: its objects
   not copied yet are PENDING.
+- **The isolated account's rules** (``$DRKIT_LOCAL_ISOLATED_ACCOUNT``, issue 22). moto keeps
+  accounts apart (a key from ``sts:AssumeRole`` acts in the role's account) but enforces no bucket
+  policy, and lets a COMPLIANCE retention be shortened. The server that stands for the isolated
+  backup account refuses, as the vault stack's bucket policy and Object Lock do on AWS, every
+  request that would remove or replace what a bucket holds, or loosen its rules, from any
+  principal but the vault account's own administrator role (``isolated_refusal``): a delete of
+  an object or a version (DeleteObject, DeleteObjects), a write that is not create-only (a
+  PutObject or CompleteMultipartUpload without ``If-None-Match: *``; with it, moto's own 412
+  refuses a taken key), a copy over a key, a retention or legal-hold change, and any change to
+  the bucket's policy, lock, versioning, lifecycle or the bucket itself.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 REPLICA_TAG = "drkit-local:replica-of"
+ISOLATED_ACCOUNT_ENV = "DRKIT_LOCAL_ISOLATED_ACCOUNT"
+VAULT_ADMIN_ROLE = "drkit-vault-admin"
+"""The isolated account's own administrator role (locally: assumed to provision the vault)."""
+BUCKET_RULES = ("policy", "object-lock", "versioning", "lifecycle", "encryption", "replication")
+"""Bucket subresources whose change would loosen the vault's rules."""
 REPLICATION_DIR_ENV = "DRKIT_LOCAL_REPLICATION_DIR"
 COMPLETED, REPLICA = ".completed", ".replica"
 KEY_ID_LEN = 40
@@ -111,8 +127,100 @@ def patch_s3(directory: Path) -> None:
     models.FakeKey.response_dict = property(with_replication)  # type: ignore[assignment]
 
 
+def isolated_refusal(
+    method: str, path: str, query: dict[str, str], headers: dict[str, str]
+) -> str | None:
+    """What a request to the isolated account's S3 would do that its rules forbid to anyone but
+    the vault account's administrator, or None. Path-style requests (``/bucket/key``)."""
+    parts = path.lstrip("/").split("/", 1)
+    if not parts[0] or parts[0] == "moto-api":
+        return None
+    key = parts[1] if len(parts) > 1 else ""
+    method = method.upper()
+    if method == "DELETE":
+        if key and "uploadId" in query:
+            return None  # aborting an unfinished upload removes nothing that was written
+        what = f"version {query['versionId']} of {key}" if "versionId" in query else key
+        return f"DeleteObject {what}" if key else "a bucket change (DELETE)"
+    if method == "POST" and not key and "delete" in query:
+        return "DeleteObjects"
+    if method in ("PUT", "POST") and key:
+        if "retention" in query or "legal-hold" in query:
+            return f"a retention change on {key}"
+        if method == "PUT" and "partNumber" in query:
+            return None  # a part of an upload: nothing is visible until its completion
+        if method == "POST" and "uploads" in query:
+            return None
+        if "x-amz-copy-source" in {h.lower() for h in headers}:
+            return f"a copy over {key}"
+        if method == "PUT" or "uploadId" in query:
+            match = next((v for h, v in headers.items() if h.lower() == "if-none-match"), None)
+            return None if match == "*" else f"a write to {key} without If-None-Match: *"
+        return None
+    if method == "PUT" and not key:
+        changed = [rule for rule in BUCKET_RULES if rule in query]
+        return f"a change to the bucket's {changed[0]}" if changed else None
+    return None
+
+
+def principal_of(environ: dict[str, Any]) -> tuple[str, str | None]:
+    """(account, role ARN or None) of the access key that signed the request, as moto maps it."""
+    from moto.iam.models import get_account_id_from
+    from moto.sts.models import sts_backends
+
+    header = str(environ.get("HTTP_AUTHORIZATION", ""))
+    found = re.search(r"Credential=([^/]+)/", header) or re.search(
+        r"X-Amz-Credential=([^/%]+)", str(environ.get("QUERY_STRING", ""))
+    )
+    access_key = found.group(1) if found else ""
+    account = get_account_id_from(access_key)
+    for partition in ("aws",):
+        assumed = sts_backends[account][partition].get_assumed_role_from_access_key(access_key)
+        if assumed is not None:
+            return account, str(assumed.role_arn)
+    return account, None
+
+
+def guard_isolated(account: str) -> None:
+    """Refuse, from anyone but ``account``'s administrator role, what ``isolated_refusal`` names."""
+    from urllib.parse import parse_qsl
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    call = DomainDispatcherApplication.__call__
+    admin = f"arn:aws:iam::{account}:role/{VAULT_ADMIN_ROLE}"
+
+    def guarded(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        query = dict(parse_qsl(str(environ.get("QUERY_STRING", "")), keep_blank_values=True))
+        headers = {k[5:].replace("_", "-"): str(v) for k, v in environ.items() if k[:5] == "HTTP_"}
+        refused = isolated_refusal(
+            str(environ.get("REQUEST_METHOD", "")), str(environ.get("PATH_INFO", "")), query, headers
+        )
+        signed = headers.get("AUTHORIZATION", "") + str(environ.get("QUERY_STRING", ""))
+        if refused is not None and ("/s3/" in signed or "%2Fs3%2F" in signed or not signed):
+            caller, role = principal_of(environ)
+            if role != admin:
+                who = role or f"account {caller}"
+                body = (
+                    "<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code>"
+                    f"<Message>{refused}: refused to {who}; in the isolated vault account "
+                    f"{account} only its administrator may</Message></Error>"
+                ).encode()
+                start_response(
+                    "403 Forbidden",
+                    [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))],
+                )
+                return [body]
+        return call(self, environ, start_response)
+
+    DomainDispatcherApplication.__call__ = guarded  # type: ignore[method-assign]
+
+
 def main(argv: list[str]) -> None:
     patch_kms()
+    isolated = os.environ.get(ISOLATED_ACCOUNT_ENV)
+    if isolated:
+        guard_isolated(isolated)
     directory = os.environ.get(REPLICATION_DIR_ENV)
     if directory:
         patch_s3(Path(directory))

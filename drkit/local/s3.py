@@ -18,7 +18,7 @@ import boto3
 from botocore.client import BaseClient
 from botocore.config import Config
 
-from drkit.local.moto_server import REPLICATION_DIR_ENV
+from drkit.local.moto_server import ISOLATED_ACCOUNT_ENV, REPLICATION_DIR_ENV
 from drkit.local.process import LOOPBACK, LocalServer, ManagedProcess, free_port
 
 if TYPE_CHECKING:
@@ -34,11 +34,18 @@ DUMMY_SECRET_KEY = "testing"
 class LocalAws(LocalServer):
     """``python -m moto.server`` in the foreground on a free loopback port."""
 
-    def __init__(self, workdir: Path, replication_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        replication_dir: Path | None = None,
+        isolated_account: str | None = None,
+    ) -> None:
         """``replication_dir``: where the local vault copier notes what it replicated, for the
-        replication status S3 reports (``drkit.local.moto_server``)."""
+        replication status S3 reports (``drkit.local.moto_server``). ``isolated_account``: this
+        server stands for the isolated backup account, and enforces its vault's rules there."""
         self.workdir = workdir
         self.replication_dir = replication_dir
+        self.isolated_account = isolated_account
         self.host = LOOPBACK
         self.port = free_port()
         self._process: ManagedProcess | None = None
@@ -81,6 +88,8 @@ class LocalAws(LocalServer):
         env = dict(os.environ)
         if self.replication_dir is not None:
             env[REPLICATION_DIR_ENV] = str(self.replication_dir)
+        if self.isolated_account is not None:
+            env[ISOLATED_ACCOUNT_ENV] = self.isolated_account
         self._process = ManagedProcess(
             "moto", command, self.workdir / "moto.log", cwd=self.workdir, env=env
         )

@@ -70,7 +70,7 @@ ON_DR = {  # failover, failback and status: the dr stack's outputs carry both re
     "stack": ("", "dr (its outputs carry both regions) or local; required, or DRKIT_STACK"),
     "outputs": ("", "dr stack outputs JSON file instead of `pulumi stack output`"),
 }
-SOURCE: Flag = ("vault", "vault (S3, default) or mirror (GCS)")
+SOURCE: Flag = ("vault", "vault (S3, default), mirror (GCS) or isolated (isolated account)")
 ONE_BACKUP: dict[str, Flag] = {
     "at": ("", "restore the newest backup at or before this time (ISO 8601, UTC if no zone)"),
     "backup": ("", "restore this backup id (see backups.list)"),
@@ -231,7 +231,10 @@ verify = command(
     *CHECK,
     stores=("", "comma-separated stores to verify (default: every store of the stack)"),
     skip_test_restore=(False, "only freshness, checksums and replication (changes nothing)"),
-    source=("vault", "vault (S3, default) or mirror (GCS) as the copy to test-restore from"),
+    source=(
+        "vault",
+        "vault (S3, default), mirror (GCS) or isolated: the copy to test-restore from",
+    ),
     dry_run=(False, "print the checks with the real backup ids; run none"),
     yes=(False, "do not ask before the test restores (they create and remove scratch targets)"),
     all_=(

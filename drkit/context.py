@@ -50,6 +50,10 @@ class UnknownStore(ValueError):
     """A store name that the stack config does not define."""
 
 
+class MissingIsolatedVault(ValueError):
+    """``--source isolated`` on a stack whose outputs have no isolated vault: a refusal."""
+
+
 class MissingCredentials(KeyError, ValueError):
     """A store's credentials are not set; the message names the variables and the Secret.
 
@@ -180,6 +184,56 @@ class OpsContext:
     def vault(self) -> S3Store:
         return S3Store(self.aws("s3"), self.outputs.backup_vault.name)
 
+    def isolated_writer(self) -> S3Store | None:
+        """The isolated account's vault (issue 22) as the backup writer reaches it: this stack's
+        own credentials, across accounts, which its bucket policy lets only create objects."""
+        isolated = self.outputs.isolated_vault
+        if isolated is None:
+            return None
+        client = self._isolated_client(isolated.bucket.region, isolated.endpoint_url, None)
+        return S3Store(client, isolated.bucket.name)
+
+    def isolated_reader(self) -> S3Store:
+        """The isolated vault read as restores and verify do: through its reader role
+        (``sts:AssumeRole``), never with the production account's own rights."""
+        isolated = self.outputs.isolated_vault
+        if isolated is None:
+            raise MissingIsolatedVault(
+                f"--source isolated: stack {self.stack!r} has no isolated vault (its "
+                "isolated_vault output is null: deploy the vault stack, `pulumi up -s vault`, "
+                "and refresh this stack); use --source vault or mirror"
+            )
+        sts = self._isolated_client(isolated.bucket.region, isolated.endpoint_url, None, "sts")
+        found = sts.assume_role(
+            RoleArn=isolated.reader_role_arn, RoleSessionName=f"drkit-{self.stack}-restore"
+        )["Credentials"]
+        client = self._isolated_client(isolated.bucket.region, isolated.endpoint_url, found)
+        return S3Store(client, isolated.bucket.name)
+
+    def _isolated_client(
+        self,
+        region: str,
+        endpoint: str | None,
+        assumed: dict[str, Any] | None,
+        service: str = "s3",
+    ) -> Any:
+        keys: dict[str, Any] = {}
+        if assumed is not None:
+            keys = {
+                "aws_access_key_id": assumed["AccessKeyId"],
+                "aws_secret_access_key": assumed["SecretAccessKey"],
+                "aws_session_token": assumed["SessionToken"],
+            }
+        elif endpoint is not None:  # the emulator: fixed keys, never real ones
+            keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            region_name=region,
+            endpoint_url=endpoint,
+            config=io_bounds().botocore_config(),
+            **keys,
+        )
+
     def mirror(self) -> GcsStore | None:
         if not self.outputs.gcs_mirror_bucket:
             return None
@@ -206,12 +260,21 @@ class OpsContext:
         """
         retention = self.config.retention_of(data_class)
         started = now or datetime.now(UTC)
+        isolated = self.outputs.isolated_vault
+        lock_until = started + timedelta(days=retention.days)
         return Destinations(
             vault=self.vault(),
             mirror=self.mirror(),
             encryption=Encryption(
                 kms_key_id=self.outputs.vault_key_arn,
                 lock_mode=retention.object_lock.value.upper(),
-                lock_until=started + timedelta(days=retention.days),
+                lock_until=lock_until,
             ),
+            isolated=self.isolated_writer(),
+            # The isolated account's key; its lock is COMPLIANCE whatever the class's mode.
+            isolated_encryption=Encryption(
+                kms_key_id=isolated.kms_key_arn, lock_mode="COMPLIANCE", lock_until=lock_until
+            )
+            if isolated is not None
+            else None,
         )

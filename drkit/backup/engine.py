@@ -55,15 +55,29 @@ class BackupFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class Destinations:
-    """Where a backup's objects go: the vault always, the mirror when the stack has one."""
+    """Where a backup's objects go: the vault always, the mirror when the stack has one, and the
+    isolated account's vault (issue 22) when the stack has one: three copies from one read.
+
+    The isolated copy is written with the production writer's credentials, create-only, and
+    encrypted with the isolated account's own key (``isolated_encryption``); a failure there fails
+    the backup as a failure of the mirror does (``TeeWriter``), naming the isolated bucket."""
 
     vault: ObjectStore
     mirror: ObjectStore | None = None
     encryption: Encryption = field(default_factory=Encryption)
+    isolated: ObjectStore | None = None
+    isolated_encryption: Encryption | None = None
 
     @property
     def stores(self) -> list[ObjectStore]:
-        return [self.vault] + ([self.mirror] if self.mirror is not None else [])
+        extra = [s for s in (self.mirror, self.isolated) if s is not None]
+        return [self.vault, *extra]
+
+    def encryption_of(self, store: ObjectStore) -> Encryption:
+        """The isolated vault's key for the isolated copy; the vault key for the others."""
+        if store is self.isolated and self.isolated_encryption is not None:
+            return self.isolated_encryption
+        return self.encryption
 
 
 @dataclass
@@ -122,7 +136,9 @@ class BackupSession:
         key = self._prefix + name + (".zst" if compress else "")
         tee = TeeWriter(
             {
-                store.name: store.writer(key, self._destinations.encryption, self._metadata)
+                store.name: store.writer(
+                    key, self._destinations.encryption_of(store), self._metadata
+                )
                 for store in self._destinations.stores
             }
         )
@@ -189,7 +205,9 @@ class BackupSession:
         vault = self._destinations.vault
         tee = TeeWriter(
             {
-                store.name: store.writer(key, self._destinations.encryption, self._metadata)
+                store.name: store.writer(
+                    key, self._destinations.encryption_of(store), self._metadata
+                )
                 for store in self._destinations.stores
                 if store is not vault
             }
@@ -320,7 +338,8 @@ def _run_backup(
         metadata = object_metadata(store, backup_id)
         lease.check()  # a run whose lease was taken over must not commit
         for target in reversed(destinations.stores):  # the vault's manifest is the commit: last
-            target.put_bytes(prefix + MANIFEST_NAME, body, destinations.encryption, metadata)
+            encryption = destinations.encryption_of(target)
+            target.put_bytes(prefix + MANIFEST_NAME, body, encryption, metadata)
         _record_in_catalogs(destinations, manifest)
     except BaseException as error:
         # Uploads in flight are aborted, best effort within the cleanup bound: against a dead
@@ -379,7 +398,7 @@ def _record_in_catalogs(destinations: Destinations, manifest: Manifest) -> None:
     The run still holds the store's lease: its day checkpoint follows the previous run's."""
     for target in destinations.stores:
         try:
-            Catalog(target, destinations.encryption).record(manifest)
+            Catalog(target, destinations.encryption_of(target)).record(manifest)
         except (ObjectStoreError, ValueError) as error:
             log.warning(
                 "catalog of %s not updated (rebuild it from the manifests): %s", target.name, error

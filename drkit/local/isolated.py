@@ -40,7 +40,7 @@ def admin_client(aws: LocalAws, service: str, region: str) -> Any:
     """A client acting as the isolated account's administrator role."""
     role = f"arn:aws:iam::{aws.isolated_account or ISOLATED_ACCOUNT}:role/{VAULT_ADMIN_ROLE}"
     session = role_session(aws, role, region, "drkit-local-provision")
-    return session.client(
+    return session.client(  # type: ignore[call-overload]
         service, endpoint_url=aws.endpoint_url, config=Config(retries={"max_attempts": 2})
     )
 
@@ -85,4 +85,3 @@ def provision_isolated(aws: LocalAws, config: StackConfig, suffix: str) -> Isola
         reader_role_arn=str(reader),
         endpoint_url=aws.endpoint_url,
     )
-

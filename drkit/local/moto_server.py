@@ -193,9 +193,8 @@ def guard_isolated(account: str) -> None:
     def guarded(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
         query = dict(parse_qsl(str(environ.get("QUERY_STRING", "")), keep_blank_values=True))
         headers = {k[5:].replace("_", "-"): str(v) for k, v in environ.items() if k[:5] == "HTTP_"}
-        refused = isolated_refusal(
-            str(environ.get("REQUEST_METHOD", "")), str(environ.get("PATH_INFO", "")), query, headers
-        )
+        method, path = str(environ.get("REQUEST_METHOD", "")), str(environ.get("PATH_INFO", ""))
+        refused = isolated_refusal(method, path, query, headers)
         signed = headers.get("AUTHORIZATION", "") + str(environ.get("QUERY_STRING", ""))
         if refused is not None and ("/s3/" in signed or "%2Fs3%2F" in signed or not signed):
             caller, role = principal_of(environ)

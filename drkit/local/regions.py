@@ -42,6 +42,7 @@ from drkit.context import Credentials
 from drkit.kinds import REGISTRY
 from drkit.local.gcs import LocalGcs
 from drkit.local.influxdb import LocalInfluxDB
+from drkit.local.isolated import ISOLATED_ACCOUNT, provision_isolated
 from drkit.local.kafka import LocalKafka
 from drkit.local.kubernetes import LocalKubernetes
 from drkit.local.mirrormaker import LocalMirrorMaker
@@ -51,7 +52,7 @@ from drkit.local.process import LocalServer, ManagedProcess, ServerStartError
 from drkit.local.redis import LocalRedis
 from drkit.local.replica_redis import LocalReplicaRedis
 from drkit.local.s3 import LocalAws
-from drkit.local.stack import provision
+from drkit.local.stack import LOCAL_ACCOUNT_BUCKET_SUFFIX, provision
 from drkit.local.standby_postgres import LocalStandbyPostgres
 from stackmodels import StackConfig, StackOutputs
 from stackmodels.config import Role, StoreKind
@@ -191,6 +192,8 @@ class LocalRegions:
             base = workdir / name
             aws = LocalAws(base / "aws", replication_dir=workdir / "shared" / "replication")
             self.regions[name] = Region(name, aws_regions[name], aws, self.gcs)
+        # The isolated backup account (issue 22): an emulator of its own, as it is an account.
+        self.isolated_aws = LocalAws(workdir / "vault" / "aws", isolated_account=ISOLATED_ACCOUNT)
         self.started = Started()
         self.outputs: dict[str, StackOutputs] = {}
         self.credentials: dict[str, Credentials] = {}
@@ -233,6 +236,7 @@ class LocalRegions:
         self.started.start("gcs", None, self.gcs)
         for region in self.regions.values():
             self.started.start("moto", region.name, region.aws)
+        self.started.start("moto", "vault", self.isolated_aws)
 
     # -- provisioning -----------------------------------------------------------------------
 
@@ -244,6 +248,9 @@ class LocalRegions:
             primary_key = self.outputs[PROD].vault_key_arn if name == DR else None
             outputs, credentials = provision(_ProvisionView(region), config, replica_of=primary_key)
             self.outputs[name], self.credentials[name] = outputs, credentials
+        isolated = provision_isolated(self.isolated_aws, self.config, LOCAL_ACCOUNT_BUCKET_SUFFIX)
+        for name in self.outputs:  # both regions read the vault stack's outputs
+            self.outputs[name] = self.outputs[name].model_copy(update={"isolated_vault": isolated})
         if self.two_regions:
             self._describe_vault_replication()
             self.vault_copier = VaultCopier(self.regions[PROD], self.regions[DR], self.outputs)

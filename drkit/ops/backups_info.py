@@ -37,7 +37,7 @@ class ListRequest(BaseModel):
 
     stores: list[str] = Field(default_factory=list)
     days: int = Field(default=7, ge=1, le=3660)
-    source: str = Field(default="vault", pattern="^(vault|mirror)$")
+    source: str = Field(default="vault", pattern="^(vault|mirror|isolated)$")
     detail: bool = False
 
 
@@ -187,7 +187,7 @@ class InfoRequest(BaseModel):
 
     backup_id: str
     store: str | None = None
-    source: str = Field(default="vault", pattern="^(vault|mirror)$")
+    source: str = Field(default="vault", pattern="^(vault|mirror|isolated)$")
 
 
 @dataclass

@@ -39,7 +39,7 @@ class RestoreAllRequest(RestoreRequest):
     backups: dict[str, str] = Field(default_factory=dict)
     """Store -> backup id, fixed: a resumed run restores what the first run chose."""
     force: bool = False
-    source: str = Field(default="vault", pattern="^(vault|mirror)$")
+    source: str = Field(default="vault", pattern="^(vault|mirror|isolated)$")
 
     @classmethod
     def from_flags(cls, **flags: Any) -> Self:

@@ -67,7 +67,7 @@ class RestoreK8sRequest(RestoreRequest):
     kinds: list[str] = Field(default_factory=list)
     """Only these kinds: ``configmaps``, ``deployments.apps``, ``Deployment``; default all."""
     replace: bool = False
-    source: str = Field(default="vault", pattern="^(vault|mirror)$")
+    source: str = Field(default="vault", pattern="^(vault|mirror|isolated)$")
 
     @classmethod
     def from_flags(cls, **flags: Any) -> Self:

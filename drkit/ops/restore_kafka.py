@@ -88,7 +88,7 @@ class RestoreKafkaRequest(RestoreRequest):
     since: str | None = None
     until: str | None = None
     force: bool = False
-    source: str = Field(default="vault", pattern="^(vault|mirror)$")
+    source: str = Field(default="vault", pattern="^(vault|mirror|isolated)$")
     lineage_header: bool = False
     groups: list[str] = Field(default_factory=list)
     """Consumer groups whose offsets to set: ``["all"]`` or names."""

@@ -33,7 +33,7 @@ from drkit.catalog import CatalogEntry
 from drkit.context import OpsContext
 from drkit.endpoints import postgres_source
 from drkit.ops.plan import FunctionStep, Plan, StepContext
-from drkit.ops.selection import TargetNotEmptyError, check_bound_objects
+from drkit.ops.selection import TargetNotEmptyError, check_bound_objects, object_store
 from drkit.ops.verbs import Holds, RestoreEnv, RestoreRequest, RestoreVerb
 from drkit.progress import ByteProgress
 from drkit.recovery import BackupIndex, RecoveryError, parse_timestamp
@@ -59,7 +59,7 @@ class RestorePostgresRequest(RestoreRequest):
     target_database: str | None = None
     tables: list[str] = Field(default_factory=list)
     force: bool = False
-    source: str = Field(default="vault", pattern="^(vault|mirror)$")
+    source: str = Field(default="vault", pattern="^(vault|mirror|isolated)$")
     create_roles: bool = False
     no_privileges: bool = False
 
@@ -104,9 +104,7 @@ def prepare(ctx: OpsContext, request: RestorePostgresRequest, resume: bool = Fal
     source = postgres_source(ctx, request.store)
     if request.target_database is not None:  # a bad name is refused before the vault is read
         postgres_database(request.target_database, [source.database])
-    objects = ctx.vault() if request.source == "vault" else ctx.mirror()
-    if objects is None:
-        raise RecoveryError(f"stack {ctx.stack!r} has no GCS mirror to restore from")
+    objects = object_store(ctx, request.source)
     index = BackupIndex(ctx.config, objects)
     if request.backup:
         entry = index.by_id(request.store, request.backup)

@@ -96,7 +96,7 @@ class RestoreRedisRequest(RestoreRequest):
     at: str | None = None
     backup: str | None = None
     force: bool = False
-    source: str = Field(default="vault", pattern="^(vault|mirror)$")
+    source: str = Field(default="vault", pattern="^(vault|mirror|isolated)$")
     replication_group: Annotated[str | None, AfterValidator(_group_name)] = None
     node_type: str | None = Field(default=None, pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
     replicas: int = Field(default=1, ge=0, le=5)

@@ -126,12 +126,14 @@ def _target_lease(ctx: OpsContext, plan: Plan, options: RunOptions, run_id: str)
         options.dry_run
         or not plan.name.startswith("restore ")
         or not target
-        or source_name not in ("vault", "mirror")
+        or source_name not in ("vault", "mirror", "isolated")
         or not plan.mutates
     ):
         yield
         return
-    source = object_store(ctx, str(source_name))
+    # The isolated vault's reader role only reads: a restore from it holds its lease in the
+    # stack's own vault.
+    source = object_store(ctx, "vault" if source_name == "isolated" else str(source_name))
     with held(
         source,
         scope_slug(f"restore/{target}"),

@@ -13,10 +13,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from drkit.backup.binding import ManifestNotBound, check_objects
 from drkit.backup.manifest import Manifest, StoredObject
 from drkit.catalog import CatalogEntry
-from drkit.context import OpsContext
+from drkit.context import MissingIsolatedVault, OpsContext
 from drkit.recovery import BackupIndex, RecoveryError, parse_timestamp
 from drkit.restore.stream import verified_chunks
 from drkit.storage.objectstore import ObjectNotFound, ObjectStore, ObjectStoreError
@@ -37,15 +39,29 @@ class TargetNotEmptyError(RecoveryError):
 
 
 def object_store(ctx: OpsContext, source: str) -> ObjectStore:
-    """The vault (S3, ``vault``) or the mirror (GCS, ``mirror``) of the stack."""
+    """The vault (S3, ``vault``), the mirror (GCS, ``mirror``) or the isolated account's vault
+    (``isolated``, read through its reader role) of the stack."""
     if source == "vault":
         return ctx.vault()
+    if source == "isolated":
+        try:
+            return ctx.isolated_reader()
+        except MissingIsolatedVault as error:
+            raise RecoveryError(str(error)) from None
+        except (BotoCoreError, ClientError) as error:
+            role = ctx.outputs.isolated_vault.reader_role_arn if ctx.outputs.isolated_vault else ""
+            raise VaultAccessError(
+                f"--source isolated: cannot assume the isolated vault's reader role {role}: "
+                f"{' '.join(str(error).split())}. Nothing was changed."
+            ) from None
     if source == "mirror":
         mirror = ctx.mirror()
         if mirror is None:
             raise RecoveryError(f"stack {ctx.stack!r} has no GCS mirror to restore from")
         return mirror
-    raise RecoveryError(f"--source {source!r}: use vault (S3) or mirror (GCS)")
+    raise RecoveryError(
+        f"--source {source!r}: use vault (S3), mirror (GCS) or isolated (the isolated account)"
+    )
 
 
 @contextlib.contextmanager

@@ -75,7 +75,7 @@ class VerifyRequest(BaseModel):
 
     stores: list[str] = Field(default_factory=list)
     test_restore: bool = True
-    source: str = Field(default="vault", pattern="^(vault|mirror)$")
+    source: str = Field(default="vault", pattern="^(vault|mirror|isolated)$")
     all_backups: bool = False
     """Integrity-check every backup in the retention window, not the newest and a sample."""
     purpose: str = Field(default=VERIFY, pattern=f"^({'|'.join(PURPOSES)})$")
@@ -215,12 +215,19 @@ class Verification:
             manifest = self.index.manifest(entry)
         return Chosen(store, self.index, entry, manifest, self.objects)
 
+    def _other_copy(self) -> ObjectStore | None:
+        """The copy checked beside the source: the mirror for the vault, the vault for the
+        mirror; none for the isolated vault, which stands alone (the prod copies may be gone)."""
+        if self.request.source == "isolated":
+            return None
+        return self.ctx.mirror() if self.request.source == "vault" else self.ctx.vault()
+
     def checksums(self, store: str) -> Check:
         chosen = self.chosen(store)
         if chosen is None:
             return Check(store, "checksums", MISS, "no recent backup to check")
         copies: list[ObjectStore] = [self.objects]
-        mirror = self.ctx.mirror() if self.request.source == "vault" else self.ctx.vault()
+        mirror = self._other_copy()
         if mirror is not None:
             copies.append(mirror)
         problems, checked = [], []
@@ -248,7 +255,7 @@ class Verification:
 
     def integrity(self, store: str) -> Check:
         copies: list[ObjectStore] = [self.objects]
-        other = self.ctx.mirror() if self.request.source == "vault" else self.ctx.vault()
+        other = self._other_copy()
         if other is not None:
             copies.append(other)
         with readable(self.objects):
@@ -435,6 +442,8 @@ def build_plan(
 
     steps: list[Step] = []
     scope = "every backup" if request.all_backups else "the newest and a rotating sample"
+    alone = request.source == "isolated"  # the isolated copy is checked alone
+    read_in = "the isolated vault" if alone else "the vault and the mirror"
     for store in verification.stores:
         entry = verification.newest.get(store)
         newest = entry.backup_id if entry else "none in the last week"
@@ -451,7 +460,7 @@ def build_plan(
             step(
                 store,
                 "checksums",
-                f"read backup {newest} of {store} in the vault and the mirror and check every "
+                f"read backup {newest} of {store} in {read_in} and check every "
                 "object's size and SHA-256",
                 partial(verification.checksums, store),
             )
@@ -461,7 +470,8 @@ def build_plan(
                 store,
                 "integrity",
                 f"{scope} of {store}'s backups in its retention window: manifest bound to its "
-                "backup, objects' fingerprints in both copies (LIST and HEAD, no data read)"
+                f"backup, objects' fingerprints in {'it' if alone else 'both copies'} (LIST "
+                "and HEAD, no data read)"
                 + (", chain continuity" if verification.chained(store) else "")
                 + "; report coverage",
                 partial(verification.integrity, store),
@@ -478,14 +488,15 @@ def build_plan(
                     mutates=True,
                 )
             )
-    steps.append(
-        step(
-            "vault",
-            "replication",
-            "S3 replication status of each store's newest backup objects",
-            verification.vault_replication,
+    if not alone:  # the prod vault's replication is not the isolated copy's business
+        steps.append(
+            step(
+                "vault",
+                "replication",
+                "S3 replication status of each store's newest backup objects",
+                verification.vault_replication,
+            )
         )
-    )
     steps.append(
         step(
             "aurora",

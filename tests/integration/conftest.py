@@ -14,6 +14,7 @@ import pytest
 
 from drkit.backup.engine import Destinations
 from drkit.local.gcs import LocalGcs
+from drkit.local.isolated import ISOLATED_ACCOUNT, provision_isolated
 from drkit.local.postgres import LocalPostgres
 from drkit.local.pushgateway import LocalPushgateway
 from drkit.local.redis import LocalRedis
@@ -58,6 +59,14 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedi
 @pytest.fixture(scope="session")
 def aws_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
     with LocalAws(tmp_path_factory.mktemp("aws")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def isolated_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
+    """The isolated backup account's own AWS emulator (issue 22), enforcing its vault's rules."""
+    workdir = tmp_path_factory.mktemp("aws-vault")
+    with LocalAws(workdir, isolated_account=ISOLATED_ACCOUNT) as server:
         yield server
 
 
@@ -108,6 +117,8 @@ class SessionServers:
     gcs: LocalGcs
     kafka: LocalKafka | None = None
     influxdb: LocalInfluxDB | None = None
+    isolated: LocalAws | None = None
+    """The isolated backup account's emulator: when set, the stack has an isolated vault."""
 
 
 @pytest.fixture
@@ -121,6 +132,22 @@ def project(
     """A project directory whose ``--stack local`` is provisioned on the session's servers:
     prod's stack file, and the outputs and credentials the local environment writes."""
     servers = SessionServers(postgres_server, redis_server, aws_emulator, gcs_emulator)
+    return provision_project(tmp_path, servers)
+
+
+@pytest.fixture
+def project_isolated(
+    tmp_path: Path,
+    postgres_server: LocalPostgres,
+    redis_server: LocalRedis,
+    aws_emulator: LocalAws,
+    gcs_emulator: LocalGcs,
+    isolated_aws: LocalAws,
+) -> Path:
+    """``project`` with an isolated backup account: backups land in three places."""
+    servers = SessionServers(
+        postgres_server, redis_server, aws_emulator, gcs_emulator, isolated=isolated_aws
+    )
     return provision_project(tmp_path, servers)
 
 
@@ -143,8 +170,10 @@ def project_with_kafka(
 def provision_project(directory: Path, servers: SessionServers) -> Path:
     (directory / "Pulumi.prod.yaml").write_text((ROOT / "Pulumi.prod.yaml").read_text())
     config = StackConfig.for_stack("prod", directory)
-    outputs, credentials = provision(
-        servers, config, suffix=secrets.token_hex(4), separate_databases=True
-    )
+    suffix = secrets.token_hex(4)
+    outputs, credentials = provision(servers, config, suffix=suffix, separate_databases=True)
+    if servers.isolated is not None:
+        isolated = provision_isolated(servers.isolated, config, suffix)
+        outputs = outputs.model_copy(update={"isolated_vault": isolated})
     write_state(directory / ".drkit" / "local", outputs, credentials)
     return directory

@@ -1,0 +1,206 @@
+"""The isolated backup account (issue 22) on real servers: a third AWS emulator standing for the
+vault account, which refuses what its bucket policy and Object Lock refuse on AWS.
+
+A backup lands in three places in one pass; a restore with ``--source isolated`` reads through the
+reader role (STS AssumeRole) and round-trips while the prod vault's copy is hidden; the prod
+account's credentials cannot delete, overwrite, shorten a retention or change the policy there.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from drkit.backup.engine import BackupFailed
+from drkit.backup.manifest import MANIFEST_NAME, Manifest
+from drkit.catalog import Catalog
+from drkit.context import OpsContext
+from drkit.endpoints import postgres_source
+from drkit.local.isolated import ISOLATED_ACCOUNT
+from drkit.ops.executor import Status
+from drkit.ops.restore_postgres import RestorePostgresRequest, build_plan
+from drkit.ops.selection import object_store
+from drkit.ops.verbs import RestoreEnv
+from drkit.recovery import RecoveryError
+from drkit.seed.postgres import table_digests
+from stackmodels import StackOutputs
+from stackmodels.outputs import Bucket
+from tests.integration.ops_helpers import ROOT, context, database_backup, run
+
+pytestmark = pytest.mark.integration
+
+
+def isolated_copy(ctx: OpsContext, manifest: Manifest) -> dict[str, Any]:
+    """Every key of the backup in the isolated vault, with its HEAD, read as the reader role."""
+    reader = ctx.isolated_reader()
+    keys = [item.key for item in manifest.objects] + [manifest.prefix + MANIFEST_NAME]
+    return {key: reader.client.head_object(Bucket=reader.bucket, Key=key) for key in keys}
+
+
+def test_a_backup_lands_in_three_places_the_third_under_the_isolated_key(
+    project_isolated: Path,
+) -> None:
+    ctx = context(project_isolated)
+    isolated = ctx.outputs.isolated_vault
+    assert isolated is not None and isolated.account_id == ISOLATED_ACCOUNT
+    manifest = database_backup(ctx)
+    writer = ctx.isolated_writer()
+    assert writer is not None
+    mirror = ctx.mirror()
+    assert mirror is not None
+    assert manifest.destinations == [ctx.vault().name, mirror.name, writer.name]
+    heads = isolated_copy(ctx, manifest)
+    for item in manifest.objects:
+        head = heads[item.key]
+        assert head["ContentLength"] == item.size
+        assert head["SSEKMSKeyId"] == isolated.kms_key_arn  # the vault account's own key
+        assert head["ObjectLockMode"] == "COMPLIANCE"
+        assert head["ETag"].strip('"') == item.fingerprints[writer.name]
+    # the same bytes as the prod vault's copy, and the catalog entry is there too
+    assert all(ctx.vault().exists(key) and mirror.exists(key) for key in heads)
+    entry = Catalog(ctx.isolated_reader()).read_entry("trading-db", manifest.backup_id)
+    assert entry is not None and entry.size == manifest.size
+
+
+def test_a_restore_from_the_isolated_vault_round_trips_with_the_prod_copy_hidden(
+    project_isolated: Path,
+) -> None:
+    ctx = context(project_isolated)
+    manifest = database_backup(ctx)
+    expected = table_digests(postgres_source(ctx, "trading-db").conninfo())
+    # What a prod-credentialed attacker can do to the prod vault: hide every object
+    hidden = ctx.vault().delete_prefix(manifest.prefix)
+    assert hidden == len(manifest.objects) + 1
+    with pytest.raises(RecoveryError, match=r"its manifest .* is gone"):
+        build_plan(
+            ctx, RestorePostgresRequest(target_database="from_vault"), RestoreEnv(project_isolated)
+        )
+    request = RestorePostgresRequest(target_database="from_isolated", source="isolated")
+    plan, _ = build_plan(ctx, request, RestoreEnv(project_isolated))
+    report, out = run(ctx, project_isolated, plan, yes=True)
+    assert report.status is Status.SUCCEEDED, out
+    restored = postgres_source(ctx, "trading-db", "from_isolated")
+    assert table_digests(restored.conninfo()) == expected
+
+
+def refused(call: Any) -> str:
+    with pytest.raises(ClientError) as caught:
+        call()
+    return str(caught.value.response["Error"]["Code"])
+
+
+def test_prod_credentials_cannot_delete_overwrite_or_unlock_the_isolated_copy(
+    project_isolated: Path,
+) -> None:
+    ctx = context(project_isolated)
+    manifest = database_backup(ctx)
+    writer = ctx.isolated_writer()
+    assert writer is not None
+    s3, bucket = writer.client, writer.bucket
+    key = manifest.objects[0].key
+    version = ctx.isolated_reader().client.head_object(Bucket=bucket, Key=key)["VersionId"]
+    later = datetime.now(UTC) + timedelta(days=1)
+    attempts = {
+        "delete": lambda: s3.delete_object(Bucket=bucket, Key=key),
+        "delete version": lambda: s3.delete_object(Bucket=bucket, Key=key, VersionId=version),
+        "delete many": lambda: s3.delete_objects(
+            Bucket=bucket, Delete={"Objects": [{"Key": key, "VersionId": version}]}
+        ),
+        "overwrite": lambda: s3.put_object(Bucket=bucket, Key=key, Body=b"ransom"),
+        "overwrite create-only": lambda: s3.put_object(
+            Bucket=bucket, Key=key, Body=b"ransom", IfNoneMatch="*"
+        ),
+        "copy over": lambda: s3.copy_object(
+            Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": key}
+        ),
+        "shorten retention": lambda: s3.put_object_retention(
+            Bucket=bucket,
+            Key=key,
+            Retention={"Mode": "GOVERNANCE", "RetainUntilDate": later},
+            BypassGovernanceRetention=True,
+        ),
+        "policy": lambda: s3.put_bucket_policy(
+            Bucket=bucket, Policy='{"Version": "2012-10-17", "Statement": []}'
+        ),
+        "lock rule": lambda: s3.put_object_lock_configuration(
+            Bucket=bucket, ObjectLockConfiguration={"ObjectLockEnabled": "Enabled"}
+        ),
+        "delete bucket": lambda: s3.delete_bucket(Bucket=bucket),
+    }
+    codes = {name: refused(call) for name, call in attempts.items()}
+    assert codes == {
+        name: ("PreconditionFailed" if name == "overwrite create-only" else "AccessDenied")
+        for name in attempts
+    }
+    # The reader role, in the vault account itself, cannot delete either.
+    reader = ctx.isolated_reader()
+    assert refused(lambda: reader.client.delete_object(Bucket=bucket, Key=key)) == "AccessDenied"
+    versions = reader.client.list_object_versions(Bucket=bucket, Prefix=key)
+    assert [v["VersionId"] for v in versions.get("Versions", [])] == [version]
+    assert not versions.get("DeleteMarkers")
+    assert ctx.isolated_reader().get_bytes(key) == ctx.vault().get_bytes(key)
+
+
+def test_an_unwritable_isolated_vault_fails_the_backup_naming_it(project_isolated: Path) -> None:
+    state = project_isolated / ".drkit" / "local" / "outputs.json"
+    outputs = StackOutputs.from_file(state, "local")
+    assert outputs.isolated_vault is not None
+    gone = "aipx-isolated-vault-missing"
+    broken = outputs.isolated_vault.model_copy(
+        update={"bucket": Bucket(name=gone, arn=f"arn:aws:s3:::{gone}", region="us-west-2")}
+    )
+    outputs.model_copy(update={"isolated_vault": broken}).write(state)
+    ctx = context(project_isolated)
+    with pytest.raises(BackupFailed, match=f"s3://{gone}"):
+        database_backup(ctx)
+    assert not [
+        info.key
+        for info in ctx.vault().list_objects("")
+        if info.key.endswith(MANIFEST_NAME) and "/trading-db/" in info.key
+    ]
+
+
+def invoke(project: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    (project / "tasks.py").write_text(
+        (ROOT / "tasks.py")
+        .read_text()
+        .replace("ROOT = Path(__file__).resolve().parent", f"ROOT = Path({str(project)!r})")
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *arguments],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        check=False,
+    )
+
+
+def test_source_isolated_lists_shows_and_verifies(project_isolated: Path) -> None:
+    manifest = database_backup(context(project_isolated))
+    listed = invoke(
+        project_isolated, "backups.list", "--stores", "trading-db", "--source", "isolated"
+    )
+    assert listed.returncode == 0 and manifest.backup_id in listed.stdout, listed.stderr
+    info = invoke(project_isolated, "backups.info", manifest.backup_id, "--source", "isolated")
+    assert info.returncode == 0 and f"backup {manifest.backup_id}" in info.stdout, info.stderr
+    verified = invoke(
+        project_isolated, "verify", "--stores", "trading-db", "--source", "isolated", "--yes"
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "isolated-vault" in verified.stdout
+
+
+def test_source_isolated_is_refused_without_a_vault_stack(project: Path) -> None:
+    for task in (["restore.postgres"], ["backups.list"], ["verify"], ["restore.all"]):
+        result = invoke(project, *task, "--source", "isolated")
+        assert result.returncode == 2, (task, result.stdout, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "has no isolated vault" in lines[0], (task, result.stderr)
+    with pytest.raises(RecoveryError, match="has no isolated vault"):
+        object_store(context(project), "isolated")

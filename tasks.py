@@ -231,10 +231,7 @@ verify = command(
     *CHECK,
     stores=("", "comma-separated stores to verify (default: every store of the stack)"),
     skip_test_restore=(False, "only freshness, checksums and replication (changes nothing)"),
-    source=(
-        "vault",
-        "vault (S3, default), mirror (GCS) or isolated: the copy to test-restore from",
-    ),
+    source=("vault", "vault (S3, default), mirror (GCS) or isolated: the copy to test-restore"),
     dry_run=(False, "print the checks with the real backup ids; run none"),
     yes=(False, "do not ask before the test restores (they create and remove scratch targets)"),
     all_=(
@@ -295,8 +292,8 @@ drill = command(
     iterable=("scenario",),
     scenario=(
         None,
-        "play only this scenario (repeatable): database-corruption, kafka-data-loss, "
-        "redis-loss, kubernetes-namespace-loss, region-failover, region-loss-from-backups",
+        "play only this scenario (repeatable): database-corruption, kafka-data-loss, redis-loss, "
+        "kubernetes-namespace-loss, region-failover, account-compromise, region-loss-from-backups",
     ),
     size_mb=(20.0, "approximate size of the seeded data (default 20)"),
     time_factor=(360.0, "how many times faster than real time the schedules run (default 360)"),

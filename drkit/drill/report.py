@@ -224,6 +224,8 @@ def markdown(report: DrillReport) -> str:
             )
             + "."
         )
+        for refusal in scenario.refusals:
+            lines.append(f"  - attacker: {refusal}")
         for store in scenario.stores:
             check = store.verification
             lines.append(

@@ -20,6 +20,7 @@ from drkit.drill import report as drill_report
 from drkit.drill.metrics import push_drill_run
 from drkit.drill.report import DrillReport
 from drkit.drill.scenarios import (
+    ACCOUNT_COMPROMISE,
     REGION_FAILOVER,
     REGION_LOSS_FROM_BACKUPS,
     SCENARIOS,
@@ -36,8 +37,9 @@ from drkit.drill.world import (
 from drkit.endpoints import postgres_source
 from drkit.kinds import drill_writers
 from drkit.local.environment import LocalEnvironment
+from drkit.local.isolated import provision_isolated
 from drkit.local.kubernetes import BUILD_SCRIPT, kube_apiserver_available, kube_apiserver_binary
-from drkit.local.stack import provision, write_state
+from drkit.local.stack import LOCAL_ACCOUNT_BUCKET_SUFFIX, provision, write_state
 from drkit.ops.journal import new_run_id
 from drkit.ops.redis_target import write_local_control
 from drkit.reports import record_run, run_dir
@@ -111,12 +113,18 @@ def run_drill(
     clock = time.monotonic()
     out.write("== DR drill on the local embedded default\n")
     env = LocalEnvironment(
-        workdir, with_kafka=True, with_kubernetes=KUBERNETES_SCENARIO in options.scenarios
+        workdir,
+        with_kafka=True,
+        with_kubernetes=KUBERNETES_SCENARIO in options.scenarios,
+        with_isolated=ACCOUNT_COMPROMISE in options.scenarios,
     )
     world: DrillWorld | None = None
     # The drill journals in the audit bucket of the stack it provisions, from then on.
     with env, contextlib.ExitStack() as exit_stack:
         outputs, credentials = provision(env, config)
+        if env.isolated is not None:  # the vault stack's outputs, as prod reads them
+            isolated = provision_isolated(env.isolated, config, LOCAL_ACCOUNT_BUCKET_SUFFIX)
+            outputs = outputs.model_copy(update={"isolated_vault": isolated})
         write_state(project_dir / ".drkit" / "local", outputs, credentials)
         write_local_control(project_dir, config.stores_of(StoreKind.REDIS)[0], env.redis)
         ctx = OpsContext("local", config, outputs, credentials)

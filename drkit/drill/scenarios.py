@@ -86,6 +86,8 @@ class ScenarioResult:
     stores: list[StoreOutcome] = field(default_factory=list)
     detail: str = ""
     skew_seconds: float | None = None
+    refusals: list[str] = field(default_factory=list)
+    """``account-compromise``: each kind of deletion the attacker tried, made and refused."""
 
     @property
     def rto_met(self) -> bool | None:
@@ -524,6 +526,14 @@ def _finish(
     return result
 
 
+def account_compromise(world: DrillWorld) -> ScenarioResult:
+    """Prod's credentials empty what they can; every store from the isolated vault:
+    ``drkit.drill.compromise``."""
+    from drkit.drill.compromise import account_compromise as play
+
+    return play(world)
+
+
 def region_failover(world: DrillWorld) -> ScenarioResult:
     """The prod region killed mid-write and failed over to dr: ``drkit.drill.region_failover``."""
     from drkit.drill.region_failover import region_failover as play
@@ -532,6 +542,7 @@ def region_failover(world: DrillWorld) -> ScenarioResult:
 
 
 REGION_FAILOVER = "region-failover"
+ACCOUNT_COMPROMISE = "account-compromise"
 REGION_LOSS_FROM_BACKUPS = "region-loss-from-backups"
 
 SCENARIOS: dict[str, Callable[[DrillWorld], ScenarioResult]] = {
@@ -540,6 +551,7 @@ SCENARIOS: dict[str, Callable[[DrillWorld], ScenarioResult]] = {
     "redis-loss": redis_loss,
     "kubernetes-namespace-loss": kubernetes_namespace_loss,
     REGION_FAILOVER: region_failover,
+    ACCOUNT_COMPROMISE: account_compromise,
     REGION_LOSS_FROM_BACKUPS: region_loss,
 }
 """In the order the drill plays them. region-failover plays on a two-region stack of its own;

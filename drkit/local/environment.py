@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from drkit.local.gcs import LocalGcs
 from drkit.local.influxdb import LocalInfluxDB
+from drkit.local.isolated import ISOLATED_ACCOUNT
 from drkit.local.postgres import LocalPostgres
 from drkit.local.redis import LocalRedis
 from drkit.local.s3 import LocalAws
@@ -34,7 +35,9 @@ class LocalEnvironment:
         with_kafka: bool = False,
         with_influxdb: bool = False,
         with_kubernetes: bool = False,
+        with_isolated: bool = False,
     ) -> None:
+        """``with_isolated``: the isolated backup account's own AWS emulator too (issue 22)."""
         self.workdir = workdir
         self.postgres = LocalPostgres(workdir / "postgres")
         self.redis = LocalRedis(workdir / "redis")
@@ -43,6 +46,11 @@ class LocalEnvironment:
         self.kafka = _local_kafka(workdir / "kafka") if with_kafka else None
         self.influxdb = LocalInfluxDB(workdir / "influxdb") if with_influxdb else None
         self.kubernetes = _local_kubernetes(workdir / "kubernetes") if with_kubernetes else None
+        self.isolated = (
+            LocalAws(workdir / "aws-vault", isolated_account=ISOLATED_ACCOUNT)
+            if with_isolated
+            else None
+        )
         self._stack = ExitStack()
 
     def __enter__(self) -> LocalEnvironment:
@@ -55,6 +63,7 @@ class LocalEnvironment:
                 self.kafka,
                 self.influxdb,
                 self.kubernetes,
+                self.isolated,
             )
             for server in servers:
                 if server is not None:

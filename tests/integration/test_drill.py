@@ -22,6 +22,7 @@ SCENARIOS = [
     "redis-loss",
     "kubernetes-namespace-loss",
     "region-failover",
+    "account-compromise",
     "region-loss-from-backups",
 ]
 
@@ -93,12 +94,33 @@ def test_small_drill_plays_every_scenario_and_reports_consistent_figures(tmp_pat
     namespace_loss = body["scenarios"][SCENARIOS.index("kubernetes-namespace-loss")]
     (app_state,) = namespace_loss["stores"]
     assert app_state["store"] == "app-state" and app_state["verification"]["expected"] == 23
+    # account-compromise: prod's credentials empty what they can; the isolated vault refuses all
+    compromise = body["scenarios"][SCENARIOS.index("account-compromise")]
+    assert {s["store"] for s in compromise["stores"]} == {
+        "trading-db",
+        "event-stream",
+        "session-cache",
+    }
+    lines = compromise["refusals"]
+    vault = [line for line in lines if "backup-vault" in line]
+    mirror = [line for line in lines if "backup-mirror" in line]
+    isolated = [line for line in lines if "isolated-vault" in line]
+    # the prod vault: a delete marker over every key (made); COMPLIANCE versions refused
+    assert any("delete every key" in line and ": 0 made" not in line for line in vault), lines
+    assert any("refused (AccessDenied" in line for line in vault), lines
+    # the mirror's locked retention refuses every delete of a young object
+    assert mirror and all(": 0 made" in line and ", 0 refused" not in line for line in mirror)
+    # the isolated vault: nothing made, each of the 5 kinds of attempt refused
+    assert len(isolated) == 5, lines
+    assert all(": 0 made" in line and ", 0 refused" not in line for line in isolated), lines
     lanes = {phase["lane"] for phase in body["timeline"]}
-    assert {"trading-db", "event-stream", "session-cache", "app-state", "region"} <= lanes
+    stores = {"trading-db", "event-stream", "session-cache", "app-state"}
+    assert stores | {"region", "account"} <= lanes
     page = (tmp_path / "reports" / "latest" / "drill-timeline.html").read_text()
     assert page.startswith("<!doctype html>") and "<svg" in page and "<script" not in page
     markdown = (tmp_path / "reports" / "latest" / "drill.md").read_text()
     assert "| database-corruption | trading-db |" in markdown
+    assert "attacker: s3://" in markdown and "isolated-vault" in markdown
     assert report.ok and "PASSED" in out.getvalue()
 
 

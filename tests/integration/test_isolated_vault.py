@@ -12,7 +12,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from botocore.exceptions import ClientError
@@ -24,16 +24,44 @@ from drkit.context import OpsContext
 from drkit.endpoints import postgres_source
 from drkit.local.isolated import ISOLATED_ACCOUNT
 from drkit.ops.executor import Status
+from drkit.ops.restore_all import RestoreAllRequest
+from drkit.ops.restore_all import build_plan as restore_all_plan
 from drkit.ops.restore_postgres import RestorePostgresRequest, build_plan
 from drkit.ops.selection import object_store
 from drkit.ops.verbs import RestoreEnv
+from drkit.ops.verify import VerifyRequest
+from drkit.ops.verify import build_plan as verify_plan
 from drkit.recovery import RecoveryError
 from drkit.seed.postgres import table_digests
 from stackmodels import StackOutputs
 from stackmodels.outputs import Bucket
-from tests.integration.ops_helpers import ROOT, context, database_backup, run
+from tests.integration.conftest import SessionServers, provision_project
+from tests.integration.ops_helpers import (
+    ROOT,
+    attach_cache,
+    cache_backup,
+    cache_server,
+    cache_snapshot,
+    context,
+    create_topics,
+    database_backup,
+    delete_topics,
+    fill_cache,
+    produce,
+    run,
+    stream_backup,
+    unique_topics,
+)
+
+if TYPE_CHECKING:
+    from drkit.local.gcs import LocalGcs
+    from drkit.local.kafka import LocalKafka
+    from drkit.local.postgres import LocalPostgres
+    from drkit.local.redis import LocalRedis
+    from drkit.local.s3 import LocalAws
 
 pytestmark = pytest.mark.integration
+__all__ = ["cache_server"]
 
 
 def isolated_copy(ctx: OpsContext, manifest: Manifest) -> dict[str, Any]:
@@ -197,10 +225,68 @@ def test_source_isolated_lists_shows_and_verifies(project_isolated: Path) -> Non
 
 
 def test_source_isolated_is_refused_without_a_vault_stack(project: Path) -> None:
-    for task in (["restore.postgres"], ["backups.list"], ["verify"], ["restore.all"]):
+    for task in (["restore.all"], ["backups.list"]):
         result = invoke(project, *task, "--source", "isolated")
         assert result.returncode == 2, (task, result.stdout, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "has no isolated vault" in lines[0], (task, result.stderr)
+    ctx = context(project)
     with pytest.raises(RecoveryError, match="has no isolated vault"):
-        object_store(context(project), "isolated")
+        object_store(ctx, "isolated")
+    with pytest.raises(RecoveryError, match="has no isolated vault"):
+        build_plan(ctx, RestorePostgresRequest(source="isolated"), RestoreEnv(project))
+    with pytest.raises(RecoveryError, match="has no isolated vault"):
+        verify_plan(ctx, VerifyRequest(source="isolated"))
+
+
+def test_restore_all_from_the_isolated_vault_with_every_prod_copy_hidden(
+    tmp_path: Path,
+    postgres_server: LocalPostgres,
+    redis_server: LocalRedis,
+    aws_emulator: LocalAws,
+    gcs_emulator: LocalGcs,
+    kafka_broker: LocalKafka,
+    isolated_aws: LocalAws,
+    cache_server: LocalRedis,
+) -> None:
+    servers = SessionServers(
+        postgres_server,
+        redis_server,
+        aws_emulator,
+        gcs_emulator,
+        kafka=kafka_broker,
+        isolated=isolated_aws,
+    )
+    project = provision_project(tmp_path, servers)
+    topics = unique_topics(project)
+    attach_cache(project, cache_server)
+    ctx = context(project)
+    endpoint = ctx.outputs.stores["event-stream"]
+    bootstrap = f"{endpoint.host}:{endpoint.port}"
+    create_topics(bootstrap, topics)
+    for topic in topics:
+        produce(bootstrap, topic, 0, 12)
+    with cache_server.client() as client:
+        fill_cache(client, "t0")
+        cache_at_point = cache_snapshot(client)
+    manifests = [cache_backup(ctx), database_backup(ctx), stream_backup(ctx)]
+    at_point = table_digests(postgres_source(ctx, "trading-db").conninfo())
+    for manifest in manifests:  # the prod copies, hidden as prod's credentials can
+        ctx.vault().delete_prefix(manifest.prefix)
+    with cache_server.client() as client:
+        client.flushall()
+    delete_topics(bootstrap, topics)
+
+    request = RestoreAllRequest(source="isolated")
+    plan, prepared = restore_all_plan(ctx, request, RestoreEnv(project))
+    assert {s.store: s.entry.backup_id for s in prepared.selections} == {
+        m.store: m.backup_id for m in manifests
+    }
+    report, out = run(ctx, project, plan, yes=True)
+    assert report.status is Status.SUCCEEDED, out
+    assert all(s.outcome == "done" for s in report.steps)
+    target_db = next(s.id for s in report.steps if s.id.startswith("create-database."))
+    restored = postgres_source(ctx, "trading-db", target_db.split(".", 1)[1])
+    assert table_digests(restored.conninfo()) == at_point
+    with cache_server.client() as client:
+        assert cache_snapshot(client) == cache_at_point

@@ -13,7 +13,8 @@ S3 client, the mirror's GCS client, the isolated vault as the backup writer reac
 
 The servers are then treated as lost too (the account is not trusted): every store is restored into
 new servers from the isolated vault, read through its reader role, at one common recovery point,
-and every write verified as ``region-loss-from-backups`` does from the mirror.
+and every write verified as ``region-loss-from-backups`` does from the mirror. The RTO is measured
+from the end of the attack (the writers stopped before it began).
 """
 
 from __future__ import annotations
@@ -230,17 +231,19 @@ def account_compromise(world: DrillWorld) -> ScenarioResult:
         result.status = "failed"
         result.detail = "the stack has no isolated vault (isolated_vault output is null)"
         return result
-    with world.phase("account", "disaster"):
+    with world.phase("account", "attack"):
         world.stop_writers()  # paused, not purged: the prod broker keeps what they sent
         for store in stores:
             _pause_backups(world, store)
-        disaster_at = datetime.now(UTC)
         vault = ctx.vault()
         attempts = empty_s3(vault.name, vault.client, vault.bucket)
         mirror = ctx.mirror()
         if mirror is not None:
             attempts += empty_gcs(mirror.name, mirror.bucket)
         attempts += attack_isolated(isolated.name, isolated.client, isolated.bucket)
+    # The RTO runs from when the attacker is done (the writers were stopped before it: no write
+    # falls inside the attack), not through the attacker's own requests.
+    disaster_at = datetime.now(UTC)
     result.refusals = [attempt.line() for attempt in attempts]
     for attempt in attempts:
         world.say(f"attacker: {attempt.line()}")

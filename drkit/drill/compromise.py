@@ -13,8 +13,9 @@ S3 client, the mirror's GCS client, the isolated vault as the backup writer reac
 
 The servers are then treated as lost too (the account is not trusted): every store is restored into
 new servers from the isolated vault, read through its reader role, at one common recovery point,
-and every write verified as ``region-loss-from-backups`` does from the mirror. The RTO is measured
-from the end of the attack (the writers stopped before it began).
+and every write verified as ``region-loss-from-backups`` does from the mirror. Those servers stand
+by before the attack (the recovery account's pilot-light environment), and the RTO is measured
+from the end of the attack (the writers stopped before it began) to every store verified.
 """
 
 from __future__ import annotations
@@ -231,35 +232,37 @@ def account_compromise(world: DrillWorld) -> ScenarioResult:
         result.status = "failed"
         result.detail = "the stack has no isolated vault (isolated_vault output is null)"
         return result
-    with world.phase("account", "attack"):
-        world.stop_writers()  # paused, not purged: the prod broker keeps what they sent
-        for store in stores:
-            _pause_backups(world, store)
-        vault = ctx.vault()
-        attempts = empty_s3(vault.name, vault.client, vault.bucket)
-        mirror = ctx.mirror()
-        if mirror is not None:
-            attempts += empty_gcs(mirror.name, mirror.bucket)
-        attempts += attack_isolated(isolated.name, isolated.client, isolated.bucket)
-    # The RTO runs from when the attacker is done (the writers were stopped before it: no write
-    # falls inside the attack), not through the attacker's own requests.
-    disaster_at = datetime.now(UTC)
-    result.refusals = [attempt.line() for attempt in attempts]
-    for attempt in attempts:
-        world.say(f"attacker: {attempt.line()}")
-    breached = [a for a in attempts if a.copy == isolated.name and a.made]
-    reader = ctx.isolated_reader()
-    index = world.index(reader)
+    # The clean room stands by before the attack, as the recovery account's pilot-light
+    # environment does: the RTO is the restore and its verification, not the servers' start.
     workdir = world.env.workdir / "clean-room"
     pg, cache, broker = (
         LocalPostgres(workdir / "postgres"),
         LocalRedis(workdir / "redis"),
         LocalKafka(workdir / "kafka"),
     )
-    with world.phase("account", "start clean servers"), ThreadPoolExecutor(3) as pool:
-        for future in [pool.submit(s.start) for s in (pg, cache, broker)]:
-            future.result()
     try:
+        with world.phase("account", "clean room standing by"), ThreadPoolExecutor(3) as pool:
+            for future in [pool.submit(s.start) for s in (pg, cache, broker)]:
+                future.result()
+        with world.phase("account", "attack"):
+            world.stop_writers()  # paused, not purged: the prod broker keeps what they sent
+            for store in stores:
+                _pause_backups(world, store)
+            vault = ctx.vault()
+            attempts = empty_s3(vault.name, vault.client, vault.bucket)
+            mirror = ctx.mirror()
+            if mirror is not None:
+                attempts += empty_gcs(mirror.name, mirror.bucket)
+            attempts += attack_isolated(isolated.name, isolated.client, isolated.bucket)
+        # The RTO runs from when the attacker is done (the writers were stopped before it: no
+        # write falls inside the attack), not through the attacker's own requests.
+        disaster_at = datetime.now(UTC)
+        result.refusals = [attempt.line() for attempt in attempts]
+        for attempt in attempts:
+            world.say(f"attacker: {attempt.line()}")
+        breached = [a for a in attempts if a.copy == isolated.name and a.made]
+        reader = ctx.isolated_reader()
+        index = world.index(reader)
         _point, chosen, skew = index.common_point(stores, at=disaster_at)
         result.skew_seconds = round(skew.total_seconds(), 3)
         entries = {selection.store: selection.entry for selection in chosen}

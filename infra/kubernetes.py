@@ -38,6 +38,7 @@ from components.backup_iam import (
     BackupJobRole,
     BackupJobRoleArgs,
     ElastiCacheSnapshotAccess,
+    IsolatedVaultGrant,
     KafkaReadAccess,
 )
 from components.failover_naming import elasticache_group_id, msk_cluster_name
@@ -144,6 +145,7 @@ def define_backup_job_roles(
     vault_arn: pulumi.Input[str],
     audit_arn: str | None = None,
     provider: aws.Provider,
+    isolated: IsolatedVaultGrant | None = None,
 ) -> dict[str, BackupJobRole]:
     """One IRSA role per store, by store name. Create before the vault key; see the docstring."""
     kube = config.kubernetes
@@ -171,6 +173,7 @@ def define_backup_job_roles(
                 seals_secrets=settings.kind in STORES_SEALING_SECRETS,
                 kafka=kafka_read_access(config, store),
                 elasticache=elasticache_access(config, store, account, partition),
+                isolated=isolated,
                 tags={
                     "trading-dr:platform": config.platform,
                     "trading-dr:stack-role": config.role.value,

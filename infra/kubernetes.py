@@ -188,6 +188,8 @@ def define_backup_job_roles(
 def stack_config_yaml(config: StackConfig) -> str:
     """``Pulumi.<stack>.yaml`` as ``StackConfig.load`` reads it back: the pod's config file."""
     values = config.model_dump(mode="json")
+    if values.get("isolated_vault_stack") is None:  # unset: as before the key existed
+        values.pop("isolated_vault_stack", None)
     document = {"config": {f"{PROJECT}:{key}": value for key, value in values.items()}}
     header = "# Written by infra/kubernetes.py from the stack's config at deploy time.\n"
     return header + yaml.safe_dump(document, sort_keys=True)

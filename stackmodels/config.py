@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Self
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -851,6 +852,17 @@ def _problem(location: tuple[str, ...], value: Any, message: str) -> InitErrorDe
 # ---- the isolated backup account (stack ``vault``) -------------------------------------------
 
 ACCOUNT_ID = r"^\d{12}$"
+
+
+def _account_text(value: Any) -> Any:
+    """An account id the Pulumi CLI handed over as a number (config values arrive as strings and
+    the entry point decodes JSON): back to its 12 digits, leading zeros included."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**12:
+        return f"{value:012d}"
+    return value
+
+
+AccountId = Annotated[str, BeforeValidator(_account_text), Field(pattern=ACCOUNT_ID)]
 ROLE_NAME_PATTERN = r"^[A-Za-z0-9+=,.@_*-]{1,64}$"
 """An IAM role name, ``*`` allowed (``aipx-backup-*-us-east-1``: every store's backup role)."""
 VAULT_PREFIX = r"^[a-z0-9][a-z0-9_-]*/(?:[a-z0-9][a-z0-9_.-]*/)*$"
@@ -866,7 +878,7 @@ class VaultWriter(Frozen):
     vault stack does. ``prefixes``: where they may create objects; empty: every data class's
     prefix and ``catalog/``."""
 
-    account_id: str = Field(pattern=ACCOUNT_ID)
+    account_id: AccountId
     roles: list[Annotated[str, Field(pattern=ROLE_NAME_PATTERN)]] = Field(min_length=1)
     prefixes: list[Annotated[str, Field(pattern=VAULT_PREFIX)]] = Field(default_factory=list)
 
@@ -876,7 +888,7 @@ class VaultReader(Frozen):
     (the trust names the account and conditions on ``aws:PrincipalArn``, so no other principal
     of that account, its root and administrators included, can assume it)."""
 
-    account_id: str = Field(pattern=ACCOUNT_ID)
+    account_id: AccountId
     roles: list[IamRoleName] = Field(min_length=1)
     max_session_hours: int = Field(default=1, ge=1, le=12)
 
@@ -894,7 +906,7 @@ class VaultStackConfig(Frozen):
 
     platform: Slug
     role: Literal["vault"]
-    account_id: str = Field(pattern=ACCOUNT_ID)
+    account_id: AccountId
     """The vault account: ``pulumi up`` refuses to run with credentials of another account."""
     region: Region
     access: Access = Access()

@@ -154,3 +154,17 @@ def test_prod_and_dr_name_the_vault_stack_optionally() -> None:
         assert StackConfig.model_validate({**values, "isolated_vault_stack": good})
     with pytest.raises(ValueError, match="isolated_vault_stack"):
         StackConfig.model_validate({**values, "isolated_vault_stack": "a b"})
+
+
+def test_an_account_id_handed_over_as_a_number_keeps_its_leading_zeros() -> None:
+    """The Pulumi CLI hands config values over as strings and the entry point decodes JSON, so
+    ``"012345678901"`` arrives as the number 12345678901."""
+    values = {
+        k.removeprefix(f"{PROJECT}:"): v for k, v in with_key("account_id", 0)["config"].items()
+    }
+    values = {k: v for k, v in values.items() if not k.startswith("pulumi:")}
+    values["account_id"] = 12345678901
+    assert VaultStackConfig.model_validate(values).account_id == "012345678901"
+    values["account_id"] = True
+    with pytest.raises(ValueError, match="account_id"):
+        VaultStackConfig.model_validate(values)

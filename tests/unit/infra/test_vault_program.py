@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pulumi
 import pytest
-from program_harness import ACCOUNT, StackRun, config_variant, run_stack
+from program_harness import ACCOUNT, RecordingMocks, StackRun, config_variant, run_stack
 
 from components.isolated_vault import OUTSIDE_DENIED_ACTIONS
 from infra.vault import WrongAccount
@@ -292,3 +293,51 @@ def test_a_vault_that_does_not_accept_this_account_fails_the_deploy(vault: Stack
             {"vault": outputs},
             config_variant("prod", isolated_vault_stack="vault"),
         )
+
+
+def _vault_entry_point(config: dict[str, str]) -> RecordingMocks:
+    import runpy
+
+    from program_harness import ROOT, run_program
+
+    mocks = RecordingMocks(account=VAULT_ACCOUNT)
+
+    def program() -> dict[str, Any]:
+        pulumi.runtime.set_all_config(config)
+        runpy.run_path(str(ROOT / "infra" / "__main__.py"), run_name="__main__")
+        return {}
+
+    run_program(program, "vault", mocks)
+    return mocks
+
+
+def _vault_config_strings() -> dict[str, str]:
+    import yaml
+    from program_harness import ROOT
+
+    document = yaml.safe_load((ROOT / "Pulumi.vault.yaml").read_text())
+    return {
+        key: value if isinstance(value, str) else json.dumps(value)
+        for key, value in document["config"].items()
+    }
+
+
+def test_the_entry_point_declares_the_vault_stack_from_its_config() -> None:
+    """``pulumi up -s vault``: ``infra/__main__.py`` picks the vault model by the role."""
+    mocks = _vault_entry_point(_vault_config_strings())
+    [bucket] = [r for r in mocks.resources if r.name == "isolated-vault-bucket"]
+    assert bucket.inputs["bucket"] == VAULT_BUCKET
+    assert not any(r.type.startswith("gcp:") for r in mocks.resources)
+
+
+def test_the_entry_point_refuses_a_bad_vault_config_naming_the_key() -> None:
+    from stackmodels import ConfigError
+
+    config = _vault_config_strings()
+    config["trading-dr:writers"] = json.dumps(
+        {"prod": {"account_id": VAULT_ACCOUNT, "roles": ["aipx-backup-*"]}}
+    )
+    with pytest.raises(ConfigError) as refused:
+        _vault_entry_point(config)
+    [problem] = refused.value.problems
+    assert problem.startswith(f"trading-dr:writers.prod.account_id = '{VAULT_ACCOUNT}'")

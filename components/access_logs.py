@@ -27,7 +27,7 @@ from components._common import (
 
 class AccessLogBucketArgs(ComponentArgs):
     platform: str = Field(min_length=1)
-    stack_role: Literal["primary", "dr"]
+    stack_role: Literal["primary", "dr", "vault"]
     bucket_name: StrInput
     account_id: str = Field(pattern=r"^\d{12}$")
     retention_days: int = Field(default=365, ge=1)

@@ -112,6 +112,18 @@ class ElastiCacheSnapshotAccess(ComponentArgs):
     """``drkit.backup.redis.snapshot_name_for`` names every snapshot so."""
 
 
+class IsolatedVaultGrant(ComponentArgs):
+    """The isolated backup account's vault (stack ``vault``), where the job creates its third
+    copy: ``s3:PutObject`` under its own prefix and ``kms:GenerateDataKey`` on that vault's key
+    through S3 in that vault's region, nothing else there (the vault's own policies allow no
+    more to another account: ``components.isolated_vault``)."""
+
+    bucket_arn: Any
+    key_arn: Any
+    region: Any
+    """Outputs of the StackReference to the vault stack (or plain strings)."""
+
+
 class BackupJobRoleArgs(ComponentArgs):
     role_name: str = Field(pattern=r"^[A-Za-z0-9+=,.@_-]{1,64}$")
     oidc_provider_arn: str = Field(
@@ -135,6 +147,8 @@ class BackupJobRoleArgs(ComponentArgs):
     """The MSK cluster and topics the store's backup reads with IAM authentication."""
     elasticache: ElastiCacheSnapshotAccess | None = None
     """The ElastiCache replication group the store's backup snapshots and exports."""
+    isolated: IsolatedVaultGrant | None = None
+    """The isolated vault the job writes its third copy to; None: none (no statement)."""
     tags: dict[str, str] = Field(default_factory=dict)
 
     @property
@@ -285,7 +299,34 @@ def audit_statements(args: BackupJobRoleArgs) -> list[dict[str, Any]]:
     ]
 
 
-def job_policy(vault_arn: str, args: BackupJobRoleArgs) -> dict[str, Any]:
+def isolated_statements(
+    args: BackupJobRoleArgs, bucket_arn: str | None, key_arn: str | None, region: str | None
+) -> list[dict[str, Any]]:
+    """Create the own prefix's objects in the isolated vault, with its key through S3."""
+    if bucket_arn is None or key_arn is None or region is None:
+        return []
+    return [
+        {
+            "Sid": "IsolatedVaultCreateOwnPrefix",
+            "Effect": "Allow",
+            "Action": "s3:PutObject",
+            "Resource": f"{bucket_arn}/{args.prefix}*",
+        },
+        {
+            "Sid": "IsolatedVaultKeyThroughS3",
+            "Effect": "Allow",
+            "Action": "kms:GenerateDataKey",
+            "Resource": key_arn,
+            "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
+        },
+    ]
+
+
+def job_policy(
+    vault_arn: str,
+    args: BackupJobRoleArgs,
+    isolated: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     own = f"{vault_arn}/{args.prefix}*"
     audit = [args.audit_bucket_arn] if args.audit_bucket_arn else []
     keys = f"arn:{args.partition}:kms:{args.region}:{args.account_id}:key/*"
@@ -343,6 +384,7 @@ def job_policy(vault_arn: str, args: BackupJobRoleArgs) -> dict[str, Any]:
                 },
             },
             *sealing,
+            *(isolated or []),
             *audit_statements(args),
             {
                 "Sid": "BackupMetrics",
@@ -383,9 +425,13 @@ class BackupJobRole(pulumi.ComponentResource):
             assume_role_policy=to_json(trust_policy(args)),
             max_session_duration=3600,
         )
-        policy = pulumi.Output.from_input(args.vault_arn).apply(
-            lambda arn: to_json(job_policy(arn, args))
-        )
+        grant = args.isolated
+        policy = pulumi.Output.all(
+            args.vault_arn,
+            grant.bucket_arn if grant else None,
+            grant.key_arn if grant else None,
+            grant.region if grant else None,
+        ).apply(lambda v: to_json(job_policy(v[0], args, isolated_statements(args, *v[1:]))))
         self.policy = inline_policy(self, name, provider, self.role, policy)
         self.arn = self.role.arn
         self.name = self.role.name

@@ -11,7 +11,8 @@ bucket policy denies a put under a class's prefix that asks for less than the cl
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Self
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, Self
 
 import pulumi
 import pulumi_aws as aws
@@ -74,7 +75,7 @@ class VaultDataClass(ComponentArgs):
 
 class BackupVaultArgs(ComponentArgs):
     platform: str = Field(min_length=1)
-    stack_role: Literal["primary", "dr"]
+    stack_role: Literal["primary", "dr", "vault"]
     bucket_name: StrInput
     """Explicit and deterministic (``components.naming.vault_bucket_name``): prod replicates to
     the dr vault by name without reading the dr stack."""
@@ -86,6 +87,9 @@ class BackupVaultArgs(ComponentArgs):
     noncurrent_version_expiration_days: int = Field(default=30, ge=1)
     abort_incomplete_multipart_days: int = Field(default=1, ge=1)
     protect: bool = True
+    extra_statements: Callable[[str, str], list[dict[str, Any]]] | None = None
+    """More bucket-policy statements, from the bucket's and the key's ARNs (the isolated vault's
+    cross-account grants and denials, ``components.isolated_vault``)."""
 
     @property
     def default_lock(self) -> VaultDataClass:
@@ -157,6 +161,8 @@ def vault_policy(bucket_arn: str, key_arn: str, args: BackupVaultArgs) -> str:
         statements += s3.deny_weaker_object_lock(
             bucket_arn, data_class.prefix, data_class.lock_mode, data_class.retention_days, sid
         )
+    if args.extra_statements is not None:
+        statements += args.extra_statements(bucket_arn, key_arn)
     return to_json(policy_document(statements))
 
 

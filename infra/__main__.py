@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from infra.program import define_stack
 from stackmodels import StackConfig
+from stackmodels.config import VaultStackConfig, any_stack_config
 
 
 def stack_config_keys() -> dict[str, Any]:
@@ -32,11 +33,12 @@ def _decoded(raw: Any) -> Any:
         return raw  # plain strings
 
 
-def read_config() -> StackConfig:
+def read_config() -> StackConfig | VaultStackConfig:
     """Every key in the stack's config, not only the fields the program knows: a misspelt
-    ``trading-dr:`` key fails ``pulumi up`` with the same line ``invoke config.check`` prints."""
+    ``trading-dr:`` key fails ``pulumi up`` with the same line ``invoke config.check`` prints.
+    The role picks the model: ``vault`` is the isolated backup account's stack."""
     values = {key: _decoded(raw) for key, raw in stack_config_keys().items()}
-    return StackConfig.from_config_keys(values, source=f"Pulumi.{pulumi.get_stack()}.yaml")
+    return any_stack_config(values, source=f"Pulumi.{pulumi.get_stack()}.yaml")
 
 
 define_stack(read_config(), pulumi.get_stack())

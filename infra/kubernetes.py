@@ -38,6 +38,7 @@ from components.backup_iam import (
     BackupJobRole,
     BackupJobRoleArgs,
     ElastiCacheSnapshotAccess,
+    IsolatedVaultGrant,
     KafkaReadAccess,
 )
 from components.failover_naming import elasticache_group_id, msk_cluster_name
@@ -144,6 +145,7 @@ def define_backup_job_roles(
     vault_arn: pulumi.Input[str],
     audit_arn: str | None = None,
     provider: aws.Provider,
+    isolated: IsolatedVaultGrant | None = None,
 ) -> dict[str, BackupJobRole]:
     """One IRSA role per store, by store name. Create before the vault key; see the docstring."""
     kube = config.kubernetes
@@ -171,6 +173,7 @@ def define_backup_job_roles(
                 seals_secrets=settings.kind in STORES_SEALING_SECRETS,
                 kafka=kafka_read_access(config, store),
                 elasticache=elasticache_access(config, store, account, partition),
+                isolated=isolated,
                 tags={
                     "trading-dr:platform": config.platform,
                     "trading-dr:stack-role": config.role.value,
@@ -185,6 +188,8 @@ def define_backup_job_roles(
 def stack_config_yaml(config: StackConfig) -> str:
     """``Pulumi.<stack>.yaml`` as ``StackConfig.load`` reads it back: the pod's config file."""
     values = config.model_dump(mode="json")
+    if values.get("isolated_vault_stack") is None:  # unset: as before the key existed
+        values.pop("isolated_vault_stack", None)
     document = {"config": {f"{PROJECT}:{key}": value for key, value in values.items()}}
     header = "# Written by infra/kubernetes.py from the stack's config at deploy time.\n"
     return header + yaml.safe_dump(document, sort_keys=True)

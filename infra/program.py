@@ -6,7 +6,10 @@ global database, MSK, ElastiCache global datastore), AWS Backup, the DNS zone wi
 checks and PRIMARY records, budgets. dr: the same regional pieces with the replica key, the data
 stores' secondaries, the MSK Replicator, the failover switches and SECONDARY records, reading prod
 through a StackReference and never writing to the primary region. Both: the data-store key, the
-alert topic, the CloudWatch alarms, the Prometheus rules and the Grafana dashboard.
+alert topic, the CloudWatch alarms, the Prometheus rules and the Grafana dashboard, and (with
+``isolated_vault_stack``) the backup jobs' create-only grant on the isolated vault, read from the
+``vault`` stack through a StackReference. vault (role ``vault``, ``infra.vault``): the isolated
+backup account's vault, key, logs, audit trail and reader role; it reads no other stack.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from components.access_logs import AccessLogBucket, AccessLogBucketArgs
 from components.alarms import AlertTopic, AlertTopicArgs
 from components.audit_bucket import AuditBucket, AuditBucketArgs
 from components.aws_backup import AwsBackupRole, AwsBackupRoleArgs
+from components.backup_iam import IsolatedVaultGrant
 from components.backup_vault import BackupVault, BackupVaultArgs, Tier, VaultDataClass
 from components.data_key import DataStoreKey, DataStoreKeyArgs
 from components.ecr import ContainerRegistry, ContainerRegistryArgs
@@ -42,8 +46,9 @@ from infra import monitoring, standby
 from infra.kubernetes import define_backup_job_roles, define_backup_jobs
 from infra.providers import aws_provider as regional_aws_provider
 from infra.providers import kubernetes_provider
+from infra.vault import define_vault_stack
 from stackmodels import StackConfig, StackOutputs
-from stackmodels.config import RetentionClass, Role
+from stackmodels.config import RetentionClass, Role, VaultStackConfig
 
 REPLICATION_TIME_MINUTES = 15
 
@@ -204,6 +209,37 @@ def define_site(config: StackConfig) -> Site:
     )
 
 
+def _check_writer(writers: Any, account: str, vault_stack: str) -> Any:
+    """The vault stack must accept this stack's account as a writer (both come from config)."""
+    accounts = sorted({w["account_id"] for w in (writers or {}).values()})
+    if account not in accounts:
+        raise ValueError(
+            f"the vault stack {vault_stack!r} accepts writers of accounts {accounts}, not this "
+            f"stack's account {account}: add it to that stack's trading-dr:writers"
+        )
+    return writers
+
+
+def define_isolated(site: Site) -> tuple[pulumi.Input[Any], IsolatedVaultGrant | None]:
+    """The isolated vault (``isolated_vault`` export) and the grant the backup jobs get there,
+    through a StackReference to the vault stack; (None, None) when the config names none."""
+    name = site.config.isolated_vault_stack
+    if name is None:
+        return None, None
+    vault = pulumi.StackReference(_stack_reference_name(name))
+    isolated = vault.require_output("isolated_vault")
+    checked = pulumi.Output.all(
+        isolated,
+        vault.require_output("writers").apply(lambda w: _check_writer(w, site.stack.account, name)),
+    ).apply(lambda v: v[0])
+    grant = IsolatedVaultGrant(
+        bucket_arn=checked.apply(lambda v: v["bucket"]["arn"]),
+        key_arn=checked.apply(lambda v: v["kms_key_arn"]),
+        region=checked.apply(lambda v: v["bucket"]["region"]),
+    )
+    return checked, grant
+
+
 @dataclass(frozen=True)
 class Storage:
     """The backup storage of the region: access logs, writer role, key, vault, audit journal, and
@@ -218,6 +254,7 @@ class Storage:
     peer_vault: pulumi.Input[Any]
     peer_key_arn: pulumi.Input[str]
     replication: pulumi.Input[Any]
+    isolated: pulumi.Input[Any] = None
 
 
 def _key_common(site: Site, writer: BackupWriterRole, job_roles: dict[str, Any]) -> dict[str, Any]:
@@ -275,6 +312,7 @@ def define_storage(site: Site) -> Storage:
         ),
         opts,
     )
+    isolated, isolated_grant = define_isolated(site)
     # The backup CronJobs' roles exist before the key: its policy names every user.
     job_roles = define_backup_job_roles(
         config,
@@ -283,6 +321,7 @@ def define_storage(site: Site) -> Storage:
         vault_arn=vault_arn,
         audit_arn=naming.s3_arn(partition, naming.audit_bucket_name(platform, account, region)),
         provider=stack.provider,
+        isolated=isolated_grant,
     )
     key_common = _key_common(site, writer, job_roles)
 
@@ -390,6 +429,7 @@ def define_storage(site: Site) -> Storage:
         peer_vault=peer_vault,
         peer_key_arn=peer_key_arn,
         replication=replication_out,
+        isolated=isolated,
     )
 
 
@@ -497,7 +537,7 @@ def stack_outputs(
         "k8s_namespace": config.kubernetes.namespace,
         "k8s_backup_namespace": config.kubernetes.backup_namespace,
         "stores": data_stores.stores,
-        "isolated_vault": None,  # the vault stack's outputs, through a StackReference (issue 22)
+        "isolated_vault": storage.isolated,  # the vault stack's, through a StackReference
         "aws_endpoint_url": None,
         "gcs_endpoint_url": None,
         "backup_vaults": {region: this_vault, peer: storage.peer_vault},
@@ -522,8 +562,11 @@ def stack_outputs(
     return outputs
 
 
-def define_stack(config: StackConfig, stack: str) -> dict[str, Any]:
-    """Declare the stack's resources; export and return the ``StackOutputs`` values."""
+def define_stack(config: StackConfig | VaultStackConfig, stack: str) -> dict[str, Any]:
+    """Declare the stack's resources; export and return the ``StackOutputs`` values (the
+    ``VaultStackOutputs`` ones for the isolated account's stack, role ``vault``)."""
+    if isinstance(config, VaultStackConfig):
+        return define_vault_stack(config, stack)
     site = define_site(config)
     storage = define_storage(site)
     registry = define_registry(site)

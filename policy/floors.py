@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stackmodels import StackConfig
-from stackmodels.config import ObjectLockMode, RetentionClass
+from stackmodels.config import (
+    ObjectLockMode,
+    RetentionClass,
+    VaultStackConfig,
+    is_vault_config,
+    read_config_section,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,6 +83,27 @@ class JournalFloor:
 
 
 @dataclass(frozen=True)
+class VaultWriterFloor:
+    """One production account the isolated vault accepts, and where it may create objects."""
+
+    name: str
+    account_id: str
+    prefixes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class IsolatedFloor:
+    """A ``vault`` stack's: its account, and the only grants principals outside it may hold."""
+
+    account_id: str
+    writers: tuple[VaultWriterFloor, ...]
+
+    @property
+    def writer_accounts(self) -> set[str]:
+        return {w.account_id for w in self.writers}
+
+
+@dataclass(frozen=True)
 class Floors:
     stack: str
     role: str
@@ -90,6 +117,8 @@ class Floors:
     gcp_key_rotation_days: int
     key_administrators: tuple[str, ...]
     break_glass: str
+    isolated: IsolatedFloor | None = None
+    """Set for a ``vault`` stack (the isolated backup account) only."""
 
     @property
     def strictest(self) -> ClassFloor:
@@ -140,6 +169,49 @@ class Floors:
             break_glass=config.access.break_glass,
         )
 
+    @classmethod
+    def from_vault_config(cls, stack: str, config: VaultStackConfig) -> Floors:
+        """A vault stack's floors: its classes and journal as prod's, and what it may grant."""
+        classes = {
+            name: ClassFloor(
+                data_class=name,
+                retention_class=data_class.retention,
+                days=_floor_days(data_class.retention, config.retention_of(name)),
+                lock_mode=_floor_mode(data_class.retention, config.retention_of(name)),
+                tiers=tuple(data_class.lifecycle.tiers()),
+            )
+            for name, data_class in config.data_classes.items()
+        }
+        journal = config.retention_classes[config.audit_retention]
+        system = config.retention_classes.get("system")
+        return cls(
+            stack=stack,
+            role=config.role,
+            region=config.region,
+            peer_region="",
+            classes=classes,
+            journal=JournalFloor(
+                config.audit_retention,
+                _floor_days(config.audit_retention, journal),
+                _floor_mode(config.audit_retention, journal),
+            ),
+            access_log_days=_floor_days("system", system)
+            if system
+            else SEED_RETENTION["system"][0],
+            aurora_backup_retention_days=MIN_AURORA_RETENTION_DAYS,
+            aws_backup_min_retention_days=MIN_AURORA_RETENTION_DAYS,
+            gcp_key_rotation_days=config.key_rotation_days,
+            key_administrators=tuple(config.access.administrators),
+            break_glass=config.access.break_glass,
+            isolated=IsolatedFloor(
+                account_id=config.account_id,
+                writers=tuple(
+                    VaultWriterFloor(name, w.account_id, tuple(config.prefixes_of(name)))
+                    for name, w in config.writers.items()
+                ),
+            ),
+        )
+
 
 def _mode(retention: RetentionClass) -> str:
     return "COMPLIANCE" if retention.object_lock is ObjectLockMode.COMPLIANCE else "GOVERNANCE"
@@ -177,4 +249,8 @@ def stack_of_urn(urn: str) -> str | None:
 @functools.cache
 def floors_for_stack(stack: str, project_dir: Path = ROOT) -> Floors:
     """The floors of ``Pulumi.<stack>.yaml``; ``ConfigError`` if it is missing or invalid."""
-    return Floors.from_config(stack, StackConfig.for_stack(stack, project_dir))
+    path = project_dir / f"Pulumi.{stack}.yaml"
+    config = read_config_section(path)
+    if is_vault_config(config):
+        return Floors.from_vault_config(stack, VaultStackConfig.from_config_keys(config, str(path)))
+    return Floors.from_config(stack, StackConfig.from_config_keys(config, str(path)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from policy import rules, strength
+from policy import isolated, rules, strength
 from policy.floors import Floors
 from policy.rules import Resource, Violation
 
@@ -85,6 +85,13 @@ RULES: tuple[Rule, ...] = (
         "Bucket policies deny non-TLS and allow deletes, policy changes and lock bypass to "
         "break-glass only.",
         strength.bucket_policies_are_strict,
+    ),
+    Rule(
+        "isolated-vault-grants-only-writes",
+        "A vault stack (the isolated backup account) grants other accounts only creates under "
+        "the writers' prefixes and encryption with its key, and denies them every delete, "
+        "retention, policy or lock change, and every overwrite.",
+        isolated.isolated_vault_grants_only_writes,
     ),
     Rule(
         "gcs-mirror-retained",

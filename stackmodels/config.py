@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Self
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -468,6 +469,9 @@ class Service(Frozen):
     warm: bool = False
 
 
+STACK_REFERENCE = r"^(?:[A-Za-z0-9][A-Za-z0-9_.-]*/){0,2}[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+
+
 def seed_retention_classes() -> dict[str, RetentionClass]:
     """000_6de71234cc3057c0.txt, compliance: financial 7 years, audit 3, system logs 1."""
     return {
@@ -511,6 +515,10 @@ class StackConfig(Frozen):
     services: dict[Slug, Service] = Field(default_factory=dict)
     """What each application uses; the failover plan orders each service after its own stores.
     Empty: every workload waits for every promotion."""
+    isolated_vault_stack: str | None = Field(default=None, pattern=STACK_REFERENCE)
+    """The ``vault`` stack (isolated backup account) this stack writes its third copy to, read
+    through a StackReference (``vault`` or ``org/project/vault``); None: no isolated copy
+    (``isolated_vault`` exported as null)."""
 
     @property
     def primary_region(self) -> str:
@@ -839,3 +847,189 @@ def _problem(location: tuple[str, ...], value: Any, message: str) -> InitErrorDe
         loc=location,
         input=value,
     )
+
+
+# ---- the isolated backup account (stack ``vault``) -------------------------------------------
+
+ACCOUNT_ID = r"^\d{12}$"
+
+
+def _account_text(value: Any) -> Any:
+    """An account id the Pulumi CLI handed over as a number (config values arrive as strings and
+    the entry point decodes JSON): back to its 12 digits, leading zeros included."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**12:
+        return f"{value:012d}"
+    return value
+
+
+AccountId = Annotated[str, BeforeValidator(_account_text), Field(pattern=ACCOUNT_ID)]
+ROLE_NAME_PATTERN = r"^[A-Za-z0-9+=,.@_*-]{1,64}$"
+"""An IAM role name, ``*`` allowed (``aipx-backup-*-us-east-1``: every store's backup role)."""
+VAULT_PREFIX = r"^[a-z0-9][a-z0-9_-]*/(?:[a-z0-9][a-z0-9_.-]*/)*$"
+CATALOG_PREFIX = "catalog/"
+"""Where the backup catalog lives in a vault (``drkit.catalog``): writable like a class prefix."""
+
+
+class VaultWriter(Frozen):
+    """A production account whose backup roles create objects in the isolated vault.
+
+    ``roles``: role names in ``account_id`` (``*`` allowed); the vault's bucket and key policies
+    name the account and condition on ``aws:PrincipalArn``, so the roles need not exist before the
+    vault stack does. ``prefixes``: where they may create objects; empty: every data class's
+    prefix and ``catalog/``."""
+
+    account_id: AccountId
+    roles: list[Annotated[str, Field(pattern=ROLE_NAME_PATTERN)]] = Field(min_length=1)
+    prefixes: list[Annotated[str, Field(pattern=VAULT_PREFIX)]] = Field(default_factory=list)
+
+
+class VaultReader(Frozen):
+    """Who may assume the vault's reader role for restores: the named roles of the dr account
+    (the trust names the account and conditions on ``aws:PrincipalArn``, so no other principal
+    of that account, its root and administrators included, can assume it)."""
+
+    account_id: AccountId
+    roles: list[IamRoleName] = Field(min_length=1)
+    max_session_hours: int = Field(default=1, ge=1, le=12)
+
+
+class VaultDataClass(Frozen):
+    """A data class as the isolated vault keeps it: its retention class and storage tiers."""
+
+    retention: Slug
+    lifecycle: Lifecycle = Lifecycle()
+
+
+class VaultStackConfig(Frozen):
+    """The isolated backup account's stack (``Pulumi.vault.yaml``, role ``vault``): its own AWS
+    account and region, the production accounts it serves, and nothing read from prod or dr."""
+
+    platform: Slug
+    role: Literal["vault"]
+    account_id: AccountId
+    """The vault account: ``pulumi up`` refuses to run with credentials of another account."""
+    region: Region
+    access: Access = Access()
+    """Roles of the vault account: administrators manage the key, break-glass recovers it."""
+    writers: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,40}$")], VaultWriter] = Field(
+        min_length=1
+    )
+    """By stack name (``prod``, ``dr``): what each production account may create."""
+    reader: VaultReader
+    data_classes: dict[Slug, VaultDataClass] = Field(min_length=1)
+    retention_classes: dict[Slug, RetentionClass] = Field(default_factory=seed_retention_classes)
+    audit_retention: Slug = "audit"
+    """The retention class of the audit trail's bucket (CloudTrail's log files)."""
+    key_rotation_days: int = Field(default=365, ge=90, le=2560)
+
+    def retention_of(self, data_class: str) -> RetentionClass:
+        return self.retention_classes[self.data_classes[data_class].retention]
+
+    def prefixes_of(self, writer: str) -> list[str]:
+        """The writer's prefixes: its own, or every data class's and the catalog's."""
+        given = self.writers[writer].prefixes
+        return list(given) if given else [*(f"{n}/" for n in self.data_classes), CATALOG_PREFIX]
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> Self:
+        problems: list[InitErrorDetails] = []
+        allowed = sorted(self.retention_classes)
+        for name, data_class in self.data_classes.items():
+            retention = self.retention_classes.get(data_class.retention)
+            if retention is None:
+                problems.append(
+                    _problem(
+                        ("data_classes", name, "retention"),
+                        data_class.retention,
+                        f"unknown retention class; allowed: {allowed}",
+                    )
+                )
+            elif retention.days <= data_class.lifecycle.last_tier_days:
+                problems.append(
+                    _problem(
+                        ("data_classes", name, "retention"),
+                        data_class.retention,
+                        f"keeps data {retention.days} days, not longer than the last lifecycle "
+                        f"tier at {data_class.lifecycle.last_tier_days} days",
+                    )
+                )
+        if self.audit_retention not in self.retention_classes:
+            problems.append(
+                _problem(
+                    ("audit_retention",),
+                    self.audit_retention,
+                    f"unknown retention class; allowed: {allowed}",
+                )
+            )
+        tops = {f"{n}/" for n in self.data_classes} | {CATALOG_PREFIX}
+        for name, writer in self.writers.items():
+            if writer.account_id == self.account_id:
+                problems.append(
+                    _problem(
+                        ("writers", name, "account_id"),
+                        writer.account_id,
+                        "is the vault's own account: a writer must be a production account, "
+                        "or the vault is not isolated from it",
+                    )
+                )
+            for i, prefix in enumerate(writer.prefixes):
+                if not any(prefix.startswith(top) for top in tops):
+                    problems.append(
+                        _problem(
+                            ("writers", name, "prefixes", str(i)),
+                            prefix,
+                            "must lie under a data class's prefix or the catalog's (their "
+                            f"lifecycle and lock rules cover it); allowed: under {sorted(tops)}",
+                        )
+                    )
+        if self.reader.account_id == self.account_id:
+            problems.append(
+                _problem(
+                    ("reader", "account_id"),
+                    self.reader.account_id,
+                    "is the vault's own account: the reader role is assumed from the dr account",
+                )
+            )
+        if problems:
+            raise ValidationError.from_exception_data(type(self).__name__, problems)
+        return self
+
+    @classmethod
+    def from_config_keys(cls, config: dict[str, Any], source: str) -> VaultStackConfig:
+        """As ``StackConfig.from_config_keys``: unknown and foreign keys are problems."""
+        values, foreign = split_namespace(config)
+        problems = [
+            f"{key}: unknown key; keys of this project are {PROJECT}:<field>, or a provider's "
+            "namespace (aws:, gcp:, kubernetes:, pulumi:)"
+            for key in foreign
+        ]
+        try:
+            validated = cls.model_validate(values)
+        except ValidationError as error:
+            problems += problems_from(error, prefix=PROJECT)
+        if problems:
+            raise ConfigError(source, problems)
+        return validated
+
+    @classmethod
+    def load(cls, path: Path) -> VaultStackConfig:
+        return cls.from_config_keys(read_config_section(path), str(path))
+
+
+VAULT_ROLE = "vault"
+
+
+def is_vault_config(config: dict[str, Any]) -> bool:
+    """Whether a stack's ``config:`` mapping (namespaced keys) is a vault stack's."""
+    return config.get(f"{PROJECT}:role") == VAULT_ROLE
+
+
+def any_stack_config(config: dict[str, Any], source: str) -> StackConfig | VaultStackConfig:
+    """The model the stack's ``role`` picks: ``vault`` is ``VaultStackConfig``."""
+    if is_vault_config(config):
+        return VaultStackConfig.from_config_keys(config, source)
+    return StackConfig.from_config_keys(config, source)
+
+
+def load_any(path: Path) -> StackConfig | VaultStackConfig:
+    return any_stack_config(read_config_section(path), str(path))

@@ -324,6 +324,47 @@ class IsolatedVault(Frozen):
     """Only the local environment sets it: the isolated account's own AWS API emulator."""
 
 
+class VaultWriterGrant(Frozen):
+    """What the vault accepts from one production account (``VaultStackConfig.writers``)."""
+
+    account_id: str = Field(pattern=r"^\d{12}$")
+    role_arns: list[str] = Field(min_length=1)
+    """ARN patterns (``*`` allowed) the bucket and key policies match ``aws:PrincipalArn`` to."""
+    prefixes: list[str] = Field(min_length=1)
+
+
+class VaultStackOutputs(Frozen):
+    """The ``vault`` stack's exports (not ``StackOutputs``: it has no stores, no region pair).
+
+    prod and dr read ``isolated_vault`` (re-exported as their own ``isolated_vault``) and
+    ``writers`` (to check that the vault accepts their account) through a StackReference."""
+
+    stack: str
+    role: Literal["vault"]
+    platform: str
+    account_id: str = Field(pattern=r"^\d{12}$")
+    region: str
+    isolated_vault: IsolatedVault
+    writers: dict[str, VaultWriterGrant] = Field(min_length=1)
+    access_log_bucket: Bucket
+    audit_bucket: Bucket
+    """Where the audit trail (CloudTrail, the vault's S3 data events) delivers, locked."""
+    trail_arn: str = Field(pattern=r"^arn:aws[a-z-]*:cloudtrail:")
+
+    @classmethod
+    def output_names(cls) -> list[str]:
+        return list(cls.model_fields)
+
+    @classmethod
+    def parse(cls, values: Any, stack: str) -> VaultStackOutputs:
+        if not isinstance(values, dict):
+            raise OutputsError(stack, [f"expected a JSON object of outputs, got {type(values)}"])
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            raise OutputsError(stack, _describe(error)) from None
+
+
 class StackOutputs(Frozen):
     """One stack's exports. Keys are the Pulumi output names, one to one."""
 

@@ -208,14 +208,23 @@ def aurora_snapshot(
 def config_check(project_dir: Path, *, stack: str) -> None:
     """The check's verdict: one line per problem on stderr and exit 1, or the stores it found."""
     from drkit.human import table
-    from stackmodels import ConfigError, StackConfig
+    from stackmodels import ConfigError
+    from stackmodels.config import VaultStackConfig, load_any
     from stackmodels.durations import format_duration
 
     try:
-        config = StackConfig.for_stack(stack, project_dir)
+        config = load_any(project_dir / f"Pulumi.{stack}.yaml")
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         raise Ended(1) from None
+    if isinstance(config, VaultStackConfig):  # the isolated backup account (issue 22)
+        writers = ", ".join(f"{n} ({w.account_id})" for n, w in config.writers.items())
+        print(
+            f"Pulumi.{stack}.yaml: valid (vault in {config.region}, account {config.account_id}, "
+            f"{len(config.data_classes)} data classes; writers: {writers}; reader: "
+            f"{config.reader.account_id})"
+        )
+        return
     print(
         f"Pulumi.{stack}.yaml: valid ({config.role.value} in {config.region}, "
         f"{len(config.data_classes)} data classes, {len(config.stores)} stores)"

@@ -172,3 +172,14 @@ def test_the_preflight_lines_up_its_details_after_the_longest_check() -> None:
     assert lines[0] == "preflight:"
     assert lines[1].index("in the cluster") == lines[2].index("health check unreadable")
     assert "aurora.global-cluster-membership-of-dr" in lines[1]
+
+
+def test_config_check_of_the_vault_stack_names_its_account_and_writers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cli.config_check(ROOT, stack="vault")
+    printed = capsys.readouterr().out
+    assert printed.startswith(
+        "Pulumi.vault.yaml: valid (vault in us-east-2, account 210987654321, 6 data classes; "
+        "writers: prod (123456789012), dr (123456789012); reader: 123456789012)"
+    )

@@ -139,7 +139,7 @@ def test_a_task_told_no_stack_refuses_in_one_line_naming_both_ways(monkeypatch: 
         assert refused.value.code == 2, name
         message = str(refused.value.message)
         assert message.startswith("error: no stack given: pass --stack NAME or set DRKIT_STACK")
-        assert "(stacks: local, dr, prod)" in message and "\n" not in message, name
+        assert "(stacks: local, dr, prod, vault)" in message and "\n" not in message, name
 
 
 def recorder(name: str, called: list[dict[str, Any]]) -> Any:

@@ -40,3 +40,26 @@ def prod_adopting() -> StackRun:
     assert aurora is not None
     adopted = aurora.model_copy(update={"adopt_primary_cluster_identifier": "legacy-orders-db"})
     return run_stack("prod", config=config_variant("prod", aurora=adopted.model_dump(mode="json")))
+
+
+@pytest.fixture(scope="session")
+def vault() -> StackRun:
+    """The isolated backup account's stack (issue 22), in an account of its own."""
+    return run_stack("vault")
+
+
+@pytest.fixture(scope="session")
+def prod_isolated(vault: StackRun) -> StackRun:
+    """prod writing its third copy to the vault stack (``isolated_vault_stack: vault``)."""
+    return run_stack(
+        "prod", {"vault": vault.outputs}, config_variant("prod", isolated_vault_stack="vault")
+    )
+
+
+@pytest.fixture(scope="session")
+def dr_isolated(vault: StackRun, prod_isolated: StackRun) -> StackRun:
+    return run_stack(
+        "dr",
+        {"prod": prod_isolated.outputs, "vault": vault.outputs},
+        config_variant("dr", isolated_vault_stack="vault"),
+    )

@@ -25,6 +25,7 @@ from typing import Any
 import pulumi
 
 from stackmodels import StackConfig
+from stackmodels.config import VaultStackConfig, load_any
 
 PROVIDER_MODULES = [
     "pulumi_aws.s3",
@@ -90,7 +91,8 @@ class Options:
 @dataclass
 class StackRun:
     stack: str
-    config: StackConfig
+    config: Any
+    """``StackConfig``, or ``VaultStackConfig`` for the vault stack."""
     resources: list[Recorded]
     outputs: dict[str, Any]
     calls: list[str]
@@ -115,8 +117,12 @@ def _hex(seed: str, length: int = 32) -> str:
 class RecordingMocks(pulumi.runtime.Mocks):
     """Realistic ids and ARNs per type; answers the data sources the program calls."""
 
-    def __init__(self, stack_outputs: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, stack_outputs: dict[str, dict[str, Any]] | None = None, account: str = ACCOUNT
+    ) -> None:
         self.stack_outputs = stack_outputs or {}
+        self.account = account
+        """The deploying credentials' account (the vault stack runs in an account of its own)."""
         self.resources: list[Recorded] = []
         self.provider_regions: dict[str, str | None] = {}
         self.calls: list[str] = []
@@ -161,7 +167,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         elif typ == "aws:kms/key:Key":
             prefix = "mrk-" if inputs.get("multiRegion") else ""
             rid = prefix + _hex(f"{region}/{name}")
-            state.update(keyId=rid, arn=f"arn:aws:kms:{region}:{ACCOUNT}:key/{rid}")
+            state.update(keyId=rid, arn=f"arn:aws:kms:{region}:{self.account}:key/{rid}")
         elif typ == "aws:kms/replicaKey:ReplicaKey":
             rid = str(inputs["primaryKeyArn"]).rsplit("/", 1)[-1]
             state.update(keyId=rid, arn=f"arn:aws:kms:{region}:{ACCOUNT}:key/{rid}")
@@ -170,7 +176,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state.update(arn=f"arn:aws:kms:{region}:{ACCOUNT}:{rid}")
         elif typ == "aws:iam/role:Role":
             rid = inputs["name"]
-            state.update(arn=f"arn:aws:iam::{ACCOUNT}:role/{rid}", uniqueId=f"AROA{_hex(rid, 16)}")
+            state.update(
+                arn=f"arn:aws:iam::{self.account}:role/{rid}", uniqueId=f"AROA{_hex(rid, 16)}"
+            )
+        elif typ == "aws:cloudtrail/trail:Trail":
+            rid = inputs["name"]
+            state.update(arn=f"arn:aws:cloudtrail:{region}:{self.account}:trail/{rid}")
         elif typ == "aws:ecr/repository:Repository":
             rid = inputs["name"]
             state.update(
@@ -214,10 +225,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.calls.append(args.token)
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {
-                "accountId": ACCOUNT,
-                "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/deployer/ci",
+                "accountId": self.account,
+                "arn": f"arn:aws:sts::{self.account}:assumed-role/deployer/ci",
                 "userId": "AROAEXAMPLE:ci",
-                "id": ACCOUNT,
+                "id": self.account,
             }, []
         if args.token == "aws:index/getPartition:getPartition":
             return {
@@ -431,17 +442,23 @@ def run_program(
 def run_stack(
     stack: str,
     stack_outputs: dict[str, dict[str, Any]] | None = None,
-    config: StackConfig | None = None,
+    config: StackConfig | VaultStackConfig | None = None,
+    account: str | None = None,
 ) -> StackRun:
     """Run ``define_stack`` for ``Pulumi.<stack>.yaml`` (or ``config``, a variant of it); return
-    what the engine recorded."""
+    what the engine recorded. ``account``: the deploying credentials' (default: the vault
+    stack's own for a vault config, else ``ACCOUNT``)."""
     from infra.program import define_stack
 
-    config = config or StackConfig.for_stack(stack, ROOT)
-    key = json.dumps([stack, stack_outputs, config.model_dump(mode="json")], sort_keys=True)
+    config = config or load_any(ROOT / f"Pulumi.{stack}.yaml")
+    if account is None:
+        account = config.account_id if isinstance(config, VaultStackConfig) else ACCOUNT
+    key = json.dumps(
+        [stack, stack_outputs, config.model_dump(mode="json"), account], sort_keys=True
+    )
     if key in _RUNS:  # the unit and policy suites read the same runs: declare each stack once
         return _RUNS[key]
-    mocks = RecordingMocks(stack_outputs)
+    mocks = RecordingMocks(stack_outputs, account)
     outputs, messages = run_program(lambda: define_stack(config, stack), stack, mocks)
     _RUNS[key] = StackRun(stack, config, mocks.resources, outputs, mocks.calls, messages)
     return _RUNS[key]

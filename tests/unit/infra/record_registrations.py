@@ -77,6 +77,15 @@ def record() -> dict[str, Any]:
     for label, stack, config, reads_prod in variants():
         run = run_stack(stack, {"prod": prod.outputs} if reads_prod else None, config)
         recorded[label] = describe(run)
+    # The isolated backup account (issue 22): its stack, and prod and dr writing to it.
+    vault = run_stack("vault")
+    recorded["vault"] = describe(vault)
+    isolated = config_variant("prod", isolated_vault_stack="vault")
+    prod_isolated = run_stack("prod", {"vault": vault.outputs}, isolated)
+    recorded["prod-isolated"] = describe(prod_isolated)
+    dr_isolated = config_variant("dr", isolated_vault_stack="vault")
+    outputs = {"prod": prod_isolated.outputs, "vault": vault.outputs}
+    recorded["dr-isolated"] = describe(run_stack("dr", outputs, dr_isolated))
     return recorded
 
 

@@ -59,7 +59,7 @@ def test_vault_args_accept_outputs_for_inputs() -> None:
         ("kms_key_arn", "", "must not be empty"),
         ("bucket_name", 42, "string or a pulumi Output"),
         ("data_classes", [], "at least 1"),
-        ("stack_role", "secondary", "'primary' or 'dr'"),
+        ("stack_role", "secondary", "'primary', 'dr' or 'vault'"),
     ],
 )
 def test_vault_args_reject_bad_fields(field: str, value: Any, message: str) -> None:

@@ -62,16 +62,13 @@ def measure(size_mb: float, workdir: Path) -> dict[str, Any]:
             mirror=GcsStore(gcs.client(), "bench-mirror"),
             encryption=Encryption(kms_key_id=key),
         )
-        until = datetime.now(UTC) + timedelta(days=1)
         three = Destinations(
             vault=two.vault,
             mirror=two.mirror,
             encryption=two.encryption,
             # as the prod writer reaches it: prod's own (dummy) credentials, across accounts
             isolated=S3Store(isolated_aws.s3(isolated.bucket.region), isolated.bucket.name),
-            isolated_encryption=Encryption(
-                kms_key_id=isolated.kms_key_arn, lock_mode="COMPLIANCE", lock_until=until
-            ),
+            isolated_encryption=Encryption(kms_key_id=isolated.kms_key_arn),  # default lock
         )
         handler = PostgresHandler(source)
         run_backup("warm-up", "user-data", handler, two)

@@ -271,10 +271,9 @@ class OpsContext:
                 lock_until=lock_until,
             ),
             isolated=self.isolated_writer(),
-            # The isolated account's key; its lock is COMPLIANCE whatever the class's mode.
-            isolated_encryption=Encryption(
-                kms_key_id=isolated.kms_key_arn, lock_mode="COMPLIANCE", lock_until=lock_until
-            )
+            # The isolated account's key and no lock per object: the bucket's default retention
+            # (COMPLIANCE) applies; lock headers need s3:PutObjectRetention, denied to this account.
+            isolated_encryption=Encryption(kms_key_id=isolated.kms_key_arn)
             if isolated is not None
             else None,
         )

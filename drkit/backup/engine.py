@@ -59,7 +59,8 @@ class Destinations:
     isolated account's vault (issue 22) when the stack has one: three copies from one read.
 
     The isolated copy is written with the production writer's credentials, create-only, and
-    encrypted with the isolated account's own key (``isolated_encryption``); a failure there fails
+    encrypted with the isolated account's own key (``isolated_encryption``, which asks for no lock:
+    the vault bucket's default retention applies, as its policy requires); a failure there fails
     the backup as a failure of the mirror does (``TeeWriter``), naming the isolated bucket."""
 
     vault: ObjectStore

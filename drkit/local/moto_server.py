@@ -23,8 +23,10 @@
   principal but the vault account's own administrator role (``isolated_refusal``): a delete of
   an object or a version (DeleteObject, DeleteObjects), a write that is not create-only (a
   PutObject or CompleteMultipartUpload without ``If-None-Match: *``; with it, moto's own 412
-  refuses a taken key), a copy over a key, a retention or legal-hold change, and any change to
-  the bucket's policy, lock, versioning, lifecycle or the bucket itself.
+  refuses a taken key), a copy over a key, a retention or legal-hold change (also as object-lock
+  headers on a PutObject or CreateMultipartUpload, which on AWS need ``s3:PutObjectRetention``:
+  a writer's objects take the bucket's default retention), and any change to the bucket's
+  policy, lock, versioning, lifecycle or the bucket itself.
 """
 
 from __future__ import annotations
@@ -41,6 +43,14 @@ REPLICA_TAG = "drkit-local:replica-of"
 ISOLATED_ACCOUNT_ENV = "DRKIT_LOCAL_ISOLATED_ACCOUNT"
 VAULT_ADMIN_ROLE = "drkit-vault-admin"
 """The isolated account's own administrator role (locally: assumed to provision the vault)."""
+LOCK_HEADERS = frozenset(
+    {
+        "x-amz-object-lock-mode",
+        "x-amz-object-lock-retain-until-date",
+        "x-amz-object-lock-legal-hold",
+    }
+)
+"""A lock per object: the isolated vault's writers get the bucket's default retention only."""
 BUCKET_RULES = ("policy", "object-lock", "versioning", "lifecycle", "encryption", "replication")
 """Bucket subresources whose change would loosen the vault's rules."""
 REPLICATION_DIR_ENV = "DRKIT_LOCAL_REPLICATION_DIR"
@@ -147,6 +157,9 @@ def isolated_refusal(
     if method in ("PUT", "POST") and key:
         if "retention" in query or "legal-hold" in query:
             return f"a retention change on {key}"
+        if {h.lower() for h in headers} & LOCK_HEADERS:
+            # on AWS these need s3:PutObjectRetention / s3:PutObjectLegalHold, denied to others
+            return f"a write to {key} with object-lock headers"
         if method == "PUT" and "partNumber" in query:
             return None  # a part of an upload: nothing is visible until its completion
         if method == "POST" and "uploads" in query:

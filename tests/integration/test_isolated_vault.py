@@ -88,7 +88,7 @@ def test_a_backup_lands_in_three_places_the_third_under_the_isolated_key(
         head = heads[item.key]
         assert head["ContentLength"] == item.size
         assert head["SSEKMSKeyId"] == isolated.kms_key_arn  # the vault account's own key
-        assert head["ObjectLockMode"] == "COMPLIANCE"
+        assert head["ObjectLockMode"] == "COMPLIANCE"  # the bucket's default: no lock asked
         assert head["ETag"].strip('"') == item.fingerprints[writer.name]
     # the same bytes as the prod vault's copy, and the catalog entry is there too
     assert all(ctx.vault().exists(key) and mirror.exists(key) for key in heads)
@@ -143,6 +143,21 @@ def test_prod_credentials_cannot_delete_overwrite_or_unlock_the_isolated_copy(
         "overwrite": lambda: s3.put_object(Bucket=bucket, Key=key, Body=b"ransom"),
         "overwrite create-only": lambda: s3.put_object(
             Bucket=bucket, Key=key, Body=b"ransom", IfNoneMatch="*"
+        ),
+        # a lock per object needs s3:PutObjectRetention on AWS: the bucket's default only
+        "create with a lock": lambda: s3.put_object(
+            Bucket=bucket,
+            Key=f"{key}.locked",
+            Body=b"x",
+            IfNoneMatch="*",
+            ObjectLockMode="COMPLIANCE",
+            ObjectLockRetainUntilDate=later,
+        ),
+        "upload with a lock": lambda: s3.create_multipart_upload(
+            Bucket=bucket,
+            Key=f"{key}.locked",
+            ObjectLockMode="COMPLIANCE",
+            ObjectLockRetainUntilDate=later,
         ),
         "copy over": lambda: s3.copy_object(
             Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": key}

@@ -9,6 +9,7 @@ import pytest
 from drkit.local.moto_server import isolated_refusal
 
 CREATE_ONLY = {"If-None-Match": "*"}
+LOCK = {"X-Amz-Object-Lock-Mode": "COMPLIANCE", "X-Amz-Object-Lock-Retain-Until-Date": "2030-01-01"}
 
 
 @pytest.mark.parametrize(
@@ -23,6 +24,10 @@ CREATE_ONLY = {"If-None-Match": "*"}
         ("PUT", "/vault/a/b", {}, {"x-amz-copy-source": "/vault/a/c"}, "a copy over a/b"),
         ("PUT", "/vault/a/b", {"retention": ""}, {}, "a retention change on a/b"),
         ("PUT", "/vault/a/b", {"legal-hold": ""}, {}, "a retention change on a/b"),
+        # object-lock headers, even on a create-only write: the bucket's default retention only
+        ("PUT", "/vault/a/b", {}, {**CREATE_ONLY, **LOCK}, "a write to a/b with object-lock"),
+        ("POST", "/vault/a/b", {"uploads": ""}, LOCK, "a write to a/b with object-lock"),
+        ("PUT", "/vault/a/b", {}, {**CREATE_ONLY, "x-amz-object-lock-legal-hold": "ON"}, "a write"),
         ("PUT", "/vault", {"policy": ""}, {}, "a change to the bucket's policy"),
         ("PUT", "/vault", {"object-lock": ""}, {}, "a change to the bucket's object-lock"),
         ("PUT", "/vault", {"versioning": ""}, {}, "a change to the bucket's versioning"),

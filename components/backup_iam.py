@@ -114,9 +114,10 @@ class ElastiCacheSnapshotAccess(ComponentArgs):
 
 class IsolatedVaultGrant(ComponentArgs):
     """The isolated backup account's vault (stack ``vault``), where the job creates its third
-    copy: ``s3:PutObject`` under its own prefix and ``kms:GenerateDataKey`` on that vault's key
-    through S3 in that vault's region, nothing else there (the vault's own policies allow no
-    more to another account: ``components.isolated_vault``)."""
+    copy: ``s3:PutObject`` under its own prefix and ``kms:GenerateDataKey`` / ``kms:Decrypt``
+    (a multipart upload needs both) on that vault's key through S3 in that vault's region for
+    that bucket only, nothing else there (the vault's own policies allow no more to another
+    account: ``components.isolated_vault``)."""
 
     bucket_arn: Any
     key_arn: Any
@@ -315,9 +316,12 @@ def isolated_statements(
         {
             "Sid": "IsolatedVaultKeyThroughS3",
             "Effect": "Allow",
-            "Action": "kms:GenerateDataKey",
+            "Action": KMS_ACTIONS,
             "Resource": key_arn,
-            "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
+            "Condition": {
+                "StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"},
+                "StringLike": {"kms:EncryptionContext:aws:s3:arn": [bucket_arn, f"{bucket_arn}/*"]},
+            },
         },
     ]
 

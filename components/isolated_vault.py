@@ -12,10 +12,10 @@ locked bucket. The production accounts get exactly this, by the bucket and key p
   ``s3:ObjectCreationOperation``) and any encryption it asks for must be the vault key. Objects
   take the bucket's default retention: ``s3:PutObjectRetention`` is denied to other accounts, so
   a writer cannot ask for a lock per object (nor shorten one);
-- the key lets the writers ``kms:GenerateDataKey`` only through S3 in the vault's region and
-  only for this bucket (``kms:EncryptionContext:aws:s3:arn``). No ``kms:Decrypt``: a writer
-  cannot read a copy back, and so cannot upload in parts under SSE-KMS (S3 needs Decrypt to
-  complete a multipart upload): each object is one ``PutObject`` of at most 5 GiB;
+- the key lets the writers ``kms:GenerateDataKey`` and ``kms:Decrypt`` only through S3 in the
+  vault's region and only for this bucket (``kms:EncryptionContext:aws:s3:arn``): S3 needs
+  Decrypt for a multipart upload under SSE-KMS. It reads nothing back for them: a writer has no
+  ``s3:GetObject`` there, and KMS directly (not through S3) refuses it;
 - every principal outside the vault account is denied deleting objects or versions, changing
   retention, legal holds, governance bypass, the policy, the lifecycle, Object Lock, versioning,
   encryption, replication, ACLs and ownership, whatever another statement allows;
@@ -75,7 +75,8 @@ OUTSIDE_DENIED_ACTIONS = [
 ]
 """What no principal outside the vault account may do to the vault, whatever is allowed."""
 WRITER_ACTIONS = ["s3:PutObject"]
-WRITER_KEY_ACTIONS = ["kms:GenerateDataKey"]
+WRITER_KEY_ACTIONS = ["kms:Decrypt", "kms:GenerateDataKey"]
+"""Through S3 for this bucket only; Decrypt is what a multipart upload under SSE-KMS needs."""
 READER_OBJECT_ACTIONS = [
     "s3:GetObject",
     "s3:GetObjectAttributes",
@@ -194,8 +195,8 @@ def vault_statements(
 
 def isolated_key_policy(args: IsolatedVaultArgs) -> dict[str, Any]:
     """The vault key's policy: administrators manage, break-glass recovers, the writers only
-    generate data keys through S3 for this bucket, the reader decrypts through S3, CloudTrail
-    encrypts this account's trail's log files."""
+    use it through S3 for this bucket (multipart uploads), the reader decrypts through S3,
+    CloudTrail encrypts this account's trail's log files."""
     via_s3 = f"s3.{args.region}.amazonaws.com"
     bucket_context = {"kms:EncryptionContext:aws:s3:arn": [args.vault_arn, f"{args.vault_arn}/*"]}
     statements = [
@@ -204,7 +205,7 @@ def isolated_key_policy(args: IsolatedVaultArgs) -> dict[str, Any]:
     ]
     statements += [
         {
-            "Sid": f"Writer{writer.sid}GeneratesDataKeysThroughS3",
+            "Sid": f"Writer{writer.sid}UploadsThroughS3",
             "Effect": "Allow",
             "Principal": {"AWS": args.root(writer.account_id)},
             "Action": WRITER_KEY_ACTIONS,

@@ -7,7 +7,10 @@ What the vault stack may grant another account (``components.isolated_vault``), 
   (``trading-dr:writers``), only on ``<vault>/<prefix>*`` of that writer's prefixes, narrowed to
   its roles by an ``aws:PrincipalArn`` condition. Nothing on any other bucket of the stack;
 - key policies: an ``Allow`` of ``kms:GenerateDataKey`` / ``kms:Encrypt`` only, to a writer
-  account, narrowed by ``aws:PrincipalArn``. No ``kms:Decrypt`` to another account;
+  account, narrowed by ``aws:PrincipalArn``; and ``kms:Decrypt`` (which a multipart upload under
+  SSE-KMS needs) only through S3 (``kms:ViaService`` = ``s3.<region>.amazonaws.com``, the
+  stack's region) and only for the vault bucket (``kms:EncryptionContext:aws:s3:arn`` of the
+  vault or its objects, nothing else). No other ``kms:Decrypt`` to another account;
 - and the vault's policy must deny every principal outside the account deleting, changing
   retention, legal holds, governance bypass, the policy, the lifecycle and Object Lock (a Deny
   of ``Principal *`` conditioned on ``aws:PrincipalAccount`` not being the vault's), and a put
@@ -30,6 +33,9 @@ from policy.strength import BUCKET_POLICY, _matches, _statements, _violation
 
 WRITER_S3_ACTIONS = frozenset({"s3:putobject"})
 WRITER_KMS_ACTIONS = frozenset({"kms:encrypt", "kms:generatedatakey"})
+WRITER_DECRYPT = "kms:decrypt"
+"""Allowed a writer only through S3 for the vault bucket (``_decrypts_only_through_s3``)."""
+BUCKET_CONTEXT = "kms:EncryptionContext:aws:s3:arn"
 REQUIRED_OUTSIDE_DENIALS = (
     "s3:DeleteObject",
     "s3:DeleteObjectVersion",
@@ -232,7 +238,26 @@ def _required_denials(policy: Resource, bucket_arn: str, floor: IsolatedFloor) -
     return violations
 
 
-def _key_problems(key: Resource, floor: IsolatedFloor) -> list[Violation]:
+def _decrypts_only_through_s3(
+    statement: Mapping[str, Any], region: str, vault_arns: set[str]
+) -> bool:
+    """Whether the statement's conditions keep it to S3 in ``region`` and to one vault bucket's
+    encryption context (the bucket or its objects), so a Decrypt serves a multipart upload there
+    and nothing else (the writers have no s3:GetObject)."""
+    conditions = _conditions(statement)
+    equals = conditions.get("StringEquals")
+    via = (
+        [str(v) for v in _list(equals.get("kms:ViaService"))] if isinstance(equals, Mapping) else []
+    )
+    if via != [f"s3.{region}.amazonaws.com"]:
+        return False
+    contexts = _condition_values(statement, BUCKET_CONTEXT, ("StringEquals", "StringLike"))
+    return bool(contexts) and any(set(contexts) <= {arn, f"{arn}/*"} for arn in vault_arns)
+
+
+def _key_problems(
+    key: Resource, floor: IsolatedFloor, region: str, vault_arns: set[str]
+) -> list[Violation]:
     violations = []
     for statement in _statements(key.props.get("policy")):
         if statement.get("Effect") != "Allow":
@@ -240,15 +265,22 @@ def _key_problems(key: Resource, floor: IsolatedFloor) -> list[Violation]:
         outside = outside_principals(statement, floor.account_id)
         if not outside:
             continue
+        allowed = WRITER_KMS_ACTIONS
+        if _decrypts_only_through_s3(statement, region, vault_arns):
+            allowed = allowed | {WRITER_DECRYPT}
         for problem in _grant_problems(
-            statement, outside, floor, WRITER_KMS_ACTIONS, "kms:GenerateDataKey / kms:Encrypt"
+            statement,
+            outside,
+            floor,
+            allowed,
+            "kms:GenerateDataKey / kms:Encrypt (and kms:Decrypt through S3 for the vault bucket)",
         ):
             violations.append(
                 _violation(
                     key,
                     f"key policy statement {statement.get('Sid')!r} {problem}; floor: principals "
                     f"outside the vault account {floor.account_id} only encrypt (writers' "
-                    "roles), never decrypt or manage",
+                    "roles), decrypt only through S3 for the vault bucket, never manage",
                 )
             )
     return violations
@@ -281,6 +313,9 @@ def isolated_vault_grants_only_writes(
                     f"the vault account {floor.account_id} every delete and reconfiguration",
                 )
             )
+    vault_arns = {
+        str(v.props.get("arn") or f"arn:aws:s3:::{v.props.get('bucket')}") for v in vaults
+    }
     for key in _of(resources, (KMS_KEY,)):
-        violations += _key_problems(key, floor)
+        violations += _key_problems(key, floor, floors.region, vault_arns)
     return violations

@@ -87,7 +87,7 @@ class Mutation:
 
 
 WRITER = "WriterProdCreatesUnderItsPrefixes"
-WRITER_KEY = "WriterProdGeneratesDataKeysThroughS3"
+WRITER_KEY = "WriterProdUploadsThroughS3"
 DENY = "OutsideNeverDeletesOrReconfigures"
 
 MUTATIONS = [
@@ -197,10 +197,53 @@ MUTATIONS = [
         ("'CloudTrailDelivery'", "cloudtrail.amazonaws.com"),
     ),
     Mutation(
-        "prod-may-decrypt",
+        "prod-may-decrypt-not-through-s3",
         KEY,
-        by_sid(WRITER_KEY, setting("Action", ["kms:GenerateDataKey", "kms:Decrypt"])),
+        by_sid(WRITER_KEY, lambda s: s["Condition"]["StringEquals"].pop("kms:ViaService")),
         (WRITER_KEY, "grants ['kms:Decrypt'] beyond kms:GenerateDataKey / kms:Encrypt"),
+    ),
+    Mutation(
+        "prod-may-decrypt-through-another-region",
+        KEY,
+        by_sid(
+            WRITER_KEY,
+            lambda s: s["Condition"]["StringEquals"].update(
+                {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}
+            ),
+        ),
+        (WRITER_KEY, "grants ['kms:Decrypt'] beyond"),
+    ),
+    Mutation(
+        "prod-may-decrypt-for-any-bucket",
+        KEY,
+        by_sid(WRITER_KEY, lambda s: s["Condition"].pop("StringLike")),
+        (WRITER_KEY, "grants ['kms:Decrypt'] beyond"),
+    ),
+    Mutation(
+        "prod-may-decrypt-for-another-bucket",
+        KEY,
+        by_sid(
+            WRITER_KEY,
+            lambda s: s["Condition"]["StringLike"].update(
+                {"kms:EncryptionContext:aws:s3:arn": [VAULT_ARN, "arn:aws:s3:::other/*"]}
+            ),
+        ),
+        (WRITER_KEY, "grants ['kms:Decrypt'] beyond"),
+    ),
+    Mutation(
+        "prod-may-decrypt-a-second-statement",
+        KEY,
+        added(
+            {
+                "Sid": "ProdDecrypts",
+                "Effect": "Allow",
+                "Principal": {"AWS": PROD_ROOT},
+                "Action": "kms:Decrypt",
+                "Resource": "*",
+                "Condition": {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::123456789012:role/x"}},
+            }
+        ),
+        ("'ProdDecrypts'", "grants ['kms:Decrypt'] beyond"),
     ),
     Mutation(
         "prod-may-manage-the-key",
@@ -298,8 +341,8 @@ def test_the_check_cli_reads_the_vault_stack(
         if (record["type"], record["name"]) == KEY:
             document = json.loads(record["inputs"]["policy"])
             for statement in document["Statement"]:
-                if statement.get("Sid") == WRITER_KEY:
-                    statement["Action"] = ["kms:Decrypt"]
+                if statement.get("Sid") == WRITER_KEY:  # Decrypt, but for any bucket
+                    statement["Condition"].pop("StringLike")
             record["inputs"]["policy"] = json.dumps(document)
     path.write_text(json.dumps(records))
     out = io.StringIO()

@@ -153,8 +153,8 @@ def test_the_key_lets_writers_only_generate_data_keys_and_the_reader_decrypt(
     assert key.inputs["enableKeyRotation"] is True
     assert key.inputs.get("multiRegion") is None
     policy = statements(key.inputs["policy"])
-    writer = policy["WriterProdGeneratesDataKeysThroughS3"]
-    assert writer["Action"] == ["kms:GenerateDataKey"]
+    writer = policy["WriterProdUploadsThroughS3"]
+    assert writer["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]  # multipart uploads
     assert writer["Condition"]["StringEquals"] == {"kms:ViaService": "s3.us-east-2.amazonaws.com"}
     assert writer["Condition"]["StringLike"] == {
         "kms:EncryptionContext:aws:s3:arn": [VAULT_ARN, f"{VAULT_ARN}/*"]
@@ -173,8 +173,8 @@ def test_the_key_lets_writers_only_generate_data_keys_and_the_reader_decrypt(
     assert outside_principals(vault) == {
         "WriterProdCreatesUnderItsPrefixes": [f"arn:aws:iam::{ACCOUNT}:root"],
         "WriterDrCreatesUnderItsPrefixes": [f"arn:aws:iam::{ACCOUNT}:root"],
-        "WriterProdGeneratesDataKeysThroughS3": [f"arn:aws:iam::{ACCOUNT}:root"],
-        "WriterDrGeneratesDataKeysThroughS3": [f"arn:aws:iam::{ACCOUNT}:root"],
+        "WriterProdUploadsThroughS3": [f"arn:aws:iam::{ACCOUNT}:root"],
+        "WriterDrUploadsThroughS3": [f"arn:aws:iam::{ACCOUNT}:root"],
     }
 
 
@@ -274,9 +274,14 @@ def test_prod_and_dr_export_the_isolated_vault_and_grant_create_only(
             "IsolatedVaultKeyThroughS3": {
                 "Sid": "IsolatedVaultKeyThroughS3",
                 "Effect": "Allow",
-                "Action": "kms:GenerateDataKey",
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
                 "Resource": key_arn,
-                "Condition": {"StringEquals": {"kms:ViaService": "s3.us-east-2.amazonaws.com"}},
+                "Condition": {
+                    "StringEquals": {"kms:ViaService": "s3.us-east-2.amazonaws.com"},
+                    "StringLike": {
+                        "kms:EncryptionContext:aws:s3:arn": [VAULT_ARN, f"{VAULT_ARN}/*"]
+                    },
+                },
             },
         }, store
         # The job's own vault stays in its region; the isolated grant changes nothing there.

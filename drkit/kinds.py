@@ -137,6 +137,9 @@ History = Callable[["ObjectStore", "Manifest"], Any]
 WriterFactory = Callable[["OpsContext", "StableAddress", str, float], "Writer"]
 """(ctx, the store's stable address, store, rate per second) -> the writer that trades into the
 store through its stable name (re-read before every write)."""
+WriterPrecondition = Callable[[str], None]
+"""(the URL of a server of the kind the drill did not prepare) -> None: what the writer needs
+there before its first write (PostgreSQL: the trading schema it inserts into)."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,9 @@ class DrillWriter:
     factory: WriterFactory
     rate: float
     """The writer's default rate, writes per second."""
+    prepare: WriterPrecondition | None = None
+    """Run on a server the drill's seed did not fill (``region-failover``'s own stack); None:
+    the writer needs nothing there."""
 
 
 @dataclass(frozen=True)
@@ -231,8 +237,10 @@ def _verify(module: str) -> Verify:
     return Verify(Lazy(f"drkit.ops.{module}:test_restore"), Lazy(f"drkit.ops.{module}:cleanup"))
 
 
-def _writer(kind: str, rate: float) -> DrillWriter:
-    return DrillWriter(Lazy(f"drkit.drill.writers:{kind}_writer"), rate)
+def _writer(kind: str, rate: float, prepare: bool = False) -> DrillWriter:
+    """``drkit.drill.writers.<kind>_writer`` (and ``<kind>_prepare`` when it needs one)."""
+    precondition = Lazy(f"drkit.drill.writers:{kind}_prepare") if prepare else None
+    return DrillWriter(Lazy(f"drkit.drill.writers:{kind}_writer"), rate, precondition)
 
 
 # --- the registry --------------------------------------------------------------------------------
@@ -251,7 +259,7 @@ REGISTRY: dict[StoreKind, KindEntry] = {
             scratch_cleanup=Lazy("drkit.ops.scratch_postgres:cleanup"),
         ),
         _local("postgres", replicated=True),
-        DrillHooks("database-corruption", _writer("postgres", 20.0)),
+        DrillHooks("database-corruption", _writer("postgres", 20.0, prepare=True)),
     ),
     StoreKind.TIMESERIES: KindEntry(
         StoreKind.TIMESERIES,

@@ -33,33 +33,27 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from drkit.drill.scenarios import ScenarioResult, StoreOutcome
 from drkit.drill.verify import Verification
 from drkit.drill.world import DrillWorld
-from drkit.drill.writers import (
-    KafkaEventWriter,
-    PostgresOrderWriter,
-    RedisSessionWriter,
-    StableAddress,
-    Write,
-    Writer,
-    kafka_bootstrap,
-    postgres_url,
-    redis_url,
-)
+from drkit.drill.writers import StableAddress, Write, Writer
+from drkit.kinds import REGISTRY, DrillWriter, drill_writers
 from drkit.local.names import names_path
-from drkit.seed.postgres import TradingDataSize, seed_trading_database
-from stackmodels.config import StoreKind
+
+if TYPE_CHECKING:
+    from stackmodels.config import StoreKind
 
 NAME = "region-failover"
 SOAK_S = 4.0
 AFTER_S = 2.0
 RECOVERY_TIMEOUT_S = 180.0
 REPO = Path(__file__).resolve().parents[2]
-RATES = {StoreKind.POSTGRES: 20.0, StoreKind.KAFKA: 20.0, StoreKind.REDIS: 20.0}
+RATE = 20.0
+"""Writes per second into each store (a writer whose default is lower keeps its own): two more
+JVMs share the cores."""
 
 
 @dataclass
@@ -108,12 +102,22 @@ def stop_stack(world: DrillWorld) -> None:
         down(project, out=io.StringIO())
 
 
+def played_kinds() -> dict[StoreKind, DrillWriter]:
+    """The kinds the scenario plays, in the registry's order: those the drill writes into that
+    the local stack protects continuously into dr (``drkit.kinds``)."""
+    return {
+        kind: writer
+        for kind, writer in drill_writers().items()
+        if REGISTRY[kind].local.lag is not None
+    }
+
+
 def _stores(world: DrillWorld) -> list[str]:
-    return [world.store(k) for k in (StoreKind.POSTGRES, StoreKind.KAFKA, StoreKind.REDIS)]
+    return [world.store(kind) for kind in played_kinds()]
 
 
 def region_failover(world: DrillWorld) -> ScenarioResult:
-    stores = {k: world.store(k) for k in (StoreKind.POSTGRES, StoreKind.KAFKA, StoreKind.REDIS)}
+    stores = {world.store(kind): writer for kind, writer in played_kinds().items()}
     result = ScenarioResult(
         NAME,
         "writers trade through the stable names; every process of the prod region is killed "
@@ -139,26 +143,23 @@ def _play(
     world: DrillWorld,
     project: Path,
     state: dict[str, Any],
-    stores: dict[StoreKind, str],
+    stores: dict[str, DrillWriter],
     result: ScenarioResult,
 ) -> ScenarioResult:
     from drkit.failover.command import switch_regions
     from drkit.ops.run import RunOptions
 
-    pg, kafka, cache = stores[StoreKind.POSTGRES], stores[StoreKind.KAFKA], stores[StoreKind.REDIS]
     prod, dr = state["stores"]["prod"], state["stores"]["dr"]
-    with world.phase(pg, "seed (prod)"):
-        seed_trading_database(prod[pg]["url"], TradingDataSize.for_megabytes(0.2))
-    topics = list(state["mirrored_topics"])
     names = names_path(project)
-    pg_at, kafka_at, cache_at = (_address(names, s, prod[s]) for s in (pg, kafka, cache))
-    writers: dict[str, Any] = {
-        pg: PostgresOrderWriter(pg_at.locator(postgres_url), RATES[StoreKind.POSTGRES]),
-        kafka: KafkaEventWriter(
-            kafka_at.locator(kafka_bootstrap), topics, RATES[StoreKind.KAFKA]
-        ),  # the mirrored topics only: what dr can be checked for
-        cache: RedisSessionWriter(cache_at.locator(redis_url), RATES[StoreKind.REDIS]),
-    }
+    topics = tuple(state["mirrored_topics"])  # what dr can be checked for: a writer writes those
+    writers: dict[str, Any] = {}
+    for store, kind_writer in stores.items():
+        if kind_writer.prepare is not None:  # PostgreSQL: the schema its orders go into
+            with world.phase(store, "seed (prod)"):
+                kind_writer.prepare(prod[store]["url"])
+        address = _address(names, store, prod[store], topics)
+        rate = min(RATE, kind_writer.rate)
+        writers[store] = kind_writer.factory(world.ctx, address, store, rate)
     for writer in writers.values():
         writer.start()
     try:
@@ -172,7 +173,7 @@ def _play(
         recoveries = {store: Recovery() for store in writers}
         watcher = threading.Thread(
             target=_watch,
-            args=(writers, dr, recoveries, disaster_at, topics),
+            args=(writers, dr, recoveries, disaster_at),
             name="recovery-watcher",
             daemon=True,
         )
@@ -204,7 +205,7 @@ def _play(
         verified_at = datetime.now(UTC)
     outcomes = [
         _outcome(world, store, checks[store], writers[store], recoveries[store], disaster_at, state)
-        for store in (pg, kafka, cache)
+        for store in writers
     ]
     result.detail = (
         f"failover {outcome.report.status.value} in {outcome.report.seconds:.1f}s; "
@@ -230,12 +231,19 @@ def _play(
     return result
 
 
-def _address(names: Path, store: str, entry: dict[str, Any]) -> StableAddress:
+def _address(
+    names: Path, store: str, entry: dict[str, Any], topics: tuple[str, ...]
+) -> StableAddress:
     """The writer's locator: the store's stable name, with the credentials of its URL (the same
-    in both regions: the standbys are copies)."""
+    in both regions: the standbys are copies), and the mirrored topics (those of a Kafka store
+    that dr can be checked for; the other kinds' writers have no topics to choose)."""
     parts = urlsplit(entry["url"] if "://" in entry["url"] else f"//{entry['url']}")
     return StableAddress(
-        names, store, user=unquote(parts.username or ""), password=unquote(parts.password or "")
+        names,
+        store,
+        user=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        topics=topics,
     )
 
 
@@ -264,7 +272,6 @@ def _watch(
     dr: dict[str, Any],
     recoveries: dict[str, Recovery],
     disaster_at: datetime,
-    topics: list[str],
 ) -> None:
     """Until every store's first write in dr is read back from dr (or the timeout)."""
     deadline = time.monotonic() + RECOVERY_TIMEOUT_S

@@ -29,6 +29,7 @@ import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from drkit.local.names import StableName, read_names_file
+from drkit.seed.postgres import TradingDataSize, seed_trading_database
 
 if TYPE_CHECKING:
     from drkit.context import OpsContext
@@ -65,6 +66,9 @@ class StableAddress:
     user: str = ""
     password: str = ""
     tls: bool = False
+    topics: tuple[str, ...] = ()
+    """The part of the store the writer writes (a Kafka writer's topics); empty: the stack
+    config's topics."""
 
     def name(self) -> StableName:
         names = read_names_file(self.names_file)
@@ -467,12 +471,17 @@ class RedisSessionWriter(Writer):
 # --- each kind's writer, as its entry in ``drkit.kinds`` names it -------------------------------
 
 
+def postgres_prepare(url: str) -> None:
+    """The trading schema the orders writer inserts into, seeded small, on the server at ``url``."""
+    seed_trading_database(url, TradingDataSize.for_megabytes(0.2))
+
+
 def postgres_writer(ctx: OpsContext, address: StableAddress, store: str, rate: float) -> Writer:
     return PostgresOrderWriter(address.locator(postgres_url), rate)
 
 
 def kafka_writer(ctx: OpsContext, address: StableAddress, store: str, rate: float) -> Writer:
-    topics = list(ctx.config.stores[store].topics)
+    topics = list(address.topics or ctx.config.stores[store].topics)
     return KafkaEventWriter(address.locator(kafka_bootstrap), topics, rate)
 
 

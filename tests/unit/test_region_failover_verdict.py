@@ -6,11 +6,16 @@ acknowledged and lacks is a failure."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import pytest
 
 from drkit.drill.region_failover import _split
 from drkit.drill.writers import Write
+
+if TYPE_CHECKING:
+    from drkit.context import OpsContext
 
 pytestmark = pytest.mark.unit
 DISASTER = datetime(2026, 12, 3, 17, 14, 15, tzinfo=UTC)
@@ -45,3 +50,27 @@ def test_each_writer_names_the_server_of_a_url_as_it_records_its_writes() -> Non
     assert PostgresOrderWriter.address_of(f"postgresql://u:p@{DR}/db") == DR
     assert RedisSessionWriter.address_of(f"redis://:secret@{DR}/0") == DR
     assert KafkaEventWriter.address_of(DR) == DR
+
+
+def test_the_scenario_plays_the_kinds_written_and_replicated_into_dr() -> None:
+    """The registry's kinds with a drill writer and a continuous protection in the local stack:
+    the time series store (backups only) and Kubernetes (no writer) stay out."""
+    from drkit.drill.region_failover import played_kinds
+    from stackmodels.config import StoreKind
+
+    assert list(played_kinds()) == [StoreKind.POSTGRES, StoreKind.KAFKA, StoreKind.REDIS]
+    assert all(writer.prepare is None for writer in list(played_kinds().values())[1:])
+    assert played_kinds()[StoreKind.POSTGRES].prepare is not None  # its trading schema
+
+
+def test_a_kafka_writer_writes_the_topics_its_address_names(tmp_path: Path) -> None:
+    """The mirrored topics only, not every topic of the store's configuration (which the
+    factory never reads then)."""
+    from drkit.drill.writers import KafkaEventWriter, StableAddress, kafka_writer
+    from drkit.local.names import StableName, write_names_file
+
+    names = tmp_path / "names.json"
+    write_names_file(names, {"events": StableName(region="prod", host="127.0.0.1", port=1)})
+    address = StableAddress(names, "events", topics=("trading.signals",))
+    writer = kafka_writer(cast("OpsContext", None), address, "events", 1.0)
+    assert isinstance(writer, KafkaEventWriter) and writer.topics == ["trading.signals"]

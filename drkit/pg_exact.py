@@ -163,9 +163,29 @@ FROM pg_roles r WHERE r.oid IN (SELECT oid FROM ids) AND r.rolname !~ '^pg_' ORD
 
 ROLE_FLAGS = ("superuser", "inherit", "createrole", "createdb", "login", "replication", "bypassrls")
 
+NEEDED_WITHOUT_PRIVILEGES = "needed_without_privileges"
+"""A role's entry in a manifest: the objects that name it in what ``pg_restore --no-owner
+--no-privileges`` still restores (a policy's ``TO`` list, a user mapping), keyed as the schema
+fingerprint keys them."""
+
+NEEDED_QUERY = """
+SELECT r.rolname, 'policy ' || p.polname || ' on ' || n.nspname || '.' || c.relname
+FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  CROSS JOIN LATERAL unnest(p.polroles) AS u(oid) JOIN pg_roles r ON r.oid = u.oid
+UNION
+SELECT u.usename, 'user mapping for ' || u.usename || ' server ' || u.srvname
+FROM pg_user_mappings u WHERE u.umuser <> 0
+ORDER BY 1, 2
+"""
+
 
 def referenced_roles(connection: Connection) -> list[dict[str, Any]]:
-    """The roles the database's objects reference: names and attributes, no password."""
+    """The roles the database's objects reference: names and attributes, no password; and the
+    objects that need a role even in a restore without owners and grants."""
+    needed: dict[str, list[str]] = {}
+    for name, needer in connection.execute(NEEDED_QUERY).fetchall():
+        needed.setdefault(str(name), []).append(str(needer))
     roles = []
     for row in connection.execute(ROLES_QUERY).fetchall():
         name, *flags, connlimit, valid_until, member_of = row
@@ -174,8 +194,31 @@ def referenced_roles(connection: Connection) -> list[dict[str, Any]]:
             | dict(zip(ROLE_FLAGS, (bool(f) for f in flags), strict=True))
             | {"connection_limit": connlimit, "valid_until": valid_until}
             | {"member_of": list(member_of)}
+            | {NEEDED_WITHOUT_PRIVILEGES: needed.get(str(name), [])}
         )
     return roles
+
+
+def needed_without_privileges(
+    roles: list[dict[str, Any]], checks: dict[str, Any] | None = None
+) -> dict[str, list[str]]:
+    """Per role a ``--no-privileges`` restore still needs, the objects that name it.
+    ``pg_restore --no-owner --no-privileges`` leaves out owners and grants, but a row-level
+    security policy's ``TO`` list and a user mapping keep their role names: restored on a
+    cluster without the role, they fail. A manifest recorded before these were listed: the user
+    mappings, read from the schema fingerprint's keys (its policies' roles are not known)."""
+    needed: dict[str, list[str]] = {}
+    keys = list(((checks or {}).get("schema") or {}).get("objects", {}))
+    for role in roles:
+        name = str(role["name"])
+        if NEEDED_WITHOUT_PRIVILEGES in role:
+            objects = [str(o) for o in role[NEEDED_WITHOUT_PRIVILEGES]]
+        else:
+            prefix = f"user mapping for {name} server "
+            objects = [key for key in keys if key.startswith(prefix)]
+        if objects:
+            needed[name] = objects
+    return needed
 
 
 def missing_roles(connection: Connection, roles: list[dict[str, Any]]) -> list[str]:

@@ -304,3 +304,78 @@ def test_verify_compares_the_test_restore_with_the_fingerprint(project: Path) ->
     assert exit_code(verification, report) == 0, out.getvalue()
     [check] = [c for c in report.checks if c.check == "test-restore"]
     assert "schema objects, the content of 5 tables, the state of 3 sequences" in check.detail
+
+
+def test_no_privileges_still_needs_the_roles_a_policy_or_a_user_mapping_names(
+    project: Path,
+) -> None:
+    """``pg_restore --no-owner --no-privileges`` keeps a policy's ``TO`` roles and a user
+    mapping's role: without them on the target the restore is refused before anything is
+    touched, each role named with what needs it; ``--create-roles`` creates those (only)."""
+    ctx = OpsContext.load("local", project_dir=project)
+    source = postgres_source(ctx, "trading-db")
+    role, reader, mapped = app_role(), app_role(), app_role()
+    create_tricky_dataset(source.conninfo(), role)
+    with psycopg.connect(source.conninfo(), autocommit=True) as connection:
+        connection.execute(f'CREATE ROLE "{reader}" NOLOGIN')
+        connection.execute(f'CREATE ROLE "{mapped}" NOLOGIN')
+        connection.execute(
+            f'CREATE POLICY "readers" ON {ITEMS} FOR SELECT TO "{reader}" USING (true)'
+        )
+        connection.execute(
+            f'CREATE USER MAPPING FOR "{mapped}" SERVER "odd server"'
+            " OPTIONS (user 'x', password 'not recorded either')"
+        )
+    manifest = backup_store(ctx, "trading-db", [])
+    needed = pg_exact.needed_without_privileges(manifest.roles or [], manifest.checks)
+    assert needed == {
+        mapped: [f"user mapping for {mapped} server odd server"],
+        reader: ["policy readers on odd schema.order items"],
+    }
+    assert "not recorded either" not in manifest.model_dump_json()
+    with psycopg.connect(source.conninfo(), autocommit=True) as connection:
+        for gone in (role, reader, mapped):  # the backup still has them, the cluster not
+            connection.execute(f'DROP OWNED BY "{gone}"')
+            connection.execute(f'DROP ROLE "{gone}"')
+    (project / "tasks.py").write_text(
+        (ROOT / "tasks.py")
+        .read_text()
+        .replace("ROOT = Path(__file__).resolve().parent", f"ROOT = Path({str(project)!r})")
+    )
+    command = [sys.executable, "-m", "invoke", "restore.postgres", "--target-database", "bare"]
+    refused = subprocess.run(
+        [*command, "--no-privileges", "--yes"],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        check=False,
+    )
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stderr
+    [line] = [line for line in refused.stderr.splitlines() if "lacks" in line]
+    assert (
+        f"lacks 2 role(s) that backup {manifest.backup_id} needs even with --no-privileges"
+    ) in line
+    assert f'"{reader}" (policy readers on odd schema.order items)' in line
+    assert f'"{mapped}" (user mapping for {mapped} server odd server)' in line
+    assert "--create-roles" in line and role not in line
+    with psycopg.connect(source.conninfo("postgres")) as connection:
+        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = 'bare'")
+        assert exists.fetchone() is None  # refused before anything was touched
+
+    request = RestorePostgresRequest(target_database="bare", no_privileges=True, create_roles=True)
+    status, out = run(ctx, project, request)
+    assert status is Status.SUCCEEDED, out
+    assert f"create role(s) {', '.join(sorted([mapped, reader]))}" in out
+    assert "(no privileges)" in out
+    target = postgres_source(ctx, "trading-db", "bare")
+    with psycopg.connect(target.conninfo()) as connection:
+        found = connection.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s) ORDER BY 1",
+            ([role, reader, mapped],),
+        ).fetchall()
+        assert found == sorted([(mapped,), (reader,)])  # the grantee is not needed here
+        policy = connection.execute(
+            "SELECT polroles::regrole[]::text[] FROM pg_policy WHERE polname = 'readers'"
+        ).fetchone()
+        assert policy == ([f'"{reader}"'],)

@@ -48,9 +48,12 @@ NEW_KINDS = (
     "policy own moods on odd schema.order items",
     "rule keep blobs on odd schema.blobs",
     "statistics odd schema.mood and price",
+    "operator class odd schema.reverse ops using btree",
+    "operator family odd schema.reverse ops using btree",
+    "operator family odd schema.odd hash using hash",
 )
-"""Operators, casts, text search, publications (fingerprint version 2), policies, rules and
-statistics objects in the tricky dataset."""
+"""Operators, casts, text search, publications (fingerprint version 2), operator classes and
+families (version 3), policies, rules and statistics objects in the tricky dataset."""
 
 
 def tricky_backup(project: Path) -> tuple[OpsContext, PostgresSource, str, Manifest]:
@@ -100,6 +103,9 @@ def test_the_tricky_dataset_round_trips_exactly_from_the_vault_and_the_mirror(
     assert "table odd schema.order items" in manifest.checks["schema"]["objects"]
     assert set(NEW_KINDS) <= set(manifest.checks["schema"]["objects"])
     assert "user mapping for public server odd server" in manifest.checks["schema"]["objects"]
+    assert manifest.checks["schema"]["version"] == 3
+    # No label provider is loaded here: the labels' query ran, found none, and none compare.
+    assert not [k for k in manifest.checks["schema"]["objects"] if k.startswith("security label")]
     assert manifest.checks["content"]["tables"]["large objects"].startswith("1:")
     assert manifest.checks["sequences"]["odd schema.cycling seq"] == [1, True]
     info = backup_info(ctx, InfoRequest(backup_id=manifest.backup_id)).to_text()
@@ -164,7 +170,7 @@ def test_verify_names_a_changed_grant_a_changed_row_and_a_lost_sequence_value(
         )
 
 
-def test_verify_names_a_changed_text_search_configuration_and_policy_and_reads_version_1(
+def test_verify_names_a_changed_text_search_config_policy_and_operator_class_reads_older(
     project: Path,
 ) -> None:
     ctx, _source, _role, manifest = tricky_backup(project)
@@ -182,6 +188,16 @@ def test_verify_names_a_changed_text_search_configuration_and_policy_and_reads_v
     }
     older = manifest.model_copy(update={"checks": old})
     assert compare_restored(older, target)[0] is None
+    # Version 2: without operator classes and families, security labels and subscriptions.
+    two = json.loads(json.dumps(manifest.checks))
+    two["schema"]["version"] = 2
+    two["schema"]["objects"] = {
+        key: value
+        for key, value in two["schema"]["objects"].items()
+        if not key.startswith(pg_exact.VERSION_3_KINDS)
+    }
+    version_2 = manifest.model_copy(update={"checks": two})
+    assert compare_restored(version_2, target)[0] is None
 
     config = '"odd schema".plain'
     with psycopg.connect(target.conninfo(), autocommit=True) as connection:
@@ -205,6 +221,24 @@ def test_verify_names_a_changed_text_search_configuration_and_policy_and_reads_v
         assert compare_restored(manifest, target)[0] == (
             "policy own moods on odd schema.order items: its definition differs from the backup's"
         )
+        connection.execute(f"ALTER POLICY \"own moods\" ON {ITEMS} USING (mood <> 'sad')")
+        assert compare_restored(manifest, target)[0] is None
+
+        # The operator class sorts the other way now (its support function is another).
+        reverse = '"odd schema"."reverse ops"'
+        connection.execute(f"DROP OPERATOR CLASS {reverse} USING btree CASCADE")
+        connection.execute(
+            f"CREATE OPERATOR CLASS {reverse} FOR TYPE bigint USING btree AS OPERATOR 1 <,"
+            " OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,"
+            " FUNCTION 1 btint8cmp(bigint, bigint)"
+        )
+        connection.execute(f"COMMENT ON OPERATOR CLASS {reverse} USING btree IS 'largest first'")
+        connection.execute(f'CREATE INDEX "items reversed" ON {ITEMS} ("item id" {reverse})')
+        assert compare_restored(manifest, target)[0] == (
+            "operator class odd schema.reverse ops using btree: its definition differs from the"
+            " backup's"
+        )
+        assert compare_restored(version_2, target)[0] is None  # not recorded: not compared
 
 
 def test_a_fingerprint_that_does_not_match_fails_the_restore_and_leaves_the_target(
@@ -379,3 +413,59 @@ def test_no_privileges_still_needs_the_roles_a_policy_or_a_user_mapping_names(
             "SELECT polroles::regrole[]::text[] FROM pg_policy WHERE polname = 'readers'"
         ).fetchone()
         assert policy == ([f'"{reader}"'],)
+
+
+def test_a_subscription_comes_back_disabled_without_its_connection_string_and_compares(
+    project: Path,
+) -> None:
+    """``pg_dump`` restores every subscription disabled (``connect = false``): the fingerprint
+    compares its publications, slot name and options, not whether it is enabled, and never
+    records its connection string (a password may be in it)."""
+    ctx = OpsContext.load("local", project_dir=project)
+    source = postgres_source(ctx, "trading-db")
+    target = postgres_source(ctx, "trading-db", "subscribed")
+    subscription = "odd sub"
+    with psycopg.connect(source.conninfo(), autocommit=True) as connection:
+        connection.execute(
+            f'CREATE SUBSCRIPTION "{subscription}" CONNECTION'
+            " 'host=127.0.0.1 port=1 dbname=elsewhere password=not-in-the-manifest'"
+            " PUBLICATION orders, fills WITH (connect = false, binary = true,"
+            " slot_name = 'odd_slot', synchronous_commit = 'local')"
+        )
+        connection.execute(f"COMMENT ON SUBSCRIPTION \"{subscription}\" IS 'from elsewhere'")
+        # Enabled: its worker retries a publisher that is not there, which changes nothing.
+        connection.execute(f'ALTER SUBSCRIPTION "{subscription}" ENABLE')
+    try:
+        manifest = backup_store(ctx, "trading-db", [])
+        assert f"subscription {subscription}" in manifest.checks["schema"]["objects"]
+        assert "not-in-the-manifest" not in manifest.model_dump_json()
+        status, out = run(ctx, project, RestorePostgresRequest(target_database="subscribed"))
+        assert status is Status.SUCCEEDED, out
+        with psycopg.connect(target.conninfo(), autocommit=True) as connection:
+            restored = connection.execute(
+                "SELECT subenabled, subslotname, subpublications, subbinary, subsynccommit"
+                " FROM pg_subscription WHERE subname = %s"
+                " AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                (subscription,),
+            ).fetchone()
+            assert restored == (False, "odd_slot", ["orders", "fills"], True, "local")
+            # Enabled or not is the operator's call, not a difference; its publications are.
+            connection.execute(
+                f'ALTER SUBSCRIPTION "{subscription}" SET PUBLICATION orders WITH (refresh = false)'
+            )
+            assert compare_restored(manifest, target)[0] == (
+                f"subscription {subscription}: its definition differs from the backup's"
+            )
+    finally:  # a database with a subscription cannot be dropped: leave none behind
+        for where in (source, target):
+            with psycopg.connect(where.conninfo(), autocommit=True) as connection:
+                if connection.execute(
+                    "SELECT 1 FROM pg_subscription WHERE subname = %s AND subdbid ="
+                    " (SELECT oid FROM pg_database WHERE datname = current_database())",
+                    (subscription,),
+                ).fetchone():
+                    connection.execute(f'ALTER SUBSCRIPTION "{subscription}" DISABLE')
+                    connection.execute(
+                        f'ALTER SUBSCRIPTION "{subscription}" SET (slot_name = NONE)'
+                    )
+                    connection.execute(f'DROP SUBSCRIPTION "{subscription}"')

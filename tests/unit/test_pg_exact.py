@@ -8,9 +8,13 @@ import pytest
 
 from drkit.backup.manifest import Manifest
 from drkit.pg_exact import (
+    FINGERPRINT_VERSION,
+    VERSION_2_KINDS,
+    VERSION_3_KINDS,
     _option_names,
     max_checksum_bytes,
     needed_without_privileges,
+    not_recorded_in,
     sequence_matches,
     sequence_record,
 )
@@ -87,3 +91,12 @@ def test_the_roles_a_restore_without_privileges_still_needs() -> None:
     older = [{"name": "old"}, {"name": "app"}]
     assert needed_without_privileges(older, checks) == {"old": ["user mapping for old server s"]}
     assert needed_without_privileges(older) == {}
+
+
+def test_an_older_fingerprint_leaves_out_the_kinds_later_versions_added() -> None:
+    assert FINGERPRINT_VERSION == 3
+    assert not_recorded_in(3) == ()
+    assert not_recorded_in(2) == VERSION_3_KINDS
+    assert not_recorded_in(1) == VERSION_2_KINDS + VERSION_3_KINDS
+    assert "operator class odd.ops using btree".startswith(not_recorded_in(2))
+    assert not "operator odd.~~~(numeric, numeric)".startswith(not_recorded_in(2))

@@ -682,10 +682,11 @@ def _add_version_3_kinds(connection: Connection, add: Any) -> None:
         " (SELECT oid FROM pg_database WHERE datname = current_database())"
     ).format(sql.SQL(", ").join(sql.Identifier("s", column) for column in columns))
     for name, owner, comment, *values in connection.execute(query).fetchall():
-        definition = {"comment": comment} | dict(zip(columns, values, strict=True))
-        if "subtwophasestate" in definition:  # pending until enabled: only on or off is dumped
-            definition["subtwophasestate"] = definition["subtwophasestate"] != "d"
-        add(SchemaObject(f"subscription {name}", definition, [owner]))
+        subscription: dict[str, Any] = {"comment": comment}
+        subscription |= dict(zip(columns, values, strict=True))
+        if "subtwophasestate" in subscription:  # pending until enabled: only on or off is dumped
+            subscription["subtwophasestate"] = subscription["subtwophasestate"] != "d"
+        add(SchemaObject(f"subscription {name}", subscription, [owner]))
 
 
 def _add_version_2_kinds(connection: Connection, add: Any) -> None:

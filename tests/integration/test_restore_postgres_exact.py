@@ -456,6 +456,17 @@ def test_a_subscription_comes_back_disabled_without_its_connection_string_and_co
             assert compare_restored(manifest, target)[0] == (
                 f"subscription {subscription}: its definition differs from the backup's"
             )
+        # invoke verify's test restore drops its scratch database: its subscription first,
+        # detached from the source's slot.
+        out_text = io.StringIO()
+        verification, report = run_verify(
+            ctx, VerifyRequest(stores=["trading-db"]), RunOptions(yes=True), project, out_text
+        )
+        assert exit_code(verification, report) == 0, out_text.getvalue()
+        with psycopg.connect(source.conninfo("postgres")) as connection:
+            assert connection.execute(
+                "SELECT count(*) FROM pg_subscription WHERE subname = %s", (subscription,)
+            ).fetchone() == (2,)  # the source's and the restored one; the scratch's is gone
     finally:  # a database with a subscription cannot be dropped: leave none behind
         for where in (source, target):
             with psycopg.connect(where.conninfo(), autocommit=True) as connection:

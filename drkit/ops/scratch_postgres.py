@@ -162,7 +162,7 @@ def _detach_subscriptions(server: PostgresSource, name: str) -> None:
                 "ALTER SUBSCRIPTION {} SET (slot_name = NONE)",
                 "DROP SUBSCRIPTION {}",
             ):
-                connection.execute(sql.SQL(statement).format(identifier))  # type: ignore[arg-type]
+                connection.execute(sql.SQL(statement).format(identifier))
 
 
 def cleanup(ctx: OpsContext, store: str, now: datetime, forced: bool, dry_run: bool) -> list[str]:

@@ -16,14 +16,19 @@ name the first object or table that differs (``compare``).
   constraints, function bodies, aggregates, procedures, extension versions, statistics objects,
   collations, event triggers, comments; since version 2 operators, casts, text search
   configurations, dictionaries, parsers and templates, foreign data wrappers, servers and user
-  mappings, publications and procedural languages) and its privileges (owner and ACL, a default
-  ACL made explicit, column ACLs). Objects created by an extension are the extension's. Of the
-  options of foreign data wrappers, servers and user mappings only the names are read, never
-  the values (a password may be one). A fingerprint of version 1 did not record the kinds
-  version 2 added: ``compare`` leaves them out with it. Not covered: operator classes and
-  families, subscriptions (their connection string is a superuser's to read, and ``pg_dump``
-  restores them disabled), security labels, and the database itself (its owner, ``GRANT ... ON
-  DATABASE``, ``ALTER DATABASE SET``: ``pg_dump`` without ``--create`` leaves them out).
+  mappings, publications and procedural languages; since version 3 operator classes and
+  operator families with their operators and support functions, security labels, and
+  subscriptions) and its privileges (owner and ACL, a default ACL made explicit, column ACLs).
+  Objects created by an extension are the extension's. Of the options of foreign data wrappers,
+  servers and user mappings only the names are read, never the values (a password may be one).
+  A subscription is read as ``pg_dump`` dumps it, by a superuser only: its publications, slot
+  name and options, never its connection string (a superuser's to read; it may hold a
+  password), and not whether it is enabled (``pg_dump`` restores every subscription disabled,
+  so an enabled one would make every restore differ; enabling it is the operator's call). A
+  fingerprint of an older version did not record the kinds a later one added: ``compare``
+  leaves them out with it. Not covered: the database itself (its owner, ``GRANT ... ON
+  DATABASE``, ``ALTER DATABASE SET``, its security label: ``pg_dump`` without ``--create``
+  leaves them out).
 - **Content** (``table_contents``): per table (a partitioned table with its partitions), per
   populated materialized view, and for the large objects together, a checksum of every row's
   text: the sums of two 64-bit hashes of each row, so the server neither sorts nor buffers the
@@ -50,7 +55,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-FINGERPRINT_VERSION = 2
+FINGERPRINT_VERSION = 3
 MAX_MB_ENV = "DRKIT_PG_CHECKSUM_MAX_MB"
 DEFAULT_MAX_MB = 1024.0
 DEFAULT_PRIVILEGES = "default privileges of "
@@ -134,6 +139,10 @@ WITH owners(oid) AS (
   UNION SELECT umuser FROM pg_user_mappings
   UNION SELECT pubowner FROM pg_publication
   UNION SELECT lanowner FROM pg_language WHERE lanispl
+  UNION SELECT opcowner FROM pg_opclass WHERE oid >= 16384
+  UNION SELECT opfowner FROM pg_opfamily WHERE oid >= 16384
+  UNION SELECT subowner FROM pg_subscription
+    WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 ), acls(acl) AS (
   SELECT nspacl FROM pg_namespace n WHERE {USER_SCHEMA.format(n="n")}
   UNION ALL SELECT c.relacl FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -163,9 +172,29 @@ FROM pg_roles r WHERE r.oid IN (SELECT oid FROM ids) AND r.rolname !~ '^pg_' ORD
 
 ROLE_FLAGS = ("superuser", "inherit", "createrole", "createdb", "login", "replication", "bypassrls")
 
+NEEDED_WITHOUT_PRIVILEGES = "needed_without_privileges"
+"""A role's entry in a manifest: the objects that name it in what ``pg_restore --no-owner
+--no-privileges`` still restores (a policy's ``TO`` list, a user mapping), keyed as the schema
+fingerprint keys them."""
+
+NEEDED_QUERY = """
+SELECT r.rolname, 'policy ' || p.polname || ' on ' || n.nspname || '.' || c.relname
+FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  CROSS JOIN LATERAL unnest(p.polroles) AS u(oid) JOIN pg_roles r ON r.oid = u.oid
+UNION
+SELECT u.usename, 'user mapping for ' || u.usename || ' server ' || u.srvname
+FROM pg_user_mappings u WHERE u.umuser <> 0
+ORDER BY 1, 2
+"""
+
 
 def referenced_roles(connection: Connection) -> list[dict[str, Any]]:
-    """The roles the database's objects reference: names and attributes, no password."""
+    """The roles the database's objects reference: names and attributes, no password; and the
+    objects that need a role even in a restore without owners and grants."""
+    needed: dict[str, list[str]] = {}
+    for name, needer in connection.execute(NEEDED_QUERY).fetchall():
+        needed.setdefault(str(name), []).append(str(needer))
     roles = []
     for row in connection.execute(ROLES_QUERY).fetchall():
         name, *flags, connlimit, valid_until, member_of = row
@@ -174,8 +203,31 @@ def referenced_roles(connection: Connection) -> list[dict[str, Any]]:
             | dict(zip(ROLE_FLAGS, (bool(f) for f in flags), strict=True))
             | {"connection_limit": connlimit, "valid_until": valid_until}
             | {"member_of": list(member_of)}
+            | {NEEDED_WITHOUT_PRIVILEGES: needed.get(str(name), [])}
         )
     return roles
+
+
+def needed_without_privileges(
+    roles: list[dict[str, Any]], checks: dict[str, Any] | None = None
+) -> dict[str, list[str]]:
+    """Per role a ``--no-privileges`` restore still needs, the objects that name it.
+    ``pg_restore --no-owner --no-privileges`` leaves out owners and grants, but a row-level
+    security policy's ``TO`` list and a user mapping keep their role names: restored on a
+    cluster without the role, they fail. A manifest recorded before these were listed: the user
+    mappings, read from the schema fingerprint's keys (its policies' roles are not known)."""
+    needed: dict[str, list[str]] = {}
+    keys = list(((checks or {}).get("schema") or {}).get("objects", {}))
+    for role in roles:
+        name = str(role["name"])
+        if NEEDED_WITHOUT_PRIVILEGES in role:
+            objects = [str(o) for o in role[NEEDED_WITHOUT_PRIVILEGES]]
+        else:
+            prefix = f"user mapping for {name} server "
+            objects = [key for key in keys if key.startswith(prefix)]
+        if objects:
+            needed[name] = objects
+    return needed
 
 
 def missing_roles(connection: Connection, roles: list[dict[str, Any]]) -> list[str]:
@@ -502,6 +554,7 @@ def schema_objects(connection: Connection) -> dict[str, SchemaObject]:
         add(SchemaObject(f"collation {_name(schema, name)}", [provider, collate, ctype], []))
 
     _add_version_2_kinds(connection, add)
+    _add_version_3_kinds(connection, add)
 
     objects = connection.execute(
         "SELECT oid::bigint, pg_get_userbyid(lomowner), lomacl::text[],"
@@ -539,6 +592,101 @@ VERSION_2_KINDS = (
 )
 """The kinds fingerprint version 2 added: a version 1 fingerprint did not record them, so they
 are not compared with it."""
+
+VERSION_3_KINDS = ("operator class ", "operator family ", "security label ", "subscription ")
+"""The kinds fingerprint version 3 added (not compared with an older fingerprint)."""
+
+KINDS_SINCE = {2: VERSION_2_KINDS, 3: VERSION_3_KINDS}
+"""Per fingerprint version, the kinds it added."""
+
+
+def not_recorded_in(version: int) -> tuple[str, ...]:
+    """The kinds a fingerprint of ``version`` did not record."""
+    return tuple(k for v, kinds in KINDS_SINCE.items() if v > version for k in kinds)
+
+
+SUBSCRIPTION_LEFT_OUT = ("oid", "subdbid", "subname", "subowner", "subconninfo", "subenabled")
+"""Columns of ``pg_subscription`` a subscription's definition leaves out: its identity and owner
+(keyed and compared apart), its connection string (a superuser's to read, and it may hold a
+password: never recorded), whether it is enabled (``pg_dump`` restores every subscription
+disabled, ``connect = false``: enabling it is the operator's call once the publisher side is
+ready) and the run-time state ``subskiplsn``."""
+
+MEMBERS = """ARRAY(
+  SELECT 'operator ' || o.amopstrategy || ' (' || format_type(o.amoplefttype, NULL) || ', '
+    || format_type(o.amoprighttype, NULL) || ') ' || o.amopopr::regoperator::text || ' '
+    || o.amoppurpose::text || coalesce(' ' || (SELECT sf.opfname FROM pg_opfamily sf
+                                               WHERE sf.oid = o.amopsortfamily), '')
+  FROM pg_amop o JOIN pg_depend d ON d.classid = 'pg_amop'::regclass AND d.objid = o.oid
+  WHERE d.refclassid = '{catalog}'::regclass AND d.refobjid = {oid}
+  UNION ALL
+  SELECT 'function ' || p.amprocnum || ' (' || format_type(p.amproclefttype, NULL) || ', '
+    || format_type(p.amprocrighttype, NULL) || ') ' || p.amproc::regprocedure::text
+  FROM pg_amproc p JOIN pg_depend d ON d.classid = 'pg_amproc'::regclass AND d.objid = p.oid
+  WHERE d.refclassid = '{catalog}'::regclass AND d.refobjid = {oid}
+  ORDER BY 1)"""
+"""The operators and support functions that belong to an operator class (created with it) or,
+loose, to an operator family (added by ``ALTER OPERATOR FAMILY ... ADD``)."""
+
+
+def _add_version_3_kinds(connection: Connection, add: Any) -> None:
+    user = USER_SCHEMA.format(n="n")
+    for schema, name, method, owner, *definition in connection.execute(
+        "SELECT n.nspname, c.opcname, am.amname, pg_get_userbyid(c.opcowner),"
+        " obj_description(c.oid, 'pg_opclass'),"
+        " (SELECT fn.nspname || '.' || f.opfname FROM pg_opfamily f"
+        "  JOIN pg_namespace fn ON fn.oid = f.opfnamespace WHERE f.oid = c.opcfamily),"
+        " format_type(c.opcintype, NULL), c.opcdefault, format_type(c.opckeytype, NULL),"
+        f" {MEMBERS.format(catalog='pg_opclass', oid='c.oid')}"
+        " FROM pg_opclass c JOIN pg_namespace n ON n.oid = c.opcnamespace"
+        " JOIN pg_am am ON am.oid = c.opcmethod"
+        f" WHERE {user} AND {not_extension_member('pg_opclass', 'c.oid')}"
+    ).fetchall():
+        key = f"operator class {_name(schema, name)} using {method}"
+        add(SchemaObject(key, definition, [owner]))
+    for schema, name, method, owner, *definition in connection.execute(
+        "SELECT n.nspname, f.opfname, am.amname, pg_get_userbyid(f.opfowner),"
+        " obj_description(f.oid, 'pg_opfamily'),"
+        f" {MEMBERS.format(catalog='pg_opfamily', oid='f.oid')}"
+        " FROM pg_opfamily f JOIN pg_namespace n ON n.oid = f.opfnamespace"
+        " JOIN pg_am am ON am.oid = f.opfmethod"
+        f" WHERE {user} AND {not_extension_member('pg_opfamily', 'f.oid')}"
+    ).fetchall():
+        key = f"operator family {_name(schema, name)} using {method}"
+        add(SchemaObject(key, definition, [owner]))
+
+    # Labels of this database's objects; a database's, a role's or a tablespace's are the
+    # cluster's (``pg_dump`` without ``--create`` leaves them out).
+    for provider, objtype, objname, label in connection.execute(
+        "SELECT provider, objtype, objname, label FROM pg_seclabels"
+        " WHERE objtype NOT IN ('database', 'role', 'tablespace')"
+    ).fetchall():
+        add(SchemaObject(f"security label {provider} on {objtype} {objname}", [label], []))
+
+    # ``pg_dump`` dumps subscriptions for a superuser only (it warns and leaves them out for
+    # anyone else); read the same way.
+    superuser = connection.execute("SELECT current_setting('is_superuser')").fetchone()
+    if superuser is None or superuser[0] != "on":
+        return
+    columns = [
+        str(row[0])
+        for row in connection.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = 'pg_subscription'::regclass"
+            " AND attnum > 0 AND NOT attisdropped AND attname <> 'subskiplsn' ORDER BY attnum"
+        ).fetchall()
+        if str(row[0]) not in SUBSCRIPTION_LEFT_OUT
+    ]
+    query = sql.SQL(
+        "SELECT s.subname, pg_get_userbyid(s.subowner), shobj_description(s.oid, "
+        "'pg_subscription'), {} FROM pg_subscription s WHERE s.subdbid ="
+        " (SELECT oid FROM pg_database WHERE datname = current_database())"
+    ).format(sql.SQL(", ").join(sql.Identifier("s", column) for column in columns))
+    for name, owner, comment, *values in connection.execute(query).fetchall():
+        subscription: dict[str, Any] = {"comment": comment}
+        subscription |= dict(zip(columns, values, strict=True))
+        if "subtwophasestate" in subscription:  # pending until enabled: only on or off is dumped
+            subscription["subtwophasestate"] = subscription["subtwophasestate"] != "d"
+        add(SchemaObject(f"subscription {name}", subscription, [owner]))
 
 
 def _add_version_2_kinds(connection: Connection, add: Any) -> None:
@@ -808,8 +956,9 @@ def compare(
         objects = schema_objects(connection)
         found = {key: objects[key].digest for key in objects}
         expected: dict[str, str] = schema["objects"]
-        if int(schema.get("version", 1)) < 2:  # recorded before these kinds were
-            found = {k: v for k, v in found.items() if not k.startswith(VERSION_2_KINDS)}
+        later = not_recorded_in(int(schema.get("version", 1)))
+        if later:  # recorded before these kinds were
+            found = {k: v for k, v in found.items() if not k.startswith(later)}
         if tables is not None:
             owned = schema.get("tables", {})
             keep = {key for key in expected if owned.get(key) in tables and key.startswith("table")}

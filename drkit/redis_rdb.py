@@ -170,6 +170,45 @@ class ContentDigest:
         }
 
 
+def combined(digests: Iterable[ContentDigest]) -> ContentDigest:
+    """One database's fingerprint from its shards' (an ElastiCache cluster's node groups hold
+    disjoint keys): counts added, digests XOR-ed (the digest of the union, since XOR does not
+    care which file a key came from), the earliest expiry, and the sample of the lowest-ranked
+    string keys among all the shards' samples (each shard's holds its lowest ones, so these are
+    the union's)."""
+    total = ContentDigest()
+    entries: list[tuple[int, bytes, str]] = []
+    for digest in digests:
+        total.persistent += digest.persistent
+        total.persistent_digest ^= digest.persistent_digest
+        total.expiring += digest.expiring
+        total.expiring_digest ^= digest.expiring_digest
+        if digest.min_expiry_ms is not None and (
+            total.min_expiry_ms is None or digest.min_expiry_ms < total.min_expiry_ms
+        ):
+            total.min_expiry_ms = digest.min_expiry_ms
+        entries.extend(digest.sample)
+    total.sample = heapq.nlargest(SAMPLE_SIZE, entries)  # -rank: the lowest ranks
+    heapq.heapify(total.sample)
+    return total
+
+
+def combined_content(summaries: list[RdbSummary]) -> dict[str, dict[str, object]] | None:
+    """The content fingerprint per database (``db<n>``) of several shards' RDB files together,
+    if every walk took one."""
+    if not summaries or any(summary.content() is None for summary in summaries):
+        return None
+    numbers = sorted({n for summary in summaries for n in summary.databases})
+    return {
+        f"db{n}": combined(
+            db.content
+            for summary in summaries
+            if (db := summary.databases.get(n)) is not None and db.content is not None
+        ).as_json()
+        for n in numbers
+    }
+
+
 class RdbFormatError(ValueError):
     """The bytes are not a complete RDB file; the message says where the walk stopped and why."""
 

@@ -44,6 +44,7 @@ from drkit.redis_rdb import (
     RdbSummary,
     RdbTap,
     RdbUnsupported,
+    combined_content,
     read_rdb_header,
 )
 
@@ -700,8 +701,8 @@ class ElastiCacheHandler:
                 "rdb_version": max((s.version for s in summaries), default=None),
                 "redis_version": next((s.redis_version for s in summaries), None),
                 "key_counts": (unavailable or [walk.note for walk in walks] or ["no shards"])[0],
-                # One shard: the fingerprint a restore judges by (a cluster's keys are spread).
-                "content": summaries[0].content() if len(walks) == 1 and counts else None,
+                # The fingerprint a restore judges by: several shards' (node groups') together.
+                "content": combined_content(summaries) if counts else None,
             },
             counts=counts,
         )

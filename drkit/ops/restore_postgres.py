@@ -5,7 +5,8 @@ another kind, a recovery point that cannot be served, a target that is not a pla
 (``drkit.targets``: never a connection string, ``postgres``, a template or the source database), a
 target that is not empty, a target server older than the backup's (naming both versions), a
 target cluster without the roles the backup's objects reference (listing them; ``--create-roles``
-creates them without passwords, ``--no-privileges`` restores without owners and grants). The
+creates them without passwords, ``--no-privileges`` restores without owners and grants, but
+still needs the roles a policy or a user mapping names). The
 default target is a new database next to the source (``<db>_restored_<backup time>``); the
 restore connects to exactly the database it checked.
 
@@ -208,7 +209,7 @@ def build_plan(
         return prepared.missing_roles
 
     def roles_exist(context: StepContext) -> bool:
-        return not check_target_server(prepared.manifest, server, True, True)
+        return not check_target_server(prepared.manifest, server, not request.no_privileges, True)
 
     steps = [
         FunctionStep(

@@ -23,7 +23,9 @@ The verify step compares the same fingerprint after the restore.
 
 Any Redis by URL (``--target-url redis://[user:password@]host:port``, ``rediss://`` for TLS with
 ``?ssl_ca_certs=FILE``): the backup is loaded into a throwaway server here and copied key by key
-with DUMP/RESTORE, nothing stopped (``drkit.restore.redis_copy``). The password never reaches the
+with DUMP/RESTORE, nothing stopped (``drkit.restore.redis_copy``); a multi-shard ElastiCache
+export's shards all go into that one server, judged against the fingerprint of the shards
+together. The password never reaches the
 plan, the journal or a report (``***``); ``--resume`` of such a run takes it from
 ``REDISCLI_AUTH``.
 
@@ -67,6 +69,7 @@ from drkit.restore.redis import (
     answers,
     holds_backup,
     rdb_object,
+    rdb_objects,
     recover_swap,
     restore_elasticache,
     restore_redis,
@@ -225,7 +228,7 @@ def _prepare_url(request: RestoreRedisRequest, chosen: Chosen, resume: str | Non
     assert request.target_url is not None
     manifest = chosen.manifest
     try:
-        rdbs = [rdb_object(manifest)]
+        rdbs = rdb_objects(manifest)  # several: an ElastiCache export's shards, copied together
     except RedisRestoreError as error:
         raise RecoveryError(str(error)) from None
     check_present(chosen.objects, manifest, rdbs)
@@ -455,10 +458,11 @@ def _url_steps(
     source = prepared.url_target
     assert source is not None
     manifest, objects = prepared.chosen.manifest, prepared.chosen.objects
-    rdb = prepared.rdbs[0]
+    names = ", ".join(rdb.name for rdb in prepared.rdbs)
+    keys = ", ".join(rdb.key for rdb in prepared.rdbs)
 
     def restore(context: StepContext) -> dict[str, Any]:
-        progress = ByteProgress(f"stage {rdb.name} for {source.name}")
+        progress = ByteProgress(f"stage {names} for {source.name}")
         try:
             result = restore_by_copy(
                 manifest, objects, source, force=request.force or bool(resume), progress=progress
@@ -486,9 +490,10 @@ def _url_steps(
     return [
         FunctionStep(
             f"restore.{request.store}",
-            f"stream {rdb.key} of backup {manifest.backup_id} ({objects.name}, saved at "
-            f"{prepared.chosen.entry.recovery_point.isoformat()}), verify its SHA-256, load it "
-            f"into a throwaway redis-server here and copy every key into {source.name} with "
+            f"stream {keys} of backup {manifest.backup_id} ({objects.name}, saved at "
+            f"{prepared.chosen.entry.recovery_point.isoformat()}), verify "
+            + ("its SHA-256, load it" if len(prepared.rdbs) == 1 else "each SHA-256, load each")
+            + f" into a throwaway redis-server here and copy every key into {source.name} with "
             "DUMP/RESTORE (nothing is stopped)",
             restore,
             check=restored_already,

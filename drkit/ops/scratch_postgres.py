@@ -134,10 +134,35 @@ def _on_throwaway_server(
 
 
 def _drop(server: PostgresSource, name: str) -> None:
+    _detach_subscriptions(server, name)
     with psycopg.connect(server.conninfo("postgres"), autocommit=True) as connection:
         connection.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
+
+
+def _detach_subscriptions(server: PostgresSource, name: str) -> None:
+    """Drop the subscriptions a restore put in the scratch database (``pg_dump`` restores them
+    disabled): a database with one cannot be dropped. Each is first detached from its
+    replication slot (``slot_name = NONE``): the slot on the publisher is the source
+    database's, which dropping the subscription with it would drop too."""
+    try:
+        connection = psycopg.connect(server.conninfo(name), autocommit=True)
+    except psycopg.OperationalError:  # gone already (or never created)
+        return
+    with connection:
+        names = connection.execute(
+            "SELECT subname FROM pg_subscription WHERE subdbid ="
+            " (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ).fetchall()
+        for (subscription,) in names:
+            identifier = sql.Identifier(str(subscription))
+            for statement in (
+                "ALTER SUBSCRIPTION {} DISABLE",
+                "ALTER SUBSCRIPTION {} SET (slot_name = NONE)",
+                "DROP SUBSCRIPTION {}",
+            ):
+                connection.execute(sql.SQL(statement).format(identifier))
 
 
 def cleanup(ctx: OpsContext, store: str, now: datetime, forced: bool, dry_run: bool) -> list[str]:

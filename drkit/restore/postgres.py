@@ -63,8 +63,9 @@ def check_target_server(
     manifest: Manifest, server: PostgresSource, privileges: bool = True, create_roles: bool = False
 ) -> list[str]:
     """Refuse a target server older than the backup's (``OlderServer``) or one without the
-    roles the backup references (``MissingRoles``, unless ``create_roles`` or no privileges);
-    returns the roles to create. Reads only."""
+    roles the backup references (``MissingRoles``, unless ``create_roles``); without privileges,
+    only the roles a policy or a user mapping names are needed. Returns the roles to create.
+    Reads only."""
     with psycopg.connect(server.conninfo()) as connection:
         row = connection.execute(
             "SELECT current_setting('server_version_num')::int, current_setting('server_version')"
@@ -79,8 +80,10 @@ def check_target_server(
                 f"one; restore into a PostgreSQL {_major(recorded[0])} or newer. Nothing was "
                 "changed."
             )
-        if not privileges or not manifest.roles:
+        if not manifest.roles:
             return []
+        if not privileges:
+            return _needed_without_privileges(connection, manifest, server, create_roles)
         missing = pg_exact.missing_roles(connection, manifest.roles)
     if missing and not create_roles:
         raise MissingRoles(
@@ -88,6 +91,28 @@ def check_target_server(
             f"objects of backup {manifest.backup_id} reference: {', '.join(missing)}. Create "
             "them (pass --create-roles to create them without passwords), or restore without "
             "owners and grants with --no-privileges. Nothing was changed."
+        )
+    return missing
+
+
+def _needed_without_privileges(
+    connection: psycopg.Connection[tuple[object, ...]],
+    manifest: Manifest,
+    server: PostgresSource,
+    create_roles: bool,
+) -> list[str]:
+    """``--no-privileges``: the roles a policy or a user mapping of the backup still names
+    (``pg_exact.needed_without_privileges``) must exist, or be created (``create_roles``)."""
+    roles = manifest.roles or []
+    needed = pg_exact.needed_without_privileges(roles, manifest.checks)
+    missing = pg_exact.missing_roles(connection, [r for r in roles if r["name"] in needed])
+    if missing and not create_roles:
+        named = "; ".join(f'"{name}" ({", ".join(needed[name])})' for name in missing)
+        raise MissingRoles(
+            f"target cluster {server.host}:{server.port} lacks {len(missing)} role(s) that "
+            f"backup {manifest.backup_id} needs even with --no-privileges (pg_restore keeps the "
+            f"roles a row-level security policy or a user mapping names): {named}. Pass "
+            "--create-roles to create them without passwords. Nothing was changed."
         )
     return missing
 

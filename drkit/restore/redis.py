@@ -191,9 +191,19 @@ def rdb_object(manifest: Manifest) -> StoredObject:
         names = ", ".join(item.name for item in rdbs) or "none"
         raise RedisRestoreError(
             f"backup {manifest.backup_id} has {len(rdbs)} RDB objects ({names}); a self-hosted"
-            " server loads exactly one (restore a multi-shard export into ElastiCache instead)"
+            " server loads exactly one (restore a multi-shard export with --target-url, or into"
+            " ElastiCache)"
         )
     return rdbs[0]
+
+
+def rdb_objects(manifest: Manifest) -> list[StoredObject]:
+    """Every RDB of a backup, by name: one, or one per shard of an ElastiCache export (its node
+    groups hold disjoint keys, so together they are the dataset)."""
+    rdbs = sorted((i for i in manifest.objects if i.name.endswith(".rdb")), key=lambda i: i.name)
+    if not rdbs:
+        raise RedisRestoreError(f"backup {manifest.backup_id} holds no RDB object")
+    return rdbs
 
 
 def newest_readable_rdb(redis_version: str) -> int:

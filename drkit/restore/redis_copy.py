@@ -18,6 +18,11 @@ local ``redis-server`` (or than the backup) is refused before anything is writte
 versions. A target that holds keys is refused unless ``force``, which empties it first
 (``FLUSHALL``), so nothing is left that the backup did not hold. Copying is idempotent (REPLACE):
 a re-run, or ``--resume`` of a run killed half way, copies again.
+
+A backup of several shards (an ElastiCache cluster's node groups, one RDB each) goes into the one
+target: every RDB is staged and verified first, then each in turn loaded by a throwaway server,
+copied and removed (one server at a time). The target then holds the whole dataset, judged against
+the backup's fingerprint of all the shards together.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from drkit.restore.redis import (
     TargetNotEmpty,
     _keyspace,
     newest_readable_rdb,
-    rdb_object,
+    rdb_objects,
     stage_rdb,
 )
 from drkit.storage.objectstore import ObjectStore
@@ -163,26 +168,33 @@ def restore_by_copy(
     progress: Callable[[str, int], None] | None = None,
     scratch_parent: Path | None = None,
 ) -> CopyResult:
-    """Load the backup's RDB into a throwaway server here and copy every key into ``target``."""
+    """Load the backup's RDB (each shard's in turn) into a throwaway server here and copy every
+    key into ``target``."""
     started = time.monotonic()
-    item = rdb_object(manifest)
+    items = rdb_objects(manifest)
     keyspace = preflight(manifest, target, force)
     workdir = Path(tempfile.mkdtemp(prefix="drkit-redis-copy-", dir=scratch_parent))
     try:
-        scratch = LocalRedis(workdir)
-        scratch.data_dir.mkdir(parents=True)
-        staged = stage_rdb(store, item, scratch.data_dir, manifest.backup_id, progress)
-        os.replace(staged, scratch.rdb_path)
-        with scratch:
-            with scratch.client() as client:
-                loaded = _keyspace(client)
-            if keyspace:
-                with target.client() as client:
-                    client.flushall()
-            copied = expired = 0
-            for db in sorted(loaded):
-                done, gone = _copy_database(scratch, target, db)
-                copied, expired = copied + done, expired + gone
+        # Every RDB read through and verified before the target is touched.
+        shards = []
+        for index, item in enumerate(items):
+            scratch = LocalRedis(workdir / f"shard-{index}")
+            scratch.data_dir.mkdir(parents=True)
+            staged = stage_rdb(store, item, scratch.data_dir, manifest.backup_id, progress)
+            os.replace(staged, scratch.rdb_path)
+            shards.append(scratch)
+        if keyspace:
+            with target.client() as client:
+                client.flushall()
+        copied = expired = 0
+        for scratch in shards:
+            with scratch:
+                with scratch.client() as client:
+                    loaded = _keyspace(client)
+                for db in sorted(loaded):
+                    done, gone = _copy_database(scratch, target, db)
+                    copied, expired = copied + done, expired + gone
+            shutil.rmtree(scratch.workdir, ignore_errors=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     with target.client() as client:

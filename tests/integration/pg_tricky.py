@@ -90,6 +90,16 @@ GRANT USAGE ON FOREIGN SERVER "odd server" TO {r};
 CREATE USER MAPPING FOR PUBLIC SERVER "odd server" OPTIONS (user 'app', password 'not recorded');
 CREATE STATISTICS "odd schema"."mood and price" (dependencies) ON mood, price
   FROM "odd schema"."order items";
+CREATE FUNCTION "odd schema"."reverse cmp"(bigint, bigint) RETURNS int LANGUAGE sql IMMUTABLE
+  AS 'SELECT btint8cmp($2, $1)';
+CREATE OPERATOR CLASS "odd schema"."reverse ops" FOR TYPE bigint USING btree AS
+  OPERATOR 1 >, OPERATOR 2 >=, OPERATOR 3 =, OPERATOR 4 <=, OPERATOR 5 <,
+  FUNCTION 1 "odd schema"."reverse cmp"(bigint, bigint);
+COMMENT ON OPERATOR CLASS "odd schema"."reverse ops" USING btree IS 'largest first';
+CREATE INDEX "items reversed" ON "odd schema"."order items" ("item id" "odd schema"."reverse ops");
+CREATE OPERATOR FAMILY "odd schema"."odd hash" USING hash;
+ALTER OPERATOR FAMILY "odd schema"."odd hash" USING hash
+  ADD OPERATOR 1 = (int4, int4), FUNCTION 1 (int4, int4) hashint4(int4);
 """
 
 

@@ -35,17 +35,25 @@ from drkit.backup.redis import (
     RedisSource,
     snapshot_name_for,
 )
+from drkit.catalog import CatalogEntry
 from drkit.local.redis import LocalRedis
 from drkit.local.s3 import LocalAws
+from drkit.ops import verify_redis
+from drkit.ops.scratch import Holder
+from drkit.ops.selection import Chosen
+from drkit.recovery import BackupIndex
 from drkit.redis_rdb import read_rdb
-from drkit.restore.redis import ElastiCacheRestoreRequest, restore_elasticache
+from drkit.restore.redis import ElastiCacheRestoreRequest, holds_backup, restore_elasticache
+from drkit.restore.redis_copy import restore_by_copy
 from drkit.restore.stream import IntegrityError, raw_chunks
 from drkit.storage.s3 import S3Store
+from stackmodels.config import StackConfig
 from tests.integration.forgery import overwrite
 
 pytestmark = pytest.mark.integration
 
 STORE, DATA_CLASS = "sessions", "cache"
+ROOT = Path(__file__).resolve().parents[2]
 FAST = Polling(first=0.01, factor=2.0, cap=0.05, timeout=30.0)
 
 
@@ -510,3 +518,92 @@ def test_a_failed_export_leaves_nothing_staged_and_nothing_in_the_vault(
     assert staged(staging) == []
     for store in destinations.stores:
         assert list(store.list_objects(f"{DATA_CLASS}/{STORE}/")) == []
+
+
+def shard_keys(shard: int) -> dict[str, str]:
+    return {f"{{s{shard}}}session:{i}": f"user-{shard}-{i}" for i in range(60)}
+
+
+@pytest.fixture(scope="module")
+def two_shards(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[bytes], bytes]:
+    """Two real redis-servers' RDBs as a cluster's two node groups (disjoint keys, db0 only, a
+    few with the same absolute expiry), and one server's RDB holding both shards' keys."""
+    expiry = int(datetime.now(UTC).timestamp() * 1000) + 3_600_000
+    rdbs = []
+    with LocalRedis(tmp_path_factory.mktemp("whole")) as whole:
+        for shard in (1, 2):
+            with LocalRedis(tmp_path_factory.mktemp(f"shard-{shard}")) as server:
+                for client in (server.client(), whole.client()):
+                    client.mset(shard_keys(shard))  # type: ignore[arg-type]
+                    client.hset(f"{{s{shard}}}limits", mapping={"max": shard})
+                    for i in range(0, 60, 7):
+                        client.pexpireat(f"{{s{shard}}}session:{i}", expiry)
+                server.client().save()
+                rdbs.append(server.rdb_path.read_bytes())
+        whole.client().save()
+        return rdbs, whole.rdb_path.read_bytes()
+
+
+def test_a_multi_shard_export_records_one_fingerprint_of_its_shards_and_restores_by_it(
+    elasticache: tuple[Any, str],
+    destinations: Destinations,
+    staging: S3Store,
+    two_shards: tuple[list[bytes], bytes],
+    tmp_path: Path,
+) -> None:
+    client, group = elasticache
+    rdbs, whole = two_shards
+    copies = exports_like_elasticache(client, staging, rdbs[0])
+
+    def second_shard(**_: Any) -> None:  # the export's other node group, once it is staged
+        if copies and not staging.exists(f"{copies[-1]['TargetSnapshotName']}-0002.rdb"):
+            staging.put_bytes(f"{copies[-1]['TargetSnapshotName']}-0002.rdb", rdbs[1])
+
+    def two_node_groups(parsed: dict[str, Any], **_: Any) -> None:
+        second_shard()
+        for snapshot in parsed.get("Snapshots", []):  # moto answers none: as ElastiCache does
+            snapshot["NodeSnapshots"] = [{"NodeGroupId": "0001"}, {"NodeGroupId": "0002"}]
+
+    client.meta.events.register("after-call.elasticache.DescribeSnapshots", two_node_groups)
+    handler = ElastiCacheHandler(client, staging, replication_group_id=group, polling=FAST)
+    manifest = run_backup(STORE, DATA_CLASS, handler, destinations)
+
+    assert [o.name for o in manifest.objects] == ["redis-0001.rdb", "redis-0002.rdb"]
+    assert manifest.consistent_point["shards"] == 2
+    assert manifest.counts["keys"] == 122
+    # The fingerprint of the shards together is the fingerprint of one server holding them all.
+    content = manifest.consistent_point["content"]
+    assert content == read_rdb([whole], content=True).content()
+    assert content["db0"]["persistent"] == 122 - 18 and content["db0"]["expiring"] == 18
+    assert len(content["db0"]["sample"]) == 32
+
+    with LocalRedis(tmp_path / "target") as target:
+        source = RedisSource(target.host, target.port, password=target.password)
+        result = restore_by_copy(manifest, destinations.vault, source)
+        assert (result.copied, result.keys_per_db) == (122, {0: 122})
+        assert holds_backup(manifest, source) is None
+        # invoke verify's test restore of a multi-shard backup: the same judgement.
+        index = BackupIndex(StackConfig.for_stack("prod", ROOT), destinations.vault)
+        chosen = Chosen(STORE, index, CatalogEntry.of(manifest), manifest, destinations.vault)
+        detail, figures = verify_redis.test_restore(
+            None,  # type: ignore[arg-type]  # unused by a test restore of Redis
+            chosen,
+            Holder.mine(),
+            "vault",
+        )
+        assert "2 shards, 122 keys copied" in detail
+        assert "content matches the fingerprint of the shards together" in detail
+        assert figures == {"keys_loaded": 122, "keys_expected": 122}
+        sampled = bytes.fromhex(min(content["db0"]["sample"]))
+        with target.client() as writer:
+            value = writer.get(sampled)
+            writer.set(sampled, b"changed", keepttl=True)
+            assert holds_backup(manifest, source) == (
+                f"db0: sampled string values differ from the backup's, first {sampled.decode()!r}"
+            )
+            writer.set(sampled, value or b"", keepttl=True)
+            assert holds_backup(manifest, source) is None
+            writer.delete("{s1}limits")
+        assert holds_backup(manifest, source) == (
+            "db0 holds 103 keys without a TTL, the backup 104"
+        )

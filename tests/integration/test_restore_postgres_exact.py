@@ -48,9 +48,12 @@ NEW_KINDS = (
     "policy own moods on odd schema.order items",
     "rule keep blobs on odd schema.blobs",
     "statistics odd schema.mood and price",
+    "operator class odd schema.reverse ops using btree",
+    "operator family odd schema.reverse ops using btree",
+    "operator family odd schema.odd hash using hash",
 )
-"""Operators, casts, text search, publications (fingerprint version 2), policies, rules and
-statistics objects in the tricky dataset."""
+"""Operators, casts, text search, publications (fingerprint version 2), operator classes and
+families (version 3), policies, rules and statistics objects in the tricky dataset."""
 
 
 def tricky_backup(project: Path) -> tuple[OpsContext, PostgresSource, str, Manifest]:
@@ -100,6 +103,9 @@ def test_the_tricky_dataset_round_trips_exactly_from_the_vault_and_the_mirror(
     assert "table odd schema.order items" in manifest.checks["schema"]["objects"]
     assert set(NEW_KINDS) <= set(manifest.checks["schema"]["objects"])
     assert "user mapping for public server odd server" in manifest.checks["schema"]["objects"]
+    assert manifest.checks["schema"]["version"] == 3
+    # No label provider is loaded here: the labels' query ran, found none, and none compare.
+    assert not [k for k in manifest.checks["schema"]["objects"] if k.startswith("security label")]
     assert manifest.checks["content"]["tables"]["large objects"].startswith("1:")
     assert manifest.checks["sequences"]["odd schema.cycling seq"] == [1, True]
     info = backup_info(ctx, InfoRequest(backup_id=manifest.backup_id)).to_text()
@@ -164,7 +170,7 @@ def test_verify_names_a_changed_grant_a_changed_row_and_a_lost_sequence_value(
         )
 
 
-def test_verify_names_a_changed_text_search_configuration_and_policy_and_reads_version_1(
+def test_verify_names_a_changed_text_search_config_policy_and_operator_class_reads_older(
     project: Path,
 ) -> None:
     ctx, _source, _role, manifest = tricky_backup(project)
@@ -182,6 +188,16 @@ def test_verify_names_a_changed_text_search_configuration_and_policy_and_reads_v
     }
     older = manifest.model_copy(update={"checks": old})
     assert compare_restored(older, target)[0] is None
+    # Version 2: without operator classes and families, security labels and subscriptions.
+    two = json.loads(json.dumps(manifest.checks))
+    two["schema"]["version"] = 2
+    two["schema"]["objects"] = {
+        key: value
+        for key, value in two["schema"]["objects"].items()
+        if not key.startswith(pg_exact.VERSION_3_KINDS)
+    }
+    version_2 = manifest.model_copy(update={"checks": two})
+    assert compare_restored(version_2, target)[0] is None
 
     config = '"odd schema".plain'
     with psycopg.connect(target.conninfo(), autocommit=True) as connection:
@@ -205,6 +221,24 @@ def test_verify_names_a_changed_text_search_configuration_and_policy_and_reads_v
         assert compare_restored(manifest, target)[0] == (
             "policy own moods on odd schema.order items: its definition differs from the backup's"
         )
+        connection.execute(f"ALTER POLICY \"own moods\" ON {ITEMS} USING (mood <> 'sad')")
+        assert compare_restored(manifest, target)[0] is None
+
+        # The operator class sorts the other way now (its support function is another).
+        reverse = '"odd schema"."reverse ops"'
+        connection.execute(f"DROP OPERATOR CLASS {reverse} USING btree CASCADE")
+        connection.execute(
+            f"CREATE OPERATOR CLASS {reverse} FOR TYPE bigint USING btree AS OPERATOR 1 <,"
+            " OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,"
+            " FUNCTION 1 btint8cmp(bigint, bigint)"
+        )
+        connection.execute(f"COMMENT ON OPERATOR CLASS {reverse} USING btree IS 'largest first'")
+        connection.execute(f'CREATE INDEX "items reversed" ON {ITEMS} ("item id" {reverse})')
+        assert compare_restored(manifest, target)[0] == (
+            "operator class odd schema.reverse ops using btree: its definition differs from the"
+            " backup's"
+        )
+        assert compare_restored(version_2, target)[0] is None  # not recorded: not compared
 
 
 def test_a_fingerprint_that_does_not_match_fails_the_restore_and_leaves_the_target(
@@ -304,3 +338,145 @@ def test_verify_compares_the_test_restore_with_the_fingerprint(project: Path) ->
     assert exit_code(verification, report) == 0, out.getvalue()
     [check] = [c for c in report.checks if c.check == "test-restore"]
     assert "schema objects, the content of 5 tables, the state of 3 sequences" in check.detail
+
+
+def test_no_privileges_still_needs_the_roles_a_policy_or_a_user_mapping_names(
+    project: Path,
+) -> None:
+    """``pg_restore --no-owner --no-privileges`` keeps a policy's ``TO`` roles and a user
+    mapping's role: without them on the target the restore is refused before anything is
+    touched, each role named with what needs it; ``--create-roles`` creates those (only)."""
+    ctx = OpsContext.load("local", project_dir=project)
+    source = postgres_source(ctx, "trading-db")
+    role, reader, mapped = app_role(), app_role(), app_role()
+    create_tricky_dataset(source.conninfo(), role)
+    with psycopg.connect(source.conninfo(), autocommit=True) as connection:
+        connection.execute(f'CREATE ROLE "{reader}" NOLOGIN')
+        connection.execute(f'CREATE ROLE "{mapped}" NOLOGIN')
+        connection.execute(
+            f'CREATE POLICY "readers" ON {ITEMS} FOR SELECT TO "{reader}" USING (true)'
+        )
+        connection.execute(
+            f'CREATE USER MAPPING FOR "{mapped}" SERVER "odd server"'
+            " OPTIONS (user 'x', password 'not recorded either')"
+        )
+    manifest = backup_store(ctx, "trading-db", [])
+    needed = pg_exact.needed_without_privileges(manifest.roles or [], manifest.checks)
+    assert needed == {
+        mapped: [f"user mapping for {mapped} server odd server"],
+        reader: ["policy readers on odd schema.order items"],
+    }
+    assert "not recorded either" not in manifest.model_dump_json()
+    with psycopg.connect(source.conninfo(), autocommit=True) as connection:
+        for gone in (role, reader, mapped):  # the backup still has them, the cluster not
+            connection.execute(f'DROP OWNED BY "{gone}"')
+            connection.execute(f'DROP ROLE "{gone}"')
+    (project / "tasks.py").write_text(
+        (ROOT / "tasks.py")
+        .read_text()
+        .replace("ROOT = Path(__file__).resolve().parent", f"ROOT = Path({str(project)!r})")
+    )
+    command = [sys.executable, "-m", "invoke", "restore.postgres", "--target-database", "bare"]
+    refused = subprocess.run(
+        [*command, "--no-privileges", "--yes"],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        check=False,
+    )
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stderr
+    [line] = [line for line in refused.stderr.splitlines() if "lacks" in line]
+    assert (
+        f"lacks 2 role(s) that backup {manifest.backup_id} needs even with --no-privileges"
+    ) in line
+    assert f'"{reader}" (policy readers on odd schema.order items)' in line
+    assert f'"{mapped}" (user mapping for {mapped} server odd server)' in line
+    assert "--create-roles" in line and role not in line
+    with psycopg.connect(source.conninfo("postgres")) as connection:
+        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = 'bare'")
+        assert exists.fetchone() is None  # refused before anything was touched
+
+    request = RestorePostgresRequest(target_database="bare", no_privileges=True, create_roles=True)
+    status, out = run(ctx, project, request)
+    assert status is Status.SUCCEEDED, out
+    assert f"create role(s) {', '.join(sorted([mapped, reader]))}" in out
+    assert "(no privileges)" in out
+    target = postgres_source(ctx, "trading-db", "bare")
+    with psycopg.connect(target.conninfo()) as connection:
+        found = connection.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s) ORDER BY 1",
+            ([role, reader, mapped],),
+        ).fetchall()
+        assert found == sorted([(mapped,), (reader,)])  # the grantee is not needed here
+        policy = connection.execute(
+            "SELECT polroles::regrole[]::text[] FROM pg_policy WHERE polname = 'readers'"
+        ).fetchone()
+        assert policy == ([f'"{reader}"'],)
+
+
+def test_a_subscription_comes_back_disabled_without_its_connection_string_and_compares(
+    project: Path,
+) -> None:
+    """``pg_dump`` restores every subscription disabled (``connect = false``): the fingerprint
+    compares its publications, slot name and options, not whether it is enabled, and never
+    records its connection string (a password may be in it)."""
+    ctx = OpsContext.load("local", project_dir=project)
+    source = postgres_source(ctx, "trading-db")
+    target = postgres_source(ctx, "trading-db", "subscribed")
+    subscription = "odd sub"
+    with psycopg.connect(source.conninfo(), autocommit=True) as connection:
+        connection.execute(
+            f'CREATE SUBSCRIPTION "{subscription}" CONNECTION'
+            " 'host=127.0.0.1 port=1 dbname=elsewhere password=not-in-the-manifest'"
+            " PUBLICATION orders, fills WITH (connect = false, binary = true,"
+            " slot_name = 'odd_slot', synchronous_commit = 'local')"
+        )
+        connection.execute(f"COMMENT ON SUBSCRIPTION \"{subscription}\" IS 'from elsewhere'")
+        # Enabled: its worker retries a publisher that is not there, which changes nothing.
+        connection.execute(f'ALTER SUBSCRIPTION "{subscription}" ENABLE')
+    try:
+        manifest = backup_store(ctx, "trading-db", [])
+        assert f"subscription {subscription}" in manifest.checks["schema"]["objects"]
+        assert "not-in-the-manifest" not in manifest.model_dump_json()
+        status, out = run(ctx, project, RestorePostgresRequest(target_database="subscribed"))
+        assert status is Status.SUCCEEDED, out
+        with psycopg.connect(target.conninfo(), autocommit=True) as connection:
+            restored = connection.execute(
+                "SELECT subenabled, subslotname, subpublications, subbinary, subsynccommit"
+                " FROM pg_subscription WHERE subname = %s"
+                " AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                (subscription,),
+            ).fetchone()
+            assert restored == (False, "odd_slot", ["orders", "fills"], True, "local")
+            # Enabled or not is the operator's call, not a difference; its publications are.
+            connection.execute(
+                f'ALTER SUBSCRIPTION "{subscription}" SET PUBLICATION orders WITH (refresh = false)'
+            )
+            assert compare_restored(manifest, target)[0] == (
+                f"subscription {subscription}: its definition differs from the backup's"
+            )
+        # invoke verify's test restore drops its scratch database: its subscription first,
+        # detached from the source's slot.
+        out_text = io.StringIO()
+        verification, report = run_verify(
+            ctx, VerifyRequest(stores=["trading-db"]), RunOptions(yes=True), project, out_text
+        )
+        assert exit_code(verification, report) == 0, out_text.getvalue()
+        with psycopg.connect(source.conninfo("postgres")) as connection:
+            assert connection.execute(
+                "SELECT count(*) FROM pg_subscription WHERE subname = %s", (subscription,)
+            ).fetchone() == (2,)  # the source's and the restored one; the scratch's is gone
+    finally:  # a database with a subscription cannot be dropped: leave none behind
+        for where in (source, target):
+            with psycopg.connect(where.conninfo(), autocommit=True) as connection:
+                if connection.execute(
+                    "SELECT 1 FROM pg_subscription WHERE subname = %s AND subdbid ="
+                    " (SELECT oid FROM pg_database WHERE datname = current_database())",
+                    (subscription,),
+                ).fetchone():
+                    connection.execute(f'ALTER SUBSCRIPTION "{subscription}" DISABLE')
+                    connection.execute(
+                        f'ALTER SUBSCRIPTION "{subscription}" SET (slot_name = NONE)'
+                    )
+                    connection.execute(f'DROP SUBSCRIPTION "{subscription}"')

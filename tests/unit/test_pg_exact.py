@@ -7,7 +7,17 @@ from datetime import UTC, datetime
 import pytest
 
 from drkit.backup.manifest import Manifest
-from drkit.pg_exact import _option_names, max_checksum_bytes, sequence_matches, sequence_record
+from drkit.pg_exact import (
+    FINGERPRINT_VERSION,
+    VERSION_2_KINDS,
+    VERSION_3_KINDS,
+    _option_names,
+    max_checksum_bytes,
+    needed_without_privileges,
+    not_recorded_in,
+    sequence_matches,
+    sequence_record,
+)
 from drkit.restore.postgres import backup_server_version
 
 
@@ -68,3 +78,25 @@ def test_foreign_options_are_recorded_by_name_never_by_value() -> None:
     options = ["user=app", "password=s3cret=with=equals", "host=elsewhere"]
     assert _option_names(options) == ["host", "password", "user"]
     assert _option_names(None) == []
+
+
+def test_the_roles_a_restore_without_privileges_still_needs() -> None:
+    roles = [
+        {"name": "app", "needed_without_privileges": []},
+        {"name": "reader", "needed_without_privileges": ["policy p on s.t"]},
+    ]
+    assert needed_without_privileges(roles) == {"reader": ["policy p on s.t"]}
+    # A manifest recorded before the list: its user mappings, from the fingerprint's keys.
+    checks = {"schema": {"objects": {"user mapping for old server s": "a:b", "table s.t": "c:d"}}}
+    older = [{"name": "old"}, {"name": "app"}]
+    assert needed_without_privileges(older, checks) == {"old": ["user mapping for old server s"]}
+    assert needed_without_privileges(older) == {}
+
+
+def test_an_older_fingerprint_leaves_out_the_kinds_later_versions_added() -> None:
+    assert FINGERPRINT_VERSION == 3
+    assert not_recorded_in(3) == ()
+    assert not_recorded_in(2) == VERSION_3_KINDS
+    assert not_recorded_in(1) == VERSION_2_KINDS + VERSION_3_KINDS
+    assert "operator class odd.ops using btree".startswith(not_recorded_in(2))
+    assert not "operator odd.~~~(numeric, numeric)".startswith(not_recorded_in(2))

@@ -15,9 +15,12 @@ import redis
 from drkit.backup.redis import RedisBackupError, walked
 from drkit.local.redis import LocalRedis
 from drkit.redis_rdb import (
+    SAMPLE_SIZE,
+    ContentDigest,
     RdbFormatError,
     RdbTap,
     RdbUnsupported,
+    combined,
     file_chunks,
     lzf_decompress,
     read_rdb,
@@ -316,3 +319,19 @@ def test_resizedb_disagreement_fails_the_backup_rather_than_record_wrong_counts(
     list(tap.observe([data]))
     with pytest.raises(RedisBackupError, match="redis test:6379: the RDB walk disagrees"):
         walked(tap, "redis test:6379")
+
+
+def test_shards_combine_into_the_fingerprint_of_all_their_keys() -> None:
+    """Disjoint shards: counts add, digests XOR, the earliest expiry, the lowest-ranked sample."""
+    whole, shards = ContentDigest(), [ContentDigest(), ContentDigest()]
+    for i in range(100):
+        key, expiry = f"k{i}".encode(), (1_000 + i if i % 5 == 0 else None)
+        for digest in (whole, shards[i % 2]):
+            rank = digest.add("string", key, expiry)
+            if expiry is None and digest.wants_sample(rank):
+                digest.keep_sample(rank, key, str(i).encode())
+    together = combined(shards)
+    assert together.as_json() == whole.as_json()
+    assert (together.persistent, together.expiring, together.min_expiry_ms) == (80, 20, 1_000)
+    assert len(together.sample) == SAMPLE_SIZE
+    assert combined([]).as_json() == ContentDigest().as_json()

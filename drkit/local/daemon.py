@@ -43,7 +43,14 @@ from drkit.human import table
 from drkit.kinds import REGISTRY
 from drkit.local.local_config import local_stack_config
 from drkit.local.process import alive, port_open, process_start_time
-from drkit.local.regions import AURORA_OUTPUTS, DR, PROD, LocalRegions, selected_kinds
+from drkit.local.regions import (
+    AURORA_LAG_EVERY,
+    AURORA_OUTPUTS,
+    DR,
+    PROD,
+    LocalRegions,
+    selected_kinds,
+)
 from drkit.local.status import stack_status
 
 STATE_FILE = "stack.json"
@@ -312,9 +319,14 @@ def supervise(project_dir: Path, regions: int, only: list[str], lock_fd: int) ->
     try:
         state = _describe(world, project_dir, started) | {"supervisor": me, "error": None}
         write_private(directory / STATE_FILE, state)
+        ticks = 0
         while not stop.wait(1.0):
             for _, _, process in world.processes():
                 process.running()  # polls, so a killed server is reaped, not left a zombie
+            ticks += 1
+            if ticks % AURORA_LAG_EVERY == 1:
+                with contextlib.suppress(Exception):  # a dead region publishes nothing
+                    world.publish_aurora_lag()
     finally:
         state["status"] = "stopping"
         with contextlib.suppress(OSError):

@@ -47,6 +47,7 @@ from drkit.local.influxdb import LocalInfluxDB
 from drkit.local.isolated import ISOLATED_ACCOUNT, provision_isolated
 from drkit.local.kafka import LocalKafka
 from drkit.local.kubernetes import LocalKubernetes
+from drkit.local.lag import postgres_lag
 from drkit.local.mirrormaker import LocalMirrorMaker
 from drkit.local.moto_server import COMPLETED, REPLICA
 from drkit.local.postgres import LocalPostgres
@@ -56,6 +57,7 @@ from drkit.local.replica_redis import LocalReplicaRedis
 from drkit.local.s3 import LocalAws
 from drkit.local.stack import LOCAL_ACCOUNT_BUCKET_SUFFIX, provision
 from drkit.local.standby_postgres import LocalStandbyPostgres
+from drkit.ops.verify import AURORA_LAG_METRIC
 from stackmodels import StackConfig, StackOutputs
 from stackmodels.config import Role, StoreKind
 from stackmodels.outputs import AuroraCluster, AuroraOutputs, Bucket, VaultReplication
@@ -66,6 +68,9 @@ REGION_NAMES = (PROD, DR)
 VAULT_COPY_INTERVAL_S = 2.0
 LOCAL_ACCOUNT = "123456789012"
 AURORA_OUTPUTS = "outputs-aurora.json"
+FULL_PAGE_WRITES = {"full_page_writes": "on"}
+AURORA_LAG_EVERY = 10
+"""Seconds between the supervisor's publications of dr's lag as Aurora's metric."""
 """dr's outputs with its Aurora cluster (``LocalRegions.aurora``), beside its outputs.json."""
 REPLICATION_ROLE_ARN = f"arn:aws:iam::{LOCAL_ACCOUNT}:role/local-vault-replication"
 APP_IMAGE = "registry.local/aipx/trading-engine:0.1.0"
@@ -334,6 +339,32 @@ class LocalRegions:
             master_secret=aurora.master_secret,
         )
 
+    def publish_aurora_lag(self) -> float | None:
+        """dr's standby lag behind prod, as ``AuroraGlobalDBReplicationLag`` (milliseconds) of
+        dr's Aurora cluster in dr's CloudWatch, where ``invoke verify`` reads an AWS secondary's
+        lag; the supervisor calls it every few seconds. Nothing is published while the lag is
+        unknown (prod down, the standby promoted): no datapoint, as CloudWatch would show."""
+        prod, dr = self.regions[PROD].postgres, self.regions.get(DR)
+        if self.aurora is None or prod is None or dr is None or dr.postgres is None:
+            return None
+        seconds = postgres_lag(prod.dsn(), dr.postgres.dsn()).seconds
+        if seconds is None:
+            return None
+        cloudwatch: Any = dr.aws.client("cloudwatch", dr.aws_region)
+        cloudwatch.put_metric_data(
+            Namespace="AWS/RDS",
+            MetricData=[
+                {
+                    "MetricName": AURORA_LAG_METRIC,
+                    "Dimensions": [{"Name": "DBClusterIdentifier", "Value": cluster.id}],
+                    "Value": seconds * 1000,
+                    "Unit": "Milliseconds",
+                }
+                for cluster in self.aurora.clusters.values()
+            ],
+        )
+        return seconds
+
     def _apply_app_manifests(self) -> None:
         """The same manifests in both clusters; dr's workloads then scaled to 0 (pilot light)."""
         prod_kafka = self.regions[PROD].kafka
@@ -384,7 +415,14 @@ def _primary_and_follower(
 
 def start_postgres(stack: LocalRegions) -> None:
     """prod's PostgreSQL; dr's a hot standby of it (``postgres-streaming``)."""
-    _primary_and_follower(stack, "postgres", LocalPostgres, LocalStandbyPostgres)
+    # Full-page writes on, as in any production database: a base backup taken from the standby
+    # (dr's Aurora restores, drkit.local.aurora) is refused after WAL written without them.
+    _primary_and_follower(
+        stack,
+        "postgres",
+        partial(LocalPostgres, settings=FULL_PAGE_WRITES),
+        LocalStandbyPostgres,
+    )
 
 
 def start_redis(stack: LocalRegions) -> None:

@@ -406,6 +406,8 @@ def test_the_monthly_drill_on_the_dr_region_restores_from_the_replicated_vault_a
         printed,
     ), printed
     assert "throwaway PostgreSQL" not in printed  # the Aurora path, no server on the drill host
+    # dr's standby lag, published as the secondary's AuroraGlobalDBReplicationLag, is checked.
+    assert re.search(r"ok +replication\.aurora \([\d.]+s\): trading-db-\S+ [\d.]+s", printed)
     assert _cluster_ids(rds) == before  # the scratch cluster is gone, only the standby's left
     # Its server was stopped and its directory removed with it.
     assert list((project / ".drkit/local/data/dr/aurora/clusters").iterdir()) == []

@@ -27,6 +27,7 @@ import pytest
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from drkit.catalog import entry_key
 from drkit.local.daemon import (
     LocalStackError,
     down,
@@ -369,12 +370,18 @@ def test_the_monthly_drill_on_the_dr_region_restores_from_the_replicated_vault_a
 
         def replicated() -> int | None:
             listed = s3.list_objects_v2(Bucket=dr.backup_vault.name)
-            manifests = [
-                o for o in listed.get("Contents", []) if o["Key"].endswith("manifest.json")
+            keys = {o["Key"] for o in listed.get("Contents", [])}
+            manifests = [key for key in keys if key.endswith("manifest.json")]
+            # ... and each one's catalog entry, which prod writes after the manifest.
+            entries = [
+                entry_key(key.split("/")[1], key.split("/")[-2])
+                for key in manifests
+                if key.split("/")[1] in STORES
             ]
-            return len(manifests) if len(manifests) >= len(STORES) else None
+            done = len(entries) >= len(STORES) and all(entry in keys for entry in entries)
+            return len(manifests) if done else None
 
-        eventually(replicated, "the backups' manifests in dr's vault")
+        eventually(replicated, "the backups' manifests and catalog entries in dr's vault")
         capsys.readouterr()
         dr_outputs = str(project / ".drkit/local/dr" / AURORA_OUTPUTS)
         rds = _dr_rds(project)
@@ -407,7 +414,7 @@ def test_the_monthly_drill_on_the_dr_region_restores_from_the_replicated_vault_a
     ), printed
     assert "throwaway PostgreSQL" not in printed  # the Aurora path, no server on the drill host
     # dr's standby lag, published as the secondary's AuroraGlobalDBReplicationLag, is checked.
-    assert re.search(r"ok +replication\.aurora \([\d.]+s\): trading-db-\S+ [\d.]+s", printed)
+    assert re.search(r"ok +replication\.aurora \(.*\): max lag .*: trading-db-\S+ [\d.]+s", printed)
     assert _cluster_ids(rds) == before  # the scratch cluster is gone, only the standby's left
     # Its server was stopped and its directory removed with it.
     assert list((project / ".drkit/local/data/dr/aurora/clusters").iterdir()) == []
@@ -469,13 +476,18 @@ def test_a_scratch_aurora_cluster_a_killed_drill_left_is_deleted_by_cleanup(
         )
     [cluster] = rds.describe_db_clusters(DBClusterIdentifier=names[0])["DBClusters"]
     port = int(cluster["Port"])
-    assert port != source.port and port_open(cluster["Endpoint"], port)  # a real server
+    assert port != source.port and port_open(port, cluster["Endpoint"])  # a real server
     tasks_root = tasks.ROOT
     tasks.ROOT = project
     try:
         capsys.readouterr()
         tasks.verify(
-            Context(), stack="dr", outputs=str(dr_outputs), cleanup=True, stores="trading-db"
+            Context(),
+            stack="dr",
+            outputs=str(dr_outputs),
+            cleanup=True,
+            stores="trading-db",
+            yes=True,
         )
         printed = capsys.readouterr().out
     finally:
@@ -485,7 +497,7 @@ def test_a_scratch_aurora_cluster_a_killed_drill_left_is_deleted_by_cleanup(
     ), printed
     assert f"deleted Aurora cluster {names[1]}: --cleanup" not in printed
     assert names[0] not in _cluster_ids(rds) and names[1] in _cluster_ids(rds)
-    assert not port_open(cluster["Endpoint"], port)
+    assert not port_open(port, cluster["Endpoint"])
     # The live run's cluster goes as that run would delete it.
     from drkit.ops.scratch_aurora import delete_cluster
 

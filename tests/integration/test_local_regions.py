@@ -43,6 +43,7 @@ from drkit.local.postgres import LocalPostgres
 from drkit.local.process import ServerStartError, alive, port_open, process_start_time
 from drkit.local.regions import APP_WORKLOADS, AURORA_OUTPUTS, apply_app_manifests
 from drkit.local.standby_postgres import LocalStandbyPostgres
+from drkit.recovery import BACKUP_ID
 from stackmodels import StackOutputs
 from stackmodels.config import Role
 from tests.integration.kubernetes_fixture import kubernetes_api  # noqa: F401
@@ -376,7 +377,7 @@ def test_the_monthly_drill_on_the_dr_region_restores_from_the_replicated_vault_a
             entries = [
                 entry_key(key.split("/")[1], key.split("/")[-2])
                 for key in manifests
-                if key.split("/")[1] in STORES
+                if key.split("/")[1] in STORES and BACKUP_ID.match(key.split("/")[-2])
             ]
             done = len(entries) >= len(STORES) and all(entry in keys for entry in entries)
             return len(manifests) if done else None

@@ -276,8 +276,8 @@ kafka_topics = command(
     yes=(False, "do not ask before changing topic settings"),
     snapshot=(
         False,
-        "only store the topic configuration in the vault now (when it changed since the newest "
-        "snapshot, or none was stored today), as each backup does; change nothing",
+        "only store the topic configuration in the vault and mirror now (when it changed since "
+        "the newest snapshot, or none was stored today), as each backup does; change nothing",
     ),
 )
 audit_list = command("list", cli.audit_list, cli.AUDIT_LIST_DOC, *READ, **cli.AUDIT_LIST_FLAGS)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
@@ -32,7 +32,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not all nam
 
 from drkit.endpoints import endpoint, kafka_settings
 from drkit.kafka_auth import client_settings
-from drkit.storage.objectstore import Encryption, ObjectStore
+from drkit.storage.objectstore import Encryption, ObjectExists, ObjectStore, ObjectStoreError
 from stackmodels.config import Msk, StoreKind, TopicClass
 
 if TYPE_CHECKING:
@@ -277,39 +277,57 @@ class StoredSnapshot:
     key: str
     reason: str
     """``first``, ``changed`` or ``daily``."""
+    target: str = ""
+    """The bucket it was stored in (``s3://vault``, ``gs://mirror``)."""
 
 
 def store_snapshot(
-    vault: ObjectStore,
+    targets: Sequence[ObjectStore],
     data_class: str,
     store: str,
     body: bytes,
     now: datetime,
     encryption: Encryption | None = None,
-) -> StoredSnapshot | None:
-    """Put ``body`` (the topics' configuration) in the vault when it changed since the newest
-    snapshot of ``store``, and once a day otherwise (the first seed's "on change + daily");
-    what was stored, or None.
+) -> list[StoredSnapshot]:
+    """Put ``body`` (the topics' configuration) in each of ``targets`` (the vault, and the mirror
+    when the stack has one) when it changed since the newest snapshot of ``store`` there, and
+    once a day otherwise (the first seed's "on change + daily"); what was stored, where.
 
     The digest and the time are in the key, so the decision lists the store's snapshots and
-    reads none. Keys sort by time; a write is create-only, never a replacement.
+    reads none. Each target decides by its own listing, under one key, so a mirror that missed
+    a snapshot (it was unreachable) gets the next one. Keys sort by time; a write is create-only
+    (S3 ``If-None-Match: *``, GCS ``ifGenerationMatch=0``), never a replacement. Every target
+    is tried; the first failure is raised after.
     """
     digest = hashlib.sha256(body).hexdigest()[:16]
-    keys = [info.key for info in vault.list_objects(snapshot_prefix(data_class, store))]
-    reason = snapshot_reason(keys, digest, now)
-    if reason is None:
-        return None
     key = (
         f"{snapshot_prefix(data_class, store)}{now.astimezone(UTC):%Y%m%dT%H%M%S%fZ}-{digest}.json"
     )
-    vault.put_bytes(key, body, encryption)
-    return StoredSnapshot(key, reason)
+    stored: list[StoredSnapshot] = []
+    errors: list[ObjectStoreError] = []
+    for target in targets:
+        try:
+            keys = [info.key for info in target.list_objects(snapshot_prefix(data_class, store))]
+            reason = snapshot_reason(keys, digest, now)
+            if reason is None:
+                continue
+            try:
+                target.put_bytes(key, body, encryption)
+            except ObjectExists:
+                continue  # a concurrent run stored this very snapshot: as good
+            stored.append(StoredSnapshot(key, reason, target.name))
+        except ObjectStoreError as error:
+            errors.append(error)
+    if errors:
+        raise errors[0]
+    return stored
 
 
 def take_snapshots(ctx: OpsContext, out: TextIO, now: datetime | None = None) -> int:
     """``invoke kafka.topics --snapshot``: each Kafka store's topic configuration, as its backup
     reads it, stored now by the same rule as a backup's (changed, or none yet today). The exit
-    code: 0, or 1 when a store's topics could not be read."""
+    code: 0, or 1 when a store's topics could not be read or stored. In the vault and the mirror
+    alike, each by its own listing (:func:`store_snapshot`)."""
     from drkit.backup.kafka import KafkaBackupError, _topics_json, describe_topics
     from drkit.endpoints import endpoint, kafka_settings
     from drkit.kafka_auth import client_settings
@@ -326,16 +344,23 @@ def take_snapshots(ctx: OpsContext, out: TextIO, now: datetime | None = None) ->
             out.write(f"{store}: error: {error}; nothing stored\n")
             failed += 1
             continue
-        encryption = ctx.destinations(config.data_class, moment).encryption
-        stored = store_snapshot(ctx.vault(), config.data_class, store, body, moment, encryption)
-        if stored is None:
-            newest = newest_snapshots(ctx.vault(), config.data_class, store, 1)
+        destinations = ctx.destinations(config.data_class, moment)
+        try:
+            stored = store_snapshot(
+                destinations.stores, config.data_class, store, body, moment, destinations.encryption
+            )
+        except ObjectStoreError as error:
+            out.write(f"{store}: error: {error}\n")
+            failed += 1
+            continue
+        if not stored:
+            newest = newest_snapshots(destinations.vault, config.data_class, store, 1)
             out.write(
                 f"{store}: topic configuration unchanged since {newest[0] if newest else '?'} "
                 "(stored today): nothing stored\n"
             )
-        else:
-            out.write(f"{store}: stored {stored.key} ({stored.reason})\n")
+        for snapshot in stored:
+            out.write(f"{store}: stored {snapshot.key} ({snapshot.reason}) in {snapshot.target}\n")
     return 1 if failed else 0
 
 

@@ -126,6 +126,11 @@ class BackupSession:
         return self._destinations.vault
 
     @property
+    def stores(self) -> list[ObjectStore]:
+        """The vault, and the mirror when the stack has one: for what a handler puts itself."""
+        return self._destinations.stores
+
+    @property
     def encryption(self) -> Encryption:
         """How this backup's objects are encrypted and locked; for what a handler puts itself."""
         return self._destinations.encryption

@@ -461,22 +461,29 @@ class KafkaHandler:
         """The topics' configuration in the store's ``topic-configs/`` folder when it changed
         since the last stored snapshot, and daily otherwise (drkit.kafka_topics); and the
         format's specification and standalone reader in ``format/drkf-v1/`` when absent
-        (drkit.kafka_format)."""
+        (drkit.kafka_format). In the vault and the mirror alike, create-only, so a restore
+        from the mirror alone has both."""
         parsed = parse_backup_prefix(session.prefix + "x")
         if parsed is None:
             return
-        stored = store_snapshot(
-            session.vault, parsed[0], parsed[1], topics_json, datetime.now(UTC), session.encryption
-        )
-        if stored is not None:
+        for stored in store_snapshot(
+            session.stores, parsed[0], parsed[1], topics_json, datetime.now(UTC), session.encryption
+        ):
             log.info(
-                "topic configuration snapshot (%s): stored %s",
+                "topic configuration snapshot (%s): stored %s in %s",
                 stored.reason,
                 stored.key,
+                stored.target,
                 extra={"store": parsed[1]},
             )
-        for key in store_reader_once(session.vault, parsed[0], parsed[1], session.encryption):
-            log.info("format specification and reader stored: %s", key, extra={"store": parsed[1]})
+        for target in session.stores:
+            for key in store_reader_once(target, parsed[0], parsed[1], session.encryption):
+                log.info(
+                    "format specification and reader stored: %s in %s",
+                    key,
+                    target.name,
+                    extra={"store": parsed[1]},
+                )
 
     def _previous_end_offsets(
         self, cluster: str | None, ids: dict[str, str], warnings: list[str]

@@ -7,7 +7,11 @@ stay a zombie), and it runs the vault copier. It writes ``.drkit/local/stack.jso
 the URLs carry passwords) with every process's pid, start time, ports and log, the stores' URLs
 per region, and its own status (``starting``, ``ready``, ``failed``), and the outputs of each
 region (``.drkit/local/<region>/outputs.json``; prod's also at ``.drkit/local/outputs.json``, which
-``--stack local`` reads).
+``--stack local`` reads). dr's ``outputs-aurora.json`` adds what an AWS dr stack also exports: its
+Aurora cluster, the standby as dr's emulator describes it (``drkit.local.aurora``), for
+``invoke drill --stack dr`` to restore a scratch cluster of it; ``outputs.json`` leaves it out, as
+the failover and status paths would then take AWS's Aurora route (switchover, CloudWatch lag),
+which the local world does not serve.
 
 One stack per checkout: ``up`` takes an exclusive lock on ``.drkit/local/lock`` and hands it to
 the supervisor, which holds it for its whole life; a second ``up`` finds it taken and reports the
@@ -39,7 +43,14 @@ from drkit.human import table
 from drkit.kinds import REGISTRY
 from drkit.local.local_config import local_stack_config
 from drkit.local.process import alive, port_open, process_start_time
-from drkit.local.regions import DR, PROD, LocalRegions, selected_kinds
+from drkit.local.regions import (
+    AURORA_LAG_EVERY,
+    AURORA_OUTPUTS,
+    DR,
+    PROD,
+    LocalRegions,
+    selected_kinds,
+)
 from drkit.local.status import stack_status
 
 STATE_FILE = "stack.json"
@@ -308,9 +319,14 @@ def supervise(project_dir: Path, regions: int, only: list[str], lock_fd: int) ->
     try:
         state = _describe(world, project_dir, started) | {"supervisor": me, "error": None}
         write_private(directory / STATE_FILE, state)
+        ticks = 0
         while not stop.wait(1.0):
             for _, _, process in world.processes():
                 process.running()  # polls, so a killed server is reaped, not left a zombie
+            ticks += 1
+            if ticks % AURORA_LAG_EVERY == 1:
+                with contextlib.suppress(Exception):  # a dead region publishes nothing
+                    world.publish_aurora_lag()
     finally:
         state["status"] = "stopping"
         with contextlib.suppress(OSError):
@@ -332,6 +348,10 @@ def _describe(world: LocalRegions, project_dir: Path, started: float) -> dict[st
         world.credentials[region].write(directory / region / "credentials.json")
         outputs[region] = str(path)
     world.outputs[PROD].write(directory / "outputs.json")
+    if world.aurora is not None:  # dr as an AWS dr stack exports it: with its Aurora cluster
+        world.outputs[DR].model_copy(update={"aurora": world.aurora}).write(
+            directory / DR / AURORA_OUTPUTS
+        )
     world.credentials[PROD].write(directory / "credentials.json")
     stores: dict[str, dict[str, Any]] = {}
     for name in world.regions:

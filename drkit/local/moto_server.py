@@ -27,17 +27,25 @@
   headers on a PutObject or CreateMultipartUpload, which on AWS need ``s3:PutObjectRetention``:
   a writer's objects take the bucket's default retention), and any change to the bucket's
   policy, lock, versioning, lifecycle or the bucket itself.
+- **A real Aurora in dr.** With ``$DRKIT_LOCAL_AURORA_DIR``, a cluster registered there answers at
+  a real PostgreSQL server (dr's standby), and a restore of it to the latest restorable time makes
+  a real, writable copy on a free port, removed by ``DeleteDBCluster`` (``drkit.local.aurora``).
+  The copies are stopped when the server gets SIGTERM.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import re
+import signal
 import sys
 import threading
 from pathlib import Path
 from typing import Any
+
+from drkit.local.aurora import AURORA_DIR_ENV, patch_rds
 
 REPLICA_TAG = "drkit-local:replica-of"
 ISOLATED_ACCOUNT_ENV = "DRKIT_LOCAL_ISOLATED_ACCOUNT"
@@ -236,6 +244,16 @@ def main(argv: list[str]) -> None:
     directory = os.environ.get(REPLICATION_DIR_ENV)
     if directory:
         patch_s3(Path(directory))
+    aurora = os.environ.get(AURORA_DIR_ENV)
+    if aurora:
+        clusters = patch_rds(Path(aurora))
+
+        def stop(signum: int, frame: Any) -> None:
+            clusters.stop_all()
+            raise SystemExit(0)
+
+        signal.signal(signal.SIGTERM, stop)
+        atexit.register(clusters.stop_all)
     from moto.server import main as serve
 
     serve(argv)

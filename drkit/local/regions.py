@@ -27,6 +27,7 @@ dominate), stops it all in reverse, and describes it as ``StackState`` for the s
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -40,11 +41,13 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from drkit.context import Credentials
 from drkit.kinds import REGISTRY
+from drkit.local.aurora import Source, register_source
 from drkit.local.gcs import LocalGcs
 from drkit.local.influxdb import LocalInfluxDB
 from drkit.local.isolated import ISOLATED_ACCOUNT, provision_isolated
 from drkit.local.kafka import LocalKafka
 from drkit.local.kubernetes import LocalKubernetes
+from drkit.local.lag import postgres_lag
 from drkit.local.mirrormaker import LocalMirrorMaker
 from drkit.local.moto_server import COMPLETED, REPLICA
 from drkit.local.postgres import LocalPostgres
@@ -54,15 +57,22 @@ from drkit.local.replica_redis import LocalReplicaRedis
 from drkit.local.s3 import LocalAws
 from drkit.local.stack import LOCAL_ACCOUNT_BUCKET_SUFFIX, provision
 from drkit.local.standby_postgres import LocalStandbyPostgres
+from drkit.ops.verify import AURORA_LAG_METRIC
 from stackmodels import StackConfig, StackOutputs
 from stackmodels.config import Role, StoreKind
-from stackmodels.outputs import Bucket, VaultReplication
+from stackmodels.outputs import AuroraCluster, AuroraOutputs, Bucket, VaultReplication
 
 PROD = "prod"
 DR = "dr"
 REGION_NAMES = (PROD, DR)
 VAULT_COPY_INTERVAL_S = 2.0
-REPLICATION_ROLE_ARN = "arn:aws:iam::123456789012:role/local-vault-replication"
+LOCAL_ACCOUNT = "123456789012"
+AURORA_OUTPUTS = "outputs-aurora.json"
+FULL_PAGE_WRITES = {"full_page_writes": "on"}
+AURORA_LAG_EVERY = 10
+"""Seconds between the supervisor's publications of dr's lag as Aurora's metric."""
+"""dr's outputs with its Aurora cluster (``LocalRegions.aurora``), beside its outputs.json."""
+REPLICATION_ROLE_ARN = f"arn:aws:iam::{LOCAL_ACCOUNT}:role/local-vault-replication"
 APP_IMAGE = "registry.local/aipx/trading-engine:0.1.0"
 APP_WORKLOADS = {"trading-engine": 2, "market-data-feed": 1}
 """The application's Deployments and their replica count while their region is primary."""
@@ -190,7 +200,11 @@ class LocalRegions:
         aws_regions = {PROD: config.region, DR: config.peer_region}
         for name in names:
             base = workdir / name
-            aws = LocalAws(base / "aws", replication_dir=workdir / "shared" / "replication")
+            aws = LocalAws(
+                base / "aws",
+                replication_dir=workdir / "shared" / "replication",
+                aurora_dir=base / "aurora" if name == DR else None,
+            )
             self.regions[name] = Region(name, aws_regions[name], aws, self.gcs)
         # The isolated backup account (issue 22): an emulator of its own, as it is an account.
         self.isolated_aws = LocalAws(workdir / "vault" / "aws", isolated_account=ISOLATED_ACCOUNT)
@@ -200,6 +214,8 @@ class LocalRegions:
         self.vault_copier: VaultCopier | None = None
         self.mirrored_topics: list[str] = []
         """The Kafka topics MirrorMaker mirrors into dr (``start_kafka``); none without Kafka."""
+        self.aurora: AuroraOutputs | None = None
+        """dr's standby as dr's emulator describes it, its Aurora cluster (drkit.local.aurora)."""
 
     @property
     def two_regions(self) -> bool:
@@ -253,6 +269,7 @@ class LocalRegions:
             self.outputs[name] = self.outputs[name].model_copy(update={"isolated_vault": isolated})
         if self.two_regions:
             self._describe_vault_replication()
+            self._register_aurora()
             self.vault_copier = VaultCopier(self.regions[PROD], self.regions[DR], self.outputs)
         self._apply_app_manifests()
 
@@ -270,6 +287,83 @@ class LocalRegions:
             self.outputs[name] = self.outputs[name].model_copy(
                 update={"vault_replication": replication, "backup_vaults": vaults}
             )
+
+    def _register_aurora(self) -> None:
+        """dr's standby as its region's Aurora cluster in dr's emulator, the master secret in its
+        Secrets Manager, and the ``aurora`` outputs an AWS dr stack exports for them."""
+        dr, aurora = self.regions[DR], self.config.aurora
+        standby = dr.postgres
+        if aurora is None or standby is None or dr.aws.aurora_dir is None:
+            return
+        store = self.outputs[DR].stores.get(aurora.store)
+        if store is None:
+            return
+        cluster_id = f"{aurora.store}-{dr.aws_region}"[:63].rstrip("-")
+        rds: Any = dr.aws.client("rds", dr.aws_region)
+        created = rds.create_db_cluster(
+            DBClusterIdentifier=cluster_id,
+            Engine="aurora-postgresql",
+            EngineVersion=aurora.engine_version,
+            MasterUsername=standby.user,
+            MasterUserPassword=standby.password,
+            Port=standby.port,
+            DatabaseName=store.database or "postgres",
+            BackupRetentionPeriod=aurora.backup_retention_days,
+            Tags=[{"Key": "drkit-local:standby-of", "Value": aurora.store}],
+        )["DBCluster"]
+        register_source(
+            dr.aws.aurora_dir,
+            cluster_id,
+            Source(standby.host, standby.port, standby.user, standby.password, standby.os_user),
+        )
+        secrets: Any = dr.aws.client("secretsmanager", dr.aws_region)
+        secrets.create_secret(
+            Name=aurora.master_secret,
+            SecretString=json.dumps({"username": standby.user, "password": standby.password}),
+        )
+        self.aurora = AuroraOutputs(
+            global_cluster_id=f"{aurora.store}-global",
+            global_cluster_arn=f"arn:aws:rds::{LOCAL_ACCOUNT}:global-cluster:{aurora.store}-global",
+            primary_region=self.regions[PROD].aws_region,
+            clusters={
+                dr.aws_region: AuroraCluster(
+                    id=cluster_id,
+                    arn=str(created["DBClusterArn"]),
+                    region=dr.aws_region,
+                    endpoint=standby.host,
+                    reader_endpoint=standby.host,
+                    port=standby.port,
+                )
+            },
+            database=store.database,
+            master_secret=aurora.master_secret,
+        )
+
+    def publish_aurora_lag(self) -> float | None:
+        """dr's standby lag behind prod, as ``AuroraGlobalDBReplicationLag`` (milliseconds) of
+        dr's Aurora cluster in dr's CloudWatch, where ``invoke verify`` reads an AWS secondary's
+        lag; the supervisor calls it every few seconds. Nothing is published while the lag is
+        unknown (prod down, the standby promoted): no datapoint, as CloudWatch would show."""
+        prod, dr = self.regions[PROD].postgres, self.regions.get(DR)
+        if self.aurora is None or prod is None or dr is None or dr.postgres is None:
+            return None
+        seconds = postgres_lag(prod.dsn(), dr.postgres.dsn()).seconds
+        if seconds is None:
+            return None
+        cloudwatch: Any = dr.aws.client("cloudwatch", dr.aws_region)
+        cloudwatch.put_metric_data(
+            Namespace="AWS/RDS",
+            MetricData=[
+                {
+                    "MetricName": AURORA_LAG_METRIC,
+                    "Dimensions": [{"Name": "DBClusterIdentifier", "Value": cluster.id}],
+                    "Value": seconds * 1000,
+                    "Unit": "Milliseconds",
+                }
+                for cluster in self.aurora.clusters.values()
+            ],
+        )
+        return seconds
 
     def _apply_app_manifests(self) -> None:
         """The same manifests in both clusters; dr's workloads then scaled to 0 (pilot light)."""
@@ -321,7 +415,14 @@ def _primary_and_follower(
 
 def start_postgres(stack: LocalRegions) -> None:
     """prod's PostgreSQL; dr's a hot standby of it (``postgres-streaming``)."""
-    _primary_and_follower(stack, "postgres", LocalPostgres, LocalStandbyPostgres)
+    # Full-page writes on, as in any production database: a base backup taken from the standby
+    # (dr's Aurora restores, drkit.local.aurora) is refused after WAL written without them.
+    _primary_and_follower(
+        stack,
+        "postgres",
+        partial(LocalPostgres, settings=FULL_PAGE_WRITES),
+        LocalStandbyPostgres,
+    )
 
 
 def start_redis(stack: LocalRegions) -> None:

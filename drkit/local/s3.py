@@ -18,6 +18,7 @@ import boto3
 from botocore.client import BaseClient
 from botocore.config import Config
 
+from drkit.local.aurora import AURORA_DIR_ENV
 from drkit.local.moto_server import ISOLATED_ACCOUNT_ENV, REPLICATION_DIR_ENV
 from drkit.local.process import LOOPBACK, LocalServer, ManagedProcess, free_port
 
@@ -39,10 +40,13 @@ class LocalAws(LocalServer):
         workdir: Path,
         replication_dir: Path | None = None,
         isolated_account: str | None = None,
+        aurora_dir: Path | None = None,
     ) -> None:
         """``replication_dir``: where the local vault copier notes what it replicated, for the
         replication status S3 reports (``drkit.local.moto_server``). ``isolated_account``: this
-        server stands for the isolated backup account, and enforces its vault's rules there."""
+        server stands for the isolated backup account, and enforces its vault's rules there.
+        ``aurora_dir``: the clusters its RDS serves with real PostgreSQL servers."""
+        self.aurora_dir = aurora_dir
         self.workdir = workdir
         self.replication_dir = replication_dir
         self.isolated_account = isolated_account
@@ -90,6 +94,8 @@ class LocalAws(LocalServer):
             env[REPLICATION_DIR_ENV] = str(self.replication_dir)
         if self.isolated_account is not None:
             env[ISOLATED_ACCOUNT_ENV] = self.isolated_account
+        if self.aurora_dir is not None:
+            env[AURORA_DIR_ENV] = str(self.aurora_dir)
         self._process = ManagedProcess(
             "moto", command, self.workdir / "moto.log", cwd=self.workdir, env=env
         )

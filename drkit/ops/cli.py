@@ -313,7 +313,7 @@ def kafka_topics(
     project_dir: Path, *, stack: str, outputs: str, dry_run: bool, yes: bool, snapshot: bool
 ) -> None:
     """Reconcile the topics with their classes, or (``snapshot``) only store their configuration
-    in the vault as each backup does."""
+    in the vault and the mirror as each backup does."""
     from confluent_kafka import KafkaException
 
     from drkit.kafka_topics import admin_for, reconcile, take_snapshots

@@ -12,8 +12,11 @@ store's own database, and never a read-only one.
   directory ``drkit-scratch-postgres-<holder tag>-*``, removed after): the exported endpoint is not
   even connected to. ``cleanup`` stops and removes a server a killed run left
   (``drkit.ops.throwaway``). A host without the PostgreSQL server binaries is
-  refused with a message that says so; a scratch Aurora cluster (``invoke restore.aurora``) as the
-  drill's target is not built yet.
+  refused with a message that says so.
+- **The dr stack exports the store's Aurora cluster in its region** (an AWS dr stack; locally
+  dr's ``outputs-aurora.json``): no database and no server at all, a scratch cluster restored
+  from it with ``restore.aurora``'s plan, deleted after (``drkit.ops.scratch_aurora``);
+  ``cleanup`` deletes those killed runs left, beside the throwaway servers.
 """
 
 from __future__ import annotations
@@ -113,8 +116,8 @@ def _on_throwaway_server(
     except FileNotFoundError as error:
         raise RecoveryError(
             f"{reason}; its test restore needs a writable scratch server: a throwaway PostgreSQL "
-            f"on this host, but {error} (apt-get install postgresql). A scratch Aurora cluster "
-            "is not built into the drill yet."
+            f"on this host, but {error} (apt-get install postgresql), and the stack's outputs "
+            "export no Aurora cluster of the store in its region to restore a scratch one from."
         ) from None
     workdir = make_workdir(SERVER_KIND, holder)
     server = LocalPostgres(workdir)
@@ -170,7 +173,11 @@ def cleanup(ctx: OpsContext, store: str, now: datetime, forced: bool, dry_run: b
     one found. A dr stack's exported endpoint holds none (and is read-only): the throwaway servers
     killed runs left on this host are stopped and removed instead."""
     if read_only_reason(ctx, store) is not None:
-        return sweep_servers(SERVER_KIND, now, forced, dry_run)
+        from drkit.ops.scratch_aurora import cleanup as clusters
+
+        return sweep_servers(SERVER_KIND, now, forced, dry_run) + clusters(
+            ctx, store, now, forced, dry_run
+        )
     server = postgres_source(ctx, store)
     with psycopg.connect(server.conninfo("postgres")) as connection:
         names = [str(row[0]) for row in connection.execute("SELECT datname FROM pg_database")]

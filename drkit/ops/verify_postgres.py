@@ -1,16 +1,19 @@
 """The test restore of a PostgreSQL backup for ``invoke verify`` and the monthly drill: into a
 scratch database (``drkit.ops.scratch_postgres``: on the store's own server, or on a throwaway
 server where the exported endpoint is a read-only standby, where the backup's roles are created
-without passwords), rows counted per table against the manifest, then the schema fingerprint,
-content checksums and sequence states the backup recorded compared (``drkit.pg_exact``: the
-first difference named), the database dropped."""
+without passwords; on a dr stack that exports the store's Aurora cluster, a scratch cluster
+restored from it instead, ``drkit.ops.scratch_aurora``), rows counted per table against the
+manifest, then the schema fingerprint, content checksums and sequence states the backup recorded
+compared (``drkit.pg_exact``: the first difference named), the database dropped."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from drkit.context import OpsContext
+from drkit.ops import scratch_aurora
 from drkit.ops.scratch import VERIFY, CheckMissed, Holder
+from drkit.ops.scratch_aurora import aurora_cluster
 from drkit.ops.scratch_postgres import read_only_reason, scratch_database
 from drkit.ops.selection import Chosen
 from drkit.restore.postgres import compare_restored, count_rows, restore_postgres
@@ -20,6 +23,8 @@ def test_restore(
     ctx: OpsContext, chosen: Chosen, holder: Holder, source: str, purpose: str = VERIFY
 ) -> tuple[str, dict[str, Any]]:
     throwaway = read_only_reason(ctx, chosen.store) is not None
+    if throwaway and aurora_cluster(ctx, chosen.store) is not None:
+        return scratch_aurora.test_restore(ctx, chosen, holder, purpose)
     with scratch_database(ctx, chosen.store, holder, purpose) as scratch:
         restore_postgres(chosen.manifest, chosen.objects, scratch.target, create_roles=throwaway)
         found = count_rows(scratch.target, list(chosen.manifest.counts))

@@ -489,7 +489,7 @@ def test_a_recreated_topic_starts_a_new_chain(
     assert second.counts[seeded.topic] == 60
 
 
-def test_the_topic_configuration_is_stored_in_the_vault_only_when_it_changed(
+def test_the_topic_configuration_is_stored_in_the_vault_and_mirror_only_when_it_changed(
     kafka_broker: LocalKafka, destinations: Destinations
 ) -> None:
     """Each backup compares the topics' configuration with the newest snapshot under
@@ -518,6 +518,9 @@ def test_the_topic_configuration_is_stored_in_the_vault_only_when_it_changed(
     backup(seeded.topic, kafka_broker, destinations, previous=second)
     after = sorted(info.key for info in destinations.vault.list_objects(prefix))
     assert len(after) == 2 and after[0] == keys[0]
+    assert destinations.mirror is not None  # the mirror got each one too, under the same key
+    assert sorted(info.key for info in destinations.mirror.list_objects(prefix)) == after
+    assert destinations.mirror.get_bytes(after[1]) == destinations.vault.get_bytes(after[1])
     changed = parse_topics_json(destinations.vault.get_bytes(after[1]), after[1])
     assert changed[seeded.topic].configs["retention.ms"] == str(HOUR_MS)
 

@@ -73,6 +73,11 @@ def test_the_standalone_reader_in_the_vault_reads_what_drkit_reads(
     assert stored == sorted(PREFIX + name for name in FILES)
     for name in FILES:
         assert vault.get_bytes(PREFIX + name) == (HERE / name).read_bytes()
+    mirror = destinations.mirror  # a restore from the mirror alone has them too
+    assert mirror is not None
+    assert sorted(info.key for info in mirror.list_objects(PREFIX)) == stored
+    for name in FILES:
+        assert mirror.get_bytes(PREFIX + name) == (HERE / name).read_bytes()
     assert store_reader_once(vault, "trading-signals", "signals-bus") == []  # create-only, once
     backup(seeded.topic, kafka_broker, destinations, previous=manifest)
     assert sorted(info.key for info in vault.list_objects(PREFIX)) == stored

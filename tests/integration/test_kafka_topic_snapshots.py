@@ -1,7 +1,8 @@
-"""Topic-configuration snapshots of a Kafka store, on the session's broker and the vault (moto):
-the backup stores one when the configuration changed and once a day otherwise,
-``invoke kafka.topics --snapshot`` takes one now by the same rule, and ``invoke backups.info``
-shows the newest two as of a backup and what changed between them."""
+"""Topic-configuration snapshots of a Kafka store, on the session's broker, the vault (moto) and
+the mirror (the GCS emulator, its bucket under a retention policy): the backup stores one in both
+when the configuration changed and once a day otherwise, ``invoke kafka.topics --snapshot`` takes
+one now by the same rule, and ``invoke backups.info`` (from the vault or the mirror) shows the
+newest two as of a backup and what changed between them."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from invoke.context import Context
 
 import tasks
 from drkit.kafka_topics import Change, settle, snapshot_prefix, take_snapshots
+from drkit.storage.objectstore import ObjectExists
 from tests.integration.ops_helpers import (
     context,
     create_topics,
@@ -47,17 +49,26 @@ def test_snapshots_daily_on_change_and_now_with_the_diff_in_backups_info(
     bootstrap = f"{exported.host}:{exported.port}"
     create_topics(bootstrap, topics)
     produce(bootstrap, topics[0], 0, 5)
-    vault = ctx.vault()
+    vault, mirror = ctx.vault(), ctx.mirror()
+    assert mirror is not None
     prefix = snapshot_prefix(DATA_CLASS, STREAM)
 
     def stored() -> list[str]:
-        return sorted(info.key for info in vault.list_objects(prefix))
+        keys = sorted(info.key for info in vault.list_objects(prefix))
+        # The mirror holds the same snapshots under the same keys, byte for byte.
+        assert sorted(info.key for info in mirror.list_objects(prefix)) == keys
+        assert all(mirror.get_bytes(key) == vault.get_bytes(key) for key in keys)
+        return keys
 
     # Yesterday's snapshot (the first), then today's first backup stores the daily one.
     out = io.StringIO()
     assert take_snapshots(ctx, out, now=datetime.now(UTC) - timedelta(days=1)) == 0
     (yesterday,) = stored()
-    assert f"{STREAM}: stored {yesterday} (first)" in out.getvalue()
+    assert f"{STREAM}: stored {yesterday} (first) in {vault.name}" in out.getvalue()
+    assert f"{STREAM}: stored {yesterday} (first) in {mirror.name}" in out.getvalue()
+    # Create-only in the mirror as in the vault: a second write of a key is refused, naming it.
+    with pytest.raises(ObjectExists, match=yesterday):
+        mirror.put_bytes(yesterday, b"{}")
     stream_backup(ctx)
     daily = stored()
     assert len(daily) == 2 and daily[0] == yesterday
@@ -81,7 +92,9 @@ def test_snapshots_daily_on_change_and_now_with_the_diff_in_backups_info(
     tasks.kafka_topics(Context(), snapshot=True)
     changed = stored()
     assert len(changed) == 3 and changed[:2] == daily
-    assert f"{STREAM}: stored {changed[2]} (changed)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"{STREAM}: stored {changed[2]} (changed) in {vault.name}" in printed
+    assert f"{STREAM}: stored {changed[2]} (changed) in {mirror.name}" in printed
 
     manifest = stream_backup(ctx)  # same configuration as the one just stored: none more
     assert stored() == changed
@@ -90,12 +103,15 @@ def test_snapshots_daily_on_change_and_now_with_the_diff_in_backups_info(
     assert "topic configuration snapshots (newest two as of this backup):" in printed
     assert printed.index(changed[1]) < printed.index(changed[2])
     assert f"{topics[1]} retention.ms: (default) -> {HOUR_MS}" in printed
-    tasks.backups_info(Context(), manifest.backup_id, store=STREAM, format="json")
-    body = json.loads(capsys.readouterr().out)
-    assert body["topic_configs"] == {
-        "snapshots": changed[1:],
-        "diff": [f"{topics[1]} retention.ms: (default) -> {HOUR_MS}"],
-    }
+    for source in ("vault", "mirror"):  # a region-loss restore reads the mirror alone
+        tasks.backups_info(
+            Context(), manifest.backup_id, store=STREAM, source=source, format="json"
+        )
+        body = json.loads(capsys.readouterr().out)
+        assert body["topic_configs"] == {
+            "snapshots": changed[1:],
+            "diff": [f"{topics[1]} retention.ms: (default) -> {HOUR_MS}"],
+        }, source
 
     # Each kafka.topics run journaled itself in the audit bucket: started, then succeeded.
     tasks.audit_list(Context(), operation="kafka.topics", json=True)

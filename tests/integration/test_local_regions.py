@@ -27,6 +27,7 @@ import pytest
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from drkit.catalog import entry_key
 from drkit.local.daemon import (
     LocalStackError,
     down,
@@ -40,8 +41,9 @@ from drkit.local.lag import read_checkpoints
 from drkit.local.names import resolve
 from drkit.local.postgres import LocalPostgres
 from drkit.local.process import ServerStartError, alive, port_open, process_start_time
-from drkit.local.regions import APP_WORKLOADS, apply_app_manifests
+from drkit.local.regions import APP_WORKLOADS, AURORA_OUTPUTS, apply_app_manifests
 from drkit.local.standby_postgres import LocalStandbyPostgres
+from drkit.recovery import BACKUP_ID
 from stackmodels import StackOutputs
 from stackmodels.config import Role
 from tests.integration.kubernetes_fixture import kubernetes_api  # noqa: F401
@@ -333,7 +335,11 @@ def test_the_monthly_drill_on_the_dr_region_restores_from_the_replicated_vault_a
     backups reach dr's vault by replication (REPLICA there, COMPLETED in prod), the drill restores
     each into a scratch target (never dr's read-only standby), counts it, and removes it. The
     Secrets of a Kubernetes backup open there with the vault key's multi-Region replica
-    (``test_local_moto_server``)."""
+    (``test_local_moto_server``). With the outputs an AWS dr stack exports (its Aurora cluster:
+    dr's standby as dr's emulator describes it), trading-db's scratch target is a NEW Aurora
+    cluster restored by ``restore.aurora``'s plan to the latest restorable time: a real writable
+    PostgreSQL copied from the standby (``drkit.local.aurora``), checked through its writer
+    endpoint with the master secret, and deleted after, server and data directory with it."""
     from invoke.context import Context
 
     import tasks
@@ -365,15 +371,25 @@ def test_the_monthly_drill_on_the_dr_region_restores_from_the_replicated_vault_a
 
         def replicated() -> int | None:
             listed = s3.list_objects_v2(Bucket=dr.backup_vault.name)
-            manifests = [
-                o for o in listed.get("Contents", []) if o["Key"].endswith("manifest.json")
+            keys = {o["Key"] for o in listed.get("Contents", [])}
+            manifests = [key for key in keys if key.endswith("manifest.json")]
+            # ... and each one's catalog entry, which prod writes after the manifest.
+            entries = [
+                entry_key(key.split("/")[1], key.split("/")[-2])
+                for key in manifests
+                if key.split("/")[1] in STORES and BACKUP_ID.match(key.split("/")[-2])
             ]
-            return len(manifests) if len(manifests) >= len(STORES) else None
+            done = len(entries) >= len(STORES) and all(entry in keys for entry in entries)
+            return len(manifests) if done else None
 
-        eventually(replicated, "the backups' manifests in dr's vault")
+        eventually(replicated, "the backups' manifests and catalog entries in dr's vault")
         capsys.readouterr()
-        dr_outputs = str(project / ".drkit/local/dr/outputs.json")
+        dr_outputs = str(project / ".drkit/local/dr" / AURORA_OUTPUTS)
+        rds = _dr_rds(project)
+        before = _cluster_ids(rds)
+        clock = time.monotonic()
         tasks.drill(Context(), stack="dr", outputs=dr_outputs, stores=",".join(STORES), yes=True)
+        print(f"drill on dr with the Aurora scratch cluster: {time.monotonic() - clock:.1f}s")
         printed = capsys.readouterr().out
         tasks.audit_list(Context(), stack="dr", outputs=dr_outputs, operation="drill", json=True)
         events = json.loads(capsys.readouterr().out)
@@ -390,10 +406,104 @@ def test_the_monthly_drill_on_the_dr_region_restores_from_the_replicated_vault_a
     print(printed)
     assert "# Monthly DR drill: passed" in printed
     assert "replication.vault" in printed and "newest objects replica" in printed
-    assert "not the read-only endpoint the stack exports" in printed
     assert re.search(r"\b([1-9]\d*) rows in [1-9]\d* tables match the manifest", printed)
+    assert re.search(
+        r"scratch Aurora cluster trading-db-[a-z0-9-]*-dr-test-[0-9a-f]{8}-\d+-\d+-[0-9a-f]{6} "
+        r"restored from trading-db-[a-z0-9-]+ to \S+ \(latest restorable time\) in "
+        r"[\d.]+s, deleted after",
+        printed,
+    ), printed
+    assert "throwaway PostgreSQL" not in printed  # the Aurora path, no server on the drill host
+    # dr's standby lag, published as the secondary's AuroraGlobalDBReplicationLag, is checked.
+    assert re.search(r"ok +replication\.aurora \(.*\): max lag .*: trading-db-\S+ [\d.]+s", printed)
+    assert _cluster_ids(rds) == before  # the scratch cluster is gone, only the standby's left
+    # Its server was stopped and its directory removed with it.
+    assert list((project / ".drkit/local/data/dr/aurora/clusters").iterdir()) == []
     assert re.search(r"\b([1-9]\d*) keys loaded into a scratch redis-server", printed)
     assert re.search(r"\b([1-9]\d*) records into scratch topics dr-test\.", printed)
+
+
+def _dr_rds(project: Path) -> Any:
+    dr = StackOutputs.from_file(project / ".drkit/local/dr/outputs.json", "local")
+    return boto3.client(
+        "rds",
+        region_name=dr.region,
+        endpoint_url=dr.aws_endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def _cluster_ids(rds: Any) -> list[str]:
+    return sorted(c["DBClusterIdentifier"] for c in rds.describe_db_clusters()["DBClusters"])
+
+
+def test_a_scratch_aurora_cluster_a_killed_drill_left_is_deleted_by_cleanup(
+    stack: tuple[Path, dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A drill killed after its restore started leaves a running scratch cluster (a real server
+    in the local world): ``invoke verify --cleanup`` finds it by its name, its holder's run gone,
+    and deletes it (writer, then cluster), the server stopped with it; a live run's is kept."""
+    from invoke.context import Context
+
+    import tasks
+    from drkit.ops.scratch import DRILL, Holder, host_digest
+    from drkit.ops.scratch_aurora import cluster_name
+    from drkit.restore.aurora import TAG_REASON
+
+    project, _ = stack
+    shutil.copy(ROOT / "Pulumi.dr.yaml", project / "Pulumi.dr.yaml")
+    dr_outputs = project / ".drkit/local/dr" / AURORA_OUTPUTS
+    aurora = StackOutputs.from_file(dr_outputs, "dr").aurora
+    assert aurora is not None
+    [source] = aurora.clusters.values()
+    rds = _dr_rds(project)
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid of this host whose process is gone: the killed drill's
+    gone = Holder(host_digest(), dead.pid, int(time.time()), "a1b2c3")
+    live = Holder.mine(token="d4e5f6")  # this process: a run still going
+    names = [cluster_name(source.id, holder, DRILL) for holder in (gone, live)]
+    for name in names:
+        rds.restore_db_cluster_to_point_in_time(
+            DBClusterIdentifier=name,
+            SourceDBClusterIdentifier=source.id,
+            RestoreType="full-copy",
+            UseLatestRestorableTime=True,
+            Tags=[{"Key": TAG_REASON, "Value": DRILL}],
+        )
+    for name in names:
+        rds.get_waiter("db_cluster_available").wait(
+            DBClusterIdentifier=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+        )
+    [cluster] = rds.describe_db_clusters(DBClusterIdentifier=names[0])["DBClusters"]
+    port = int(cluster["Port"])
+    assert port != source.port and port_open(port, cluster["Endpoint"])  # a real server
+    tasks_root = tasks.ROOT
+    tasks.ROOT = project
+    try:
+        capsys.readouterr()
+        tasks.verify(
+            Context(),
+            stack="dr",
+            outputs=str(dr_outputs),
+            cleanup=True,
+            stores="trading-db",
+            yes=True,
+        )
+        printed = capsys.readouterr().out
+    finally:
+        tasks.ROOT = tasks_root
+    assert f"deleted Aurora cluster {names[0]}: its run (pid {dead.pid} on this host) is gone" in (
+        printed
+    ), printed
+    assert f"deleted Aurora cluster {names[1]}: --cleanup" not in printed
+    assert names[0] not in _cluster_ids(rds) and names[1] in _cluster_ids(rds)
+    assert not port_open(port, cluster["Endpoint"])
+    # The live run's cluster goes as that run would delete it.
+    from drkit.ops.scratch_aurora import delete_cluster
+
+    assert delete_cluster(rds, names[1], {"Delay": 1, "MaxAttempts": 60}, None)
+    assert names[1] not in _cluster_ids(rds)
 
 
 def test_killing_the_prod_postgresql_shows_as_down(stack: tuple[Path, dict[str, Any]]) -> None:

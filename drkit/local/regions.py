@@ -64,6 +64,11 @@ REGION_NAMES = (PROD, DR)
 VAULT_COPY_INTERVAL_S = 2.0
 REPLICATION_ROLE_ARN = "arn:aws:iam::123456789012:role/local-vault-replication"
 APP_IMAGE = "registry.local/aipx/trading-engine:0.1.0"
+REWINDABLE = {"wal_log_hints": "on", "full_page_writes": "on", "wal_keep_size": "256MB"}
+"""What ``pg_rewind`` needs of both servers, so a failback can rewind the old primary into a
+standby of the new one instead of copying it whole (the standby inherits them): hint bits and full
+pages in the WAL, and the old primary's WAL back to its last checkpoint before the fork kept
+(a restart's or a shutdown's checkpoint would otherwise recycle it)."""
 APP_WORKLOADS = {"trading-engine": 2, "market-data-feed": 1}
 """The application's Deployments and their replica count while their region is primary."""
 
@@ -321,7 +326,12 @@ def _primary_and_follower(
 
 def start_postgres(stack: LocalRegions) -> None:
     """prod's PostgreSQL; dr's a hot standby of it (``postgres-streaming``)."""
-    _primary_and_follower(stack, "postgres", LocalPostgres, LocalStandbyPostgres)
+    _primary_and_follower(
+        stack,
+        "postgres",
+        lambda workdir: LocalPostgres(workdir, settings=REWINDABLE),
+        LocalStandbyPostgres,
+    )
 
 
 def start_redis(stack: LocalRegions) -> None:

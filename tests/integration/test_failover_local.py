@@ -303,6 +303,21 @@ def written_in_dr(state: dict[str, Any], project: Path) -> dict[str, list[str]]:
     return {"rows": marks, "keys": marks, "records": acked}
 
 
+def step_seconds(journal: Any) -> dict[str, float]:
+    """Each step's duration from the journal's first start to its finish (the measure)."""
+    from datetime import datetime
+
+    started: dict[str, datetime] = {}
+    took: dict[str, float] = {}
+    for event in journal.events():
+        at = datetime.fromisoformat(event["ts"])
+        if event["event"] == "step_started":
+            started.setdefault(event["step"], at)
+        elif event["event"] == "step_finished" and event["step"] in started:
+            took[event["step"]] = round((at - started[event["step"]]).total_seconds(), 2)
+    return took
+
+
 def record_keys(bootstrap: str, topic: str) -> list[str]:
     """Every record key of ``topic``, read from the beginning of each partition."""
     from confluent_kafka import Consumer, TopicPartition
@@ -414,8 +429,17 @@ def test_the_failback_resumed_switches_back_without_loss_and_restores_the_origin
         assert steps[f"promote.{store}"].outcome == "done"
         assert steps[f"restore.{store}"].outcome == "done"
     assert steps["postcheck"].outcome == "done"
+    from drkit.ops.journal import Journal
+
+    results = Journal(project / JOURNAL_DIR, run_id).results()
+    # the old primary diverged (it took a write after the fork): rewound, not copied whole
+    assert results["rejoin.trading-db"]["method"] == "pg_rewind", results["rejoin.trading-db"]
+    assert results["restore.trading-db"]["method"] == "pg_rewind", results["restore.trading-db"]
+    assert results["rejoin.event-stream"]["mirror"] == "dr->prod"
+    assert results["restore.event-stream"]["mirror"] == "prod->dr"
     seconds = outcome.report.figures["seconds_by_store"]
-    print(f"failback seconds by store (resumed part): {seconds}")  # the measure, in -s output
+    killed = step_seconds(Journal(project / JOURNAL_DIR, run_id))
+    print(f"failback steps before the kill: {killed}; after the resume, by store: {seconds}")
     assert set(seconds) == set(REPLICATED)
 
     # Names lead to prod, and every write dr acknowledged is in prod.

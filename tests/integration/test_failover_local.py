@@ -438,8 +438,8 @@ def test_the_failback_resumed_switches_back_without_loss_and_restores_the_origin
     assert results["rejoin.event-stream"]["mirror"] == "dr->prod"
     assert results["restore.event-stream"]["mirror"] == "prod->dr"
     seconds = outcome.report.figures["seconds_by_store"]
-    killed = step_seconds(Journal(project / JOURNAL_DIR, run_id))
-    print(f"failback steps (killed run and its resumption): {killed}; resumed part by store: {seconds}")
+    steps_seconds = step_seconds(Journal(project / JOURNAL_DIR, run_id))
+    print(f"failback steps (killed run, then resumed): {steps_seconds}; resumed, by store {seconds}")
     assert set(seconds) == set(REPLICATED)
 
     # Names lead to prod, and every write dr acknowledged is in prod.

@@ -439,7 +439,7 @@ def test_the_failback_resumed_switches_back_without_loss_and_restores_the_origin
     assert results["restore.event-stream"]["mirror"] == "prod->dr"
     seconds = outcome.report.figures["seconds_by_store"]
     steps_seconds = step_seconds(Journal(project / JOURNAL_DIR, run_id))
-    print(f"failback steps (killed run, then resumed): {steps_seconds}; resumed, by store {seconds}")
+    print(f"failback steps (killed run, resumed): {steps_seconds}; resumed, by store {seconds}")
     assert set(seconds) == set(REPLICATED)
 
     # Names lead to prod, and every write dr acknowledged is in prod.

@@ -110,12 +110,17 @@ class MirrorMaker2(Protection):
         target = self.target_health("cluster", planned, KafkaException, answers)
         mirror = self._mirror()
         running = mirror is not None and recorded_alive(mirror)
+        into = self.sides.target.region
         return [
             target,
             Health(
                 f"{self.store}: MirrorMaker 2",
-                running,
-                "mirroring" if running else "not running (lag unknown)",
+                running or mirror is None,
+                "mirroring"
+                if running
+                else "not running (lag unknown)"
+                if mirror is not None
+                else f"none into {into} yet: a failback's rejoin starts one",
             ),
             self.source_health("cluster", planned),
         ]

@@ -295,7 +295,7 @@ def written_in_dr(state: dict[str, Any], project: Path) -> dict[str, list[str]]:
             "order-events",
             key=mark.encode(),
             on_delivery=lambda error, message: (
-                acked.append(message.key().decode()) if error is None else None
+                acked.append((message.key() or b"").decode()) if error is None else None
             ),
         )
     assert producer.flush(30) == 0

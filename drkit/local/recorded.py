@@ -63,7 +63,7 @@ def recorded(state: dict[str, Any], name: str, region: str | None) -> dict[str, 
 
 
 def is_alive(process: dict[str, Any] | None) -> bool:
-    from drkit.local.daemon import alive
+    from drkit.local.process import alive
 
     return process is not None and alive(process.get("pid"), process.get("start_time"))
 
@@ -114,7 +114,8 @@ def start_recorded(
 ) -> dict[str, Any]:
     """Start ``name`` in ``region`` from its recorded command (or ``command``) and record it;
     ``like`` is the entry to take the user, log and command from when none is recorded yet."""
-    from drkit.local.daemon import process_start_time, read_state
+    from drkit.local.daemon import read_state
+    from drkit.local.process import process_start_time
 
     state = read_state(project_dir) or {}
     entry = recorded(state, name, region) or dict(like or {})

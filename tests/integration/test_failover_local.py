@@ -408,7 +408,7 @@ def test_the_failback_resumed_switches_back_without_loss_and_restores_the_origin
     from drkit.failover import kube
     from drkit.failover.clients import KubeconfigClients
     from drkit.failover.command import status as dr_status
-    from drkit.failover.kinds.mirrormaker2 import MIRROR_PROCESS
+    from drkit.local.lag import MIRROR_PROCESS
 
     project, state = stack
     run_id, acked = FAILBACK["run_id"], FAILBACK["acked"]

@@ -50,7 +50,21 @@ def _lag_within_rpo(topology: Topology, runtime: Runtime, store: str) -> tuple[b
 
 
 def rejoin_steps(topology: Topology, runtime: Runtime) -> list[FunctionStep]:
-    steps: list[FunctionStep] = []
+    """Each AWS protection kind's rejoin and lag gate (its ``PlanStep.rejoin``), in
+    ``PLAN_STEPS`` order; a kind without one (MSK: nothing replicates dr -> prod) adds none."""
+    from drkit.failover.kinds.aws import PLAN_STEPS
+
+    steps = [
+        step
+        for kind in PLAN_STEPS.values()
+        if kind.rejoin is not None and (step := kind.rejoin(topology, runtime)) is not None
+    ]
+    return steps
+
+
+def aurora_rejoin_step(topology: Topology, runtime: Runtime) -> FunctionStep | None:
+    """``aurora-global-database``: AWS re-adds the old primary as a secondary by itself; wait
+    for it, then for its lag under the RPO."""
     target, wait = topology.target, topology.request.wait_seconds
     aurora = topology.outputs.aurora
     if aurora is not None and topology.config.aurora is not None:
@@ -81,15 +95,20 @@ def rejoin_steps(topology: Topology, runtime: Runtime) -> list[FunctionStep]:
             context.note(detail)
             return {"rejoined": member.id, "lag": detail}
 
-        steps.append(
-            FunctionStep(
-                "rejoin.aurora",
-                f"wait until {member.id} is back in {aurora.global_cluster_id} as a secondary "
-                f"(AWS re-adds it) with lag under the RPO of {store}",
-                aurora_back,
-                mutates=False,
-            )
+        return FunctionStep(
+            "rejoin.aurora",
+            f"wait until {member.id} is back in {aurora.global_cluster_id} as a secondary "
+            f"(AWS re-adds it) with lag under the RPO of {store}",
+            aurora_back,
+            mutates=False,
         )
+    return None
+
+
+def cache_rejoin_step(topology: Topology, runtime: Runtime) -> FunctionStep | None:
+    """``elasticache-global-datastore``: the prod group is a secondary again (a failover kept
+    the datastore) with lag under the RPO; refused, naming the way back, after a disassociation."""
+    target, wait = topology.target, topology.request.wait_seconds
     cache = topology.outputs.elasticache
     if cache is not None and topology.config.elasticache is not None:
         store = topology.config.elasticache.store
@@ -126,13 +145,11 @@ def rejoin_steps(topology: Topology, runtime: Runtime) -> list[FunctionStep]:
             context.note(detail)
             return {"secondary": group, "lag": detail}
 
-        steps.append(
-            FunctionStep(
-                "rejoin.elasticache",
-                f"check {group} is a secondary of {cache.global_datastore_id} again with lag "
-                f"under the RPO of {store} (refuses if the dr group was disassociated)",
-                cache_back,
-                mutates=False,
-            )
+        return FunctionStep(
+            "rejoin.elasticache",
+            f"check {group} is a secondary of {cache.global_datastore_id} again with lag "
+            f"under the RPO of {store} (refuses if the dr group was disassociated)",
+            cache_back,
+            mutates=False,
         )
-    return steps
+    return None

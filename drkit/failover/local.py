@@ -17,7 +17,21 @@ protection kind (``drkit.failover.kinds``), read from the local stack's state:
 Every step is idempotent, so ``--resume`` after a killed run finishes it without promoting twice,
 and a failover to the region that is already primary is a no-op that says so. ``--planned`` needs
 both sides of every store answering and every standby's lag within its RPO (else it is refused
-before anything changes); the failback is a later part of issue 17, and is refused here.
+before anything changes).
+
+``invoke failback --stack local --to prod`` (always planned) is refused while an old primary in
+prod does not answer (bring the region back first: ``drkit.local.recorded.restart_region``);
+otherwise its plan puts the rejoin first and the reverse rejoin last around the same switchover:
+
+    0  rejoin.<store>         each kind re-seeds the old primary in prod as a standby of dr's
+                              (pg_rewind or pg_basebackup; REPLICAOF; MirrorMaker 2 dr -> prod)
+                              and lifts the fence the failover left on it
+    0b caught-up.<store>      its lag, read from the replication, within the store's RPO
+    1..6                      the planned switchover above, dr -> prod, plus dr's workloads back
+                              to their pilot light
+    7  restore.<store>        dr's old primaries rejoin as standbys of prod's (their fence lifted,
+                              MirrorMaker 2 prod -> dr again): the stack's original shape, so a
+                              second failover works
 """
 
 from __future__ import annotations
@@ -40,6 +54,7 @@ from drkit.failover.operation import Outcome, PreflightBlocked, lag_at_cutover, 
 from drkit.failover.plan import MEASURE, POSTCHECK
 from drkit.failover.request import FailoverRequest
 from drkit.local.names import StableName, point, read_names, resolve
+from drkit.local.regions import PROD
 from drkit.ops.executor import Confirm, Executor, RunReport, Status
 from drkit.ops.journal import Journal, new_run_id
 from drkit.ops.plan import FunctionStep, Plan, Step, StepContext
@@ -52,6 +67,7 @@ REPLAYED = "replayed"
 NOT_FENCED = "nothing to fence"
 """What a kind's ``fence`` says when it could not fence an old primary."""
 REPLAY_WAIT_S = 60.0
+CATCH_UP_WAIT_S = 120.0
 REPLAY_POLL_S = 0.2
 WORKLOADS = "workloads.scale-up"
 
@@ -91,7 +107,7 @@ def through_name(entry: dict[str, Any], name: StableName) -> str:
 class LocalSwitch:
     """Source, target and one ``Protection`` per replicated store, from the local stack's state."""
 
-    def __init__(self, project_dir: Path, request: FailoverRequest) -> None:
+    def __init__(self, project_dir: Path, request: FailoverRequest, resume: bool = False) -> None:
         from drkit.local.daemon import read_state
         from drkit.local.local_config import local_stack_config
 
@@ -107,7 +123,7 @@ class LocalSwitch:
                 "--stack local: the local stack has one region; a failover needs two "
                 "(invoke local.down, then local.up --regions 2)"
             )
-        if request.to != "dr":
+        if request.to != "dr" and not resume:  # a resumed failback may have stopped them itself
             dark = sorted(
                 store
                 for store, entry in state["stores"][request.to].items()
@@ -119,10 +135,6 @@ class LocalSwitch:
                     f"--to {request.to}: the old primaries of {', '.join(dark)} do not answer; "
                     f"a failback re-seeds them from the new ones: bring {request.to} back first"
                 )
-            raise LocalFailoverError(
-                f"--to {request.to}: failback on the local stack is not implemented yet "
-                "(issue 17); only `invoke failover --stack local --to dr`"
-            )
         self.project_dir = project_dir
         self.request = request
         self.state = state
@@ -155,6 +167,10 @@ class LocalSwitch:
                 namespace=self.config.kubernetes.namespace,
             )
             self.kinds.append(protection_for(sides))
+
+    @property
+    def failback(self) -> bool:
+        return self.target == PROD
 
     @property
     def has_cluster(self) -> bool:
@@ -351,6 +367,77 @@ def _postcheck_step(switch: LocalSwitch) -> FunctionStep:
     )
 
 
+def _rejoin_step(switch: LocalSwitch, kind: Protection, restore: bool = False) -> FunctionStep:
+    """``kind``'s target rejoins as a standby of its source; ``restore``: after the switch, the
+    reversed kind (dr's side rejoining prod), and its clients' pointers moved to prod."""
+    joining = kind.reversed() if restore else kind
+    source, target = joining.sides.source.region, joining.sides.target.region
+
+    def apply(context: StepContext) -> dict[str, Any]:
+        done = joining.rejoin()
+        if restore:
+            done |= joining.repoint(switch.name_of(kind.store).address)
+        context.note(f"{kind.store}: {target} replicates from {source} {done}")
+        return done
+
+    return FunctionStep(
+        f"{'restore' if restore else 'rejoin'}.{kind.store}",
+        f"re-seed {kind.store}'s old primary in {target} as a {kind.kind.value} standby of "
+        f"{source}, its fence lifted",
+        apply,
+        check=lambda context: joining.rejoined(),
+    )
+
+
+def _caught_up_step(switch: LocalSwitch, kind: Protection) -> FunctionStep:
+    rpo = switch.rpo_seconds(kind.store)
+
+    def apply(context: StepContext) -> dict[str, Any]:
+        started = time.monotonic()
+        while True:
+            ok, detail = kind.caught_up(rpo)
+            if ok:
+                break
+            if time.monotonic() - started > CATCH_UP_WAIT_S:
+                raise RuntimeError(
+                    f"not caught up within {CATCH_UP_WAIT_S:.0f}s: {detail}; --resume retries"
+                )
+            time.sleep(REPLAY_POLL_S)
+        context.note(detail)
+        return {"lag": detail, "waited_seconds": round(time.monotonic() - started, 3)}
+
+    return FunctionStep(
+        f"caught-up.{kind.store}",
+        f"wait until {kind.store}'s lag into {switch.target} is within its RPO "
+        f"({format_duration(rpo)}, at most {CATCH_UP_WAIT_S:.0f}s)",
+        apply,
+        mutates=False,
+    )
+
+
+def _pilot_light_step(switch: LocalSwitch) -> FunctionStep:
+    from drkit.failover import kube
+    from drkit.failover.clients import KubeconfigClients
+
+    namespace = switch.config.kubernetes.namespace
+    context_name = f"local-{switch.source}"
+
+    def api() -> Any:
+        return KubeconfigClients(Path(switch.state["kubeconfig"])).api(context_name)
+
+    def apply(context: StepContext) -> dict[str, list[int]]:
+        changes = kube.scale_all(api(), namespace, primary=False)
+        context.note(f"{len(changes)} workloads scaled to 0 in {switch.source}")
+        return changes
+
+    return FunctionStep(
+        "workloads.pilot-light",
+        f"scale the workloads in {context_name}/{namespace} back to 0 (pilot light)",
+        apply,
+        check=lambda context: not kube.misscaled(api(), namespace, primary=False),
+    )
+
+
 def build_local_plan(switch: LocalSwitch, parameters: dict[str, Any]) -> Plan:
     fence, measure = _fence_step(switch), _measure_step(switch)
     promotions = {k.store: _promote_step(switch, k) for k in switch.kinds}
@@ -373,10 +460,28 @@ def build_local_plan(switch: LocalSwitch, parameters: dict[str, Any]) -> Plan:
         depends[workloads.id] = last
         steps.append(workloads)
         last = [workloads.id]
+    if switch.failback:
+        rejoins = {k.store: _rejoin_step(switch, k) for k in switch.kinds}
+        gates = {k.store: _caught_up_step(switch, k) for k in switch.kinds}
+        for store, gate in gates.items():
+            depends[gate.id] = [rejoins[store].id]
+        depends[fence.id] = [gate.id for gate in gates.values()]
+        steps = [*rejoins.values(), *gates.values(), *steps]
+        if switch.has_cluster:
+            lights = _pilot_light_step(switch)
+            depends[lights.id] = last
+            steps.append(lights)
+            last = [lights.id]
+        restores = [_rejoin_step(switch, k, restore=True) for k in switch.kinds]
+        for kind, restore in zip(switch.kinds, restores, strict=True):
+            depends[restore.id] = [names[kind.store].id]
+        steps += restores
+        last += [restore.id for restore in restores]
     depends[check.id] = last
     steps.append(check)
     mode = "planned switchover" if switch.request.planned else "unplanned"
-    name = f"failover to {switch.target} (local, {mode})"
+    verb = "failback" if switch.failback else "failover"
+    name = f"{verb} to {switch.target} (local, {mode})"
     return Plan.from_dependencies(name, steps, depends, parameters)
 
 
@@ -391,7 +496,7 @@ def _preflight(switch: LocalSwitch, out: TextIO) -> list[Health]:
         out.write(f"  {mark:9} {health.name}: {health.detail}\n")
     for skipped in switch.skipped:
         out.write(f"  WARNING   {skipped}; left alone\n")
-    if switch.request.planned:
+    if switch.request.planned and not switch.failback:  # a failback's gate follows its rejoin
         unhealthy = {h.name.partition(":")[0] for h in findings if h.blocking}
         for kind in switch.kinds:
             if kind.store in unhealthy:
@@ -424,7 +529,7 @@ def run_local(
     options: RunOptions,
     confirm: Confirm,
 ) -> Outcome:
-    switch = LocalSwitch(project_dir, request)
+    switch = LocalSwitch(project_dir, request, resume=bool(options.resume))
     now = datetime.now(UTC)
     parameters = {
         "stack": "local",
@@ -463,7 +568,21 @@ def run_local(
     run_id = options.resume or new_run_id(plan.name, now)
     report = execute(executor, plan, run_id, options)
     report.figures |= figures(Journal(journal_dir, run_id), switch)
-    markdown = keep_report(report, project_dir, "failover", "local", options)
+    if switch.failback:
+        report.figures["seconds_by_store"] = {
+            kind.store: round(
+                sum(
+                    step.seconds or 0.0
+                    for step in report.steps
+                    if step.id.partition(".")[2] == kind.store
+                ),
+                3,
+            )
+            for kind in switch.kinds
+        }
+    markdown = keep_report(
+        report, project_dir, "failback" if switch.failback else "failover", "local", options
+    )
     out.write(
         f"{report.status.value}: {report.plan} in {format_duration(report.seconds)}; RTO "
         f"{report.figures.get('rto', 'not reached')}, lag at cut-over "

@@ -57,6 +57,7 @@ STATE_FILE = "stack.json"
 LOCK_FILE = "lock"
 READY_TIMEOUT_S = 600.0
 STOP_TIMEOUT_S = 120.0
+KILLED_WAIT_S = 30.0
 
 
 class LocalStackError(RuntimeError):
@@ -266,16 +267,25 @@ def down(project_dir: Path, out: TextIO = sys.stdout) -> int:
         if process and alive(process.get("pid"), process.get("start_time")):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process["pid"], signal.SIGKILL)
+            _reap(process["pid"])  # our child when this process started it (a failback's)
     if supervisor.get("pid"):
         for _ in range(50):
             _reap(supervisor["pid"])
             if not alive(supervisor["pid"], supervisor.get("start_time")):
                 break
             time.sleep(0.1)
-    left = live_processes(state)
+    deadline = time.monotonic() + KILLED_WAIT_S  # SIGKILL is delivered asynchronously (a JVM)
+    while (left := live_processes(state)) and time.monotonic() < deadline:
+        for process in left:
+            _reap(process["pid"])
+        time.sleep(0.1)
     if left:
         raise LocalStackError("still running after local.down: " + ", ".join(map(_name, left)))
-    busy = [port for port in state.get("ports", []) if port_open(port)]
+    deadline = time.monotonic() + KILLED_WAIT_S  # a killed JVM's threads outlive its leader
+    while (busy := [p for p in state.get("ports", []) if port_open(p)]) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
     (state_dir(project_dir) / STATE_FILE).unlink(missing_ok=True)
     out.write(f"local stack down: {len(processes)} processes stopped\n")
     if busy:
@@ -328,6 +338,9 @@ def supervise(project_dir: Path, regions: int, only: list[str], lock_fd: int) ->
                 with contextlib.suppress(Exception):  # a dead region publishes nothing
                     world.publish_aurora_lag()
     finally:
+        # processes started since (drkit.local.recorded: a region brought back, a failback's
+        # standby) are recorded in the file only: keep them, so local.down stops them too
+        state = read_state(project_dir) or state
         state["status"] = "stopping"
         with contextlib.suppress(OSError):
             write_private(directory / STATE_FILE, state)
@@ -368,6 +381,7 @@ def _describe(world: LocalRegions, project_dir: Path, started: float) -> dict[st
                 "log": str(process.log_path),
                 # What it takes to start it again on the same ports and data (a region restart).
                 "command": process.command,
+                "user": process.user,
             }
         )
     kubeconfig = _write_kubeconfig(world, directory)

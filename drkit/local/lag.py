@@ -219,7 +219,11 @@ def _timestamp_at(consumer: Consumer, position: TopicPartition) -> float | None:
 
 
 def mirrored_lag(
-    state: Mapping[str, Any], source_bootstrap: str | None, target_bootstrap: str
+    state: Mapping[str, Any],
+    source_bootstrap: str | None,
+    target_bootstrap: str,
+    source_alias: str = "prod",
+    target_region: str = "dr",
 ) -> Lag:
     """``kafka_lag`` of the topics MirrorMaker 2 mirrors on the local stack (``state``, its state
     file), unknown while the MirrorMaker process it recorded is not running: dr's offsets stop
@@ -227,14 +231,34 @@ def mirrored_lag(
     from drkit.local.process import recorded_alive
 
     processes = state.get("processes", [])
-    mirror = next((p for p in processes if p["name"] == MIRROR_PROCESS), None)
+    mirror = next(
+        (
+            p
+            for p in processes
+            if p["name"] == MIRROR_PROCESS and p.get("region", target_region) == target_region
+        ),
+        None,
+    )
     if mirror is not None and not recorded_alive(mirror):
         return Lag("mirrormaker2", None, note=MIRROR_DEAD)
-    return kafka_lag(source_bootstrap, target_bootstrap, list(state.get("mirrored_topics", [])))
+    # a mirror a failback started again begins at a fork (drkit.failover.kinds.mirrormaker2)
+    fork = state.get("mirror_forks", {}).get(f"{source_alias}->{target_region}")
+    topics = list(state.get("mirrored_topics", []))
+    return kafka_lag(source_bootstrap, target_bootstrap, topics, source_alias, fork_shift(fork))
 
 
-def kafka_lag(source_bootstrap: str | None, target_bootstrap: str, topics: Sequence[str]) -> Lag:
-    """End offsets of each mirrored partition, dr against prod, and MirrorMaker's freshness."""
+def kafka_lag(
+    source_bootstrap: str | None,
+    target_bootstrap: str,
+    topics: Sequence[str],
+    source_alias: str = "prod",
+    shift: Mapping[str, int] | None = None,
+) -> Lag:
+    """End offsets of each mirrored partition, the target (dr) against the source (prod,
+    ``source_alias`` in MirrorMaker's names), and MirrorMaker's freshness. ``shift`` is, per
+    partition, the source offset of the target's offset 0 for a mirror started at a fork (a
+    failback's: the two logs hold different records below it); none for a mirror from scratch."""
+    shift = shift or {}
     detail: dict[str, Any] = {}
     try:
         target = _consumer(target_bootstrap)
@@ -242,7 +266,9 @@ def kafka_lag(source_bootstrap: str | None, target_bootstrap: str, topics: Seque
             target_ends = _end_offsets(target, _partitions(target_bootstrap, topics))
             now = time.time()
             heartbeat = _newest_timestamp(target, target_bootstrap, HEARTBEATS_TOPIC)
-            checkpoint = _newest_timestamp(target, target_bootstrap, CHECKPOINTS_TOPIC)
+            checkpoint = _newest_timestamp(
+                target, target_bootstrap, checkpoints_topic(source_alias)
+            )
         finally:
             target.close()
     except KafkaException as error:
@@ -262,7 +288,7 @@ def kafka_lag(source_bootstrap: str | None, target_bootstrap: str, topics: Seque
             oldest_missing: float | None = None
             for partition in partitions:
                 key = f"{partition.topic}-{partition.partition}"
-                mirrored = target_ends.get(key, 0)
+                mirrored = target_ends.get(key, 0) + shift.get(key, 0)
                 if source_ends[key] > mirrored:
                     stamp = _timestamp_at(
                         source, TopicPartition(partition.topic, partition.partition, mirrored)
@@ -277,13 +303,23 @@ def kafka_lag(source_bootstrap: str | None, target_bootstrap: str, topics: Seque
         return Lag("mirrormaker2", None, detail, f"prod cluster unreadable: {_one_line(error)}")
     detail["source_end_offsets"] = source_ends
     detail["behind_records"] = sum(
-        max(0, end - target_ends.get(key, 0)) for key, end in source_ends.items()
+        max(0, end - target_ends.get(key, 0) - shift.get(key, 0))
+        for key, end in source_ends.items()
     )
     if not source_ends:
         return Lag("mirrormaker2", None, detail, "no mirrored topic in prod")
     if oldest_missing is None:
         return Lag("mirrormaker2", 0.0, detail)
     return Lag("mirrormaker2", round(max(0.0, time.time() - oldest_missing), 3), detail)
+
+
+def fork_shift(fork: Mapping[str, Any] | None) -> dict[str, int]:
+    """``kafka_lag``'s ``shift`` from a flow's fork record (``start``: the source's offsets where
+    its mirror started, ``base``: the target's end offsets then); none for a mirror from scratch."""
+    if not fork or "base" not in fork:
+        return {}
+    start, base = fork.get("start") or {}, fork["base"]
+    return {key: int(start.get(key, 0)) - int(base.get(key, 0)) for key in {*start, *base}}
 
 
 # --- MirrorMaker 2 checkpoints -----------------------------------------------------------------
@@ -317,16 +353,26 @@ def parse_checkpoint(key: bytes, value: bytes, timestamp: float) -> Checkpoint:
     return Checkpoint(group, topic, partition, upstream, downstream, timestamp)
 
 
-def read_checkpoints(target_bootstrap: str) -> dict[tuple[str, str, int], Checkpoint]:
-    """The newest checkpoint per (group, topic, partition) in dr, read from the beginning."""
+def checkpoints_topic(source_alias: str) -> str:
+    """Where MirrorMaker 2 writes the checkpoints of the flow from ``source_alias`` (in the
+    target cluster): ``prod.checkpoints.internal`` for prod -> dr."""
+    return f"{source_alias}.checkpoints.internal"
+
+
+def read_checkpoints(
+    target_bootstrap: str, source_alias: str = "prod"
+) -> dict[tuple[str, str, int], Checkpoint]:
+    """The newest checkpoint per (group, topic, partition) in the target (dr for the flow from
+    prod), read from the beginning."""
+    topic = checkpoints_topic(source_alias)
     consumer = _consumer(target_bootstrap)
     newest: dict[tuple[str, str, int], Checkpoint] = {}
     try:
-        for partition in _partitions(target_bootstrap, [CHECKPOINTS_TOPIC]):
+        for partition in _partitions(target_bootstrap, [topic]):
             low, high = consumer.get_watermark_offsets(partition, timeout=CONNECT_TIMEOUT_S)
             if high <= low:
                 continue
-            consumer.assign([TopicPartition(CHECKPOINTS_TOPIC, partition.partition, low)])
+            consumer.assign([TopicPartition(topic, partition.partition, low)])
             position = low
             deadline = time.monotonic() + 10 * CONNECT_TIMEOUT_S
             while position < high and time.monotonic() < deadline:

@@ -46,9 +46,16 @@ JVM_OPTIONS = (
 )
 
 
-def mirror_properties(source: str, target: str, topics: Sequence[str]) -> dict[str, str]:
-    """The dedicated-mode config: one flow, prod -> dr, of ``topics`` and every group."""
-    flow = f"{SOURCE_ALIAS}->{TARGET_ALIAS}"
+def mirror_properties(
+    source: str,
+    target: str,
+    topics: Sequence[str],
+    source_alias: str = SOURCE_ALIAS,
+    target_alias: str = TARGET_ALIAS,
+) -> dict[str, str]:
+    """The dedicated-mode config: one flow, prod -> dr (dr -> prod for a failback's reversed
+    mirror), of ``topics`` and every group."""
+    flow = f"{source_alias}->{target_alias}"
     single_replica = {
         f"{name}.replication.factor": "1"
         for name in (
@@ -61,11 +68,11 @@ def mirror_properties(source: str, target: str, topics: Sequence[str]) -> dict[s
         )
     }
     return {
-        "clusters": f"{SOURCE_ALIAS}, {TARGET_ALIAS}",
-        f"{SOURCE_ALIAS}.bootstrap.servers": source,
-        f"{TARGET_ALIAS}.bootstrap.servers": target,
+        "clusters": f"{source_alias}, {target_alias}",
+        f"{source_alias}.bootstrap.servers": source,
+        f"{target_alias}.bootstrap.servers": target,
         f"{flow}.enabled": "true",
-        f"{TARGET_ALIAS}->{SOURCE_ALIAS}.enabled": "false",
+        f"{target_alias}->{source_alias}.enabled": "false",
         f"{flow}.topics": "|".join(topics) if topics else "^$",
         f"{flow}.groups": ".*",
         "replication.policy.class": "org.apache.kafka.connect.mirror.IdentityReplicationPolicy",
@@ -84,8 +91,8 @@ def mirror_properties(source: str, target: str, topics: Sequence[str]) -> dict[s
         "sync.topic.acls.enabled": "false",
         "tasks.max": "1",
         # The mirrored records keep their timestamps; a short linger keeps the lag small.
-        f"{TARGET_ALIAS}.producer.linger.ms": "5",
-        f"{SOURCE_ALIAS}.consumer.fetch.max.wait.ms": "100",
+        f"{target_alias}.producer.linger.ms": "5",
+        f"{source_alias}.consumer.fetch.max.wait.ms": "100",
         "dedicated.mode.enable.internal.rest": "false",
     }
 

@@ -68,12 +68,16 @@ REGION_NAMES = (PROD, DR)
 VAULT_COPY_INTERVAL_S = 2.0
 LOCAL_ACCOUNT = "123456789012"
 AURORA_OUTPUTS = "outputs-aurora.json"
-FULL_PAGE_WRITES = {"full_page_writes": "on"}
+"""dr's outputs with its Aurora cluster (``LocalRegions.aurora``), beside its outputs.json."""
 AURORA_LAG_EVERY = 10
 """Seconds between the supervisor's publications of dr's lag as Aurora's metric."""
-"""dr's outputs with its Aurora cluster (``LocalRegions.aurora``), beside its outputs.json."""
 REPLICATION_ROLE_ARN = f"arn:aws:iam::{LOCAL_ACCOUNT}:role/local-vault-replication"
 APP_IMAGE = "registry.local/aipx/trading-engine:0.1.0"
+REWINDABLE = {"wal_log_hints": "on", "full_page_writes": "on", "wal_keep_size": "256MB"}
+"""What ``pg_rewind`` needs of both servers, so a failback can rewind the old primary into a
+standby of the new one instead of copying it whole (the standby inherits them): hint bits and full
+pages in the WAL, and the old primary's WAL back to its last checkpoint before the fork kept
+(a restart's or a shutdown's checkpoint would otherwise recycle it)."""
 APP_WORKLOADS = {"trading-engine": 2, "market-data-feed": 1}
 """The application's Deployments and their replica count while their region is primary."""
 
@@ -415,12 +419,13 @@ def _primary_and_follower(
 
 def start_postgres(stack: LocalRegions) -> None:
     """prod's PostgreSQL; dr's a hot standby of it (``postgres-streaming``)."""
-    # Full-page writes on, as in any production database: a base backup taken from the standby
-    # (dr's Aurora restores, drkit.local.aurora) is refused after WAL written without them.
+    # pg_rewind's settings (REWINDABLE) include full-page writes, as in any production database: a
+    # base backup taken from the standby (dr's Aurora restores, drkit.local.aurora) is refused
+    # after WAL written without them.
     _primary_and_follower(
         stack,
         "postgres",
-        partial(LocalPostgres, settings=FULL_PAGE_WRITES),
+        partial(LocalPostgres, settings=REWINDABLE),
         LocalStandbyPostgres,
     )
 

@@ -4,7 +4,9 @@ An Aurora global database, an ElastiCache global datastore and an MSK replicator
 the store their section of the stack config names; a failover promotes each with one step of its
 own module (``aurora_step``, ``cache_step``, ``kafka_step``), planned when the dr stack's outputs
 have the section. ``PLAN_STEPS`` is where the plan, its per-service dependencies and the
-operation's objective find them, in this order; issue 17 moves them behind ``Protection``.
+operation's objective find them, in this order, and where a failback finds each kind's rejoin and
+lag gate (``rejoin``, ``drkit.failover.failback``): the hooks ``Protection`` has for the local
+kinds, as plan steps.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ class PlanStep:
     build: Callable[[Topology, Runtime], FunctionStep]
     needs_config: bool = False
     """Planned only when the config has its section too (MSK's clients step reads its topics)."""
+    rejoin: Callable[[Topology, Runtime], FunctionStep | None] | None = None
+    """The failback's hook (``Protection.rejoin`` and the lag gate, for a managed service): the
+    step that waits until the old primary replicates from the new one within the RPO, or None
+    when the outputs lack its section; None for a kind with nothing replicating back."""
 
     def store(self, config: StackConfig) -> str | None:
         """The store it protects, or None when the config has no such section."""
@@ -66,6 +72,7 @@ PLAN_STEPS: dict[ProtectionKind, PlanStep] = {
         lambda outputs: outputs.aurora,
         lambda config: config.aurora,
         Lazy("drkit.failover.aurora:aurora_step"),
+        rejoin=Lazy("drkit.failover.failback:aurora_rejoin_step"),
     ),
     ProtectionKind.ELASTICACHE_GLOBAL_DATASTORE: PlanStep(
         ProtectionKind.ELASTICACHE_GLOBAL_DATASTORE,
@@ -73,6 +80,7 @@ PLAN_STEPS: dict[ProtectionKind, PlanStep] = {
         lambda outputs: outputs.elasticache,
         lambda config: config.elasticache,
         Lazy("drkit.failover.elasticache:cache_step"),
+        rejoin=Lazy("drkit.failover.failback:cache_rejoin_step"),
     ),
     ProtectionKind.MSK_REPLICATOR: PlanStep(
         ProtectionKind.MSK_REPLICATOR,

@@ -167,6 +167,51 @@ class Protection(ABC):
     def postcheck(self, url: str) -> dict[str, Any]:
         """Write through ``url`` (the target reached by its stable name); raise if refused."""
 
+    # -- failback: the old primary (the target here, answering again) rejoins ------------------
+
+    @abstractmethod
+    def rejoin(self) -> dict[str, Any]:
+        """Re-seed the target, an old primary that answers again, as a standby of the source (the
+        primary now), and lift the fence a failover left on it; what was done."""
+
+    @abstractmethod
+    def rejoined(self) -> bool:
+        """The target replicates from the source (so ``rejoin`` is never repeated)."""
+
+    def caught_up(self, rpo_seconds: float) -> tuple[bool, str]:
+        """The failback's lag gate: the target's lag, read from the replication, is known and
+        within ``rpo_seconds``."""
+        lag = self.lag()
+        if lag.seconds is None:
+            return False, f"{self.store}: lag unknown ({lag.note})"
+        within = lag.seconds <= rpo_seconds
+        return within, (
+            f"{self.store}: lag {lag.seconds}s {'within' if within else 'above'} its RPO "
+            f"{rpo_seconds:.0f}s"
+        )
+
+    def reversed(self) -> Protection:
+        """The same store with source and target swapped (both answering): after a failback's
+        switch, the old primary's side rejoins as a standby of the new one through it."""
+        sides = self.sides
+        swapped = StoreSides(
+            store=sides.store,
+            kind=sides.kind,
+            source=Endpoint(sides.target.region, sides.target.url, True),
+            target=Endpoint(sides.source.region, sides.source.url, True),
+            project_dir=sides.project_dir,
+            state=sides.state,
+            namespace=sides.namespace,
+        )
+        return type(self)(swapped)
+
+    def process(self, name: str, region: str) -> dict[str, Any] | None:
+        """The recorded process, read fresh (a failback starts some again, with new pids)."""
+        from drkit.local.daemon import read_state
+        from drkit.local.recorded import recorded
+
+        return recorded(read_state(self.sides.project_dir) or self.sides.state, name, region)
+
 
 def one_line(error: BaseException) -> str:
     return " ".join(str(error).split())

@@ -6,16 +6,28 @@
 - replayed: the standby's replay LSN against the fenced primary's flush LSN (bytes behind);
 - promote: ``SELECT pg_promote(wait => true)`` on the standby; done when ``pg_is_in_recovery()`` is
   false, so a run killed after the promotion never promotes twice;
-- post-check: a row written and read back through the stable name.
+- post-check: a row written and read back through the stable name;
+- rejoin (failback): the old primary is stopped (fast shutdown) and ``pg_rewind`` rewinds its data
+  directory onto the new primary's timeline (``wal_log_hints`` is on, so it can); when rewind
+  cannot work (no common timeline history, the WAL since the fork already recycled on the new
+  primary, or ``wal_log_hints``/checksums off) a fresh ``pg_basebackup`` replaces the directory.
+  Either way it gets ``standby.signal``, ``primary_conninfo`` and a fresh slot on the new primary,
+  loses the fence, and starts as a hot standby; done when it streams from the new primary.
 """
 
 from __future__ import annotations
 
+import shutil
+import signal
+import subprocess
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from drkit.failover.kinds.base import CONNECT_TIMEOUT_S, Health, Protection, Replayed
 from drkit.local.lag import Lag, postgres_lag
@@ -23,6 +35,11 @@ from drkit.local.names import StableName
 from stackmodels.config import ProtectionKind
 
 PROMOTE_WAIT_S = 60
+REWIND_TIMEOUT_S = 300
+STREAM_WAIT_S = 90.0
+REWOUND_STREAM_WAIT_S = 20.0
+BASEBACKUP_TRIES = 3
+FENCE_SETTING = "default_transaction_read_only"
 CHECK_TABLE = "drkit_failover_checks"
 
 
@@ -129,3 +146,175 @@ class PostgresStreaming(Protection):
         if found is None:
             raise RuntimeError(f"{self.store}: the post-check row was not read back")
         return {"wrote": f"{CHECK_TABLE} id {row[0]}"}
+
+    # -- failback --------------------------------------------------------------------------------
+
+    def _slot(self) -> str:
+        return f"{self.sides.target.region}_standby"
+
+    def rejoined(self) -> bool:
+        """The target streams from the source, on the source's timeline."""
+        try:
+            with _connect(self.sides.source.url) as primary:
+                timeline = primary.execute(
+                    "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))"
+                    "::bit(32)::int"
+                ).fetchone()
+            with _connect(self.sides.target.url) as connection:
+                row = connection.execute(
+                    "SELECT pg_is_in_recovery(), status, sender_port, received_tli "
+                    "FROM pg_stat_wal_receiver RIGHT JOIN (SELECT 1) AS one ON true"
+                ).fetchone()
+        except psycopg.Error:
+            return False
+        source_port = conninfo_to_dict(self.sides.source.url).get("port")
+        return (
+            row is not None
+            and timeline is not None
+            and bool(row[0])
+            and row[1] == "streaming"
+            and str(row[2]) == str(source_port)
+            and row[3] == timeline[0]
+        )
+
+    def rejoin(self) -> dict[str, Any]:
+        region = self.sides.target.region
+        process = self.process("postgres", region)
+        if process is None:
+            raise RuntimeError(f"{self.store}: no recorded postgres process in {region}")
+        slot = self._slot()
+        with _connect(self.sides.source.url) as primary:
+            primary.execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                "WHERE slot_name = %s AND NOT active",
+                (slot,),
+            )
+            primary.execute(
+                "SELECT pg_create_physical_replication_slot(%s, true) "
+                "WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)",
+                (slot, slot),
+            )
+            # a recently promoted source's control file names its new timeline only after a
+            # checkpoint; without one pg_rewind finds "no rewind required" and does nothing
+            primary.execute("CHECKPOINT")
+        started = time.monotonic()
+        rewound = self._reseed(process, slot, rewind=True)
+        if rewound["method"] == "pg_rewind" and not self._streams(REWOUND_STREAM_WAIT_S):
+            # rewind said it was done, but the standby cannot follow the new timeline (the old
+            # primary's own WAL since the fork was not all there): copy it whole instead
+            rewound = self._reseed(process, slot, rewind=False) | {
+                "rewind_refused": "rewound standby did not follow the new timeline "
+                f"within {REWOUND_STREAM_WAIT_S:.0f}s ({rewound['rewind']})"
+            }
+        if not self._streams(STREAM_WAIT_S):
+            raise RuntimeError(
+                f"{self.store}: the {region} standby does not stream from the new primary "
+                f"within {STREAM_WAIT_S:.0f}s (log {process['log']})"
+            )
+        return rewound | {"slot": slot, "seconds": round(time.monotonic() - started, 3)}
+
+    def _streams(self, wait: float) -> bool:
+        deadline = time.monotonic() + wait
+        while not self.rejoined():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+        return True
+
+    def _reseed(self, process: dict[str, Any], slot: str, rewind: bool) -> dict[str, Any]:
+        """Stop the target, rewind it (``rewind``) or copy it whole when rewind fails, make it a
+        standby of the source, start it again."""
+        from drkit.local.recorded import start_recorded, stop_recorded
+
+        region = self.sides.target.region
+        command = list(process["command"])
+        data_dir = Path(command[command.index("-D") + 1])
+        bin_dir = Path(command[0]).parent
+        user = process.get("user")
+        stop_recorded(self.sides.project_dir, "postgres", region, signal.SIGINT)  # fast shutdown
+        source = self._source_conninfo()
+        done: dict[str, Any] = {}
+        if rewind:
+            result = _run(
+                [
+                    str(bin_dir / "pg_rewind"),
+                    "--target-pgdata", str(data_dir),
+                    "--source-server", source,
+                    "--write-recovery-conf",
+                    "--no-sync",
+                ],
+                user,
+            )  # fmt: skip
+            said = _last_line(result.stderr + "\n" + result.stdout)
+            if result.returncode == 0:
+                done = {"method": "pg_rewind", "rewind": said}
+            else:
+                done = {"rewind_refused": said}
+        if "method" not in done:
+            for attempt in range(BASEBACKUP_TRIES):  # the slot frees as the old walsender exits
+                shutil.rmtree(data_dir, ignore_errors=True)
+                backup = _run(
+                    [
+                        str(bin_dir / "pg_basebackup"),
+                        "--pgdata", str(data_dir),
+                        "--dbname", source,
+                        "--write-recovery-conf",
+                        "--slot", slot,
+                        "--wal-method", "stream",
+                        "--checkpoint", "fast",
+                        "--no-sync",
+                    ],
+                    user,
+                )  # fmt: skip
+                if backup.returncode == 0:
+                    break
+                time.sleep(1.0 + attempt)
+            if backup.returncode != 0:
+                raise RuntimeError(
+                    f"{self.store}: pg_basebackup from the new primary failed: "
+                    f"{_last_line(backup.stderr or backup.stdout)}"
+                    + (f" (after pg_rewind: {done['rewind_refused']})" if done else "")
+                )
+            done["method"] = "pg_basebackup"
+        _standby_settings(data_dir / "postgresql.auto.conf", slot)
+        (data_dir / "standby.signal").touch()
+        start_recorded(self.sides.project_dir, "postgres", region)
+        return done
+
+    def _source_conninfo(self) -> str:
+        parts = conninfo_to_dict(self.sides.source.url)
+        parts["dbname"] = "postgres"
+        return make_conninfo(**{k: str(v) for k, v in parts.items()})
+
+
+def _run(command: list[str], user: str | None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        user=user,
+        cwd="/",
+        timeout=REWIND_TIMEOUT_S,
+        check=False,
+    )
+
+
+def _last_line(text: str) -> str:
+    """The tool's own error (its last lines, without the cleanup notes that follow it)."""
+    lines = [
+        " ".join(line.split())
+        for line in text.splitlines()
+        if line.strip() and "removing" not in line and "changes to" not in line
+    ]
+    return "; ".join(lines[-2:]) if lines else "no output"
+
+
+def _standby_settings(path: Path, slot: str) -> None:
+    """The rejoined standby's ``postgresql.auto.conf``: the fence (``ALTER SYSTEM`` by a failover)
+    and any other slot name gone, this slot named; rewritten in place (owner kept)."""
+    kept = [
+        line
+        for line in path.read_text().splitlines()
+        if not line.strip().startswith((FENCE_SETTING, "primary_slot_name"))
+    ]
+    path.write_text("\n".join([*kept, f"primary_slot_name = '{slot}'"]) + "\n")

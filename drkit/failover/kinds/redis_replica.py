@@ -4,13 +4,18 @@
   so it refuses every write (NOREPLICAS) until an operator resets it;
 - replayed: the replica's processed offset against the fenced master's ``master_repl_offset``;
 - promote: ``REPLICAOF NO ONE``; done when ``INFO replication`` says ``role:master``;
-- post-check: a key set and read back through the stable name.
+- post-check: a key set and read back through the stable name;
+- rejoin (failback): the old master gets the fence lifted (``min-replicas-to-write`` 0), the
+  group's password as ``masterauth``, then ``REPLICAOF`` the new master: a full sync replaces
+  what it held; done when its link is up from the new master.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import redis
 
@@ -19,6 +24,7 @@ from drkit.local.lag import Lag, _redis_client, redis_lag
 from stackmodels.config import ProtectionKind
 
 FENCE_REPLICAS = 1000
+LINK_WAIT_S = 60.0
 CHECK_KEY = "drkit:failover:check"
 
 
@@ -83,3 +89,39 @@ class RedisReplica(Protection):
             if client.get(CHECK_KEY) != value.encode():
                 raise RuntimeError(f"{self.store}: the post-check key was not read back")
         return {"wrote": CHECK_KEY}
+
+    # -- failback --------------------------------------------------------------------------------
+
+    def rejoined(self) -> bool:
+        source = urlsplit(self.sides.source.url)
+        try:
+            with _redis_client(self.sides.target.url) as client:
+                info = client.info("replication")
+        except redis.RedisError:
+            return False
+        return (
+            info.get("role") == "slave"
+            and int(info.get("master_port", 0)) == source.port
+            and info.get("master_link_status") == "up"
+        )
+
+    def rejoin(self) -> dict[str, Any]:
+        source = urlsplit(self.sides.source.url)
+        started = time.monotonic()
+        with _redis_client(self.sides.target.url) as client:
+            client.config_set("min-replicas-to-write", 0)
+            client.config_set("masterauth", unquote(source.password or ""))
+            client.execute_command("REPLICAOF", source.hostname, source.port)
+        deadline = time.monotonic() + LINK_WAIT_S
+        while not self.rejoined():
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{self.store}: the {self.sides.target.region} replica's link to "
+                    f"{source.hostname}:{source.port} is not up within {LINK_WAIT_S:.0f}s"
+                )
+            time.sleep(0.1)
+        return {
+            "replicaof": f"{source.hostname}:{source.port}",
+            "fence": "lifted",
+            "link_seconds": round(time.monotonic() - started, 3),
+        }

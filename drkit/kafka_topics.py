@@ -287,11 +287,13 @@ def store_snapshot(
     store: str,
     body: bytes,
     now: datetime,
-    encryption: Encryption | None = None,
+    encryption_of: Callable[[ObjectStore], Encryption] | None = None,
 ) -> list[StoredSnapshot]:
     """Put ``body`` (the topics' configuration) in each of ``targets`` (the vault, and the mirror
     when the stack has one) when it changed since the newest snapshot of ``store`` there, and
-    once a day otherwise (the first seed's "on change + daily"); what was stored, where.
+    once a day otherwise (the first seed's "on change + daily"); what was stored, where. Each
+    target's objects are sealed as ``encryption_of`` says for it (the isolated vault: its own key
+    and no lock per object).
 
     The digest and the time are in the key, so the decision lists the store's snapshots and
     reads none. Each target decides by its own listing, under one key, so a mirror that missed
@@ -312,7 +314,7 @@ def store_snapshot(
             if reason is None:
                 continue
             try:
-                target.put_bytes(key, body, encryption)
+                target.put_bytes(key, body, encryption_of(target) if encryption_of else None)
             except ObjectExists:
                 continue  # a concurrent run stored this very snapshot: as good
             stored.append(StoredSnapshot(key, reason, target.name))
@@ -347,7 +349,12 @@ def take_snapshots(ctx: OpsContext, out: TextIO, now: datetime | None = None) ->
         destinations = ctx.destinations(config.data_class, moment)
         try:
             stored = store_snapshot(
-                destinations.stores, config.data_class, store, body, moment, destinations.encryption
+                destinations.stores,
+                config.data_class,
+                store,
+                body,
+                moment,
+                destinations.encryption_of,
             )
         except ObjectStoreError as error:
             out.write(f"{store}: error: {error}\n")

@@ -135,6 +135,10 @@ class BackupSession:
         """How this backup's objects are encrypted and locked; for what a handler puts itself."""
         return self._destinations.encryption
 
+    def encryption_of(self, store: ObjectStore) -> Encryption:
+        """How ``store``'s copy is sealed: the isolated vault's own key for the isolated copy."""
+        return self._destinations.encryption_of(store)
+
     def write_stream(
         self, name: str, chunks: Iterable[bytes], content: str, compress: bool = True
     ) -> StoredObject:

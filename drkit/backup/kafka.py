@@ -467,7 +467,12 @@ class KafkaHandler:
         if parsed is None:
             return
         for stored in store_snapshot(
-            session.stores, parsed[0], parsed[1], topics_json, datetime.now(UTC), session.encryption
+            session.stores,
+            parsed[0],
+            parsed[1],
+            topics_json,
+            datetime.now(UTC),
+            session.encryption_of,
         ):
             log.info(
                 "topic configuration snapshot (%s): stored %s in %s",
@@ -477,7 +482,9 @@ class KafkaHandler:
                 extra={"store": parsed[1]},
             )
         for target in session.stores:
-            for key in store_reader_once(target, parsed[0], parsed[1], session.encryption):
+            for key in store_reader_once(
+                target, parsed[0], parsed[1], session.encryption_of(target)
+            ):
                 log.info(
                     "format specification and reader stored: %s in %s",
                     key,

@@ -140,8 +140,11 @@ def test_a_redis_key_set_in_prod_is_on_the_replica(stack: tuple[Path, dict[str, 
 def _produce(bootstrap: str, tag: str, count: int) -> list[tuple[bytes, bytes, int]]:
     producer = Producer({"bootstrap.servers": bootstrap})
     sent = []
+    # Timestamps of now: a record stamped days ago is past the topic's retention, and the broker's
+    # first retention check (30 s after it starts) deletes it before a backup can read it.
+    start = int(time.time() * 1000)
     for n in range(count):
-        record = (f"order-{n}-{tag}".encode(), f"filled {n}".encode(), 1_700_000_000_000 + n)
+        record = (f"order-{n}-{tag}".encode(), f"filled {n}".encode(), start + n)
         producer.produce(
             CRITICAL_TOPIC,
             key=record[0],

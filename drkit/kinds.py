@@ -12,9 +12,11 @@ Each ``stackmodels.config.StoreKind`` has one ``KindEntry`` in ``REGISTRY``:
 - ``verify``: the test restore of ``invoke verify`` (``drkit.ops.verify_*``) and, where it
   leaves a scratch target that a killed run can orphan, the cleanup of those;
 - ``local``: the servers the local two-region stack starts for the kind, with the continuous
-  protection between them (``drkit.local.regions``), and what it provisions for a store of the
-  kind (``drkit.local.stores``);
-- ``drill``: the drill's writer and its rate, and the scenario that loses the kind's data.
+  protection between them (``drkit.local.regions``), what it provisions for a store of the
+  kind (``drkit.local.stores``), and a new, empty server of the kind;
+- ``drill``: the drill's writer and its rate, the scenario that loses the kind's data, what the
+  drill seeds before its soak, and how the whole-stack scenarios restore the kind into a new
+  server (``drkit.drill.stores``).
 
 ``drkit.handlers``, ``drkit.ops.restore_all``, ``drkit.ops.verify``, ``drkit.local.stack``,
 ``drkit.local.regions`` and the drill iterate this registry; none of them dispatches on a kind
@@ -32,6 +34,7 @@ import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drkit.backup.paths import (
@@ -50,8 +53,13 @@ if TYPE_CHECKING:
     from drkit.backup.manifest import Manifest
     from drkit.catalog import CatalogEntry
     from drkit.context import OpsContext
+    from drkit.drill.stores import Seeded
+    from drkit.drill.verify import Verification
+    from drkit.drill.world import DrillWorld
     from drkit.drill.writers import StableAddress, Writer
+    from drkit.local.environment import LocalEnvironment
     from drkit.local.lag import Lag
+    from drkit.local.process import LocalServer
     from drkit.local.regions import LocalRegions, Served
     from drkit.local.stores import LocalServers, Provisioned
     from drkit.ops.plan import Plan
@@ -129,6 +137,9 @@ state file names it (client URL, port, process); None where the region does not 
 StartServers = Callable[["LocalRegions"], None]
 """Start the kind's servers in each region of the local stack and the continuous protection
 from prod into dr (run in parallel with the other kinds')."""
+FreshServer = Callable[[Path], "LocalServer"]
+"""(a directory of its own) -> a new, empty server of the kind, not started yet (the drill's
+servers in a region or account that lost its own)."""
 Continuity = Callable[["BackupIndex", "Manifest", "dict[str, CatalogEntry]"], None]
 """(the catalog, a backup's manifest, the catalog entries of the backups before it) -> None;
 raises naming the gap when the backup does not continue its chain."""
@@ -140,6 +151,25 @@ store through its stable name (re-read before every write)."""
 WriterPrecondition = Callable[[str], None]
 """(the URL of a server of the kind the drill did not prepare) -> None: what the writer needs
 there before its first write (PostgreSQL: the trading schema it inserts into)."""
+SeedFunction = Callable[["DrillWorld", str, float], "Seeded"]
+"""(the drill's world, the store, its megabytes) -> the figures of what it put into the store
+before the soak; run once every writer is made, so a seed may burst its kind's writer."""
+PrimaryServer = Callable[["LocalEnvironment"], "LocalServer | None"]
+"""(the drill's environment) -> its server of the kind (None: the drill did not start one)."""
+RestoreFresh = Callable[
+    [
+        "DrillWorld",
+        "ObjectStore",
+        "BackupIndex",
+        "CatalogEntry",
+        "LocalServer",
+        datetime,
+    ],
+    "tuple[Manifest, Verification]",
+]
+"""(the drill's world, the object store the backups are read from, its catalog, the backup
+chosen, a new started server of the kind (``Local.fresh_server``), the disaster's time) -> the
+manifest restored and every write of the kind's writer checked in the new server."""
 
 
 @dataclass(frozen=True)
@@ -153,11 +183,33 @@ class DrillWriter:
 
 
 @dataclass(frozen=True)
+class DrillSeed:
+    function: SeedFunction
+    share: float
+    """The kind's part of the drill's ``--size-mb``."""
+
+
+@dataclass(frozen=True)
+class FreshRestore:
+    """The kind in the scenarios that lose every server of the drill (``region-loss-from-backups``
+    from the mirror, ``account-compromise`` from the isolated vault)."""
+
+    primary: PrimaryServer
+    """The server the loss of the primary region takes."""
+    restore: RestoreFresh
+    """The store restored into a new server of the kind and verified."""
+
+
+@dataclass(frozen=True)
 class DrillHooks:
     scenario: str
     """The drill scenario that loses a store of the kind (``drkit.drill.scenarios.SCENARIOS``)."""
     writer: DrillWriter | None
     """What trades into a store of the kind during the drill; None: nothing writes into it."""
+    seed: DrillSeed | NotYet
+    """What the drill puts into a store of the kind before the soak."""
+    fresh_restore: FreshRestore | NotYet
+    """The kind in the scenarios that restore every store into new servers."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +258,8 @@ class Local:
     """The lag of its continuous protection into dr; None: nothing replicates it continuously."""
     missing: Missing | None
     """Checked by ``local.up`` before it starts anything; None: the kind needs nothing built."""
+    fresh_server: FreshServer
+    """A new, empty server of the kind (its harness class in ``drkit.local``)."""
 
 
 @dataclass(frozen=True)
@@ -218,10 +272,11 @@ class KindEntry:
     drill: DrillHooks | NotYet
 
 
-def _local(kind: str, replicated: bool, missing: Missing | None = None) -> Local:
+def _local(kind: str, server: str, replicated: bool, missing: Missing | None = None) -> Local:
     """The local stack's parts of ``kind``: ``drkit.local.regions.start_<kind>`` and
     ``served_<kind>``, ``drkit.local.stores.<kind>`` and ``drkit.local.status.probe_<kind>``
-    (and ``lag_<kind>`` when prod replicates it into dr continuously)."""
+    (and ``lag_<kind>`` when prod replicates it into dr continuously); ``server``: its harness
+    class, ``module:Class`` in ``drkit.local``."""
     return Local(
         Lazy(f"drkit.local.regions:start_{kind}"),
         Lazy(f"drkit.local.regions:served_{kind}"),
@@ -229,6 +284,7 @@ def _local(kind: str, replicated: bool, missing: Missing | None = None) -> Local
         Lazy(f"drkit.local.status:probe_{kind}"),
         Lazy(f"drkit.local.status:lag_{kind}") if replicated else None,
         missing,
+        Lazy(f"drkit.local.{server}"),
     )
 
 
@@ -241,6 +297,18 @@ def _writer(kind: str, rate: float, prepare: bool = False) -> DrillWriter:
     """``drkit.drill.writers.<kind>_writer`` (and ``<kind>_prepare`` when it needs one)."""
     precondition = Lazy(f"drkit.drill.writers:{kind}_prepare") if prepare else None
     return DrillWriter(Lazy(f"drkit.drill.writers:{kind}_writer"), rate, precondition)
+
+
+def _seed(kind: str, share: float) -> DrillSeed:
+    """``drkit.drill.stores.<kind>_seed``, given ``share`` of the drill's size."""
+    return DrillSeed(Lazy(f"drkit.drill.stores:{kind}_seed"), share)
+
+
+def _fresh_restore(kind: str) -> FreshRestore:
+    """``drkit.drill.stores.<kind>_server`` and ``<kind>_restore``."""
+    return FreshRestore(
+        Lazy(f"drkit.drill.stores:{kind}_server"), Lazy(f"drkit.drill.stores:{kind}_restore")
+    )
 
 
 # --- the registry --------------------------------------------------------------------------------
@@ -258,8 +326,13 @@ REGISTRY: dict[StoreKind, KindEntry] = {
             Lazy("drkit.ops.verify_postgres:test_restore"),
             scratch_cleanup=Lazy("drkit.ops.scratch_postgres:cleanup"),
         ),
-        _local("postgres", replicated=True),
-        DrillHooks("database-corruption", _writer("postgres", 20.0, prepare=True)),
+        _local("postgres", "postgres:LocalPostgres", replicated=True),
+        DrillHooks(
+            "database-corruption",
+            _writer("postgres", 20.0, prepare=True),
+            _seed("postgres", 0.7),
+            _fresh_restore("postgres"),
+        ),
     ),
     StoreKind.TIMESERIES: KindEntry(
         StoreKind.TIMESERIES,
@@ -270,7 +343,7 @@ REGISTRY: dict[StoreKind, KindEntry] = {
             "historical market data: read by strategies and risk at start, depends on no stream",
         ),
         _verify("verify_timeseries"),
-        _local("timeseries", replicated=False),
+        _local("timeseries", "influxdb:LocalInfluxDB", replicated=False),
         NotYet("the drill runs no InfluxDB"),
     ),
     StoreKind.KAFKA: KindEntry(
@@ -286,8 +359,13 @@ REGISTRY: dict[StoreKind, KindEntry] = {
             "event streams: consumers resume against the restored records, so those come first",
         ),
         _verify("verify_kafka"),
-        _local("kafka", replicated=True),
-        DrillHooks("kafka-data-loss", _writer("kafka", 40.0)),
+        _local("kafka", "kafka:LocalKafka", replicated=True),
+        DrillHooks(
+            "kafka-data-loss",
+            _writer("kafka", 40.0),
+            _seed("kafka", 0.15),
+            _fresh_restore("kafka"),
+        ),
     ),
     StoreKind.REDIS: KindEntry(
         StoreKind.REDIS,
@@ -298,8 +376,13 @@ REGISTRY: dict[StoreKind, KindEntry] = {
             "caches: derived data, restored after their sources so no entry is newer than them",
         ),
         _verify("verify_redis"),
-        _local("redis", replicated=True),
-        DrillHooks("redis-loss", _writer("redis", 40.0)),
+        _local("redis", "redis:LocalRedis", replicated=True),
+        DrillHooks(
+            "redis-loss",
+            _writer("redis", 40.0),
+            _seed("redis", 0.15),
+            _fresh_restore("redis"),
+        ),
     ),
     StoreKind.KUBERNETES: KindEntry(
         StoreKind.KUBERNETES,
@@ -314,8 +397,21 @@ REGISTRY: dict[StoreKind, KindEntry] = {
             named_only=True,
         ),
         _verify("verify_k8s"),
-        _local("kubernetes", replicated=False, missing=Lazy("drkit.local.kubernetes:missing")),
-        DrillHooks("kubernetes-namespace-loss", None),
+        _local(
+            "kubernetes",
+            "kubernetes:LocalKubernetes",
+            replicated=False,
+            missing=Lazy("drkit.local.kubernetes:missing"),
+        ),
+        DrillHooks(
+            "kubernetes-namespace-loss",
+            None,
+            NotYet("its scenario seeds the namespace itself, right before it strikes"),
+            NotYet(
+                "the whole-stack scenarios restore the data stores; the namespace's objects are "
+                "restored by kubernetes-namespace-loss"
+            ),
+        ),
     ),
 }
 
@@ -337,6 +433,25 @@ def drill_writers() -> dict[StoreKind, DrillWriter]:
         kind: item.drill.writer
         for kind, item in REGISTRY.items()
         if isinstance(item.drill, DrillHooks) and item.drill.writer is not None
+    }
+
+
+def drill_seeds() -> dict[StoreKind, DrillSeed]:
+    """The kinds the drill seeds before its soak, in the registry's order, and their seeds."""
+    return {
+        kind: item.drill.seed
+        for kind, item in REGISTRY.items()
+        if isinstance(item.drill, DrillHooks) and isinstance(item.drill.seed, DrillSeed)
+    }
+
+
+def fresh_restores() -> dict[StoreKind, tuple[FreshServer, FreshRestore]]:
+    """The kinds the whole-stack scenarios restore into new servers, in the registry's order:
+    each one's new server and its restore."""
+    return {
+        kind: (item.local.fresh_server, item.drill.fresh_restore)
+        for kind, item in REGISTRY.items()
+        if isinstance(item.drill, DrillHooks) and isinstance(item.drill.fresh_restore, FreshRestore)
     }
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -30,10 +29,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from drkit.drill.world import DrillWorld
-from drkit.local.kafka import LocalKafka
-from drkit.local.postgres import LocalPostgres
-from drkit.local.redis import LocalRedis
-from stackmodels.config import StoreKind
+from drkit.kinds import fresh_restores
 
 if TYPE_CHECKING:
     from drkit.drill.scenarios import ScenarioResult
@@ -213,13 +209,14 @@ def account_compromise(world: DrillWorld) -> ScenarioResult:
         ScenarioResult,
         _finish,
         _pause_backups,
-        _region_kafka,
-        _region_pg,
-        _region_redis,
+        fresh_servers,
         outcome,
+        restore_into,
+        start_servers,
+        stop_servers,
     )
 
-    stores = [world.store(k) for k in (StoreKind.POSTGRES, StoreKind.KAFKA, StoreKind.REDIS)]
+    stores = [world.store(k) for k in fresh_restores()]
     result = ScenarioResult(
         ACCOUNT_COMPROMISE,
         "an attacker with the production account's credentials deletes every backup they can "
@@ -234,16 +231,10 @@ def account_compromise(world: DrillWorld) -> ScenarioResult:
         return result
     # The clean room stands by before the attack, as the recovery account's pilot-light
     # environment does: the RTO is the restore and its verification, not the servers' start.
-    workdir = world.env.workdir / "clean-room"
-    pg, cache, broker = (
-        LocalPostgres(workdir / "postgres"),
-        LocalRedis(workdir / "redis"),
-        LocalKafka(workdir / "kafka"),
-    )
+    servers = fresh_servers(world.env.workdir / "clean-room")
     try:
-        with world.phase("account", "clean room standing by"), ThreadPoolExecutor(3) as pool:
-            for future in [pool.submit(s.start) for s in (pg, cache, broker)]:
-                future.result()
+        with world.phase("account", "clean room standing by"):
+            start_servers(servers)
         with world.phase("account", "attack"):
             world.stop_writers()  # paused, not purged: the prod broker keeps what they sent
             for store in stores:
@@ -265,26 +256,12 @@ def account_compromise(world: DrillWorld) -> ScenarioResult:
         index = world.index(reader)
         _point, chosen, skew = index.common_point(stores, at=disaster_at)
         result.skew_seconds = round(skew.total_seconds(), 3)
-        entries = {selection.store: selection.entry for selection in chosen}
-        restores = {
-            stores[0]: lambda: _region_pg(
-                world, reader, index, entries[stores[0]], pg, disaster_at
-            ),
-            stores[1]: lambda: _region_kafka(
-                world, reader, index, entries[stores[1]], broker, disaster_at
-            ),
-            stores[2]: lambda: _region_redis(
-                world, reader, index, entries[stores[2]], cache, disaster_at
-            ),
-        }
-        with world.phase("account", "restore + verify all"), ThreadPoolExecutor(3) as pool:
-            futures = {store: pool.submit(run) for store, run in restores.items()}
-            done = {store: future.result() for store, future in futures.items()}
+        with world.phase("account", "restore + verify all"):
+            done = restore_into(world, reader, index, chosen, servers, disaster_at)
         verified_at = datetime.now(UTC)
         outcomes = [outcome(world, store, *done[store]) for store in stores]
     finally:
-        for server in (broker, cache, pg):
-            server.stop()
+        stop_servers(servers)
         for writer in world.writers.values():
             writer.resume()
         for store in stores:

@@ -27,15 +27,8 @@ from drkit.drill.scenarios import (
     ScenarioResult,
 )
 from drkit.drill.scheduler import CompressedScheduler
-from drkit.drill.world import (
-    DrillWorld,
-    Phase,
-    create_topics,
-    make_writers,
-    seeded_digests,
-)
-from drkit.endpoints import postgres_source
-from drkit.kinds import drill_writers
+from drkit.drill.world import DrillWorld, Phase, make_writers
+from drkit.kinds import drill_seeds, drill_writers
 from drkit.local.environment import LocalEnvironment
 from drkit.local.isolated import provision_isolated
 from drkit.local.kubernetes import BUILD_SCRIPT, kube_apiserver_available, kube_apiserver_binary
@@ -43,7 +36,6 @@ from drkit.local.stack import LOCAL_ACCOUNT_BUCKET_SUFFIX, provision, write_stat
 from drkit.ops.journal import new_run_id
 from drkit.ops.redis_target import write_local_control
 from drkit.reports import record_run, run_dir
-from drkit.seed.postgres import TradingDataSize, seed_trading_database
 from stackmodels import StackConfig
 from stackmodels.config import StoreKind
 
@@ -198,27 +190,16 @@ def _write_reports(report: DrillReport, root: Path) -> dict[str, Path]:
 
 
 def _seed(world: DrillWorld, options: DrillOptions, report: DrillReport) -> None:
-    pg, kafka, redis_store = (
-        world.store(k) for k in (StoreKind.POSTGRES, StoreKind.KAFKA, StoreKind.REDIS)
-    )
+    """Each kind's seed (``drkit.kinds``), its share of ``--size-mb``, once the writers are made
+    (a seed may burst its kind's writer)."""
+    said = []
     with world.phase("drill", "seed"):
-        conninfo = postgres_source(world.ctx, pg).conninfo()
-        counts = seed_trading_database(
-            conninfo, TradingDataSize.for_megabytes(options.size_mb * 0.7)
-        )
-        world.seeded_order_max = counts["public.orders"]
-        world.baseline = seeded_digests(conninfo, world.seeded_order_max)
-        assert world.env.kafka is not None
-        create_topics(world.env.kafka.bootstrap, world.topics())
         make_writers(world, options.rates)
-        records = max(500, int(options.size_mb * 0.15 * 1024 * 1024 / 120))
-        keys = max(500, int(options.size_mb * 0.15 * 1024 * 1024 / 100))
-        world.writers[kafka].burst(records)  # type: ignore[attr-defined]
-        world.writers[redis_store].burst(keys)  # type: ignore[attr-defined]
-    report.seeded = {"postgres_rows": counts, "kafka_records": records, "redis_keys": keys}
-    world.say(
-        f"seeded {sum(counts.values()):,} rows, {records:,} Kafka records, {keys:,} Redis keys"
-    )
+        for kind, seed in drill_seeds().items():
+            seeded = seed.function(world, world.store(kind), options.size_mb * seed.share)
+            report.seeded |= seeded.figures
+            said.append(seeded.said)
+    world.say(f"seeded {', '.join(said)}")
 
 
 def _initial_backups(world: DrillWorld) -> None:

@@ -11,29 +11,29 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from drkit.backup.manifest import Manifest
-from drkit.backup.postgres import PostgresSource
-from drkit.catalog import CatalogEntry
-from drkit.drill.verify import Verification, verify_kafka, verify_postgres, verify_redis
-from drkit.drill.world import DrillWorld, delete_topics, seeded_digests
+from drkit.drill.stores import chain_ending_at, check_postgres
+from drkit.drill.verify import Verification, verify_kafka, verify_redis
+from drkit.drill.world import DrillWorld, delete_topics
 from drkit.drill.writers import KafkaEventWriter, PostgresOrderWriter
 from drkit.endpoints import postgres_source
+from drkit.kinds import fresh_restores
 from drkit.kubestate.api import KubeApi
 from drkit.kubestate.compare import compare_states, namespace_state
 from drkit.kubestate.sealing import decrypt_data_key
-from drkit.local.kafka import LocalKafka
 from drkit.local.postgres import LocalPostgres
-from drkit.local.redis import LocalRedis
-from drkit.recovery import BackupIndex
+from drkit.local.process import LocalServer
+from drkit.recovery import BackupIndex, Selection
 from drkit.restore.kafka import restore_kafka
 from drkit.restore.kubernetes import Target as KubernetesTarget
 from drkit.restore.kubernetes import restore_namespace
-from drkit.restore.postgres import compare_restored, restore_postgres
+from drkit.restore.postgres import restore_postgres
 from drkit.restore.redis import local_redis_target, restore_redis
 from drkit.seed.kubernetes import seed_namespace, wipe_namespace
 from drkit.storage.objectstore import ObjectStore
@@ -141,16 +141,6 @@ def kafka_chain(index: BackupIndex, store: str, at: datetime) -> list[Manifest]:
     return chain_ending_at(index, index.latest(store, at))
 
 
-def chain_ending_at(index: BackupIndex, entry: CatalogEntry) -> list[Manifest]:
-    """``entry`` and the backups it is incremental on, back to a full one, oldest first."""
-    manifest = index.manifest(entry)
-    chain = [manifest]
-    while (parent := manifest.consistent_point.get("incremental_from")) is not None:
-        manifest = index.manifest(index.by_id(entry.store, str(parent)))
-        chain.append(manifest)
-    return list(reversed(chain))
-
-
 # ---- single-store scenarios -----------------------------------------------------------------
 
 
@@ -182,7 +172,7 @@ def database_corruption(world: DrillWorld) -> ScenarioResult:
         restore_postgres(manifest, vault, target)
     world.say(f"restored {manifest.backup_id} into {recovered}; verifying every order")
     with world.phase(store, "verify"):
-        check = _verify_pg(world, target, manifest, writer, disaster_at)
+        check = check_postgres(world, target, manifest, writer, disaster_at)
     if check.ok:
         with world.phase(store, "swap in"):
             _swap_database(world.env.postgres, source.database, recovered, writer)
@@ -201,7 +191,7 @@ def kafka_data_loss(world: DrillWorld) -> ScenarioResult:
     writer = world.writers[store]
     assert isinstance(writer, KafkaEventWriter) and world.env.kafka is not None
     bootstrap = world.env.kafka.bootstrap
-    topics = world.topics()
+    topics = list(world.config.stores[store].topics)
     result = ScenarioResult(
         "kafka-data-loss",
         f"topics {', '.join(topics)} deleted; restore "
@@ -325,7 +315,8 @@ def region_loss(world: DrillWorld) -> ScenarioResult:
     common recovery point. The backups' RPO is the schedule's: for the stores whose objective
     is tighter than their schedule (trading signals, market data), only the continuous protection
     meets it, which ``region-failover`` measures."""
-    stores = [world.store(k) for k in (StoreKind.POSTGRES, StoreKind.KAFKA, StoreKind.REDIS)]
+    kinds = fresh_restores()
+    stores = [world.store(k) for k in kinds]
     result = ScenarioResult(
         REGION_LOSS_FROM_BACKUPS,
         "every server of the primary region lost, and its S3 "
@@ -336,136 +327,76 @@ def region_loss(world: DrillWorld) -> ScenarioResult:
     with world.phase("region", "disaster"):
         world.stop_writers()
         for writer in world.writers.values():
-            if isinstance(writer, KafkaEventWriter):
-                writer.producer.purge()
+            writer.abandon()
         for store in stores:
             _pause_backups(world, store)
         disaster_at = datetime.now(UTC)
-        assert env.kafka is not None
-        for server in (env.postgres, env.redis, env.kafka):
+        for _new, hooks in kinds.values():
+            server = hooks.primary(env)
+            assert server is not None, "the drill starts a server of every kind it restores"
             server.stop()
-    world.say("disaster: PostgreSQL, Redis and Kafka of the primary region are gone")
+    world.say(f"disaster: the servers of {', '.join(stores)} in the primary region are gone")
     mirror = world.ctx.mirror()
     assert mirror is not None
     index = world.index(mirror)
-    workdir = env.workdir / "dr-region"
-    dr_pg, dr_redis, dr_kafka = (
-        LocalPostgres(workdir / "postgres"),
-        LocalRedis(workdir / "redis"),
-        LocalKafka(workdir / "kafka"),
-    )
-    with world.phase("region", "start DR servers"), ThreadPoolExecutor(3) as pool:
-        for future in [pool.submit(s.start) for s in (dr_pg, dr_redis, dr_kafka)]:
-            future.result()
-    world.say(f"DR servers up; choosing one recovery point for {', '.join(stores)}")
+    servers = fresh_servers(env.workdir / "dr-region")
     try:
+        with world.phase("region", "start DR servers"):
+            start_servers(servers)
+        world.say(f"DR servers up; choosing one recovery point for {', '.join(stores)}")
         _point, chosen, skew = index.common_point(stores, at=disaster_at)
         result.skew_seconds = round(skew.total_seconds(), 3)
-        entries = {selection.store: selection.entry for selection in chosen}
-        restores: dict[str, Callable[[], tuple[Manifest, Verification]]] = {
-            stores[0]: lambda: _region_pg(
-                world, mirror, index, entries[stores[0]], dr_pg, disaster_at
-            ),
-            stores[1]: lambda: _region_kafka(
-                world, mirror, index, entries[stores[1]], dr_kafka, disaster_at
-            ),
-            stores[2]: lambda: _region_redis(
-                world, mirror, index, entries[stores[2]], dr_redis, disaster_at
-            ),
-        }
-        with world.phase("region", "restore + verify all"), ThreadPoolExecutor(3) as pool:
-            futures = {store: pool.submit(run) for store, run in restores.items()}
-            done = {store: future.result() for store, future in futures.items()}
+        with world.phase("region", "restore + verify all"):
+            done = restore_into(world, mirror, index, chosen, servers, disaster_at)
         verified_at = datetime.now(UTC)
         outcomes = [outcome(world, store, *done[store]) for store in stores]
         world.say(f"all stores verified in the DR region (skew {result.skew_seconds}s)")
     finally:
-        for server in (dr_kafka, dr_redis, dr_pg):
-            server.stop()
+        stop_servers(servers)
     return _finish(result, disaster_at, verified_at, outcomes)
 
 
-def _region_pg(
+def fresh_servers(workdir: Path) -> dict[StoreKind, LocalServer]:
+    """A new, empty server of each kind the whole-stack scenarios restore, each in its own
+    directory of ``workdir``, not started yet."""
+    return {kind: new(workdir / kind.value) for kind, (new, _hooks) in fresh_restores().items()}
+
+
+def start_servers(servers: dict[StoreKind, LocalServer]) -> None:
+    with ThreadPoolExecutor(len(servers)) as pool:
+        for future in [pool.submit(server.start) for server in servers.values()]:
+            future.result()
+
+
+def stop_servers(servers: dict[StoreKind, LocalServer]) -> None:
+    for server in reversed(servers.values()):
+        server.stop()
+
+
+def restore_into(
     world: DrillWorld,
-    mirror: ObjectStore,
+    objects: ObjectStore,
     index: BackupIndex,
-    entry: CatalogEntry,
-    server: LocalPostgres,
+    chosen: list[Selection],
+    servers: dict[StoreKind, LocalServer],
     disaster_at: datetime,
-) -> tuple[Manifest, Verification]:
-    store = entry.store
-    manifest = index.manifest(entry)
-    database = postgres_source(world.ctx, store).database
-    server.create_database(database)
-    target = PostgresSource(server.host, server.port, database, server.user, server.password)
-    with world.phase(store, "restore (DR)"):
-        restore_postgres(manifest, mirror, target)
-    writer = world.writers[store]
-    return manifest, _verify_pg(world, target, manifest, writer, disaster_at)
-
-
-def _region_kafka(
-    world: DrillWorld,
-    mirror: ObjectStore,
-    index: BackupIndex,
-    entry: CatalogEntry,
-    broker: LocalKafka,
-    disaster_at: datetime,
-) -> tuple[Manifest, Verification]:
-    store = entry.store
-    chain = chain_ending_at(index, entry)
-    with world.phase(store, "restore (DR)"):
-        restore_kafka(chain, mirror, broker.bootstrap)
-    check, _ = verify_kafka(
-        broker.bootstrap,
-        world.writers[store].ledger,
-        chain[-1].consistent_point["end_offsets"],
-        disaster_at,
-    )
-    return chain[-1], check
-
-
-def _region_redis(
-    world: DrillWorld,
-    mirror: ObjectStore,
-    index: BackupIndex,
-    entry: CatalogEntry,
-    server: LocalRedis,
-    disaster_at: datetime,
-) -> tuple[Manifest, Verification]:
-    store = entry.store
-    manifest = index.manifest(entry)
-    with world.phase(store, "restore (DR)"):
-        restore_redis(manifest, mirror, local_redis_target(server))
-    return manifest, verify_redis(server.client(), world.writers[store].ledger, disaster_at)
+) -> dict[str, tuple[Manifest, Verification]]:
+    """Each store of ``servers``' kinds restored from ``objects`` (the backup ``chosen`` for it)
+    into its new server and verified, all at once: store -> (manifest, verification)."""
+    entries = {selection.store: selection.entry for selection in chosen}
+    kinds = fresh_restores()
+    with ThreadPoolExecutor(len(servers)) as pool:
+        futures = {}
+        for kind, server in servers.items():
+            store = world.store(kind)
+            restore = kinds[kind][1].restore
+            futures[store] = pool.submit(
+                restore, world, objects, index, entries[store], server, disaster_at
+            )
+        return {store: future.result() for store, future in futures.items()}
 
 
 # ---- helpers --------------------------------------------------------------------------------
-
-
-def _verify_pg(
-    world: DrillWorld,
-    target: PostgresSource,
-    manifest: Manifest,
-    writer: Any,
-    disaster_at: datetime,
-) -> Verification:
-    """Every order against the writers' ledger, then the restored database against what the
-    backup recorded in its snapshot (schema fingerprint, content checksums, sequences)."""
-    conninfo = target.conninfo()
-    check = verify_postgres(
-        conninfo,
-        writer.ledger,
-        manifest.consistent_point["txid_snapshot"],
-        disaster_at,
-        world.baseline,
-        seeded_digests(conninfo, world.seeded_order_max),
-    )
-    difference, _compared = compare_restored(manifest, target)
-    if difference is not None:
-        check.mismatched += 1
-        check.example(f"differs from the backup's snapshot: {difference}")
-    return check
 
 
 def _reindex_kafka(writer: KafkaEventWriter, found: dict[int, dict[str, Any]]) -> None:

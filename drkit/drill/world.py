@@ -112,9 +112,6 @@ class DrillWorld:
     def index(self, objects: ObjectStore) -> BackupIndex:
         return BackupIndex(self.config, objects)
 
-    def topics(self) -> list[str]:
-        return list(self.config.stores[self.store(StoreKind.KAFKA)].topics)
-
     def stop_writers(self) -> None:
         for writer in self.writers.values():
             writer.pause()

@@ -154,6 +154,10 @@ class Writer(threading.Thread):
         self.join(timeout=30)
         self.close()
 
+    def abandon(self) -> None:
+        """The region is lost: drop what the client holds but the store never acknowledged
+        (nothing, for a writer whose writes are synchronous)."""
+
     def forget(self, lost: set[int]) -> None:
         """Writes a disaster took are gone for good: later checks must not expect them."""
         self.ledger = [w for w in self.ledger if w.n not in lost]
@@ -353,6 +357,9 @@ class KafkaEventWriter(Writer):
                 self.next_n += 1
                 self.producer.poll(0)
             self.producer.flush(30)
+
+    def abandon(self) -> None:
+        self.producer.purge()
 
     def close(self) -> None:
         self.producer.flush(5)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from dataclasses import fields, is_dataclass
+from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, get_args
 
@@ -22,6 +22,9 @@ from drkit.kinds import (
     KindEntry,
     NotYet,
     VerbPlan,
+    drill_seeds,
+    drill_writers,
+    fresh_restores,
     restorable_kinds,
     restore_order,
 )
@@ -71,14 +74,22 @@ def test_the_optional_hooks_are_hooks_of_the_registry() -> None:
     assert set(hooks(REGISTRY[StoreKind.POSTGRES])) >= OPTIONAL
 
 
+def lacking(entry: KindEntry) -> list[str]:
+    """The hooks of an entry that are neither given, nor optional, nor missing with a reason."""
+    found = []
+    for name, hook in hooks(entry).items():
+        if isinstance(hook, NotYet):
+            if not hook.reason:
+                found.append(f"{entry.kind.value}: {name} is missing without a reason")
+        elif name not in OPTIONAL and hook is None:
+            found.append(f"{entry.kind.value}: no {name}")
+    return found
+
+
 @pytest.mark.parametrize("kind", list(StoreKind), ids=str)
 def test_every_hook_of_an_entry_is_given_or_missing_with_a_reason(kind: StoreKind) -> None:
-    for name, hook in hooks(REGISTRY[kind]).items():
-        if isinstance(hook, NotYet):
-            assert hook.reason, f"{kind.value}: {name} is missing without a reason"
-        elif name not in OPTIONAL:
-            assert hook is not None, f"{kind.value}: no {name}"
     entry = REGISTRY[kind]
+    assert lacking(entry) == []
     assert entry.restore.reason, f"{kind.value}: a restore priority without a reason"
     for name in ("verify.test_restore", "local.servers", "local.served", "local.provision"):
         assert callable(hooks(entry)[name]), f"{kind.value}: {name}"
@@ -96,26 +107,32 @@ def declared_arity(part: Any, field_name: str) -> int | None:
     return len(arguments[0]) if arguments and isinstance(arguments[0], list) else None
 
 
+def typed_hooks(part: object, where: str) -> list[tuple[str, Lazy, int]]:
+    """Every ``Lazy`` of a part whose field the registry types as a ``Callable`` alias, however
+    deep (a drill writer's factory, a seed's function): (where, the hook, its declared arity)."""
+    found: list[tuple[str, Lazy, int]] = []
+    if not is_dataclass(part) or isinstance(part, (type, NotYet)):
+        return found
+    for f in fields(part):
+        hook = getattr(part, f.name)
+        arity = declared_arity(part, f.name)
+        if isinstance(hook, Lazy) and arity is not None:
+            found.append((f"{where}.{f.name}", hook, arity))
+        found += typed_hooks(hook, f"{where}.{f.name}")
+    return found
+
+
 @pytest.mark.parametrize("kind", list(StoreKind), ids=str)
 def test_every_function_an_entry_names_takes_the_arguments_its_hook_passes(kind: StoreKind) -> None:
     entry = REGISTRY[kind]
-    checked = 0
-    for part_field in fields(entry):
-        part = getattr(entry, part_field.name)
-        if not is_dataclass(part) or isinstance(part, (type, NotYet)):
-            continue
-        for f in fields(part):
-            hook = getattr(part, f.name)
-            arity = declared_arity(part, f.name)
-            if not isinstance(hook, Lazy) or arity is None:
-                continue
-            parameters = inspect.signature(hook.load()).parameters.values()
-            positional = [
-                p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-            ]
-            assert len(positional) == arity, f"{kind.value}: {part_field.name}.{f.name} {hook.path}"
-            checked += 1
-    assert checked >= 4, kind.value
+    checked = typed_hooks(entry, kind.value)
+    for where, hook, arity in checked:
+        parameters = inspect.signature(hook.load()).parameters.values()
+        positional = [
+            p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        assert len(positional) == arity, f"{where} {hook.path}"
+    assert len(checked) >= 5, kind.value
 
 
 def lazy_parts(value: object) -> list[Lazy]:
@@ -180,6 +197,34 @@ def test_every_drill_hook_names_a_scenario_the_drill_plays() -> None:
         if isinstance(entry.drill, DrillHooks):
             assert entry.drill.scenario in SCENARIOS, kind.value
             assert entry.drill.writer is None or entry.drill.writer.rate > 0
+
+
+def test_the_drill_seeds_and_restores_into_new_servers_every_kind_it_writes_into() -> None:
+    """The whole-stack scenarios verify each store against its writer's ledger: the kinds they
+    restore are the kinds the drill writes into and seeds, and the seeds share its size."""
+    assert set(fresh_restores()) == set(drill_seeds()) == set(drill_writers())
+    assert list(fresh_restores()) == [StoreKind.POSTGRES, StoreKind.KAFKA, StoreKind.REDIS]
+    shares = [seed.share for seed in drill_seeds().values()]
+    assert all(share > 0 for share in shares) and sum(shares) == pytest.approx(1.0)
+    for kind, (new_server, _hooks) in fresh_restores().items():
+        assert new_server is REGISTRY[kind].local.fresh_server
+
+
+def test_a_drill_hook_left_out_fails_the_registry_not_a_run() -> None:
+    """Each of the drill's parts is required: an entry that leaves one out does not construct,
+    and one that gives None (or a reason-less NotYet) is named by the hooks test."""
+    entry = REGISTRY[StoreKind.POSTGRES]
+    drill = entry.drill
+    assert isinstance(drill, DrillHooks)
+    with pytest.raises(TypeError, match="fresh_restore"):
+        DrillHooks(drill.scenario, drill.writer, drill.seed)  # type: ignore[call-arg]
+    without = replace(entry, drill=replace(drill, seed=None, fresh_restore=NotYet("")))
+    assert lacking(without) == [
+        "postgres: no drill.seed",
+        "postgres: drill.fresh_restore is missing without a reason",
+    ]
+    no_server = replace(entry, local=replace(entry.local, fresh_server=None))
+    assert lacking(no_server) == ["postgres: no local.fresh_server"]
 
 
 def test_every_protection_kind_is_a_local_module_a_plan_step_or_nothing_to_promote() -> None:

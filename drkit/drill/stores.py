@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from drkit.backup.postgres import PostgresSource
 from drkit.drill.verify import Verification, verify_kafka, verify_postgres, verify_redis
 from drkit.drill.world import DrillWorld, create_topics, seeded_digests
-from drkit.drill.writers import KafkaEventWriter, PostgresOrderWriter, RedisSessionWriter, Writer
+from drkit.drill.writers import PostgresOrderWriter, Writer
 from drkit.endpoints import postgres_source
 from drkit.local.kafka import LocalKafka
 from drkit.local.postgres import LocalPostgres
@@ -55,6 +55,13 @@ def chain_ending_at(index: BackupIndex, entry: CatalogEntry) -> list[Manifest]:
         manifest = index.manifest(index.by_id(entry.store, str(parent)))
         chain.append(manifest)
     return list(reversed(chain))
+
+
+def _burst(writer: Writer, megabytes: float, each: int) -> int:
+    """As many writes of about ``each`` bytes as fill ``megabytes`` (500 at least), written."""
+    count = max(500, int(megabytes * 1024 * 1024 / each))
+    writer.burst(count)
+    return count
 
 
 # --- PostgreSQL ----------------------------------------------------------------------------------
@@ -133,10 +140,7 @@ def kafka_seed(world: DrillWorld, store: str, megabytes: float) -> Seeded:
     """The store's topics, and a burst of the events writer's records filling its share."""
     assert world.env.kafka is not None
     create_topics(world.env.kafka.bootstrap, list(world.config.stores[store].topics))
-    records = max(500, int(megabytes * 1024 * 1024 / KAFKA_RECORD_BYTES))
-    writer = world.writers[store]
-    assert isinstance(writer, KafkaEventWriter)
-    writer.burst(records)
+    records = _burst(world.writers[store], megabytes, KAFKA_RECORD_BYTES)
     return Seeded({"kafka_records": records}, f"{records:,} Kafka records")
 
 
@@ -175,10 +179,7 @@ def redis_server(env: LocalEnvironment) -> LocalServer | None:
 
 def redis_seed(world: DrillWorld, store: str, megabytes: float) -> Seeded:
     """A burst of the sessions writer's keys filling its share."""
-    keys = max(500, int(megabytes * 1024 * 1024 / REDIS_KEY_BYTES))
-    writer = world.writers[store]
-    assert isinstance(writer, RedisSessionWriter)
-    writer.burst(keys)
+    keys = _burst(world.writers[store], megabytes, REDIS_KEY_BYTES)
     return Seeded({"redis_keys": keys}, f"{keys:,} Redis keys")
 
 

@@ -154,6 +154,13 @@ class Writer(threading.Thread):
         self.join(timeout=30)
         self.close()
 
+    def burst(self, count: int) -> None:
+        """Seed: ``count`` writes one after the other, before the writer starts its rate."""
+        with self._lock:
+            for _ in range(count):
+                self._write_one(self.next_n)
+                self.next_n += 1
+
     def abandon(self) -> None:
         """The region is lost: drop what the client holds but the store never acknowledged
         (nothing, for a writer whose writes are synchronous)."""
@@ -200,12 +207,6 @@ class PostgresOrderWriter(Writer):
         with self._lock:
             self.close()
             self.locate = _locator(locate)
-
-    def burst(self, count: int) -> None:
-        with self._lock:
-            for _ in range(count):
-                self._write_one(self.next_n)
-                self.next_n += 1
 
     def _write_one(self, n: int) -> None:
         conninfo = self.locate()
@@ -434,12 +435,6 @@ class RedisSessionWriter(Writer):
                 url, socket_timeout=10, socket_connect_timeout=3, **tls
             )
         return self._client
-
-    def burst(self, count: int) -> None:
-        with self._lock:
-            for _ in range(count):
-                self._write_one(self.next_n)
-                self.next_n += 1
 
     def _write_one(self, n: int) -> None:
         client = self.client

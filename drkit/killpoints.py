@@ -14,6 +14,8 @@ Points:
   ``redis.before-start``: inside a Redis restore's swap (``drkit.restore.redis``);
 - ``postgres.streaming``, ``postgres.sent``: ``pg_restore`` has its first chunk, or all of its
   input (``drkit.restore.postgres``).
+- ``mirrormaker2.stopped``: a failover's MirrorMaker 2 is stopped, its fork not recorded yet
+  (``drkit.failover.kinds.mirrormaker2``).
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ import redis
 from confluent_kafka import Producer
 
 from drkit.failover.command import switch_regions
+from drkit.failover.kinds.mirrormaker2 import FORKS
 from drkit.failover.kinds.postgres_streaming import CHECK_TABLE
 from drkit.failover.local import LocalFailoverError
 from drkit.local.daemon import down, read_state, status, up
@@ -103,9 +104,10 @@ def test_failover_killed_mid_promotion_then_resumed_promotes_dr_once_and_moves_t
     for process in prod_processes:
         os.kill(process["pid"], signal.SIGKILL)
 
-    # The operator's first run dies (SIGKILL) once the PostgreSQL promotion is journaled, while
-    # MirrorMaker is still being stopped.
-    run = subprocess.Popen(
+    # The operator's first run dies (SIGKILL) in the middle of the promotions: MirrorMaker 2 is
+    # stopped and the fork a failback mirrors back from is not recorded yet, while the PostgreSQL
+    # promotion runs beside it.
+    run = subprocess.run(
         [
             sys.executable,
             "-c",
@@ -116,35 +118,30 @@ def test_failover_killed_mid_promotion_then_resumed_promotes_dr_once_and_moves_t
             f"options=RunOptions(yes=True), project_dir=Path({str(project)!r}), out=sys.stdout)\n",
         ],
         cwd=ROOT,
+        env={**os.environ, "DRKIT_KILL_AT": "mirrormaker2.stopped"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        timeout=180,
+        check=False,
     )
-    try:
-
-        def promoted_postgres() -> bool | None:
-            if not (project / JOURNAL_DIR).exists() or not list(
-                (project / JOURNAL_DIR).glob("*.jsonl")
-            ):
-                return None
-            _, events = journal_events(project)
-            finished = {e["step"] for e in events if e["event"] == "step_finished"}
-            return True if "promote.trading-db" in finished else None
-
-        eventually(promoted_postgres, "the first run's PostgreSQL promotion", timeout=120)
-        run.send_signal(signal.SIGKILL)
-    finally:
-        run.kill()
-        run.wait()
+    assert run.returncode == -signal.SIGKILL
     run_id, events = journal_events(project)
     assert "run_finished" not in {e["event"] for e in events}
-    assert resolve(project, "trading-db").region == "prod"  # killed before the names moved
+    assert "promote.event-stream" not in {
+        e["step"] for e in events if e["event"] == "step_finished"
+    }
+    assert resolve(project, "event-stream").region == "prod"  # killed before its name moved
+    assert read_state(project)[FORKS]["dr->prod"] == {"pending": True}
 
     outcome, printed = failover(project, resume=run_id)
     assert outcome.exit_code == 0, printed
     steps = {s.id: s.outcome for s in outcome.report.steps}
-    assert steps["promote.trading-db"] == "resumed"  # not promoted a second time
-    assert steps["promote.event-stream"] in ("done", "already_done")
+    assert steps["promote.trading-db"] in ("resumed", "already_done")  # never promoted twice
+    assert steps["promote.event-stream"] == "done"  # the mirror stopped, the fork not recorded
     assert steps["postcheck"] == "done"
+    # The fork is dr's end offsets once nothing mirrored into it: the failback mirrors from there.
+    fork = read_state(project)[FORKS]["dr->prod"]["start"]
+    assert fork and all(int(offset) >= 0 for offset in fork.values())
 
     # The stable names lead to dr, and dr's stores take writes through them.
     for store in REPLICATED:

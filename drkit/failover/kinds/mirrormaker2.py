@@ -8,7 +8,9 @@
 - replayed: each mirrored partition's end offset in the target against the fenced source's;
 - promote: stop the mirroring (the ``connect-mirror-maker`` process, by recorded pid and start
   time), then translate each consumer group's committed offsets into the target cluster from MM2's
-  newest checkpoints (a group never moves backwards); done when the mirroring is stopped;
+  newest checkpoints (a group never moves backwards), and record the fork (below); done when
+  the mirroring is stopped and the fork recorded (a run killed in between resumes by
+  recording it: the fork is marked pending before the mirror stops);
 - repoint: the ``kafka-bootstrap`` ConfigMap in the target cluster (the stable name map moves with
   every store);
 - post-check: a record produced through the stable name and acknowledged by the target;
@@ -41,6 +43,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from drkit.failover.kinds.base import CONNECT_TIMEOUT_S, Health, Protection, Replayed
+from drkit.killpoints import reached
 from drkit.local.lag import (
     HEARTBEATS_TOPIC,
     MIRROR_PROCESS,
@@ -180,15 +183,21 @@ class MirrorMaker2(Protection):
         return Replayed(behind, "records", detail)
 
     def promoted(self) -> bool:
-        """Done when the mirroring is stopped and every group's offset is translated."""
+        """Done when the mirroring is stopped, the fork recorded and every group's offset is
+        translated. A promotion killed after stopping the mirror but before recording the fork
+        left the fork ``pending``: not done, so ``--resume`` promotes again and records it (the
+        promoted cluster has taken nothing since: the names move only after this step)."""
         mirror = self._mirror()
         if mirror is not None and recorded_alive(mirror):
+            return False
+        if self._fork(self._back).get("pending"):
             return False
         return not self._behind_checkpoints()
 
     def promote(self, planned: bool) -> dict[str, Any]:
         mirror = self._mirror()
         stopped = None
+        self._set_fork(self._back, {"pending": True})  # until the fork below is recorded
         if mirror is not None and recorded_alive(mirror):
             os.kill(mirror["pid"], signal.SIGTERM)
             deadline = time.monotonic() + STOP_WAIT_S
@@ -197,6 +206,7 @@ class MirrorMaker2(Protection):
             if recorded_alive(mirror):
                 os.kill(mirror["pid"], signal.SIGKILL)
             stopped = mirror["pid"]
+        reached("mirrormaker2.stopped")
         fork = self._record_fork()
         return {
             "mirror_maker_stopped": stopped,
@@ -207,15 +217,22 @@ class MirrorMaker2(Protection):
     def _record_fork(self) -> dict[str, int]:
         """The promoted cluster's end offsets once nothing mirrors into it: where a failback's
         mirror back (target -> source) starts, so it copies only what is written from now on."""
+        ends = end_offsets(self.sides.target.url, self._topics())
+        self._set_fork(self._back, {"start": ends})
+        return ends
+
+    @property
+    def _back(self) -> str:
+        """The flow a failback mirrors along: from the promoted cluster back to the old one."""
+        return f"{self.sides.target.region}->{self.sides.source.region}"
+
+    def _set_fork(self, flow: str, fork: dict[str, Any]) -> None:
         from drkit.local.recorded import update_state
 
-        ends = end_offsets(self.sides.target.url, self._topics())
-        back = f"{self.sides.target.region}->{self.sides.source.region}"
         update_state(
             self.sides.project_dir,
-            lambda state: state.setdefault(FORKS, {}).__setitem__(back, {"start": ends}),
+            lambda state: state.setdefault(FORKS, {}).__setitem__(flow, fork),
         )
-        return ends
 
     def _behind_checkpoints(self) -> dict[str, list[TopicPartition]]:
         """Per group, the partitions whose committed offset in the target is behind MM2's newest

@@ -252,8 +252,13 @@ class OpsContext:
         )
         return GcsStore(client, self.outputs.gcs_mirror_bucket)
 
-    def destinations(self, data_class: str, now: datetime | None = None) -> Destinations:
+    def destinations(
+        self, data_class: str, now: datetime | None = None, isolated_optional: bool = False
+    ) -> Destinations:
         """Where a backup of ``data_class`` goes, locked as its retention class requires.
+
+        ``isolated_optional``: the store's ``isolated_copy: optional`` (a failed third copy is
+        skipped, not a failed run).
 
         The vault's default retention is the strictest class's (compliance, longest), so a writer
         of any other class must ask for its own lock per object (components/backup_vault.py).
@@ -276,4 +281,5 @@ class OpsContext:
             isolated_encryption=Encryption(kms_key_id=isolated.kms_key_arn)
             if isolated is not None
             else None,
+            isolated_optional=isolated_optional,
         )

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from botocore.exceptions import ClientError
 
-from drkit.backup.engine import BackupFailed
+from drkit.backup.engine import IsolatedCopyFailed
 from drkit.backup.manifest import MANIFEST_NAME, Manifest
 from drkit.catalog import Catalog
 from drkit.context import OpsContext
@@ -200,13 +200,16 @@ def test_an_unwritable_isolated_vault_fails_the_backup_naming_it(project_isolate
     )
     outputs.model_copy(update={"isolated_vault": broken}).write(state)
     ctx = context(project_isolated)
-    with pytest.raises(BackupFailed, match=f"s3://{gone}"):
+    with pytest.raises(IsolatedCopyFailed, match=f"s3://{gone}.*NoSuchBucket") as failure:
         database_backup(ctx)
-    assert not [
-        info.key
+    # the vault's and the mirror's commit stand (a two-copy backup), saying what is missing
+    committed = [
+        Manifest.model_validate_json(ctx.vault().get_bytes(info.key))
         for info in ctx.vault().list_objects("")
         if info.key.endswith(MANIFEST_NAME) and "/trading-db/" in info.key
     ]
+    assert [m.backup_id for m in committed] == [failure.value.manifest.backup_id]
+    assert list(committed[0].skipped) == [f"s3://{gone}"]
 
 
 def invoke(project: Path, *arguments: str) -> subprocess.CompletedProcess[str]:

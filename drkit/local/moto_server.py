@@ -27,6 +27,12 @@
   headers on a PutObject or CreateMultipartUpload, which on AWS need ``s3:PutObjectRetention``:
   a writer's objects take the bucket's default retention), and any change to the bucket's
   policy, lock, versioning, lifecycle or the bucket itself.
+- **Object Lock on multipart uploads.** moto locks a single PutObject, with its lock headers or
+  the bucket's default retention, but neither a completed multipart upload: the vaults' large
+  objects were unlocked locally. S3 applies the lock headers of the CreateMultipartUpload, else the
+  bucket's default retention, to the object the CompleteMultipartUpload creates
+  (``patch_multipart_lock``); so here, and its version then refuses a delete as moto's own lock
+  check does for a single PUT's.
 - **A real Aurora in dr.** With ``$DRKIT_LOCAL_AURORA_DIR``, a cluster registered there answers at
   a real PostgreSQL server (dr's standby), and a restore of it to the latest restorable time makes
   a real, writable copy on a free port, removed by ``DeleteDBCluster`` (``drkit.local.aurora``).
@@ -145,6 +151,63 @@ def patch_s3(directory: Path) -> None:
     models.FakeKey.response_dict = property(with_replication)  # type: ignore[assignment]
 
 
+def patch_multipart_lock() -> None:
+    """A completed multipart upload takes its CreateMultipartUpload's lock headers, else the
+    bucket's default retention, as a PutObject does (moto 5.2.5 drops both)."""
+    from moto.s3 import models, responses
+
+    asked = threading.local()
+    key_response_post = responses.S3Response._key_response_post
+    create_upload = models.S3Backend.create_multipart_upload
+    complete_upload = models.S3Backend.complete_multipart_upload
+
+    def post(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        headers = request.headers
+        asked.lock = (
+            headers.get("x-amz-object-lock-mode"),
+            headers.get("x-amz-object-lock-retain-until-date"),
+            headers.get("x-amz-object-lock-legal-hold"),
+        )
+        try:
+            return key_response_post(self, request, *args, **kwargs)
+        finally:
+            asked.lock = None
+
+    def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+        multipart = create_upload(self, *args, **kwargs)
+        multipart.drkit_lock = getattr(asked, "lock", None)
+        return multipart
+
+    def complete(self: Any, bucket_name: str, multipart_id: str, *args: Any, **kw: Any) -> Any:
+        bucket = self.get_bucket(bucket_name)
+        multipart = bucket.multiparts.get(multipart_id)
+        key = complete_upload(self, bucket_name, multipart_id, *args, **kw)
+        if key is None or multipart is None or not bucket.object_lock_enabled:
+            return key
+        mode, until, hold = getattr(multipart, "drkit_lock", None) or (None, None, None)
+        if mode and until:
+            key.lock_mode = mode
+            key.lock_until = _retention_date(until)
+        elif bucket.has_default_lock:
+            key.lock_mode = bucket.default_lock_mode
+            key.lock_until = bucket.default_retention()
+        if hold:
+            key.lock_legal_status = hold
+        return key
+
+    responses.S3Response._key_response_post = post  # type: ignore[method-assign]
+    models.S3Backend.create_multipart_upload = create  # type: ignore[method-assign]
+    models.S3Backend.complete_multipart_upload = complete  # type: ignore[method-assign]
+
+
+def _retention_date(header: str) -> str:
+    """A lock header's date (ISO 8601, as SDKs send it) in the form moto's lock check parses."""
+    from datetime import UTC, datetime
+
+    moment = datetime.fromisoformat(header.replace("Z", "+00:00"))
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def isolated_refusal(
     method: str, path: str, query: dict[str, str], headers: dict[str, str]
 ) -> str | None:
@@ -238,6 +301,7 @@ def guard_isolated(account: str) -> None:
 
 def main(argv: list[str]) -> None:
     patch_kms()
+    patch_multipart_lock()
     isolated = os.environ.get(ISOLATED_ACCOUNT_ENV)
     if isolated:
         guard_isolated(isolated)

@@ -8,6 +8,8 @@ account's credentials cannot delete, overwrite, shorten a retention or change th
 
 from __future__ import annotations
 
+import os
+import secrets
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -22,7 +24,7 @@ from drkit.backup.manifest import MANIFEST_NAME, Manifest
 from drkit.catalog import Catalog
 from drkit.context import OpsContext
 from drkit.endpoints import postgres_source
-from drkit.local.isolated import ISOLATED_ACCOUNT
+from drkit.local.isolated import ISOLATED_ACCOUNT, admin_client
 from drkit.ops.executor import Status
 from drkit.ops.restore_all import RestoreAllRequest
 from drkit.ops.restore_all import build_plan as restore_all_plan
@@ -33,6 +35,8 @@ from drkit.ops.verify import VerifyRequest
 from drkit.ops.verify import build_plan as verify_plan
 from drkit.recovery import RecoveryError
 from drkit.seed.postgres import table_digests
+from drkit.storage.objectstore import Encryption
+from drkit.storage.s3 import S3Store
 from stackmodels import StackOutputs
 from stackmodels.outputs import Bucket
 from tests.integration.conftest import SessionServers, provision_project
@@ -308,3 +312,43 @@ def test_restore_all_from_the_isolated_vault_with_every_prod_copy_hidden(
     assert table_digests(restored.conninfo()) == at_point
     with cache_server.client() as client:
         assert cache_snapshot(client) == cache_at_point
+
+
+def test_a_multipart_object_in_the_isolated_vault_takes_the_default_compliance_retention(
+    project_isolated: Path, isolated_aws: LocalAws
+) -> None:
+    """S3 applies the bucket's default retention to a completed multipart upload as to a PUT
+    (moto does not; ``drkit.local.moto_server.patch_multipart_lock``): the isolated copy's large
+    objects are locked, and not even the vault account's administrator can delete them."""
+    ctx = context(project_isolated)
+    isolated = ctx.outputs.isolated_vault
+    writer = ctx.isolated_writer()
+    assert isolated is not None and writer is not None
+    store = S3Store(writer.client, writer.bucket, part_size=5 * 1024 * 1024)
+    key = f"user-data/multipart-{secrets.token_hex(4)}/big.bin"
+    upload = store.writer(key, Encryption(kms_key_id=isolated.kms_key_arn))
+    for _ in range(3):  # 12 MiB: three parts, sent as a multipart upload
+        upload.write(os.urandom(4 * 1024 * 1024))
+    upload.commit()
+    head = ctx.isolated_reader().client.head_object(Bucket=writer.bucket, Key=key)
+    assert head["ContentLength"] == 12 * 1024 * 1024
+    assert int(head["ETag"].strip('"').rsplit("-", 1)[1]) == 3  # a multipart object's ETag
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    longest = max(ctx.config.retention_of(c).days for c in ctx.config.data_classes)
+    until = head["ObjectLockRetainUntilDate"]
+    expected = datetime.now(UTC) + timedelta(days=longest)
+    assert abs((until - expected).total_seconds()) < 300, (until, expected)
+    admin = admin_client(isolated_aws, "s3", isolated.bucket.region)
+    version = head["VersionId"]
+    for call in (
+        lambda: admin.delete_object(Bucket=writer.bucket, Key=key, VersionId=version),
+        lambda: admin.delete_object(
+            Bucket=writer.bucket, Key=key, VersionId=version, BypassGovernanceRetention=True
+        ),
+    ):
+        assert refused(call) == "AccessDenied"
+    assert refused(lambda: writer.client.delete_object(Bucket=writer.bucket, Key=key)) == (
+        "AccessDenied"
+    )
+    versions = admin.list_object_versions(Bucket=writer.bucket, Prefix=key)
+    assert [v["VersionId"] for v in versions["Versions"]] == [version]

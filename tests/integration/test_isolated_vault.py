@@ -28,7 +28,7 @@ from drkit.local.isolated import ISOLATED_ACCOUNT, admin_client
 from drkit.ops.executor import Status
 from drkit.ops.restore_all import RestoreAllRequest
 from drkit.ops.restore_all import build_plan as restore_all_plan
-from drkit.ops.restore_postgres import RestorePostgresRequest, build_plan
+from drkit.ops.restore_postgres import RestorePostgresRequest, _database_exists, build_plan
 from drkit.ops.selection import object_store
 from drkit.ops.verbs import RestoreEnv
 from drkit.ops.verify import VerifyRequest
@@ -352,3 +352,58 @@ def test_a_multipart_object_in_the_isolated_vault_takes_the_default_compliance_r
     )
     versions = admin.list_object_versions(Bucket=writer.bucket, Prefix=key)
     assert [v["VersionId"] for v in versions["Versions"]] == [version]
+
+
+def test_a_tampered_object_in_the_isolated_vault_is_refused_naming_it(
+    project_isolated: Path, isolated_aws: LocalAws
+) -> None:
+    """The vault account's administrator (or anyone holding it) writes a new version over a
+    backup's dump, as Object Lock allows: same size, same binding metadata, other bytes. A restore
+    from the isolated vault refuses it by name before anything is changed: no database created."""
+    ctx = context(project_isolated)
+    manifest = database_backup(ctx)
+    isolated = ctx.outputs.isolated_vault
+    assert isolated is not None
+    bucket = isolated.bucket.name
+    admin = admin_client(isolated_aws, "s3", isolated.bucket.region)
+    dump = next(item for item in manifest.objects if item.name == "database.dump")
+    head = admin.head_object(Bucket=bucket, Key=dump.key)
+    admin.put_object(
+        Bucket=bucket,
+        Key=dump.key,
+        Body=b"\0" * dump.size,
+        Metadata=head["Metadata"],
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=isolated.kms_key_arn,
+    )
+    versions = admin.list_object_versions(Bucket=bucket, Prefix=dump.key)["Versions"]
+    assert len(versions) == 2  # the original stays under its lock, the new one on top
+
+    target = "from_tampered"
+    request = RestorePostgresRequest(target_database=target, source="isolated")
+    with pytest.raises(RecoveryError) as refusal:
+        build_plan(ctx, request, RestoreEnv(project_isolated))
+    message = str(refusal.value)
+    assert f"s3://{bucket}/{dump.key} is not the object that was written" in message
+    assert "nothing was changed" in message
+    assert not _database_exists(postgres_source(ctx, "trading-db"), target)
+    # the task: one line naming the object, exit 2
+    result = invoke(
+        project_isolated,
+        "restore.postgres",
+        "--source",
+        "isolated",
+        "--target-database",
+        target,
+        "--yes",
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and dump.key in lines[0], result.stderr
+    assert not _database_exists(postgres_source(ctx, "trading-db"), target)
+    # the prod vault's copy is untouched and restores
+    plan, _ = build_plan(
+        ctx, RestorePostgresRequest(target_database=target), RestoreEnv(project_isolated)
+    )
+    report, out = run(ctx, project_isolated, plan, yes=True)
+    assert report.status is Status.SUCCEEDED, out

@@ -366,7 +366,7 @@ def _run_backup(
     clock = time.monotonic()
     log.info("backup started", extra={"store": store, "backup_id": backup_id, "prefix": prefix})
     try:
-        _abort_uploads_of_dead_runs(destinations, f"{data_class}/{store}/", session)
+        _abort_uploads_of_dead_runs(destinations, f"{data_class}/{store}/")
         capture = handler.backup(session)
         manifest = Manifest(
             backup_id=backup_id,
@@ -480,24 +480,20 @@ def _record_in_catalogs(
             )
 
 
-def _abort_uploads_of_dead_runs(
-    destinations: Destinations, prefix: str, session: BackupSession
-) -> None:
+def _abort_uploads_of_dead_runs(destinations: Destinations, prefix: str) -> None:
     """A killed run cannot abort its multipart upload; the next run of the store does.
 
     This run holds the store's lease, so no other live run of the store exists: an upload pending
     under the store's prefix belongs to a run that died (or lost its lease, and will not commit).
 
-    It is each destination's first request of the run: the isolated vault failing it (unreachable,
-    refusing) is dropped from the run here, before any object is read."""
+    Not in the isolated vault: its policy lets a production writer only create objects (no
+    listing, no abort, ``components.isolated_vault``); its lifecycle rule aborts an upload left
+    there after a day. So the isolated vault's first request of a run is its first object's, and
+    a dead or refusing isolated vault is found, and dropped, there."""
     for target in destinations.stores:
-        try:
-            aborted = target.abort_pending_uploads(prefix)
-        except Exception as error:
-            if target is not destinations.isolated:
-                raise
-            session.skip(target, f"unreachable or refusing: {_one_line(error)}")
+        if target is destinations.isolated:
             continue
+        aborted = target.abort_pending_uploads(prefix)
         if aborted:
             log.warning(
                 "aborted %d upload(s) left by a killed run under %s/%s",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,6 +86,8 @@ def isolated_manifests(ctx: OpsContext, aws: LocalAws, store: str) -> list[str]:
 
 
 def pending_in_isolated(ctx: OpsContext, aws: LocalAws, store: str) -> list[str]:
+    """Uploads left in the isolated vault: the writer can neither list nor abort them there (its
+    policy), the vault's lifecycle rule aborts them after a day."""
     isolated = ctx.outputs.isolated_vault
     assert isolated is not None
     s3 = admin_client(aws, "s3", isolated.bucket.region)
@@ -162,8 +163,8 @@ def test_a_failing_isolated_copy_fails_the_backup_and_the_two_copies_commit(
     assert f"s3://{bucket}" in failed and "isolated_copy: required" in failed
     if fault == "mid-stream":  # the object whose upload was cut, and how
         assert "database.dump.zst: put_object failed: Connection was closed" in failed
-    else:
-        assert "unreachable or refusing" in failed and "Could not connect" in failed
+    else:  # its first request, the first object's upload
+        assert "database.dump.zst: put_object failed: Could not connect" in failed
     manifest = committed_in(ctx, failed)
     two_copies_committed(ctx, manifest)
     assert list(manifest.skipped) == [f"s3://{bucket}"]
@@ -176,7 +177,10 @@ def test_a_failing_isolated_copy_fails_the_backup_and_the_two_copies_commit(
     assert code == 0 and "SKIPPED" not in output
     again = committed_in(ctx, output)
     assert again.destinations[-1] == f"s3://{bucket}" and not again.skipped
-    assert pending_in_isolated(ctx, isolated_aws, DATABASE) == []
+    assert isolated_manifests(ctx, isolated_aws, DATABASE) == [
+        *before,
+        again.prefix + MANIFEST_NAME,
+    ]
 
 
 def ctx_list(project: Path) -> str:
@@ -303,7 +307,10 @@ def test_isolated_endpoint_failing_inside_a_multipart_upload(
         assert Catalog(target).read_entry(store, manifest.backup_id) is not None
     isolated_proxy.heal()
     assert isolated_manifests(ctx, isolated_aws, store) == []
+    # at most the failed run's upload, under its own prefix, for the lifecycle rule
+    left = pending_in_isolated(ctx, isolated_aws, store)
+    assert all(key.startswith(manifest.prefix) for key in left) and len(left) <= 1, left
     again = run_backup(store, "user-data", handler, destinations)
     assert again.destinations[-1] == isolated.name and not again.skipped
-    assert pending_in_isolated(ctx, isolated_aws, store) == []
-    assert json.loads(isolated.get_bytes(again.prefix + MANIFEST_NAME))["skipped"] == {}
+    assert isolated_manifests(ctx, isolated_aws, store) == [again.prefix + MANIFEST_NAME]
+    assert pending_in_isolated(ctx, isolated_aws, store) == left

@@ -150,6 +150,12 @@ class BackupSession:
         failed in this run: for what a handler puts itself."""
         return [s for s in self._destinations.stores if s.name not in self.skipped]
 
+    @property
+    def isolated(self) -> ObjectStore | None:
+        """The isolated account's vault, while this backup still writes to it."""
+        isolated = self._destinations.isolated
+        return isolated if isolated is not None and isolated.name not in self.skipped else None
+
     def skip(self, store: ObjectStore, cause: str) -> None:
         """Drop ``store`` (the isolated vault) from the rest of this backup."""
         if store.name not in self.skipped:

@@ -9,6 +9,14 @@
   ``drkit-local:replica-of = <primary key ARN>`` makes that key's replica in this server's region
   (same id, REPLICA); and a multi-Region key's material is derived from its id, so a primary and
   its replicas, in whatever server, share it as AWS's do.
+- **Keys across accounts, and a key's state.** KMS lets a principal of another account use a key
+  by its ARN where the key policy allows it (the production writers wrap a Secrets data key under
+  the isolated vault's key, ``kms:Encrypt``); moto looks every key up in the caller's own account.
+  Here an ``Encrypt`` naming a key ARN of another account is served by that account's keys (the
+  key policy, which moto does not enforce, is tested by its content:
+  ``policy.isolated``). And KMS refuses a disabled key (``DisabledException``) or one pending
+  deletion (``KMSInvalidStateException``) for every cryptographic operation; moto uses it
+  anyway. Here ``Encrypt``, ``Decrypt`` and ``GenerateDataKey`` refuse it, as KMS does.
 - **S3 replication status.** AWS reports ``x-amz-replication-status`` on HEAD and GET: PENDING then
   COMPLETED on a replicated bucket's objects, REPLICA on their copies. moto does not replicate; the
   local stack's copier (``drkit.local.regions.VaultCopier``) does, and notes each copied key in
@@ -120,6 +128,75 @@ def patch_kms() -> None:
         return key
 
     models.KmsBackend.create_key = create  # type: ignore[method-assign]
+    patch_kms_use()
+
+
+def patch_kms_use() -> None:
+    """Cross-account ``Encrypt`` by key ARN, and a disabled key refused (module docstring)."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.kms import models, responses, utils
+
+    class Unusable(JsonRESTError):
+        def __init__(self, code: str, message: str) -> None:
+            super().__init__(code, message)
+
+    def usable(backend: Any, key_id: str) -> None:
+        key = backend.keys.get(key_id)
+        if key is None:
+            return
+        if key.key_state == "Disabled":
+            raise Unusable("DisabledException", f"{key.arn} is disabled.")
+        if key.key_state != "Enabled":
+            raise Unusable("KMSInvalidStateException", f"{key.arn} is {key.key_state}.")
+
+    def owner(backend: Any, key_id: str | None) -> Any:
+        """The backend of the account a key ARN names, when it is not the caller's."""
+        if not key_id or not key_id.startswith("arn:"):
+            return backend
+        parts = key_id.split(":")
+        account, region = parts[4], parts[3]
+        if account == backend.account_id:
+            return backend
+        return models.kms_backends[account][region]
+
+    validate = responses.KmsResponse._validate_key_id
+
+    def validate_in_owner(self: Any, key_id: str) -> None:
+        if key_id.startswith("arn:") and key_id.split(":")[4] != self.current_account:
+            target = owner(self.kms_backend, key_id)
+            if target.get_key_id(key_id) not in target.keys:
+                raise Unusable("NotFoundException", f"Key '{key_id}' does not exist")
+            return
+        validate(self, key_id)
+
+    encrypt = models.KmsBackend.encrypt
+    decrypt = models.KmsBackend.decrypt
+    generate = models.KmsBackend.generate_data_key
+
+    def encrypt_checked(self: Any, key_id: str, *args: Any, **kwargs: Any) -> Any:
+        target = owner(self, key_id)
+        usable(target, target.any_id_to_key_id(key_id))
+        return encrypt(target, key_id, *args, **kwargs)
+
+    def decrypt_checked(self: Any, ciphertext_blob: bytes, *args: Any, **kwargs: Any) -> Any:
+        try:
+            found = utils._deserialize_ciphertext_blob(ciphertext_blob=ciphertext_blob).key_id
+        except Exception:  # moto's own decrypt says what is wrong with it
+            found = None
+        if isinstance(found, bytes):
+            found = found.decode(errors="replace")
+        if found:
+            usable(self, str(found).rstrip("\0"))
+        return decrypt(self, ciphertext_blob, *args, **kwargs)
+
+    def generate_checked(self: Any, key_id: str, *args: Any, **kwargs: Any) -> Any:
+        usable(self, self.any_id_to_key_id(key_id))
+        return generate(self, key_id, *args, **kwargs)
+
+    responses.KmsResponse._validate_key_id = validate_in_owner  # type: ignore[method-assign]
+    models.KmsBackend.encrypt = encrypt_checked  # type: ignore[method-assign]
+    models.KmsBackend.decrypt = decrypt_checked  # type: ignore[method-assign]
+    models.KmsBackend.generate_data_key = generate_checked  # type: ignore[method-assign]
 
 
 def replication_status(directory: Path, bucket: str, key: str) -> str | None:

@@ -308,7 +308,7 @@ def isolated_statements(
     that seals Secrets also wraps its data key under that key (Encrypt, that purpose only)."""
     if bucket_arn is None or key_arn is None or region is None:
         return []
-    return [
+    statements: list[dict[str, Any]] = [
         {
             "Sid": "IsolatedVaultCreateOwnPrefix",
             "Effect": "Allow",
@@ -325,8 +325,9 @@ def isolated_statements(
                 "StringLike": {"kms:EncryptionContext:aws:s3:arn": [bucket_arn, f"{bucket_arn}/*"]},
             },
         },
-    ] + (
-        [
+    ]
+    if args.seals_secrets:
+        statements.append(
             {
                 # The Secrets data key, wrapped under the isolated vault's key too, so the
                 # isolated copy opens without this account's key (drkit.backup.kubernetes).
@@ -341,10 +342,8 @@ def isolated_statements(
                     "StringLike": {condition_key(BACKUP_CONTEXT_KEY): f"{args.prefix}*"},
                 },
             }
-        ]
-        if args.seals_secrets
-        else []
-    )
+        )
+    return statements
 
 
 def job_policy(

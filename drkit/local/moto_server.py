@@ -251,7 +251,7 @@ def patch_multipart_lock() -> None:
             asked.lock = None
 
     def create(self: Any, *args: Any, **kwargs: Any) -> Any:
-        multipart = create_upload(self, *args, **kwargs)
+        multipart: Any = create_upload(self, *args, **kwargs)
         multipart.drkit_lock = getattr(asked, "lock", None)
         return multipart
 

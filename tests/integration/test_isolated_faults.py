@@ -31,7 +31,7 @@ from drkit.local.faultproxy import LOOPBACK, Direction, Fault, FaultProxy
 from drkit.local.isolated import admin_client
 from drkit.local.postgres import LocalPostgres
 from drkit.local.s3 import LocalAws
-from drkit.ops.backups_info import ListRequest, list_backups
+from drkit.ops.backups_info import InfoRequest, ListRequest, backup_info, list_backups
 from drkit.storage.s3 import S3Store
 from stackmodels import StackOutputs
 from tests.integration.ops_helpers import DATABASE, context, database_backup
@@ -172,6 +172,8 @@ def test_a_failing_isolated_copy_fails_the_backup_and_the_two_copies_commit(
     assert isolated_manifests(ctx, isolated_aws, DATABASE) == before  # none there
     listed = ctx_list(project_isolated)
     assert manifest.backup_id in listed
+    info = backup_info(context(project_isolated), InfoRequest(backup_id=manifest.backup_id))
+    assert f"NOT COPIED    to s3://{bucket}: " in info.to_text()
     # the next run through the healed path writes three copies again
     code, output, _ = take(project_isolated)
     assert code == 0 and "SKIPPED" not in output

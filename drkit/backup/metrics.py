@@ -4,6 +4,8 @@
   an old success (``BackupMissing`` fires when it gets too old);
 - ``backup_last_result``: 1 on success, 0 on failure (``BackupFailed``);
 - ``backup_size_bytes`` and ``backup_duration_seconds`` (the last run);
+- ``backup_copies`` and ``backup_copies_skipped`` (CloudWatch ``BackupCopies``): the copies the
+  last run committed and those it meant to write and did not (the isolated vault's, issue 22);
 - ``backup_failures_total`` and ``backup_runs_total``, counters, and
   ``backup_run_duration_seconds``, a histogram of every run's duration.
 

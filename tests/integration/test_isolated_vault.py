@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 import pytest
 from botocore.exceptions import ClientError
 
@@ -28,7 +29,7 @@ from drkit.local.isolated import ISOLATED_ACCOUNT, admin_client
 from drkit.ops.executor import Status
 from drkit.ops.restore_all import RestoreAllRequest
 from drkit.ops.restore_all import build_plan as restore_all_plan
-from drkit.ops.restore_postgres import RestorePostgresRequest, _database_exists, build_plan
+from drkit.ops.restore_postgres import RestorePostgresRequest, build_plan
 from drkit.ops.selection import object_store
 from drkit.ops.verbs import RestoreEnv
 from drkit.ops.verify import VerifyRequest
@@ -354,6 +355,12 @@ def test_a_multipart_object_in_the_isolated_vault_takes_the_default_compliance_r
     assert [v["VersionId"] for v in versions["Versions"]] == [version]
 
 
+def database_exists(ctx: OpsContext, name: str) -> bool:
+    with psycopg.connect(postgres_source(ctx, "trading-db").conninfo()) as connection:
+        row = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        return row.fetchone() is not None
+
+
 def test_a_tampered_object_in_the_isolated_vault_is_refused_naming_it(
     project_isolated: Path, isolated_aws: LocalAws
 ) -> None:
@@ -386,7 +393,7 @@ def test_a_tampered_object_in_the_isolated_vault_is_refused_naming_it(
     message = str(refusal.value)
     assert f"s3://{bucket}/{dump.key} is not the object that was written" in message
     assert "nothing was changed" in message
-    assert not _database_exists(postgres_source(ctx, "trading-db"), target)
+    assert not database_exists(ctx, target)
     # the task: one line naming the object, exit 2
     result = invoke(
         project_isolated,
@@ -400,7 +407,7 @@ def test_a_tampered_object_in_the_isolated_vault_is_refused_naming_it(
     assert result.returncode == 2, result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and dump.key in lines[0], result.stderr
-    assert not _database_exists(postgres_source(ctx, "trading-db"), target)
+    assert not database_exists(ctx, target)
     # the prod vault's copy is untouched and restores
     plan, _ = build_plan(
         ctx, RestorePostgresRequest(target_database=target), RestoreEnv(project_isolated)

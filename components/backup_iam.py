@@ -82,6 +82,7 @@ WRITE_ACTIONS = [
 ]
 KMS_ACTIONS = ["kms:Decrypt", "kms:GenerateDataKey"]
 SEAL_SECRETS_ACTIONS = ["kms:GenerateDataKey"]
+WRAP_SECRETS_ACTIONS = ["kms:Encrypt"]
 DENIED_ACTIONS = [
     "s3:BypassGovernanceRetention",
     "s3:Delete*",
@@ -303,10 +304,11 @@ def audit_statements(args: BackupJobRoleArgs) -> list[dict[str, Any]]:
 def isolated_statements(
     args: BackupJobRoleArgs, bucket_arn: str | None, key_arn: str | None, region: str | None
 ) -> list[dict[str, Any]]:
-    """Create the own prefix's objects in the isolated vault, with its key through S3."""
+    """Create the own prefix's objects in the isolated vault, with its key through S3; a store
+    that seals Secrets also wraps its data key under that key (Encrypt, that purpose only)."""
     if bucket_arn is None or key_arn is None or region is None:
         return []
-    return [
+    statements: list[dict[str, Any]] = [
         {
             "Sid": "IsolatedVaultCreateOwnPrefix",
             "Effect": "Allow",
@@ -324,6 +326,24 @@ def isolated_statements(
             },
         },
     ]
+    if args.seals_secrets:
+        statements.append(
+            {
+                # The Secrets data key, wrapped under the isolated vault's key too, so the
+                # isolated copy opens without this account's key (drkit.backup.kubernetes).
+                "Sid": "IsolatedVaultWrapsSecretsKey",
+                "Effect": "Allow",
+                "Action": WRAP_SECRETS_ACTIONS,
+                "Resource": key_arn,
+                "Condition": {
+                    "StringEquals": {
+                        condition_key(PURPOSE_CONTEXT_KEY): KUBERNETES_SECRETS_PURPOSE
+                    },
+                    "StringLike": {condition_key(BACKUP_CONTEXT_KEY): f"{args.prefix}*"},
+                },
+            }
+        )
+    return statements
 
 
 def job_policy(

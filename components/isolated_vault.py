@@ -16,6 +16,11 @@ locked bucket. The production accounts get exactly this, by the bucket and key p
   vault's region and only for this bucket (``kms:EncryptionContext:aws:s3:arn``): S3 needs
   Decrypt for a multipart upload under SSE-KMS. It reads nothing back for them: a writer has no
   ``s3:GetObject`` there, and KMS directly (not through S3) refuses it;
+- one direct use: a writer may ``kms:Encrypt`` (never Decrypt) with the encryption context of a
+  Kubernetes Secrets data key (``drkit:purpose`` = ``kubernetes-secrets``, ``drkit:backup`` under
+  its prefixes: ``stackmodels.sealing``), wrapping the data key of its own backup under this key,
+  so the isolated copy's Secrets open without the production key; the reader role may
+  ``kms:Decrypt`` directly with that purpose only, to open them;
 - every principal outside the vault account is denied deleting objects or versions, changing
   retention, legal holds, governance bypass, the policy, the lifecycle, Object Lock, versioning,
   encryption, replication, ACLs and ownership, whatever another statement allows;
@@ -49,6 +54,12 @@ from components.audit_bucket import AuditBucket, AuditBucketArgs
 from components.backup_vault import BackupVault, BackupVaultArgs, VaultDataClass
 from components.iam import iam_role, inline_policy, trust_policy
 from components.keys import administration_statement, break_glass_statement, customer_key
+from stackmodels.sealing import (
+    BACKUP_CONTEXT_KEY,
+    KUBERNETES_SECRETS_PURPOSE,
+    PURPOSE_CONTEXT_KEY,
+    condition_key,
+)
 
 STACK_ROLE = "vault"
 OUTSIDE_DENIED_ACTIONS = [
@@ -85,6 +96,10 @@ READER_OBJECT_ACTIONS = [
 ]
 READER_BUCKET_ACTIONS = ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketVersions"]
 READER_KEY_ACTIONS = ["kms:Decrypt", "kms:DescribeKey"]
+WRITER_WRAP_ACTIONS = ["kms:Encrypt"]
+"""Directly (not through S3), only for a Kubernetes Secrets data key of the writer's prefixes."""
+READER_OPEN_ACTIONS = ["kms:Decrypt"]
+"""Directly, only for a Kubernetes Secrets data key: the isolated copy's Secrets."""
 
 
 class Writer(ComponentArgs):
@@ -194,8 +209,9 @@ def vault_statements(
 
 
 def isolated_key_policy(args: IsolatedVaultArgs) -> dict[str, Any]:
-    """The vault key's policy: administrators manage, break-glass recovers, the writers only
-    use it through S3 for this bucket (multipart uploads), the reader decrypts through S3,
+    """The vault key's policy: administrators manage, break-glass recovers, the writers use it
+    through S3 for this bucket (multipart uploads) and wrap their Secrets data keys (Encrypt, that
+    purpose and their prefixes only), the reader decrypts through S3 and opens Secrets data keys,
     CloudTrail encrypts this account's trail's log files."""
     via_s3 = f"s3.{args.region}.amazonaws.com"
     bucket_context = {"kms:EncryptionContext:aws:s3:arn": [args.vault_arn, f"{args.vault_arn}/*"]}
@@ -220,6 +236,31 @@ def isolated_key_policy(args: IsolatedVaultArgs) -> dict[str, Any]:
     ]
     statements += [
         {
+            "Sid": f"Writer{writer.sid}WrapsSecretsKeys",
+            "Effect": "Allow",
+            "Principal": {"AWS": args.root(writer.account_id)},
+            "Action": WRITER_WRAP_ACTIONS,
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": secrets_purpose(),
+                "StringLike": {
+                    condition_key(BACKUP_CONTEXT_KEY): sorted(f"{p}*" for p in writer.prefixes)
+                },
+                "ArnLike": {"aws:PrincipalArn": sorted(writer.role_arns)},
+            },
+        }
+        for writer in args.writers
+    ]
+    statements += [
+        {
+            "Sid": "ReaderOpensSecretsKeys",
+            "Effect": "Allow",
+            "Principal": {"AWS": args.reader_role_arn},
+            "Action": READER_OPEN_ACTIONS,
+            "Resource": "*",
+            "Condition": {"StringEquals": secrets_purpose()},
+        },
+        {
             "Sid": "ReaderDecryptsThroughS3",
             "Effect": "Allow",
             "Principal": {"AWS": args.reader_role_arn},
@@ -237,6 +278,11 @@ def isolated_key_policy(args: IsolatedVaultArgs) -> dict[str, Any]:
         },
     ]
     return policy_document(statements, policy_id="trading-dr-isolated-vault-key")
+
+
+def secrets_purpose() -> dict[str, str]:
+    """The encryption context of a Kubernetes Secrets data key, as a condition."""
+    return {condition_key(PURPOSE_CONTEXT_KEY): KUBERNETES_SECRETS_PURPOSE}
 
 
 def reader_trust(args: IsolatedVaultArgs) -> dict[str, Any]:
@@ -268,6 +314,13 @@ def reader_policy(vault_arn: str, key_arn: str, region: str) -> dict[str, Any]:
                 "Action": READER_KEY_ACTIONS,
                 "Resource": key_arn,
                 "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
+            },
+            {
+                "Sid": "OpenSecretsKeys",
+                "Effect": "Allow",
+                "Action": READER_OPEN_ACTIONS,
+                "Resource": key_arn,
+                "Condition": {"StringEquals": secrets_purpose()},
             },
             {
                 "Sid": "NeverWritesOrDeletes",

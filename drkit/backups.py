@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from drkit import audit
 from drkit.audit import audited
-from drkit.backup.engine import BackupFailed, Progress, run_backup
+from drkit.backup.engine import BackupFailed, IsolatedCopyFailed, Progress, run_backup
 from drkit.backup.manifest import Manifest
 from drkit.backup.metrics import (
     BackupOutcome,
@@ -32,6 +32,7 @@ from drkit.human import iso_time
 from drkit.lease import LeaseHeld
 from drkit.progress import ByteProgress, human_bytes
 from drkit.recovery import BackupIndex
+from stackmodels.config import IsolatedCopy
 from stackmodels.durations import format_duration
 from stackmodels.outputs import SERVICE_NAMES
 
@@ -79,14 +80,24 @@ def backup_store(
             store,
             config.data_class,
             handler,
-            ctx.destinations(config.data_class),
+            ctx.destinations(
+                config.data_class,
+                isolated_optional=config.isolated_copy is IsolatedCopy.OPTIONAL,
+            ),
             progress,
             wait=wait,
         )
-    except BackupFailed:
+    except BackupFailed as error:
+        committed = error.manifest if isinstance(error, IsolatedCopyFailed) else None
         publish(
             BackupOutcome(
-                store, config.data_class, False, datetime.now(UTC), time.monotonic() - clock
+                store,
+                config.data_class,
+                False,
+                datetime.now(UTC),
+                time.monotonic() - clock,
+                copies=len(committed.destinations) if committed is not None else 0,
+                skipped=dict(committed.skipped) if committed is not None else {},
             ),
             publishers,
         )
@@ -99,6 +110,8 @@ def backup_store(
             manifest.finished_at,
             manifest.duration_seconds,
             manifest.size,
+            copies=len(manifest.destinations),
+            skipped=dict(manifest.skipped),
         ),
         publishers,
     )
@@ -150,6 +163,11 @@ def _take_backup(
     targets = [f"s3://{ctx.outputs.backup_vault.name}"]
     if ctx.outputs.gcs_mirror_bucket:
         targets.append(f"gs://{ctx.outputs.gcs_mirror_bucket}")
+    if ctx.outputs.isolated_vault is not None:
+        targets.append(
+            f"s3://{ctx.outputs.isolated_vault.bucket.name} (isolated copy, "
+            f"{store.isolated_copy.value})"
+        )
     out.write(
         f"plan: back up {request.store} ({store.kind.value}, data class {store.data_class}) "
         f"of stack {ctx.stack} to {', '.join(targets)}, encrypted with "
@@ -186,6 +204,18 @@ def _take_backup(
     except LeaseHeld:
         progress.done()
         raise
+    except IsolatedCopyFailed as error:
+        progress.done()
+        out.write(f"FAILED: {error}\n")
+        audit.step(
+            "backup",
+            "failed",
+            error=str(error),
+            backup_id=error.manifest.backup_id,
+            committed=error.manifest.destinations,
+            skipped=error.manifest.skipped,
+        )
+        return 1
     except BackupFailed as error:
         progress.done()
         out.write(f"FAILED: {error}\n")
@@ -198,10 +228,17 @@ def _take_backup(
         backup_id=manifest.backup_id,
         size=manifest.size,
         recovery_point=manifest.recovery_point.isoformat(),
+        copies=manifest.destinations,
+        skipped=manifest.skipped,
     )
     out.write(
         f"backup {manifest.backup_id} committed: {human_bytes(manifest.raw_size)} read, "
         f"{human_bytes(manifest.size)} stored, {format_duration(manifest.duration_seconds)}, "
         f"consistent at {iso_time(manifest.recovery_point)}\n"
     )
+    for name, cause in manifest.skipped.items():  # only with isolated_copy: optional
+        out.write(
+            f"isolated copy SKIPPED (isolated_copy: optional): {len(manifest.destinations)} "
+            f"copies, none in {name}: {cause}\n"
+        )
     return 0

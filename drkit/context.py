@@ -26,6 +26,7 @@ from drkit.storage.objectstore import Encryption
 from drkit.storage.s3 import S3Store
 from stackmodels import OutputsError, StackConfig, StackOutputs
 from stackmodels.config import StoreKind
+from stackmodels.outputs import IsolatedVault
 
 LOCAL_STACK = "local"
 LOCAL_STATE = Path(".drkit/local")
@@ -193,9 +194,29 @@ class OpsContext:
         client = self._isolated_client(isolated.bucket.region, isolated.endpoint_url, None)
         return S3Store(client, isolated.bucket.name)
 
+    def isolated_kms(self) -> Any:
+        """KMS in the isolated vault's account and region with this stack's own credentials:
+        the backup wraps a Secrets data key there (``Encrypt`` only); None: no isolated vault."""
+        isolated = self.outputs.isolated_vault
+        if isolated is None:
+            return None
+        return self._isolated_client(isolated.bucket.region, isolated.endpoint_url, None, "kms")
+
     def isolated_reader(self) -> S3Store:
         """The isolated vault read as restores and verify do: through its reader role
         (``sts:AssumeRole``), never with the production account's own rights."""
+        isolated, found = self._reader_credentials()
+        client = self._isolated_client(isolated.bucket.region, isolated.endpoint_url, found)
+        return S3Store(client, isolated.bucket.name)
+
+    def isolated_reader_kms(self) -> tuple[Any, str]:
+        """(KMS as the isolated vault's reader role, the isolated vault's key ARN): what opens a
+        Secrets data key wrapped under that key, without prod's key."""
+        isolated, found = self._reader_credentials()
+        kms = self._isolated_client(isolated.bucket.region, isolated.endpoint_url, found, "kms")
+        return kms, isolated.kms_key_arn
+
+    def _reader_credentials(self) -> tuple[IsolatedVault, dict[str, Any]]:
         isolated = self.outputs.isolated_vault
         if isolated is None:
             raise MissingIsolatedVault(
@@ -207,8 +228,7 @@ class OpsContext:
         found = sts.assume_role(
             RoleArn=isolated.reader_role_arn, RoleSessionName=f"drkit-{self.stack}-restore"
         )["Credentials"]
-        client = self._isolated_client(isolated.bucket.region, isolated.endpoint_url, found)
-        return S3Store(client, isolated.bucket.name)
+        return isolated, found
 
     def _isolated_client(
         self,
@@ -252,8 +272,13 @@ class OpsContext:
         )
         return GcsStore(client, self.outputs.gcs_mirror_bucket)
 
-    def destinations(self, data_class: str, now: datetime | None = None) -> Destinations:
+    def destinations(
+        self, data_class: str, now: datetime | None = None, isolated_optional: bool = False
+    ) -> Destinations:
         """Where a backup of ``data_class`` goes, locked as its retention class requires.
+
+        ``isolated_optional``: the store's ``isolated_copy: optional`` (a failed third copy is
+        skipped, not a failed run).
 
         The vault's default retention is the strictest class's (compliance, longest), so a writer
         of any other class must ask for its own lock per object (components/backup_vault.py).
@@ -276,4 +301,5 @@ class OpsContext:
             isolated_encryption=Encryption(kms_key_id=isolated.kms_key_arn)
             if isolated is not None
             else None,
+            isolated_optional=isolated_optional,
         )

@@ -6,11 +6,15 @@ What the vault stack may grant another account (``components.isolated_vault``), 
 - bucket policies: an ``Allow`` of ``s3:PutObject`` only, to a writer account of the config
   (``trading-dr:writers``), only on ``<vault>/<prefix>*`` of that writer's prefixes, narrowed to
   its roles by an ``aws:PrincipalArn`` condition. Nothing on any other bucket of the stack;
-- key policies: an ``Allow`` of ``kms:GenerateDataKey`` / ``kms:Encrypt`` only, to a writer
-  account, narrowed by ``aws:PrincipalArn``; and ``kms:Decrypt`` (which a multipart upload under
-  SSE-KMS needs) only through S3 (``kms:ViaService`` = ``s3.<region>.amazonaws.com``, the
+- key policies: an ``Allow`` to a writer account, narrowed by ``aws:PrincipalArn``, of either
+  ``kms:GenerateDataKey`` / ``kms:Encrypt`` / ``kms:Decrypt`` (Decrypt: what a multipart upload
+  under SSE-KMS needs) only through S3 (``kms:ViaService`` = ``s3.<region>.amazonaws.com``, the
   stack's region) and only for the vault bucket (``kms:EncryptionContext:aws:s3:arn`` of the
-  vault or its objects, nothing else). No other ``kms:Decrypt`` to another account;
+  vault or its objects, nothing else); or ``kms:Encrypt`` alone, directly, only with the
+  encryption context of a Kubernetes Secrets data key (``kms:EncryptionContext:drkit:purpose`` =
+  ``kubernetes-secrets``) of that writer's own backups (``kms:EncryptionContext:drkit:backup``
+  like ``<prefix>*`` of its prefixes, nothing wider): wrapping its data key, never unwrapping it.
+  No other use of the key by another account;
 - and the vault's policy must deny every principal outside the account deleting, changing
   retention, legal holds, governance bypass, the policy, the lifecycle and Object Lock (a Deny
   of ``Principal *`` conditioned on ``aws:PrincipalAccount`` not being the vault's), and a put
@@ -30,12 +34,21 @@ from typing import Any
 from policy.floors import Floors, IsolatedFloor
 from policy.rules import BUCKET, KMS_KEY, PURPOSE_VAULT, Resource, Violation, _list, _of, _purpose
 from policy.strength import BUCKET_POLICY, _matches, _statements, _violation
+from stackmodels.sealing import (
+    BACKUP_CONTEXT_KEY,
+    KUBERNETES_SECRETS_PURPOSE,
+    PURPOSE_CONTEXT_KEY,
+    condition_key,
+)
 
 WRITER_S3_ACTIONS = frozenset({"s3:putobject"})
-WRITER_KMS_ACTIONS = frozenset({"kms:encrypt", "kms:generatedatakey"})
-WRITER_DECRYPT = "kms:decrypt"
+WRITER_KMS_ACTIONS = frozenset({"kms:encrypt", "kms:generatedatakey", "kms:decrypt"})
 """Allowed a writer only through S3 for the vault bucket (``_decrypts_only_through_s3``)."""
+WRITER_WRAP_ACTIONS = frozenset({"kms:encrypt"})
+"""Allowed a writer directly only for its Secrets data keys (``_wraps_only_secrets_keys``)."""
 BUCKET_CONTEXT = "kms:EncryptionContext:aws:s3:arn"
+PURPOSE_CONTEXT = condition_key(PURPOSE_CONTEXT_KEY)
+BACKUP_CONTEXT = condition_key(BACKUP_CONTEXT_KEY)
 REQUIRED_OUTSIDE_DENIALS = (
     "s3:DeleteObject",
     "s3:DeleteObjectVersion",
@@ -255,6 +268,28 @@ def _decrypts_only_through_s3(
     return bool(contexts) and any(set(contexts) <= {arn, f"{arn}/*"} for arn in vault_arns)
 
 
+def _wraps_only_secrets_keys(statement: Mapping[str, Any], prefixes: set[str]) -> bool:
+    """Whether the statement's conditions keep a direct use of the key to wrapping a Kubernetes
+    Secrets data key of the writer's own backups: the purpose exactly, the backup under one of
+    its prefixes, and no other way to widen either (no other operator on those keys)."""
+    purposes = _condition_values(statement, PURPOSE_CONTEXT, ("StringEquals",))
+    backups = _condition_values(statement, BACKUP_CONTEXT, ("StringLike", "StringEquals"))
+    widened = [
+        operator
+        for operator, block in _conditions(statement).items()
+        if operator not in ("StringEquals", "StringLike", "ArnLike", "ArnEquals")
+        and isinstance(block, Mapping)
+        and any(str(k).lower() in (PURPOSE_CONTEXT.lower(), BACKUP_CONTEXT.lower()) for k in block)
+    ]
+    allowed = {f"{prefix}*" for prefix in prefixes}
+    return (
+        purposes == [KUBERNETES_SECRETS_PURPOSE]
+        and bool(backups)
+        and set(backups) <= allowed
+        and not widened
+    )
+
+
 def _key_problems(
     key: Resource, floor: IsolatedFloor, region: str, vault_arns: set[str]
 ) -> list[Violation]:
@@ -265,15 +300,19 @@ def _key_problems(
         outside = outside_principals(statement, floor.account_id)
         if not outside:
             continue
-        allowed = WRITER_KMS_ACTIONS
+        accounts = {a for a in (_account_of(p) for p in outside) if a}
+        allowed: frozenset[str] = frozenset()
         if _decrypts_only_through_s3(statement, region, vault_arns):
-            allowed = allowed | {WRITER_DECRYPT}
+            allowed = WRITER_KMS_ACTIONS
+        elif _wraps_only_secrets_keys(statement, _writer_prefixes(floor, accounts)):
+            allowed = WRITER_WRAP_ACTIONS
         for problem in _grant_problems(
             statement,
             outside,
             floor,
             allowed,
-            "kms:GenerateDataKey / kms:Encrypt (and kms:Decrypt through S3 for the vault bucket)",
+            "kms:GenerateDataKey / kms:Encrypt / kms:Decrypt through S3 for the vault bucket, "
+            "or kms:Encrypt of the writer's own Kubernetes Secrets data keys",
         ):
             violations.append(
                 _violation(

@@ -139,6 +139,15 @@ class DataClass(Frozen):
     lifecycle: Lifecycle = Lifecycle()
 
 
+class IsolatedCopy(StrEnum):
+    """Whether a store's backup must reach the isolated account's vault (issue 22)."""
+
+    REQUIRED = "required"
+    """A backup whose third copy failed is a failed run (exit 1), its two copies committed."""
+    OPTIONAL = "optional"
+    """A backup whose third copy failed succeeds with two; its result says the copy was skipped."""
+
+
 class Store(Frozen):
     """A protected data store, named for its purpose (``trading-db``), not its host.
 
@@ -152,6 +161,20 @@ class Store(Frozen):
     continuous_protection: ProtectionKind | None = None
     topics: list[str] = Field(default_factory=list)
     database: str | None = None
+    isolated_copy: IsolatedCopy = IsolatedCopy.REQUIRED
+    """On a stack with an isolated vault: whether a backup that could not write its third copy
+    there fails (``required``, the default) or succeeds with two, saying so (``optional``)."""
+
+    @field_validator("isolated_copy", mode="before")
+    @classmethod
+    def _known_isolated_copy(cls, value: object) -> object:
+        allowed = [choice.value for choice in IsolatedCopy]
+        if not isinstance(value, IsolatedCopy) and value not in allowed:
+            raise ValueError(
+                f"isolated_copy {value!r}: use {' or '.join(allowed)} (whether a backup that "
+                "could not reach the isolated vault fails or succeeds with two copies)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _protection_fits_kind(self) -> Self:

@@ -18,6 +18,8 @@ BACKUP_SUCCESS = "BackupSuccess"
 BACKUP_DURATION = "BackupDurationSeconds"
 BACKUP_SIZE = "BackupSizeBytes"
 BACKUP_LAST_SUCCESS = "BackupLastSuccessTimestamp"
+BACKUP_COPIES = "BackupCopies"
+"""Copies a successful run committed; below 3 on a three-copy stack: the isolated copy skipped."""
 
 # ---- Prometheus (Pushgateway) -----------------------------------------------------------------
 
@@ -31,6 +33,11 @@ LAST_RESULT = "backup_last_result"
 """1 if the last run succeeded, 0 if it failed."""
 DURATION_SECONDS = "backup_duration_seconds"
 SIZE_BYTES = "backup_size_bytes"
+COPIES = "backup_copies"
+"""Copies the last run committed (vault, mirror, isolated vault): 2 on a three-copy stack whose
+isolated copy failed (a failed run) or was skipped (``isolated_copy: optional``)."""
+COPIES_SKIPPED = "backup_copies_skipped"
+"""Copies the last run was meant to write and did not (the isolated vault's): 0 when all were."""
 
 # ---- Failover switch (published by the failover task, read by Route 53 through an alarm) -------
 

@@ -1,5 +1,8 @@
 """The engine every backup runs through: stream each object once to the vault and the mirror,
-then write the manifest last. A failure anywhere aborts the uploads and writes no manifest.
+then write the manifest last. A failure anywhere aborts the uploads and writes no manifest; except
+in the isolated account's vault (issue 22), whose failure drops the third copy alone: the vault and
+the mirror still commit theirs (``IsolatedCopyFailed`` after the commit, unless the store's config
+makes the third copy optional, and then the manifest's ``skipped`` says why it is missing).
 
 Write once: every object, the manifest and the catalog entry are create-only, tagged with their
 backup (``drkit.backup.binding``), and nothing is deleted afterwards, not even by a failed run:
@@ -53,6 +56,15 @@ class BackupFailed(RuntimeError):
     """The backup did not complete; nothing that looks like a backup was left behind."""
 
 
+class IsolatedCopyFailed(BackupFailed):
+    """The vault and the mirror committed the backup (``manifest``), the isolated vault did not
+    get it (no manifest there), and the store's config requires the third copy: a failed run."""
+
+    def __init__(self, message: str, manifest: Manifest) -> None:
+        super().__init__(message)
+        self.manifest = manifest
+
+
 @dataclass(frozen=True)
 class Destinations:
     """Where a backup's objects go: the vault always, the mirror when the stack has one, and the
@@ -60,14 +72,18 @@ class Destinations:
 
     The isolated copy is written with the production writer's credentials, create-only, and
     encrypted with the isolated account's own key (``isolated_encryption``, which asks for no lock:
-    the vault bucket's default retention applies, as its policy requires); a failure there fails
-    the backup as a failure of the mirror does (``TeeWriter``), naming the isolated bucket."""
+    the vault bucket's default retention applies, as its policy requires). A failure there (the
+    endpoint unreachable, a write failing mid-stream, its manifest refused) drops the third copy
+    only: the others go on and commit, and the run then fails naming the isolated bucket and the
+    cause (``IsolatedCopyFailed``), unless ``isolated_optional`` (the store's ``isolated_copy:
+    optional``), when it succeeds and its manifest says the copy was skipped and why."""
 
     vault: ObjectStore
     mirror: ObjectStore | None = None
     encryption: Encryption = field(default_factory=Encryption)
     isolated: ObjectStore | None = None
     isolated_encryption: Encryption | None = None
+    isolated_optional: bool = False
 
     @property
     def stores(self) -> list[ObjectStore]:
@@ -112,6 +128,9 @@ class BackupSession:
         self._progress = progress
         self._zstd_threads = zstd_threads
         self.objects: list[StoredObject] = []
+        self.skipped: dict[str, str] = {}
+        """Destinations dropped from this backup (the isolated vault, after a failure there), with
+        the cause."""
         self._open: list[TeeWriter] = []
         parsed = parse_backup_prefix(prefix + "x")
         self._metadata = object_metadata(parsed[1], parsed[2]) if parsed else {}
@@ -127,8 +146,40 @@ class BackupSession:
 
     @property
     def stores(self) -> list[ObjectStore]:
-        """The vault, and the mirror when the stack has one: for what a handler puts itself."""
-        return self._destinations.stores
+        """The vault, the mirror and the isolated vault that the stack has and that have not
+        failed in this run: for what a handler puts itself."""
+        return [s for s in self._destinations.stores if s.name not in self.skipped]
+
+    @property
+    def isolated(self) -> ObjectStore | None:
+        """The isolated account's vault, while this backup still writes to it."""
+        isolated = self._destinations.isolated
+        return isolated if isolated is not None and isolated.name not in self.skipped else None
+
+    def skip(self, store: ObjectStore, cause: str) -> None:
+        """Drop ``store`` (the isolated vault) from the rest of this backup."""
+        if store.name not in self.skipped:
+            self.skipped[store.name] = cause
+            log.error("isolated copy dropped: %s: %s", store.name, cause)
+
+    def _tee(self, key: str, stores: list[ObjectStore]) -> TeeWriter:
+        """One writer to ``stores``; the isolated vault's is detachable (its failure drops it)."""
+        isolated = self._destinations.isolated
+        return TeeWriter(
+            {
+                store.name: store.writer(
+                    key, self._destinations.encryption_of(store), self._metadata
+                )
+                for store in stores
+            },
+            detachable=[isolated.name] if isolated is not None else [],
+            cleanup=lambda call, doing: bounded(call, io_bounds().cleanup, doing),
+        )
+
+    def _settle(self, tee: TeeWriter) -> None:
+        for name, cause in tee.detached.items():
+            self.skipped.setdefault(name, cause)
+            log.error("isolated copy dropped: %s", cause)
 
     @property
     def encryption(self) -> Encryption:
@@ -144,14 +195,7 @@ class BackupSession:
     ) -> StoredObject:
         """Compress and upload one object from a stream, reading it exactly once."""
         key = self._prefix + name + (".zst" if compress else "")
-        tee = TeeWriter(
-            {
-                store.name: store.writer(
-                    key, self._destinations.encryption_of(store), self._metadata
-                )
-                for store in self._destinations.stores
-            }
-        )
+        tee = self._tee(key, self.stores)
         self._open.append(tee)
         # The chunker hands back compressed output as it is produced (1 MiB pieces). Unlike
         # compressobj() with worker threads, it never lets output pile up behind the input.
@@ -184,6 +228,7 @@ class BackupSession:
                 tee.write(piece)
         tee.commit()
         self._open.remove(tee)
+        self._settle(tee)
         stored = StoredObject(
             name=name,
             key=key,
@@ -213,15 +258,7 @@ class BackupSession:
         if not key.startswith(self._prefix):
             raise ValueError(f"{key!r} is outside this backup's prefix {self._prefix!r}")
         vault = self._destinations.vault
-        tee = TeeWriter(
-            {
-                store.name: store.writer(
-                    key, self._destinations.encryption_of(store), self._metadata
-                )
-                for store in self._destinations.stores
-                if store is not vault
-            }
-        )
+        tee = self._tee(key, [store for store in self.stores if store is not vault])
         self._open.append(tee)
         stream = vault.open_stream(key)
         try:
@@ -235,6 +272,7 @@ class BackupSession:
             close_stream(stream)
         tee.commit()
         self._open.remove(tee)
+        self._settle(tee)
         stored = StoredObject(
             name=name,
             key=key,
@@ -306,6 +344,15 @@ def run_backup(
         bounded(lease.release, io_bounds().cleanup, f"releasing the lease on {store}")
         raise
     lease.release()
+    if manifest.skipped and not destinations.isolated_optional:
+        committed = " and ".join(manifest.destinations)
+        causes = "; ".join(f"{name}: {why}" for name, why in manifest.skipped.items())
+        raise IsolatedCopyFailed(
+            f"backup of {store} ({manifest.backup_id}) committed in {committed} only; the "
+            f"isolated copy failed ({causes}) and the store's config requires it "
+            "(isolated_copy: required)",
+            manifest,
+        )
     return manifest
 
 
@@ -341,16 +388,38 @@ def _run_backup(
             roles=capture.roles,
             checks=capture.checks,
             objects=session.objects,
-            destinations=[s.name for s in destinations.stores],
+            destinations=[s.name for s in session.stores],
+            skipped=dict(session.skipped),
             encryption={"kms_key_id": destinations.encryption.kms_key_id},
         )
-        body = manifest.model_dump_json(indent=2).encode()
         metadata = object_metadata(store, backup_id)
         lease.check()  # a run whose lease was taken over must not commit
-        for target in reversed(destinations.stores):  # the vault's manifest is the commit: last
+        isolated = destinations.isolated
+        if isolated is not None and isolated.name not in session.skipped:
+            # The third copy's manifest first (its own commit): refused or unreachable, it drops
+            # the third copy only, and the other two manifests say so.
+            try:
+                isolated.put_bytes(
+                    prefix + MANIFEST_NAME,
+                    manifest.model_dump_json(indent=2).encode(),
+                    destinations.encryption_of(isolated),
+                    metadata,
+                )
+            except Exception as error:
+                session.skip(isolated, f"its manifest was not written: {_one_line(error)}")
+                manifest = manifest.model_copy(
+                    update={
+                        "destinations": [s.name for s in session.stores],
+                        "skipped": dict(session.skipped),
+                    }
+                )
+        body = manifest.model_dump_json(indent=2).encode()
+        for target in reversed(session.stores):  # the vault's manifest is the commit: last
+            if target is isolated:
+                continue
             encryption = destinations.encryption_of(target)
             target.put_bytes(prefix + MANIFEST_NAME, body, encryption, metadata)
-        _record_in_catalogs(destinations, manifest)
+        _record_in_catalogs(destinations, manifest, session.stores)
     except BaseException as error:
         # Uploads in flight are aborted, best effort within the cleanup bound: against a dead
         # store the abort fails too, and the next run of the store (or the vault's lifecycle,
@@ -363,7 +432,7 @@ def _run_backup(
         )
         if isinstance(error, (KeyboardInterrupt, SystemExit)):
             raise
-        cause = " ".join(str(error).split()) or type(error).__name__
+        cause = _one_line(error)
         raise BackupFailed(f"backup of {store} ({backup_id}) failed: {cause}") from error
     log.info(
         "backup finished",
@@ -402,11 +471,13 @@ def bounded(call: Callable[[], None], seconds: float, doing: str) -> bool:
     return True
 
 
-def _record_in_catalogs(destinations: Destinations, manifest: Manifest) -> None:
+def _record_in_catalogs(
+    destinations: Destinations, manifest: Manifest, committed: list[ObjectStore]
+) -> None:
     """The catalog is derived from the manifests: a failure here is logged, never fatal.
 
     The run still holds the store's lease: its day checkpoint follows the previous run's."""
-    for target in destinations.stores:
+    for target in committed:
         try:
             Catalog(target, destinations.encryption_of(target)).record(manifest)
         except (ObjectStoreError, ValueError) as error:
@@ -420,8 +491,14 @@ def _abort_uploads_of_dead_runs(destinations: Destinations, prefix: str) -> None
 
     This run holds the store's lease, so no other live run of the store exists: an upload pending
     under the store's prefix belongs to a run that died (or lost its lease, and will not commit).
-    """
+
+    Not in the isolated vault: its policy lets a production writer only create objects (no
+    listing, no abort, ``components.isolated_vault``); its lifecycle rule aborts an upload left
+    there after a day. So the isolated vault's first request of a run is its first object's, and
+    a dead or refusing isolated vault is found, and dropped, there."""
     for target in destinations.stores:
+        if target is destinations.isolated:
+            continue
         aborted = target.abort_pending_uploads(prefix)
         if aborted:
             log.warning(
@@ -452,6 +529,10 @@ def _leave_partial(destinations: Destinations, prefix: str, written: list[Stored
             prefix,
             ", ".join(s.name for s in destinations.stores),
         )
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def _describe(error: BaseException) -> str:

@@ -63,6 +63,7 @@ from drkit.kafka_format import store_reader_once
 from drkit.kafka_frames import VERSION as FRAME_VERSION
 from drkit.kafka_frames import FrameWriter, ObjectHeader, Record, encode
 from drkit.kafka_topics import store_snapshot
+from drkit.storage.objectstore import ObjectStoreError
 from stackmodels.kafka_access import READER_GROUP_PREFIX
 
 log = logging.getLogger("drkit.backup.kafka")
@@ -462,35 +463,49 @@ class KafkaHandler:
         since the last stored snapshot, and daily otherwise (drkit.kafka_topics); and the
         format's specification and standalone reader in ``format/drkf-v1/`` when absent
         (drkit.kafka_format). In the vault and the mirror alike, create-only, so a restore
-        from the mirror alone has both."""
+        from the mirror alone has both; in the isolated vault too, where a failure drops the
+        third copy only."""
         parsed = parse_backup_prefix(session.prefix + "x")
         if parsed is None:
             return
-        for stored in store_snapshot(
-            session.stores,
-            parsed[0],
-            parsed[1],
-            topics_json,
-            datetime.now(UTC),
-            session.encryption_of,
-        ):
-            log.info(
-                "topic configuration snapshot (%s): stored %s in %s",
-                stored.reason,
-                stored.key,
-                stored.target,
-                extra={"store": parsed[1]},
-            )
+        errors: list[ObjectStoreError] = []
+        moment = datetime.now(UTC)  # one snapshot key in every target
         for target in session.stores:
-            for key in store_reader_once(
-                target, parsed[0], parsed[1], session.encryption_of(target)
-            ):
+            try:
+                stored_here = store_snapshot(
+                    [target],
+                    parsed[0],
+                    parsed[1],
+                    topics_json,
+                    moment,
+                    session.encryption_of,
+                )
+                readers = store_reader_once(
+                    target, parsed[0], parsed[1], session.encryption_of(target)
+                )
+            except ObjectStoreError as error:
+                if target is session.isolated:  # drops the third copy only (drkit.backup.engine)
+                    session.skip(target, f"topic configuration not stored: {error}")
+                else:
+                    errors.append(error)
+                continue
+            for stored in stored_here:
+                log.info(
+                    "topic configuration snapshot (%s): stored %s in %s",
+                    stored.reason,
+                    stored.key,
+                    stored.target,
+                    extra={"store": parsed[1]},
+                )
+            for key in readers:
                 log.info(
                     "format specification and reader stored: %s in %s",
                     key,
                     target.name,
                     extra={"store": parsed[1]},
                 )
+        if errors:  # every target was tried; the vault's or the mirror's failure fails the run
+            raise errors[0]
 
     def _previous_end_offsets(
         self, cluster: str | None, ids: dict[str, str], warnings: list[str]

@@ -13,6 +13,9 @@ every Secret in plain text into a tarball. Here:
   in restore priority order (``drkit.kubestate.order``): memory holds one page, whatever the size.
 - Secrets: ``drkit.kubestate.sealing`` (one KMS data key per backup, AES-256-GCM per Secret); the
   manifest keeps only the KMS-encrypted key. No Secret value is written anywhere in plain text.
+  With an isolated vault, the key is also wrapped under the isolated vault's key (the manifest's
+  ``secrets.isolated``), so the isolated copy opens without prod's key; a wrap that fails drops
+  the isolated copy, as any failure there does (``drkit.backup.engine``).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from drkit.backup.engine import BackupSession, Capture
 from drkit.kubestate.api import NAMESPACES, ApiClientFactory, KubeApi
 from drkit.kubestate.archive import ARCHIVE_NAME, CONTENT, Header, Record
 from drkit.kubestate.reader import PAGE_SIZE, NamespaceReader, Survey
-from drkit.kubestate.sealing import DataKey, generate_data_key, seal_secret
+from drkit.kubestate.sealing import DataKey, SealingError, generate_data_key, seal_secret
 from stackmodels.sealing import KUBERNETES_SECRETS_PURPOSE, secrets_context
 
 PURPOSE = KUBERNETES_SECRETS_PURPOSE
@@ -49,6 +52,9 @@ class KubernetesHandler:
     kms_client: Any
     page_size: int = PAGE_SIZE
     kind: str = "kubernetes"
+    isolated_kms_client: Any = None
+    """KMS in the isolated vault's account and region, with this job's credentials: the data key
+    is wrapped there under the isolated vault's key (``Encrypt`` only). None: no isolated vault."""
 
     def backup(self, session: BackupSession) -> Capture:
         with self.api_client_factory() as client:
@@ -63,13 +69,14 @@ class KubernetesHandler:
             counts: Counter[str] = Counter()
             context = secrets_context(session.prefix)
             with generate_data_key(self.kms_client, self.kms_key_id, context) as key:
+                wrapped = self._wrap_for_isolated(session, key)
                 header = Header(self.namespace, resource_version, snapshot_time.isoformat())
                 session.write_stream(
                     ARCHIVE_NAME,
                     self._stream(reader, survey, header, key, counts),
                     content=CONTENT,
                 )
-                envelope = key.envelope()
+                envelope = key.envelope() | ({"isolated": wrapped} if wrapped else {})
         return Capture(
             source={
                 "server": api.server,
@@ -87,6 +94,21 @@ class KubernetesHandler:
             },
             counts=dict(counts),
         )
+
+    def _wrap_for_isolated(self, session: BackupSession, key: DataKey) -> dict[str, Any] | None:
+        """The data key under the isolated vault's key, or None (no isolated copy, or it failed:
+        then the isolated copy is dropped, as for a failed write there)."""
+        isolated = session.isolated
+        if isolated is None or self.isolated_kms_client is None:
+            return None
+        key_id = session.encryption_of(isolated).kms_key_id
+        if not key_id:
+            return None
+        try:
+            return key.wrap(self.isolated_kms_client, key_id)
+        except SealingError as error:
+            session.skip(isolated, f"the Secrets data key was not wrapped under its key: {error}")
+            return None
 
     def _stream(
         self,

@@ -91,6 +91,11 @@ class Manifest(BaseModel):
     )
     objects: list[StoredObject]
     destinations: list[str]
+    skipped: dict[str, str] = Field(
+        default_factory=dict,
+        description="destinations this backup was meant for and did not reach (the isolated "
+        "vault, after a failure there), each with the cause; empty when every copy was written",
+    )
     encryption: dict[str, str | None]
 
     @property

@@ -4,6 +4,8 @@
   an old success (``BackupMissing`` fires when it gets too old);
 - ``backup_last_result``: 1 on success, 0 on failure (``BackupFailed``);
 - ``backup_size_bytes`` and ``backup_duration_seconds`` (the last run);
+- ``backup_copies`` and ``backup_copies_skipped`` (CloudWatch ``BackupCopies``): the copies the
+  last run committed and those it meant to write and did not (the isolated vault's, issue 22);
 - ``backup_failures_total`` and ``backup_runs_total``, counters, and
   ``backup_run_duration_seconds``, a histogram of every run's duration.
 
@@ -24,7 +26,7 @@ from __future__ import annotations
 import logging
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,6 +51,11 @@ class BackupOutcome:
     finished_at: datetime
     duration_seconds: float
     size_bytes: int = 0
+    copies: int = 0
+    """Copies committed (0: none, the run failed before its commit)."""
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Copies meant and not written (the isolated vault's), with the cause: logged, and counted in
+    ``backup_copies_skipped``."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +160,13 @@ def prometheus_registry(
             outcome.finished_at.timestamp(),
         )
         gauge(names.SIZE_BYTES, "Bytes stored by the last successful backup", outcome.size_bytes)
+    if outcome.copies:
+        gauge(names.COPIES, "Copies the last backup run committed", outcome.copies)
+        gauge(
+            names.COPIES_SKIPPED,
+            "Copies the last backup run was meant to write and did not (the isolated vault's)",
+            len(outcome.skipped),
+        )
     if counts is not None:
         registry.register(_Families(count_families(counts.after(outcome), labels)))
     return registry
@@ -191,6 +205,8 @@ def cloudwatch_data(outcome: BackupOutcome) -> list[dict[str, Any]]:
             datum(names.BACKUP_SIZE, outcome.size_bytes, "Bytes"),
             datum(names.BACKUP_LAST_SUCCESS, outcome.finished_at.timestamp(), "Seconds"),
         ]
+        if outcome.copies:
+            data.append(datum(names.BACKUP_COPIES, outcome.copies, "Count"))
     return data
 
 
@@ -203,6 +219,8 @@ Publisher = Callable[[BackupOutcome], None]
 
 def publish(outcome: BackupOutcome, publishers: list[Publisher]) -> list[str]:
     """Send to every sink; a sink that fails is logged and named, never fails the backup."""
+    for name, cause in outcome.skipped.items():
+        log.warning("%s: the copy in %s was skipped: %s", outcome.component, name, cause)
     failures = []
     for sink in publishers:
         try:

@@ -118,6 +118,7 @@ def _kubernetes(ctx: OpsContext, store: str, now: datetime) -> Handler:
         namespace=ctx.outputs.k8s_namespace,
         kms_key_id=ctx.outputs.vault_key_arn,
         kms_client=ctx.aws("kms"),
+        isolated_kms_client=ctx.isolated_kms(),
     )
 
 

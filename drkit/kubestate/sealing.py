@@ -8,6 +8,11 @@ sealed together with a random 96-bit nonce; the associated data is the Secret's 
 A restore gets the data key back with KMS ``Decrypt``, which needs ``kms:Decrypt`` on the vault
 key: without it nothing can be read, and the restore refuses before touching the cluster.
 
+On a stack with an isolated vault (issue 22) the same data key is also wrapped under the isolated
+vault's own key (KMS ``Encrypt``, same encryption context: ``DataKey.wrap``), and the manifest
+keeps that envelope too (``isolated``): a restore from the isolated copy opens the Secrets with the
+isolated key alone, so prod's key scheduled for deletion by whoever holds prod does not lock them.
+
 The plaintext key lives in one ``bytearray`` that is zeroed when the key is closed. Python cannot
 promise more: the KMS response's ``bytes`` and the cipher's own copy are freed, not wiped. The key
 never appears in a repr, a log, a journal or a report.
@@ -88,6 +93,26 @@ class DataKey:
             "cipher": CIPHER,
             "kms_key_id": self.kms_key_id,
             "encrypted_data_key": _b64(self.encrypted),
+            "encryption_context": self.context,
+        }
+
+    def wrap(self, kms: Any, key_id: str) -> dict[str, Any]:
+        """This data key encrypted under another KMS key (``Encrypt``, same encryption context):
+        an envelope as ``envelope`` gives, which ``decrypt_data_key`` opens with that key."""
+        if self._key is None:
+            raise SealingError("the data key was closed (wiped) and can no longer be used")
+        try:
+            response = kms.encrypt(
+                KeyId=key_id, Plaintext=bytes(self._key), EncryptionContext=dict(self.context)
+            )
+        except Exception as error:
+            raise SealingError(
+                f"KMS Encrypt of the data key under {key_id} failed: {_kms_message(error)}"
+            ) from None
+        return {
+            "cipher": CIPHER,
+            "kms_key_id": str(response.get("KeyId") or key_id),
+            "encrypted_data_key": _b64(response["CiphertextBlob"]),
             "encryption_context": self.context,
         }
 

@@ -9,6 +9,14 @@
   ``drkit-local:replica-of = <primary key ARN>`` makes that key's replica in this server's region
   (same id, REPLICA); and a multi-Region key's material is derived from its id, so a primary and
   its replicas, in whatever server, share it as AWS's do.
+- **Keys across accounts, and a key's state.** KMS lets a principal of another account use a key
+  by its ARN where the key policy allows it (the production writers wrap a Secrets data key under
+  the isolated vault's key, ``kms:Encrypt``); moto looks every key up in the caller's own account.
+  Here an ``Encrypt`` naming a key ARN of another account is served by that account's keys (the
+  key policy, which moto does not enforce, is tested by its content:
+  ``policy.isolated``). And KMS refuses a disabled key (``DisabledException``) or one pending
+  deletion (``KMSInvalidStateException``) for every cryptographic operation; moto uses it
+  anyway. Here ``Encrypt``, ``Decrypt`` and ``GenerateDataKey`` refuse it, as KMS does.
 - **S3 replication status.** AWS reports ``x-amz-replication-status`` on HEAD and GET: PENDING then
   COMPLETED on a replicated bucket's objects, REPLICA on their copies. moto does not replicate; the
   local stack's copier (``drkit.local.regions.VaultCopier``) does, and notes each copied key in
@@ -27,6 +35,12 @@
   headers on a PutObject or CreateMultipartUpload, which on AWS need ``s3:PutObjectRetention``:
   a writer's objects take the bucket's default retention), and any change to the bucket's
   policy, lock, versioning, lifecycle or the bucket itself.
+- **Object Lock on multipart uploads.** moto locks a single PutObject, with its lock headers or
+  the bucket's default retention, but neither a completed multipart upload: the vaults' large
+  objects were unlocked locally. S3 applies the lock headers of the CreateMultipartUpload, else the
+  bucket's default retention, to the object the CompleteMultipartUpload creates
+  (``patch_multipart_lock``); so here, and its version then refuses a delete as moto's own lock
+  check does for a single PUT's.
 - **A real Aurora in dr.** With ``$DRKIT_LOCAL_AURORA_DIR``, a cluster registered there answers at
   a real PostgreSQL server (dr's standby), and a restore of it to the latest restorable time makes
   a real, writable copy on a free port, removed by ``DeleteDBCluster`` (``drkit.local.aurora``).
@@ -114,6 +128,75 @@ def patch_kms() -> None:
         return key
 
     models.KmsBackend.create_key = create  # type: ignore[method-assign]
+    patch_kms_use()
+
+
+def patch_kms_use() -> None:
+    """Cross-account ``Encrypt`` by key ARN, and a disabled key refused (module docstring)."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.kms import models, responses, utils
+
+    class Unusable(JsonRESTError):
+        def __init__(self, code: str, message: str) -> None:
+            super().__init__(code, message)
+
+    def usable(backend: Any, key_id: str) -> None:
+        key = backend.keys.get(key_id)
+        if key is None:
+            return
+        if key.key_state == "Disabled":
+            raise Unusable("DisabledException", f"{key.arn} is disabled.")
+        if key.key_state != "Enabled":
+            raise Unusable("KMSInvalidStateException", f"{key.arn} is {key.key_state}.")
+
+    def owner(backend: Any, key_id: str | None) -> Any:
+        """The backend of the account a key ARN names, when it is not the caller's."""
+        if not key_id or not key_id.startswith("arn:"):
+            return backend
+        parts = key_id.split(":")
+        account, region = parts[4], parts[3]
+        if account == backend.account_id:
+            return backend
+        return models.kms_backends[account][region]
+
+    validate = responses.KmsResponse._validate_key_id
+
+    def validate_in_owner(self: Any, key_id: str) -> None:
+        if key_id.startswith("arn:") and key_id.split(":")[4] != self.current_account:
+            target = owner(self.kms_backend, key_id)
+            if target.get_key_id(key_id) not in target.keys:
+                raise Unusable("NotFoundException", f"Key '{key_id}' does not exist")
+            return
+        validate(self, key_id)
+
+    encrypt = models.KmsBackend.encrypt
+    decrypt = models.KmsBackend.decrypt
+    generate = models.KmsBackend.generate_data_key
+
+    def encrypt_checked(self: Any, key_id: str, *args: Any, **kwargs: Any) -> Any:
+        target = owner(self, key_id)
+        usable(target, target.any_id_to_key_id(key_id))
+        return encrypt(target, key_id, *args, **kwargs)
+
+    def decrypt_checked(self: Any, ciphertext_blob: bytes, *args: Any, **kwargs: Any) -> Any:
+        try:
+            found = utils._deserialize_ciphertext_blob(ciphertext_blob=ciphertext_blob).key_id
+        except Exception:  # moto's own decrypt says what is wrong with it
+            found = None
+        if isinstance(found, bytes):
+            found = found.decode(errors="replace")
+        if found:
+            usable(self, str(found).rstrip("\0"))
+        return decrypt(self, ciphertext_blob, *args, **kwargs)
+
+    def generate_checked(self: Any, key_id: str, *args: Any, **kwargs: Any) -> Any:
+        usable(self, self.any_id_to_key_id(key_id))
+        return generate(self, key_id, *args, **kwargs)
+
+    responses.KmsResponse._validate_key_id = validate_in_owner  # type: ignore[method-assign]
+    models.KmsBackend.encrypt = encrypt_checked  # type: ignore[method-assign]
+    models.KmsBackend.decrypt = decrypt_checked  # type: ignore[method-assign]
+    models.KmsBackend.generate_data_key = generate_checked  # type: ignore[method-assign]
 
 
 def replication_status(directory: Path, bucket: str, key: str) -> str | None:
@@ -143,6 +226,63 @@ def patch_s3(directory: Path) -> None:
         return headers
 
     models.FakeKey.response_dict = property(with_replication)  # type: ignore[assignment]
+
+
+def patch_multipart_lock() -> None:
+    """A completed multipart upload takes its CreateMultipartUpload's lock headers, else the
+    bucket's default retention, as a PutObject does (moto 5.2.5 drops both)."""
+    from moto.s3 import models, responses
+
+    asked = threading.local()
+    key_response_post = responses.S3Response._key_response_post
+    create_upload = models.S3Backend.create_multipart_upload
+    complete_upload = models.S3Backend.complete_multipart_upload
+
+    def post(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        headers = request.headers
+        asked.lock = (
+            headers.get("x-amz-object-lock-mode"),
+            headers.get("x-amz-object-lock-retain-until-date"),
+            headers.get("x-amz-object-lock-legal-hold"),
+        )
+        try:
+            return key_response_post(self, request, *args, **kwargs)
+        finally:
+            asked.lock = None
+
+    def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+        multipart: Any = create_upload(self, *args, **kwargs)
+        multipart.drkit_lock = getattr(asked, "lock", None)
+        return multipart
+
+    def complete(self: Any, bucket_name: str, multipart_id: str, *args: Any, **kw: Any) -> Any:
+        bucket = self.get_bucket(bucket_name)
+        multipart = bucket.multiparts.get(multipart_id)
+        key = complete_upload(self, bucket_name, multipart_id, *args, **kw)
+        if key is None or multipart is None or not bucket.object_lock_enabled:
+            return key
+        mode, until, hold = getattr(multipart, "drkit_lock", None) or (None, None, None)
+        if mode and until:
+            key.lock_mode = mode
+            key.lock_until = _retention_date(until)
+        elif bucket.has_default_lock:
+            key.lock_mode = bucket.default_lock_mode
+            key.lock_until = bucket.default_retention()
+        if hold:
+            key.lock_legal_status = hold
+        return key
+
+    responses.S3Response._key_response_post = post  # type: ignore[method-assign]
+    models.S3Backend.create_multipart_upload = create  # type: ignore[method-assign]
+    models.S3Backend.complete_multipart_upload = complete  # type: ignore[method-assign]
+
+
+def _retention_date(header: str) -> str:
+    """A lock header's date (ISO 8601, as SDKs send it) in the form moto's lock check parses."""
+    from datetime import UTC, datetime
+
+    moment = datetime.fromisoformat(header.replace("Z", "+00:00"))
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def isolated_refusal(
@@ -238,6 +378,7 @@ def guard_isolated(account: str) -> None:
 
 def main(argv: list[str]) -> None:
     patch_kms()
+    patch_multipart_lock()
     isolated = os.environ.get(ISOLATED_ACCOUNT_ENV)
     if isolated:
         guard_isolated(isolated)

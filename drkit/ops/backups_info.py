@@ -245,6 +245,7 @@ class BackupInfo:
             f"  verified      {iso_time(verified) if verified else 'not yet (invoke verify)'}",
             f"  encryption    {m.encryption}",
             f"  copies        {', '.join(m.destinations)}",
+            *(f"  NOT COPIED    to {name}: {cause}" for name, cause in m.skipped.items()),
             f"  tools         {', '.join(f'{k} {v}' for k, v in m.tool_versions.items())}",
             "  consistent point:",
         ]

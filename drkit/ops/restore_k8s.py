@@ -114,7 +114,7 @@ def prepare(
     custom = set(manifest.source.get("custom_resource_definitions") or [])
     kinds = resolve_kinds(request.kinds, manifest.counts)
     selected = _selected(manifest.counts, custom, kinds)
-    key = _open_data_key(ctx, manifest)
+    key = _open_data_key(ctx, manifest, request.source)
     api: KubeApi | None = None
     try:
         api = kubernetes_api(ctx, request.store)
@@ -179,7 +179,9 @@ def _selected(
     return {name: found for name, found in selected.items() if found}
 
 
-def _open_data_key(ctx: OpsContext, manifest: Manifest) -> DataKey:
+def _open_data_key(ctx: OpsContext, manifest: Manifest, source: str = "vault") -> DataKey:
+    """The backup's Secrets data key, opened by KMS: with this region's vault key, or from the
+    isolated copy with the isolated vault's own key, as its reader role (prod's key not used)."""
     envelope = manifest.consistent_point.get("secrets")
     if not isinstance(envelope, dict):
         raise RecoveryError(
@@ -187,6 +189,16 @@ def _open_data_key(ctx: OpsContext, manifest: Manifest) -> DataKey:
             "Kubernetes-state backup"
         )
     try:
+        if source == "isolated":
+            wrapped = envelope.get("isolated")
+            if not isinstance(wrapped, dict):
+                raise RecoveryError(
+                    f"backup {manifest.backup_id} has no Secrets data key under the isolated "
+                    f"vault's key (its Secrets open only with {envelope.get('kms_key_id')}): "
+                    "restore it with --source vault or mirror. Nothing was changed."
+                )
+            kms, key_arn = ctx.isolated_reader_kms()
+            return decrypt_data_key(kms, wrapped, key_arn)
         return decrypt_data_key(ctx.aws("kms"), envelope, ctx.outputs.vault_key_arn)
     except SealingError as error:
         raise RecoveryError(f"{error}. Nothing was changed.") from None

@@ -34,7 +34,12 @@ from drkit.catalog import CatalogEntry
 from drkit.context import OpsContext
 from drkit.endpoints import postgres_source
 from drkit.ops.plan import FunctionStep, Plan, StepContext
-from drkit.ops.selection import TargetNotEmptyError, check_bound_objects, object_store
+from drkit.ops.selection import (
+    TargetNotEmptyError,
+    check_bound_objects,
+    check_unreplaced,
+    object_store,
+)
 from drkit.ops.verbs import Holds, RestoreEnv, RestoreRequest, RestoreVerb
 from drkit.progress import ByteProgress
 from drkit.recovery import BackupIndex, RecoveryError, parse_timestamp
@@ -113,6 +118,8 @@ def prepare(ctx: OpsContext, request: RestorePostgresRequest, resume: bool = Fal
         entry = index.latest(request.store, parse_timestamp(request.at) if request.at else None)
     manifest = index.manifest(entry)  # bound to its path and its catalog entry
     check_bound_objects(objects, manifest)  # each object tagged with this backup
+    if request.source == "isolated":  # each object the one written there, before any change
+        check_unreplaced(objects, manifest)
     database = request.target_database
     if database is None:
         database = f"{source.database}_restored_{entry.recovery_point.astimezone(UTC):%Y%m%d%H%M}"

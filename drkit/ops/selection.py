@@ -115,6 +115,8 @@ def choose(
             entry = index.latest(store, parse_timestamp(at) if at else None, now)
         manifest = index.manifest(entry)  # bound to its path and its catalog entry
         check_bound_objects(objects, manifest)
+        if source == "isolated":
+            check_unreplaced(objects, manifest)
     return Chosen(store, index, entry, manifest, objects)
 
 
@@ -128,6 +130,31 @@ def check_bound_objects(objects: ObjectStore, manifest: Manifest) -> None:
         return
     except ManifestNotBound as error:
         raise RecoveryError(str(error)) from None
+
+
+def check_unreplaced(objects: ObjectStore, manifest: Manifest) -> None:
+    """Every object is the one written to this copy: the fingerprint the store returned then (the
+    S3 ETag, the GCS MD5) is the one a LIST returns now; one LIST, no data read. An object replaced
+    since (a new version over it, as the isolated vault account's administrator can write) is
+    refused by name before anything is changed, even where the restore streams into its target
+    before the SHA-256 can be complete (pg_restore). An object without a recorded fingerprint is
+    left to the SHA-256 check as it is read; a missing one to ``check_present``.
+
+    Restores from the isolated vault run it (``--source isolated``): it is the copy read when the
+    production account may be in an attacker's hands."""
+    with readable(objects):
+        listed = {info.key: info for info in objects.list_objects(manifest.prefix)}
+    for item in manifest.objects:
+        written = item.fingerprints.get(objects.name)
+        info = listed.get(item.key)
+        if written is None or info is None:
+            continue
+        if info.fingerprint != written or info.size != item.size:
+            raise RecoveryError(
+                f"backup {manifest.backup_id}: object {objects.name}/{item.key} is not the object "
+                f"that was written ({info.size} bytes, fingerprint {info.fingerprint}; written "
+                f"{item.size} bytes, {written}): replaced since; refused, nothing was changed"
+            )
 
 
 def check_present(objects: ObjectStore, manifest: Manifest, items: Iterable[StoredObject]) -> None:

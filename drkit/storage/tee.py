@@ -1,7 +1,9 @@
 """One read of the source, written to every destination at once, with its SHA-256 and size.
 
 Each destination gets its own thread and a bounded queue of chunks, so a slow destination slows
-the pipeline (back-pressure) instead of growing memory, and a failed one fails the whole write.
+the pipeline (back-pressure) instead of growing memory, and a failed one fails the whole write;
+except a *detachable* one (the isolated account's vault, issue 22): its failure drops it from this
+write, which goes on to the others, and is recorded in ``detached`` with its cause.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
+from collections.abc import Callable, Collection
 
 from drkit.storage.objectstore import ObjectStoreError, ObjectWriter
 
@@ -73,12 +76,36 @@ class ThreadedWriter:
 
 
 class TeeWriter:
-    """Writes every chunk to all destinations and hashes it; commit only when all succeeded."""
+    """Writes every chunk to all destinations and hashes it; commit only when all succeeded.
 
-    def __init__(self, writers: dict[str, ObjectWriter]) -> None:
+    ``detachable``: names of destinations whose failure drops them instead of failing the write
+    (``detached``: name to cause). Their aborted upload is cleaned up by ``cleanup``, which must
+    return within its own bound (the engine's ``bounded``): a dead endpoint must not hold the
+    others up."""
+
+    def __init__(
+        self,
+        writers: dict[str, ObjectWriter],
+        detachable: Collection[str] = (),
+        cleanup: Callable[[Callable[[], None], str], object] | None = None,
+    ) -> None:
         self._writers = [ThreadedWriter(writer, name) for name, writer in writers.items()]
         self._sha256 = hashlib.sha256()
         self.size = 0
+        self._detachable = frozenset(detachable)
+        self._cleanup = cleanup
+        self.detached: dict[str, str] = {}
+
+    def _detach(self, writer: ThreadedWriter, error: BaseException) -> None:
+        """Drop a detachable destination that failed; raise for any other."""
+        if writer.name not in self._detachable or not isinstance(error, Exception):
+            raise error
+        self._writers.remove(writer)
+        self.detached[writer.name] = " ".join(str(error).split()) or type(error).__name__
+        if self._cleanup is not None:
+            self._cleanup(writer.abort, f"aborting the upload to {writer.name}")
+        else:
+            writer.abort()
 
     @property
     def sha256(self) -> str:
@@ -95,15 +122,24 @@ class TeeWriter:
             return
         self._sha256.update(chunk)
         self.size += len(chunk)
-        for writer in self._writers:
-            writer.write(chunk)
+        for writer in list(self._writers):
+            try:
+                writer.write(chunk)
+            except BaseException as error:
+                self._detach(writer, error)
 
     def commit(self) -> None:
         try:
-            for writer in self._writers:
-                writer.finish()
-            for writer in self._writers:
-                writer.commit()
+            for writer in list(self._writers):
+                try:
+                    writer.finish()
+                except BaseException as error:
+                    self._detach(writer, error)
+            for writer in list(self._writers):
+                try:
+                    writer.commit()
+                except BaseException as error:
+                    self._detach(writer, error)
         except BaseException:
             self.abort()
             raise

@@ -8,21 +8,24 @@ account's credentials cannot delete, overwrite, shorten a retention or change th
 
 from __future__ import annotations
 
+import os
+import secrets
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 import pytest
 from botocore.exceptions import ClientError
 
-from drkit.backup.engine import BackupFailed
+from drkit.backup.engine import IsolatedCopyFailed
 from drkit.backup.manifest import MANIFEST_NAME, Manifest
 from drkit.catalog import Catalog
 from drkit.context import OpsContext
 from drkit.endpoints import postgres_source
-from drkit.local.isolated import ISOLATED_ACCOUNT
+from drkit.local.isolated import ISOLATED_ACCOUNT, admin_client
 from drkit.ops.executor import Status
 from drkit.ops.restore_all import RestoreAllRequest
 from drkit.ops.restore_all import build_plan as restore_all_plan
@@ -33,6 +36,8 @@ from drkit.ops.verify import VerifyRequest
 from drkit.ops.verify import build_plan as verify_plan
 from drkit.recovery import RecoveryError
 from drkit.seed.postgres import table_digests
+from drkit.storage.objectstore import Encryption
+from drkit.storage.s3 import S3Store
 from stackmodels import StackOutputs
 from stackmodels.outputs import Bucket
 from tests.integration.conftest import SessionServers, provision_project
@@ -200,13 +205,16 @@ def test_an_unwritable_isolated_vault_fails_the_backup_naming_it(project_isolate
     )
     outputs.model_copy(update={"isolated_vault": broken}).write(state)
     ctx = context(project_isolated)
-    with pytest.raises(BackupFailed, match=f"s3://{gone}"):
+    with pytest.raises(IsolatedCopyFailed, match=f"s3://{gone}.*NoSuchBucket") as failure:
         database_backup(ctx)
-    assert not [
-        info.key
+    # the vault's and the mirror's commit stand (a two-copy backup), saying what is missing
+    committed = [
+        Manifest.model_validate_json(ctx.vault().get_bytes(info.key))
         for info in ctx.vault().list_objects("")
         if info.key.endswith(MANIFEST_NAME) and "/trading-db/" in info.key
     ]
+    assert [m.backup_id for m in committed] == [failure.value.manifest.backup_id]
+    assert list(committed[0].skipped) == [f"s3://{gone}"]
 
 
 def invoke(project: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
@@ -305,3 +313,104 @@ def test_restore_all_from_the_isolated_vault_with_every_prod_copy_hidden(
     assert table_digests(restored.conninfo()) == at_point
     with cache_server.client() as client:
         assert cache_snapshot(client) == cache_at_point
+
+
+def test_a_multipart_object_in_the_isolated_vault_takes_the_default_compliance_retention(
+    project_isolated: Path, isolated_aws: LocalAws
+) -> None:
+    """S3 applies the bucket's default retention to a completed multipart upload as to a PUT
+    (moto does not; ``drkit.local.moto_server.patch_multipart_lock``): the isolated copy's large
+    objects are locked, and not even the vault account's administrator can delete them."""
+    ctx = context(project_isolated)
+    isolated = ctx.outputs.isolated_vault
+    writer = ctx.isolated_writer()
+    assert isolated is not None and writer is not None
+    store = S3Store(writer.client, writer.bucket, part_size=5 * 1024 * 1024)
+    key = f"user-data/multipart-{secrets.token_hex(4)}/big.bin"
+    upload = store.writer(key, Encryption(kms_key_id=isolated.kms_key_arn))
+    for _ in range(3):  # 12 MiB: three parts, sent as a multipart upload
+        upload.write(os.urandom(4 * 1024 * 1024))
+    upload.commit()
+    head = ctx.isolated_reader().client.head_object(Bucket=writer.bucket, Key=key)
+    assert head["ContentLength"] == 12 * 1024 * 1024
+    assert int(head["ETag"].strip('"').rsplit("-", 1)[1]) == 3  # a multipart object's ETag
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    longest = max(ctx.config.retention_of(c).days for c in ctx.config.data_classes)
+    until = head["ObjectLockRetainUntilDate"]
+    expected = datetime.now(UTC) + timedelta(days=longest)
+    assert abs((until - expected).total_seconds()) < 300, (until, expected)
+    admin = admin_client(isolated_aws, "s3", isolated.bucket.region)
+    version = head["VersionId"]
+    for call in (
+        lambda: admin.delete_object(Bucket=writer.bucket, Key=key, VersionId=version),
+        lambda: admin.delete_object(
+            Bucket=writer.bucket, Key=key, VersionId=version, BypassGovernanceRetention=True
+        ),
+    ):
+        assert refused(call) == "AccessDenied"
+    assert refused(lambda: writer.client.delete_object(Bucket=writer.bucket, Key=key)) == (
+        "AccessDenied"
+    )
+    versions = admin.list_object_versions(Bucket=writer.bucket, Prefix=key)
+    assert [v["VersionId"] for v in versions["Versions"]] == [version]
+
+
+def database_exists(ctx: OpsContext, name: str) -> bool:
+    with psycopg.connect(postgres_source(ctx, "trading-db").conninfo()) as connection:
+        row = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        return row.fetchone() is not None
+
+
+def test_a_tampered_object_in_the_isolated_vault_is_refused_naming_it(
+    project_isolated: Path, isolated_aws: LocalAws
+) -> None:
+    """The vault account's administrator (or anyone holding it) writes a new version over a
+    backup's dump, as Object Lock allows: same size, same binding metadata, other bytes. A restore
+    from the isolated vault refuses it by name before anything is changed: no database created."""
+    ctx = context(project_isolated)
+    manifest = database_backup(ctx)
+    isolated = ctx.outputs.isolated_vault
+    assert isolated is not None
+    bucket = isolated.bucket.name
+    admin = admin_client(isolated_aws, "s3", isolated.bucket.region)
+    dump = next(item for item in manifest.objects if item.name == "database.dump")
+    head = admin.head_object(Bucket=bucket, Key=dump.key)
+    admin.put_object(
+        Bucket=bucket,
+        Key=dump.key,
+        Body=b"\0" * dump.size,
+        Metadata=head["Metadata"],
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=isolated.kms_key_arn,
+    )
+    versions = admin.list_object_versions(Bucket=bucket, Prefix=dump.key)["Versions"]
+    assert len(versions) == 2  # the original stays under its lock, the new one on top
+
+    target = "from_tampered"
+    request = RestorePostgresRequest(target_database=target, source="isolated")
+    with pytest.raises(RecoveryError) as refusal:
+        build_plan(ctx, request, RestoreEnv(project_isolated))
+    message = str(refusal.value)
+    assert f"s3://{bucket}/{dump.key} is not the object that was written" in message
+    assert "nothing was changed" in message
+    assert not database_exists(ctx, target)
+    # the task: one line naming the object, exit 2
+    result = invoke(
+        project_isolated,
+        "restore.postgres",
+        "--source",
+        "isolated",
+        "--target-database",
+        target,
+        "--yes",
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and dump.key in lines[0], result.stderr
+    assert not database_exists(ctx, target)
+    # the prod vault's copy is untouched and restores
+    plan, _ = build_plan(
+        ctx, RestorePostgresRequest(target_database=target), RestoreEnv(project_isolated)
+    )
+    report, out = run(ctx, project_isolated, plan, yes=True)
+    assert report.status is Status.SUCCEEDED, out

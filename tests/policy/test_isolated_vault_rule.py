@@ -88,6 +88,9 @@ class Mutation:
 
 WRITER = "WriterProdCreatesUnderItsPrefixes"
 WRITER_KEY = "WriterProdUploadsThroughS3"
+WRAP_KEY = "WriterProdWrapsSecretsKeys"
+PURPOSE = "kms:EncryptionContext:drkit:purpose"
+BACKUP = "kms:EncryptionContext:drkit:backup"
 DENY = "OutsideNeverDeletesOrReconfigures"
 
 MUTATIONS = [
@@ -200,7 +203,7 @@ MUTATIONS = [
         "prod-may-decrypt-not-through-s3",
         KEY,
         by_sid(WRITER_KEY, lambda s: s["Condition"]["StringEquals"].pop("kms:ViaService")),
-        (WRITER_KEY, "grants ['kms:Decrypt'] beyond kms:GenerateDataKey / kms:Encrypt"),
+        (WRITER_KEY, "grants ['kms:Decrypt', 'kms:GenerateDataKey'] beyond kms:GenerateDataKey"),
     ),
     Mutation(
         "prod-may-decrypt-through-another-region",
@@ -211,13 +214,13 @@ MUTATIONS = [
                 {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}
             ),
         ),
-        (WRITER_KEY, "grants ['kms:Decrypt'] beyond"),
+        (WRITER_KEY, "grants ['kms:Decrypt', 'kms:GenerateDataKey'] beyond"),
     ),
     Mutation(
         "prod-may-decrypt-for-any-bucket",
         KEY,
         by_sid(WRITER_KEY, lambda s: s["Condition"].pop("StringLike")),
-        (WRITER_KEY, "grants ['kms:Decrypt'] beyond"),
+        (WRITER_KEY, "grants ['kms:Decrypt', 'kms:GenerateDataKey'] beyond"),
     ),
     Mutation(
         "prod-may-decrypt-for-another-bucket",
@@ -228,7 +231,7 @@ MUTATIONS = [
                 {"kms:EncryptionContext:aws:s3:arn": [VAULT_ARN, "arn:aws:s3:::other/*"]}
             ),
         ),
-        (WRITER_KEY, "grants ['kms:Decrypt'] beyond"),
+        (WRITER_KEY, "grants ['kms:Decrypt', 'kms:GenerateDataKey'] beyond"),
     ),
     Mutation(
         "prod-may-decrypt-a-second-statement",
@@ -272,6 +275,68 @@ MUTATIONS = [
             }
         ),
         ("'Anyone'", "grants to ['*']", "'kms:Decrypt'"),
+    ),
+    Mutation(
+        "prod-may-wrap-anything",
+        KEY,
+        by_sid(WRAP_KEY, lambda s: s["Condition"].pop("StringEquals")),
+        (WRAP_KEY, "grants ['kms:Encrypt'] beyond"),
+    ),
+    Mutation(
+        "prod-may-wrap-for-another-purpose",
+        KEY,
+        by_sid(WRAP_KEY, lambda s: s["Condition"]["StringEquals"].update({PURPOSE: "other"})),
+        (WRAP_KEY, "grants ['kms:Encrypt'] beyond"),
+    ),
+    Mutation(
+        "prod-may-wrap-any-purpose-by-pattern",
+        KEY,
+        by_sid(
+            WRAP_KEY,
+            lambda s: s["Condition"].update(
+                {"StringEquals": {}, "StringLike": s["Condition"]["StringLike"] | {PURPOSE: "*"}}
+            ),
+        ),
+        (WRAP_KEY, "grants ['kms:Encrypt'] beyond"),
+    ),
+    Mutation(
+        "prod-may-wrap-for-any-backup",
+        KEY,
+        by_sid(WRAP_KEY, lambda s: s["Condition"]["StringLike"].update({BACKUP: "*"})),
+        (WRAP_KEY, "grants ['kms:Encrypt'] beyond"),
+    ),
+    Mutation(
+        "prod-may-wrap-without-a-backup",
+        KEY,
+        by_sid(WRAP_KEY, lambda s: s["Condition"].pop("StringLike")),
+        (WRAP_KEY, "grants ['kms:Encrypt'] beyond"),
+    ),
+    Mutation(
+        "prod-may-wrap-widened-by-a-set-operator",
+        KEY,
+        by_sid(
+            WRAP_KEY,
+            lambda s: s["Condition"].update({"ForAnyValue:StringLike": {BACKUP: "*"}}),
+        ),
+        (WRAP_KEY, "grants ['kms:Encrypt'] beyond"),
+    ),
+    Mutation(
+        "prod-may-unwrap",
+        KEY,
+        by_sid(WRAP_KEY, setting("Action", ["kms:Encrypt", "kms:Decrypt"])),
+        (WRAP_KEY, "grants ['kms:Decrypt'] beyond"),
+    ),
+    Mutation(
+        "prod-may-make-data-keys-directly",
+        KEY,
+        by_sid(WRAP_KEY, setting("Action", ["kms:Encrypt", "kms:GenerateDataKey"])),
+        (WRAP_KEY, "grants ['kms:GenerateDataKey'] beyond"),
+    ),
+    Mutation(
+        "wrap-without-principal-arn",
+        KEY,
+        by_sid(WRAP_KEY, lambda s: s["Condition"].pop("ArnLike")),
+        (WRAP_KEY, "no aws:PrincipalArn condition"),
     ),
     Mutation(
         "writer-key-without-principal-arn",

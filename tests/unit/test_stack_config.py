@@ -275,7 +275,22 @@ BAD_CONFIGS: list[tuple[str, list[str], Any, str, str]] = [
         "trading-dr:platform = 'AIPX'",
         "should match pattern",
     ),
+    (
+        "isolated copy neither required nor optional",
+        ["stores", "trading-db", "isolated_copy"],
+        "sometimes",
+        "trading-dr:stores.trading-db.isolated_copy = 'sometimes'",
+        "use required or optional",
+    ),
 ]
+
+
+def test_the_isolated_copy_is_required_unless_a_store_says_optional(tmp_path: Path) -> None:
+    config = load(prod_document(), tmp_path)
+    assert {store.isolated_copy.value for store in config.stores.values()} == {"required"}
+    optional = load(mutate(["stores", "app-state", "isolated_copy"], "optional"), tmp_path)
+    assert optional.stores["app-state"].isolated_copy.value == "optional"
+    assert optional.stores["trading-db"].isolated_copy.value == "required"
 
 
 @pytest.mark.parametrize(

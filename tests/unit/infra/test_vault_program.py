@@ -164,6 +164,23 @@ def test_the_key_lets_writers_only_generate_data_keys_and_the_reader_decrypt(
         "AWS": f"arn:aws:iam::{VAULT_ACCOUNT}:role/aipx-isolated-vault-reader"
     }
     assert reader["Action"] == ["kms:Decrypt", "kms:DescribeKey"]
+    # The Secrets data key of a Kubernetes backup: the writers wrap it (Encrypt only, that
+    # purpose, their own prefixes), the reader opens it (Decrypt, that purpose): the isolated
+    # copy's Secrets open without the production key.
+    wrap = policy["WriterProdWrapsSecretsKeys"]
+    assert wrap["Action"] == ["kms:Encrypt"]
+    assert wrap["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
+    assert wrap["Condition"]["StringEquals"] == {
+        "kms:EncryptionContext:drkit:purpose": "kubernetes-secrets"
+    }
+    prefixes = wrap["Condition"]["StringLike"]["kms:EncryptionContext:drkit:backup"]
+    assert prefixes and all(p.endswith("/*") and p != "*" for p in prefixes), prefixes
+    assert wrap["Condition"]["ArnLike"] == writer["Condition"]["ArnLike"]
+    opens = policy["ReaderOpensSecretsKeys"]
+    assert opens["Principal"] == reader["Principal"] and opens["Action"] == ["kms:Decrypt"]
+    assert opens["Condition"] == {
+        "StringEquals": {"kms:EncryptionContext:drkit:purpose": "kubernetes-secrets"}
+    }
     administrators = policy["KeyAdministration"]["Principal"]["AWS"]
     assert administrators == [
         f"arn:aws:iam::{VAULT_ACCOUNT}:role/pulumi-deployer",
@@ -175,6 +192,8 @@ def test_the_key_lets_writers_only_generate_data_keys_and_the_reader_decrypt(
         "WriterDrCreatesUnderItsPrefixes": [f"arn:aws:iam::{ACCOUNT}:root"],
         "WriterProdUploadsThroughS3": [f"arn:aws:iam::{ACCOUNT}:root"],
         "WriterDrUploadsThroughS3": [f"arn:aws:iam::{ACCOUNT}:root"],
+        "WriterProdWrapsSecretsKeys": [f"arn:aws:iam::{ACCOUNT}:root"],
+        "WriterDrWrapsSecretsKeys": [f"arn:aws:iam::{ACCOUNT}:root"],
     }
 
 
@@ -196,6 +215,10 @@ def test_the_reader_role_trusts_only_the_dr_operators_and_only_reads(vault: Stac
     assert (
         policy["DecryptThroughS3"]["Resource"] == vault.one(KEY, "isolated-vault-key").state["arn"]
     )
+    assert policy["OpenSecretsKeys"]["Action"] == ["kms:Decrypt"]
+    assert policy["OpenSecretsKeys"]["Condition"] == {
+        "StringEquals": {"kms:EncryptionContext:drkit:purpose": "kubernetes-secrets"}
+    }
     assert policy["NeverWritesOrDeletes"]["Effect"] == "Deny"
 
 
@@ -264,6 +287,20 @@ def test_prod_and_dr_export_the_isolated_vault_and_grant_create_only(
         data_class = run.config.stores[store].data_class
         policy = statements(job.inputs["policy"])
         isolated = {sid: s for sid, s in policy.items() if VAULT_ACCOUNT in json.dumps(s)}
+        wraps = isolated.pop("IsolatedVaultWrapsSecretsKey", None)
+        if run.config.stores[store].kind.value == "kubernetes":  # it seals Secrets
+            assert wraps == {
+                "Sid": "IsolatedVaultWrapsSecretsKey",
+                "Effect": "Allow",
+                "Action": ["kms:Encrypt"],
+                "Resource": key_arn,
+                "Condition": {
+                    "StringEquals": {"kms:EncryptionContext:drkit:purpose": "kubernetes-secrets"},
+                    "StringLike": {"kms:EncryptionContext:drkit:backup": f"{data_class}/{store}/*"},
+                },
+            }, store
+        else:
+            assert wraps is None, store
         assert isolated == {
             "IsolatedVaultCreateOwnPrefix": {
                 "Sid": "IsolatedVaultCreateOwnPrefix",

@@ -36,6 +36,7 @@ from drkit.endpoints import postgres_source
 from drkit.ops.plan import FunctionStep, Plan, StepContext
 from drkit.ops.selection import TargetNotEmptyError, check_bound_objects, object_store
 from drkit.ops.verbs import Holds, RestoreEnv, RestoreRequest, RestoreVerb
+from drkit.pg_jobs import parse_jobs, resolve_jobs
 from drkit.progress import ByteProgress
 from drkit.recovery import BackupIndex, RecoveryError, parse_timestamp
 from drkit.restore.postgres import (
@@ -47,7 +48,9 @@ from drkit.restore.postgres import (
     end_orphaned_restores,
     ensure_empty,
     restore_postgres,
+    user_tables,
 )
+from drkit.restore.postgres_parallel import is_parallel
 from drkit.storage.objectstore import ObjectStore
 from drkit.targets import postgres_database
 from stackmodels.config import StoreKind
@@ -63,6 +66,8 @@ class RestorePostgresRequest(RestoreRequest):
     source: str = Field(default="vault", pattern="^(vault|mirror|isolated)$")
     create_roles: bool = False
     no_privileges: bool = False
+    jobs: str = ""
+    """A format-2 backup's parallel jobs: a number, or blank/``auto`` (``drkit.pg_jobs``)."""
 
     @classmethod
     def from_flags(cls, **flags: Any) -> Self:
@@ -89,6 +94,8 @@ class Prepared(Holds):
     target: PostgresSource
     missing_roles: list[str] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
+    jobs: int = 1
+    """Parallel jobs of a format-2 backup's restore; 1 for a format-1 backup (one stream)."""
 
 
 def prepare(ctx: OpsContext, request: RestorePostgresRequest, resume: bool = False) -> Prepared:
@@ -127,7 +134,34 @@ def prepare(ctx: OpsContext, request: RestorePostgresRequest, resume: bool = Fal
         except TargetNotEmpty as error:
             raise TargetNotEmptyError(f"{error}. Nothing was changed.") from None
     _check_tables(request.tables, manifest)
-    return Prepared(entry, manifest, objects, target, missing)
+    jobs = _jobs(request, manifest, source, database, resume)
+    return Prepared(entry, manifest, objects, target, missing, jobs=jobs)
+
+
+def _jobs(
+    request: RestorePostgresRequest,
+    manifest: Manifest,
+    server: PostgresSource,
+    database: str,
+    resume: bool,
+) -> int:
+    """A format-2 backup: the jobs the server's free connections allow (refusing ``--jobs 0``
+    and too many, naming the limit), into an empty database only. A format-1 backup: one
+    stream (``--jobs`` is checked, and has nothing to split)."""
+    if not is_parallel(manifest):
+        parse_jobs(request.jobs)
+        return 1
+    if request.force and not resume and _database_exists(server, database):
+        with psycopg.connect(server.conninfo(database)) as connection:
+            existing = user_tables(connection)
+        if existing:
+            raise TargetNotEmptyError(
+                f"backup {manifest.backup_id} is format 2 (parallel): it restores into an empty "
+                f"database only, and {database!r} has {len(existing)} table(s); --force cannot "
+                "replace them. Choose a new --target-database, or drop that one. Nothing was "
+                "changed."
+            )
+    return resolve_jobs(server, request.jobs, 1, "restore")
 
 
 def build_plan(
@@ -156,8 +190,7 @@ def build_plan(
             if restored_already(context):
                 context.note("the killed run's pg_restore had committed: nothing to redo")
                 return expected
-        dump = next(o for o in prepared.manifest.objects if o.name == "database.dump")
-        progress = ByteProgress(f"restore {request.store}", total=dump.raw_size)
+        progress = ByteProgress(f"restore {request.store}", total=_restored_bytes(prepared))
         result = restore_postgres(
             prepared.manifest,
             prepared.objects,
@@ -166,6 +199,7 @@ def build_plan(
             force=request.force,
             progress=progress,
             privileges=not request.no_privileges,
+            jobs=prepared.jobs,
         )
         progress.done()
         context.note(f"{sum(result.counts.values()):,} rows in {len(result.counts)} tables")
@@ -222,6 +256,11 @@ def build_plan(
             f"restore.{request.store}",
             f"pg_restore backup {entry.backup_id} ({prepared.objects.name}, consistent at "
             f"{entry.recovery_point.isoformat()}) into {target.database!r}"
+            + (
+                f", {prepared.jobs} job(s) in parallel (format 2)"
+                if is_parallel(prepared.manifest)
+                else ""
+            )
             + (f", tables {', '.join(request.tables)}" if request.tables else ""),
             restore,
             check=restored_already,
@@ -273,6 +312,14 @@ def data_loss_figures(prepared: Prepared, now: datetime | None = None) -> dict[s
         ),
         "rows_in_backup": sum(prepared.manifest.counts.values()),
     }
+
+
+def _restored_bytes(prepared: Prepared) -> int:
+    """What the progress counts: the dump (format 1), or the tables' rows (format 2)."""
+    manifest = prepared.manifest
+    if not is_parallel(manifest):
+        return next(o for o in manifest.objects if o.name == "database.dump").raw_size
+    return sum(o.raw_size for o in manifest.objects if o.name.endswith(".copy"))
 
 
 def _selected(tables: list[str], manifest: Manifest) -> list[str]:

@@ -60,7 +60,9 @@ def parse_jobs(jobs: str | int) -> int | None:
     try:
         number = int(text)
     except ValueError:
-        raise JobsRefused(f"--jobs {jobs}: give a number of parallel jobs (1 or more) or auto")
+        raise JobsRefused(
+            f"--jobs {jobs}: give a number of parallel jobs (1 or more) or auto"
+        ) from None
     if number < 1:
         raise JobsRefused(
             f"--jobs {jobs}: at least 1 job is needed (auto: the machine's {cores()} core(s), "

@@ -12,8 +12,9 @@ Then, every stream its own compressed, checksummed object of the backup (``Backu
 
 1. ``schema.dump``: ``pg_dump --snapshot=<id> --exclude-table-data=<each table>`` in custom
    format, the pre-data and post-data sections with the sequences' values, the materialized
-   views' refresh and the large objects (the data section without any table's rows). Several ``pg_dump`` runs would each lock every table; this
-   one runs first, while no other session waits for a lock it needs.
+   views' refresh and the large objects (the data section without any table's rows). Several
+   ``pg_dump`` runs would each lock every table; this one runs first, alone, while no other
+   session waits for a lock it needs.
 2. ``table-NNNN.copy``: each table's rows (a partition is a table; a partitioned parent has none),
    ``COPY <table> (<its stored columns>) TO STDOUT`` in text format, largest table first, N at a
    time, each on a worker connection that imported the snapshot (``SET TRANSACTION SNAPSHOT``).
@@ -32,7 +33,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -80,7 +81,7 @@ class TableData:
 
     @property
     def pattern(self) -> str:
-        """Exactly this table, as a ``pg_dump`` pattern (inside double quotes nothing is special)."""
+        """Exactly this table as a ``pg_dump`` pattern (inside double quotes nothing is special)."""
         return '"{}"."{}"'.format(self.schema.replace('"', '""'), self.name.replace('"', '""'))
 
     @property
@@ -121,6 +122,8 @@ class ParallelPostgresHandler:
     after_schema: Callable[[], None] | None = None
     """Called once the schema is dumped, before any table's rows: the tests drop a table here."""
     kind: str = "postgres"
+    by_coordinator: list[str] = field(default_factory=list)
+    """The tables whose worker could not lock them at once, dumped by the coordinator."""
 
     def backup(self, session: BackupSession) -> Capture:
         bounds = io_bounds()
@@ -255,7 +258,11 @@ class ParallelPostgresHandler:
                         connection = self._worker(snapshot, encoding)
                         with guard:
                             opened.append(connection)
-                    use = connection if _lock_now(connection, table) else coordinator
+                    use = connection
+                    if not _lock_now(connection, table):
+                        use = coordinator
+                        with guard:
+                            self.by_coordinator.append(table.qualified)
                     session.write_stream(
                         names[table.qualified], _copy_out(use, table), content=content(table)
                     )

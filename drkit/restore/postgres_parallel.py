@@ -148,15 +148,13 @@ def restore_parallel(
             with lock:
                 progress(name, raw)
 
-    pre = pg_restore_command(target, privileges, tables, "pre-data") + ["--single-transaction"]
+    pre = [*pg_restore_command(target, privileges, tables, "pre-data"), "--single-transaction"]
     _run(pre, target, raw_chunks(store, schema))
     killpoints.reached("postgres.pre-data")
     layout = selected_layout(manifest, tables)
     with ThreadPoolExecutor(jobs, thread_name_prefix="pg-copy") as pool:
         futures = [
-            pool.submit(
-                _copy_in, store, _object(manifest, e["object"]), e, target, encoding, shown
-            )
+            pool.submit(_copy_in, store, _object(manifest, e["object"]), e, target, encoding, shown)
             for e in layout
         ]
         try:
@@ -166,13 +164,13 @@ def restore_parallel(
             pool.shutdown(wait=True, cancel_futures=True)  # no new table once one failed
             raise
     killpoints.reached("postgres.table-data")
-    rest = pg_restore_command(target, privileges, tables, "data") + ["--single-transaction"]
+    rest = [*pg_restore_command(target, privileges, tables, "data"), "--single-transaction"]
     _run(rest, target, raw_chunks(store, schema))
     with tempfile.TemporaryDirectory(prefix="drkit-post-data-") as folder:
         path = os.path.join(folder, "schema.dump")
         with open(path, "wb") as spool:
             for chunk in raw_chunks(store, schema):
                 spool.write(chunk)
-        post = pg_restore_command(target, privileges, tables, "post-data") + [f"--jobs={jobs}"]
+        post = [*pg_restore_command(target, privileges, tables, "post-data"), f"--jobs={jobs}"]
         _run([*post, path], target, None)
     killpoints.reached("postgres.sent")

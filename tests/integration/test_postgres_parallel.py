@@ -56,7 +56,7 @@ def test_format_2_backup_and_restore_equal_the_source_exactly(project: Path) -> 
     layout = manifest.consistent_point["tables"]
     names = {entry["table"] for entry in layout}
     # every table with rows, partitions one by one (their parent has none of its own)
-    assert {'odd schema.order items', 'odd schema.events 2025', "public.wide"} <= names
+    assert {"odd schema.order items", "odd schema.events 2025", "public.wide"} <= names
     assert "odd schema.events" not in names
     objects = {item.name: item for item in manifest.objects}
     assert SCHEMA_OBJECT in objects and "database.dump" not in objects
@@ -127,7 +127,8 @@ def test_a_table_dropped_after_the_export_still_dumps_from_the_snapshot(project:
             for _ in range(200):  # the DROP is issued and queued for its lock
                 row = watcher.execute(
                     "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
-                    " WHERE c.relname = 'doomed' AND NOT l.granted AND l.mode = 'AccessExclusiveLock'"
+                    " WHERE c.relname = 'doomed' AND NOT l.granted"
+                    " AND l.mode = 'AccessExclusiveLock'"
                 ).fetchone()
                 if row and row[0]:
                     return
@@ -136,8 +137,11 @@ def test_a_table_dropped_after_the_export_still_dumps_from_the_snapshot(project:
 
     config = ctx.store_config("trading-db")
     handler = ParallelPostgresHandler(source, jobs=2, after_schema=after_schema)
-    manifest = run_backup("trading-db", config.data_class, handler, ctx.destinations(config.data_class))
+    manifest = run_backup(
+        "trading-db", config.data_class, handler, ctx.destinations(config.data_class)
+    )
     assert manifest.counts["public.doomed"] == 5000
+    assert handler.by_coordinator == ["public.doomed"]  # its worker could not lock it: queued DROP
     assert dropped.wait(30) and not errors, errors  # the DROP went through once the backup ended
     with psycopg.connect(source.conninfo()) as connection:
         row = connection.execute("SELECT to_regclass('public.doomed')").fetchone()

@@ -33,7 +33,9 @@ from drkit.backup.postgres import PostgresSource
 from drkit.catalog import CatalogEntry
 from drkit.context import OpsContext
 from drkit.endpoints import postgres_source
+from drkit.ops.journal import Journal
 from drkit.ops.plan import FunctionStep, Plan, StepContext
+from drkit.ops.run import JOURNAL_DIR
 from drkit.ops.selection import TargetNotEmptyError, check_bound_objects, object_store
 from drkit.ops.verbs import Holds, RestoreEnv, RestoreRequest, RestoreVerb
 from drkit.pg_jobs import parse_jobs, resolve_jobs
@@ -98,12 +100,19 @@ class Prepared(Holds):
     """Parallel jobs of a format-2 backup's restore; 1 for a format-1 backup (one stream)."""
 
 
-def prepare(ctx: OpsContext, request: RestorePostgresRequest, resume: bool = False) -> Prepared:
+def prepare(
+    ctx: OpsContext,
+    request: RestorePostgresRequest,
+    resume: bool = False,
+    created: frozenset[str] = frozenset(),
+) -> Prepared:
     """Resolve and check everything; raises ValueError subclasses naming the bad input.
 
     ``resume``: a resumed run finds the tables its own restore step loaded (it may have been
     killed after the restore committed, before the journal said so): a target whose row counts
-    are exactly the backup's is not a reason to refuse; the step then finds itself done."""
+    are exactly the backup's is not a reason to refuse; the step then finds itself done. Nor,
+    for a format-2 backup (whose tables load in transactions of their own), is a database the
+    resumed run created itself (``created``): the restore step starts it again from empty."""
     if request.at and request.backup:
         raise RecoveryError("give --at or --backup, not both")
     store = ctx.store_config(request.store)
@@ -126,8 +135,11 @@ def prepare(ctx: OpsContext, request: RestorePostgresRequest, resume: bool = Fal
     postgres_database(database, [source.database, str(manifest.source.get("database") or "")])
     target = postgres_source(ctx, request.store, database)
     missing = check_target_server(manifest, source, not request.no_privileges, request.create_roles)
-    if _database_exists(source, database) and not (
-        resume and _holds_backup(target, manifest, request.tables)
+    own = resume and is_parallel(manifest) and database in created
+    if (
+        _database_exists(source, database)
+        and not own
+        and not (resume and _holds_backup(target, manifest, request.tables))
     ):
         try:
             ensure_empty(target, request.force)
@@ -168,7 +180,8 @@ def build_plan(
     ctx: OpsContext, request: RestorePostgresRequest, env: RestoreEnv
 ) -> tuple[Plan, Prepared]:
     resume = env.resume is not None
-    prepared = prepare(ctx, request, resume)
+    created = _created_by(env)
+    prepared = prepare(ctx, request, resume, created)
     prepared.figures.update(data_loss_figures(prepared))
     entry, target = prepared.entry, prepared.target
     server = postgres_source(ctx, request.store)
@@ -190,6 +203,12 @@ def build_plan(
             if restored_already(context):
                 context.note("the killed run's pg_restore had committed: nothing to redo")
                 return expected
+            if is_parallel(prepared.manifest) and target.database in created:
+                _recreate(server, target.database)
+                context.note(
+                    f"dropped what the killed run had loaded into {target.database!r} (the "
+                    "database it created) and created it again, empty"
+                )
         progress = ByteProgress(f"restore {request.store}", total=_restored_bytes(prepared))
         result = restore_postgres(
             prepared.manifest,
@@ -344,6 +363,21 @@ def _holds_backup(target: PostgresSource, manifest: Manifest, tables: list[str])
         return count_rows(target, selected) == {t: manifest.counts[t] for t in selected}
     except psycopg.Error:
         return False
+
+
+def _created_by(env: RestoreEnv) -> frozenset[str]:
+    """The databases the resumed run created (its journaled ``create-database.*`` steps)."""
+    if env.resume is None:
+        return frozenset()
+    finished = Journal(env.project_dir / JOURNAL_DIR, env.resume).finished_steps()
+    prefix = "create-database."
+    return frozenset(s.removeprefix(prefix) for s in finished if s.startswith(prefix))
+
+
+def _recreate(server: PostgresSource, name: str) -> None:
+    with psycopg.connect(server.conninfo("postgres"), autocommit=True) as connection:
+        connection.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def _database_exists(server: PostgresSource, name: str) -> bool:

@@ -5,7 +5,8 @@ and each table's rows as separate objects) and ``restore.postgres --jobs 2``, an
 serial restore would: every object with its definition and privileges, every row, every
 sequence. A format-1 backup still restores. A table dropped from another session after the
 snapshot's export is still dumped from the snapshot. ``--jobs 0`` and more jobs than the server's
-free connections are refused (exit 2) naming the limit, with nothing changed."""
+free connections are refused (exit 2) naming the limit, with nothing changed. A restore killed
+part-way resumes from empty in the database it created."""
 
 from __future__ import annotations
 
@@ -30,7 +31,13 @@ from drkit.ops.verbs import RestoreEnv
 from drkit.pg_jobs import JobsRefused, connection_room
 from drkit.recovery import BackupIndex
 from tests.integration.pg_tricky import app_role, create_tricky_dataset
-from tests.integration.test_restore_postgres_exact import snapshot
+from tests.integration.test_reliability_restores import (
+    KILLED,
+    invoke,
+    newest_run,
+    resume_in_process,
+)
+from tests.integration.test_restore_postgres_exact import ROOT, snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -186,3 +193,35 @@ def test_jobs_zero_and_too_many_are_refused_naming_the_limit(
     with psycopg.connect(source.conninfo("postgres")) as connection:
         row = connection.execute("SELECT 1 FROM pg_database WHERE datname = 'never_made'")
         assert row.fetchone() is None
+
+
+@pytest.mark.parametrize("point", ["postgres.pre-data", "postgres.table-data"])
+def test_a_killed_format_2_restore_resumes_from_empty_in_its_own_database(
+    project: Path, point: str
+) -> None:
+    """Killed (SIGKILL) after pre-data, or with every table loaded but no index yet: the resumed
+    run drops what it had loaded in the database it created, and restores it exactly."""
+    ctx = OpsContext.load("local", project_dir=project)
+    source = postgres_source(ctx, "trading-db")
+    create_tricky_dataset(source.conninfo(), app_role())
+    backup_store(ctx, "trading-db", [], jobs="2")
+    expected = snapshot(source)
+    (project / "tasks.py").write_text(
+        (ROOT / "tasks.py")
+        .read_text()
+        .replace("ROOT = Path(__file__).resolve().parent", f"ROOT = Path({str(project)!r})")
+    )
+    database = "killed_" + point.replace(".", "_").replace("-", "_")
+    arguments = ["restore.postgres", "--target-database", database, "--jobs", "2", "--yes"]
+    killed = invoke(project, *arguments, kill_at=point)
+    assert killed.returncode == KILLED, killed.stdout + killed.stderr
+    target = postgres_source(ctx, "trading-db", database)
+    with psycopg.connect(target.conninfo()) as connection:  # the kill left a partial restore
+        row = connection.execute("SELECT count(*) FROM pg_indexes WHERE schemaname <> 'pg_catalog'")
+        assert row.fetchone() == (0,)
+
+    out = resume_in_process(project, "restore_postgres", newest_run(project))
+
+    assert "succeeded: restore postgres trading-db" in out, out
+    assert f"dropped what the killed run had loaded into {database!r}" in out
+    assert snapshot(target) == expected

@@ -89,11 +89,19 @@ class TableData:
         return f"{self.schema}.{self.name}"
 
     def copy_to(self) -> sql.Composed:
-        return sql.SQL("COPY {}.{} ({}) TO STDOUT").format(
-            sql.Identifier(self.schema),
-            sql.Identifier(self.name),
-            sql.SQL(", ").join(sql.Identifier(c) for c in self.columns),
-        )
+        return copy_statement(self.schema, self.name, self.columns, "TO STDOUT")
+
+
+def copy_statement(schema: str, name: str, columns: list[str], direction: str) -> sql.Composed:
+    """``COPY schema.name (columns) <direction>``; a table without columns has no list."""
+    listed = (
+        sql.SQL(" ({})").format(sql.SQL(", ").join(sql.Identifier(c) for c in columns))
+        if columns
+        else sql.SQL("")
+    )
+    return sql.SQL("COPY {}.{}{} {}").format(
+        sql.Identifier(schema), sql.Identifier(name), listed, sql.SQL(direction)
+    )
 
 
 def data_tables(connection: Connection) -> list[TableData]:
@@ -150,6 +158,12 @@ class ParallelPostgresHandler:
                     )
                 connection.execute("SET lock_timeout = 0")
                 pg_exact.apply_settings(connection)
+                # A table it dumps for a worker reads as on the workers (below): every row, in
+                # the server's encoding, or an error (never rows a policy would hide).
+                connection.execute("SET row_security = off")
+                connection.execute(
+                    sql.SQL("SET client_encoding = {}").format(sql.Literal(str(row[6])))
+                )
                 sequences_before = pg_exact.sequence_states(connection)
             snapshot, snapshot_time, lsn, server_version, txid_snapshot, version_num, encoding = row
             counter = _RowCounter(connection, pg_exact.max_checksum_bytes())

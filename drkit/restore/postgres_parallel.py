@@ -35,6 +35,7 @@ from psycopg import sql
 from drkit import killpoints
 from drkit.backup.manifest import Manifest, StoredObject
 from drkit.backup.postgres import PostgresSource, postgres_binary
+from drkit.backup.postgres_parallel import copy_statement
 from drkit.restore.stream import raw_chunks
 from drkit.storage.objectstore import ObjectStore
 
@@ -109,11 +110,7 @@ def _copy_in(
     encoding: str,
     progress: Progress | None,
 ) -> None:
-    statement = sql.SQL("COPY {}.{} ({}) FROM STDIN").format(
-        sql.Identifier(entry["schema"]),
-        sql.Identifier(entry["name"]),
-        sql.SQL(", ").join(sql.Identifier(c) for c in entry["columns"]),
-    )
+    statement = copy_statement(entry["schema"], entry["name"], entry["columns"], "FROM STDIN")
     with psycopg.connect(target.conninfo(), application_name="pg_restore") as connection:
         connection.execute(sql.SQL("SET client_encoding = {}").format(sql.Literal(encoding)))
         connection.execute("SET DateStyle = ISO; SET IntervalStyle = postgres")

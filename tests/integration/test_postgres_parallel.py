@@ -58,6 +58,8 @@ def test_format_2_backup_and_restore_equal_the_source_exactly(project: Path) -> 
             "CREATE TABLE wide AS SELECT g AS id, md5(g::text) AS note, now() AS at"
             " FROM generate_series(1, 20000) g"
         )
+        connection.execute("CREATE TABLE no_columns ()")  # COPY without a column list
+        connection.execute("INSERT INTO no_columns SELECT FROM generate_series(1, 3)")
     manifest = backup_store(ctx, "trading-db", [], jobs="2")
     assert manifest.format_version == 2
     layout = manifest.consistent_point["tables"]
@@ -75,6 +77,7 @@ def test_format_2_backup_and_restore_equal_the_source_exactly(project: Path) -> 
         20000 * 40
     )
     assert manifest.counts["public.wide"] == 20000
+    assert manifest.counts["public.no_columns"] == 3
     expected = snapshot(source)
 
     status, out = restore(
@@ -82,7 +85,7 @@ def test_format_2_backup_and_restore_equal_the_source_exactly(project: Path) -> 
     )
     assert status is Status.SUCCEEDED, out
     assert "2 job(s) in parallel (format 2)" in out
-    assert "the content of 6 tables, the state of" in out, out
+    assert "the content of 7 tables, the state of" in out, out
     assert snapshot(postgres_source(ctx, "trading-db", "par_exact")) == expected
 
     # from the mirror, with the jobs the machine and the server allow
@@ -182,7 +185,9 @@ def test_jobs_zero_and_too_many_are_refused_naming_the_limit(
     with pytest.raises(Exception, match="no backup"):
         index.latest("trading-db")  # nothing was written
 
-    backup_store(ctx, "trading-db", [], jobs="1")
+    assert drkit_main([*base, "--jobs", "1"]) == 0  # the CronJob's entrypoint, in parallel
+    assert "parallel: --jobs 1" in capsys.readouterr().out
+    assert index.manifest(index.latest("trading-db")).format_version == 2
     for jobs in ("0", too_many):
         with pytest.raises(JobsRefused, match=r"--jobs (0|\d+): .*(at least 1|max_connections)"):
             build_plan(

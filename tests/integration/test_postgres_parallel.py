@@ -28,6 +28,7 @@ from drkit.ops.executor import Status
 from drkit.ops.restore_postgres import RestorePostgresRequest, build_plan
 from drkit.ops.run import RunOptions, run_plan
 from drkit.ops.verbs import RestoreEnv
+from drkit.ops.verify import VerifyRequest, exit_code, run_verify
 from drkit.pg_jobs import JobsRefused, connection_room
 from drkit.recovery import BackupIndex
 from tests.integration.pg_tricky import app_role, create_tricky_dataset
@@ -230,3 +231,18 @@ def test_a_killed_format_2_restore_resumes_from_empty_in_its_own_database(
     assert "succeeded: restore postgres trading-db" in out, out
     assert f"dropped what the killed run had loaded into {database!r}" in out
     assert snapshot(target) == expected
+
+
+def test_verify_checks_and_test_restores_a_format_2_backup(project: Path) -> None:
+    ctx = OpsContext.load("local", project_dir=project)
+    source = postgres_source(ctx, "trading-db")
+    create_tricky_dataset(source.conninfo(), app_role())
+    manifest = backup_store(ctx, "trading-db", [], jobs="2")
+    assert manifest.format_version == 2
+    out = io.StringIO()
+    verification, report = run_verify(
+        ctx, VerifyRequest(stores=["trading-db"]), RunOptions(yes=True), project, out
+    )
+    assert exit_code(verification, report) == 0, out.getvalue()
+    [check] = [c for c in report.checks if c.check == "test-restore"]
+    assert "schema objects, the content of 5 tables, the state of 3 sequences" in check.detail

@@ -16,7 +16,11 @@
 Every object is SHA-256 checked as it streams (``drkit.restore.stream``); the result is what a
 serial restore gives (the fingerprint, the privileges and the checksums of ``drkit.pg_exact``).
 The COPY sessions are named ``pg_restore`` (``application_name``), so a resumed run ends what a
-killed one left (``end_orphaned_restores``).
+killed one left (``end_orphaned_restores``). Unlike format 1's single transaction, a kill leaves
+part of the restore committed: the resumed run starts again from an empty database
+(``drkit.ops.restore_postgres``). Test kill points (``drkit.killpoints``): ``postgres.pre-data``
+(the schema before the data is in), ``postgres.table-data`` (every table's rows are in, no index
+yet), ``postgres.sent`` (post-data done).
 """
 
 from __future__ import annotations

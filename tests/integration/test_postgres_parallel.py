@@ -246,3 +246,22 @@ def test_verify_checks_and_test_restores_a_format_2_backup(project: Path) -> Non
     assert exit_code(verification, report) == 0, out.getvalue()
     [check] = [c for c in report.checks if c.check == "test-restore"]
     assert "schema objects, the content of 5 tables, the state of 3 sequences" in check.detail
+
+
+def test_selective_restore_of_one_table_from_a_format_2_backup(project: Path) -> None:
+    ctx = OpsContext.load("local", project_dir=project)
+    source = postgres_source(ctx, "trading-db")
+    with psycopg.connect(source.conninfo(), autocommit=True) as connection:
+        connection.execute("CREATE TABLE picked AS SELECT g AS id FROM generate_series(1, 40) g")
+        connection.execute("CREATE TABLE left_out AS SELECT g AS id FROM generate_series(1, 9) g")
+    backup_store(ctx, "trading-db", [], jobs="2")
+    request = RestorePostgresRequest(target_database="only_picked", tables=["picked"], jobs="2")
+    status, out = restore(ctx, project, request)
+    assert status is Status.SUCCEEDED, out
+    target = postgres_source(ctx, "trading-db", "only_picked")
+    with psycopg.connect(target.conninfo()) as connection:
+        tables = connection.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchall()
+        assert tables == [("picked",)]
+        assert connection.execute("SELECT count(*) FROM picked").fetchone() == (40,)

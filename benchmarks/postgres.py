@@ -516,6 +516,13 @@ def parallel_section(bench: Bench) -> Section:
         )
         for n in JOBS
     }
+    stage = {
+        n: Runs(
+            f"pg_dump -Fd -j {n} --compress=0 (the dump stage alone)",
+            bench.show(f"{PG_DUMP} -Fd -j {n} --compress=0 -f {directory[n]}-raw {db.name}"),
+        )
+        for n in JOBS
+    }
     kept: dict[str, str] = {}
 
     def seed_backup() -> None:
@@ -542,6 +549,11 @@ def parallel_section(bench: Bench) -> Section:
         local[n].add(
             run_measured(shell(f"{PG_DUMP} -Fd -j {n} -f {directory[n]} {db.name}"), env=env)
         )
+        raw = Path(f"{directory[n]}-raw")
+        shutil.rmtree(raw, ignore_errors=True)
+        command = f"{PG_DUMP} -Fd -j {n} --compress=0 -f {raw} {db.name}"
+        stage[n].add(run_measured(shell(command), env=env))
+        shutil.rmtree(raw, ignore_errors=True)
 
     steps: list[Callable[[], None]] = [seed_backup, partial(our_backup, ours1, "format1")]
     steps += [partial(our_backup, ours[n], f"jobs{n}", "--jobs", str(n)) for n in JOBS]
@@ -554,7 +566,7 @@ def parallel_section(bench: Bench) -> Section:
     # -- restores, from the last run's backups, each into a fresh database
     target = "restore_parallel"
     r_seed = Runs(
-        "seed: aws s3 cp | gunzip | psql", bench.show(seed_restore(bench.bucket, key, target))
+        "seed (aws s3 cp, gunzip, psql)", bench.show(seed_restore(bench.bucket, key, target))
     )
     r_ours1 = Runs(
         "ours, format 1 (one pg_restore stream)",
@@ -638,12 +650,12 @@ def parallel_section(bench: Bench) -> Section:
         ]
 
     headers = ["pipeline", "wall time", "throughput", "peak RSS", "vs the seed"]
-    backup_all = [seed, ours1, *ours.values(), *local.values()]
+    backup_all = [seed, ours1, *ours.values(), *local.values(), *stage.values()]
     restore_all = [r_seed, r_ours1, *r_ours.values(), *r_local.values()]
     best_backup = min(ours.values(), key=lambda r: r.seconds.median)
     best_restore = min(r_ours.values(), key=lambda r: r.seconds.median)
     jobs_of_best = next(n for n in JOBS if ours[n] is best_backup)
-    slowest_stage = local[jobs_of_best]  # the dump alone, same jobs, no compression or upload
+    slowest_stage = stage[jobs_of_best]  # the dump alone, same jobs, no compression or upload
     headline = {
         "postgres_backup_vs_seed": _median_ratio(seed.seconds, best_backup.seconds),
         "postgres_restore_vs_seed": _median_ratio(r_seed.seconds, best_restore.seconds),
@@ -675,7 +687,8 @@ def parallel_section(bench: Bench) -> Section:
             " COPY N at a time, then `pg_restore --section=post-data -j N`), against `gunzip |"
             " psql` and `pg_restore -j N` from local disk."
         ),
-        commands={r.label: r.command for r in backup_all + restore_all},
+        commands={f"backup, {r.label}": r.command for r in backup_all}
+        | {f"restore, {r.label}": r.command for r in restore_all},
         tables=[
             Table(headers, rows(seed, backup_all), "Backup (ours: to S3 + GCS)"),
             Table(
@@ -692,8 +705,12 @@ def parallel_section(bench: Bench) -> Section:
             " about equally: format 2 splits the work per table (no key ranges yet), so beyond"
             " 2 jobs nothing more runs at once; `pg_dump -Fd -j N` has the same bound.",
             "`postgres_backup_vs_slowest_stage` in results.json is the best format-2 backup's"
-            " wall time against `pg_dump -Fd -j N` alone (same N, to local disk, no compression"
-            " or upload): the dump stage by itself.",
+            " wall time over that of `pg_dump -Fd -j N --compress=0` alone (same N, to local"
+            " disk: no compression, no upload), the dump stage by itself; `pg_dump -Fd -j N`"
+            " (gzip inside pg_dump) is the single-machine reference.",
+            "Format 2 with more than one job compresses each stream with zstd on the stream's"
+            " own thread (no zstd worker pool per stream); with one job, as format 1, two zstd"
+            " workers.",
             "The machine has 2 cores shared with other work (the load is in the header): 4 jobs"
             " cannot run 4-wide here, and figures move with the load.",
         ],

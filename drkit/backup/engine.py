@@ -147,9 +147,19 @@ class BackupSession:
         return self._destinations.encryption_of(store)
 
     def write_stream(
-        self, name: str, chunks: Iterable[bytes], content: str, compress: bool = True
+        self,
+        name: str,
+        chunks: Iterable[bytes],
+        content: str,
+        compress: bool = True,
+        zstd_threads: int | None = None,
     ) -> StoredObject:
-        """Compress and upload one object from a stream, reading it exactly once."""
+        """Compress and upload one object from a stream, reading it exactly once.
+
+        ``zstd_threads``: the compressor's worker threads for this stream (default the
+        session's); a handler writing several streams at once gives 0 (compressed on the
+        stream's own thread, without the workers' buffers)."""
+        threads = self._zstd_threads if zstd_threads is None else zstd_threads
         key = self._prefix + name + (".zst" if compress else "")
         tee = TeeWriter(
             {
@@ -164,7 +174,7 @@ class BackupSession:
         # The chunker hands back compressed output as it is produced (1 MiB pieces). Unlike
         # compressobj() with worker threads, it never lets output pile up behind the input.
         chunker = (
-            zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=self._zstd_threads).chunker(
+            zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=threads).chunker(
                 chunk_size=COMPRESSED_CHUNK
             )
             if compress

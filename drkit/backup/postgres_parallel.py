@@ -250,6 +250,9 @@ class ParallelPostgresHandler:
     ) -> dict[str, str]:
         """Each table's rows as its own object, ``jobs`` at a time; {table: object name}."""
         names = {t.qualified: f"table-{i:04d}.copy" for i, t in enumerate(tables, 1)}
+        # One stream: zstd's own workers, as format 1. Several: each compresses on its thread
+        # (zstd releases the GIL), without a worker pool and its buffers per stream.
+        threads = None if self.jobs == 1 else 0
         pending: queue.SimpleQueue[TableData] = queue.SimpleQueue()
         for table in tables:
             pending.put(table)
@@ -278,7 +281,10 @@ class ParallelPostgresHandler:
                         with guard:
                             self.by_coordinator.append(table.qualified)
                     session.write_stream(
-                        names[table.qualified], _copy_out(use, table), content=content(table)
+                        names[table.qualified],
+                        _copy_out(use, table),
+                        content=content(table),
+                        zstd_threads=threads,
                     )
             except BaseException:
                 stop.set()

@@ -133,7 +133,7 @@ store = command(
     stack=("", "prod, dr, or local (`invoke local.up`); required, or DRKIT_STACK"),
     outputs=("", "read stack outputs from this JSON file instead of `pulumi stack output`"),
     dry_run=(False, "print what would be backed up, and where, without doing it"),
-    wait=(0, "seconds to wait for another run of the store to finish (default: refuse)"),
+    **cli.BACKUP_RUN_FLAGS,  # --wait, --jobs
     yes=(False, "do not ask for confirmation on a production stack"),
 )
 
@@ -150,6 +150,7 @@ restore_postgres = command(
     force=(False, "restore into a database that already has tables (its tables are replaced)"),
     create_roles=(False, "create the backup's roles the target cluster lacks (no password)"),
     no_privileges=(False, "restore without owners and grants (all owned by the restoring user)"),
+    **cli.RESTORE_JOBS_FLAG,
 )
 restore_redis = command(
     "redis",

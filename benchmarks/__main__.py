@@ -26,7 +26,14 @@ from pathlib import Path
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 
-from benchmarks import catalog, failover, kafka, memory, postgres, redis  # noqa: E402
+from benchmarks import (  # noqa: E402
+    catalog,
+    failover,
+    kafka,
+    memory,
+    postgres,
+    redis,
+)
 from benchmarks.environment import AWS_CLI, ROOT, Bench, Options, Servers  # noqa: E402
 from benchmarks.report import (  # noqa: E402
     Report,
@@ -48,6 +55,7 @@ from drkit.local.s3 import LocalAws  # noqa: E402
 SECTIONS: dict[str, Callable[[Bench], Section]] = {
     "postgres_backup": postgres.backup_section,
     "postgres_restore": postgres.restore_section,
+    "postgres_parallel": postgres.parallel_section,
     "kafka": kafka.kafka_section,
     "redis": redis.redis_section,
     "memory": memory.memory_section,

@@ -87,7 +87,7 @@ def summary(manifest: Manifest) -> dict[str, Any]:
 def pg_backup(connections: Connections, arguments: argparse.Namespace) -> dict[str, Any]:
     from drkit.backup.postgres import PostgresHandler
 
-    handler = PostgresHandler(_pg_source(connections, arguments.database))
+    handler = PostgresHandler(_pg_source(connections, arguments.database), jobs=arguments.jobs)
     target = destinations(connections, not arguments.no_mirror)
     return summary(run_backup("trading-db", "user-data", handler, target))
 
@@ -97,7 +97,8 @@ def pg_restore(connections: Connections, arguments: argparse.Namespace) -> dict[
 
     store = vault(connections)
     manifest = load_manifest(store, arguments.manifest)
-    result = restore_postgres(manifest, store, _pg_source(connections, arguments.database))
+    target = _pg_source(connections, arguments.database)
+    result = restore_postgres(manifest, store, target, jobs=arguments.jobs)
     return {"counts": result.counts}
 
 
@@ -193,9 +194,11 @@ def parser() -> argparse.ArgumentParser:
     backup = actions.add_parser("pg-backup")
     backup.add_argument("--database", required=True)
     backup.add_argument("--no-mirror", action="store_true")
+    backup.add_argument("--jobs", type=int, default=None, help="format 2, N streams at a time")
     restore = actions.add_parser("pg-restore")
     restore.add_argument("--manifest", required=True)
     restore.add_argument("--database", required=True)
+    restore.add_argument("--jobs", type=int, default=1, help="a format-2 backup's jobs")
     redis = actions.add_parser("redis-backup")
     redis.add_argument("--no-mirror", action="store_true")
     kafka = actions.add_parser("kafka-backup")

@@ -471,6 +471,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "load_before": report.load_before,
         "load_after": report.load_after,
         "headlines": report.headlines(),
+        "headline": headline_figures(report),
         "sections": {
             section.key: {
                 "title": section.title,
@@ -488,6 +489,22 @@ def to_json(report: Report) -> dict[str, Any]:
             for section in report.sections
         },
     }
+
+
+def headline_figures(report: Report) -> dict[str, Any]:
+    """The headline ratios as numbers (each section's ``data["headline"]``), so they can be read
+    without parsing Markdown; ``peak_rss_mib`` is merged per section."""
+    figures: dict[str, Any] = {}
+    for section in report.sections:
+        found = section.data.get("headline")
+        if not isinstance(found, dict):
+            continue
+        for key, value in found.items():
+            if key == "peak_rss_mib" and isinstance(value, dict):
+                figures.setdefault("peak_rss_mib", {}).update(value)
+            else:
+                figures[key] = value
+    return figures
 
 
 def write(report: Report, markdown: Path) -> Path:

@@ -61,6 +61,13 @@ def parser() -> argparse.ArgumentParser:
         help="when another run of the store holds its lease, wait up to this long (default: "
         "refuse at once, exit 2)",
     )
+    backup.add_argument(
+        "--jobs",
+        default=os.environ.get("DRKIT_JOBS") or None,
+        metavar="N",
+        help="PostgreSQL: N streams in parallel inside one snapshot (backup format 2), or auto "
+        "(the cores, within the server's free connections); default: one stream (DRKIT_JOBS)",
+    )
     return main
 
 
@@ -92,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             pushgateway=arguments.pushgateway,
             cloudwatch=arguments.cloudwatch,
             wait_seconds=arguments.wait,
+            jobs=arguments.jobs,
         )
         return take_backup(request, arguments.project_dir, out, err)
     except Exception as error:

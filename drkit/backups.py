@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from drkit import audit
 from drkit.audit import audited
-from drkit.backup.engine import BackupFailed, IsolatedCopyFailed, Progress, run_backup
+from drkit.backup.engine import BackupFailed, Handler, IsolatedCopyFailed, Progress, run_backup
 from drkit.backup.manifest import Manifest
 from drkit.backup.metrics import (
     BackupOutcome,
@@ -50,6 +50,27 @@ class BackupRequest(BaseModel):
     cloudwatch: bool = False
     wait_seconds: int = Field(default=0, ge=0, le=86400)
     """Wait this long for another run of the store to release its lease (0: refuse at once)."""
+    jobs: str | None = None
+    """``--jobs N`` or ``auto``: streams in parallel inside one snapshot (PostgreSQL's backup
+    format 2); None: one stream, as before."""
+
+
+class JobsNotSupported(ValueError):
+    """``--jobs`` for a store whose backup runs as one stream."""
+
+
+def in_parallel(handler: Handler, jobs: str | None) -> Handler:
+    """``handler`` with ``jobs`` parallel streams (a handler that offers ``with_jobs``)."""
+    if jobs is None:
+        return handler
+    with_jobs = getattr(handler, "with_jobs", None)
+    if with_jobs is None:
+        raise JobsNotSupported(
+            f"--jobs {jobs}: a {handler.kind} backup runs as one stream; only PostgreSQL backups "
+            "run in parallel. Nothing was changed."
+        )
+    parallel: Handler = with_jobs(jobs)
+    return parallel
 
 
 def publishers_for(ctx: OpsContext, request: BackupRequest) -> list[Publisher]:
@@ -67,13 +88,14 @@ def backup_store(
     publishers: list[Publisher],
     progress: Progress | None = None,
     wait: timedelta = timedelta(0),
+    jobs: str | None = None,
 ) -> Manifest:
     """Run the engine for ``store``; publish the outcome whether it succeeded or not.
 
     ``LeaseHeld`` (another run of the store is on) is a refusal: nothing ran, nothing is
     published."""
     config = ctx.store_config(store)
-    handler = backup_handler(ctx, store)
+    handler = in_parallel(backup_handler(ctx, store), jobs)  # refused before the lease
     clock = time.monotonic()
     try:
         manifest = run_backup(
@@ -137,6 +159,8 @@ def take_backup(
     Progress goes to ``progress_to`` (stderr by default)."""
     ctx = OpsContext.load(request.stack, request.outputs, project_dir)
     arguments = {"store": request.store, "wait_seconds": request.wait_seconds}
+    if request.jobs is not None:
+        arguments["jobs"] = request.jobs
     with audited(ctx, "backup", arguments, dry_run=request.dry_run) as trail:
         code = _take_backup(ctx, request, out, progress_to)
         if trail is not None and code:
@@ -185,6 +209,13 @@ def _take_backup(
             f"  credentials: {prefix}_USER and {prefix}_PASSWORD {state} (the CronJob takes "
             f"them from Secret {request.store}-backup-credentials)\n"
         )
+    if request.jobs is not None:
+        from drkit.pg_jobs import parse_jobs
+
+        parse_jobs(request.jobs)  # 0 or not a number: refused, even in a dry run
+        out.write(
+            f"  parallel: --jobs {request.jobs}, streams inside one snapshot (backup format 2)\n"
+        )
     if request.dry_run:
         if missing:
             out.write("  a real run would stop here: the store's credentials are not set\n")
@@ -200,6 +231,7 @@ def _take_backup(
             publishers_for(ctx, request),
             progress,
             timedelta(seconds=request.wait_seconds),
+            request.jobs,
         )
     except LeaseHeld:
         progress.done()

@@ -14,6 +14,8 @@ Points:
   ``redis.before-start``: inside a Redis restore's swap (``drkit.restore.redis``);
 - ``postgres.streaming``, ``postgres.sent``: ``pg_restore`` has its first chunk, or all of its
   input (``drkit.restore.postgres``).
+- ``postgres.pre-data``, ``postgres.table-data``: a format-2 (parallel) restore has loaded its
+  pre-data, or its tables' rows (``drkit.restore.postgres_parallel``).
 - ``mirrormaker2.stopped``: a failover's MirrorMaker 2 is stopped, its fork not recorded yet
   (``drkit.failover.kinds.mirrormaker2``).
 """

@@ -27,6 +27,7 @@ import zstandard
 
 from drkit.backup.binding import object_metadata
 from drkit.backup.manifest import (
+    FORMAT_VERSION,
     MANIFEST_NAME,
     Manifest,
     StoredObject,
@@ -107,6 +108,8 @@ class Capture:
     counts: dict[str, int] = field(default_factory=dict)
     roles: list[dict[str, Any]] | None = None
     checks: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+    """The layout of the objects, for the restore (PostgreSQL's parallel backup is 2)."""
 
 
 Progress = Callable[[str, int], None]
@@ -114,7 +117,10 @@ Progress = Callable[[str, int], None]
 
 
 class BackupSession:
-    """Handed to a handler: writes its objects under this backup's prefix."""
+    """Handed to a handler: writes its objects under this backup's prefix.
+
+    Thread-safe: a handler may write several streams at once, each from its own thread (the
+    PostgreSQL parallel backup); the objects list and the progress callback are serialised."""
 
     def __init__(
         self,
@@ -132,6 +138,7 @@ class BackupSession:
         """Destinations dropped from this backup (the isolated vault, after a failure there), with
         the cause."""
         self._open: list[TeeWriter] = []
+        self._lock = threading.Lock()
         parsed = parse_backup_prefix(prefix + "x")
         self._metadata = object_metadata(parsed[1], parsed[2]) if parsed else {}
 
@@ -191,16 +198,27 @@ class BackupSession:
         return self._destinations.encryption_of(store)
 
     def write_stream(
-        self, name: str, chunks: Iterable[bytes], content: str, compress: bool = True
+        self,
+        name: str,
+        chunks: Iterable[bytes],
+        content: str,
+        compress: bool = True,
+        zstd_threads: int | None = None,
     ) -> StoredObject:
-        """Compress and upload one object from a stream, reading it exactly once."""
+        """Compress and upload one object from a stream, reading it exactly once.
+
+        ``zstd_threads``: the compressor's worker threads for this stream (default the
+        session's); a handler writing several streams at once gives 0 (compressed on the
+        stream's own thread, without the workers' buffers)."""
+        threads = self._zstd_threads if zstd_threads is None else zstd_threads
         key = self._prefix + name + (".zst" if compress else "")
         tee = self._tee(key, self.stores)
-        self._open.append(tee)
+        with self._lock:
+            self._open.append(tee)
         # The chunker hands back compressed output as it is produced (1 MiB pieces). Unlike
         # compressobj() with worker threads, it never lets output pile up behind the input.
         chunker = (
-            zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=self._zstd_threads).chunker(
+            zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=threads).chunker(
                 chunk_size=COMPRESSED_CHUNK
             )
             if compress
@@ -216,7 +234,8 @@ class BackupSession:
                     for piece in chunker.compress(chunk):
                         tee.write(piece)
                 if self._progress is not None:
-                    self._progress(name, raw_size)
+                    with self._lock:
+                        self._progress(name, raw_size)
         except BaseException:
             # A destination failed (or the run was interrupted): end the producer now, so its
             # child process (pg_dump, redis-cli) is stopped and releases the source, instead of
@@ -227,8 +246,6 @@ class BackupSession:
             for piece in chunker.finish():  # type: ignore[no-untyped-call]
                 tee.write(piece)
         tee.commit()
-        self._open.remove(tee)
-        self._settle(tee)
         stored = StoredObject(
             name=name,
             key=key,
@@ -239,7 +256,10 @@ class BackupSession:
             content=content,
             fingerprints=tee.fingerprints,
         )
-        self.objects.append(stored)
+        with self._lock:
+            self._open.remove(tee)
+            self._settle(tee)
+            self.objects.append(stored)
         return stored
 
     def register_external(
@@ -287,9 +307,10 @@ class BackupSession:
         return stored
 
     def abort(self) -> None:
-        for tee in self._open:
+        with self._lock:
+            open_now, self._open = self._open, []
+        for tee in open_now:
             tee.abort()
-        self._open.clear()
 
 
 def close_stream(chunks: Iterable[bytes]) -> None:
@@ -375,6 +396,7 @@ def _run_backup(
         _abort_uploads_of_dead_runs(destinations, f"{data_class}/{store}/")
         capture = handler.backup(session)
         manifest = Manifest(
+            format_version=capture.format_version,
             backup_id=backup_id,
             store=store,
             kind=handler.kind,

@@ -84,8 +84,22 @@ class PostgresHandler:
 
     source: PostgresSource
     kind: str = "postgres"
+    jobs: int | None = None
+    """None: one ``pg_dump`` stream (format 1); a number: that many streams inside one snapshot
+    (format 2, ``drkit.backup.postgres_parallel``)."""
+
+    def with_jobs(self, jobs: str) -> PostgresHandler:
+        """This handler in parallel (``--jobs N`` or ``auto``): refuses ``0`` and more jobs than
+        the server's free connections allow (``drkit.pg_jobs``), before anything is written."""
+        from drkit.pg_jobs import resolve_jobs
+
+        return PostgresHandler(self.source, jobs=resolve_jobs(self.source, jobs, 1, "backup"))
 
     def backup(self, session: BackupSession) -> Capture:
+        if self.jobs is not None:
+            from drkit.backup.postgres_parallel import ParallelPostgresHandler
+
+            return ParallelPostgresHandler(self.source, self.jobs).backup(session)
         bounds = io_bounds()
         connection = psycopg.connect(self.source.conninfo())
         counter: _RowCounter | None = None

@@ -150,6 +150,21 @@ def restore(
         _exit(report.exit_code)
 
 
+BACKUP_RUN_FLAGS: dict[str, tuple[Any, str]] = {  # here, not in tasks.py: no lines to spare
+    "wait": (0, "seconds to wait for another run of the store to finish (default: refuse)"),
+    "jobs": (
+        "",
+        "PostgreSQL: N streams in parallel inside one snapshot (backup format 2), or auto (the "
+        "cores, within the server's free connections); default: one stream (format 1)",
+    ),
+}
+RESTORE_JOBS_FLAG: dict[str, tuple[Any, str]] = {
+    "jobs": (
+        "",
+        "parallel jobs for a format-2 backup (default auto: the cores, within the server's free "
+        "connections); a format-1 backup restores as one stream",
+    ),
+}
 REDIS_TARGET_FLAGS: dict[str, tuple[Any, str]] = {  # here, not in tasks.py: no lines to spare
     "replication_group": ("", "restore into this NEW ElastiCache replication group instead"),
     "node_type": ("", "ElastiCache node type (default: the stack config's)"),
@@ -175,11 +190,17 @@ def backup_store(
     outputs: str,
     dry_run: bool,
     yes: bool = False,  # the production stack's confirmation, asked by ``on_stack``
+    jobs: str = "",
 ) -> None:
     from drkit.backups import BackupRequest, take_backup
 
     request = BackupRequest(
-        stack=stack, store=store, outputs=outputs or None, dry_run=dry_run, wait_seconds=wait
+        stack=stack,
+        store=store,
+        outputs=outputs or None,
+        dry_run=dry_run,
+        wait_seconds=wait,
+        jobs=str(jobs) or None,
     )
     _exit(take_backup(request, project_dir, sys.stdout))
 

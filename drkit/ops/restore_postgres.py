@@ -33,7 +33,9 @@ from drkit.backup.postgres import PostgresSource
 from drkit.catalog import CatalogEntry
 from drkit.context import OpsContext
 from drkit.endpoints import postgres_source
+from drkit.ops.journal import Journal
 from drkit.ops.plan import FunctionStep, Plan, StepContext
+from drkit.ops.run import JOURNAL_DIR
 from drkit.ops.selection import (
     TargetNotEmptyError,
     check_bound_objects,
@@ -41,6 +43,7 @@ from drkit.ops.selection import (
     object_store,
 )
 from drkit.ops.verbs import Holds, RestoreEnv, RestoreRequest, RestoreVerb
+from drkit.pg_jobs import parse_jobs, resolve_jobs
 from drkit.progress import ByteProgress
 from drkit.recovery import BackupIndex, RecoveryError, parse_timestamp
 from drkit.restore.postgres import (
@@ -52,7 +55,9 @@ from drkit.restore.postgres import (
     end_orphaned_restores,
     ensure_empty,
     restore_postgres,
+    user_tables,
 )
+from drkit.restore.postgres_parallel import is_parallel
 from drkit.storage.objectstore import ObjectStore
 from drkit.targets import postgres_database
 from stackmodels.config import StoreKind
@@ -68,6 +73,8 @@ class RestorePostgresRequest(RestoreRequest):
     source: str = Field(default="vault", pattern="^(vault|mirror|isolated)$")
     create_roles: bool = False
     no_privileges: bool = False
+    jobs: str = ""
+    """A format-2 backup's parallel jobs: a number, or blank/``auto`` (``drkit.pg_jobs``)."""
 
     @classmethod
     def from_flags(cls, **flags: Any) -> Self:
@@ -94,14 +101,23 @@ class Prepared(Holds):
     target: PostgresSource
     missing_roles: list[str] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
+    jobs: int = 1
+    """Parallel jobs of a format-2 backup's restore; 1 for a format-1 backup (one stream)."""
 
 
-def prepare(ctx: OpsContext, request: RestorePostgresRequest, resume: bool = False) -> Prepared:
+def prepare(
+    ctx: OpsContext,
+    request: RestorePostgresRequest,
+    resume: bool = False,
+    created: frozenset[str] = frozenset(),
+) -> Prepared:
     """Resolve and check everything; raises ValueError subclasses naming the bad input.
 
     ``resume``: a resumed run finds the tables its own restore step loaded (it may have been
     killed after the restore committed, before the journal said so): a target whose row counts
-    are exactly the backup's is not a reason to refuse; the step then finds itself done."""
+    are exactly the backup's is not a reason to refuse; the step then finds itself done. Nor,
+    for a format-2 backup (whose tables load in transactions of their own), is a database the
+    resumed run created itself (``created``): the restore step starts it again from empty."""
     if request.at and request.backup:
         raise RecoveryError("give --at or --backup, not both")
     store = ctx.store_config(request.store)
@@ -126,22 +142,53 @@ def prepare(ctx: OpsContext, request: RestorePostgresRequest, resume: bool = Fal
     postgres_database(database, [source.database, str(manifest.source.get("database") or "")])
     target = postgres_source(ctx, request.store, database)
     missing = check_target_server(manifest, source, not request.no_privileges, request.create_roles)
-    if _database_exists(source, database) and not (
-        resume and _holds_backup(target, manifest, request.tables)
+    own = resume and is_parallel(manifest) and database in created
+    if (
+        _database_exists(source, database)
+        and not own
+        and not (resume and _holds_backup(target, manifest, request.tables))
     ):
         try:
             ensure_empty(target, request.force)
         except TargetNotEmpty as error:
             raise TargetNotEmptyError(f"{error}. Nothing was changed.") from None
     _check_tables(request.tables, manifest)
-    return Prepared(entry, manifest, objects, target, missing)
+    jobs = _jobs(request, manifest, source, database, resume)
+    return Prepared(entry, manifest, objects, target, missing, jobs=jobs)
+
+
+def _jobs(
+    request: RestorePostgresRequest,
+    manifest: Manifest,
+    server: PostgresSource,
+    database: str,
+    resume: bool,
+) -> int:
+    """A format-2 backup: the jobs the server's free connections allow (refusing ``--jobs 0``
+    and too many, naming the limit), into an empty database only. A format-1 backup: one
+    stream (``--jobs`` is checked, and has nothing to split)."""
+    if not is_parallel(manifest):
+        parse_jobs(request.jobs)
+        return 1
+    if request.force and not resume and _database_exists(server, database):
+        with psycopg.connect(server.conninfo(database)) as connection:
+            existing = user_tables(connection)
+        if existing:
+            raise TargetNotEmptyError(
+                f"backup {manifest.backup_id} is format 2 (parallel): it restores into an empty "
+                f"database only, and {database!r} has {len(existing)} table(s); --force cannot "
+                "replace them. Choose a new --target-database, or drop that one. Nothing was "
+                "changed."
+            )
+    return resolve_jobs(server, request.jobs, 1, "restore")
 
 
 def build_plan(
     ctx: OpsContext, request: RestorePostgresRequest, env: RestoreEnv
 ) -> tuple[Plan, Prepared]:
     resume = env.resume is not None
-    prepared = prepare(ctx, request, resume)
+    created = _created_by(env)
+    prepared = prepare(ctx, request, resume, created)
     prepared.figures.update(data_loss_figures(prepared))
     entry, target = prepared.entry, prepared.target
     server = postgres_source(ctx, request.store)
@@ -163,8 +210,13 @@ def build_plan(
             if restored_already(context):
                 context.note("the killed run's pg_restore had committed: nothing to redo")
                 return expected
-        dump = next(o for o in prepared.manifest.objects if o.name == "database.dump")
-        progress = ByteProgress(f"restore {request.store}", total=dump.raw_size)
+            if is_parallel(prepared.manifest) and target.database in created:
+                _recreate(server, target.database)
+                context.note(
+                    f"dropped what the killed run had loaded into {target.database!r} (the "
+                    "database it created) and created it again, empty"
+                )
+        progress = ByteProgress(f"restore {request.store}", total=_restored_bytes(prepared))
         result = restore_postgres(
             prepared.manifest,
             prepared.objects,
@@ -173,6 +225,7 @@ def build_plan(
             force=request.force,
             progress=progress,
             privileges=not request.no_privileges,
+            jobs=prepared.jobs,
         )
         progress.done()
         context.note(f"{sum(result.counts.values()):,} rows in {len(result.counts)} tables")
@@ -229,6 +282,11 @@ def build_plan(
             f"restore.{request.store}",
             f"pg_restore backup {entry.backup_id} ({prepared.objects.name}, consistent at "
             f"{entry.recovery_point.isoformat()}) into {target.database!r}"
+            + (
+                f", {prepared.jobs} job(s) in parallel (format 2)"
+                if is_parallel(prepared.manifest)
+                else ""
+            )
             + (f", tables {', '.join(request.tables)}" if request.tables else ""),
             restore,
             check=restored_already,
@@ -282,6 +340,14 @@ def data_loss_figures(prepared: Prepared, now: datetime | None = None) -> dict[s
     }
 
 
+def _restored_bytes(prepared: Prepared) -> int:
+    """What the progress counts: the dump (format 1), or the tables' rows (format 2)."""
+    manifest = prepared.manifest
+    if not is_parallel(manifest):
+        return next(o for o in manifest.objects if o.name == "database.dump").raw_size
+    return sum(o.raw_size for o in manifest.objects if o.name.endswith(".copy"))
+
+
 def _selected(tables: list[str], manifest: Manifest) -> list[str]:
     if not tables:
         return list(manifest.counts)
@@ -304,6 +370,21 @@ def _holds_backup(target: PostgresSource, manifest: Manifest, tables: list[str])
         return count_rows(target, selected) == {t: manifest.counts[t] for t in selected}
     except psycopg.Error:
         return False
+
+
+def _created_by(env: RestoreEnv) -> frozenset[str]:
+    """The databases the resumed run created (its journaled ``create-database.*`` steps)."""
+    if env.resume is None:
+        return frozenset()
+    finished = Journal(env.project_dir / JOURNAL_DIR, env.resume).finished_steps()
+    prefix = "create-database."
+    return frozenset(s.removeprefix(prefix) for s in finished if s.startswith(prefix))
+
+
+def _recreate(server: PostgresSource, name: str) -> None:
+    with psycopg.connect(server.conninfo("postgres"), autocommit=True) as connection:
+        connection.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def _database_exists(server: PostgresSource, name: str) -> bool:

@@ -24,6 +24,7 @@ from psycopg import sql
 from drkit import killpoints, pg_exact
 from drkit.backup.manifest import Manifest
 from drkit.backup.postgres import PostgresSource, postgres_binary
+from drkit.restore.postgres_parallel import is_parallel, restore_parallel
 from drkit.restore.stream import raw_chunks
 from drkit.storage.objectstore import ObjectStore
 
@@ -217,14 +218,20 @@ def restore_postgres(
     progress: Callable[[str, int], None] | None = None,
     privileges: bool = True,
     create_roles: bool = False,
+    jobs: int = 1,
 ) -> PostgresRestoreResult:
     """Stream the dump into ``pg_restore``; ``tables`` restores only those (schema.table).
     ``privileges``: owners and grants too (the target server needs the backup's roles:
-    ``create_roles`` creates those it lacks, without passwords)."""
+    ``create_roles`` creates those it lacks, without passwords). A format-2 backup (parallel,
+    ``drkit.restore.postgres_parallel``) restores ``jobs`` at a time into an empty database."""
     missing = check_target_server(manifest, target, privileges, create_roles)
-    ensure_empty(target, force)
+    parallel = is_parallel(manifest)
+    ensure_empty(target, force and not parallel)
     if missing:
         create_missing_roles(manifest, target, missing)
+    if parallel:
+        restore_parallel(manifest, store, target, jobs, tables, progress, privileges)
+        return _result(manifest, target, tables)
     dump = next(item for item in manifest.objects if item.name == "database.dump")
     command = [postgres_binary("pg_restore"), "--exit-on-error"]
     if not privileges:
@@ -266,6 +273,12 @@ def restore_postgres(
     if returncode != 0:
         message = b"".join(errors).decode(errors="replace").strip()
         raise RuntimeError(f"pg_restore into {target.database!r} exited {returncode}: {message}")
+    return _result(manifest, target, tables)
+
+
+def _result(
+    manifest: Manifest, target: PostgresSource, tables: list[str] | None
+) -> PostgresRestoreResult:
     restored = [
         t for t in manifest.counts if not tables or t in tables or t.split(".")[1] in tables
     ]

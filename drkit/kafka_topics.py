@@ -325,6 +325,27 @@ def store_snapshot(
     return stored
 
 
+def store_snapshot_as(
+    target: ObjectStore,
+    decided: Sequence[StoredSnapshot],
+    body: bytes,
+    encryption: Encryption | None = None,
+) -> list[StoredSnapshot]:
+    """Store in ``target`` what another target decided to store (``decided``: the vault's, by its
+    own listing), under the same keys, create-only. For a store the writer may only create
+    objects in (the isolated vault: its policy grants no list and no read); a snapshot already
+    there is as good. A day the vault stores nothing, neither does ``target``: its backups carry
+    their own ``topics.json``, and the next change or day brings the next snapshot."""
+    stored = []
+    for snapshot in decided:
+        try:
+            target.put_bytes(snapshot.key, body, encryption)
+        except ObjectExists:
+            continue
+        stored.append(StoredSnapshot(snapshot.key, snapshot.reason, target.name))
+    return stored
+
+
 def take_snapshots(ctx: OpsContext, out: TextIO, now: datetime | None = None) -> int:
     """``invoke kafka.topics --snapshot``: each Kafka store's topic configuration, as its backup
     reads it, stored now by the same rule as a backup's (changed, or none yet today). The exit

@@ -59,10 +59,10 @@ from drkit.backup.engine import BackupSession, Capture
 from drkit.backup.manifest import Manifest, parse_backup_prefix
 from drkit.bounds import io_bounds
 from drkit.kafka_auth import client_settings
-from drkit.kafka_format import store_reader_once
+from drkit.kafka_format import store_reader_blind, store_reader_once
 from drkit.kafka_frames import VERSION as FRAME_VERSION
 from drkit.kafka_frames import FrameWriter, ObjectHeader, Record, encode
-from drkit.kafka_topics import store_snapshot
+from drkit.kafka_topics import StoredSnapshot, store_snapshot, store_snapshot_as
 from drkit.storage.objectstore import ObjectStoreError
 from stackmodels.kafka_access import READER_GROUP_PREFIX
 
@@ -470,19 +470,32 @@ class KafkaHandler:
             return
         errors: list[ObjectStoreError] = []
         moment = datetime.now(UTC)  # one snapshot key in every target
+        vault_stored: list[StoredSnapshot] = []
         for target in session.stores:
             try:
-                stored_here = store_snapshot(
-                    [target],
-                    parsed[0],
-                    parsed[1],
-                    topics_json,
-                    moment,
-                    session.encryption_of,
-                )
-                readers = store_reader_once(
-                    target, parsed[0], parsed[1], session.encryption_of(target)
-                )
+                if target is session.isolated:
+                    # The writer may only create there (no list, no read: its bucket policy):
+                    # the vault's decision, written create-only; "already there" is done.
+                    stored_here = store_snapshot_as(
+                        target, vault_stored, topics_json, session.encryption_of(target)
+                    )
+                    readers = store_reader_blind(
+                        target, parsed[0], parsed[1], session.encryption_of(target)
+                    )
+                else:
+                    stored_here = store_snapshot(
+                        [target],
+                        parsed[0],
+                        parsed[1],
+                        topics_json,
+                        moment,
+                        session.encryption_of,
+                    )
+                    readers = store_reader_once(
+                        target, parsed[0], parsed[1], session.encryption_of(target)
+                    )
+                if target is session.vault:
+                    vault_stored = stored_here
             except ObjectStoreError as error:
                 if target is session.isolated:  # drops the third copy only (drkit.backup.engine)
                     session.skip(target, f"topic configuration not stored: {error}")

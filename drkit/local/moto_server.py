@@ -343,7 +343,9 @@ def principal_of(environ: dict[str, Any]) -> tuple[str, str | None]:
 
 
 def guard_isolated(account: str) -> None:
-    """Refuse, from anyone but ``account``'s administrator role, what ``isolated_refusal`` names."""
+    """Refuse, from anyone but ``account``'s administrator role, what ``isolated_refusal`` names;
+    and any read or listing (GET, HEAD) of the vault from another account: the bucket policy
+    grants the production writers creates only (the account's own roles, the reader, read)."""
     from urllib.parse import parse_qsl
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
@@ -357,9 +359,15 @@ def guard_isolated(account: str) -> None:
         method, path = str(environ.get("REQUEST_METHOD", "")), str(environ.get("PATH_INFO", ""))
         refused = isolated_refusal(method, path, query, headers)
         signed = headers.get("AUTHORIZATION", "") + str(environ.get("QUERY_STRING", ""))
-        if refused is not None and ("/s3/" in signed or "%2Fs3%2F" in signed or not signed):
+        s3 = "/s3/" in signed or "%2Fs3%2F" in signed or not signed
+        if s3 and refused is None and method.upper() in ("GET", "HEAD"):
+            bucket = path.lstrip("/").split("/", 1)[0]
+            if bucket and bucket != "moto-api" and principal_of(environ)[0] != account:
+                # The bucket policy grants other accounts creates only: no list, no read.
+                refused = f"a read or listing of {path.lstrip('/')} ({method.upper()})"
+        if refused is not None and s3:
             caller, role = principal_of(environ)
-            if role != admin:
+            if role != admin and not (caller == account and method.upper() in ("GET", "HEAD")):
                 who = role or f"account {caller}"
                 body = (
                     "<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code>"

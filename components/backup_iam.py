@@ -6,13 +6,17 @@ OIDC provider. What the role may do is what one backup run does, no more:
 
 - write objects under ``<data class>/<store>/`` of the vault, with their Object Lock
   (``PutObjectRetention``), abort and inspect its own multipart uploads;
-- list that prefix only (``s3:prefix``), and list in-flight multipart uploads, which the engine
-  does at start to abort the uploads of a killed run (IAM has no prefix condition for that action;
-  it shows upload key names, never data);
+- read back its own store's objects (an incremental Kafka backup continues from the previous
+  manifest): data it can read from the store itself anyway;
+- create and read its store's lease (``leases/backup/<store>/``: one run at a time,
+  ``drkit.lease``) and its catalog entries and day checkpoints (``catalog/<store>/``,
+  ``drkit.catalog``), locked like the rest; never delete them (``run_prefixes``);
+- list those three prefixes only (``s3:prefix``), and list in-flight multipart uploads, which the
+  engine does at start to abort the uploads of a killed run (IAM has no prefix condition for that
+  action; it shows upload key names, never data);
 - use the vault key only through S3 in the region, only for this vault
   (``kms:EncryptionContext:aws:s3:arn``): ``GenerateDataKey`` for each object and ``Decrypt``,
-  which S3 needs for every multipart upload under SSE-KMS. With no ``s3:GetObject`` the role
-  still cannot read a backup back;
+  which S3 needs for every multipart upload under SSE-KMS and to read its own objects back;
 - for a store that seals Secrets (kind ``kubernetes``, ``seals_secrets``): call KMS
   ``GenerateDataKey`` directly, once per backup, only with the encryption context
   ``drkit:purpose`` = ``kubernetes-secrets`` and ``drkit:backup`` under its own prefix
@@ -59,6 +63,7 @@ from components._common import (
     require_provider,
     to_json,
 )
+from components.backup_vault import CATALOG_PREFIX, LEASE_PREFIX
 from components.iam import iam_role, inline_policy
 from stackmodels.kafka_access import READER_GROUP_PREFIX
 from stackmodels.sealing import (
@@ -301,6 +306,13 @@ def audit_statements(args: BackupJobRoleArgs) -> list[dict[str, Any]]:
     ]
 
 
+def run_prefixes(store: str) -> list[str]:
+    """Where a store's backup runs coordinate and record themselves in the vault, beside its
+    data prefix: its lease (``leases/backup/<store>/``, drkit.lease) and its catalog
+    (``catalog/<store>/``, drkit.catalog)."""
+    return [f"{LEASE_PREFIX}backup/{store}/", f"{CATALOG_PREFIX}{store}/"]
+
+
 def isolated_statements(
     args: BackupJobRoleArgs, bucket_arn: str | None, key_arn: str | None, region: str | None
 ) -> list[dict[str, Any]]:
@@ -310,10 +322,14 @@ def isolated_statements(
         return []
     statements: list[dict[str, Any]] = [
         {
+            # Its objects and its catalog entries (create-only: no read, no list there).
             "Sid": "IsolatedVaultCreateOwnPrefix",
             "Effect": "Allow",
             "Action": "s3:PutObject",
-            "Resource": f"{bucket_arn}/{args.prefix}*",
+            "Resource": [
+                f"{bucket_arn}/{args.prefix}*",
+                f"{bucket_arn}/{CATALOG_PREFIX}{args.store}/*",
+            ],
         },
         {
             "Sid": "IsolatedVaultKeyThroughS3",
@@ -352,6 +368,7 @@ def job_policy(
     isolated: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     own = f"{vault_arn}/{args.prefix}*"
+    runs = [f"{vault_arn}/{prefix}*" for prefix in run_prefixes(args.store)]
     audit = [args.audit_bucket_arn] if args.audit_bucket_arn else []
     keys = f"arn:{args.partition}:kms:{args.region}:{args.account_id}:key/*"
     sealing: list[dict[str, Any]] = []
@@ -383,11 +400,33 @@ def job_policy(
                 "Resource": own,
             },
             {
+                # The previous backup's manifest, which an incremental (Kafka) continues from.
+                "Sid": "ReadOwnPrefix",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": own,
+            },
+            {
+                # The store's lease (one run at a time) and its catalog entries and day
+                # checkpoints: create and read, never delete (drkit.lease, drkit.catalog).
+                "Sid": "LeaseAndCatalogOwnStore",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:PutObjectRetention"],
+                "Resource": runs,
+            },
+            {
                 "Sid": "ListOwnPrefix",
                 "Effect": "Allow",
                 "Action": "s3:ListBucket",
                 "Resource": vault_arn,
-                "Condition": {"StringLike": {"s3:prefix": [f"{args.prefix}*"]}},
+                "Condition": {
+                    "StringLike": {
+                        "s3:prefix": [
+                            f"{args.prefix}*",
+                            *(f"{p}*" for p in run_prefixes(args.store)),
+                        ]
+                    }
+                },
             },
             {
                 "Sid": "FindUploadsOfKilledRuns",
@@ -404,7 +443,9 @@ def job_policy(
                     "StringEquals": {"kms:ViaService": f"s3.{args.region}.amazonaws.com"},
                     # S3 Bucket Keys (the vault's setting) use the bucket ARN as the context;
                     # without them it is the object ARN, which must be under the own prefix.
-                    "StringLike": {"kms:EncryptionContext:aws:s3:arn": [vault_arn, own, *audit]},
+                    "StringLike": {
+                        "kms:EncryptionContext:aws:s3:arn": [vault_arn, own, *runs, *audit]
+                    },
                 },
             },
             *sealing,

@@ -314,11 +314,14 @@ class Catalog:
 
     # --- writing (create-only) ---------------------------------------------------------------
 
-    def add(self, entry: CatalogEntry) -> bool:
-        """Write ``entry``'s object, then its day's checkpoint; False when the entry was already
-        there (nothing is ever replaced)."""
+    def add(self, entry: CatalogEntry, checkpoint: bool = True) -> bool:
+        """Write ``entry``'s object, then (``checkpoint``) its day's checkpoint; False when the
+        entry was already there (nothing is ever replaced). Without the checkpoint (a writer that
+        may not read the catalog back) the entry is still listed, from its own object."""
         if not self._create(entry_key(entry.store, entry.backup_id), entry.model_dump_json()):
             return False
+        if not checkpoint:
+            return True
         day = _day_of(entry.backup_id)
         listing = self.days(entry.store, day, day).get(day, DayListing())
         entries = {e.backup_id: e for e in self._read_days(entry.store, {day: listing})}
@@ -335,9 +338,9 @@ class Catalog:
         body = "".join(e.model_dump_json() + "\n" for e in ordered)
         return self._create(checkpoint_key(store, ordered[-1].backup_id), body)
 
-    def record(self, manifest: Manifest) -> bool:
+    def record(self, manifest: Manifest, checkpoint: bool = True) -> bool:
         """Add a committed backup."""
-        return self.add(CatalogEntry.of(manifest))
+        return self.add(CatalogEntry.of(manifest), checkpoint)
 
     def mark_verified(self, entry: CatalogEntry, at: datetime) -> CatalogEntry:
         """Record a successful check of ``entry`` (a new record; the entry is never rewritten)."""

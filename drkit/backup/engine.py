@@ -498,10 +498,13 @@ def _record_in_catalogs(
 ) -> None:
     """The catalog is derived from the manifests: a failure here is logged, never fatal.
 
-    The run still holds the store's lease: its day checkpoint follows the previous run's."""
+    The run still holds the store's lease: its day checkpoint follows the previous run's. In the
+    isolated vault the writer may only create (no list, no read: its bucket policy), so the run
+    writes its entry alone there; a listing reads entries no checkpoint covers one by one."""
     for target in committed:
         try:
-            Catalog(target, destinations.encryption_of(target)).record(manifest)
+            catalog = Catalog(target, destinations.encryption_of(target))
+            catalog.record(manifest, checkpoint=target is not destinations.isolated)
         except (ObjectStoreError, ValueError) as error:
             log.warning(
                 "catalog of %s not updated (rebuild it from the manifests): %s", target.name, error

@@ -77,7 +77,7 @@ def isolated_copy(ctx: OpsContext, manifest: Manifest) -> dict[str, Any]:
 
 
 def test_a_backup_lands_in_three_places_the_third_under_the_isolated_key(
-    project_isolated: Path,
+    project_isolated: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     ctx = context(project_isolated)
     isolated = ctx.outputs.isolated_vault
@@ -99,6 +99,12 @@ def test_a_backup_lands_in_three_places_the_third_under_the_isolated_key(
     assert all(ctx.vault().exists(key) and mirror.exists(key) for key in heads)
     entry = Catalog(ctx.isolated_reader()).read_entry("trading-db", manifest.backup_id)
     assert entry is not None and entry.size == manifest.size
+    # The writer may not list or read there (the local account refuses it, as the bucket policy
+    # does): the entry is written alone, with no read of the day, so no catalog warning.
+    assert "not updated" not in caplog.text
+    day = manifest.started_at.date()
+    listed = Catalog(ctx.isolated_reader()).store_entries("trading-db", day, day)
+    assert manifest.backup_id in {e.backup_id for e in listed}
 
 
 def test_a_restore_from_the_isolated_vault_round_trips_with_the_prod_copy_hidden(

@@ -397,7 +397,7 @@ def test_the_check_cli_reads_the_vault_stack(
     """``python -m policy check --stack vault``: the vault's floors, clean, then a widening."""
     import io
 
-    records = as_resource_records(vault_run)
+    records = copy.deepcopy(as_resource_records(vault_run))  # the run is shared: never mutated
     path = tmp_path / "vault.json"
     path.write_text(json.dumps(records))
     out = io.StringIO()

@@ -431,12 +431,26 @@ def test_role_may_write_only_its_own_prefix(jobs: StackRun) -> None:
                     "s3:ListBucket",
                     "s3:ListBucketMultipartUploads",
                 }
+            elif resources == [f"{vault}/leases/backup/{store}/*", f"{vault}/catalog/{store}/*"]:
+                # its lease and its catalog: created and read, never deleted
+                assert set(_actions(statement)) == {
+                    "s3:GetObject",
+                    "s3:PutObject",
+                    "s3:PutObjectRetention",
+                }
             else:
                 assert resources == [own], statement
         listing = found["ListOwnPrefix"]
         assert listing["Condition"] == {
-            "StringLike": {"s3:prefix": [f"{settings.data_class}/{store}/*"]}
+            "StringLike": {
+                "s3:prefix": [
+                    f"{settings.data_class}/{store}/*",
+                    f"leases/backup/{store}/*",
+                    f"catalog/{store}/*",
+                ]
+            }
         }
+        assert _actions(found["ReadOwnPrefix"]) == ["s3:GetObject"]
         assert set(_actions(found["WriteOwnPrefix"])) == {
             "s3:PutObject",
             "s3:PutObjectRetention",
@@ -445,10 +459,13 @@ def test_role_may_write_only_its_own_prefix(jobs: StackRun) -> None:
         }
         actions = {a for s in allowed for a in _actions(s)}
         risky = {a for a in actions if "Delete" in a or "Bypass" in a or "Get" in a}
+        # It reads back only its own objects, lease and catalog (a Kafka chain's previous
+        # manifest, the run's coordination): tested above by resource.
+        risky -= {"s3:GetObject"} if not exports else set()
         if exports:
             # ElastiCache writes the export to the staging bucket; the job reads it from there
             # (into the vault and mirror) and deletes it, and deletes its own ElastiCache
-            # snapshot: never a vault object, never reads the vault.
+            # snapshot: never a vault object.
             assert risky == {
                 "s3:GetObject",
                 "s3:DeleteObject",
@@ -478,6 +495,8 @@ def test_role_uses_the_vault_key_through_s3_only_and_its_metric_namespace(jobs: 
             "kms:EncryptionContext:aws:s3:arn": [
                 vault_arn(jobs),
                 f"{vault_arn(jobs)}/{settings.data_class}/{store}/*",
+                f"{vault_arn(jobs)}/leases/backup/{store}/*",
+                f"{vault_arn(jobs)}/catalog/{store}/*",
                 audit_arn(jobs),
             ]
         }

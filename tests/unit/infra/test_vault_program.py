@@ -306,7 +306,10 @@ def test_prod_and_dr_export_the_isolated_vault_and_grant_create_only(
                 "Sid": "IsolatedVaultCreateOwnPrefix",
                 "Effect": "Allow",
                 "Action": "s3:PutObject",
-                "Resource": f"{VAULT_ARN}/{data_class}/{store}/*",
+                "Resource": [
+                    f"{VAULT_ARN}/{data_class}/{store}/*",
+                    f"{VAULT_ARN}/catalog/{store}/*",
+                ],
             },
             "IsolatedVaultKeyThroughS3": {
                 "Sid": "IsolatedVaultKeyThroughS3",

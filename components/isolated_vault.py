@@ -25,7 +25,10 @@ locked bucket. The production accounts get exactly this, by the bucket and key p
   retention, legal holds, governance bypass, the policy, the lifecycle, Object Lock, versioning,
   encryption, replication, ACLs and ownership, whatever another statement allows;
 - the reader role, in the vault account, may be assumed by the named roles of the dr account
-  (``aws:PrincipalArn``) and may list, read and decrypt (through S3), nothing else.
+  (``aws:PrincipalArn``) and may list, read and decrypt (through S3); its one write is the lease
+  of a restore from this vault (``leases/restore/``: create-only generations, the bucket's
+  default lock, no lock headers, the key through S3), so a restore after an account compromise
+  needs nothing of the production account. Every other put and every delete is denied to it.
 
 The trust is by account and ``aws:PrincipalArn`` condition, not by role ARN as principal: the
 production roles need not exist when the vault stack is created, and a role deleted and recreated
@@ -95,7 +98,10 @@ READER_OBJECT_ACTIONS = [
     "s3:GetObjectVersion",
 ]
 READER_BUCKET_ACTIONS = ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketVersions"]
-READER_KEY_ACTIONS = ["kms:Decrypt", "kms:DescribeKey"]
+READER_KEY_ACTIONS = ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"]
+"""Through S3 only: reading objects back, and sealing the restore leases it creates."""
+RESTORE_LEASES = "leases/restore/"
+"""Where a restore from this vault holds its target's lease (``drkit.ops.run``)."""
 WRITER_WRAP_ACTIONS = ["kms:Encrypt"]
 """Directly (not through S3), only for a Kubernetes Secrets data key of the writer's prefixes."""
 READER_OPEN_ACTIONS = ["kms:Decrypt"]
@@ -323,10 +329,24 @@ def reader_policy(vault_arn: str, key_arn: str, region: str) -> dict[str, Any]:
                 "Condition": {"StringEquals": secrets_purpose()},
             },
             {
-                "Sid": "NeverWritesOrDeletes",
+                "Sid": "HoldsRestoreLeases",
+                "Effect": "Allow",
+                "Action": "s3:PutObject",
+                "Resource": f"{vault_arn}/{RESTORE_LEASES}*",
+            },
+            {
+                "Sid": "NeverDeletes",
                 "Effect": "Deny",
-                "Action": ["s3:Delete*", "s3:Put*", "s3:BypassGovernanceRetention"],
+                "Action": ["s3:Delete*", "s3:BypassGovernanceRetention"],
                 "Resource": [vault_arn, f"{vault_arn}/*"],
+            },
+            {
+                # Every put but a restore lease's object (no retention, legal hold, ACL, tagging
+                # or bucket setting there either: only s3:PutObject is allowed above).
+                "Sid": "NeverWritesButRestoreLeases",
+                "Effect": "Deny",
+                "Action": "s3:Put*",
+                "NotResource": f"{vault_arn}/{RESTORE_LEASES}*",
             },
         ]
     )

@@ -122,11 +122,13 @@ class Lease:
         ttl: timedelta,
         encryption: Encryption,
         now: Callable[[], datetime],
+        locked: bool = True,
     ) -> None:
         self.vault = vault
         self.record = record
         self.ttl = ttl
         self._encryption = encryption
+        self._locked = locked
         self._now = now
         self.lost: str | None = None
         self._stop = threading.Event()
@@ -145,7 +147,7 @@ class Lease:
     def renew(self) -> None:
         record = _next(self.record, self._now(), self.ttl)
         try:
-            _create(self.vault, record, self._encryption)
+            _create(self.vault, record, self._encryption, self._locked)
         except ObjectExists:
             taken = current(self.vault, self.record.scope)
             self.lost = f"taken over: {taken.describe() if taken else 'by another run'}"
@@ -161,7 +163,7 @@ class Lease:
             return
         record = _next(self.record, self._now(), timedelta(0), released=True)
         try:
-            _create(self.vault, record, self._encryption)
+            _create(self.vault, record, self._encryption, self._locked)
         except ObjectStoreError as error:  # it expires on its own
             log.warning(
                 "lease on %s not released (it expires at %s): %s",
@@ -198,11 +200,20 @@ def _next(
     )
 
 
-def _create(vault: ObjectStore, record: LeaseRecord, encryption: Encryption) -> None:
-    lock = Encryption(
-        kms_key_id=encryption.kms_key_id,
-        lock_mode="GOVERNANCE",
-        lock_until=record.expiry + LOCK_MARGIN,
+def _create(
+    vault: ObjectStore, record: LeaseRecord, encryption: Encryption, locked: bool = True
+) -> None:
+    """One generation, create-only; locked GOVERNANCE a margin past its expiry, unless
+    ``locked`` is False (a store whose bucket default lock applies and that refuses lock headers
+    from this caller: the isolated vault)."""
+    lock = (
+        Encryption(
+            kms_key_id=encryption.kms_key_id,
+            lock_mode="GOVERNANCE",
+            lock_until=record.expiry + LOCK_MARGIN,
+        )
+        if locked
+        else Encryption(kms_key_id=encryption.kms_key_id)
     )
     body = json.dumps(asdict(record), indent=1).encode()
     vault.put_bytes(_key(record.scope, record.generation), body, lock)
@@ -262,9 +273,11 @@ def acquire(
     wait: timedelta = timedelta(0),
     poll: float = 2.0,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    locked: bool = True,
 ) -> Lease:
     """Take the lease on ``scope`` or raise ``LeaseHeld`` naming who holds it and until when;
-    with ``wait``, poll until it is free or ``wait`` has passed."""
+    with ``wait``, poll until it is free or ``wait`` has passed. ``locked``: each generation
+    carries its own GOVERNANCE lock (see ``_create``)."""
     encryption = encryption or Encryption()
     deadline = time.monotonic() + wait.total_seconds()
     holder = holder_id()
@@ -287,7 +300,7 @@ def acquire(
                 process=process_identity(os.getpid()) or "",
             )
             try:
-                _create(vault, record, encryption)
+                _create(vault, record, encryption, locked)
             except ObjectExists:
                 continue  # another run created this generation first: read it
             if dead:
@@ -301,7 +314,7 @@ def acquire(
                 )
             elif found is not None and not found.released and found.owner != owner:
                 log.warning("took over the expired lease on %s: %s", scope, found.describe())
-            return Lease(vault, record, ttl, encryption, now)
+            return Lease(vault, record, ttl, encryption, now, locked)
         assert found is not None
         if time.monotonic() >= deadline:
             waited = f" after waiting {wait.total_seconds():.0f}s" if wait else ""

@@ -17,6 +17,12 @@
   ``policy.isolated``). And KMS refuses a disabled key (``DisabledException``) or one pending
   deletion (``KMSInvalidStateException``) for every cryptographic operation; moto uses it
   anyway. Here ``Encrypt``, ``Decrypt`` and ``GenerateDataKey`` refuse it, as KMS does.
+- **SSE-KMS writes under an unusable key.** S3 asks KMS for a data key on every SSE-KMS write and
+  fails it when the key is disabled or pending deletion (``KMS.DisabledException``,
+  ``KMS.KMSInvalidStateException``); moto's S3 never calls KMS. Here a PutObject or
+  CreateMultipartUpload naming a key ARN of this server's accounts is refused the same way
+  (``patch_s3_kms``): a vault whose key an attacker disabled takes no write, the lease of a
+  restore included.
 - **S3 replication status.** AWS reports ``x-amz-replication-status`` on HEAD and GET: PENDING then
   COMPLETED on a replicated bucket's objects, REPLICA on their copies. moto does not replicate; the
   local stack's copier (``drkit.local.regions.VaultCopier``) does, and notes each copied key in
@@ -384,9 +390,42 @@ def guard_isolated(account: str) -> None:
     DomainDispatcherApplication.__call__ = guarded  # type: ignore[method-assign]
 
 
+def patch_s3_kms() -> None:
+    """SSE-KMS writes refused under a disabled key, or one pending deletion (module docstring)."""
+    from moto.kms import models as kms
+    from moto.s3.exceptions import S3ClientError
+    from moto.s3.models import S3Backend
+
+    def usable(kms_key_id: str | None) -> None:
+        found = re.fullmatch(r"arn:aws[a-z-]*:kms:([a-z0-9-]+):(\d{12}):key/(.+)", kms_key_id or "")
+        if found is None:
+            return  # an alias or a bare id: not what the vault's writers send
+        region, account, key_id = found.groups()
+        key = kms.kms_backends[account][region].keys.get(key_id)
+        if key is None or key.key_state == "Enabled":
+            return
+        code = "DisabledException" if key.key_state == "Disabled" else "KMSInvalidStateException"
+        raise S3ClientError(f"KMS.{code}", f"{kms_key_id} is {key.key_state.lower()}.")
+
+    put, create = S3Backend.put_object, S3Backend.create_multipart_upload
+
+    def put_object(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("multipart") is None:  # a completion was checked at its creation
+            usable(kwargs.get("kms_key_id"))
+        return put(self, *args, **kwargs)
+
+    def create_multipart_upload(self: Any, *args: Any, **kwargs: Any) -> Any:
+        usable(kwargs.get("kms_key_id", args[7] if len(args) > 7 else None))
+        return create(self, *args, **kwargs)
+
+    S3Backend.put_object = put_object  # type: ignore[method-assign]
+    S3Backend.create_multipart_upload = create_multipart_upload  # type: ignore[method-assign]
+
+
 def main(argv: list[str]) -> None:
     patch_kms()
     patch_multipart_lock()
+    patch_s3_kms()
     isolated = os.environ.get(ISOLATED_ACCOUNT_ENV)
     if isolated:
         guard_isolated(isolated)

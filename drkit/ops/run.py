@@ -131,15 +131,21 @@ def _target_lease(ctx: OpsContext, plan: Plan, options: RunOptions, run_id: str)
     ):
         yield
         return
-    # The isolated vault's reader role only reads: a restore from it holds its lease in the
-    # stack's own vault.
-    source = object_store(ctx, "vault" if source_name == "isolated" else str(source_name))
+    # From the isolated vault, the lease is held there too, through its reader role (which may
+    # create under leases/restore/ only): a restore after an account compromise must not need
+    # anything of the production account, whose vault key the attacker may have disabled.
+    # The bucket's default lock applies there; the reader may send no lock headers.
+    source = object_store(ctx, str(source_name))
+    isolated = ctx.outputs.isolated_vault if source_name == "isolated" else None
     with held(
         source,
         scope_slug(f"restore/{target}"),
         owner=run_id,
         purpose=f"{plan.name} into {target} (run {run_id})",
-        encryption=Encryption(kms_key_id=ctx.outputs.vault_key_arn),
+        encryption=Encryption(
+            kms_key_id=isolated.kms_key_arn if isolated else ctx.outputs.vault_key_arn
+        ),
+        locked=isolated is None,
     ):
         yield
 

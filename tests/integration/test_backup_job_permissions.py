@@ -5,7 +5,8 @@ AWS at its first request (the lease) or lose its catalog without failing. This t
 backups as the CronJob runs them (``drkit.backups.take_backup``) against the local vault, records
 each S3 request from botocore, and evaluates it against the job role's policy exactly as
 ``components.backup_iam.job_policy`` writes it for that store: action, resource and the
-``s3:prefix`` condition, an explicit Deny winning (``tests/iam_policy.py``).
+``s3:prefix`` condition, an explicit Deny winning (``tests/iam_policy.py``). The same for the
+isolated vault's reader role during a restore from it (``reader_policy``).
 """
 
 from __future__ import annotations
@@ -19,10 +20,21 @@ import pytest
 from botocore.client import BaseClient
 
 from components.backup_iam import BackupJobRoleArgs, job_policy
+from components.isolated_vault import reader_policy
 from drkit.backups import BackupRequest, take_backup
 from drkit.context import OpsContext
+from drkit.ops.executor import Status
+from drkit.ops.restore_postgres import RestorePostgresRequest, build_plan
+from drkit.ops.verbs import RestoreEnv
 from tests.iam_policy import S3Request, allowed, s3_requests
-from tests.integration.ops_helpers import create_topics, produce, unique_topics
+from tests.integration.ops_helpers import (
+    context,
+    create_topics,
+    database_backup,
+    produce,
+    run,
+    unique_topics,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -152,3 +164,28 @@ def test_the_policy_evaluation_refuses_what_the_role_was_not_given() -> None:
     ]
     for request in denied:
         assert not allowed(policy, request), request
+
+
+def test_a_restore_from_the_isolated_vault_makes_only_requests_its_reader_role_allows(
+    project_isolated: Path, recorded: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """The reader role lists, reads and holds the restore's lease there, nothing else
+    (``components.isolated_vault.reader_policy``), and its lease really is there."""
+    ctx = context(project_isolated)
+    isolated = ctx.outputs.isolated_vault
+    assert isolated is not None
+    database_backup(ctx)
+    recorded.clear()  # the restore's requests only
+    request = RestorePostgresRequest(target_database="from_isolated_iam", source="isolated")
+    plan, _ = build_plan(ctx, request, RestoreEnv(project_isolated))
+    report, out = run(ctx, project_isolated, plan, yes=True)
+    assert report.status is Status.SUCCEEDED, out
+    vault_arn = f"arn:aws:s3:::{isolated.bucket.name}"
+    policy = reader_policy(vault_arn, isolated.kms_key_arn, isolated.bucket.region)
+    requests = [r for operation, params in recorded for r in s3_requests(operation, params)]
+    mine = [r for r in requests if r.bucket == isolated.bucket.name]
+    denied = [r for r in mine if not allowed(policy, r)]
+    assert denied == [], "\n".join(str(r) for r in denied)
+    writes = {r.key for r in mine if r.action == "s3:PutObject"}
+    assert writes and all(str(k).startswith("leases/restore/") for k in writes)
+    assert {r.action for r in mine} >= {"s3:GetObject", "s3:ListBucket", "s3:PutObject"}

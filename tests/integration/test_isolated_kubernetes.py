@@ -35,6 +35,7 @@ from drkit.ops.run import RunOptions, run_plan
 from drkit.ops.verbs import RestoreEnv
 from drkit.recovery import RecoveryError
 from drkit.seed.kubernetes import SeededNamespace, seed_namespace
+from drkit.storage.objectstore import Encryption, ObjectStoreError
 from stackmodels import StackOutputs
 from tests.integration.kubernetes_fixture import kubernetes_api
 
@@ -117,6 +118,17 @@ def test_secrets_restore_from_the_isolated_copy_with_prods_key_disabled(
             ctx, project_isolated, RestoreK8sRequest(namespace_to=target, source="isolated")
         )
         assert report.status is Status.SUCCEEDED, out
+        # The production vault takes no write under its disabled key (S3 refuses an SSE-KMS
+        # write whose key KMS refuses), so the restore held its target's lease in the isolated
+        # vault, through the reader role: taken, then released.
+        with pytest.raises(ObjectStoreError, match="DisabledException"):
+            ctx.vault().put_bytes(
+                f"leases/probe/{uuid.uuid4().hex}.json",
+                b"{}",
+                Encryption(kms_key_id=ctx.outputs.vault_key_arn),
+            )
+        leases = s3.list_objects_v2(Bucket=isolated.bucket.name, Prefix="leases/restore/")
+        assert leases.get("KeyCount", 0) >= 2, leases
     finally:
         prod_kms.enable_key(KeyId=prod_key)
     diff = compare_states(before, namespace_state(api, target), seeded.namespace, target)

@@ -163,7 +163,9 @@ def test_the_key_lets_writers_only_generate_data_keys_and_the_reader_decrypt(
     assert reader["Principal"] == {
         "AWS": f"arn:aws:iam::{VAULT_ACCOUNT}:role/aipx-isolated-vault-reader"
     }
-    assert reader["Action"] == ["kms:Decrypt", "kms:DescribeKey"]
+    # through S3 only: reads, and the restore leases it seals (leases/restore/)
+    assert reader["Action"] == ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"]
+    assert reader["Condition"] == {"StringEquals": {"kms:ViaService": "s3.us-east-2.amazonaws.com"}}
     # The Secrets data key of a Kubernetes backup: the writers wrap it (Encrypt only, that
     # purpose, their own prefixes), the reader opens it (Decrypt, that purpose): the isolated
     # copy's Secrets open without the production key.
@@ -219,7 +221,27 @@ def test_the_reader_role_trusts_only_the_dr_operators_and_only_reads(vault: Stac
     assert policy["OpenSecretsKeys"]["Condition"] == {
         "StringEquals": {"kms:EncryptionContext:drkit:purpose": "kubernetes-secrets"}
     }
-    assert policy["NeverWritesOrDeletes"]["Effect"] == "Deny"
+    # Its one write: the lease of a restore from this vault; every other put and every delete
+    # is denied.
+    assert policy["HoldsRestoreLeases"] == {
+        "Sid": "HoldsRestoreLeases",
+        "Effect": "Allow",
+        "Action": "s3:PutObject",
+        "Resource": f"{VAULT_ARN}/leases/restore/*",
+    }
+    assert policy["NeverWritesButRestoreLeases"]["Effect"] == "Deny"
+    assert policy["NeverWritesButRestoreLeases"]["Action"] == "s3:Put*"
+    assert policy["NeverWritesButRestoreLeases"]["NotResource"] == f"{VAULT_ARN}/leases/restore/*"
+    assert policy["NeverDeletes"]["Effect"] == "Deny"
+    assert set(policy["NeverDeletes"]["Action"]) == {"s3:Delete*", "s3:BypassGovernanceRetention"}
+    allowed = {sid for sid, s in policy.items() if s["Effect"] == "Allow"}
+    assert allowed == {
+        "ListVault",
+        "ReadBackups",
+        "DecryptThroughS3",
+        "OpenSecretsKeys",
+        "HoldsRestoreLeases",
+    }
 
 
 def test_access_logs_and_an_audit_trail_into_a_locked_bucket(vault: StackRun) -> None:

@@ -8,8 +8,9 @@ S3 client, the mirror's GCS client, the isolated vault as the backup writer reac
   may), then a delete marker over every key still there; Object Lock COMPLIANCE refuses the
   versions it protects, and each refusal is recorded;
 - the mirror: every object deleted; its locked retention policy refuses the young ones;
-- the isolated vault: every version deleted, a bulk delete, an overwrite, a retention shortened,
-  the bucket policy, lock rule and bucket itself; the vault account refuses each, recorded.
+- the isolated vault: a listing, then (aimed at the prod vault's keys, which the isolated copies
+  share) every key deleted, a bulk delete, an overwrite, a retention shortened, the bucket
+  policy, lock rule and bucket itself; the vault account refuses each, recorded.
 
 The servers are then treated as lost too (the account is not trusted): every store is restored into
 new servers from the isolated vault, read through its reader role, at one common recovery point,
@@ -121,11 +122,21 @@ def empty_gcs(copy: str, bucket: Any) -> list[Attempt]:
     return [Attempt(copy, "delete every object", made, refused, code, example[:200])]
 
 
-def attack_isolated(copy: str, client: Any, bucket: str) -> list[Attempt]:
+def attack_isolated(copy: str, client: Any, bucket: str, known_keys: list[str]) -> list[Attempt]:
     """Every destructive request the prod credentials can send to the isolated vault; each one
-    is expected to be refused (a ``made`` count above 0 fails the scenario)."""
-    versions = list(_versions(client, bucket))
+    is expected to be refused (a ``made`` count above 0 fails the scenario). First a listing,
+    which the vault refuses too (its bucket policy grants the writers creates only); the
+    attacker then aims at ``known_keys``, the prod vault's keys, which the isolated copies share
+    (a delete by key, with no version id)."""
     attempts: list[Attempt] = []
+    listing = "list every object version"
+    try:
+        versions = list(_versions(client, bucket))
+        attempts.append(Attempt(copy, listing, 1, 0, "", ""))
+    except (ClientError, BotoCoreError) as error:
+        example = f"ListObjectVersions: {error}"
+        attempts.append(Attempt(copy, listing, 0, 1, _code(error), example[:200]))
+        versions = [{"Key": key} for key in known_keys]
 
     def each(action: str, calls: list[tuple[str, Callable[[], Any]]]) -> None:
         made = refused = 0
@@ -240,11 +251,12 @@ def account_compromise(world: DrillWorld) -> ScenarioResult:
             for store in stores:
                 _pause_backups(world, store)
             vault = ctx.vault()
+            known = sorted({v["Key"] for v in _versions(vault.client, vault.bucket)})
             attempts = empty_s3(vault.name, vault.client, vault.bucket)
             mirror = ctx.mirror()
             if mirror is not None:
                 attempts += empty_gcs(mirror.name, mirror.bucket)
-            attempts += attack_isolated(isolated.name, isolated.client, isolated.bucket)
+            attempts += attack_isolated(isolated.name, isolated.client, isolated.bucket, known)
         # The RTO runs from when the attacker is done (the writers were stopped before it: no
         # write falls inside the attack), not through the attacker's own requests.
         disaster_at = datetime.now(UTC)

@@ -110,8 +110,9 @@ def test_small_drill_plays_every_scenario_and_reports_consistent_figures(tmp_pat
     assert any("refused (AccessDenied" in line for line in vault), lines
     # the mirror's locked retention refuses every delete of a young object
     assert mirror and all(": 0 made" in line and ", 0 refused" not in line for line in mirror)
-    # the isolated vault: nothing made, each of the 5 kinds of attempt refused
-    assert len(isolated) == 5, lines
+    # the isolated vault: nothing made, each of the 6 kinds of attempt refused, the listing first
+    assert len(isolated) == 6, lines
+    assert "list every object version: 0 made, 1 refused (AccessDenied" in isolated[0], lines
     assert all(": 0 made" in line and ", 0 refused" not in line for line in isolated), lines
     lanes = {phase["lane"] for phase in body["timeline"]}
     stores = {"trading-db", "event-stream", "session-cache", "app-state"}

@@ -14,6 +14,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -238,6 +239,8 @@ def test_dry_run_prints_the_real_ids_and_creates_nothing(
 ) -> None:
     ctx, source = source_world(aws_emulator)
     at = cluster(aws_emulator, source.id)["EarliestRestorableTime"] + timedelta(seconds=0.5)
+    # A time in the past: a run right after the cluster's creation would ask for the future.
+    time.sleep(max(0.0, (at - datetime.now(UTC)).total_seconds()) + 0.05)
     target = f"{source.id}-dry"
     request = RestoreAuroraRequest(
         at=at.isoformat(), target_cluster=target, instance_class="db.r7g.2xlarge", **FAST
